@@ -1,0 +1,447 @@
+/**
+ * VoidRail message kinds, header schemas and the limits they enforce.
+ *
+ * A VoidRail message is a multipart ZeroMQ message: protocol id, kind, JSON header and (for some
+ * kinds) an opaque JSON payload. This module says which kinds exist, which side may receive each
+ * one, and what a valid header looks like; `codec.ts` turns frames into checked messages and back.
+ * docs/PROTOCOL.md is the normative description; keep the two in step.
+ */
+import * as v from "valibot";
+
+/** Frame 0 of every message. Bumped ("VRP2") only for a change old peers cannot parse. */
+export const PROTOCOL_ID = "VRP1";
+
+/** The protocol revision this implementation speaks inside VRP1; sent in HELLO and WELCOME. */
+export const PROTOCOL_VERSION = 1;
+
+/**
+ * Bounds every receiver enforces. Lengths of strings are in UTF-16 code units (JavaScript
+ * `string.length`); every name-like field is ASCII, where that equals bytes.
+ */
+export const Limits = {
+  /** Largest header frame (frame 2) in bytes for every kind but HELLO. */
+  MAX_HEADER_BYTES: 64 * 1024,
+  /** Largest HELLO header in bytes: a dealer's registration carries every method's JSON Schema. */
+  MAX_HELLO_HEADER_BYTES: 1024 * 1024,
+  /** Longest service name, and longest method name on either side of the dot. */
+  MAX_NAME_LENGTH: 128,
+  /** Longest `instanceId` and `dealerId`. */
+  MAX_ID_LENGTH: 128,
+  /** Longest API key. */
+  MAX_API_KEY_LENGTH: 512,
+  /** Longest method description. */
+  MAX_DESCRIPTION_LENGTH: 4096,
+  /** Longest ERROR message; `errorToWire` truncates to this. */
+  MAX_ERROR_MESSAGE_LENGTH: 4096,
+  /** Longest remote stack carried in REMOTE_ERROR data; `errorToWire` truncates to this. */
+  MAX_ERROR_STACK_LENGTH: 8192,
+  /** Largest ERROR `data` once encoded, in bytes; `errorToWire` replaces larger data. */
+  MAX_ERROR_DATA_BYTES: 16 * 1024,
+  /** Most methods one dealer may register. */
+  MAX_METHODS: 1024,
+  /** Deepest nesting of free-form JSON in headers (`params`, `metadata`, ERROR `data`). */
+  MAX_JSON_DEPTH: 32,
+  /** Largest `timeoutMs`, `deadlineMs` and heartbeat value: the largest delay a JS timer takes. */
+  MAX_DURATION_MS: 2_147_483_647,
+  /** Largest `credit` and CREDIT `n`. */
+  MAX_CREDIT: 2_147_483_647,
+  /** Largest `maxConcurrent`. */
+  MAX_CONCURRENT: 65_535,
+  /** Largest protocol revision a HELLO may announce. */
+  MAX_VERSION: 65_535,
+  /** Longest kind name (frame 1). */
+  MAX_KIND_LENGTH: 16,
+} as const;
+
+/** Every message kind. Frame 1 carries the name as ASCII. */
+export const Kind = {
+  /** Peer → router: first message on a connection; authenticates and, for dealers, registers. */
+  HELLO: "HELLO",
+  /** Router → peer: HELLO accepted. */
+  WELCOME: "WELCOME",
+  /** Client → router, router → dealer: call a method. Payload: JSON array of arguments. */
+  REQUEST: "REQUEST",
+  /** Dealer → router → client: the value of a unary call (or an INFO answer). Payload: JSON. */
+  RESULT: "RESULT",
+  /** Dealer → router → client: one item of a stream. Payload: JSON. */
+  CHUNK: "CHUNK",
+  /** Dealer → router → client: a stream finished normally. */
+  END: "END",
+  /** Any direction but client → router: a request (or, without id, the connection) failed. */
+  ERROR: "ERROR",
+  /** Client → router, router → dealer: abandon a request. */
+  CANCEL: "CANCEL",
+  /** Client → router, router → dealer: the client can take `n` more chunks of a stream. */
+  CREDIT: "CREDIT",
+  /** Client → router: ask for monitoring data; answered by RESULT. */
+  INFO: "INFO",
+  /** Dealer → router: stop sending me new work. */
+  DRAIN: "DRAIN",
+  /** Dealer → router: unregister me. */
+  BYE: "BYE",
+} as const;
+export type Kind = (typeof Kind)[keyof typeof Kind];
+
+/** Every kind name, in declaration order. */
+export const KINDS: readonly Kind[] = Object.values(Kind);
+
+/** Kinds whose message has a fourth frame: the JSON payload the router forwards without parsing. */
+export const PAYLOAD_KINDS = [Kind.REQUEST, Kind.RESULT, Kind.CHUNK] as const;
+export type PayloadKind = (typeof PAYLOAD_KINDS)[number];
+
+/** The side that receives (and so decodes) a message; headers of the same kind differ per side. */
+export const Receiver = { ROUTER: "router", DEALER: "dealer", CLIENT: "client" } as const;
+export type Receiver = (typeof Receiver)[keyof typeof Receiver];
+
+/** What a peer declares itself to be in HELLO. One role per connection. */
+export const Role = { CLIENT: "client", DEALER: "dealer" } as const;
+export type Role = (typeof Role)[keyof typeof Role];
+
+/** What INFO may ask for; the answer shapes are in `monitoring.ts`. */
+export const InfoTopic = { SERVICES: "services", CLUSTERS: "clusters", ROUTER: "router", QUEUES: "queues" } as const;
+export type InfoTopic = (typeof InfoTopic)[keyof typeof InfoTopic];
+
+// ---------------------------------------------------------------------------------------------
+// Field schemas
+
+/** Service names and each half of a method name: an ASCII identifier. */
+export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+/** Full method names: `Service.method`. */
+export const METHOD_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}\.[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+/** `instanceId`, `dealerId`: printable ASCII without spaces. */
+export const ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
+/** API keys: printable ASCII without spaces. */
+export const API_KEY_PATTERN = /^[\x21-\x7e]{1,512}$/;
+/** Error codes: upper-case ASCII words joined by underscores; open set, see `ErrorCode`. */
+export const ERROR_CODE_PATTERN = /^[A-Z][A-Z0-9_]{0,63}$/;
+
+/**
+ * Request ids are non-negative safe integers, chosen by the client per connection and by the
+ * router per dispatch. A counter is all a sender needs, numbers make cheap map keys, and there is
+ * no length, charset or `"1"`-versus-`1` question to answer.
+ */
+export const RequestIdSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+export type RequestId = v.InferOutput<typeof RequestIdSchema>;
+
+const ServiceNameSchema = v.pipe(v.string(), v.maxLength(Limits.MAX_NAME_LENGTH), v.regex(NAME_PATTERN));
+export const MethodNameSchema = v.pipe(
+  v.string(),
+  v.maxLength(2 * Limits.MAX_NAME_LENGTH + 1),
+  v.regex(METHOD_NAME_PATTERN, "Invalid method name: expected Service.method"),
+);
+const IdStringSchema = v.pipe(v.string(), v.maxLength(Limits.MAX_ID_LENGTH), v.regex(ID_PATTERN));
+// Custom messages: valibot's defaults quote the received value, which would put keys in logs.
+const ApiKeySchema = v.pipe(
+  v.string("Invalid API key: expected a string"),
+  v.maxLength(Limits.MAX_API_KEY_LENGTH, `Invalid API key: longer than ${Limits.MAX_API_KEY_LENGTH} characters`),
+  v.regex(API_KEY_PATTERN, "Invalid API key: expected printable ASCII without spaces"),
+);
+const VersionSchema = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(Limits.MAX_VERSION));
+const DurationMsSchema = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Limits.MAX_DURATION_MS));
+const PositiveDurationMsSchema = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(Limits.MAX_DURATION_MS));
+const CreditSchema = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Limits.MAX_CREDIT));
+const CountSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+
+/**
+ * True when `value` nests objects and arrays no deeper than `maxDepth` (a scalar is depth 0,
+ * `[]` and `{}` are depth 1). Iterative, so hostile nesting cannot overflow the stack.
+ */
+export function isWithinJsonDepth(value: unknown, maxDepth: number): boolean {
+  if (value === null || typeof value !== "object") return true;
+  const pending: unknown[] = [value];
+  const depths: number[] = [1];
+  while (pending.length > 0) {
+    const node = pending.pop() as object;
+    const depth = depths.pop() as number;
+    if (depth > maxDepth) return false;
+    const children = Array.isArray(node) ? node : Object.values(node);
+    for (const child of children) {
+      if (child !== null && typeof child === "object") {
+        pending.push(child);
+        depths.push(depth + 1);
+      }
+    }
+  }
+  return true;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** Any JSON value nested at most `maxDepth` deep. */
+export function jsonValueSchema(maxDepth: number = Limits.MAX_JSON_DEPTH) {
+  return v.custom<unknown>(
+    (value) => isWithinJsonDepth(value, maxDepth),
+    `Invalid JSON value: nested deeper than ${maxDepth}`,
+  );
+}
+
+/** A JSON object (not an array) nested at most `maxDepth` deep. */
+export function jsonObjectSchema(maxDepth: number = Limits.MAX_JSON_DEPTH) {
+  return v.pipe(
+    v.custom<Record<string, unknown>>(isPlainObject, "Invalid type: expected a JSON object"),
+    v.check((value) => isWithinJsonDepth(value, maxDepth), `Invalid JSON object: nested deeper than ${maxDepth}`),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header schemas. Objects are non-strict: unknown fields are dropped, so later revisions of VRP1
+// can add optional fields without breaking older receivers.
+
+/** What a dealer says about one method when it registers. */
+export const MethodInfoSchema = v.object({
+  /** Human-readable description (from the method's TSDoc or options). */
+  description: v.optional(v.pipe(v.string(), v.maxLength(Limits.MAX_DESCRIPTION_LENGTH))),
+  /** JSON Schema of the argument list, if the dealer has one. */
+  params: v.optional(jsonObjectSchema()),
+  /** True when the method streams (CHUNK…END) instead of returning one RESULT. */
+  stream: v.boolean(),
+  /** Free-form JSON object shown by discovery. */
+  metadata: v.optional(jsonObjectSchema(16)),
+});
+export type MethodInfo = v.InferOutput<typeof MethodInfoSchema>;
+
+const MethodsSchema = v.pipe(
+  v.record(MethodNameSchema, MethodInfoSchema),
+  v.check((methods) => {
+    const count = Object.keys(methods).length;
+    return count >= 1 && count <= Limits.MAX_METHODS;
+  }, `Invalid methods: expected 1 to ${Limits.MAX_METHODS} entries`),
+);
+
+export const ClientHelloHeaderSchema = v.object({
+  role: v.literal(Role.CLIENT),
+  version: VersionSchema,
+  apiKey: v.optional(ApiKeySchema),
+});
+export type ClientHelloHeader = v.InferOutput<typeof ClientHelloHeaderSchema>;
+
+export const DealerHelloHeaderSchema = v.object({
+  role: v.literal(Role.DEALER),
+  version: VersionSchema,
+  apiKey: v.optional(ApiKeySchema),
+  /** Service (class) name; every key of `methods` starts with `${service}.`. */
+  service: ServiceNameSchema,
+  /** Dealer-chosen label for this instance (host, pid…); shown in monitoring. */
+  instanceId: v.optional(IdStringSchema),
+  /** How many requests this dealer runs at once; the router never exceeds it. */
+  maxConcurrent: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(Limits.MAX_CONCURRENT)),
+  methods: MethodsSchema,
+});
+export type DealerHelloHeader = v.InferOutput<typeof DealerHelloHeaderSchema>;
+
+export const HelloHeaderSchema = v.pipe(
+  v.variant("role", [ClientHelloHeaderSchema, DealerHelloHeaderSchema]),
+  v.check(
+    (hello) => hello.role !== Role.DEALER || Object.keys(hello.methods).every((name) => name.startsWith(`${hello.service}.`)),
+    "Invalid methods: every method name must start with the service name and a dot",
+  ),
+);
+export type HelloHeader = v.InferOutput<typeof HelloHeaderSchema>;
+
+export const ClientWelcomeHeaderSchema = v.object({
+  role: v.literal(Role.CLIENT),
+  /** The revision both sides now speak: min(peer's HELLO version, router's). */
+  version: VersionSchema,
+  /** How often the router sends ZMTP PING; 0 = it does not. */
+  heartbeatIntervalMs: DurationMsSchema,
+  /** Silence after which the router drops the connection; 0 = never. */
+  heartbeatTimeoutMs: DurationMsSchema,
+});
+export type ClientWelcomeHeader = v.InferOutput<typeof ClientWelcomeHeaderSchema>;
+
+export const DealerWelcomeHeaderSchema = v.object({
+  role: v.literal(Role.DEALER),
+  version: VersionSchema,
+  /** Router-assigned id of this dealer instance, as shown in monitoring. */
+  dealerId: IdStringSchema,
+  heartbeatIntervalMs: DurationMsSchema,
+  heartbeatTimeoutMs: DurationMsSchema,
+});
+export type DealerWelcomeHeader = v.InferOutput<typeof DealerWelcomeHeaderSchema>;
+
+export const WelcomeHeaderSchema = v.variant("role", [ClientWelcomeHeaderSchema, DealerWelcomeHeaderSchema]);
+export type WelcomeHeader = v.InferOutput<typeof WelcomeHeaderSchema>;
+
+/** REQUEST as a client sends it to the router. */
+export const ClientRequestHeaderSchema = v.object({
+  id: RequestIdSchema,
+  method: MethodNameSchema,
+  /** Ask for a stream (CHUNK…END); must match the method's registration. Default false. */
+  stream: v.optional(v.boolean()),
+  /** Give up after this long, queueing included; absent = the router's default (if any). */
+  timeoutMs: v.optional(PositiveDurationMsSchema),
+  /** If no dealer offers the method yet, queue instead of failing NO_SUCH_METHOD. Default false. */
+  waitForDealer: v.optional(v.boolean()),
+  /** Safe to run twice: the router may retry it on another dealer if its dealer is lost. */
+  idempotent: v.optional(v.boolean()),
+  /** Streams: chunks the client can take before its first CREDIT; absent = no flow control. */
+  credit: v.optional(CreditSchema),
+});
+export type ClientRequestHeader = v.InferOutput<typeof ClientRequestHeaderSchema>;
+
+/** REQUEST as the router dispatches it to a dealer (ids are the router's). */
+export const DealerRequestHeaderSchema = v.object({
+  id: RequestIdSchema,
+  method: MethodNameSchema,
+  stream: v.optional(v.boolean()),
+  credit: v.optional(CreditSchema),
+  /** Time left (ms, relative: clocks differ) before the router gives up on this request. */
+  deadlineMs: v.optional(PositiveDurationMsSchema),
+});
+export type DealerRequestHeader = v.InferOutput<typeof DealerRequestHeaderSchema>;
+
+export const ResultHeaderSchema = v.object({ id: RequestIdSchema });
+export type ResultHeader = v.InferOutput<typeof ResultHeaderSchema>;
+
+export const ChunkHeaderSchema = v.object({
+  id: RequestIdSchema,
+  /** 0 for the first chunk of a request, then +1 per chunk. */
+  seq: CountSchema,
+});
+export type ChunkHeader = v.InferOutput<typeof ChunkHeaderSchema>;
+
+export const EndHeaderSchema = v.object({
+  id: RequestIdSchema,
+  /** Chunks sent for this request (last seq + 1). */
+  count: CountSchema,
+});
+export type EndHeader = v.InferOutput<typeof EndHeaderSchema>;
+
+export const ErrorHeaderSchema = v.object({
+  /** The failed request; absent when the error concerns the connection (HELLO, bad frames). */
+  id: v.optional(RequestIdSchema),
+  code: v.pipe(v.string(), v.maxLength(64), v.regex(ERROR_CODE_PATTERN)),
+  message: v.pipe(v.string(), v.maxLength(Limits.MAX_ERROR_MESSAGE_LENGTH)),
+  data: v.optional(jsonValueSchema()),
+});
+export type ErrorHeader = v.InferOutput<typeof ErrorHeaderSchema>;
+
+export const CancelHeaderSchema = v.object({ id: RequestIdSchema });
+export type CancelHeader = v.InferOutput<typeof CancelHeaderSchema>;
+
+export const CreditHeaderSchema = v.object({
+  id: RequestIdSchema,
+  n: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(Limits.MAX_CREDIT)),
+});
+export type CreditHeader = v.InferOutput<typeof CreditHeaderSchema>;
+
+export const InfoHeaderSchema = v.object({
+  id: RequestIdSchema,
+  topic: v.picklist(Object.values(InfoTopic)),
+});
+export type InfoHeader = v.InferOutput<typeof InfoHeaderSchema>;
+
+export const DrainHeaderSchema = v.object({});
+export type DrainHeader = v.InferOutput<typeof DrainHeaderSchema>;
+
+export const ByeHeaderSchema = v.object({});
+export type ByeHeader = v.InferOutput<typeof ByeHeaderSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Which kinds each side receives, and with which header
+
+/** Messages the router receives, from clients and dealers alike. */
+export interface RouterInbound {
+  HELLO: HelloHeader;
+  REQUEST: ClientRequestHeader;
+  CANCEL: CancelHeader;
+  CREDIT: CreditHeader;
+  INFO: InfoHeader;
+  RESULT: ResultHeader;
+  CHUNK: ChunkHeader;
+  END: EndHeader;
+  ERROR: ErrorHeader;
+  DRAIN: DrainHeader;
+  BYE: ByeHeader;
+}
+
+/** Messages a dealer (service) receives from the router. */
+export interface DealerInbound {
+  WELCOME: DealerWelcomeHeader;
+  REQUEST: DealerRequestHeader;
+  CANCEL: CancelHeader;
+  CREDIT: CreditHeader;
+  ERROR: ErrorHeader;
+}
+
+/** Messages a client receives from the router. */
+export interface ClientInbound {
+  WELCOME: ClientWelcomeHeader;
+  RESULT: ResultHeader;
+  CHUNK: ChunkHeader;
+  END: EndHeader;
+  ERROR: ErrorHeader;
+}
+
+export interface InboundByReceiver {
+  router: RouterInbound;
+  dealer: DealerInbound;
+  client: ClientInbound;
+}
+
+/** A decoded message: kind, header and, for payload kinds, the raw payload frame. */
+export type MessageOf<M> = {
+  [K in keyof M & Kind]: K extends PayloadKind
+    ? { kind: K; header: M[K]; payload: Uint8Array }
+    : { kind: K; header: M[K]; payload?: undefined };
+}[keyof M & Kind];
+
+export type RouterMessage = MessageOf<RouterInbound>;
+export type DealerMessage = MessageOf<DealerInbound>;
+export type ClientMessage = MessageOf<ClientInbound>;
+export type InboundMessage<R extends Receiver> = MessageOf<InboundByReceiver[R]>;
+
+/** The header a sender may write for `K`: the union of what every receiver of `K` accepts. */
+export type HeaderOf<K extends Kind> = {
+  [R in Receiver]: K extends keyof InboundByReceiver[R] ? InboundByReceiver[R][K] : never;
+}[Receiver];
+
+/** How one receiver checks one kind. */
+export interface KindRule {
+  readonly kind: Kind;
+  readonly schema: v.GenericSchema<unknown, unknown>;
+  readonly hasPayload: boolean;
+  readonly maxHeaderBytes: number;
+}
+
+function rule(kind: Kind, schema: v.GenericSchema<unknown, unknown>): KindRule {
+  return {
+    kind,
+    schema,
+    hasPayload: (PAYLOAD_KINDS as readonly Kind[]).includes(kind),
+    maxHeaderBytes: kind === Kind.HELLO ? Limits.MAX_HELLO_HEADER_BYTES : Limits.MAX_HEADER_BYTES,
+  };
+}
+
+/** Per receiver, the rule for every kind it accepts. Kinds missing here are UNEXPECTED_KIND. */
+export const RULES: Readonly<Record<Receiver, ReadonlyMap<Kind, KindRule>>> = {
+  router: new Map([
+    [Kind.HELLO, rule(Kind.HELLO, HelloHeaderSchema)],
+    [Kind.REQUEST, rule(Kind.REQUEST, ClientRequestHeaderSchema)],
+    [Kind.CANCEL, rule(Kind.CANCEL, CancelHeaderSchema)],
+    [Kind.CREDIT, rule(Kind.CREDIT, CreditHeaderSchema)],
+    [Kind.INFO, rule(Kind.INFO, InfoHeaderSchema)],
+    [Kind.RESULT, rule(Kind.RESULT, ResultHeaderSchema)],
+    [Kind.CHUNK, rule(Kind.CHUNK, ChunkHeaderSchema)],
+    [Kind.END, rule(Kind.END, EndHeaderSchema)],
+    [Kind.ERROR, rule(Kind.ERROR, ErrorHeaderSchema)],
+    [Kind.DRAIN, rule(Kind.DRAIN, DrainHeaderSchema)],
+    [Kind.BYE, rule(Kind.BYE, ByeHeaderSchema)],
+  ]),
+  dealer: new Map([
+    [Kind.WELCOME, rule(Kind.WELCOME, DealerWelcomeHeaderSchema)],
+    [Kind.REQUEST, rule(Kind.REQUEST, DealerRequestHeaderSchema)],
+    [Kind.CANCEL, rule(Kind.CANCEL, CancelHeaderSchema)],
+    [Kind.CREDIT, rule(Kind.CREDIT, CreditHeaderSchema)],
+    [Kind.ERROR, rule(Kind.ERROR, ErrorHeaderSchema)],
+  ]),
+  client: new Map([
+    [Kind.WELCOME, rule(Kind.WELCOME, ClientWelcomeHeaderSchema)],
+    [Kind.RESULT, rule(Kind.RESULT, ResultHeaderSchema)],
+    [Kind.CHUNK, rule(Kind.CHUNK, ChunkHeaderSchema)],
+    [Kind.END, rule(Kind.END, EndHeaderSchema)],
+    [Kind.ERROR, rule(Kind.ERROR, ErrorHeaderSchema)],
+  ]),
+};

@@ -1,0 +1,117 @@
+/**
+ * Shapes of the INFO answers (the RESULT payload for each `InfoTopic`), as valibot schemas so a
+ * client can check what it receives: `decodeJson(msg.payload, RouterInfoSchema)`.
+ * docs/PROTOCOL.md "Monitoring payloads" is the normative description.
+ *
+ * Objects are non-strict: a router may add fields, and older clients drop them.
+ */
+import * as v from "valibot";
+import { MethodInfoSchema } from "./messages.ts";
+
+/** Dispatch strategies a router reports in `RouterInfo.mode`. Other values may appear later. */
+export const RouterMode = { FIFO: "fifo", LOAD_BALANCE: "load-balance" } as const;
+export type RouterMode = (typeof RouterMode)[keyof typeof RouterMode];
+
+/** What a dealer is doing, in `DealerInfo.state`. */
+export const DealerState = {
+  /** Registered, nothing in flight. */
+  IDLE: "idle",
+  /** Some requests in flight, slots free. */
+  BUSY: "busy",
+  /** Every slot (`maxConcurrent`) taken. */
+  FULL: "full",
+  /** Sent DRAIN: finishing its work, gets no new requests. */
+  DRAINING: "draining",
+} as const;
+export type DealerState = (typeof DealerState)[keyof typeof DealerState];
+
+const Count = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+
+/** topic "services": one entry per method any registered dealer offers, keyed `Service.method`. */
+export const ServicesInfoSchema = v.record(
+  v.string(),
+  v.object({
+    ...MethodInfoSchema.entries,
+    /** How many registered dealers offer the method. */
+    instances: Count,
+  }),
+);
+export type ServicesInfo = v.InferOutput<typeof ServicesInfoSchema>;
+
+/** One registered dealer instance. */
+export const DealerInfoSchema = v.object({
+  /** Router-assigned dealer id (WELCOME `dealerId`). */
+  id: v.string(),
+  service: v.string(),
+  /** The dealer's own label from HELLO, if it sent one. */
+  instanceId: v.optional(v.string()),
+  /** Full names of the methods it registered. */
+  methods: v.array(v.string()),
+  state: v.picklist(Object.values(DealerState)),
+  /** Requests in flight on it now. */
+  load: Count,
+  maxConcurrent: Count,
+  counts: v.object({
+    /** Requests sent to it since it registered. */
+    dispatched: Count,
+    /** Requests it finished with RESULT or END. */
+    succeeded: Count,
+    /** Requests it finished with ERROR (cancellations included). */
+    failed: Count,
+  }),
+  /** When the router last heard anything from it (ISO 8601, UTC). */
+  lastHeartbeat: v.string(),
+});
+export type DealerInfo = v.InferOutput<typeof DealerInfoSchema>;
+
+/** topic "clusters": every registered dealer, ordered by id. */
+export const ClustersInfoSchema = v.array(DealerInfoSchema);
+export type ClustersInfo = v.InferOutput<typeof ClustersInfoSchema>;
+
+/** topic "router": the router's own state and counters. */
+export const RouterInfoSchema = v.object({
+  /** Dispatch strategy, `RouterMode`. */
+  mode: v.string(),
+  /** The endpoint it is bound to, e.g. `tcp://0.0.0.0:5555`. */
+  address: v.string(),
+  uptimeSeconds: v.pipe(v.number(), v.minValue(0)),
+  /** Registered dealers, draining ones included (= busyDealers + idleDealers). */
+  activeDealers: Count,
+  /** Registered dealers with at least one request in flight. */
+  busyDealers: Count,
+  /** Registered dealers with nothing in flight. */
+  idleDealers: Count,
+  /** Requests accepted since start. */
+  totalRequests: Count,
+  /** Terminal replies (RESULT, END, ERROR with id) sent to clients since start. */
+  totalResponses: Count,
+  /** Requests waiting for a dealer now. */
+  queuedRequests: Count,
+  /** Requests running on a dealer now. */
+  inProgressRequests: Count,
+  requireDealerAuth: v.boolean(),
+  requireClientAuth: v.boolean(),
+});
+export type RouterInfo = v.InferOutput<typeof RouterInfoSchema>;
+
+/** topic "queues": one entry per method that is registered or has waiting requests. */
+export const QueuesInfoSchema = v.record(
+  v.string(),
+  v.object({
+    /** Requests waiting for a dealer. */
+    queueLength: Count,
+    /** Dealers offering the method with a free slot (draining ones excluded). */
+    availableServices: Count,
+    /** Dealers offering the method with no free slot (draining ones excluded). */
+    busyServices: Count,
+  }),
+);
+export type QueuesInfo = v.InferOutput<typeof QueuesInfoSchema>;
+
+/** The schema of the answer to each INFO topic. */
+export const InfoResultSchemas = {
+  services: ServicesInfoSchema,
+  clusters: ClustersInfoSchema,
+  router: RouterInfoSchema,
+  queues: QueuesInfoSchema,
+} as const;

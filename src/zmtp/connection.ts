@@ -1,0 +1,422 @@
+/**
+ * One ZMTP connection to one peer: greeting, mechanism handshake, message framing, heartbeats,
+ * write batching and backpressure. It knows nothing about routing; its owner (a socket) does.
+ */
+import { Buffer } from "node:buffer";
+import {
+  type Command,
+  Decoder,
+  encodeErrorCommand,
+  encodeGreeting,
+  encodePing,
+  encodeCommand,
+  FrameFlag,
+  type Greeting,
+  parseCommand,
+  parseErrorCommand,
+  parsePing,
+  writeFrameHeader,
+} from "./codec.ts";
+import { ZmtpError, ZmtpErrorCode, ZmtpProtocolError } from "./errors.ts";
+import type { Mechanism, MechanismSession } from "./mechanism.ts";
+import type { StreamHandlers, TransportStream } from "./transport.ts";
+
+export type SocketType = "DEALER" | "ROUTER";
+
+/** Which peer socket types each of ours may talk to (RFC 28 and RFC 37 "Socket type compatibility"). */
+const COMPATIBLE_PEERS: Record<SocketType, readonly string[]> = {
+  DEALER: ["DEALER", "ROUTER", "REP"],
+  ROUTER: ["DEALER", "REQ", "ROUTER"],
+};
+
+export interface ConnectionOptions {
+  socketType: SocketType;
+  /** Announced as the Identity property; empty for none. */
+  routingId: Buffer;
+  mechanism: Mechanism;
+  /** Largest message (all frames together) accepted from the peer; -1 for no limit. */
+  maxMessageSize: number;
+  handshakeIntervalMs: number;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  heartbeatTimeToLiveMs: number;
+  /** Messages that may wait for the kernel before the connection stops being writable; 0 for no limit. */
+  sendHighWaterMark: number;
+}
+
+export interface ConnectionOwner {
+  onReady(connection: Connection): void;
+  onMessage(connection: Connection, frames: Buffer[]): void;
+  /** The connection went from full to able to take more messages. */
+  onWritable(connection: Connection): void;
+  /** Called exactly once. `reason` is undefined for an orderly close by either side. */
+  onClose(connection: Connection, reason: ZmtpError | undefined, wasReady: boolean): void;
+}
+
+/** Write batches start at this size; a batch holds every small frame encoded in one tick. */
+const BATCH_BUFFER_SIZE = 64 * 1024;
+/** Bodies above this are written by reference instead of being copied into the batch. */
+const COPY_LIMIT = 16 * 1024;
+
+const enum State {
+  Greeting,
+  Handshake,
+  Ready,
+  Closed,
+}
+
+export class Connection {
+  /** The peer's Identity property (empty when it set none). Valid once ready. */
+  peerRoutingId: Buffer = Buffer.alloc(0);
+  peerSocketType = "";
+  /** Free slot for the owning socket's per-peer state. */
+  owned: unknown = undefined;
+  readonly handlers: StreamHandlers;
+
+  private state = State.Greeting;
+  private readonly decoder: Decoder;
+  private session: MechanismSession | null = null;
+  private peerMinorVersion = 1;
+  private incoming: Buffer[] = [];
+  private incomingSize = 0;
+
+  private batch: Buffer = Buffer.allocUnsafe(BATCH_BUFFER_SIZE);
+  private batchStart = 0;
+  private batchEnd = 0;
+  private sealed: Buffer[] = [];
+  private flushScheduled = false;
+  private blocked = false;
+  private queuedMessages = 0;
+  private wasFull = false;
+  private readingPaused = false;
+
+  private lastReceivedAt = Date.now();
+  private handshakeTimer: ReturnType<typeof setTimeout> | undefined;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private peerTimeToLiveMs = 0;
+
+  constructor(
+    private readonly stream: TransportStream,
+    private readonly options: ConnectionOptions,
+    private readonly owner: ConnectionOwner,
+    /** The endpoint this connection belongs to, for events and logs. */
+    readonly endpoint: string,
+  ) {
+    this.decoder = new Decoder({ maxFrameSize: options.maxMessageSize });
+    this.handlers = {
+      data: (chunk) => this.onData(chunk),
+      drain: () => this.onDrain(),
+      close: (error) => this.onTransportClose(error),
+    };
+  }
+
+  get remoteAddress(): string {
+    return this.stream.remoteAddress;
+  }
+
+  get isReady(): boolean {
+    return this.state === State.Ready;
+  }
+
+  // A method, not an inline comparison: handlers called above may close us mid-loop.
+  private isClosed(): boolean {
+    return this.state === State.Closed;
+  }
+
+  /** True while the peer can take another message without passing the send high-water mark. */
+  get writable(): boolean {
+    return this.state === State.Ready && (this.options.sendHighWaterMark <= 0 || this.queuedMessages < this.options.sendHighWaterMark);
+  }
+
+  /** Sends our greeting and arms the handshake deadline. */
+  start(): void {
+    this.writeRaw(encodeGreeting(this.options.mechanism.name, this.options.mechanism.asServer));
+    if (this.options.handshakeIntervalMs > 0) {
+      this.handshakeTimer = setTimeout(() => {
+        this.fail(new ZmtpProtocolError(`handshake not completed within ${this.options.handshakeIntervalMs} ms`, ZmtpErrorCode.HANDSHAKE_TIMEOUT));
+      }, this.options.handshakeIntervalMs);
+      unref(this.handshakeTimer);
+    }
+    this.flushSoon();
+  }
+
+  /** Queues one multipart message; it is written with everything else sent in this tick. */
+  send(frames: readonly (Uint8Array | string)[]): void {
+    if (this.state === State.Closed) return;
+    const last = frames.length - 1;
+    for (let i = 0; i <= last; i++) this.appendFrame(frames[i], i < last ? FrameFlag.MORE : 0);
+    this.queuedMessages++;
+    if (!this.writable) this.wasFull = true;
+    this.flushSoon();
+  }
+
+  pauseReading(): void {
+    if (this.readingPaused || this.state === State.Closed) return;
+    this.readingPaused = true;
+    this.stream.pause();
+  }
+
+  resumeReading(): void {
+    if (!this.readingPaused || this.state === State.Closed) return;
+    this.readingPaused = false;
+    this.stream.resume();
+  }
+
+  /**
+   * Closes the connection. With `graceful`, what is queued is written first (linger); otherwise
+   * the transport is torn down at once. `reason` reaches the owner's onClose.
+   */
+  close(reason?: ZmtpError, graceful = true): void {
+    if (this.state === State.Closed) return;
+    const wasReady = this.state === State.Ready;
+    this.state = State.Closed;
+    this.clearTimers();
+    if (graceful) {
+      // Linger: hand everything queued to the transport, which writes it before ending.
+      this.seal();
+      for (const chunk of this.sealed) this.stream.write(chunk);
+      this.sealed = [];
+      this.stream.end();
+    } else {
+      this.stream.destroy();
+    }
+    this.owner.onClose(this, reason, wasReady);
+  }
+
+  private fail(reason: ZmtpError): void {
+    if (this.state === State.Closed) return;
+    // Tell the peer why where the protocol allows it (after greetings), then close.
+    if (this.state !== State.Greeting && reason.code !== ZmtpErrorCode.CONNECTION_RESET) {
+      this.appendFrame(encodeErrorCommand(reason.message), FrameFlag.COMMAND);
+    }
+    this.close(reason, true);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state === State.Closed) return;
+    this.lastReceivedAt = Date.now();
+    try {
+      this.decoder.push(chunk);
+      for (;;) {
+        const item = this.decoder.next();
+        if (item === undefined) break;
+        if (item.kind === "greeting") this.onGreeting(item.greeting);
+        else if (item.frame.command) this.onCommand(parseCommand(item.frame.body));
+        else this.onFrame(item.frame.body, item.frame.more);
+        if (this.isClosed()) return;
+      }
+    } catch (error) {
+      this.fail(error instanceof ZmtpError ? error : new ZmtpProtocolError(`decoder failure: ${(error as Error).message}`));
+    }
+  }
+
+  private onGreeting(greeting: Greeting): void {
+    if (greeting.mechanism !== this.options.mechanism.name) {
+      throw new ZmtpProtocolError(`peer uses the ${greeting.mechanism} mechanism; this socket uses ${this.options.mechanism.name}`);
+    }
+    // A peer announcing a later 3.x (or a future major) speaks 3.1 to us; 3.0 has no PING/PONG.
+    this.peerMinorVersion = greeting.major > 3 ? 1 : greeting.minor;
+    this.state = State.Handshake;
+    this.session = this.options.mechanism.createSession({
+      "Socket-Type": this.options.socketType,
+      Identity: this.options.routingId,
+    });
+    for (const command of this.session.start()) this.appendFrame(command, FrameFlag.COMMAND);
+    this.flushSoon();
+  }
+
+  private onCommand(command: Command): void {
+    if (this.state === State.Greeting) throw new ZmtpProtocolError("command before greeting");
+    if (this.state === State.Handshake) {
+      const result = this.session!.onCommand(command);
+      for (const reply of result.send) this.appendFrame(reply, FrameFlag.COMMAND);
+      if (result.peerMetadata) this.completeHandshake(result.peerMetadata);
+      this.flushSoon();
+      return;
+    }
+    switch (command.name) {
+      case "PING": {
+        const ping = parsePing(command.data);
+        if (ping.ttlDeciseconds > 0) this.watchPeerTimeToLive(ping.ttlDeciseconds * 100);
+        this.appendFrame(encodeCommand("PONG", ping.context), FrameFlag.COMMAND);
+        this.flushSoon();
+        return;
+      }
+      case "PONG":
+        return; // Any traffic counts as liveness; onData has already noted it.
+      case "ERROR":
+        throw new ZmtpProtocolError(`peer sent ERROR: ${parseErrorCommand(command.data)}`);
+      default:
+        // SUBSCRIBE/CANCEL and unknown commands mean nothing to DEALER/ROUTER: ignore, as libzmq does.
+        return;
+    }
+  }
+
+  private completeHandshake(metadata: Map<string, Buffer>): void {
+    const socketType = metadata.get("socket-type")?.toString("latin1") ?? "";
+    if (!COMPATIBLE_PEERS[this.options.socketType].includes(socketType)) {
+      throw new ZmtpProtocolError(`invalid socket type: ${this.options.socketType} cannot talk to "${socketType}"`, ZmtpErrorCode.INCOMPATIBLE_SOCKET);
+    }
+    this.peerSocketType = socketType;
+    this.peerRoutingId = Buffer.from(metadata.get("identity") ?? Buffer.alloc(0));
+    this.state = State.Ready;
+    this.session = null;
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = undefined;
+    if (this.options.heartbeatIntervalMs > 0 && this.peerMinorVersion >= 1) {
+      this.startHeartbeatTimer(this.options.heartbeatIntervalMs);
+    }
+    this.owner.onReady(this);
+  }
+
+  private onFrame(body: Buffer, more: boolean): void {
+    if (this.state !== State.Ready) throw new ZmtpProtocolError("message frame before the handshake completed");
+    this.incoming.push(body);
+    this.incomingSize += body.length;
+    if (this.options.maxMessageSize >= 0 && this.incomingSize > this.options.maxMessageSize) {
+      throw new ZmtpProtocolError(`message of over ${this.options.maxMessageSize} bytes exceeds maxMessageSize`, ZmtpErrorCode.MESSAGE_TOO_LARGE);
+    }
+    if (more) return;
+    const frames = this.incoming;
+    this.incoming = [];
+    this.incomingSize = 0;
+    this.owner.onMessage(this, frames);
+  }
+
+  private watchPeerTimeToLive(ttlMs: number): void {
+    this.peerTimeToLiveMs = ttlMs;
+    if (this.heartbeatTimer === undefined) this.startHeartbeatTimer(Math.max(10, Math.floor(ttlMs / 2)));
+  }
+
+  private startHeartbeatTimer(tickMs: number): void {
+    this.heartbeatTimer = setInterval(() => this.onHeartbeatTick(), tickMs);
+    unref(this.heartbeatTimer);
+  }
+
+  private onHeartbeatTick(): void {
+    const silentMs = Date.now() - this.lastReceivedAt;
+    if (this.peerTimeToLiveMs > 0 && silentMs > this.peerTimeToLiveMs) {
+      this.fail(new ZmtpProtocolError(`peer silent for ${silentMs} ms, past the TTL it asked for`, ZmtpErrorCode.HANDSHAKE_TIMEOUT));
+      return;
+    }
+    if (this.options.heartbeatIntervalMs <= 0 || this.peerMinorVersion < 1) return;
+    const timeoutMs = this.options.heartbeatTimeoutMs > 0 ? this.options.heartbeatTimeoutMs : this.options.heartbeatIntervalMs;
+    if (silentMs > timeoutMs + this.options.heartbeatIntervalMs) {
+      this.fail(new ZmtpProtocolError(`heartbeat timeout: peer silent for ${silentMs} ms`, ZmtpErrorCode.HANDSHAKE_TIMEOUT));
+      return;
+    }
+    this.appendFrame(encodePing(this.options.heartbeatTimeToLiveMs / 100), FrameFlag.COMMAND);
+    this.flushSoon();
+  }
+
+  private appendFrame(body: Uint8Array | string, flags: number): void {
+    const size = typeof body === "string" ? Buffer.byteLength(body) : body.length;
+    const copied = size <= COPY_LIMIT;
+    this.reserve(9 + (copied ? size : 0));
+    this.batchEnd = writeFrameHeader(this.batch, this.batchEnd, size, flags);
+    if (!copied) {
+      this.seal();
+      this.sealed.push(typeof body === "string" ? Buffer.from(body) : asBuffer(body));
+      return;
+    }
+    if (typeof body === "string") this.batchEnd += this.batch.write(body, this.batchEnd);
+    else {
+      this.batch.set(body, this.batchEnd);
+      this.batchEnd += size;
+    }
+  }
+
+  private writeRaw(bytes: Buffer): void {
+    this.seal();
+    this.sealed.push(bytes);
+  }
+
+  /** Makes room for `bytes` in the batch buffer, starting a new one when the current is full. */
+  private reserve(bytes: number): void {
+    if (this.batch.length - this.batchEnd >= bytes) return;
+    this.seal();
+    this.batch = Buffer.allocUnsafe(Math.max(BATCH_BUFFER_SIZE, bytes));
+    this.batchStart = 0;
+    this.batchEnd = 0;
+  }
+
+  /** Ends the current batch segment. Written regions are never reused: transports may hold them. */
+  private seal(): void {
+    if (this.batchEnd > this.batchStart) {
+      this.sealed.push(this.batch.subarray(this.batchStart, this.batchEnd));
+      this.batchStart = this.batchEnd;
+    }
+  }
+
+  // Flushing on setImmediate, not per message or per microtask, batches a whole tick of sends
+  // into one write: measured ~4x the throughput of per-microtask flushing.
+  private flushSoon(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      if (this.state !== State.Closed) this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.blocked) return;
+    this.seal();
+    const chunks = this.sealed;
+    if (chunks.length === 0) return;
+    this.sealed = [];
+    let accepted = true;
+    // The transport queues whatever it cannot write yet, in order, so write every chunk.
+    for (const chunk of chunks) accepted = this.stream.write(chunk) && accepted;
+    if (!accepted) {
+      this.blocked = true;
+      return;
+    }
+    this.onAllWritten();
+  }
+
+  private onDrain(): void {
+    this.blocked = false;
+    if (this.state === State.Closed) return;
+    if (this.sealed.length > 0 || this.batchEnd > this.batchStart) this.flush();
+    else this.onAllWritten();
+  }
+
+  private onAllWritten(): void {
+    this.queuedMessages = 0;
+    if (this.wasFull) {
+      this.wasFull = false;
+      this.owner.onWritable(this);
+    }
+  }
+
+  private onTransportClose(error?: Error): void {
+    if (this.state === State.Closed) return;
+    const reason = error ? new ZmtpError(ZmtpErrorCode.CONNECTION_RESET, `connection lost: ${error.message}`, { cause: error }) : undefined;
+    const wasReady = this.state === State.Ready;
+    const midHandshake = !wasReady;
+    this.state = State.Closed;
+    this.clearTimers();
+    this.owner.onClose(
+      this,
+      reason ?? (midHandshake ? new ZmtpProtocolError("peer closed the connection during the handshake", ZmtpErrorCode.CONNECTION_RESET) : undefined),
+      wasReady,
+    );
+  }
+
+  private clearTimers(): void {
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.handshakeTimer = undefined;
+    this.heartbeatTimer = undefined;
+  }
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Timers must not keep a process alive on their own; open sockets do that. */
+function unref(timer: ReturnType<typeof setTimeout>): void {
+  (timer as { unref?: () => void }).unref?.();
+}

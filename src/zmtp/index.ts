@@ -1,0 +1,10 @@
+/**
+ * `voidrail/zmtp`: ZeroMQ ROUTER and DEALER sockets in TypeScript (ZMTP 3.1, NULL mechanism),
+ * for Bun and Node ≥ 20, interoperable with libzmq. The API follows zeromq.js v6.
+ */
+export { Dealer, type DealerOptions } from "./dealer.ts";
+export { Router, type RouterOptions } from "./router.ts";
+export { type MessageLike, type SocketEventMap, SocketEvents, type SocketOptions } from "./socket.ts";
+export { ZmtpError, ZmtpErrorCode, ZmtpProtocolError } from "./errors.ts";
+export { type Mechanism, type MechanismSession, nullMechanism } from "./mechanism.ts";
+export { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";

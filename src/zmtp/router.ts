@@ -1,0 +1,175 @@
+/**
+ * ROUTER socket: every received message starts with the sender's routing id, and every sent
+ * message is routed by its first frame.
+ */
+import { Buffer } from "node:buffer";
+import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
+import { Queue } from "./queue.ts";
+import { type MessageLike, Peer, Socket, type SocketOptions, toFrames } from "./socket.ts";
+
+export interface RouterOptions extends SocketOptions {
+  /**
+   * Reject sends to an unknown or vanished peer with EHOSTUNREACH instead of dropping them
+   * silently [ZMQ_ROUTER_MANDATORY]. Default false.
+   */
+  mandatory?: boolean;
+  /**
+   * When a second peer claims a routing id in use, hand the id over to it and disconnect the
+   * first [ZMQ_ROUTER_HANDOVER]. Default false: the newcomer is refused and the first keeps it.
+   */
+  handover?: boolean;
+}
+
+interface PendingSend {
+  frames: (Buffer | string)[];
+  resolve(): void;
+  reject(error: Error): void;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+interface RouterPeerState {
+  waiting: Queue<PendingSend>;
+}
+
+const RESOLVED = Promise.resolve();
+
+/**
+ * A ZeroMQ ROUTER.
+ *
+ * Full peers: where libzmq silently drops a message to a peer past its send high-water mark,
+ * this Router makes send() wait until that peer has room (or `sendTimeout` passes: EAGAIN), so
+ * nothing is lost and a slow peer slows its sender. Only the sender to that peer waits; sends to
+ * other peers proceed. Use `sendTimeout: 0` to fail fast instead.
+ *
+ * @example
+ * const router = new Router();
+ * await router.bind("tcp://127.0.0.1:0");
+ * for await (const [id, ...frames] of router) await router.send([id, ...frames]);
+ */
+export class Router extends Socket {
+  protected readonly type = "ROUTER" as const;
+  private readonly mandatory: boolean;
+  private readonly handover: boolean;
+  private readonly byRoutingKey = new Map<string, Peer>();
+  private readonly peerStates = new WeakMap<Peer, RouterPeerState>();
+  // libzmq generates 5-byte ids: a zero byte, then a 32-bit counter from a random start.
+  private nextGeneratedId = (Math.random() * 0x1_0000_0000) >>> 0;
+
+  constructor(options: RouterOptions = {}) {
+    const { mandatory, handover, ...socketOptions } = options;
+    super(socketOptions);
+    this.mandatory = mandatory ?? false;
+    this.handover = handover ?? false;
+  }
+
+  /** Routing ids of the peers connected now. */
+  get routingIds(): Buffer[] {
+    return [...this.byRoutingKey.values()].map((peer) => peer.routingId);
+  }
+
+  /** Whether a peer with this routing id is connected. */
+  hasPeer(routingId: Uint8Array | string): boolean {
+    return this.byRoutingKey.has(keyOf(routingId));
+  }
+
+  /**
+   * Sends `[routingId, ...frames]` to the peer with that id. Resolves once queued for it.
+   * Unknown id: resolves (dropped) or, with `mandatory`, rejects with EHOSTUNREACH.
+   */
+  send(message: MessageLike): Promise<void> {
+    if (this.closed) return Promise.reject(new ZmtpError(ZmtpErrorCode.CLOSED, "socket closed"));
+    const frames = toFrames(message);
+    if (frames.length < 2) return Promise.reject(new TypeError("a Router message needs a routing id frame and at least one more"));
+    const id = frames.shift()!;
+    const peer = this.byRoutingKey.get(keyOf(id));
+    if (peer === undefined) return this.unroutable(id);
+    const state = this.peerStates.get(peer)!;
+    if (state.waiting.length === 0 && peer.connection.writable) {
+      peer.connection.send(frames);
+      return RESOLVED;
+    }
+    if (this.options.sendTimeout === 0) return Promise.reject(new ZmtpError(ZmtpErrorCode.AGAIN, "peer is at its send high-water mark"));
+    return new Promise((resolve, reject) => {
+      const pending: PendingSend = { frames, resolve, reject };
+      if (this.options.sendTimeout > 0) {
+        pending.timer = setTimeout(() => {
+          state.waiting.remove((p) => p === pending);
+          reject(new ZmtpError(ZmtpErrorCode.AGAIN, `peer still full after ${this.options.sendTimeout} ms`));
+        }, this.options.sendTimeout);
+      }
+      state.waiting.push(pending);
+    });
+  }
+
+  protected onPeerReady(peer: Peer): boolean {
+    if (peer.routingId.length === 0) {
+      const id = Buffer.alloc(5);
+      id.writeUInt32BE(this.nextGeneratedId, 1);
+      this.nextGeneratedId = (this.nextGeneratedId + 1) >>> 0;
+      peer.routingId = id;
+      peer.routingKey = id.toString("latin1");
+    }
+    const existing = this.byRoutingKey.get(peer.routingKey);
+    if (existing !== undefined) {
+      const reason = new ZmtpError(ZmtpErrorCode.PROTOCOL, `routing id ${peer.routingId.toString("hex")} is already in use`);
+      if (!this.handover) {
+        peer.connection.close(reason, false);
+        return false;
+      }
+      this.byRoutingKey.delete(existing.routingKey);
+      existing.connection.close(reason, false);
+    }
+    this.byRoutingKey.set(peer.routingKey, peer);
+    this.peerStates.set(peer, { waiting: new Queue() });
+    return true;
+  }
+
+  protected onPeerGone(peer: Peer): void {
+    if (this.byRoutingKey.get(peer.routingKey) === peer) this.byRoutingKey.delete(peer.routingKey);
+    const state = this.peerStates.get(peer);
+    if (state === undefined) return;
+    for (const pending of state.waiting.drain()) {
+      if (pending.timer) clearTimeout(pending.timer);
+      if (this.mandatory) pending.reject(new ZmtpError(ZmtpErrorCode.HOST_UNREACHABLE, "peer disconnected before the message could be sent"));
+      else pending.resolve();
+    }
+  }
+
+  protected onPeerWritable(peer: Peer): void {
+    const state = this.peerStates.get(peer);
+    if (state === undefined) return;
+    while (state.waiting.length > 0 && peer.connection.writable) {
+      const pending = state.waiting.shift()!;
+      if (pending.timer) clearTimeout(pending.timer);
+      peer.connection.send(pending.frames);
+      pending.resolve();
+    }
+  }
+
+  protected deliver(peer: Peer, frames: Buffer[]): Buffer[] {
+    frames.unshift(peer.routingId);
+    return frames;
+  }
+
+  protected onClosed(error: ZmtpError): void {
+    for (const peer of this.byRoutingKey.values()) {
+      const state = this.peerStates.get(peer);
+      for (const pending of state?.waiting.drain() ?? []) {
+        if (pending.timer) clearTimeout(pending.timer);
+        pending.reject(error);
+      }
+    }
+    this.byRoutingKey.clear();
+  }
+
+  private unroutable(id: Buffer | string): Promise<void> {
+    if (!this.mandatory) return RESOLVED;
+    const hex = Buffer.from(id as Buffer).toString("hex");
+    return Promise.reject(new ZmtpError(ZmtpErrorCode.HOST_UNREACHABLE, `no peer with routing id ${hex}`));
+  }
+}
+
+function keyOf(id: Uint8Array | string): string {
+  if (typeof id === "string") return Buffer.from(id).toString("latin1");
+  return (Buffer.isBuffer(id) ? id : Buffer.from(id.buffer, id.byteOffset, id.byteLength)).toString("latin1");
+}
