@@ -225,8 +225,11 @@ export const DealerHelloHeaderSchema = v.object({
   service: ServiceNameSchema,
   /** Dealer-chosen label for this instance (host, pid…); shown in monitoring. */
   instanceId: v.optional(IdStringSchema),
-  /** How many requests this dealer runs at once; the router never exceeds it. */
-  maxConcurrent: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(Limits.MAX_CONCURRENT)),
+  /**
+   * How many requests this dealer runs at once; the router never exceeds it. Absent: the
+   * router's mode decides (fifo: 1, load_balance: 100), as the seed's defaults do.
+   */
+  maxConcurrent: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(Limits.MAX_CONCURRENT))),
   methods: MethodsSchema,
 });
 export type DealerHelloHeader = v.InferOutput<typeof DealerHelloHeaderSchema>;

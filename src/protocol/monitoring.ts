@@ -9,7 +9,7 @@ import * as v from "valibot";
 import { MethodInfoSchema } from "./messages.ts";
 
 /** Dispatch strategies a router reports in `RouterInfo.mode`. Other values may appear later. */
-export const RouterMode = { FIFO: "fifo", LOAD_BALANCE: "load-balance" } as const;
+export const RouterMode = { FIFO: "fifo", LOAD_BALANCE: "load_balance" } as const;
 export type RouterMode = (typeof RouterMode)[keyof typeof RouterMode];
 
 /** What a dealer is doing, in `DealerInfo.state`. */

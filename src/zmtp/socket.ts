@@ -46,9 +46,27 @@ export interface SocketOptions {
   mechanism?: Mechanism;
   /** "bun" (Bun.listen/Bun.connect) or "node" (node:net). Default: bun under Bun, node elsewhere. */
   transport?: "bun" | "node";
+  /**
+   * A message sent first on every new connection, before anything queued [ZMQ_HELLO_MSG, a
+   * libzmq draft option]. A function is called per connection. Protocols that must introduce
+   * themselves again after a reconnect (VoidRail's HELLO) use this. Default: none.
+   */
+  helloMessage?: MessageLike | (() => MessageLike);
+  /**
+   * Where to log connections closed for a reason (protocol errors, timeouts, duplicate ids).
+   * Default: one line on stderr per event via console.warn; pass `null` for silence.
+   */
+  logger?: ZmtpLogger | null;
 }
 
-type ResolvedOptions = Required<Omit<SocketOptions, "routingId" | "transport">> & { routingId: Buffer };
+/** The one method the sockets log through; consola instances fit. */
+export interface ZmtpLogger {
+  warn(message: string): void;
+}
+
+const consoleLogger: ZmtpLogger = { warn: (message) => console.warn(`[zmtp] ${message}`) };
+
+type ResolvedOptions = Required<Omit<SocketOptions, "routingId" | "transport" | "logger" | "helloMessage">> & { routingId: Buffer };
 
 /** Events every socket emits; listeners get one object argument. */
 export interface SocketEventMap {
@@ -147,9 +165,13 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
   private readonly receiveWaiters = new Queue<ReceiveWaiter>();
   private closedFlag = false;
   private readonly owner: ConnectionOwner;
+  private readonly logger: ZmtpLogger | null;
+  private readonly helloMessage: SocketOptions["helloMessage"];
 
   constructor(options: SocketOptions = {}) {
-    const { routingId, transport, ...rest } = options;
+    const { routingId, transport, logger, helloMessage, ...rest } = options;
+    this.helloMessage = helloMessage;
+    this.logger = logger === undefined ? consoleLogger : logger;
     for (const [key, value] of Object.entries(rest)) {
       if (key !== "mechanism" && value !== undefined && (typeof value !== "number" || !Number.isFinite(value))) {
         throw new TypeError(`socket option ${key} must be a finite number`);
@@ -342,6 +364,9 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
     }
     const peer = new Peer(connection);
     connection.owned = peer;
+    if (this.helloMessage !== undefined) {
+      connection.send(toFrames(typeof this.helloMessage === "function" ? this.helloMessage() : this.helloMessage));
+    }
     if (!this.onPeerReady(peer)) {
       connection.owned = undefined;
       return;
@@ -383,6 +408,9 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
   private onConnectionClose(connection: Connection, reason: ZmtpError | undefined, wasReady: boolean): void {
     this.connections.delete(connection);
     const peer = connection.owned as Peer | undefined;
+    if (reason !== undefined && reason.code !== ZmtpErrorCode.CONNECTION_RESET) {
+      this.logger?.warn(`${this.type} ${connection.endpoint}: closed connection from ${connection.remoteAddress}: ${reason.message}`);
+    }
     if (wasReady && peer !== undefined) {
       peer.gone = true;
       // Messages already received from the peer stay readable: nothing that arrived is dropped.
