@@ -248,9 +248,9 @@ export class ServiceRouter {
     for (const job of [...this.running.values()]) this.finish(job, new ShuttingDownError("the router stopped before the request finished"));
     // Let the failure replies reach the transport before the sockets close.
     await new Promise((r) => setImmediate(r));
+    this.peers.clear();
     socket.close();
     this.socket = null;
-    this.peers.clear();
     this.dealersByMethod.clear();
     this.running.clear();
     this.log.info("router stopped");
@@ -412,7 +412,9 @@ export class ServiceRouter {
     }
     const lost = [...dealer.inFlight.values()];
     dealer.inFlight.clear();
-    this.log.warn(`dealer ${dealer.id} lost (${why}) with ${lost.length} request(s) in flight`);
+    const note = `dealer ${dealer.id} left (${why}) with ${lost.length} request(s) in flight`;
+    if (lost.length > 0) this.log.warn(note);
+    else this.log.info(note);
     for (const job of lost) {
       this.running.delete(job.routerId);
       job.dealer = null;

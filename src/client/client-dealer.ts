@@ -1,0 +1,477 @@
+/**
+ * ClientDealer: calls service methods through the router, unary or streaming, and reads the
+ * router's monitoring data. Runs on Bun and on Node ≥ 20.
+ */
+import * as v from "valibot";
+import { createLogger, type Logger, silentLogger } from "../log.ts";
+import {
+  type ClientMessage,
+  type ClustersInfo,
+  CancelledError,
+  ConnectionError,
+  decodeJson,
+  decodeMessage,
+  encodeJson,
+  encodeMessage,
+  errorFromWire,
+  type InfoTopic,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  type QueuesInfo,
+  type RouterInfo,
+  type ServicesInfo,
+  TimeoutError,
+  ValidationError,
+  type WireError,
+} from "../protocol/index.ts";
+import { Dealer } from "../zmtp/dealer.ts";
+import { Queue } from "../zmtp/queue.ts";
+
+/** Options of a ClientDealer. Times are in seconds, as in the Python seed. */
+export interface ClientDealerOptions {
+  /** Router endpoint. Default "tcp://127.0.0.1:5555" (env VOIDRAIL_ROUTER_ADDRESS). */
+  routerAddress?: string;
+  /** Default per-call timeout; for streams, the longest wait for the next chunk. 0 = none. Default 30. */
+  timeout?: number;
+  /** API key when the router requires client authentication (env VOIDRAIL_API_KEY). */
+  apiKey?: string;
+  /** How often to check the router is alive (ZMTP PING), in seconds. Default 1. */
+  heartbeatInterval?: number;
+  /** Chunks a stream may have in transit before the client asks for more. Default 64. */
+  streamWindow?: number;
+  /** Logger. Default: quiet (warnings only via consola tagged "client"). */
+  logger?: Logger;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Seconds; overrides the client's default. 0 = none. */
+  timeout?: number;
+  /** Abort to cancel the call: it leaves the router's queue, or the running method sees its signal. */
+  signal?: AbortSignal;
+  /** Wait in the queue for a dealer to register instead of failing with NoSuchMethodError. */
+  waitForDealer?: boolean;
+  /** Safe to run twice: resent transparently if the connection to the router is lost. */
+  idempotent?: boolean;
+}
+
+const OptionsSchema = v.object({
+  routerAddress: v.optional(v.pipe(v.string(), v.regex(/^(tcp|ipc):\/\/.+/, "routerAddress must be tcp://host:port or ipc://path"))),
+  timeout: v.optional(v.pipe(v.number(), v.minValue(0))),
+  apiKey: v.optional(v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,512}$/, "apiKey must be 1-512 printable ASCII characters"))),
+  heartbeatInterval: v.optional(v.pipe(v.number(), v.minValue(0))),
+  streamWindow: v.optional(v.pipe(v.number(), v.integer(), v.minValue(2), v.maxValue(1_000_000))),
+  logger: v.optional(v.any()),
+});
+
+interface UnaryCall {
+  kind: "unary";
+  frames: Uint8Array[];
+  idempotent: boolean;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  cleanup(): void;
+}
+
+interface StreamCall {
+  kind: "stream";
+  onChunk(seq: number, payload: Uint8Array): void;
+  onEnd(count: number): void;
+  onError(error: Error): void;
+}
+
+type PendingCall = UnaryCall | StreamCall;
+
+const MAX_TIMER_SECONDS = 2_147_483;
+
+export class ClientDealer {
+  private readonly options: Required<Omit<ClientDealerOptions, "apiKey" | "logger">> & { apiKey?: string };
+  private readonly log: Logger;
+  private socket: Dealer | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, PendingCall>();
+  private welcomed = false;
+  private welcomeWaiters: { resolve(): void; reject(error: Error): void }[] = [];
+  private authFailure: Error | undefined;
+
+  constructor(options: ClientDealerOptions = {}) {
+    const parsed = v.safeParse(OptionsSchema, options);
+    if (!parsed.success) throw new ValidationError(`invalid ClientDealer options: ${v.summarize(parsed.issues)}`);
+    this.options = {
+      routerAddress: options.routerAddress ?? process.env.VOIDRAIL_ROUTER_ADDRESS ?? "tcp://127.0.0.1:5555",
+      timeout: options.timeout ?? 30,
+      apiKey: options.apiKey ?? (process.env.VOIDRAIL_API_KEY || undefined),
+      heartbeatInterval: options.heartbeatInterval ?? 1,
+      streamWindow: options.streamWindow ?? 64,
+    };
+    this.log = options.logger ?? (process.env.VOIDRAIL_LOG_LEVEL ? createLogger("client") : silentLogger);
+  }
+
+  /**
+   * Connects and introduces itself. Resolves once the router has welcomed this client; rejects
+   * with AuthError on a bad key, or ConnectionError when the router does not answer within the
+   * client's timeout.
+   */
+  async connect(): Promise<void> {
+    if (!this.socket) {
+      const intervalMs = Math.round(this.options.heartbeatInterval * 1000);
+      const socket = new Dealer({
+        helloMessage: () => encodeMessage("HELLO", { role: "client", version: PROTOCOL_VERSION, ...(this.options.apiKey ? { apiKey: this.options.apiKey } : {}) }),
+        heartbeatInterval: intervalMs,
+        heartbeatTimeout: intervalMs * 3,
+        reconnectInterval: 100,
+        reconnectMaxInterval: 2000,
+        sendHighWaterMark: 10_000,
+        receiveHighWaterMark: 10_000,
+        logger: { warn: (message) => this.log.warn(message) },
+      });
+      this.socket = socket;
+      socket.events.on("disconnect", () => this.onDisconnect());
+      socket.connect(this.options.routerAddress);
+      void this.receiveLoop(socket);
+    }
+    if (this.welcomed) return;
+    await new Promise<void>((resolve, reject) => {
+      const timeoutMs = this.options.timeout > 0 ? Math.min(this.options.timeout, MAX_TIMER_SECONDS) * 1000 : 0;
+      const timer = timeoutMs > 0 ? setTimeout(() => {
+        this.welcomeWaiters = this.welcomeWaiters.filter((w) => w !== waiter);
+        reject(new ConnectionError(`no answer from the router at ${this.options.routerAddress} within ${this.options.timeout} s`));
+      }, timeoutMs) : undefined;
+      const waiter = {
+        resolve: () => { if (timer) clearTimeout(timer); resolve(); },
+        reject: (error: Error) => { if (timer) clearTimeout(timer); reject(error); },
+      };
+      this.welcomeWaiters.push(waiter);
+    });
+  }
+
+  /** Closes the connection; calls still in flight fail with ConnectionError. */
+  async close(): Promise<void> {
+    const socket = this.socket;
+    if (!socket) return;
+    this.socket = null;
+    this.welcomed = false;
+    this.failAll(new ConnectionError("the client was closed"), false);
+    socket.close();
+  }
+
+  /**
+   * Calls a unary method and resolves with its result.
+   * @example await client.invoke("EchoService.echo", "Hello World")
+   */
+  invoke<T = unknown>(method: string, ...args: unknown[]): Promise<T> {
+    return this.call<T>(method, args);
+  }
+
+  /** `invoke` with per-call options. */
+  async call<T = unknown>(method: string, args: unknown[] = [], options: CallOptions = {}): Promise<T> {
+    const socket = await this.ready();
+    const encodedArgs = encodeJson(args, "args");
+    if (!encodedArgs.ok) throw encodedArgs.error;
+    const timeoutSeconds = options.timeout ?? this.options.timeout;
+    const id = this.nextId++;
+    const header = {
+      id,
+      method,
+      ...(timeoutSeconds > 0 ? { timeoutMs: Math.max(1, Math.round(Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000)) } : {}),
+      ...(options.waitForDealer ? { waitForDealer: true } : {}),
+      ...(options.idempotent ? { idempotent: true } : {}),
+    };
+    const frames = encodeMessage("REQUEST", header, encodedArgs.value);
+    return new Promise<T>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const onAbort = () => {
+        this.cancel(id);
+        this.settle(id, new CancelledError("the call was cancelled", { cause: options.signal?.reason }));
+      };
+      const call: UnaryCall = {
+        kind: "unary",
+        frames,
+        idempotent: options.idempotent ?? false,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        cleanup: () => {
+          if (timer) clearTimeout(timer);
+          options.signal?.removeEventListener("abort", onAbort);
+        },
+      };
+      if (options.signal?.aborted) return reject(new CancelledError("the call was cancelled before it started"));
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      if (timeoutSeconds > 0) {
+        // The router enforces the timeout too; this one also covers a router that went silent.
+        timer = setTimeout(() => {
+          this.cancel(id);
+          this.settle(id, new TimeoutError(`${method} did not finish within ${timeoutSeconds} s`, { data: { timeoutMs: timeoutSeconds * 1000 } }));
+        }, Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000 + 250);
+      }
+      this.pending.set(id, call);
+      this.send(socket, frames);
+    });
+  }
+
+  /**
+   * Calls a streaming method; iterate the result. Chunks arrive as the service produces them,
+   * and the service is slowed to the speed of the loop. Leaving the loop early cancels the call.
+   * @example for await (const n of client.stream("EchoService.streamNumbers", 0, 5)) console.log(n);
+   */
+  stream<T = unknown>(method: string, ...args: unknown[]): AsyncIterable<T> {
+    return this.callStream<T>(method, args);
+  }
+
+  /** `stream` with per-call options; `timeout` bounds the wait for each next chunk. */
+  callStream<T = unknown>(method: string, args: unknown[] = [], options: CallOptions = {}): AsyncIterable<T> {
+    return { [Symbol.asyncIterator]: () => this.openStream<T>(method, args, options) };
+  }
+
+  private openStream<T>(method: string, args: unknown[], options: CallOptions): AsyncIterator<T> {
+    const window = this.options.streamWindow;
+    const refill = Math.max(1, window >> 1);
+    const timeoutSeconds = options.timeout ?? this.options.timeout;
+    const buffered = new Queue<unknown>();
+    let finished: { error?: Error } | undefined;
+    let wake: (() => void) | undefined;
+    let consumedSinceCredit = 0;
+    let id = 0;
+    let expectedSeq = 0;
+    const notify = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const call: StreamCall = {
+      kind: "stream",
+      onChunk: (seq, payload) => {
+        if (seq !== expectedSeq++) return this.endStream(id, call, new ProtocolError(`stream chunk ${seq} arrived out of order`, { data: { reason: "SEQUENCE" } }));
+        const decoded = decodeJson(payload);
+        if (!decoded.ok) return this.endStream(id, call, decoded.error);
+        buffered.push(decoded.value);
+        notify();
+      },
+      onEnd: (count) => {
+        if (count !== expectedSeq) finished = { error: new ProtocolError(`stream ended after ${count} chunks but ${expectedSeq} arrived`, { data: { reason: "COUNT" } }) };
+        else finished = {};
+        notify();
+      },
+      onError: (error) => {
+        finished = { error };
+        notify();
+      },
+    };
+    const onAbort = () => {
+      this.cancel(id);
+      this.endStream(id, call, new CancelledError("the stream was cancelled", { cause: options.signal?.reason }));
+    };
+    const started = (async () => {
+      const socket = await this.ready();
+      const encodedArgs = encodeJson(args, "args");
+      if (!encodedArgs.ok) throw encodedArgs.error;
+      id = this.nextId++;
+      this.pending.set(id, call);
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      const header = { id, method, stream: true, credit: window, ...(options.waitForDealer ? { waitForDealer: true } : {}) };
+      this.send(socket, encodeMessage("REQUEST", header, encodedArgs.value));
+    })();
+    const cleanup = () => options.signal?.removeEventListener("abort", onAbort);
+    return {
+      next: async (): Promise<IteratorResult<T>> => {
+        await started;
+        for (;;) {
+          if (buffered.length > 0) {
+            const value = buffered.shift() as T;
+            if (++consumedSinceCredit >= refill && !finished) {
+              consumedSinceCredit = 0;
+              if (this.socket) this.send(this.socket, encodeMessage("CREDIT", { id, n: refill }));
+            }
+            return { value, done: false };
+          }
+          if (finished) {
+            cleanup();
+            if (finished.error) throw finished.error;
+            return { value: undefined, done: true };
+          }
+          await new Promise<void>((resolve, reject) => {
+            wake = resolve;
+            if (timeoutSeconds > 0) {
+              const timer = setTimeout(() => {
+                if (wake !== resolve) return;
+                this.cancel(id);
+                this.endStream(id, call, new TimeoutError(`no chunk of ${method} within ${timeoutSeconds} s`, { data: { timeoutMs: timeoutSeconds * 1000 } }));
+              }, Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000);
+              wake = () => {
+                clearTimeout(timer);
+                resolve();
+              };
+            }
+            void reject;
+          });
+        }
+      },
+      return: async (): Promise<IteratorResult<T>> => {
+        await started.catch(() => undefined);
+        if (!finished) {
+          this.cancel(id);
+          this.endStream(id, call, new CancelledError("the consumer stopped reading"));
+        }
+        cleanup();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  private endStream(id: number, call: StreamCall, error: Error): void {
+    if (this.pending.get(id) === call) this.pending.delete(id);
+    call.onError(error);
+  }
+
+  /** Methods offered now: `{ "Service.method": { description, params, stream, instances } }`. */
+  discoverServices(): Promise<ServicesInfo> {
+    return this.info("services") as Promise<ServicesInfo>;
+  }
+
+  /** One entry per registered dealer instance. */
+  discoverClusters(): Promise<ClustersInfo> {
+    return this.info("clusters") as Promise<ClustersInfo>;
+  }
+
+  /** Mode, address, uptime, dealer and request counts, auth requirements. */
+  getRouterInfo(): Promise<RouterInfo> {
+    return this.info("router") as Promise<RouterInfo>;
+  }
+
+  /** Per method: queueLength, availableServices, busyServices. */
+  getQueueStatus(): Promise<QueuesInfo> {
+    return this.info("queues") as Promise<QueuesInfo>;
+  }
+
+  private async info(topic: InfoTopic): Promise<unknown> {
+    const socket = await this.ready();
+    const id = this.nextId++;
+    const frames = encodeMessage("INFO", { id, topic });
+    return new Promise((resolve, reject) => {
+      const timeoutSeconds = this.options.timeout;
+      const timer = timeoutSeconds > 0 ? setTimeout(() => {
+        this.settle(id, new TimeoutError(`no answer to INFO ${topic} within ${timeoutSeconds} s`));
+      }, Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000) : undefined;
+      const call: UnaryCall = {
+        kind: "unary",
+        frames,
+        idempotent: true,
+        resolve,
+        reject,
+        cleanup: () => timer && clearTimeout(timer),
+      };
+      this.pending.set(id, call);
+      this.send(socket, frames);
+    });
+  }
+
+  private async ready(): Promise<Dealer> {
+    if (!this.socket || !this.welcomed) await this.connect();
+    if (this.authFailure) throw this.authFailure;
+    return this.socket!;
+  }
+
+  private cancel(id: number): void {
+    if (this.socket && id > 0) this.send(this.socket, encodeMessage("CANCEL", { id }));
+  }
+
+  private send(socket: Dealer, frames: Uint8Array[]): void {
+    socket.send(frames).catch((error: Error) => this.log.warn(`send failed: ${error.message}`));
+  }
+
+  private async receiveLoop(socket: Dealer): Promise<void> {
+    for await (const frames of socket) {
+      try {
+        this.onMessage(frames);
+      } catch (error) {
+        this.log.error(`client failed on a message: ${(error as Error).stack ?? error}`);
+      }
+    }
+  }
+
+  private onMessage(frames: Uint8Array[]): void {
+    const message = decodeMessage(frames, "client");
+    if (!message.ok) {
+      this.log.warn(`bad message from the router: ${message.error.message}`);
+      if (message.id !== undefined) this.settle(message.id, message.error);
+      return;
+    }
+    this.dispatch(message);
+  }
+
+  private dispatch(message: ClientMessage): void {
+    switch (message.kind) {
+      case "WELCOME":
+        this.welcomed = true;
+        this.authFailure = undefined;
+        for (const waiter of this.welcomeWaiters.splice(0)) waiter.resolve();
+        return;
+      case "RESULT": {
+        const call = this.pending.get(message.header.id);
+        if (call?.kind !== "unary") return;
+        this.pending.delete(message.header.id);
+        call.cleanup();
+        const decoded = decodeJson(message.payload);
+        if (decoded.ok) call.resolve(decoded.value);
+        else call.reject(decoded.error);
+        return;
+      }
+      case "CHUNK": {
+        const call = this.pending.get(message.header.id);
+        if (call?.kind === "stream") call.onChunk(message.header.seq, message.payload);
+        return;
+      }
+      case "END": {
+        const call = this.pending.get(message.header.id);
+        if (call?.kind !== "stream") return;
+        this.pending.delete(message.header.id);
+        call.onEnd(message.header.count);
+        return;
+      }
+      case "ERROR": {
+        const header = message.header as WireError & { id?: number };
+        const error = errorFromWire(header);
+        if (header.id !== undefined) return this.settle(header.id, error);
+        if (error.code === "AUTH_FAILED") {
+          this.authFailure = error;
+          for (const waiter of this.welcomeWaiters.splice(0)) waiter.reject(error);
+          return;
+        }
+        this.log.warn(`router reported: ${error.message}`);
+        return;
+      }
+    }
+  }
+
+  /** Fails one call in flight, once: later answers for its id are ignored. */
+  private settle(id: number, error: Error): void {
+    const call = this.pending.get(id);
+    if (!call) return;
+    this.pending.delete(id);
+    if (call.kind === "unary") {
+      call.cleanup();
+      call.reject(error);
+    } else call.onError(error);
+  }
+
+  private onDisconnect(): void {
+    this.welcomed = false;
+    this.failAll(new ConnectionError(`lost the connection to the router at ${this.options.routerAddress}`), true);
+  }
+
+  /** Fails every call in flight, except idempotent unary calls when `resend` (sent again after reconnect). */
+  private failAll(error: Error, resend: boolean): void {
+    for (const [id, call] of [...this.pending]) {
+      if (resend && call.kind === "unary" && call.idempotent && this.socket) {
+        this.send(this.socket, call.frames);
+        continue;
+      }
+      this.pending.delete(id);
+      if (call.kind === "unary") {
+        call.cleanup();
+        call.reject(error);
+      } else call.onError(error);
+    }
+  }
+}

@@ -1,0 +1,375 @@
+/**
+ * ServiceDealer: a service instance. Subclass it, mark methods with @serviceMethod, start() it:
+ * it connects to the router, registers its methods, runs the requests it is given and replies.
+ */
+import { hostname } from "node:os";
+import * as v from "valibot";
+import { createLogger, type Logger } from "../log.ts";
+import {
+  AuthError,
+  CancelledError,
+  ConnectionError,
+  decodeArgs,
+  decodeMessage,
+  type DealerMessage,
+  encodeJson,
+  encodeMessage,
+  errorFromWire,
+  errorToWire,
+  type MethodInfo,
+  PROTOCOL_VERSION,
+  ProtocolFailure,
+  TimeoutError,
+  ValidationError,
+  validationErrorFromIssues,
+  VoidRailError,
+  type WireError,
+} from "../protocol/index.ts";
+import { Dealer } from "../zmtp/dealer.ts";
+import { type CallContext, collectMethods, type MethodDefinition } from "./service-method.ts";
+
+/** Options of a ServiceDealer. Times are in seconds, as in the Python seed. */
+export interface ServiceDealerOptions {
+  /** Router endpoint. Default "tcp://127.0.0.1:5555" (env VOIDRAIL_ROUTER_ADDRESS). */
+  routerAddress?: string;
+  /** Service name, the part before the dot in "Service.method". Default: the class name. */
+  serviceName?: string;
+  /** Requests this instance runs at once. Default: the router's mode decides (fifo 1, load_balance 100). */
+  maxConcurrent?: number;
+  /** How often this dealer checks the router is alive (ZMTP PING), in seconds. Default 0.5. */
+  heartbeatInterval?: number;
+  /** The router is considered gone after this much silence, in seconds. Default 5. */
+  heartbeatTimeout?: number;
+  /** API key when the router requires dealer authentication (env VOIDRAIL_API_KEY). */
+  apiKey?: string;
+  /** Label shown in monitoring. Default "<hostname>:<pid>". */
+  instanceId?: string;
+  /** start() rejects if not registered within this many seconds; 0 waits forever. Default 30. */
+  startTimeout?: number;
+  /** Logger (consola-compatible). Default: consola tagged with the service name. */
+  logger?: Logger;
+}
+
+const OptionsSchema = v.object({
+  routerAddress: v.optional(v.pipe(v.string(), v.regex(/^(tcp|ipc):\/\/.+/, "routerAddress must be tcp://host:port or ipc://path"))),
+  serviceName: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "serviceName must be an identifier"))),
+  maxConcurrent: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65_535))),
+  heartbeatInterval: v.optional(v.pipe(v.number(), v.minValue(0))),
+  heartbeatTimeout: v.optional(v.pipe(v.number(), v.minValue(0))),
+  apiKey: v.optional(v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,512}$/, "apiKey must be 1-512 printable ASCII characters"))),
+  instanceId: v.optional(v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,128}$/, "instanceId must be 1-128 printable ASCII characters"))),
+  startTimeout: v.optional(v.pipe(v.number(), v.minValue(0))),
+  logger: v.optional(v.any()),
+});
+
+interface RunningCall {
+  controller: AbortController;
+  credit: number | undefined;
+  wakeProducer: (() => void) | undefined;
+  deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+}
+
+type DealerState = "stopped" | "connecting" | "registered" | "draining";
+
+export class ServiceDealer {
+  readonly serviceName: string;
+  /** Router-assigned id, known once registered. */
+  dealerId: string | undefined;
+  private readonly dealerOptions: Required<Omit<ServiceDealerOptions, "serviceName" | "maxConcurrent" | "apiKey" | "logger">> & {
+    maxConcurrent?: number;
+    apiKey?: string;
+  };
+  private readonly log: Logger;
+  private socket: Dealer | null = null;
+  private state: DealerState = "stopped";
+  private methods = new Map<string, MethodDefinition>();
+  private readonly running = new Map<number, RunningCall>();
+  private registeredWaiters: { resolve(): void; reject(error: Error): void }[] = [];
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(options: ServiceDealerOptions = {}) {
+    const parsed = v.safeParse(OptionsSchema, options);
+    if (!parsed.success) throw new ValidationError(`invalid ServiceDealer options: ${v.summarize(parsed.issues)}`);
+    this.serviceName = options.serviceName ?? this.constructor.name;
+    this.dealerOptions = {
+      routerAddress: options.routerAddress ?? process.env.VOIDRAIL_ROUTER_ADDRESS ?? "tcp://127.0.0.1:5555",
+      maxConcurrent: options.maxConcurrent,
+      heartbeatInterval: options.heartbeatInterval ?? 0.5,
+      heartbeatTimeout: options.heartbeatTimeout ?? 5,
+      apiKey: options.apiKey ?? (process.env.VOIDRAIL_API_KEY || undefined),
+      instanceId: options.instanceId ?? `${hostname()}:${process.pid}`.replace(/[^\x21-\x7e]/g, "_").slice(0, 128),
+      startTimeout: options.startTimeout ?? 30,
+    };
+    this.log = options.logger ?? createLogger(this.serviceName);
+  }
+
+  /** Whether the router has accepted this dealer's registration (and not lost it since). */
+  get registered(): boolean {
+    return this.state === "registered";
+  }
+
+  /** Requests running now. */
+  get load(): number {
+    return this.running.size;
+  }
+
+  /**
+   * Connects and registers. Resolves once the router has accepted the registration; rejects with
+   * AuthError on a bad key, or ConnectionError after `startTimeout`. After a lost connection or a
+   * router restart the dealer registers again by itself.
+   */
+  async start(): Promise<void> {
+    if (this.socket) return this.whenRegistered();
+    const definitions = collectMethods(this);
+    if (definitions.length === 0) throw new ValidationError(`${this.serviceName} has no @serviceMethod methods`);
+    this.methods = new Map(definitions.map((definition) => [definition.name, definition]));
+    const hello = encodeMessage("HELLO", this.helloHeader());
+    const socket = new Dealer({
+      helloMessage: hello,
+      heartbeatInterval: Math.round(this.dealerOptions.heartbeatInterval * 1000),
+      heartbeatTimeout: Math.round(this.dealerOptions.heartbeatTimeout * 1000),
+      reconnectInterval: 100,
+      reconnectMaxInterval: 2000,
+      logger: { warn: (message) => this.log.warn(message) },
+    });
+    this.socket = socket;
+    this.state = "connecting";
+    socket.events.on("disconnect", () => this.onDisconnect());
+    socket.connect(this.dealerOptions.routerAddress);
+    void this.receiveLoop(socket);
+    try {
+      await this.whenRegistered(this.dealerOptions.startTimeout);
+    } catch (error) {
+      this.closeSocket();
+      throw error;
+    }
+  }
+
+  /**
+   * Drains and leaves: the router gives this dealer no new work, running requests finish, then
+   * the dealer unregisters and closes its connection.
+   */
+  async stop(): Promise<void> {
+    const socket = this.socket;
+    if (!socket) return;
+    if (this.state === "registered") {
+      this.state = "draining";
+      await socket.send(encodeMessage("DRAIN", {}));
+      if (this.running.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      await socket.send(encodeMessage("BYE", {}));
+    }
+    this.closeSocket();
+    this.log.info(`${this.serviceName} stopped`);
+  }
+
+  private closeSocket(): void {
+    const socket = this.socket;
+    this.socket = null;
+    this.state = "stopped";
+    for (const call of this.running.values()) call.controller.abort(new ConnectionError("the dealer stopped"));
+    socket?.close();
+    const error = new ConnectionError("the dealer stopped before registering");
+    for (const waiter of this.registeredWaiters.splice(0)) waiter.reject(error);
+  }
+
+  private helloHeader() {
+    const methods: Record<string, MethodInfo> = {};
+    for (const definition of this.methods.values()) {
+      const info: MethodInfo = { stream: definition.stream };
+      if (definition.description !== undefined) info.description = definition.description;
+      if (definition.paramsJsonSchema !== undefined) info.params = definition.paramsJsonSchema;
+      if (definition.metadata !== undefined) info.metadata = definition.metadata;
+      methods[`${this.serviceName}.${definition.name}`] = info;
+    }
+    return {
+      role: "dealer" as const,
+      version: PROTOCOL_VERSION,
+      service: this.serviceName,
+      instanceId: this.dealerOptions.instanceId,
+      methods,
+      ...(this.dealerOptions.maxConcurrent !== undefined ? { maxConcurrent: this.dealerOptions.maxConcurrent } : {}),
+      ...(this.dealerOptions.apiKey !== undefined ? { apiKey: this.dealerOptions.apiKey } : {}),
+    };
+  }
+
+  private whenRegistered(timeoutSeconds = 0): Promise<void> {
+    if (this.state === "registered") return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const waiter = {
+        resolve: () => {
+          if (timer) clearTimeout(timer);
+          resolve();
+        },
+        reject: (error: Error) => {
+          if (timer) clearTimeout(timer);
+          reject(error);
+        },
+      };
+      if (timeoutSeconds > 0) {
+        timer = setTimeout(() => {
+          this.registeredWaiters = this.registeredWaiters.filter((w) => w !== waiter);
+          reject(new ConnectionError(`${this.serviceName} could not register with the router at ${this.dealerOptions.routerAddress} within ${timeoutSeconds} s`));
+        }, timeoutSeconds * 1000);
+      }
+      this.registeredWaiters.push(waiter);
+    });
+  }
+
+  private onDisconnect(): void {
+    if (this.state === "stopped") return;
+    if (this.state === "registered") this.log.warn(`${this.serviceName} lost the router; reconnecting`);
+    if (this.state !== "draining") this.state = "connecting";
+    // The router has already re-dispatched or failed what this dealer held: stop working on it.
+    for (const call of this.running.values()) call.controller.abort(new ConnectionError("connection to the router lost"));
+  }
+
+  private async receiveLoop(socket: Dealer): Promise<void> {
+    for await (const frames of socket) {
+      try {
+        this.onMessage(frames);
+      } catch (error) {
+        this.log.error(`dealer failed on a message: ${(error as Error).stack ?? error}`);
+      }
+    }
+  }
+
+  private onMessage(frames: Uint8Array[]): void {
+    const message = decodeMessage(frames, "dealer");
+    if (!message.ok) {
+      this.log.warn(`bad message from the router: ${message.error.message}`);
+      if (message.kind === "REQUEST" && message.id !== undefined) this.reply(encodeMessage("ERROR", { id: message.id, ...errorToWire(message.error) }));
+      return;
+    }
+    switch (message.kind) {
+      case "WELCOME":
+        return this.onWelcome(message.header as { dealerId?: string });
+      case "REQUEST":
+        void this.run(message);
+        return;
+      case "CANCEL":
+        this.running.get(message.header.id)?.controller.abort(new CancelledError("cancelled"));
+        return;
+      case "CREDIT": {
+        const call = this.running.get(message.header.id);
+        if (call && call.credit !== undefined) {
+          call.credit = Math.min(2_147_483_647, call.credit + message.header.n);
+          call.wakeProducer?.();
+        }
+        return;
+      }
+      case "ERROR":
+        return this.onConnectionError(message.header as WireError);
+    }
+  }
+
+  private onWelcome(header: { dealerId?: string }): void {
+    this.dealerId = header.dealerId;
+    if (this.state === "draining") return;
+    this.state = "registered";
+    this.log.info(`${this.serviceName} registered as ${this.dealerId} with ${this.methods.size} method(s)`);
+    for (const waiter of this.registeredWaiters.splice(0)) waiter.resolve();
+  }
+
+  private onConnectionError(wire: WireError): void {
+    const error = errorFromWire(wire);
+    const reason = (wire.data as { reason?: string } | undefined)?.reason;
+    if (error instanceof AuthError) {
+      this.log.error(`${this.serviceName}: the router refused the registration: ${error.message}`);
+      for (const waiter of this.registeredWaiters.splice(0)) waiter.reject(error);
+      return;
+    }
+    if (reason === ProtocolFailure.NOT_REGISTERED && this.socket && this.state !== "draining") {
+      // The router forgot us (it restarted between our messages): introduce ourselves again.
+      void this.socket.send(encodeMessage("HELLO", this.helloHeader()));
+      return;
+    }
+    this.log.warn(`router reported: ${error.message}`);
+  }
+
+  private async run(message: Extract<DealerMessage, { kind: "REQUEST" }>): Promise<void> {
+    const { id, method: fullName, deadlineMs } = message.header;
+    const definition = fullName.startsWith(`${this.serviceName}.`) ? this.methods.get(fullName.slice(this.serviceName.length + 1)) : undefined;
+    if (!definition) return this.replyError(id, new ValidationError(`${fullName} is not a method of ${this.serviceName}`, { data: { path: "method" } }));
+    const decoded = decodeArgs(message.payload);
+    if (!decoded.ok) return this.replyError(id, decoded.error);
+    let args = decoded.value;
+    if (definition.params) {
+      const checked = v.safeParse(definition.params, args);
+      if (!checked.success) return this.replyError(id, validationErrorFromIssues(checked.issues, "args"));
+      args = checked.output as unknown[];
+    }
+    const controller = new AbortController();
+    const call: RunningCall = { controller, credit: message.header.credit, wakeProducer: undefined, deadlineTimer: undefined };
+    if (deadlineMs !== undefined) {
+      call.deadlineTimer = setTimeout(() => controller.abort(new TimeoutError(`deadline of ${deadlineMs} ms passed`)), deadlineMs);
+    }
+    this.running.set(id, call);
+    try {
+      if (definition.context) {
+        const context: CallContext = { signal: controller.signal, requestId: id, method: fullName, ...(deadlineMs !== undefined ? { deadline: Date.now() + deadlineMs } : {}) };
+        args = [...args, context];
+      }
+      const fn = (this as unknown as Record<string, (...a: unknown[]) => unknown>)[definition.property];
+      const result = fn.apply(this, args);
+      if (definition.stream) await this.streamResult(id, call, result);
+      else {
+        const value = await result;
+        if (controller.signal.aborted) throw controller.signal.reason;
+        const encoded = encodeJson(value === undefined ? null : value, "result");
+        if (!encoded.ok) throw encoded.error;
+        this.reply(encodeMessage("RESULT", { id }, encoded.value));
+      }
+    } catch (error) {
+      this.replyError(id, controller.signal.aborted && !(error instanceof VoidRailError) ? controller.signal.reason : error);
+    } finally {
+      if (call.deadlineTimer) clearTimeout(call.deadlineTimer);
+      this.running.delete(id);
+      if (this.running.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
+  }
+
+  /** Sends a generator's items as CHUNKs as they come, never more than the client's credit. */
+  private async streamResult(id: number, call: RunningCall, result: unknown): Promise<void> {
+    const iterable = result as AsyncIterable<unknown> | Iterable<unknown> | null;
+    if (iterable === null || (typeof iterable !== "object" && typeof iterable !== "function")) {
+      throw new ValidationError("a streaming method must return an iterable", { data: { path: "result" } });
+    }
+    const iterator: AsyncIterator<unknown> | Iterator<unknown> =
+      Symbol.asyncIterator in iterable ? (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]() : (iterable as Iterable<unknown>)[Symbol.iterator]();
+    const signal = call.controller.signal;
+    let seq = 0;
+    try {
+      for (;;) {
+        while (call.credit === 0 && !signal.aborted) {
+          await new Promise<void>((resolve) => {
+            call.wakeProducer = resolve;
+            signal.addEventListener("abort", () => resolve(), { once: true });
+          });
+          call.wakeProducer = undefined;
+        }
+        if (signal.aborted) throw signal.reason;
+        const step = await iterator.next();
+        if (step.done) break;
+        if (signal.aborted) throw signal.reason;
+        const encoded = encodeJson(step.value === undefined ? null : step.value, "chunk");
+        if (!encoded.ok) throw encoded.error;
+        if (call.credit !== undefined) call.credit--;
+        // Awaiting the send is the backpressure: a full connection pauses the producer.
+        await this.socket?.send(encodeMessage("CHUNK", { id, seq: seq++ }, encoded.value));
+      }
+    } catch (error) {
+      await iterator.return?.();
+      throw error;
+    }
+    this.reply(encodeMessage("END", { id, count: seq }));
+  }
+
+  private replyError(id: number, error: unknown): void {
+    this.reply(encodeMessage("ERROR", { id, ...errorToWire(error) }));
+  }
+
+  private reply(frames: Uint8Array[]): void {
+    this.socket?.send(frames).catch((error: Error) => this.log.warn(`could not reply: ${error.message}`));
+  }
+}

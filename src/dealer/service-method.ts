@@ -1,0 +1,149 @@
+/**
+ * `@serviceMethod`: marks a class method as callable through the router. Works as a TC39
+ * decorator (Bun, TypeScript 5+), as a legacy decorator, and as a plain function for JavaScript.
+ */
+import { toJsonSchema } from "@valibot/to-json-schema";
+import type * as v from "valibot";
+
+/** What a method is told about the call it is running (with `context: true`). */
+export interface CallContext {
+  /** Aborted when the client cancels, the call times out, or the dealer stops its connection. */
+  signal: AbortSignal;
+  /** The router's id of this request. */
+  requestId: number;
+  /** Full method name, "Service.method". */
+  method: string;
+  /** Epoch milliseconds after which the router gives up, if the call has a timeout. */
+  deadline?: number;
+}
+
+export interface ServiceMethodOptions {
+  /** Public method name (after "Service."). Default: the property name. */
+  name?: string;
+  description?: string;
+  /** A valibot schema for the argument array, e.g. `v.tuple([v.number(), v.number()])`. Checked before the method runs. */
+  params?: v.GenericSchema;
+  /** Force streaming (the method returns an iterable). Default: true for generator methods. */
+  stream?: boolean;
+  /** Pass a CallContext as one extra, last argument. Default false. */
+  context?: boolean;
+  /** Free-form data shown by discovery. */
+  metadata?: Record<string, unknown>;
+}
+
+export interface MethodDefinition {
+  /** Property on the instance that holds the function. */
+  property: string;
+  name: string;
+  description?: string;
+  params?: v.GenericSchema;
+  paramsJsonSchema?: Record<string, unknown>;
+  stream: boolean;
+  context: boolean;
+  metadata?: Record<string, unknown>;
+}
+
+/** Functions marked as service methods, with their options; the class hierarchy is walked at start. */
+const marked = new WeakMap<Function, ServiceMethodOptions>();
+
+type MethodFunction = (...args: never[]) => unknown;
+
+/**
+ * Marks a method as a service method.
+ *
+ * @example
+ * class EchoService extends ServiceDealer {
+ *   @serviceMethod echo(message: string) { return message; }
+ *   @serviceMethod({ description: "Add two numbers", params: v.tuple([v.number(), v.number()]) })
+ *   add(a: number, b: number) { return a + b; }
+ * }
+ */
+export function serviceMethod<F extends MethodFunction>(value: F, context: ClassMethodDecoratorContext): F;
+export function serviceMethod(options: ServiceMethodOptions): <F extends MethodFunction>(value: F, context?: unknown, descriptor?: PropertyDescriptor) => F;
+export function serviceMethod(target: object, propertyKey: string, descriptor: PropertyDescriptor): PropertyDescriptor;
+export function serviceMethod(first: unknown, second?: unknown, third?: unknown): unknown {
+  if (typeof first === "function") {
+    mark(first, {});
+    return first;
+  }
+  if (typeof second === "string" && third && typeof (third as PropertyDescriptor).value === "function") {
+    mark((third as PropertyDescriptor).value, {});
+    return third;
+  }
+  const options = (first ?? {}) as ServiceMethodOptions;
+  return (value: unknown, _context?: unknown, descriptor?: PropertyDescriptor) => {
+    const fn = typeof value === "function" ? value : descriptor?.value;
+    if (typeof fn !== "function") throw new TypeError("@serviceMethod decorates methods only");
+    mark(fn, options);
+    return descriptor ?? value;
+  };
+}
+
+/**
+ * Registers a method without decorators (plain JavaScript).
+ * @example registerServiceMethod(EchoService, "echo", { description: "Echo" });
+ */
+export function registerServiceMethod(cls: Function, property: string, options: ServiceMethodOptions = {}): void {
+  const fn = (cls.prototype as Record<string, unknown>)[property];
+  if (typeof fn !== "function") throw new TypeError(`${cls.name}.${property} is not a method`);
+  mark(fn, options);
+}
+
+function mark(fn: Function, options: ServiceMethodOptions): void {
+  marked.set(fn, options);
+}
+
+const GENERATOR_KINDS = new Set(["GeneratorFunction", "AsyncGeneratorFunction"]);
+
+/** Every service method of an instance, walking up the class chain; subclasses win. */
+export function collectMethods(instance: object): MethodDefinition[] {
+  const seen = new Set<string>();
+  const definitions: MethodDefinition[] = [];
+  for (let proto = Object.getPrototypeOf(instance); proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+    for (const property of Object.getOwnPropertyNames(proto)) {
+      if (property === "constructor" || seen.has(property)) continue;
+      const descriptor = Object.getOwnPropertyDescriptor(proto, property);
+      const fn = descriptor?.value;
+      if (typeof fn !== "function") continue;
+      const options = marked.get(fn) ?? findMarkedAncestor(proto, property);
+      if (!options) continue;
+      seen.add(property);
+      definitions.push(define(property, fn, options));
+    }
+  }
+  return definitions;
+}
+
+/** An override without the decorator still counts when the method it overrides was marked. */
+function findMarkedAncestor(proto: object, property: string): ServiceMethodOptions | undefined {
+  for (let parent = Object.getPrototypeOf(proto); parent && parent !== Object.prototype; parent = Object.getPrototypeOf(parent)) {
+    const fn = Object.getOwnPropertyDescriptor(parent, property)?.value;
+    if (typeof fn === "function" && marked.has(fn)) return marked.get(fn);
+  }
+  return undefined;
+}
+
+function define(property: string, fn: Function, options: ServiceMethodOptions): MethodDefinition {
+  const name = options.name ?? property;
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(name)) {
+    throw new TypeError(`service method name "${name}" must be an identifier (letters, digits, _)`);
+  }
+  let paramsJsonSchema: Record<string, unknown> | undefined;
+  if (options.params) {
+    try {
+      paramsJsonSchema = toJsonSchema(options.params, { errorMode: "ignore" }) as Record<string, unknown>;
+    } catch {
+      paramsJsonSchema = undefined;
+    }
+  }
+  return {
+    property,
+    name,
+    description: options.description,
+    params: options.params,
+    paramsJsonSchema,
+    stream: options.stream ?? GENERATOR_KINDS.has(fn.constructor.name),
+    context: options.context ?? false,
+    metadata: options.metadata,
+  };
+}

@@ -1,0 +1,28 @@
+/**
+ * VoidRail: spread work over processes and machines through a central router.
+ * Services are TypeScript classes (ServiceDealer + @serviceMethod); clients call them
+ * (ClientDealer); ServiceRouter queues and dispatches. ZeroMQ (ZMTP 3.1) on the wire.
+ */
+export { ServiceRouter, type ServiceRouterOptions } from "./router/service-router.ts";
+export { ApiKeyManager } from "./router/auth.ts";
+export { ServiceDealer, type ServiceDealerOptions } from "./dealer/service-dealer.ts";
+export { type CallContext, registerServiceMethod, serviceMethod, type ServiceMethodOptions } from "./dealer/service-method.ts";
+export { type CallOptions, ClientDealer, type ClientDealerOptions } from "./client/client-dealer.ts";
+export { createLogger, type Logger, silentLogger } from "./log.ts";
+export {
+  AuthError,
+  CancelledError,
+  ConnectionError,
+  DealerLostError,
+  ErrorCode,
+  NoSuchMethodError,
+  ProtocolError,
+  QueueFullError,
+  RemoteError,
+  RouterMode,
+  ShuttingDownError,
+  TimeoutError,
+  ValidationError,
+  VoidRailError,
+} from "./protocol/index.ts";
+export type { ClustersInfo, DealerInfo, QueuesInfo, RouterInfo, ServicesInfo } from "./protocol/index.ts";
