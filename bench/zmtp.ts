@@ -451,7 +451,7 @@ function renderSection(results: PairResult[], machine: Record<string, string>): 
     "",
     `Measured ${machine.date} on ${machine.cpu}, ${machine.cores} cores, ${machine.memory} memory; ${machine.node}, ${machine.bun}, libzmq ${machine.libzmq} (npm zeromq ${machine.zeromq}). Loopback TCP (tcp://127.0.0.1).`,
     "",
-    `Echo of ${o.size}-byte single-frame messages: a Dealer talks to a Router that sends every message back. **Pipelined**: the Dealer sends ${fmtInt(o.messages)} messages as fast as send() allows (each send awaited, no window of its own) while a concurrent loop receives the echoes; msg/s = messages / (first send → last echo). **Sequential**: ${fmtInt(o.roundTrips)} round trips, one at a time; p50/p99 of the round-trip time. Every figure is the median of ${o.runs} runs after a warm-up run, all pairs in one invocation of the script.`,
+    `Echo of ${o.size}-byte single-frame messages: a Dealer talks to a Router that sends every message back. **Pipelined**: the Dealer sends ${fmtInt(o.messages)} messages as fast as send() allows (each send awaited, no window of its own) while a concurrent loop receives the echoes; msg/s = messages / (first send → last echo). **Sequential**: ${fmtInt(o.roundTrips)} round trips, one at a time; p50/p99 of the round-trip time (each column the median of the runs' values). Every figure is the median of ${o.runs} runs after a warm-up run, all pairs in one invocation of the script.`,
     "",
     "| pair | processes | pipelined msg/s | (min – max) | sequential round trips/s | p50 µs | p99 µs |",
     "|---|---|---:|---|---:|---:|---:|",
@@ -494,7 +494,7 @@ function renderSection(results: PairResult[], machine: Record<string, string>): 
   lines.push(
     "How it runs:",
     "",
-    "- Where both ends are one runtime (the first three rows), Router and Dealer share one process, so one thread does both ends' work. Where the runtimes differ (the mixed rows), the Router and the Dealer are separate processes, each with its own thread: the mixed rows are not directly comparable with the one-process rows.",
+    `- Where both ends are one runtime (the first three rows), Router and Dealer share one process, so one thread does both ends' work. Where the runtimes differ (the mixed rows), the Router and the Dealer are separate processes, each with its own thread: the mixed rows are not directly comparable with the one-process rows. zeromq.js also does its I/O on libzmq's background thread, so each zeromq.js process runs two busy threads; with only ${machine.cores} cores the mixed rows vary most from run to run (see min – max).`,
     "- Ours on Bun uses Bun sockets (`transport: \"bun\"`); ours on Node runs the same code bundled with `bun build --target=node` into `.tmp/bench-zmtp.mjs`, on node:net (`transport: \"node\"`).",
     "- zeromq.js v6 allows one pending send() per socket, so every send is awaited before the next (our sockets are driven the same way). Its Routers are created with `mandatory: true`: libzmq's ROUTER otherwise silently drops messages to a peer over its send high-water mark (default 1000), and the pipelined Dealer would wait forever for the lost echoes; with `mandatory` send() waits for room instead, which is what our Router always does. High-water marks are left at 1000 everywhere.",
     "- Each run has a deadline (`--run-timeout-ms`, default 60 s) and each child process a deadline covering all its runs; a pair that misses one is reported as failed.",

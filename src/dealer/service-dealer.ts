@@ -26,6 +26,7 @@ import {
   type WireError,
 } from "../protocol/index.ts";
 import { Dealer } from "../zmtp/dealer.ts";
+import { ThreadedDealer } from "./network-thread.ts";
 import { type CallContext, collectMethods, type MethodDefinition } from "./service-method.ts";
 
 /** Options of a ServiceDealer. Times are in seconds, as in the Python seed. */
@@ -46,6 +47,11 @@ export interface ServiceDealerOptions {
   instanceId?: string;
   /** start() rejects if not registered within this many seconds; 0 waits forever. Default 30. */
   startTimeout?: number;
+  /**
+   * Run the connection on its own worker thread, so heartbeats continue while a method blocks
+   * the event loop (a long synchronous computation). Default: true under Bun, false under Node.
+   */
+  networkThread?: boolean;
   /** Logger (consola-compatible). Default: consola tagged with the service name. */
   logger?: Logger;
 }
@@ -59,6 +65,7 @@ const OptionsSchema = v.object({
   apiKey: v.optional(v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,512}$/, "apiKey must be 1-512 printable ASCII characters"))),
   instanceId: v.optional(v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,128}$/, "instanceId must be 1-128 printable ASCII characters"))),
   startTimeout: v.optional(v.pipe(v.number(), v.minValue(0))),
+  networkThread: v.optional(v.boolean()),
   logger: v.optional(v.any()),
 });
 
@@ -75,12 +82,13 @@ export class ServiceDealer {
   readonly serviceName: string;
   /** Router-assigned id, known once registered. */
   dealerId: string | undefined;
-  private readonly dealerOptions: Required<Omit<ServiceDealerOptions, "serviceName" | "maxConcurrent" | "apiKey" | "logger">> & {
+  private readonly dealerOptions: Required<Omit<ServiceDealerOptions, "serviceName" | "maxConcurrent" | "apiKey" | "logger" | "networkThread">> & {
     maxConcurrent?: number;
     apiKey?: string;
   };
   private readonly log: Logger;
-  private socket: Dealer | null = null;
+  private socket: Dealer | ThreadedDealer | null = null;
+  private readonly networkThread: boolean;
   private state: DealerState = "stopped";
   private methods = new Map<string, MethodDefinition>();
   private readonly running = new Map<number, RunningCall>();
@@ -101,6 +109,7 @@ export class ServiceDealer {
       startTimeout: options.startTimeout ?? 30,
     };
     this.log = options.logger ?? createLogger(this.serviceName);
+    this.networkThread = options.networkThread ?? (typeof Bun !== "undefined" && typeof Worker !== "undefined");
   }
 
   /** Whether the router has accepted this dealer's registration (and not lost it since). */
@@ -124,14 +133,15 @@ export class ServiceDealer {
     if (definitions.length === 0) throw new ValidationError(`${this.serviceName} has no @serviceMethod methods`);
     this.methods = new Map(definitions.map((definition) => [definition.name, definition]));
     const hello = encodeMessage("HELLO", this.helloHeader());
-    const socket = new Dealer({
+    const socketOptions = {
       helloMessage: hello,
       heartbeatInterval: Math.round(this.dealerOptions.heartbeatInterval * 1000),
       heartbeatTimeout: Math.round(this.dealerOptions.heartbeatTimeout * 1000),
       reconnectInterval: 100,
       reconnectMaxInterval: 2000,
-      logger: { warn: (message) => this.log.warn(message) },
-    });
+    };
+    const warn = (message: string) => this.log.warn(message);
+    const socket = this.networkThread ? new ThreadedDealer(socketOptions, warn) : new Dealer({ ...socketOptions, logger: { warn } });
     this.socket = socket;
     this.state = "connecting";
     socket.events.on("disconnect", () => this.onDisconnect());
@@ -140,7 +150,7 @@ export class ServiceDealer {
     try {
       await this.whenRegistered(this.dealerOptions.startTimeout);
     } catch (error) {
-      this.closeSocket();
+      await this.closeSocket();
       throw error;
     }
   }
@@ -158,18 +168,18 @@ export class ServiceDealer {
       if (this.running.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       await socket.send(encodeMessage("BYE", {}));
     }
-    this.closeSocket();
+    await this.closeSocket();
     this.log.info(`${this.serviceName} stopped`);
   }
 
-  private closeSocket(): void {
+  private async closeSocket(): Promise<void> {
     const socket = this.socket;
     this.socket = null;
     this.state = "stopped";
     for (const call of this.running.values()) call.controller.abort(new ConnectionError("the dealer stopped"));
-    socket?.close();
     const error = new ConnectionError("the dealer stopped before registering");
     for (const waiter of this.registeredWaiters.splice(0)) waiter.reject(error);
+    await socket?.close();
   }
 
   private helloHeader() {
@@ -224,7 +234,7 @@ export class ServiceDealer {
     for (const call of this.running.values()) call.controller.abort(new ConnectionError("connection to the router lost"));
   }
 
-  private async receiveLoop(socket: Dealer): Promise<void> {
+  private async receiveLoop(socket: Dealer | ThreadedDealer): Promise<void> {
     for await (const frames of socket) {
       try {
         this.onMessage(frames);

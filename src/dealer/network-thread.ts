@@ -1,0 +1,128 @@
+/**
+ * The dealer's connection on its own thread. A service method that computes for 30 s without
+ * yielding blocks its event loop; if the socket lived there, it could not answer the router's
+ * PINGs and the router would declare a busy dealer dead and run its work twice (celery#5935).
+ * Here a Worker owns the ZMTP Dealer socket, so heartbeats flow whatever the methods do; a frozen
+ * process (SIGSTOP) still stops them, as it should.
+ */
+import { SocketEvents } from "../zmtp/socket.ts";
+import type { DealerOptions } from "../zmtp/dealer.ts";
+
+/** Messages main → worker. */
+export type ToNetwork =
+  | { type: "open"; options: Omit<DealerOptions, "logger" | "helloMessage" | "mechanism"> & { helloMessage?: Uint8Array[] } }
+  | { type: "connect"; endpoint: string }
+  | { type: "send"; frames: Uint8Array[] }
+  | { type: "close" };
+
+/** Messages worker → main. */
+export type FromNetwork =
+  | { type: "messages"; batch: Uint8Array[][] }
+  | { type: "sent"; count: number }
+  | { type: "event"; name: "disconnect" | "handshake" }
+  | { type: "log"; message: string }
+  | { type: "closed" };
+
+/** Sends in flight to the worker before send() starts to wait: bounds memory behind a slow link. */
+const MAX_UNACKNOWLEDGED_SENDS = 1000;
+
+/**
+ * A DEALER socket whose I/O runs on a worker thread, with the subset of the Dealer API the
+ * ServiceDealer uses: connect, send, async iteration, events, close.
+ */
+export class ThreadedDealer implements AsyncIterable<Uint8Array[]> {
+  readonly events = new SocketEvents();
+  private readonly worker: Worker;
+  private readonly inbox: Uint8Array[][] = [];
+  private inboxHead = 0;
+  private readonly receivers: ((value: IteratorResult<Uint8Array[]>) => void)[] = [];
+  private unacknowledged = 0;
+  private readonly sendWaiters: (() => void)[] = [];
+  private closed = false;
+  private closedResolve: (() => void) | undefined;
+
+  constructor(options: Extract<ToNetwork, { type: "open" }>["options"], private readonly onLog: (message: string) => void) {
+    this.worker = new Worker(new URL("./network-worker.ts", import.meta.url).href);
+    this.worker.onmessage = (event: MessageEvent<FromNetwork>) => this.onWorkerMessage(event.data);
+    this.post({ type: "open", options });
+  }
+
+  connect(endpoint: string): void {
+    this.post({ type: "connect", endpoint });
+  }
+
+  send(frames: Uint8Array[]): Promise<void> {
+    if (this.closed) return Promise.reject(new Error("socket closed"));
+    this.unacknowledged++;
+    this.post({ type: "send", frames });
+    if (this.unacknowledged < MAX_UNACKNOWLEDGED_SENDS) return Promise.resolve();
+    return new Promise((resolve) => this.sendWaiters.push(resolve));
+  }
+
+  /** Closes the socket (queued messages are flushed first), then ends the thread. */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    const done = new Promise<void>((resolve) => {
+      this.closedResolve = resolve;
+    });
+    this.post({ type: "close" });
+    const timer = setTimeout(() => this.finishClose(), 2000);
+    return done.then(() => clearTimeout(timer));
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array[]> {
+    return {
+      next: () => {
+        if (this.inboxHead < this.inbox.length) {
+          const value = this.inbox[this.inboxHead++];
+          if (this.inboxHead === this.inbox.length) {
+            this.inbox.length = 0;
+            this.inboxHead = 0;
+          }
+          return Promise.resolve({ value, done: false });
+        }
+        if (this.closed) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => this.receivers.push(resolve));
+      },
+    };
+  }
+
+  private post(message: ToNetwork): void {
+    this.worker.postMessage(message);
+  }
+
+  private onWorkerMessage(message: FromNetwork): void {
+    switch (message.type) {
+      case "messages":
+        for (const frames of message.batch) {
+          const receiver = this.receivers.shift();
+          if (receiver) receiver({ value: frames, done: false });
+          else this.inbox.push(frames);
+        }
+        return;
+      case "sent":
+        this.unacknowledged -= message.count;
+        while (this.unacknowledged < MAX_UNACKNOWLEDGED_SENDS && this.sendWaiters.length > 0) this.sendWaiters.shift()!();
+        return;
+      case "event":
+        if (message.name === "disconnect") this.events.emit("disconnect", { endpoint: "", routingId: Buffer.alloc(0), remoteAddress: "" });
+        else this.events.emit("handshake", { endpoint: "", routingId: Buffer.alloc(0), remoteAddress: "" });
+        return;
+      case "log":
+        this.onLog(message.message);
+        return;
+      case "closed":
+        this.finishClose();
+        return;
+    }
+  }
+
+  private finishClose(): void {
+    this.worker.terminate();
+    for (const receiver of this.receivers.splice(0)) receiver({ value: undefined, done: true });
+    for (const waiter of this.sendWaiters.splice(0)) waiter();
+    this.closedResolve?.();
+    this.closedResolve = undefined;
+  }
+}
