@@ -167,7 +167,9 @@ function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise
 async function pipelined(client: EchoClient, count: number, payload: Buffer): Promise<number> {
   const started = performance.now();
   const receiving = (async () => {
-    for (let received = 0; received < count; received++) await client.receive();
+    let last: Buffer[] = [];
+    for (let received = 0; received < count; received++) last = await client.receive();
+    assertEcho(last, payload);
   })();
   // One send at a time, each awaited: zeromq.js forbids concurrent send() calls, and for our
   // sockets an awaited send() is the backpressure-respecting way to send "as fast as allowed".
@@ -182,12 +184,20 @@ async function sequential(client: EchoClient, count: number, payload: Buffer): P
   for (let i = 0; i < count; i++) {
     const sentAt = performance.now();
     await client.send(payload);
-    await client.receive();
+    const reply = await client.receive();
     samplesUs[i] = (performance.now() - sentAt) * 1000;
+    if (i === 0) assertEcho(reply, payload);
   }
   const elapsedS = (performance.now() - started) / 1000;
   samplesUs.sort();
   return { perSecond: count / elapsedS, p50Us: percentile(samplesUs, 0.5), p99Us: percentile(samplesUs, 0.99) };
+}
+
+/** A cheap check that echoes are what was sent, so a fast but broken path cannot pass as a result. */
+function assertEcho(reply: Buffer[], payload: Buffer): void {
+  if (reply.length !== 1 || !reply[0].equals(payload)) {
+    throw new Error(`echo differs from what was sent: ${reply.length} frame(s), first ${reply[0]?.length ?? 0} bytes`);
+  }
 }
 
 /** Nearest-rank percentile of sorted samples. */
@@ -494,9 +504,10 @@ function renderSection(results: PairResult[], machine: Record<string, string>): 
   lines.push(
     "How it runs:",
     "",
-    `- Where both ends are one runtime (the first three rows), Router and Dealer share one process, so one thread does both ends' work. Where the runtimes differ (the mixed rows), the Router and the Dealer are separate processes, each with its own thread: the mixed rows are not directly comparable with the one-process rows. zeromq.js also does its I/O on libzmq's background thread, so each zeromq.js process runs two busy threads; with only ${machine.cores} cores the mixed rows vary most from run to run (see min – max).`,
+    `- Where both ends are one runtime (the first three rows), Router and Dealer share one process: for our sockets one JavaScript thread does both ends' work. Where the runtimes differ (the mixed rows), the Router and the Dealer are separate processes with a thread each, so the mixed rows are not directly comparable with the one-process rows. zeromq.js does its socket I/O on libzmq's background thread besides the JavaScript thread, so a zeromq.js process keeps two threads busy; with ${machine.cores} cores the rows involving it vary most from run to run (see min – max).`,
     "- Ours on Bun uses Bun sockets (`transport: \"bun\"`); ours on Node runs the same code bundled with `bun build --target=node` into `.tmp/bench-zmtp.mjs`, on node:net (`transport: \"node\"`).",
     "- zeromq.js v6 allows one pending send() per socket, so every send is awaited before the next (our sockets are driven the same way). Its Routers are created with `mandatory: true`: libzmq's ROUTER otherwise silently drops messages to a peer over its send high-water mark (default 1000), and the pipelined Dealer would wait forever for the lost echoes; with `mandatory` send() waits for room instead, which is what our Router always does. High-water marks are left at 1000 everywhere.",
+    "- Between invocations of the script the figures move by tens of percent on a small virtual machine like this one (ours on Bun has ranged from about 600,000 to 1,000,000 msg/s here). Compare rows of one invocation; that is why the ratio above is taken from one run.",
     "- Each run has a deadline (`--run-timeout-ms`, default 60 s) and each child process a deadline covering all its runs; a pair that misses one is reported as failed.",
     "",
     "Reproduce: `npm ci && npm run bench:zmtp` (needs Node ≥ 20 for the zeromq.js and Node rows). Options: `--runs 5 --messages 200000 --size 100 --round-trips 20000 --pairs ours-bun,zeromq-node --no-write`; pair ids: " +

@@ -62,6 +62,8 @@ export interface ServiceRouterOptions {
   defaultTimeout?: number;
   /** Seconds a stopping router lets running requests finish. Default 5. */
   shutdownGrace?: number;
+  /** Largest message accepted from any peer, in bytes; a bigger one closes that connection. Default 256 MiB. */
+  maxMessageSize?: number;
   /** Logger (consola-compatible). Default: consola tagged "router". */
   logger?: Logger;
 }
@@ -78,6 +80,7 @@ const OptionsSchema = v.object({
   maxRedispatch: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))),
   defaultTimeout: v.optional(v.pipe(v.number(), v.minValue(0))),
   shutdownGrace: v.optional(v.pipe(v.number(), v.minValue(0))),
+  maxMessageSize: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024))),
   logger: v.optional(v.any()),
 });
 
@@ -187,6 +190,7 @@ export class ServiceRouter {
       maxRedispatch: options.maxRedispatch ?? 1,
       defaultTimeout: options.defaultTimeout ?? 0,
       shutdownGrace: options.shutdownGrace ?? 5,
+      maxMessageSize: options.maxMessageSize ?? 256 * 1024 * 1024,
     };
     this.dealerKeys = new KeyChecker(dealerApiKeys);
     this.clientKeys = new KeyChecker(clientApiKeys);
@@ -217,6 +221,8 @@ export class ServiceRouter {
       handshakeInterval: Math.max(1000, Math.min(30_000, this.heartbeatTimeoutMs)),
       // Replies to a peer that left are dropped silently: its state is already gone.
       mandatory: false,
+      // Without a bound, one peer announcing a huge frame would make the router allocate it.
+      maxMessageSize: this.options.maxMessageSize,
       sendHighWaterMark: 10_000,
       receiveHighWaterMark: 10_000,
       logger: { warn: (message) => this.log.warn(message) },

@@ -2,7 +2,7 @@
  * ZMTP 3.1 wire codec (RFC 23 and RFC 37): greeting, frames, commands and metadata.
  * Pure functions over bytes; no sockets, no timers. Everything here is unit-tested byte by byte.
  */
-import { Buffer } from "node:buffer";
+import { Buffer, constants as bufferConstants } from "node:buffer";
 import { ZmtpErrorCode, ZmtpProtocolError } from "./errors.ts";
 
 export const GREETING_SIZE = 64;
@@ -206,6 +206,7 @@ export function parseErrorCommand(data: Buffer): string {
 }
 
 const EMPTY = Buffer.alloc(0);
+const MAX_BUFFER_LENGTH = bufferConstants.MAX_LENGTH;
 const enum State {
   Greeting,
   FrameHeader,
@@ -294,6 +295,9 @@ export class Decoder {
       if (available < headerSize) return undefined;
       size = buffer[start + 1];
     }
+    if (size > MAX_BUFFER_LENGTH) {
+      throw new ZmtpProtocolError(`frame of ${size} bytes is larger than this runtime can hold`, ZmtpErrorCode.MESSAGE_TOO_LARGE);
+    }
     if (size > this.maxFrameSize) {
       throw new ZmtpProtocolError(`frame of ${size} bytes exceeds maxMessageSize ${this.maxFrameSize}`, ZmtpErrorCode.MESSAGE_TOO_LARGE);
     }
@@ -306,7 +310,12 @@ export class Decoder {
       };
     }
     if (size > ASSEMBLE_THRESHOLD) {
-      const body = Buffer.allocUnsafe(size);
+      let body: Buffer;
+      try {
+        body = Buffer.allocUnsafe(size);
+      } catch {
+        throw new ZmtpProtocolError(`cannot allocate ${size} bytes for a frame`, ZmtpErrorCode.MESSAGE_TOO_LARGE);
+      }
       buffer.copy(body, 0, bodyStart);
       this.assembling = body;
       this.assembled = buffer.length - bodyStart;

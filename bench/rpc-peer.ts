@@ -1,0 +1,34 @@
+/**
+ * The other processes of bench/rpc.ts. Prints one line "ready <address>" once it can serve.
+ *   bun bench/rpc-peer.ts router <mode>          a ServiceRouter on an ephemeral port
+ *   bun bench/rpc-peer.ts dealer <address>       a BenchService dealer
+ *   bun bench/rpc-peer.ts echo                   a bare ZMTP Router that echoes (the baseline)
+ */
+import { RouterMode, ServiceDealer, ServiceRouter, serviceMethod, silentLogger } from "../src/index.ts";
+import { Router } from "../src/zmtp/index.ts";
+
+class BenchService extends ServiceDealer {
+  @serviceMethod
+  echo(value: unknown) {
+    return value;
+  }
+}
+
+const [role, argument] = process.argv.slice(2);
+if (role === "router") {
+  const router = new ServiceRouter({ address: "tcp://127.0.0.1:0", routerMode: argument === "fifo" ? RouterMode.FIFO : RouterMode.LOAD_BALANCE, logger: silentLogger });
+  await router.start();
+  console.log(`ready ${router.address}`);
+} else if (role === "dealer") {
+  const service = new BenchService({ routerAddress: argument, logger: silentLogger });
+  await service.start();
+  console.log(`ready ${argument}`);
+} else if (role === "echo") {
+  const router = new Router();
+  await router.bind("tcp://127.0.0.1:0");
+  console.log(`ready ${router.lastEndpoint}`);
+  for await (const message of router) void router.send(message);
+} else {
+  console.error(`unknown role ${role}`);
+  process.exit(2);
+}
