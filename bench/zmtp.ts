@@ -31,6 +31,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Dealer, Router } from "../src/zmtp/index.ts";
+import { writeSection } from "./doc.ts";
 
 // ---------------------------------------------------------------- options
 
@@ -518,24 +519,6 @@ function renderSection(results: PairResult[], machine: Record<string, string>): 
   return lines.join("\n");
 }
 
-/** Replaces our `## ` section of the document (or appends it), leaving every other section as it is. */
-function writeSection(docPath: string, section: string): void {
-  const header = "# Benchmarks\n\nOne section per benchmark; each benchmark script rewrites only its own section.\n\n";
-  const text = existsSync(docPath) ? readFileSync(docPath, "utf8") : header;
-  const lines = text.split("\n");
-  const start = lines.findIndex((line) => line.trim() === SECTION_HEADING);
-  let updated: string;
-  if (start < 0) {
-    updated = `${text.replace(/\n*$/, "\n\n")}${section}`;
-  } else {
-    let end = lines.findIndex((line, index) => index > start && line.startsWith("## "));
-    if (end < 0) end = lines.length;
-    const before = lines.slice(0, start).join("\n");
-    const after = lines.slice(end).join("\n");
-    updated = `${before.replace(/\n*$/, "\n\n")}${section}${after.length > 0 ? `\n${after}` : ""}`;
-  }
-  writeFileSync(docPath, updated.replace(/\n*$/, "\n"));
-}
 
 async function orchestrate(): Promise<void> {
   if (typeof Bun === "undefined") throw new Error("run the orchestrator under Bun: npm run bench:zmtp");
