@@ -1,7 +1,7 @@
 /**
  * The other processes of bench/rpc.ts. Prints one line "ready <address>" once it can serve.
  *   bun bench/rpc-peer.ts router <mode>          a ServiceRouter on an ephemeral port
- *   bun bench/rpc-peer.ts dealer <address>       a BenchService dealer
+ *   bun bench/rpc-peer.ts dealer <address> [inline]   a BenchService dealer (inline: no network thread)
  *   bun bench/rpc-peer.ts echo                   a bare ZMTP Router that echoes (the baseline)
  */
 import { RouterMode, ServiceDealer, ServiceRouter, serviceMethod, silentLogger } from "../src/index.ts";
@@ -20,7 +20,8 @@ if (role === "router") {
   await router.start();
   console.log(`ready ${router.address}`);
 } else if (role === "dealer") {
-  const service = new BenchService({ routerAddress: argument, logger: silentLogger });
+  const networkThread = process.argv[4] !== "inline";
+  const service = new BenchService({ routerAddress: argument, logger: silentLogger, networkThread });
   await service.start();
   console.log(`ready ${argument}`);
 } else if (role === "echo") {

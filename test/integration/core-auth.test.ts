@@ -5,9 +5,10 @@
  *   ./node_modules/.bin/bun test test/integration/core-auth.test.ts
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { ApiKeyManager, AuthError } from "../../src/index.ts";
+import { ApiKeyManager, AuthError, ServiceRouter, ValidationError } from "../../src/index.ts";
 import { EchoService } from "../fixtures/services.ts";
 import { Cluster, TRANSPORTS } from "../helpers/cluster.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const AUTH_ENV = ["VOIDRAIL_DEALER_API_KEYS", "VOIDRAIL_CLIENT_API_KEYS", "VOIDRAIL_REQUIRE_AUTH", "VOIDRAIL_API_KEY"] as const;
 
@@ -101,6 +102,28 @@ for (const transport of TRANSPORTS) {
       expect(await rejectionOf(client.invoke("EchoService.echo", "first"))).toBeInstanceOf(AuthError);
       expect(await rejectionOf(client.invoke("EchoService.echo", "second"))).toBeInstanceOf(AuthError);
       expect(await rejectionOf(client.discoverServices())).toBeInstanceOf(AuthError);
+    });
+
+    test("after a router restart, the dealer and the client authenticate again by themselves", async () => {
+      const dealerKey = ApiKeyManager.generateKey("dealer");
+      const clientKey = ApiKeyManager.generateKey("client");
+      const first = await cluster.router({ dealerApiKeys: [dealerKey], clientApiKeys: [clientKey] });
+      const dealer = await cluster.dealer((options) => new EchoService(options), { apiKey: dealerKey });
+      const client = await cluster.client({ apiKey: clientKey });
+      expect(await client.invoke("EchoService.echo", "before")).toBe("before");
+
+      const address = first.address;
+      await first.stop();
+      await waitFor(() => !dealer.registered, { timeoutMs: 5_000, message: "the dealer to notice the router is gone" });
+      await cluster.router({ address, dealerApiKeys: [dealerKey], clientApiKeys: [clientKey] });
+
+      await waitFor(() => dealer.registered, { timeoutMs: 10_000, message: "the dealer to authenticate and register again" });
+      expect(await client.invoke("EchoService.echo", "after")).toBe("after");
+    });
+
+    test("VOIDRAIL_REQUIRE_AUTH=true without any key is a configuration error", () => {
+      process.env.VOIDRAIL_REQUIRE_AUTH = "true";
+      expect(() => new ServiceRouter({ address: "tcp://127.0.0.1:0" })).toThrow(ValidationError);
     });
 
     test("VOIDRAIL_DEALER_API_KEYS, VOIDRAIL_CLIENT_API_KEYS and VOIDRAIL_API_KEY configure auth", async () => {
