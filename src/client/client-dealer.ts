@@ -131,6 +131,8 @@ export class ClientDealer {
       void this.receiveLoop(socket);
     }
     if (this.welcomed) return;
+    // The router refused our key on this connection and will not welcome it: say so at once.
+    if (this.authFailure) throw this.authFailure;
     await new Promise<void>((resolve, reject) => {
       const timeoutMs = this.options.timeout > 0 ? Math.min(this.options.timeout, MAX_TIMER_SECONDS) * 1000 : 0;
       const timer = timeoutMs > 0 ? setTimeout(() => {
@@ -259,6 +261,8 @@ export class ClientDealer {
     };
     const onAbort = () => {
       this.cancel(id);
+      // Cancelled means stop now: chunks already here are not handed out.
+      buffered.drain();
       this.endStream(id, call, new CancelledError("the stream was cancelled", { cause: options.signal?.reason }));
     };
     const started = (async () => {

@@ -311,11 +311,10 @@ export class ServiceRouter {
   // ---- connections and registration ----
 
   private onHello(routingId: Buffer, key: string, peer: Peer | undefined, hello: RouterInbound["HELLO"]): void {
-    if (peer !== undefined && (peer.role === "dealer" || peer.client.authenticated || hello.role === "dealer")) {
-      if (!(peer.role === "client" && !peer.client.authenticated)) {
-        this.protocolError(routingId, ProtocolFailure.ALREADY_HELLO, "HELLO on a connection that already said HELLO");
-        return;
-      }
+    // A client may say HELLO again (a HELLO queued during a reconnect arrives twice): it is welcomed again.
+    if (peer?.role === "dealer") {
+      this.protocolError(routingId, ProtocolFailure.ALREADY_HELLO, "HELLO on a connection that already registered as a dealer");
+      return;
     }
     if (this.stopping) {
       this.reply(routingId, "ERROR", errorToWire(new ShuttingDownError("the router is stopping")));
@@ -428,7 +427,9 @@ export class ServiceRouter {
         job.state = "done";
         continue;
       }
-      if (!job.forwarded && job.redispatchesLeft > 0 && !this.stopping) {
+      // Re-queue only if someone can still run it; otherwise fail now rather than at its timeout.
+      const someoneCanRunIt = job.waitForDealer || (this.dealersByMethod.get(job.method)?.size ?? 0) > 0;
+      if (!job.forwarded && job.redispatchesLeft > 0 && !this.stopping && someoneCanRunIt) {
         job.redispatchesLeft--;
         this.log.info(`re-dispatching ${job.method} (client id ${job.clientId}) after losing ${dealer.id}`);
         this.enqueue(job, true);
@@ -598,7 +599,6 @@ export class ServiceRouter {
       return;
     }
     const value = this.info(topic);
-    this.totalResponses++;
     this.reply(client.routingId, "RESULT", { id }, Buffer.from(encodeJsonOrThrow(value)));
   }
 

@@ -88,7 +88,7 @@ export class Cluster {
   async spawnDealer(service: ChildServiceName): Promise<DealerProcess> {
     const child = new DealerProcess(this.address, service);
     this.children.push(child);
-    const registered = await child.next((event) => event.event === "registered", 10_000, `child ${service} to register`);
+    const registered = await child.event((event) => event.event === "registered", 10_000, `child ${service} to register`);
     child.dealerId = registered.dealerId as string;
     return child;
   }
@@ -120,7 +120,6 @@ export class DealerProcess {
   private readonly process: ChildProcess;
   private readonly waiters = new Set<() => void>();
   private stderr = "";
-  private consumed = 0;
 
   constructor(address: string, service: ChildServiceName) {
     this.process = spawn(BUN, [join(ROOT, "test/fixtures/dealer-process.ts"), address, service], {
@@ -158,22 +157,17 @@ export class DealerProcess {
   }
 
   /**
-   * The first event after those already returned by next() that matches `predicate`; rejects at
-   * the deadline or when the child exits first (with its stderr in the message).
+   * The first event so far, or yet to come, that matches `predicate` (make it specific: a tag,
+   * a dealerId); rejects at the deadline or when the child exits first, with its stderr.
    */
-  next(predicate: (event: ChildEvent) => boolean, timeoutMs: number, message: string): Promise<ChildEvent> {
+  event(predicate: (event: ChildEvent) => boolean, timeoutMs: number, message: string): Promise<ChildEvent> {
     return new Promise((resolveEvent, reject) => {
       const check = () => {
-        for (; this.consumed < this.events.length; this.consumed++) {
-          const event = this.events[this.consumed];
-          if (predicate(event)) {
-            this.consumed++;
-            done();
-            resolveEvent(event);
-            return;
-          }
-        }
-        if (this.process.exitCode !== null || this.process.signalCode !== null) {
+        const found = this.events.find(predicate);
+        if (found) {
+          done();
+          resolveEvent(found);
+        } else if (this.process.exitCode !== null || this.process.signalCode !== null) {
           done();
           reject(new Error(`child ${this.pid} exited (${this.process.exitCode ?? this.process.signalCode}) before ${message}; stderr: ${this.stderr}`));
         }

@@ -142,7 +142,7 @@ for (const transport of TRANSPORTS) {
       const client = await cluster.client();
 
       const call = client.invoke<{ tag: string; pid: number }>("CrashService.slow", "job-1");
-      await child.next((event) => event.event === "started" && event.tag === "job-1", 10_000, "the child to start job-1");
+      await child.event((event) => event.event === "started" && event.tag === "job-1", 10_000, "the child to start job-1");
       await cluster.dealer((options) => new CrashService(options));
       child.kill("SIGKILL");
 
@@ -158,7 +158,7 @@ for (const transport of TRANSPORTS) {
       const client = await cluster.client({ timeout: 10 });
 
       const call = client.invoke("CrashService.slow", "orphan");
-      await child.next((event) => event.event === "started" && event.tag === "orphan", 10_000, "the child to start the call");
+      await child.event((event) => event.event === "started" && event.tag === "orphan", 10_000, "the child to start the call");
       child.kill("SIGKILL");
 
       // The call did not ask to wait for a dealer (waitForDealer), and no dealer offers the method any more:
@@ -182,7 +182,7 @@ for (const transport of TRANSPORTS) {
       const client = await cluster.client({ timeout: 10 });
 
       const call = client.call<{ tag: string; pid: number }>("CrashService.slow", ["patient"], { waitForDealer: true });
-      await child.next((event) => event.event === "started" && event.tag === "patient", 10_000, "the child to start the call");
+      await child.event((event) => event.event === "started" && event.tag === "patient", 10_000, "the child to start the call");
       child.kill("SIGKILL");
       await waitFor(async () => (await client.discoverClusters()).length === 0, { timeoutMs: 5_000, message: "the killed dealer to be gone" });
       await cluster.dealer((options) => new CrashService(options));
@@ -198,7 +198,7 @@ for (const transport of TRANSPORTS) {
       const stream = client.stream<number>("CrashService.slowStream", 2)[Symbol.asyncIterator]();
       expect((await stream.next()).value).toBe(0);
       expect((await stream.next()).value).toBe(1);
-      await child.next((event) => event.event === "streamed", 10_000, "the child to finish its chunks");
+      await child.event((event) => event.event === "streamed", 10_000, "the child to finish its chunks");
       await cluster.dealer((options) => new CrashService(options));
       child.kill("SIGKILL");
 
@@ -223,7 +223,7 @@ for (const transport of TRANSPORTS) {
       raw = new RawClient(cluster.address);
 
       raw.request(1, "CrashService.slow", ["frozen"], 20_000);
-      await child.next((event) => event.event === "started" && event.tag === "frozen", 10_000, "the child to start the call");
+      await child.event((event) => event.event === "started" && event.tag === "frozen", 10_000, "the child to start the call");
       await cluster.dealer((options) => new CrashService(options));
       child.kill("SIGSTOP");
       const frozenAt = performance.now();
@@ -237,8 +237,8 @@ for (const transport of TRANSPORTS) {
 
       // Thaw it: it notices the lost connection, ends the old call, answers it, and registers again.
       child.kill("SIGCONT");
-      await child.next((event) => event.event === "finished" && event.tag === "frozen", 10_000, "the thawed child to end the old call");
-      await child.next((event) => event.event === "registered", 10_000, "the thawed child to register again");
+      await child.event((event) => event.event === "finished" && event.tag === "frozen", 10_000, "the thawed child to end the old call");
+      await child.event((event) => event.event === "registered" && event.dealerId !== child.dealerId, 10_000, "the thawed child to register again");
       // A call on the thawed child's new connection: its stale reply went to the router before this answer.
       const client = await cluster.client();
       await waitFor(async () => (await client.invoke("CrashService.whoami")) === child.pid, {
