@@ -295,11 +295,11 @@ export class Decoder {
       if (available < headerSize) return undefined;
       size = buffer[start + 1];
     }
-    if (size > MAX_BUFFER_LENGTH) {
-      throw new ZmtpProtocolError(`frame of ${size} bytes is larger than this runtime can hold`, ZmtpErrorCode.MESSAGE_TOO_LARGE);
-    }
     if (size > this.maxFrameSize) {
       throw new ZmtpProtocolError(`frame of ${size} bytes exceeds maxMessageSize ${this.maxFrameSize}`, ZmtpErrorCode.MESSAGE_TOO_LARGE);
+    }
+    if (size > MAX_BUFFER_LENGTH) {
+      throw new ZmtpProtocolError(`frame of ${size} bytes is larger than this runtime can hold`, ZmtpErrorCode.MESSAGE_TOO_LARGE);
     }
     const bodyStart = start + headerSize;
     if (available - headerSize >= size) {

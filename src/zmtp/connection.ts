@@ -395,11 +395,14 @@ export class Connection {
     const reason = error ? new ZmtpError(ZmtpErrorCode.CONNECTION_RESET, `connection lost: ${error.message}`, { cause: error }) : undefined;
     const wasReady = this.state === State.Ready;
     const midHandshake = !wasReady;
+    const unfinished = this.decoder.bufferedBytes + this.incomingSize;
     this.state = State.Closed;
     this.clearTimers();
+    // A peer that closes in the middle of a frame or message broke the protocol: say what was lost.
+    const truncated = wasReady && unfinished > 0 ? new ZmtpProtocolError(`peer closed mid-message: ${unfinished} bytes of an incomplete frame or message discarded`) : undefined;
     this.owner.onClose(
       this,
-      reason ?? (midHandshake ? new ZmtpProtocolError("peer closed the connection during the handshake", ZmtpErrorCode.CONNECTION_RESET) : undefined),
+      reason ?? truncated ?? (midHandshake ? new ZmtpProtocolError("peer closed the connection during the handshake", ZmtpErrorCode.CONNECTION_RESET) : undefined),
       wasReady,
     );
   }
