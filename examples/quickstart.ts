@@ -3,7 +3,7 @@
  * process. Run: bun examples/quickstart.ts
  */
 import * as v from "valibot";
-import { ClientDealer, RouterMode, ServiceDealer, ServiceRouter, serviceMethod } from "../src/index.ts";
+import { ClientDealer, RouterMode, ServiceDealer, ServiceRouter, serviceMethod } from "voidrail";
 
 const address = process.argv[2] ?? "tcp://127.0.0.1:5555";
 
