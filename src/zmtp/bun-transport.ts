@@ -110,7 +110,7 @@ export const bunTransport: Transport = {
         socket: {
           ...socketHandlers,
           open(socket) {
-            const remote = endpoint.transport === "tcp" ? `${socket.remoteAddress}` : endpoint.path;
+            const remote = endpoint.transport === "tcp" ? `${socket.remoteAddress}:${socket.remotePort}` : endpoint.path;
             const stream = new BunStream(socket, remote);
             socket.data = stream;
             socket.setNoDelay?.(true);
@@ -125,7 +125,8 @@ export const bunTransport: Transport = {
     const result: TransportListener = {
       endpoint: bound,
       close() {
-        listener.stop(true);
+        // Not stop(true): that would cut accepted connections before Socket.close() lets them linger.
+        listener.stop(false);
         if (endpoint.transport === "ipc") removeStaleSocketFile(endpoint.path);
       },
     };

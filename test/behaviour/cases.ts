@@ -318,17 +318,20 @@ const sendHighWaterMark: CaseBody = async (ctx) => {
   })().catch((e: Error) => {
     producerError = e;
   });
-  // The Router reads nothing yet. Wait for the count of resolved sends to stop moving for 300 ms.
+  // The Router reads nothing yet. Wait for the count of resolved sends to stop moving: unchanged
+  // for 300 ms and over at least 15 polls, so one long event-loop stall cannot fake a plateau.
   let last = -1;
   let stableSince = Date.now();
+  let stablePolls = 0;
   await waitFor(
     () => {
       if (producerError) throw producerError;
       if (resolved !== last) {
         last = resolved;
         stableSince = Date.now();
+        stablePolls = 0;
       }
-      return Date.now() - stableSince >= 300;
+      return ++stablePolls >= 15 && Date.now() - stableSince >= 300;
     },
     { timeoutMs: 15_000, message: `resolved sends to plateau while the Router does not read (at ${resolved} of ${TOTAL})`, intervalMs: 20 },
   );

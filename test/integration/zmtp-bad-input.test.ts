@@ -300,7 +300,7 @@ for (const transport of SOCKET_TRANSPORTS) {
       });
 
       // The peer closes with a frame half sent: the bytes it did send are lost, which our side
-      // should report (today it reports an orderly close with no error and logs nothing).
+      // reports as a protocol error rather than an orderly close.
       test("a truncated frame followed by close is reported with an error and logged", async () => {
         await expectRejected(
           h,
