@@ -22,7 +22,7 @@ export const SHORT_FRAME_MAX = 255;
  * Bodies larger than this that arrive split across reads are assembled into a buffer of their
  * exact size instead of by re-concatenating chunks, which would be quadratic for 64 MiB frames.
  */
-const ASSEMBLE_THRESHOLD = 64 * 1024;
+const ASSEMBLE_THRESHOLD = 1024;
 
 export interface Greeting {
   major: number;
