@@ -21,9 +21,9 @@ import {
   type RouterInfo,
   type ServicesInfo,
   TimeoutError,
-  ValidationError,
   type WireError,
 } from "../protocol/index.ts";
+import { ApiKeyOption, checkOptions, consumeMessages, EndpointOption, SecondsOption } from "../options.ts";
 import { Dealer } from "../zmtp/dealer.ts";
 import { Queue } from "../zmtp/queue.ts";
 
@@ -56,10 +56,10 @@ export interface CallOptions {
 }
 
 const OptionsSchema = v.object({
-  routerAddress: v.optional(v.pipe(v.string(), v.regex(/^(tcp|ipc):\/\/.+/, "routerAddress must be tcp://host:port or ipc://path"))),
-  timeout: v.optional(v.pipe(v.number(), v.minValue(0))),
-  apiKey: v.optional(v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,512}$/, "apiKey must be 1-512 printable ASCII characters"))),
-  heartbeatInterval: v.optional(v.pipe(v.number(), v.minValue(0))),
+  routerAddress: v.optional(EndpointOption),
+  timeout: v.optional(SecondsOption),
+  apiKey: v.optional(ApiKeyOption),
+  heartbeatInterval: v.optional(SecondsOption),
   streamWindow: v.optional(v.pipe(v.number(), v.integer(), v.minValue(2), v.maxValue(1_000_000))),
   logger: v.optional(v.any()),
 });
@@ -95,8 +95,7 @@ export class ClientDealer {
   private authFailure: Error | undefined;
 
   constructor(options: ClientDealerOptions = {}) {
-    const parsed = v.safeParse(OptionsSchema, options);
-    if (!parsed.success) throw new ValidationError(`invalid ClientDealer options: ${v.summarize(parsed.issues)}`);
+    checkOptions(OptionsSchema, options, "ClientDealer");
     this.options = {
       routerAddress: options.routerAddress ?? process.env.VOIDRAIL_ROUTER_ADDRESS ?? "tcp://127.0.0.1:5555",
       timeout: options.timeout ?? 30,
@@ -128,7 +127,7 @@ export class ClientDealer {
       this.socket = socket;
       socket.events.on("disconnect", () => this.onDisconnect());
       socket.connect(this.options.routerAddress);
-      void this.receiveLoop(socket);
+      void consumeMessages(socket, (frames) => this.onMessage(frames), this.log, "client");
     }
     if (this.welcomed) return;
     // The router refused our key on this connection and will not welcome it: say so at once.
@@ -382,16 +381,6 @@ export class ClientDealer {
 
   private send(socket: Dealer, frames: Uint8Array[]): void {
     socket.send(frames).catch((error: Error) => this.log.warn(`send failed: ${error.message}`));
-  }
-
-  private async receiveLoop(socket: Dealer): Promise<void> {
-    for await (const frames of socket) {
-      try {
-        this.onMessage(frames);
-      } catch (error) {
-        this.log.error(`client failed on a message: ${(error as Error).stack ?? error}`);
-      }
-    }
   }
 
   private onMessage(frames: Uint8Array[]): void {

@@ -25,6 +25,7 @@ import {
   VoidRailError,
   type WireError,
 } from "../protocol/index.ts";
+import { ApiKeyOption, checkOptions, consumeMessages, EndpointOption, SecondsOption } from "../options.ts";
 import { Dealer } from "../zmtp/dealer.ts";
 import { ThreadedDealer } from "./network-thread.ts";
 import { type CallContext, collectMethods, type MethodDefinition } from "./service-method.ts";
@@ -57,14 +58,14 @@ export interface ServiceDealerOptions {
 }
 
 const OptionsSchema = v.object({
-  routerAddress: v.optional(v.pipe(v.string(), v.regex(/^(tcp|ipc):\/\/.+/, "routerAddress must be tcp://host:port or ipc://path"))),
+  routerAddress: v.optional(EndpointOption),
   serviceName: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "serviceName must be an identifier"))),
   maxConcurrent: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65_535))),
-  heartbeatInterval: v.optional(v.pipe(v.number(), v.minValue(0))),
-  heartbeatTimeout: v.optional(v.pipe(v.number(), v.minValue(0))),
-  apiKey: v.optional(v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,512}$/, "apiKey must be 1-512 printable ASCII characters"))),
+  heartbeatInterval: v.optional(SecondsOption),
+  heartbeatTimeout: v.optional(SecondsOption),
+  apiKey: v.optional(ApiKeyOption),
   instanceId: v.optional(v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,128}$/, "instanceId must be 1-128 printable ASCII characters"))),
-  startTimeout: v.optional(v.pipe(v.number(), v.minValue(0))),
+  startTimeout: v.optional(SecondsOption),
   networkThread: v.optional(v.boolean()),
   logger: v.optional(v.any()),
 });
@@ -96,8 +97,7 @@ export class ServiceDealer {
   private idleWaiters: (() => void)[] = [];
 
   constructor(options: ServiceDealerOptions = {}) {
-    const parsed = v.safeParse(OptionsSchema, options);
-    if (!parsed.success) throw new ValidationError(`invalid ServiceDealer options: ${v.summarize(parsed.issues)}`);
+    checkOptions(OptionsSchema, options, "ServiceDealer");
     this.serviceName = options.serviceName ?? this.constructor.name;
     this.dealerOptions = {
       routerAddress: options.routerAddress ?? process.env.VOIDRAIL_ROUTER_ADDRESS ?? "tcp://127.0.0.1:5555",
@@ -146,7 +146,7 @@ export class ServiceDealer {
     this.state = "connecting";
     socket.events.on("disconnect", () => this.onDisconnect());
     socket.connect(this.dealerOptions.routerAddress);
-    void this.receiveLoop(socket);
+    void consumeMessages<Uint8Array[]>(socket, (frames) => this.onMessage(frames), this.log, this.serviceName);
     try {
       await this.whenRegistered(this.dealerOptions.startTimeout);
     } catch (error) {
@@ -232,16 +232,6 @@ export class ServiceDealer {
     if (this.state !== "draining") this.state = "connecting";
     // The router has already re-dispatched or failed what this dealer held: stop working on it.
     for (const call of this.running.values()) call.controller.abort(new ConnectionError("connection to the router lost"));
-  }
-
-  private async receiveLoop(socket: Dealer | ThreadedDealer): Promise<void> {
-    for await (const frames of socket) {
-      try {
-        this.onMessage(frames);
-      } catch (error) {
-        this.log.error(`dealer failed on a message: ${(error as Error).stack ?? error}`);
-      }
-    }
   }
 
   private onMessage(frames: Uint8Array[]): void {

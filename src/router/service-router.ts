@@ -30,6 +30,7 @@ import {
   PROTOCOL_VERSION,
   RouterMode,
 } from "../protocol/index.ts";
+import { ApiKeyOption, booleanFromEnv, checkOptions, consumeMessages, EndpointOption, listFromEnv, SecondsOption, secondsFromEnv } from "../options.ts";
 import { Queue } from "../zmtp/queue.ts";
 import { Router } from "../zmtp/router.ts";
 import { KeyChecker } from "./auth.ts";
@@ -69,17 +70,17 @@ export interface ServiceRouterOptions {
 }
 
 const OptionsSchema = v.object({
-  address: v.optional(v.pipe(v.string(), v.regex(/^(tcp|ipc):\/\/.+/, "address must be tcp://host:port or ipc://path"))),
+  address: v.optional(EndpointOption),
   routerMode: v.optional(v.picklist(["fifo", "load_balance"])),
   heartbeatTimeout: v.optional(v.pipe(v.number(), v.minValue(0.05), v.maxValue(2_000_000))),
   requireAuth: v.optional(v.boolean()),
-  dealerApiKeys: v.optional(v.array(v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,512}$/, "API keys are 1-512 printable ASCII characters")))),
-  clientApiKeys: v.optional(v.array(v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,512}$/, "API keys are 1-512 printable ASCII characters")))),
+  dealerApiKeys: v.optional(v.array(ApiKeyOption)),
+  clientApiKeys: v.optional(v.array(ApiKeyOption)),
   maxQueueLength: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
   queueLimits: v.optional(v.record(v.string(), v.pipe(v.number(), v.integer(), v.minValue(0)))),
   maxRedispatch: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))),
-  defaultTimeout: v.optional(v.pipe(v.number(), v.minValue(0))),
-  shutdownGrace: v.optional(v.pipe(v.number(), v.minValue(0))),
+  defaultTimeout: v.optional(SecondsOption),
+  shutdownGrace: v.optional(SecondsOption),
   maxMessageSize: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024))),
   logger: v.optional(v.any()),
 });
@@ -170,11 +171,10 @@ export class ServiceRouter {
 
   constructor(options: ServiceRouterOptions = {}) {
     const env = process.env;
-    const parsed = v.safeParse(OptionsSchema, options);
-    if (!parsed.success) throw new ValidationError(`invalid ServiceRouter options: ${v.summarize(parsed.issues)}`);
-    const dealerApiKeys = options.dealerApiKeys ?? splitList(env.VOIDRAIL_DEALER_API_KEYS);
-    const clientApiKeys = options.clientApiKeys ?? splitList(env.VOIDRAIL_CLIENT_API_KEYS);
-    const requireAuth = options.requireAuth ?? parseBool(env.VOIDRAIL_REQUIRE_AUTH) ?? dealerApiKeys.length + clientApiKeys.length > 0;
+    checkOptions(OptionsSchema, options, "ServiceRouter");
+    const dealerApiKeys = options.dealerApiKeys ?? listFromEnv(env.VOIDRAIL_DEALER_API_KEYS);
+    const clientApiKeys = options.clientApiKeys ?? listFromEnv(env.VOIDRAIL_CLIENT_API_KEYS);
+    const requireAuth = options.requireAuth ?? booleanFromEnv(env.VOIDRAIL_REQUIRE_AUTH) ?? dealerApiKeys.length + clientApiKeys.length > 0;
     if (requireAuth && dealerApiKeys.length + clientApiKeys.length === 0) {
       throw new ValidationError("requireAuth is on but no dealer or client API keys are configured");
     }
@@ -182,7 +182,7 @@ export class ServiceRouter {
     this.strategy = this.mode === RouterMode.FIFO ? fifoStrategy : loadBalanceStrategy;
     this.options = {
       address: options.address ?? "tcp://127.0.0.1:5555",
-      heartbeatTimeout: options.heartbeatTimeout ?? numberFromEnv(env.VOIDRAIL_HEARTBEAT_TIMEOUT) ?? 30,
+      heartbeatTimeout: options.heartbeatTimeout ?? secondsFromEnv(env.VOIDRAIL_HEARTBEAT_TIMEOUT) ?? 30,
       dealerApiKeys,
       clientApiKeys,
       maxQueueLength: options.maxQueueLength ?? 10_000,
@@ -234,7 +234,7 @@ export class ServiceRouter {
     this.startedAt = Date.now();
     this.stopping = false;
     this.log.info(`router listening on ${this.boundAddress} (mode ${this.mode})`);
-    void this.receiveLoop(socket);
+    void consumeMessages(socket, (frames) => this.onMessage(frames), this.log, "router");
   }
 
   /**
@@ -260,17 +260,6 @@ export class ServiceRouter {
     this.dealersByMethod.clear();
     this.running.clear();
     this.log.info("router stopped");
-  }
-
-  private async receiveLoop(socket: Router): Promise<void> {
-    for await (const frames of socket) {
-      try {
-        this.onMessage(frames);
-      } catch (error) {
-        // A bug here must not take the router down with it; say so loudly instead.
-        this.log.error(`router failed on a message: ${(error as Error).stack ?? error}`);
-      }
-    }
   }
 
   private onMessage(frames: Buffer[]): void {
@@ -864,22 +853,4 @@ function idField(id: number | undefined): { id?: number } {
 function describePeer(routingId: Buffer, peer: Peer | undefined): string {
   if (peer?.role === "dealer") return `dealer ${peer.dealer.id}`;
   return `${peer?.role ?? "peer"} ${routingId.toString("hex")}`;
-}
-
-function splitList(value: string | undefined): string[] {
-  return (value ?? "")
-    .split(",")
-    .map((item) => item.trim())
-    .filter((item) => item.length > 0);
-}
-
-function parseBool(value: string | undefined): boolean | undefined {
-  if (value === undefined || value === "") return undefined;
-  return /^(1|true|yes|on)$/i.test(value.trim());
-}
-
-function numberFromEnv(value: string | undefined): number | undefined {
-  if (value === undefined || value.trim() === "") return undefined;
-  const number = Number(value);
-  return Number.isFinite(number) && number > 0 ? number : undefined;
 }
