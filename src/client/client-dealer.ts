@@ -24,6 +24,7 @@ import {
   type WireError,
 } from "../protocol/index.ts";
 import { ApiKeyOption, checkOptions, consumeMessages, EndpointOption, SecondsOption } from "../options.ts";
+import { type Deadline, Deadlines } from "../deadlines.ts";
 import { Dealer } from "../zmtp/dealer.ts";
 import { Queue } from "../zmtp/queue.ts";
 
@@ -90,6 +91,7 @@ export class ClientDealer {
   private socket: Dealer | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, PendingCall>();
+  private readonly deadlines = new Deadlines();
   private welcomed = false;
   private welcomeWaiters: { resolve(): void; reject(error: Error): void }[] = [];
   private authFailure: Error | undefined;
@@ -180,7 +182,7 @@ export class ClientDealer {
     };
     const frames = encodeMessage("REQUEST", header, encodedArgs.value);
     return new Promise<T>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let deadline: Deadline | undefined;
       const onAbort = () => {
         this.cancel(id);
         this.settle(id, new CancelledError("the call was cancelled", { cause: options.signal?.reason }));
@@ -192,7 +194,7 @@ export class ClientDealer {
         resolve: resolve as (value: unknown) => void,
         reject,
         cleanup: () => {
-          if (timer) clearTimeout(timer);
+          deadline?.cancel();
           options.signal?.removeEventListener("abort", onAbort);
         },
       };
@@ -200,10 +202,10 @@ export class ClientDealer {
       options.signal?.addEventListener("abort", onAbort, { once: true });
       if (timeoutSeconds > 0) {
         // The router enforces the timeout too; this one also covers a router that went silent.
-        timer = setTimeout(() => {
+        deadline = this.deadlines.add(Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000 + 250, () => {
           this.cancel(id);
           this.settle(id, new TimeoutError(`${method} did not finish within ${timeoutSeconds} s`, { data: { timeoutMs: timeoutSeconds * 1000 } }));
-        }, Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000 + 250);
+        });
       }
       this.pending.set(id, call);
       this.send(socket, frames);
@@ -353,16 +355,18 @@ export class ClientDealer {
     const frames = encodeMessage("INFO", { id, topic });
     return new Promise((resolve, reject) => {
       const timeoutSeconds = this.options.timeout;
-      const timer = timeoutSeconds > 0 ? setTimeout(() => {
-        this.settle(id, new TimeoutError(`no answer to INFO ${topic} within ${timeoutSeconds} s`));
-      }, Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000) : undefined;
+      const deadline = timeoutSeconds > 0
+        ? this.deadlines.add(Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000, () => {
+            this.settle(id, new TimeoutError(`no answer to INFO ${topic} within ${timeoutSeconds} s`));
+          })
+        : undefined;
       const call: UnaryCall = {
         kind: "unary",
         frames,
         idempotent: true,
         resolve,
         reject,
-        cleanup: () => timer && clearTimeout(timer),
+        cleanup: () => deadline?.cancel(),
       };
       this.pending.set(id, call);
       this.send(socket, frames);

@@ -26,6 +26,7 @@ import {
   type WireError,
 } from "../protocol/index.ts";
 import { ApiKeyOption, checkOptions, consumeMessages, EndpointOption, SecondsOption } from "../options.ts";
+import { type Deadline, Deadlines } from "../deadlines.ts";
 import { Dealer } from "../zmtp/dealer.ts";
 import { ThreadedDealer } from "./network-thread.ts";
 import { type CallContext, collectMethods, type MethodDefinition } from "./service-method.ts";
@@ -74,7 +75,7 @@ interface RunningCall {
   controller: AbortController;
   credit: number | undefined;
   wakeProducer: (() => void) | undefined;
-  deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  deadline: Deadline | undefined;
 }
 
 type DealerState = "stopped" | "connecting" | "registered" | "draining";
@@ -93,6 +94,7 @@ export class ServiceDealer {
   private state: DealerState = "stopped";
   private methods = new Map<string, MethodDefinition>();
   private readonly running = new Map<number, RunningCall>();
+  private readonly deadlines = new Deadlines();
   private registeredWaiters: { resolve(): void; reject(error: Error): void }[] = [];
   private idleWaiters: (() => void)[] = [];
 
@@ -300,9 +302,9 @@ export class ServiceDealer {
       args = checked.output as unknown[];
     }
     const controller = new AbortController();
-    const call: RunningCall = { controller, credit: message.header.credit, wakeProducer: undefined, deadlineTimer: undefined };
+    const call: RunningCall = { controller, credit: message.header.credit, wakeProducer: undefined, deadline: undefined };
     if (deadlineMs !== undefined) {
-      call.deadlineTimer = setTimeout(() => controller.abort(new TimeoutError(`deadline of ${deadlineMs} ms passed`)), deadlineMs);
+      call.deadline = this.deadlines.add(deadlineMs, () => controller.abort(new TimeoutError(`deadline of ${deadlineMs} ms passed`)));
     }
     this.running.set(id, call);
     try {
@@ -323,7 +325,7 @@ export class ServiceDealer {
     } catch (error) {
       this.replyError(id, controller.signal.aborted && !(error instanceof VoidRailError) ? controller.signal.reason : error);
     } finally {
-      if (call.deadlineTimer) clearTimeout(call.deadlineTimer);
+      call.deadline?.cancel();
       this.running.delete(id);
       if (this.running.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     }

@@ -31,6 +31,7 @@ import {
   RouterMode,
 } from "../protocol/index.ts";
 import { ApiKeyOption, booleanFromEnv, checkOptions, consumeMessages, EndpointOption, listFromEnv, SecondsOption, secondsFromEnv } from "../options.ts";
+import { type Deadline, Deadlines } from "../deadlines.ts";
 import { Queue } from "../zmtp/queue.ts";
 import { Router } from "../zmtp/router.ts";
 import { KeyChecker } from "./auth.ts";
@@ -124,7 +125,7 @@ interface Job {
   waitForDealer: boolean;
   redispatchesLeft: number;
   deadline: number | undefined;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  timer: Deadline | undefined;
   state: JobState;
   routerId: number;
   dealer: DealerPeer | null;
@@ -162,6 +163,7 @@ export class ServiceRouter {
   private readonly queues = new Map<string, Queue<Job>>();
   private readonly queuedCount = new Map<string, number>();
   private readonly running = new Map<number, Job>();
+  private readonly deadlines = new Deadlines();
   private nextSeq = 1;
   private nextRouterId = 1;
   private nextDealerNumber = 1;
@@ -255,6 +257,7 @@ export class ServiceRouter {
     // Let the failure replies reach the transport before the sockets close.
     await new Promise((r) => setImmediate(r));
     this.peers.clear();
+    this.deadlines.clear();
     socket.close();
     this.socket = null;
     this.dealersByMethod.clear();
@@ -486,7 +489,7 @@ export class ServiceRouter {
       }
     }
     if (timeoutMs !== undefined) {
-      job.timer = setTimeout(() => this.onTimeout(job, timeoutMs), timeoutMs);
+      job.timer = this.deadlines.add(timeoutMs, () => this.onTimeout(job, timeoutMs));
     }
     const limit = this.options.queueLimits[method] ?? this.options.maxQueueLength;
     const free = this.freeDealers(method);
@@ -727,7 +730,7 @@ export class ServiceRouter {
   }
 
   private clearJob(job: Job): void {
-    if (job.timer) clearTimeout(job.timer);
+    job.timer?.cancel();
     job.timer = undefined;
   }
 

@@ -7,7 +7,7 @@ import { type MessageLike, type Peer, Socket, type SocketOptions, toFrames } fro
 export type DealerOptions = SocketOptions;
 
 interface PendingSend {
-  frames: (Buffer | string)[];
+  frames: (Uint8Array | string)[];
   resolve(): void;
   reject(error: Error): void;
   timer?: ReturnType<typeof setTimeout>;

@@ -21,7 +21,7 @@ export interface RouterOptions extends SocketOptions {
 }
 
 interface PendingSend {
-  frames: (Buffer | string)[];
+  frames: (Uint8Array | string)[];
   resolve(): void;
   reject(error: Error): void;
   timer?: ReturnType<typeof setTimeout>;
@@ -162,7 +162,7 @@ export class Router extends Socket {
     this.byRoutingKey.clear();
   }
 
-  private unroutable(id: Buffer | string): Promise<void> {
+  private unroutable(id: Uint8Array | string): Promise<void> {
     if (!this.mandatory) return RESOLVED;
     const hex = Buffer.from(id as Buffer).toString("hex");
     return Promise.reject(new ZmtpError(ZmtpErrorCode.HOST_UNREACHABLE, `no peer with routing id ${hex}`));

@@ -140,15 +140,20 @@ const DEFAULTS: Omit<ResolvedOptions, "routingId" | "mechanism"> = {
   reconnectMaxInterval: 0,
 };
 
-export function toFrame(frame: Uint8Array | string): Buffer | string {
-  if (typeof frame === "string") return frame;
-  return Buffer.isBuffer(frame) ? frame : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
-}
-
-export function toFrames(message: MessageLike): (Buffer | string)[] {
-  if (typeof message === "string" || message instanceof Uint8Array) return [toFrame(message)];
+/**
+ * The frames of a message as a new array (send() may take it apart; the caller's stays intact).
+ * Frames are passed through as they are: the connection copies them into its write batch, and
+ * wrapping each Uint8Array in a Buffer first cost more than the copy (it forces JSC to
+ * materialise the array's ArrayBuffer).
+ */
+export function toFrames(message: MessageLike): (Uint8Array | string)[] {
+  if (typeof message === "string" || message instanceof Uint8Array) return [message];
   if (!Array.isArray(message) || message.length === 0) throw new TypeError("a message needs at least one frame");
-  return message.map(toFrame);
+  const frames = message.slice() as (Uint8Array | string)[];
+  for (const frame of frames) {
+    if (typeof frame !== "string" && !(frame instanceof Uint8Array)) throw new TypeError("every frame must be a string or a Uint8Array");
+  }
+  return frames;
 }
 
 export abstract class Socket implements AsyncIterable<Buffer[]> {
@@ -177,7 +182,7 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
         throw new TypeError(`socket option ${key} must be a finite number`);
       }
     }
-    const id = routingId === undefined ? Buffer.alloc(0) : Buffer.from(toFrame(routingId) as Buffer | string);
+    const id = routingId === undefined ? Buffer.alloc(0) : Buffer.from(routingId);
     if (id.length > 255) throw new RangeError("routingId must be at most 255 bytes");
     this.options = { ...DEFAULTS, mechanism: nullMechanism, ...stripUndefined(rest), routingId: id };
     this.transport = (transport ?? (typeof Bun !== "undefined" ? "bun" : "node")) === "bun" ? bunTransport : nodeTransport;
