@@ -38,6 +38,8 @@ export interface ClientDealerOptions {
   apiKey?: string;
   /** How often to check the router is alive (ZMTP PING), in seconds. Default 1. */
   heartbeatInterval?: number;
+  /** Seconds connect() waits for the router's welcome. Default: `timeout`. */
+  connectTimeout?: number;
   /** Chunks a stream may have in transit before the client asks for more. Default 64. */
   streamWindow?: number;
   /** Logger. Default: quiet (warnings only via consola tagged "client"). */
@@ -61,6 +63,7 @@ const OptionsSchema = v.object({
   timeout: v.optional(SecondsOption),
   apiKey: v.optional(ApiKeyOption),
   heartbeatInterval: v.optional(SecondsOption),
+  connectTimeout: v.optional(SecondsOption),
   streamWindow: v.optional(v.pipe(v.number(), v.integer(), v.minValue(2), v.maxValue(1_000_000))),
   logger: v.optional(v.any()),
 });
@@ -104,6 +107,7 @@ export class ClientDealer {
       apiKey: options.apiKey ?? (process.env.VOIDRAIL_API_KEY || undefined),
       heartbeatInterval: options.heartbeatInterval ?? 1,
       streamWindow: options.streamWindow ?? 64,
+      connectTimeout: options.connectTimeout ?? options.timeout ?? 30,
     };
     this.log = options.logger ?? (process.env.VOIDRAIL_LOG_LEVEL ? createLogger("client") : silentLogger);
   }
@@ -135,10 +139,10 @@ export class ClientDealer {
     // The router refused our key on this connection and will not welcome it: say so at once.
     if (this.authFailure) throw this.authFailure;
     await new Promise<void>((resolve, reject) => {
-      const timeoutMs = this.options.timeout > 0 ? Math.min(this.options.timeout, MAX_TIMER_SECONDS) * 1000 : 0;
+      const timeoutMs = this.options.connectTimeout > 0 ? Math.min(this.options.connectTimeout, MAX_TIMER_SECONDS) * 1000 : 0;
       const timer = timeoutMs > 0 ? setTimeout(() => {
         this.welcomeWaiters = this.welcomeWaiters.filter((w) => w !== waiter);
-        reject(new ConnectionError(`no answer from the router at ${this.options.routerAddress} within ${this.options.timeout} s`));
+        reject(new ConnectionError(`no answer from the router at ${this.options.routerAddress} within ${this.options.connectTimeout} s`));
       }, timeoutMs) : undefined;
       const waiter = {
         resolve: () => { if (timer) clearTimeout(timer); resolve(); },

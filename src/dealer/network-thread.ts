@@ -23,6 +23,15 @@ export type FromNetwork =
   | { type: "log"; message: string }
   | { type: "closed" };
 
+/**
+ * Where the worker's code is. In the compiled binary (built with network-worker.ts as a second
+ * entrypoint, see scripts/build.ts) entrypoints live under the bundle root, src/ stripped.
+ */
+function workerEntry(): string {
+  if (import.meta.url.startsWith("file:///$bunfs/")) return "./dealer/network-worker.ts";
+  return new URL("./network-worker.ts", import.meta.url).href;
+}
+
 /** Sends in flight to the worker before send() starts to wait: bounds memory behind a slow link. */
 const MAX_UNACKNOWLEDGED_SENDS = 1000;
 
@@ -42,8 +51,9 @@ export class ThreadedDealer implements AsyncIterable<Uint8Array[]> {
   private closedResolve: (() => void) | undefined;
 
   constructor(options: Extract<ToNetwork, { type: "open" }>["options"], private readonly onLog: (message: string) => void) {
-    this.worker = new Worker(new URL("./network-worker.ts", import.meta.url).href);
+    this.worker = new Worker(workerEntry());
     this.worker.onmessage = (event: MessageEvent<FromNetwork>) => this.onWorkerMessage(event.data);
+    this.worker.onerror = (event) => this.onLog(`the network thread failed: ${event.message}`);
     this.post({ type: "open", options });
   }
 

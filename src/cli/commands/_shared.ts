@@ -1,0 +1,109 @@
+/** Argument fragments and helpers shared by the subcommands. */
+import type { ArgsDef } from "citty";
+import { CliError } from "../errors.ts";
+
+const env = process.env;
+
+/** Where to find the router: --address, or --host/--port. */
+export const connectionArgs = {
+  host: { type: "string", description: "Router host (env VOIDRAIL_HOST)", default: env.VOIDRAIL_HOST || "127.0.0.1" },
+  port: { type: "string", description: "Router port (env VOIDRAIL_PORT)", default: env.VOIDRAIL_PORT || "5555" },
+  address: { type: "string", description: "Full router endpoint, e.g. ipc:///tmp/vr.sock; overrides --host/--port (env VOIDRAIL_ROUTER_ADDRESS)" },
+} as const satisfies ArgsDef;
+
+export const apiKeyArg = {
+  "api-key": { type: "string", description: "API key (env VOIDRAIL_API_KEY)" },
+} as const satisfies ArgsDef;
+
+export const logLevelArg = {
+  "log-level": { type: "string", description: "silent, error, warn, info or debug (env VOIDRAIL_LOG_LEVEL)" },
+} as const satisfies ArgsDef;
+
+/** The router endpoint from --address or --host/--port. */
+export function routerEndpoint(args: { host?: string; port?: string; address?: string }): string {
+  const address = args.address ?? env.VOIDRAIL_ROUTER_ADDRESS;
+  if (address) {
+    if (!/^(tcp|ipc):\/\/.+/.test(address)) throw new CliError(`--address must look like tcp://host:port or ipc:///path, got "${address}"`, 2);
+    return address;
+  }
+  const port = parsePositiveInteger(args.port ?? "5555", "--port", 65535);
+  const host = args.host ?? "127.0.0.1";
+  if (!/^[A-Za-z0-9.:*_-]+$/.test(host)) throw new CliError(`--host "${host}" is not a host name or address`, 2);
+  return `tcp://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+export function parsePositiveInteger(text: string, flag: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^\d+$/.test(text.trim())) throw new CliError(`${flag} must be a whole number, got "${text}"`, 2);
+  const value = Number(text);
+  if (value < 1 || value > max) throw new CliError(`${flag} must be between 1 and ${max}, got ${value}`, 2);
+  return value;
+}
+
+export function parseSeconds(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) throw new CliError(`${flag} must be a number of seconds, got "${text}"`, 2);
+  return value;
+}
+
+/** "a,b , c" → ["a", "b", "c"]. */
+export function splitKeys(text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined;
+  return text.split(",").map((key) => key.trim()).filter((key) => key.length > 0);
+}
+
+/** Sets the level every VoidRail logger is created with; call before creating routers or dealers. */
+export function applyLogLevel(level: string | undefined, fallback: string): void {
+  const chosen = level ?? env.VOIDRAIL_LOG_LEVEL ?? fallback;
+  if (!["silent", "error", "warn", "info", "debug", "trace"].includes(chosen)) {
+    throw new CliError(`--log-level must be silent, error, warn, info or debug, got "${chosen}"`, 2);
+  }
+  env.VOIDRAIL_LOG_LEVEL = chosen;
+}
+
+/**
+ * citty accepts flags it does not know; a typo would then be ignored silently. Rejects them,
+ * naming the flag, and returns every value of the repeatable flags (citty keeps only the last).
+ */
+export function checkFlags(rawArgs: string[], defined: ArgsDef, repeatable: string[] = []): Record<string, string[]> {
+  const known = new Set(["help", "h"]);
+  for (const [name, def] of Object.entries(defined)) {
+    known.add(name);
+    for (const alias of [(def as { alias?: string | string[] }).alias ?? []].flat()) known.add(alias);
+  }
+  const repeated: Record<string, string[]> = Object.fromEntries(repeatable.map((name) => [name, []]));
+  for (let i = 0; i < rawArgs.length; i++) {
+    const raw = rawArgs[i];
+    if (raw === "--") break;
+    if (!raw.startsWith("-") || raw === "-" || /^-\d/.test(raw)) continue;
+    const body = raw.replace(/^--?/, "");
+    const [name, inline] = body.split(/=(.*)/s, 2);
+    const plain = name.startsWith("no-") && known.has(name.slice(3)) ? name.slice(3) : name;
+    if (!known.has(plain)) throw new CliError(`unknown option ${raw.split("=")[0]} (see --help)`, 2);
+    if (repeatable.includes(plain)) {
+      const value = inline ?? rawArgs[++i];
+      if (value === undefined) throw new CliError(`${raw} needs a value`, 2);
+      repeated[plain].push(...value.split(",").map((v) => v.trim()).filter(Boolean));
+    } else if (defined[plain]?.type === "string" && inline === undefined) {
+      i++;
+    }
+  }
+  return repeated;
+}
+
+/**
+ * Calls `drain` on the first SIGINT/SIGTERM and `force` on the second, so a stuck drain can
+ * always be interrupted.
+ */
+export function onShutdown(drain: (signal: string) => Promise<void>, force: () => void): void {
+  let draining = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (draining) {
+      force();
+      return;
+    }
+    draining = true;
+    void drain(signal);
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+}

@@ -1,0 +1,94 @@
+import { defineCommand } from "citty";
+import { CliError, runCli } from "../errors.ts";
+import { printTable } from "../table.ts";
+import { apiKeyArg, applyLogLevel, checkFlags, connectionArgs, logLevelArg, parseSeconds, routerEndpoint } from "./_shared.ts";
+
+const args = {
+  list: { type: "boolean", description: "List the methods services offer" },
+  clusters: { type: "boolean", description: "List every dealer instance with its state and counts" },
+  "router-info": { type: "boolean", description: "Show the router's mode, dealers and request counts" },
+  "queue-status": { type: "boolean", description: "Show each method's queue length and free/busy dealers" },
+  call: { type: "string", description: "Method to call, e.g. EchoService.echo" },
+  args: { type: "string", description: `Arguments as JSON: '"text"', '42', '[5, 3]' (two arguments), '{"name":"John"}' (one object)` },
+  timeout: { type: "string", description: "Seconds before the call fails", default: "30" },
+  "connect-timeout": { type: "string", description: "Seconds to wait for the router", default: "5" },
+  json: { type: "boolean", description: "Print JSON even on a terminal" },
+  ...connectionArgs,
+  ...apiKeyArg,
+  ...logLevelArg,
+} as const;
+
+/**
+ * Parses --args. A JSON array is the argument list; any other JSON value is the one argument.
+ * Non-JSON gets an error showing the shell quoting that works.
+ */
+export function parseCallArguments(text: string | undefined): unknown[] {
+  if (text === undefined) return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new CliError(
+      `--args is not valid JSON: ${text}\n` +
+        `  quote it for your shell: a string --args '"John"', a number --args '42', ` +
+        `two arguments --args '[5, 3]', one object --args '{"name":"John"}'`,
+      2,
+    );
+  }
+  return Array.isArray(value) ? value : [value];
+}
+
+export default defineCommand({
+  meta: { name: "client", description: "Call a method, or look at the router (--list, --clusters, --router-info, --queue-status)" },
+  args,
+  run: ({ args: parsed, rawArgs }) =>
+    runCli(async () => {
+      checkFlags(rawArgs, args);
+      applyLogLevel(parsed["log-level"], "warn");
+      const actions = (["list", "clusters", "router-info", "queue-status"] as const).filter((name) => parsed[name]);
+      if (parsed.call !== undefined) actions.push("call" as never);
+      if (actions.length !== 1) throw new CliError("choose one of --call, --list, --clusters, --router-info, --queue-status", 2);
+      if (parsed.args !== undefined && parsed.call === undefined) throw new CliError("--args goes with --call", 2);
+      const callArguments = parseCallArguments(parsed.args);
+      const timeout = parseSeconds(parsed.timeout, "--timeout");
+      const { ClientDealer, silentLogger } = await import("../../index.ts");
+      const client = new ClientDealer({
+        routerAddress: routerEndpoint(parsed),
+        timeout,
+        connectTimeout: parseSeconds(parsed["connect-timeout"], "--connect-timeout"),
+        apiKey: parsed["api-key"] ?? (process.env.VOIDRAIL_API_KEY || undefined),
+        logger: process.env.VOIDRAIL_LOG_LEVEL === "debug" ? undefined : silentLogger,
+      });
+      const asTable = process.stdout.isTTY === true && !parsed.json;
+      try {
+        await client.connect();
+        if (parsed.call !== undefined) {
+          const services = await client.discoverServices();
+          if (services[parsed.call]?.stream) {
+            for await (const chunk of client.stream(parsed.call, ...callArguments)) console.log(JSON.stringify(chunk));
+          } else {
+            console.log(JSON.stringify(await client.call(parsed.call, callArguments), null, asTable ? 2 : undefined));
+          }
+        } else if (parsed.list) {
+          const services = await client.discoverServices();
+          if (!asTable) console.log(JSON.stringify(services, null, 2));
+          else printTable(["method", "kind", "instances", "description"], Object.entries(services).map(([name, info]) => [name, info.stream ? "stream" : "unary", String(info.instances), info.description ?? ""]));
+        } else if (parsed.clusters) {
+          const clusters = await client.discoverClusters();
+          if (!asTable) console.log(JSON.stringify(clusters, null, 2));
+          else printTable(["id", "instance", "state", "load", "dispatched", "succeeded", "failed"], clusters.map((c) => [c.id, c.instanceId ?? "", c.state, `${c.load}/${c.maxConcurrent}`, String(c.counts.dispatched), String(c.counts.succeeded), String(c.counts.failed)]));
+        } else if (parsed["router-info"]) {
+          const info = await client.getRouterInfo();
+          if (!asTable) console.log(JSON.stringify(info, null, 2));
+          else printTable(["field", "value"], Object.entries(info).map(([key, value]) => [key, String(value)]));
+        } else {
+          const queues = await client.getQueueStatus();
+          if (!asTable) console.log(JSON.stringify(queues, null, 2));
+          else printTable(["method", "queued", "available", "busy"], Object.entries(queues).map(([name, q]) => [name, String(q.queueLength), String(q.availableServices), String(q.busyServices)]));
+        }
+      } finally {
+        await client.close();
+      }
+      process.exit(0);
+    }),
+});

@@ -1,0 +1,14 @@
+import type { CommandDef } from "citty";
+
+type Lazy = () => Promise<CommandDef<any>>;
+const load = (loader: () => Promise<{ default: CommandDef<any> }>): Lazy => () => loader().then((module) => module.default);
+
+/** One file per subcommand, loaded only when it runs. */
+export const subCommands: Record<string, Lazy> = {
+  router: load(() => import("./router.ts")),
+  dealer: load(() => import("./dealer.ts")),
+  client: load(() => import("./client.ts")),
+  serve: load(() => import("./serve.ts")),
+  // Hidden: what `dealer --instances N` starts N times.
+  "dealer-child": load(() => import("./dealer-child.ts")),
+};

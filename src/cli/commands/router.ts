@@ -1,0 +1,66 @@
+import { defineCommand } from "citty";
+import { applyLogLevel, checkFlags, connectionArgs, logLevelArg, onShutdown, parseSeconds, routerEndpoint, splitKeys } from "./_shared.ts";
+import { CliError, runCli } from "../errors.ts";
+
+const args = {
+  host: { ...connectionArgs.host, description: "Interface to listen on, 0.0.0.0 for all (env VOIDRAIL_HOST)" },
+  port: { ...connectionArgs.port, description: "Port to listen on (env VOIDRAIL_PORT)" },
+  address: { type: "string", description: "Full endpoint to bind, e.g. ipc:///tmp/vr.sock; overrides --host/--port" },
+  mode: { type: "string", description: "fifo (one call per dealer at a time, arrival order) or load_balance (env VOIDRAIL_ROUTER_MODE)", default: process.env.VOIDRAIL_ROUTER_MODE || "fifo" },
+  "heartbeat-timeout": { type: "string", description: "Seconds of silence after which a dealer is gone (env VOIDRAIL_HEARTBEAT_TIMEOUT)", default: process.env.VOIDRAIL_HEARTBEAT_TIMEOUT || "30" },
+  "max-queue": { type: "string", description: "Most requests waiting per method (default 10000)" },
+  "require-auth": { type: "boolean", description: "Require API keys (env VOIDRAIL_REQUIRE_AUTH)" },
+  "dealer-keys": { type: "string", description: "Comma-separated keys dealers must present (env VOIDRAIL_DEALER_API_KEYS)" },
+  "client-keys": { type: "string", description: "Comma-separated keys clients must present (env VOIDRAIL_CLIENT_API_KEYS)" },
+  "generate-keys": { type: "boolean", description: "Print a new dealer key and client key and the commands that use them, then exit" },
+  ...logLevelArg,
+} as const;
+
+export default defineCommand({
+  meta: { name: "router", description: "Run the router that services and clients connect to" },
+  args,
+  run: ({ args: parsed, rawArgs }) =>
+    runCli(async () => {
+      checkFlags(rawArgs, args);
+      const { ApiKeyManager, ServiceRouter } = await import("../../index.ts");
+      if (parsed["generate-keys"]) {
+        const dealerKey = ApiKeyManager.generateKey("dealer");
+        const clientKey = ApiKeyManager.generateKey("client");
+        console.log(`dealer key: ${dealerKey}`);
+        console.log(`client key: ${clientKey}`);
+        console.log("");
+        console.log(`voidrail router --require-auth --dealer-keys ${dealerKey} --client-keys ${clientKey}`);
+        console.log(`voidrail dealer --module ./services.ts --api-key ${dealerKey}`);
+        console.log(`voidrail client --list --api-key ${clientKey}`);
+        return;
+      }
+      applyLogLevel(parsed["log-level"], "info");
+      if (parsed.mode !== "fifo" && parsed.mode !== "load_balance") throw new CliError(`--mode must be fifo or load_balance, got "${parsed.mode}"`, 2);
+      const heartbeatTimeout = parseSeconds(parsed["heartbeat-timeout"], "--heartbeat-timeout");
+      if (heartbeatTimeout < 0.05) throw new CliError("--heartbeat-timeout must be at least 0.05 s", 2);
+      const maxQueue = parsed["max-queue"];
+      const router = new ServiceRouter({
+        address: routerEndpoint(parsed),
+        routerMode: parsed.mode,
+        heartbeatTimeout,
+        ...(parsed["require-auth"] !== undefined ? { requireAuth: parsed["require-auth"] } : {}),
+        ...(parsed["dealer-keys"] !== undefined ? { dealerApiKeys: splitKeys(parsed["dealer-keys"]) } : {}),
+        ...(parsed["client-keys"] !== undefined ? { clientApiKeys: splitKeys(parsed["client-keys"]) } : {}),
+        ...(maxQueue !== undefined ? { maxQueueLength: Number.parseInt(maxQueue, 10) } : {}),
+      });
+      try {
+        await router.start();
+      } catch (error) {
+        throw new CliError(`cannot start the router: ${(error as Error).message}`);
+      }
+      onShutdown(
+        async () => {
+          await router.stop();
+          console.error("voidrail: router shutdown complete");
+          process.exit(0);
+        },
+        () => process.exit(130),
+      );
+      await new Promise(() => {});
+    }),
+});

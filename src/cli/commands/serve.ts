@@ -1,0 +1,53 @@
+import { defineCommand } from "citty";
+import { CliError, runCli } from "../errors.ts";
+import { runInProcess, runSupervised } from "../run-dealers.ts";
+import { dealerArgs, dealerOptions } from "./dealer.ts";
+import { applyLogLevel, checkFlags, onShutdown, parseSeconds, routerEndpoint } from "./_shared.ts";
+
+const args = {
+  ...dealerArgs,
+  mode: { type: "string", description: "fifo or load_balance", default: process.env.VOIDRAIL_ROUTER_MODE || "fifo" },
+  "heartbeat-timeout": { type: "string", description: "Seconds of silence after which a dealer is gone", default: "30" },
+} as const;
+
+export default defineCommand({
+  meta: { name: "serve", description: "Run a router and the services of a module in one command (local use, demos)" },
+  args,
+  run: ({ args: parsed, rawArgs }) =>
+    runCli(async () => {
+      const { class: classNames } = checkFlags(rawArgs, args, ["class"]);
+      applyLogLevel(parsed["log-level"], "info");
+      if (parsed.mode !== "fifo" && parsed.mode !== "load_balance") throw new CliError(`--mode must be fifo or load_balance, got "${parsed.mode}"`, 2);
+      const { ServiceRouter } = await import("../../index.ts");
+      const router = new ServiceRouter({
+        address: routerEndpoint(parsed),
+        routerMode: parsed.mode,
+        heartbeatTimeout: parseSeconds(parsed["heartbeat-timeout"], "--heartbeat-timeout"),
+      });
+      try {
+        await router.start();
+      } catch (error) {
+        throw new CliError(`cannot start the router: ${(error as Error).message}`);
+      }
+      const options = dealerOptions(parsed, classNames, router.address);
+      const dealers = await (options.instances > 1 ? runSupervised(options) : runInProcess(options)).catch(async (error) => {
+        await router.stop();
+        throw error;
+      });
+      onShutdown(
+        async () => {
+          await dealers.drain();
+          await router.stop();
+          console.error("voidrail: shutdown complete");
+          process.exit(0);
+        },
+        () => {
+          dealers.kill();
+          process.exit(130);
+        },
+      );
+      const code = await dealers.finished;
+      await router.stop();
+      process.exit(code);
+    }),
+});

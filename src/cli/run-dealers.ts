@@ -1,0 +1,189 @@
+/**
+ * Runs service classes as dealers: in this process (one instance each), or as N supervised child
+ * processes per class. The supervisor restarts a crashed child with backoff, never restarts one
+ * that failed to start (that is reported once), and drains every child on shutdown.
+ */
+import { createLogger } from "../log.ts";
+import { EXIT_STARTUP_FAILURE, CliError } from "./errors.ts";
+import { loadServiceClasses } from "./load-services.ts";
+import type { ServiceDealer } from "../index.ts";
+
+export interface DealerRunOptions {
+  modulePath: string;
+  classNames: string[];
+  instances: number;
+  routerAddress: string;
+  maxConcurrent?: number;
+  apiKey?: string;
+  /** Seconds to wait for the router before giving up. */
+  startTimeout: number;
+}
+
+export interface RunningDealers {
+  /** Drains every instance (in-flight work finishes), then resolves. */
+  drain(): Promise<void>;
+  /** Kills every child at once. */
+  kill(): void;
+  /** Resolves with an exit code when the dealers stop on their own (a startup failure). */
+  readonly finished: Promise<number>;
+}
+
+const log = () => createLogger("dealer");
+
+/** One process, one instance of each class. */
+export async function runInProcess(options: DealerRunOptions): Promise<RunningDealers> {
+  const classes = await loadServiceClasses(options.modulePath, options.classNames);
+  const services: ServiceDealer[] = [];
+  for (const [name, cls] of classes) {
+    const service = new cls({
+      routerAddress: options.routerAddress,
+      apiKey: options.apiKey,
+      startTimeout: options.startTimeout,
+      ...(options.maxConcurrent !== undefined ? { maxConcurrent: options.maxConcurrent } : {}),
+    });
+    try {
+      await service.start();
+    } catch (error) {
+      await Promise.all(services.map((s) => s.stop()));
+      throw new CliError(`${name} could not start: ${(error as Error).message}`, EXIT_STARTUP_FAILURE);
+    }
+    services.push(service);
+  }
+  return {
+    drain: async () => {
+      await Promise.all(services.map((service) => service.stop()));
+    },
+    kill: () => process.exit(130),
+    finished: new Promise(() => {}),
+  };
+}
+
+type ChildState =
+  | { kind: "starting"; process: ReturnType<typeof Bun.spawn> }
+  | { kind: "running"; process: ReturnType<typeof Bun.spawn>; since: number }
+  | { kind: "waiting"; timer: ReturnType<typeof setTimeout> }
+  | { kind: "stopped" };
+
+interface Child {
+  label: string;
+  className: string;
+  state: ChildState;
+  restarts: number;
+}
+
+/** The command line that starts another copy of this program (the binary, or bun + script). */
+export function selfCommand(): string[] {
+  const compiled = Bun.main.startsWith("/$bunfs/") || Bun.main.startsWith("B:\\~BUN");
+  return compiled ? [process.execPath] : [process.execPath, Bun.main];
+}
+
+/** N child processes per class, supervised. */
+export async function runSupervised(options: DealerRunOptions): Promise<RunningDealers> {
+  // Load once here so a bad module is reported once, before any child starts.
+  const classes = await loadServiceClasses(options.modulePath, options.classNames);
+  const logger = log();
+  const children: Child[] = [];
+  let stopping = false;
+  let finish: (code: number) => void = () => {};
+  const finished = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
+
+  const spawnChild = (child: Child) => {
+    const args = [
+      ...selfCommand(),
+      "dealer-child",
+      "--module", options.modulePath,
+      "--class", child.className,
+      "--address", options.routerAddress,
+      "--start-timeout", String(options.startTimeout),
+      ...(options.maxConcurrent !== undefined ? ["--max-concurrent", String(options.maxConcurrent)] : []),
+    ];
+    const env = { ...process.env, ...(options.apiKey ? { VOIDRAIL_API_KEY: options.apiKey } : {}) };
+    const proc = Bun.spawn(args, { stdout: "pipe", stderr: "inherit", stdin: "ignore", env });
+    child.state = { kind: "starting", process: proc };
+    void watchOutput(child, proc);
+    void proc.exited.then((code) => onExit(child, proc, code));
+  };
+
+  const watchOutput = async (child: Child, proc: ReturnType<typeof Bun.spawn>) => {
+    const decoder = new TextDecoder();
+    let buffered = "";
+    for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) {
+      buffered += decoder.decode(chunk, { stream: true });
+      let newline: number;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        if (!line.startsWith("{")) continue;
+        try {
+          const event = JSON.parse(line) as { event?: string; dealerId?: string };
+          if (event.event === "registered" && child.state.kind === "starting" && child.state.process === proc) {
+            child.state = { kind: "running", process: proc, since: Date.now() };
+            logger.info(`${child.label} registered as ${event.dealerId} (pid ${proc.pid})`);
+          }
+        } catch {
+          // Not an event line.
+        }
+      }
+    }
+  };
+
+  const onExit = (child: Child, proc: ReturnType<typeof Bun.spawn>, code: number) => {
+    const state = child.state;
+    if ((state.kind !== "starting" && state.kind !== "running") || state.process !== proc) return;
+    if (stopping) {
+      child.state = { kind: "stopped" };
+      return;
+    }
+    if (state.kind === "starting" && (code === EXIT_STARTUP_FAILURE || child.restarts === 0)) {
+      // A child that never came up will not come up by retrying: report once and stop all.
+      child.state = { kind: "stopped" };
+      logger.error(`${child.label} failed to start (exit code ${code}); stopping`);
+      stopping = true;
+      for (const other of children) if (other.state.kind === "starting" || other.state.kind === "running") other.state.process.kill("SIGKILL");
+      finish(1);
+      return;
+    }
+    // Backoff doubles per quick crash and resets after a minute of healthy running.
+    if (state.kind === "running" && Date.now() - state.since > 60_000) child.restarts = 0;
+    const delayMs = Math.min(5000, 100 * 2 ** Math.min(child.restarts, 6));
+    child.restarts++;
+    logger.warn(`${child.label} exited (code ${code}); restarting in ${delayMs} ms (restart #${child.restarts})`);
+    child.state = { kind: "waiting", timer: setTimeout(() => spawnChild(child), delayMs) };
+  };
+
+  for (const className of classes.keys()) {
+    for (let i = 1; i <= options.instances; i++) {
+      const child: Child = { label: `${className}#${i}`, className, state: { kind: "stopped" }, restarts: 0 };
+      children.push(child);
+      spawnChild(child);
+    }
+  }
+  logger.info(`started ${children.length} instance(s) of ${[...classes.keys()].join(", ")}`);
+
+  return {
+    finished,
+    drain: async () => {
+      stopping = true;
+      const exits: Promise<number>[] = [];
+      for (const child of children) {
+        const state = child.state;
+        if (state.kind === "waiting") clearTimeout(state.timer);
+        if (state.kind === "starting" || state.kind === "running") {
+          state.process.kill("SIGTERM");
+          exits.push(state.process.exited);
+        }
+      }
+      logger.info(`draining ${exits.length} instance(s)`);
+      await Promise.all(exits);
+    },
+    kill: () => {
+      stopping = true;
+      for (const child of children) {
+        const state = child.state;
+        if (state.kind === "starting" || state.kind === "running") state.process.kill("SIGKILL");
+      }
+    },
+  };
+}
