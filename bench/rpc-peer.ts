@@ -19,11 +19,13 @@ if (role === "router") {
   const router = new ServiceRouter({ address: "tcp://127.0.0.1:0", routerMode: argument === "fifo" ? RouterMode.FIFO : RouterMode.LOAD_BALANCE, logger: silentLogger });
   await router.start();
   console.log(`ready ${router.address}`);
+  process.on("SIGINT", () => process.exit(0));
 } else if (role === "dealer") {
   const networkThread = process.argv[4] !== "inline";
   const service = new BenchService({ routerAddress: argument, logger: silentLogger, networkThread });
   await service.start();
   console.log(`ready ${argument}`);
+  process.on("SIGINT", () => process.exit(0));
 } else if (role === "echo") {
   const router = new Router();
   await router.bind("tcp://127.0.0.1:0");

@@ -21,7 +21,8 @@ function freePort(): Promise<number> {
 }
 
 function heading(text: string): void {
-  console.log(`\n\x1b[1m== ${text}\x1b[0m`);
+  const bold = process.stdout.isTTY && !process.env.NO_COLOR;
+  console.log(bold ? `\n\x1b[1m== ${text}\x1b[0m` : `\n== ${text}`);
 }
 
 /** Runs `voidrail <args>`, echoing the command line and its output. */

@@ -69,6 +69,8 @@ interface Child {
   className: string;
   state: ChildState;
   restarts: number;
+  /** What the instance said when it could not start (its "startup-failed" event). */
+  startupFailure?: string;
 }
 
 /** The command line that starts another copy of this program (the binary, or bun + script). */
@@ -97,13 +99,17 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       "--class", child.className,
       "--address", options.routerAddress,
       "--start-timeout", String(options.startTimeout),
+      "--supervised",
       ...(options.maxConcurrent !== undefined ? ["--max-concurrent", String(options.maxConcurrent)] : []),
     ];
     const env = { ...process.env, ...(options.apiKey ? { VOIDRAIL_API_KEY: options.apiKey } : {}) };
-    const proc = Bun.spawn(args, { stdout: "pipe", stderr: "inherit", stdin: "ignore", env });
+    // stdin is the child's lifeline: nothing is written to it, and its end (this process gone,
+    // even by SIGKILL) makes the child drain and exit instead of running on as an orphan.
+    const proc = Bun.spawn(args, { stdout: "pipe", stderr: "inherit", stdin: "pipe", env });
     child.state = { kind: "starting", process: proc };
-    void watchOutput(child, proc);
-    void proc.exited.then((code) => onExit(child, proc, code));
+    child.startupFailure = undefined;
+    // Its last event must be read before its exit is judged (a startup failure says why on stdout).
+    void Promise.all([proc.exited, watchOutput(child, proc)]).then(([code]) => onExit(child, proc, code));
   };
 
   const watchOutput = async (child: Child, proc: ReturnType<typeof Bun.spawn>) => {
@@ -117,10 +123,13 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
         buffered = buffered.slice(newline + 1);
         if (!line.startsWith("{")) continue;
         try {
-          const event = JSON.parse(line) as { event?: string; dealerId?: string };
-          if (event.event === "registered" && child.state.kind === "starting" && child.state.process === proc) {
+          const event = JSON.parse(line) as { event?: string; dealerId?: string; message?: string };
+          if (child.state.kind !== "starting" || child.state.process !== proc) continue;
+          if (event.event === "registered") {
             child.state = { kind: "running", process: proc, since: Date.now() };
             logger.info(`${child.label} registered as ${event.dealerId} (pid ${proc.pid})`);
+          } else if (event.event === "startup-failed") {
+            child.startupFailure = event.message;
           }
         } catch {
           // Not an event line.
@@ -137,12 +146,13 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       return;
     }
     if (state.kind === "starting" && (code === EXIT_STARTUP_FAILURE || child.restarts === 0)) {
-      // A child that never came up will not come up by retrying: report once and stop all.
+      // A child that never came up will not come up by retrying: report once and stop all. The
+      // others are stopping too (they fail alike), and what they say is not repeated.
       child.state = { kind: "stopped" };
-      logger.error(`${child.label} failed to start (exit code ${code}); stopping`);
       stopping = true;
       for (const other of children) if (other.state.kind === "starting" || other.state.kind === "running") other.state.process.kill("SIGKILL");
-      finish(1);
+      console.error(`voidrail: ${child.startupFailure ?? `${child.label} failed to start (exit code ${code})`}`);
+      finish(EXIT_STARTUP_FAILURE);
       return;
     }
     // Backoff doubles per quick crash and resets after a minute of healthy running.

@@ -6,18 +6,19 @@
  * process (SIGSTOP) still stops them, as it should.
  */
 import { SocketEvents } from "../zmtp/socket.ts";
+import { packMessages, unpackMessages } from "./message-pack.ts";
 import type { DealerOptions } from "../zmtp/dealer.ts";
 
 /** Messages main → worker. */
 export type ToNetwork =
   | { type: "open"; options: Omit<DealerOptions, "logger" | "helloMessage" | "mechanism"> & { helloMessage?: Uint8Array[] } }
   | { type: "connect"; endpoint: string }
-  | { type: "send"; frames: Uint8Array[] }
+  | { type: "send"; packed: ArrayBuffer }
   | { type: "close" };
 
 /** Messages worker → main. */
 export type FromNetwork =
-  | { type: "messages"; batch: Uint8Array[][] }
+  | { type: "messages"; packed: ArrayBuffer }
   | { type: "sent"; count: number }
   | { type: "event"; name: "disconnect" | "handshake" }
   | { type: "log"; message: string }
@@ -46,6 +47,7 @@ export class ThreadedDealer implements AsyncIterable<Uint8Array[]> {
   private inboxHead = 0;
   private readonly receivers: ((value: IteratorResult<Uint8Array[]>) => void)[] = [];
   private unacknowledged = 0;
+  private outbox: Uint8Array[][] = [];
   private readonly sendWaiters: (() => void)[] = [];
   private closed = false;
   private closedResolve: (() => void) | undefined;
@@ -64,7 +66,9 @@ export class ThreadedDealer implements AsyncIterable<Uint8Array[]> {
   send(frames: Uint8Array[]): Promise<void> {
     if (this.closed) return Promise.reject(new Error("socket closed"));
     this.unacknowledged++;
-    this.post({ type: "send", frames });
+    // Every reply produced in this turn of the event loop crosses to the worker in one message.
+    this.outbox.push(frames);
+    if (this.outbox.length === 1) queueMicrotask(() => this.flushOutbox());
     if (this.unacknowledged < MAX_UNACKNOWLEDGED_SENDS) return Promise.resolve();
     return new Promise((resolve) => this.sendWaiters.push(resolve));
   }
@@ -73,6 +77,7 @@ export class ThreadedDealer implements AsyncIterable<Uint8Array[]> {
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
+    this.flushOutbox();
     const done = new Promise<void>((resolve) => {
       this.closedResolve = resolve;
     });
@@ -98,6 +103,14 @@ export class ThreadedDealer implements AsyncIterable<Uint8Array[]> {
     };
   }
 
+  private flushOutbox(): void {
+    if (this.outbox.length === 0) return;
+    const batch = this.outbox;
+    this.outbox = [];
+    const packed = packMessages(batch);
+    this.worker.postMessage({ type: "send", packed } satisfies ToNetwork, [packed]);
+  }
+
   private post(message: ToNetwork): void {
     this.worker.postMessage(message);
   }
@@ -105,7 +118,7 @@ export class ThreadedDealer implements AsyncIterable<Uint8Array[]> {
   private onWorkerMessage(message: FromNetwork): void {
     switch (message.type) {
       case "messages":
-        for (const frames of message.batch) {
+        for (const frames of unpackMessages(message.packed)) {
           const receiver = this.receivers.shift();
           if (receiver) receiver({ value: frames, done: false });
           else this.inbox.push(frames);

@@ -1,5 +1,6 @@
 /** The worker side of ThreadedDealer: owns the ZMTP Dealer socket and relays messages. */
 import { Dealer } from "../zmtp/dealer.ts";
+import { packMessages, unpackMessages } from "./message-pack.ts";
 import type { FromNetwork, ToNetwork } from "./network-thread.ts";
 
 declare const self: Worker;
@@ -20,8 +21,9 @@ function flushSoon(): void {
   setImmediate(() => {
     flushScheduled = false;
     if (batch.length > 0) {
-      post({ type: "messages", batch });
+      const packed = packMessages(batch);
       batch = [];
+      self.postMessage({ type: "messages", packed } satisfies FromNetwork, [packed]);
     }
     if (acknowledged > 0) {
       post({ type: "sent", count: acknowledged });
@@ -50,18 +52,14 @@ self.onmessage = (event: MessageEvent<ToNetwork>) => {
     case "connect":
       socket?.connect(message.endpoint);
       return;
-    case "send":
-      socket?.send(message.frames).then(
-        () => {
-          acknowledged++;
-          flushSoon();
-        },
-        () => {
-          acknowledged++;
-          flushSoon();
-        },
-      );
+    case "send": {
+      const acknowledge = () => {
+        acknowledged++;
+        flushSoon();
+      };
+      for (const frames of unpackMessages(message.packed)) socket?.send(frames).then(acknowledge, acknowledge);
       return;
+    }
     case "close":
       socket?.close();
       setImmediate(() => post({ type: "closed" }));

@@ -91,12 +91,17 @@ export function checkFlags(rawArgs: string[], defined: ArgsDef, repeatable: stri
 }
 
 /**
- * Calls `drain` on the first SIGINT/SIGTERM and `force` on the second, so a stuck drain can
- * always be interrupted.
+ * Calls `drain` on the first of `signals` (default SIGINT and SIGTERM) and `force` on the second,
+ * so a stuck drain can always be interrupted. The returned function starts the drain as a signal
+ * would (a supervised child uses it when its supervisor disappears).
  */
-export function onShutdown(drain: (signal: string) => Promise<void>, force: () => void): void {
+export function onShutdown(
+  drain: (signal: string) => Promise<void>,
+  force: () => void,
+  signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM"],
+): (reason: string) => void {
   let draining = false;
-  const handler = (signal: NodeJS.Signals) => {
+  const handler = (signal: string) => {
     if (draining) {
       force();
       return;
@@ -104,6 +109,6 @@ export function onShutdown(drain: (signal: string) => Promise<void>, force: () =
     draining = true;
     void drain(signal);
   };
-  process.on("SIGINT", handler);
-  process.on("SIGTERM", handler);
+  for (const signal of signals) process.on(signal, handler);
+  return handler;
 }

@@ -1,4 +1,17 @@
-/** Hidden: one supervised dealer instance. Prints {"event":"registered"} on stdout once it is. */
+/**
+ * Hidden: one instance started by `voidrail dealer --instances N` (run-dealers.ts).
+ *
+ * With --supervised (what the supervisor passes) the instance talks to its supervisor on stdout,
+ * one JSON event per line: `{"event":"registered",...}` once registered, and
+ * `{"event":"startup-failed","message":...}` before exiting 78 when it cannot start, so that the
+ * supervisor reports a startup failure once instead of every instance printing it. The supervisor
+ * also owns shutdown:
+ * - SIGTERM drains. SIGINT is ignored: Ctrl-C in a terminal reaches the whole process group, and
+ *   the supervisor already turns it into a SIGTERM for each instance; counting both as two signals
+ *   would force an exit in the middle of a call.
+ * - stdin is a pipe from the supervisor. Its end means the supervisor is gone (killed), and the
+ *   instance drains and exits instead of running on as an orphan.
+ */
 import { defineCommand } from "citty";
 import { CliError, EXIT_STARTUP_FAILURE, runCli } from "../errors.ts";
 import { loadServiceClasses } from "../load-services.ts";
@@ -12,34 +25,57 @@ export default defineCommand({
     address: { type: "string", required: true },
     "max-concurrent": { type: "string" },
     "start-timeout": { type: "string", default: "30" },
+    supervised: { type: "boolean", description: "Started by a supervisor: events on stdout, stdin is its lifeline" },
     ...apiKeyArg,
     ...logLevelArg,
   },
   run: ({ args }) =>
     runCli(async () => {
-      applyLogLevel(args["log-level"], process.env.VOIDRAIL_LOG_LEVEL ?? "info");
-      const classes = await loadServiceClasses(args.module, [args.class]);
-      const cls = classes.get(args.class)!;
-      const maxConcurrent = args["max-concurrent"];
-      const service = new cls({
-        routerAddress: args.address,
-        apiKey: args["api-key"] ?? (process.env.VOIDRAIL_API_KEY || undefined),
-        startTimeout: parseSeconds(args["start-timeout"], "--start-timeout"),
-        ...(maxConcurrent !== undefined ? { maxConcurrent: parsePositiveInteger(maxConcurrent, "--max-concurrent", 65535) } : {}),
-      });
-      onShutdown(
-        async () => {
-          await service.stop();
-          process.exit(0);
-        },
-        () => process.exit(130),
-      );
+      const supervised = args.supervised === true;
       try {
-        await service.start();
+        await runInstance(args, supervised);
       } catch (error) {
-        throw new CliError(`${args.class} could not start: ${(error as Error).message}`, EXIT_STARTUP_FAILURE);
+        if (!supervised || !(error instanceof CliError)) throw error;
+        console.log(JSON.stringify({ event: "startup-failed", message: error.message }));
+        process.exit(EXIT_STARTUP_FAILURE);
       }
-      console.log(JSON.stringify({ event: "registered", dealerId: service.dealerId, pid: process.pid }));
-      await new Promise(() => {});
     }),
 });
+
+async function runInstance(args: Record<string, string | boolean | undefined>, supervised: boolean): Promise<void> {
+  applyLogLevel(args["log-level"] as string | undefined, process.env.VOIDRAIL_LOG_LEVEL ?? "info");
+  const className = args.class as string;
+  const classes = await loadServiceClasses(args.module as string, [className]);
+  const cls = classes.get(className)!;
+  const maxConcurrent = args["max-concurrent"] as string | undefined;
+  const service = new cls({
+    routerAddress: args.address as string,
+    apiKey: (args["api-key"] as string | undefined) ?? (process.env.VOIDRAIL_API_KEY || undefined),
+    startTimeout: parseSeconds(args["start-timeout"] as string, "--start-timeout"),
+    ...(maxConcurrent !== undefined ? { maxConcurrent: parsePositiveInteger(maxConcurrent, "--max-concurrent", 65535) } : {}),
+  });
+  if (supervised) process.on("SIGINT", () => {});
+  const shutdown = onShutdown(
+    async () => {
+      await service.stop();
+      process.exit(0);
+    },
+    () => process.exit(130),
+    supervised ? ["SIGTERM"] : ["SIGINT", "SIGTERM"],
+  );
+  if (supervised) {
+    void (async () => {
+      for await (const _ of process.stdin) {
+        // Nothing is sent on this pipe; only its end matters.
+      }
+      shutdown("supervisor gone");
+    })();
+  }
+  try {
+    await service.start();
+  } catch (error) {
+    throw new CliError(`${className} could not start: ${(error as Error).message}`, EXIT_STARTUP_FAILURE);
+  }
+  console.log(JSON.stringify({ event: "registered", dealerId: service.dealerId, pid: process.pid }));
+  await new Promise(() => {});
+}
