@@ -33,3 +33,17 @@ export async function runCli(body: () => Promise<void>): Promise<void> {
     process.exit(1);
   }
 }
+
+/**
+ * The one line for a service that could not start, with a hint when the router refused its key.
+ */
+export function startupFailure(className: string, error: unknown): CliError {
+  const message = (error as Error)?.message ?? String(error);
+  const hint = isAuthFailure(error) ? " (the router requires a dealer key: --api-key or VOIDRAIL_API_KEY)" : "";
+  return new CliError(`${className} could not start: ${message}${hint}`, EXIT_STARTUP_FAILURE);
+}
+
+/** True for the error a router's refused API key becomes. */
+export function isAuthFailure(error: unknown): boolean {
+  return (error as { code?: unknown })?.code === "AUTH_FAILED";
+}

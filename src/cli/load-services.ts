@@ -44,7 +44,10 @@ export async function loadServiceClasses(modulePath: string, classNames: string[
     exports = await import(absolute);
   } catch (error) {
     const message = (error as Error)?.message ?? String(error);
-    throw new CliError(`cannot load ${modulePath}: ${message.split("\n")[0]}`, EXIT_STARTUP_FAILURE);
+    // Bun's syntax errors (BuildMessage) carry where they are; the message alone does not say.
+    const position = (error as { position?: { file?: string; line?: number; column?: number } | null })?.position;
+    const where = position?.line ? ` (${position.file === absolute ? modulePath : position.file}:${position.line}:${position.column})` : "";
+    throw new CliError(`cannot load ${modulePath}: ${message.split("\n")[0]}${where}`, EXIT_STARTUP_FAILURE);
   }
   const found = new Map<string, ServiceClass>();
   for (const [name, value] of Object.entries(exports)) {

@@ -15,4 +15,22 @@ const main = defineCommand({
   subCommands,
 });
 
+/**
+ * citty answers an unknown command or top-level flag with the whole usage and a bare message;
+ * say what was wrong in one line instead, as the subcommands do.
+ */
+function unknownFirstArgument(rawArgs: string[]): string | undefined {
+  const first = rawArgs[0];
+  if (first === undefined || ["--help", "-h", "--version", "-v"].includes(first)) return undefined;
+  const commands = Object.keys(subCommands).filter((name) => name !== "dealer-child");
+  if (first.startsWith("-")) return `unknown option ${first.split("=")[0]}: put options after a command (${commands.join(", ")}); see voidrail --help`;
+  if (!(first in subCommands)) return `unknown command "${first}" (commands: ${commands.join(", ")}); see voidrail --help`;
+  return undefined;
+}
+
+const problem = unknownFirstArgument(process.argv.slice(2));
+if (problem) {
+  console.error(`voidrail: ${problem}`);
+  process.exit(2);
+}
 void runMain(main);

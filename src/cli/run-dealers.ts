@@ -4,7 +4,7 @@
  * that failed to start (that is reported once), and drains every child on shutdown.
  */
 import { createLogger } from "../log.ts";
-import { EXIT_STARTUP_FAILURE, CliError } from "./errors.ts";
+import { EXIT_STARTUP_FAILURE, startupFailure } from "./errors.ts";
 import { loadServiceClasses } from "./load-services.ts";
 import type { ServiceDealer } from "../index.ts";
 
@@ -45,7 +45,7 @@ export async function runInProcess(options: DealerRunOptions): Promise<RunningDe
       await service.start();
     } catch (error) {
       await Promise.all(services.map((s) => s.stop()));
-      throw new CliError(`${name} could not start: ${(error as Error).message}`, EXIT_STARTUP_FAILURE);
+      throw startupFailure(name, error);
     }
     services.push(service);
   }

@@ -4,10 +4,13 @@ import { CliError } from "../errors.ts";
 
 const env = process.env;
 
-/** Where to find the router: --address, or --host/--port. */
+/**
+ * Where to find the router: --address, or --host/--port. No citty defaults here: routerEndpoint
+ * must see whether --host/--port were given, so that they beat VOIDRAIL_ROUTER_ADDRESS.
+ */
 export const connectionArgs = {
-  host: { type: "string", description: "Router host (env VOIDRAIL_HOST)", default: env.VOIDRAIL_HOST || "127.0.0.1" },
-  port: { type: "string", description: "Router port (env VOIDRAIL_PORT)", default: env.VOIDRAIL_PORT || "5555" },
+  host: { type: "string", description: "Router host (default 127.0.0.1, env VOIDRAIL_HOST)" },
+  port: { type: "string", description: "Router port (default 5555, env VOIDRAIL_PORT)" },
   address: { type: "string", description: "Full router endpoint, e.g. ipc:///tmp/vr.sock; overrides --host/--port (env VOIDRAIL_ROUTER_ADDRESS)" },
 } as const satisfies ArgsDef;
 
@@ -19,15 +22,19 @@ export const logLevelArg = {
   "log-level": { type: "string", description: "silent, error, warn, info or debug (env VOIDRAIL_LOG_LEVEL)" },
 } as const satisfies ArgsDef;
 
-/** The router endpoint from --address or --host/--port. */
+/**
+ * The router endpoint. A flag beats an environment variable: --address, then --host/--port, then
+ * VOIDRAIL_ROUTER_ADDRESS, then VOIDRAIL_HOST/VOIDRAIL_PORT, then tcp://127.0.0.1:5555.
+ */
 export function routerEndpoint(args: { host?: string; port?: string; address?: string }): string {
-  const address = args.address ?? env.VOIDRAIL_ROUTER_ADDRESS;
+  const hostOrPortGiven = args.host !== undefined || args.port !== undefined;
+  const address = args.address ?? (hostOrPortGiven ? undefined : env.VOIDRAIL_ROUTER_ADDRESS || undefined);
   if (address) {
     if (!/^(tcp|ipc):\/\/.+/.test(address)) throw new CliError(`--address must look like tcp://host:port or ipc:///path, got "${address}"`, 2);
     return address;
   }
-  const port = parsePositiveInteger(args.port ?? "5555", "--port", 65535);
-  const host = args.host ?? "127.0.0.1";
+  const port = parsePositiveInteger(args.port ?? (env.VOIDRAIL_PORT || "5555"), "--port", 65535);
+  const host = args.host ?? (env.VOIDRAIL_HOST || "127.0.0.1");
   if (!/^[A-Za-z0-9.:*_-]+$/.test(host)) throw new CliError(`--host "${host}" is not a host name or address`, 2);
   return `tcp://${host.includes(":") ? `[${host}]` : host}:${port}`;
 }

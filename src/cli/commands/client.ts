@@ -1,5 +1,6 @@
-import { defineCommand } from "citty";
-import { CliError, runCli } from "../errors.ts";
+import { defineCommand, type ParsedArgs } from "citty";
+import type { ClientDealer } from "../../index.ts";
+import { CliError, isAuthFailure, runCli } from "../errors.ts";
 import { printTable } from "../table.ts";
 import { apiKeyArg, applyLogLevel, checkFlags, connectionArgs, logLevelArg, parseSeconds, routerEndpoint } from "./_shared.ts";
 
@@ -28,10 +29,11 @@ export function parseCallArguments(text: string | undefined): unknown[] {
   try {
     value = JSON.parse(text);
   } catch {
+    // One line that shows the quoting to use, with the user's own text where that is safe.
+    const asString = text.includes("'") ? `'"John"'` : `'${JSON.stringify(text)}'`;
     throw new CliError(
-      `--args is not valid JSON: ${text}\n` +
-        `  quote it for your shell: a string --args '"John"', a number --args '42', ` +
-        `two arguments --args '[5, 3]', one object --args '{"name":"John"}'`,
+      `--args is not JSON: ${text.replace(/\s+/g, " ")}. For a string use --args ${asString}; ` +
+        `a number --args '42', two arguments --args '[5, 3]', one object --args '{"name":"John"}'`,
       2,
     );
   }
@@ -61,34 +63,42 @@ export default defineCommand({
       });
       const asTable = process.stdout.isTTY === true && !parsed.json;
       try {
-        await client.connect();
-        if (parsed.call !== undefined) {
-          const services = await client.discoverServices();
-          if (services[parsed.call]?.stream) {
-            for await (const chunk of client.stream(parsed.call, ...callArguments)) console.log(JSON.stringify(chunk));
-          } else {
-            console.log(JSON.stringify(await client.call(parsed.call, callArguments), null, asTable ? 2 : undefined));
-          }
-        } else if (parsed.list) {
-          const services = await client.discoverServices();
-          if (!asTable) console.log(JSON.stringify(services, null, 2));
-          else printTable(["method", "kind", "instances", "description"], Object.entries(services).map(([name, info]) => [name, info.stream ? "stream" : "unary", String(info.instances), info.description ?? ""]));
-        } else if (parsed.clusters) {
-          const clusters = await client.discoverClusters();
-          if (!asTable) console.log(JSON.stringify(clusters, null, 2));
-          else printTable(["id", "instance", "state", "load", "dispatched", "succeeded", "failed"], clusters.map((c) => [c.id, c.instanceId ?? "", c.state, `${c.load}/${c.maxConcurrent}`, String(c.counts.dispatched), String(c.counts.succeeded), String(c.counts.failed)]));
-        } else if (parsed["router-info"]) {
-          const info = await client.getRouterInfo();
-          if (!asTable) console.log(JSON.stringify(info, null, 2));
-          else printTable(["field", "value"], Object.entries(info).map(([key, value]) => [key, String(value)]));
-        } else {
-          const queues = await client.getQueueStatus();
-          if (!asTable) console.log(JSON.stringify(queues, null, 2));
-          else printTable(["method", "queued", "available", "busy"], Object.entries(queues).map(([name, q]) => [name, String(q.queueLength), String(q.availableServices), String(q.busyServices)]));
-        }
+        await runAction(client, parsed, callArguments, asTable);
+      } catch (error) {
+        if (isAuthFailure(error)) throw new CliError(`AUTH_FAILED: ${(error as Error).message} (the router requires a client key: --api-key or VOIDRAIL_API_KEY)`);
+        throw error;
       } finally {
         await client.close();
       }
       process.exit(0);
     }),
 });
+
+/** Runs the one action the flags chose and prints its result. */
+async function runAction(client: ClientDealer, parsed: ParsedArgs<typeof args>, callArguments: unknown[], asTable: boolean): Promise<void> {
+  await client.connect();
+  if (parsed.call !== undefined) {
+    const services = await client.discoverServices();
+    if (services[parsed.call]?.stream) {
+      for await (const chunk of client.stream(parsed.call, ...callArguments)) console.log(JSON.stringify(chunk));
+    } else {
+      console.log(JSON.stringify(await client.call(parsed.call, callArguments), null, asTable ? 2 : undefined));
+    }
+  } else if (parsed.list) {
+    const services = await client.discoverServices();
+    if (!asTable) console.log(JSON.stringify(services, null, 2));
+    else printTable(["method", "kind", "instances", "description"], Object.entries(services).map(([name, info]) => [name, info.stream ? "stream" : "unary", String(info.instances), info.description ?? ""]));
+  } else if (parsed.clusters) {
+    const clusters = await client.discoverClusters();
+    if (!asTable) console.log(JSON.stringify(clusters, null, 2));
+    else printTable(["id", "instance", "state", "load", "dispatched", "succeeded", "failed"], clusters.map((c) => [c.id, c.instanceId ?? "", c.state, `${c.load}/${c.maxConcurrent}`, String(c.counts.dispatched), String(c.counts.succeeded), String(c.counts.failed)]));
+  } else if (parsed["router-info"]) {
+    const info = await client.getRouterInfo();
+    if (!asTable) console.log(JSON.stringify(info, null, 2));
+    else printTable(["field", "value"], Object.entries(info).map(([key, value]) => [key, String(value)]));
+  } else {
+    const queues = await client.getQueueStatus();
+    if (!asTable) console.log(JSON.stringify(queues, null, 2));
+    else printTable(["method", "queued", "available", "busy"], Object.entries(queues).map(([name, q]) => [name, String(q.queueLength), String(q.availableServices), String(q.busyServices)]));
+  }
+}

@@ -12,23 +12,25 @@
  * - stdin is a pipe from the supervisor. Its end means the supervisor is gone (killed), and the
  *   instance drains and exits instead of running on as an orphan.
  */
-import { defineCommand } from "citty";
-import { CliError, EXIT_STARTUP_FAILURE, runCli } from "../errors.ts";
+import { defineCommand, type ParsedArgs } from "citty";
+import { CliError, EXIT_STARTUP_FAILURE, runCli, startupFailure } from "../errors.ts";
 import { loadServiceClasses } from "../load-services.ts";
 import { apiKeyArg, applyLogLevel, logLevelArg, onShutdown, parsePositiveInteger, parseSeconds } from "./_shared.ts";
 
+const childArgs = {
+  module: { type: "string", required: true },
+  class: { type: "string", required: true },
+  address: { type: "string", required: true },
+  "max-concurrent": { type: "string" },
+  "start-timeout": { type: "string", default: "30" },
+  supervised: { type: "boolean", description: "Started by a supervisor: events on stdout, stdin is its lifeline" },
+  ...apiKeyArg,
+  ...logLevelArg,
+} as const;
+
 export default defineCommand({
   meta: { name: "dealer-child", description: "(internal) one instance started by `voidrail dealer --instances`", hidden: true },
-  args: {
-    module: { type: "string", required: true },
-    class: { type: "string", required: true },
-    address: { type: "string", required: true },
-    "max-concurrent": { type: "string" },
-    "start-timeout": { type: "string", default: "30" },
-    supervised: { type: "boolean", description: "Started by a supervisor: events on stdout, stdin is its lifeline" },
-    ...apiKeyArg,
-    ...logLevelArg,
-  },
+  args: childArgs,
   run: ({ args }) =>
     runCli(async () => {
       const supervised = args.supervised === true;
@@ -42,16 +44,16 @@ export default defineCommand({
     }),
 });
 
-async function runInstance(args: Record<string, string | boolean | undefined>, supervised: boolean): Promise<void> {
-  applyLogLevel(args["log-level"] as string | undefined, process.env.VOIDRAIL_LOG_LEVEL ?? "info");
-  const className = args.class as string;
-  const classes = await loadServiceClasses(args.module as string, [className]);
+async function runInstance(args: ParsedArgs<typeof childArgs>, supervised: boolean): Promise<void> {
+  applyLogLevel(args["log-level"], process.env.VOIDRAIL_LOG_LEVEL ?? "info");
+  const className = args.class;
+  const classes = await loadServiceClasses(args.module, [className]);
   const cls = classes.get(className)!;
-  const maxConcurrent = args["max-concurrent"] as string | undefined;
+  const maxConcurrent = args["max-concurrent"];
   const service = new cls({
-    routerAddress: args.address as string,
-    apiKey: (args["api-key"] as string | undefined) ?? (process.env.VOIDRAIL_API_KEY || undefined),
-    startTimeout: parseSeconds(args["start-timeout"] as string, "--start-timeout"),
+    routerAddress: args.address,
+    apiKey: args["api-key"] ?? (process.env.VOIDRAIL_API_KEY || undefined),
+    startTimeout: parseSeconds(args["start-timeout"], "--start-timeout"),
     ...(maxConcurrent !== undefined ? { maxConcurrent: parsePositiveInteger(maxConcurrent, "--max-concurrent", 65535) } : {}),
   });
   if (supervised) process.on("SIGINT", () => {});
@@ -74,7 +76,7 @@ async function runInstance(args: Record<string, string | boolean | undefined>, s
   try {
     await service.start();
   } catch (error) {
-    throw new CliError(`${className} could not start: ${(error as Error).message}`, EXIT_STARTUP_FAILURE);
+    throw startupFailure(className, error);
   }
   console.log(JSON.stringify({ event: "registered", dealerId: service.dealerId, pid: process.pid }));
   await new Promise(() => {});

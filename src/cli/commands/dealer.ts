@@ -4,7 +4,8 @@ import { runInProcess, runSupervised } from "../run-dealers.ts";
 import { apiKeyArg, applyLogLevel, checkFlags, connectionArgs, logLevelArg, onShutdown, parsePositiveInteger, parseSeconds, routerEndpoint } from "./_shared.ts";
 
 export const dealerArgs = {
-  module: { type: "string", description: "Path of a .ts or .js module exporting ServiceDealer classes", required: true },
+  // Checked by dealerOptions rather than citty's `required`, which prints the whole usage with it.
+  module: { type: "string", description: "Path of a .ts or .js module exporting ServiceDealer classes (required)" },
   class: { type: "string", description: "Service class to start (repeatable; default: every exported ServiceDealer subclass)" },
   instances: { type: "string", description: "Processes per class (env VOIDRAIL_INSTANCES)", default: process.env.VOIDRAIL_INSTANCES || "1" },
   "max-concurrent": { type: "string", description: "Calls one instance runs at once (default: 1 in fifo, 100 in load_balance)" },
@@ -16,6 +17,7 @@ export const dealerArgs = {
 
 /** Parses the dealer flags shared by `dealer` and `serve`. */
 export function dealerOptions(parsed: Record<string, unknown>, classNames: string[], routerAddress: string) {
+  if (!parsed.module) throw new CliError("--module is required: the .ts or .js file that exports your ServiceDealer classes", 2);
   const maxConcurrent = parsed["max-concurrent"] as string | undefined;
   return {
     modulePath: parsed.module as string,
@@ -35,7 +37,6 @@ export default defineCommand({
     runCli(async () => {
       const { class: classNames } = checkFlags(rawArgs, dealerArgs, ["class"]);
       applyLogLevel(parsed["log-level"], "info");
-      if (!parsed.module) throw new CliError("--module is required", 2);
       const options = dealerOptions(parsed, classNames, routerEndpoint(parsed));
       const dealers = options.instances > 1 ? await runSupervised(options) : await runInProcess(options);
       onShutdown(

@@ -3,9 +3,9 @@ import { applyLogLevel, checkFlags, connectionArgs, logLevelArg, onShutdown, par
 import { CliError, runCli } from "../errors.ts";
 
 const args = {
-  host: { ...connectionArgs.host, description: "Interface to listen on, 0.0.0.0 for all (env VOIDRAIL_HOST)" },
-  port: { ...connectionArgs.port, description: "Port to listen on (env VOIDRAIL_PORT)" },
-  address: { type: "string", description: "Full endpoint to bind, e.g. ipc:///tmp/vr.sock; overrides --host/--port" },
+  host: { ...connectionArgs.host, description: "Interface to listen on, 0.0.0.0 for all (default 127.0.0.1, env VOIDRAIL_HOST)" },
+  port: { ...connectionArgs.port, description: "Port to listen on (default 5555, env VOIDRAIL_PORT)" },
+  address: { type: "string", description: "Full endpoint to bind, e.g. ipc:///tmp/vr.sock; overrides --host/--port (env VOIDRAIL_ROUTER_ADDRESS)" },
   mode: { type: "string", description: "fifo (one call per dealer at a time, arrival order) or load_balance (env VOIDRAIL_ROUTER_MODE)", default: process.env.VOIDRAIL_ROUTER_MODE || "fifo" },
   "heartbeat-timeout": { type: "string", description: "Seconds of silence after which a dealer is gone (env VOIDRAIL_HEARTBEAT_TIMEOUT)", default: process.env.VOIDRAIL_HEARTBEAT_TIMEOUT || "30" },
   "max-queue": { type: "string", description: "Most requests waiting per method (default 10000)" },

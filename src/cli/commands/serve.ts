@@ -6,8 +6,8 @@ import { applyLogLevel, checkFlags, onShutdown, parseSeconds, routerEndpoint } f
 
 const args = {
   ...dealerArgs,
-  mode: { type: "string", description: "fifo or load_balance", default: process.env.VOIDRAIL_ROUTER_MODE || "fifo" },
-  "heartbeat-timeout": { type: "string", description: "Seconds of silence after which a dealer is gone", default: "30" },
+  mode: { type: "string", description: "fifo or load_balance (env VOIDRAIL_ROUTER_MODE)", default: process.env.VOIDRAIL_ROUTER_MODE || "fifo" },
+  "heartbeat-timeout": { type: "string", description: "Seconds of silence after which a dealer is gone (env VOIDRAIL_HEARTBEAT_TIMEOUT)", default: process.env.VOIDRAIL_HEARTBEAT_TIMEOUT || "30" },
 } as const;
 
 export default defineCommand({
@@ -18,6 +18,8 @@ export default defineCommand({
       const { class: classNames } = checkFlags(rawArgs, args, ["class"]);
       applyLogLevel(parsed["log-level"], "info");
       if (parsed.mode !== "fifo" && parsed.mode !== "load_balance") throw new CliError(`--mode must be fifo or load_balance, got "${parsed.mode}"`, 2);
+      // Flags are checked before the router starts; its address is known once it listens.
+      const dealerFlags = dealerOptions(parsed, classNames, "");
       const { ServiceRouter } = await import("../../index.ts");
       const router = new ServiceRouter({
         address: routerEndpoint(parsed),
@@ -29,7 +31,7 @@ export default defineCommand({
       } catch (error) {
         throw new CliError(`cannot start the router: ${(error as Error).message}`);
       }
-      const options = dealerOptions(parsed, classNames, router.address);
+      const options = { ...dealerFlags, routerAddress: router.address };
       const dealers = await (options.instances > 1 ? runSupervised(options) : runInProcess(options)).catch(async (error) => {
         await router.stop();
         throw error;
