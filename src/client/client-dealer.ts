@@ -23,7 +23,7 @@ import {
   TimeoutError,
   type WireError,
 } from "../protocol/index.ts";
-import { ApiKeyOption, checkOptions, consumeMessages, EndpointOption, SecondsOption } from "../options.ts";
+import { ApiKeyOption, checkOptions, consumeMessages, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
 import { type Deadline, Deadlines } from "../deadlines.ts";
 import { Dealer } from "../zmtp/dealer.ts";
 import { Queue } from "../zmtp/queue.ts";
@@ -54,7 +54,11 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Wait in the queue for a dealer to register instead of failing with NoSuchMethodError. */
   waitForDealer?: boolean;
-  /** Safe to run twice: resent transparently if the connection to the router is lost. */
+  /**
+   * Safe to run twice: resent transparently if the connection to the router is lost. The resent
+   * call waits for a dealer (as with `waitForDealer`): a restarted router knows no methods until
+   * its dealers have registered again.
+   */
   idempotent?: boolean;
 }
 
@@ -70,8 +74,8 @@ const OptionsSchema = v.object({
 
 interface UnaryCall {
   kind: "unary";
-  frames: Uint8Array[];
-  idempotent: boolean;
+  /** What to send again after the connection to the router is lost; undefined: fail instead. */
+  resendFrames: (() => Uint8Array[]) | undefined;
   resolve(value: unknown): void;
   reject(error: Error): void;
   cleanup(): void;
@@ -125,7 +129,7 @@ export class ClientDealer {
         heartbeatInterval: intervalMs,
         heartbeatTimeout: intervalMs * 3,
         reconnectInterval: 100,
-        reconnectMaxInterval: 2000,
+        reconnectMaxInterval: RECONNECT_MAX_INTERVAL_MS,
         sendHighWaterMark: 10_000,
         receiveHighWaterMark: 10_000,
         logger: { warn: (message) => this.log.warn(message) },
@@ -193,8 +197,9 @@ export class ClientDealer {
       };
       const call: UnaryCall = {
         kind: "unary",
-        frames,
-        idempotent: options.idempotent ?? false,
+        // A router that has just restarted knows no methods until the dealers register again:
+        // the retry waits for one (within the call's timeout) rather than fail NO_SUCH_METHOD.
+        resendFrames: options.idempotent ? () => encodeMessage("REQUEST", { ...header, waitForDealer: true }, encodedArgs.value) : undefined,
         resolve: resolve as (value: unknown) => void,
         reject,
         cleanup: () => {
@@ -248,9 +253,17 @@ export class ClientDealer {
     const call: StreamCall = {
       kind: "stream",
       onChunk: (seq, payload) => {
-        if (seq !== expectedSeq++) return this.endStream(id, call, new ProtocolError(`stream chunk ${seq} arrived out of order`, { data: { reason: "SEQUENCE" } }));
+        // A stream given up on here is cancelled too: otherwise its dealer would keep the slot,
+        // waiting for credit that never comes.
+        if (seq !== expectedSeq++) {
+          this.cancel(id);
+          return this.endStream(id, call, new ProtocolError(`stream chunk ${seq} arrived out of order`, { data: { reason: "SEQUENCE" } }));
+        }
         const decoded = decodeJson(payload);
-        if (!decoded.ok) return this.endStream(id, call, decoded.error);
+        if (!decoded.ok) {
+          this.cancel(id);
+          return this.endStream(id, call, decoded.error);
+        }
         buffered.push(decoded.value);
         notify();
       },
@@ -366,8 +379,7 @@ export class ClientDealer {
         : undefined;
       const call: UnaryCall = {
         kind: "unary",
-        frames,
-        idempotent: true,
+        resendFrames: () => frames,
         resolve,
         reject,
         cleanup: () => deadline?.cancel(),
@@ -464,8 +476,8 @@ export class ClientDealer {
   /** Fails every call in flight, except idempotent unary calls when `resend` (sent again after reconnect). */
   private failAll(error: Error, resend: boolean): void {
     for (const [id, call] of [...this.pending]) {
-      if (resend && call.kind === "unary" && call.idempotent && this.socket) {
-        this.send(this.socket, call.frames);
+      if (resend && call.kind === "unary" && call.resendFrames && this.socket) {
+        this.send(this.socket, call.resendFrames());
         continue;
       }
       this.pending.delete(id);

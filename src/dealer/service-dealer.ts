@@ -25,7 +25,7 @@ import {
   VoidRailError,
   type WireError,
 } from "../protocol/index.ts";
-import { ApiKeyOption, checkOptions, consumeMessages, EndpointOption, SecondsOption } from "../options.ts";
+import { ApiKeyOption, checkOptions, consumeMessages, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
 import { type Deadline, Deadlines } from "../deadlines.ts";
 import { Dealer } from "../zmtp/dealer.ts";
 import { ThreadedDealer } from "./network-thread.ts";
@@ -140,7 +140,7 @@ export class ServiceDealer {
       heartbeatInterval: Math.round(this.dealerOptions.heartbeatInterval * 1000),
       heartbeatTimeout: Math.round(this.dealerOptions.heartbeatTimeout * 1000),
       reconnectInterval: 100,
-      reconnectMaxInterval: 2000,
+      reconnectMaxInterval: RECONNECT_MAX_INTERVAL_MS,
     };
     const warn = (message: string) => this.log.warn(message);
     const socket = this.networkThread ? new ThreadedDealer(socketOptions, warn) : new Dealer({ ...socketOptions, logger: { warn } });

@@ -111,7 +111,8 @@ interface DealerPeer {
   get load(): number;
 }
 
-type JobState = "queued" | "running" | "done";
+/** received: being checked, not yet in a queue or on a dealer (a refusal then touches no queue). */
+type JobState = "received" | "queued" | "running" | "done";
 
 interface Job {
   /** Arrival order across all methods: FIFO is by this number. */
@@ -165,7 +166,13 @@ export class ServiceRouter {
   private readonly running = new Map<number, Job>();
   private readonly deadlines = new Deadlines();
   private nextSeq = 1;
-  private nextRouterId = 1;
+  /**
+   * Router ids continue from the clock (ms × 1024), not from 1: a dealer may still answer a
+   * request of a previous router on this address after reconnecting, and that late answer must not
+   * match a request of this one. Ids stay below 2^53 until the year 2248 and never catch up with a
+   * later restart's start unless a router dispatches over a million requests a second for its life.
+   */
+  private nextRouterId = Date.now() * 1024;
   private nextDealerNumber = 1;
   private dispatchCounter = 0;
   private totalRequests = 0;
@@ -375,6 +382,7 @@ export class ServiceRouter {
       return undefined;
     }
     if (this.requireClientAuth && !(peer?.role === "client" && peer.client.authenticated)) {
+      this.log.warn(`refused ${kind} from ${describePeer(routingId, peer)}: not authenticated`);
       const answerId = kind === "REQUEST" || kind === "INFO" ? idField(id) : {};
       this.reply(routingId, "ERROR", { ...answerId, ...errorToWire(authError(AuthFailure.NOT_AUTHENTICATED)) });
       return undefined;
@@ -438,11 +446,9 @@ export class ServiceRouter {
     const keep = new Queue<Job>();
     for (const job of queue.drain()) {
       if (job.state !== "queued") continue;
+      // finish() takes the job off the method's count.
       if (job.waitForDealer) keep.push(job);
-      else {
-        this.decrementQueued(method);
-        this.finish(job, noSuchMethod(method));
-      }
+      else this.finish(job, noSuchMethod(method));
     }
     this.queues.set(method, keep);
   }
@@ -469,7 +475,7 @@ export class ServiceRouter {
       redispatchesLeft: this.options.maxRedispatch,
       deadline: timeoutMs !== undefined ? Date.now() + timeoutMs : undefined,
       timer: undefined,
-      state: "queued",
+      state: "received",
       routerId: 0,
       dealer: null,
       forwarded: false,
@@ -643,8 +649,9 @@ export class ServiceRouter {
         }
         const job = dealer.inFlight.get(header.id);
         if (!job) {
-          // Not a request this dealer holds: a late reply after a cancel, or a spoof. Drop it.
-          this.log.debug?.(`dealer ${dealer.id} answered unknown request ${header.id}`);
+          // Not a request this dealer holds: a reply sent before a reconnection, or a spoof. (A
+          // late reply after a cancel is still held: the slot stays taken until it comes.)
+          this.log.warn(`dropped a ${message.kind} from dealer ${dealer.id} for request ${header.id}, which it does not hold`);
           return;
         }
         return this.onDealerReply(dealer, job, message);
@@ -684,6 +691,7 @@ export class ServiceRouter {
   }
 
   private failRunning(dealer: DealerPeer, job: Job, reason: string, text: string): void {
+    this.log.warn(`dealer ${dealer.id} broke the protocol: ${text}; the request fails`);
     this.send(dealer.routingId, encodeMessage("ERROR", errorToWire(new ProtocolError(text, { data: { reason } }))));
     this.finish(job, new ProtocolError(`dealer ${dealer.id}: ${text}`, { data: { reason } }));
   }
@@ -828,7 +836,9 @@ export class ServiceRouter {
     this.send(routingId, frames);
   }
 
+  /** Refuses a message that breaks the conversation rules: one log line, one ERROR without id. */
   private protocolError(routingId: Buffer, reason: string, text: string, data: Record<string, unknown> = {}): void {
+    this.log.warn(`refused a message from ${describePeer(routingId, this.peers.get(routingId.toString("latin1")))}: ${text}`);
     this.reply(routingId, "ERROR", errorToWire(new ProtocolError(text, { data: { reason, ...data } })));
   }
 

@@ -91,6 +91,8 @@ export class Connection {
   private readingPaused = false;
 
   private lastReceivedAt = Date.now();
+  /** PINGs sent since the peer was last heard from (any traffic answers them all). */
+  private unansweredPings = 0;
   private handshakeTimer: ReturnType<typeof setTimeout> | undefined;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private peerTimeToLiveMs = 0;
@@ -195,6 +197,7 @@ export class Connection {
   private onData(chunk: Buffer): void {
     if (this.state === State.Closed) return;
     this.lastReceivedAt = Date.now();
+    this.unansweredPings = 0;
     try {
       this.decoder.push(chunk);
       for (;;) {
@@ -301,11 +304,16 @@ export class Connection {
     }
     if (this.options.heartbeatIntervalMs <= 0 || this.peerMinorVersion < 1) return;
     const timeoutMs = this.options.heartbeatTimeoutMs > 0 ? this.options.heartbeatTimeoutMs : this.options.heartbeatIntervalMs;
-    if (silentMs > timeoutMs + this.options.heartbeatIntervalMs) {
-      this.fail(new ZmtpProtocolError(`heartbeat timeout: peer silent for ${silentMs} ms`, ZmtpErrorCode.HANDSHAKE_TIMEOUT));
+    // The oldest unanswered PING went out `unansweredPings` ticks ago. Counting ticks rather than
+    // the silence keeps the deadline at heartbeatTimeout after that PING: the silence also spans
+    // the wait for the first PING, and testing it against timeout + interval dropped a frozen
+    // peer up to a whole interval late.
+    if (this.unansweredPings > 0 && this.unansweredPings * this.options.heartbeatIntervalMs >= timeoutMs) {
+      this.fail(new ZmtpProtocolError(`heartbeat timeout: no answer to a PING within ${timeoutMs} ms (peer silent for ${silentMs} ms)`, ZmtpErrorCode.HANDSHAKE_TIMEOUT));
       return;
     }
     this.appendFrame(encodePing(this.options.heartbeatTimeToLiveMs / 100), FrameFlag.COMMAND);
+    this.unansweredPings++;
     this.flushSoon();
   }
 

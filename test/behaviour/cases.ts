@@ -425,6 +425,27 @@ const heartbeatSilentPeer: CaseBody = async (ctx) => {
   if (pings.length === 0) throw new Error(`the silent peer was dropped without being PINGed first${raw.describeCommands()}`);
 };
 
+/**
+ * heartbeatTimeout counts from the first PING left unanswered (ZMQ_HEARTBEAT_TIMEOUT), not one
+ * interval later: a router with heartbeatTimeout T and interval I must drop a frozen peer within
+ * T + I of its last traffic (scenario 2 of the chaos suite). The peer answers the first PING,
+ * then freezes: its last traffic lands just after a tick, the worst phase.
+ */
+const heartbeatTimeoutFromFirstPing: CaseBody = async (ctx) => {
+  const router = ctx.router({ heartbeatInterval: 100, heartbeatTimeout: 300 });
+  await router.bind(ctx.endpoint());
+  const raw = await ctx.rawPeer(router.lastEndpoint!);
+  await raw.handshake({ identity: "freezes" });
+  const answered = await raw.nextCommand("PING", RECEIVE_MS, "our Router's first PING");
+  raw.sendCommand("PONG", parsePing(answered.data).context);
+  const unanswered = await raw.nextCommand("PING", RECEIVE_MS, "our Router's second PING", raw.commands.indexOf(answered) + 1);
+  await raw.closedWithin(3000, "our Router (heartbeat 100 ms, timeout 300 ms) to drop a peer that stopped answering PING");
+  const afterUnansweredMs = raw.closedAt! - unanswered.at;
+  // 300 ms after that PING, give or take timer jitter; a whole interval more is the bug.
+  if (afterUnansweredMs > 360) throw new Error(`dropped ${afterUnansweredMs} ms after the first unanswered PING; heartbeatTimeout is 300 ms`);
+  if (afterUnansweredMs < 250) throw new Error(`dropped ${afterUnansweredMs} ms after the first unanswered PING, before heartbeatTimeout 300 ms`);
+};
+
 /** Our Dealer connected to a raw Router that goes silent: same rule on the connecting side. */
 const heartbeatSilentServer: CaseBody = async (ctx) => {
   const server = await ctx.rawServer();
@@ -601,6 +622,7 @@ const SPECS: CaseSpec[] = [
   { name: "a duplicate routing id is refused by default and the first peer keeps working", body: duplicateRoutingIdRefused },
   { name: "handover gives a duplicate routing id to the newcomer", body: duplicateRoutingIdHandover },
   { name: "heartbeats (100/300 ms): a Router drops a peer that never answers PING", body: heartbeatSilentPeer },
+  { name: "heartbeats (100/300 ms): a silent peer is dropped heartbeatTimeout after its first unanswered PING, not an interval later", body: heartbeatTimeoutFromFirstPing },
   { name: "heartbeats (100/300 ms): a Dealer drops a Router that never answers PING", body: heartbeatSilentServer },
   { name: "heartbeats (100/300 ms) on both ends keep an idle connection up", body: heartbeatIdleStaysUp },
   { name: "a TTL announced in the peer's PING is honoured: PONG with its context, then a drop after the TTL of silence", body: peerTimeToLive },

@@ -133,6 +133,56 @@ for (const transport of TRANSPORTS) {
       expect(probe.events).not.toContain("start:one-too-many");
     });
 
+    test("a refused call does not free a place in the queue: the next one is refused too, and the queue keeps its length", async () => {
+      await cluster.router({ maxQueueLength: 2 });
+      const probe = new Probe();
+      await cluster.dealer((options) => new GatedService(options, probe));
+      const client = await cluster.client();
+
+      const running = client.invoke("GatedService.hold", "running");
+      await waitFor(() => probe.active === 1, { timeoutMs: 5_000, message: "the first call to run" });
+      const queued = [client.invoke("GatedService.hold", "queued-1"), client.invoke("GatedService.hold", "queued-2")];
+      await queueLengthReaches(client, "GatedService.hold", 2);
+
+      for (const tag of ["refused-1", "refused-2", "refused-3"]) {
+        expect(await rejectionOf(client.invoke("GatedService.hold", tag))).toBeInstanceOf(QueueFullError);
+      }
+      expect((await client.getQueueStatus())["GatedService.hold"].queueLength).toBe(2);
+      expect((await client.getRouterInfo()).queuedRequests).toBe(2);
+
+      probe.gate.open();
+      await Promise.all([running, ...queued]);
+      expect(probe.matching("start:refused")).toEqual([]);
+    });
+
+    test("when the last dealer of a method leaves, the queue keeps counting the calls that wait for a dealer", async () => {
+      await cluster.router({ maxQueueLength: 3 });
+      const probe = new Probe();
+      const dealer = await cluster.dealer((options) => new GatedService(options, probe));
+      const client = await cluster.client();
+
+      const running = client.invoke("GatedService.hold", "running").catch((error: Error) => error);
+      await waitFor(() => probe.active === 1, { timeoutMs: 5_000, message: "the first call to run" });
+      const plain = [client.invoke("GatedService.hold", "plain-1"), client.invoke("GatedService.hold", "plain-2")].map((call) => call.catch((error: Error) => error));
+      const patient = client.call("GatedService.hold", ["patient"], { waitForDealer: true });
+      await queueLengthReaches(client, "GatedService.hold", 3);
+
+      const stopping = dealer.stop();
+      probe.gate.open();
+      await waitFor(stopping, { timeoutMs: 5_000, message: "the only dealer to stop" });
+      for (const error of await Promise.all(plain)) expect(error).toBeInstanceOf(NoSuchMethodError);
+      // One call still waits for a dealer: the queue has room for exactly two more.
+      expect((await client.getQueueStatus())["GatedService.hold"].queueLength).toBe(1);
+      const more = [client.call("GatedService.hold", ["more-1"], { waitForDealer: true }), client.call("GatedService.hold", ["more-2"], { waitForDealer: true })];
+      await queueLengthReaches(client, "GatedService.hold", 3);
+      expect(await rejectionOf(client.call("GatedService.hold", ["more-3"], { waitForDealer: true }))).toBeInstanceOf(QueueFullError);
+
+      // Its gate is open by now: the waiting calls run straight through on the next dealer.
+      await cluster.dealer((options) => new GatedService(options, probe));
+      expect(await Promise.all([patient, ...more])).toHaveLength(3);
+      await running;
+    });
+
     test("QueueFullError from a per-method queueLimits entry; other methods keep the default", async () => {
       await cluster.router({ queueLimits: { "GatedService.hold": 1 } });
       const probe = new Probe();

@@ -6,12 +6,13 @@
  *   ./node_modules/.bin/bun test test/integration/core-lifecycle.test.ts
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { DealerLostError, NoSuchMethodError, RouterMode, TimeoutError } from "../../src/index.ts";
+import { ClientDealer, DealerLostError, NoSuchMethodError, RouterMode, silentLogger, TimeoutError } from "../../src/index.ts";
 import { type ClientMessage, decodeMessage, encodeJsonOrThrow, encodeMessage } from "../../src/protocol/index.ts";
 import { Dealer } from "../../src/zmtp/index.ts";
 import { CrashService, EchoService, GatedService, Probe } from "../fixtures/services.ts";
 import { Cluster, TRANSPORTS } from "../helpers/cluster.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { RawPeer } from "../helpers/raw-peer.ts";
+import { uniqueEndpoint, waitFor } from "../helpers/wait.ts";
 
 async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
   try {
@@ -106,6 +107,57 @@ for (const transport of TRANSPORTS) {
       expect(clusters).toHaveLength(1);
       expect(clusters[0].id).toBe(dealer.dealerId!);
     });
+
+    test("after a router restart, a dealer's late answer to a request of the old router does not answer a new request", async () => {
+      const first = await cluster.router();
+      const probe = new Probe();
+      const dealer = await cluster.dealer((options) => new GatedService(options, probe));
+      const client = await cluster.client();
+      // Held until the gate opens, whatever happens to the connection (hold ignores aborts).
+      const old = client.invoke("GatedService.hold", "old").catch((error: Error) => error);
+      await waitFor(() => probe.active === 1, { timeoutMs: 5_000, message: "the old call to run" });
+      const address = first.address;
+      await first.stop();
+      await waitFor(() => !dealer.registered, { timeoutMs: 5_000, message: "the dealer to notice the router is gone" });
+      await cluster.router({ address });
+      await waitFor(() => dealer.registered, { timeoutMs: 10_000, message: "the dealer to re-register with the new router" });
+
+      const fresh = client.invoke("GatedService.hold", "new");
+      await waitFor(() => probe.active === 2, { timeoutMs: 5_000, message: "the new call to run beside the old one" });
+      // The old call answers first, to a request id of the old router.
+      probe.gate.open();
+      expect(await waitFor(fresh, { timeoutMs: 5_000, message: "the new call's answer" })).toEqual({ tag: "new", by: "gated" });
+      expect(await old).toBeInstanceOf(Error);
+    });
+
+    test("while the router is away, dealers and clients try again at least once a second, so they are back within 2 s of its return", async () => {
+      // Stand-ins that refuse every connection at once: each attempt fails, so the reconnect
+      // delay grows to its cap (100, 200, 400, 800 ms, then the cap).
+      const forDealer = await RawPeer.listen(uniqueEndpoint(transport));
+      const forClient = await RawPeer.listen(uniqueEndpoint(transport));
+      const dealer = new EchoService({ routerAddress: forDealer.endpoint, startTimeout: 0, logger: silentLogger });
+      const client = new ClientDealer({ routerAddress: forClient.endpoint, connectTimeout: 0, logger: silentLogger });
+      try {
+        void dealer.start().catch(() => {});
+        void client.connect().catch(() => {});
+        const largestGap = async (server: typeof forDealer) => {
+          const attempts: number[] = [];
+          for (let index = 0; index < 7; index++) {
+            const peer = await server.accepted(5_000, index);
+            attempts.push(Date.now());
+            peer.destroy();
+          }
+          return Math.max(...attempts.slice(1).map((at, i) => at - attempts[i]));
+        };
+        const [dealerGap, clientGap] = await Promise.all([largestGap(forDealer), largestGap(forClient)]);
+        expect(dealerGap).toBeLessThanOrEqual(1_200);
+        expect(clientGap).toBeLessThanOrEqual(1_200);
+      } finally {
+        await Promise.all([dealer.stop(), client.close()]);
+        forDealer.close();
+        forClient.close();
+      }
+    }, 20_000);
 
     test("dealer stop() drains: the call in flight finishes, new calls go elsewhere, then the dealer is gone", async () => {
       await cluster.router();
