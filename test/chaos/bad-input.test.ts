@@ -22,7 +22,7 @@ import { waitFor } from "../helpers/wait.ts";
 import { computeAnswer, LoadService } from "./fixtures/services.ts";
 import { CallLedger, percentile } from "./lib/ledger.ts";
 import type { ChildEvent, DealerChild, RouterProcess } from "./lib/processes.ts";
-import { seededRandom } from "./lib/random.ts";
+import { seededRandom } from "../helpers/random.ts";
 import { Stage } from "./lib/stage.ts";
 import { WirePeer } from "./lib/wire-peer.ts";
 

@@ -23,6 +23,7 @@ import {
 import { Gate } from "../fixtures/services.ts";
 import type { ChildServiceName } from "../fixtures/services.ts";
 import { uniqueEndpoint, waitFor } from "./wait.ts";
+import { onLines } from "./lines.ts";
 
 export const TRANSPORTS = ["tcp", "ipc"] as const;
 export type TransportName = (typeof TRANSPORTS)[number];
@@ -127,18 +128,10 @@ export class DealerProcess {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, NO_COLOR: "1" },
     });
-    let pending = "";
-    this.process.stdout!.setEncoding("utf8");
-    this.process.stdout!.on("data", (chunk: string) => {
-      pending += chunk;
-      let newline: number;
-      while ((newline = pending.indexOf("\n")) >= 0) {
-        const line = pending.slice(0, newline);
-        pending = pending.slice(newline + 1);
-        if (line.trim() === "") continue;
-        this.events.push(JSON.parse(line) as ChildEvent);
-        for (const wake of [...this.waiters]) wake();
-      }
+    onLines(this.process.stdout!, (line) => {
+      if (line.trim() === "") return;
+      this.events.push(JSON.parse(line) as ChildEvent);
+      for (const wake of [...this.waiters]) wake();
     });
     this.process.stderr!.setEncoding("utf8");
     this.process.stderr!.on("data", (chunk: string) => (this.stderr += chunk));

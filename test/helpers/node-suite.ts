@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { CaseResult } from "./case-report.ts";
+import { onLines } from "./lines.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const BUN = join(ROOT, "node_modules/.bin/bun");
@@ -53,19 +54,11 @@ function run(cmd: string, args: string[], timeoutMs: number, onLine?: (line: str
     const child = spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
-    let pending = "";
-    child.stdout.setEncoding("utf8");
-    child.stderr.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => {
-      stdout += chunk;
-      if (!onLine) return;
-      pending += chunk;
-      let newline: number;
-      while ((newline = pending.indexOf("\n")) >= 0) {
-        onLine(pending.slice(0, newline));
-        pending = pending.slice(newline + 1);
-      }
+    onLines(child.stdout, (line) => {
+      stdout += `${line}\n`;
+      onLine?.(line);
     });
+    child.stderr.setEncoding("utf8");
     child.stderr.on("data", (chunk: string) => {
       stderr += chunk;
       if (process.env.VOIDRAIL_NODE_RUNNER_LOG) process.stderr.write(chunk);

@@ -1,17 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { decodeArgs, decodeJson, decodeMessage, encodeJsonOrThrow, encodeMessage, KINDS, type Receiver } from "../../src/protocol/index.ts";
+import { seededRandom } from "../helpers/random.ts";
 
-/** Small seeded PRNG (mulberry32) so a failing case can be replayed from the printed seed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG: a failing case replays from the printed seed. */
+const random = (seed: number) => seededRandom(seed).next;
 
 const SEED = Number(process.env.VOIDRAIL_FUZZ_SEED ?? Date.now() % 2 ** 31);
 const ITERATIONS = 20_000;

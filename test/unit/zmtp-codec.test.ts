@@ -3,6 +3,7 @@
  * metadata, and the streaming Decoder fed in every chunking.
  */
 import { describe, expect, test } from "bun:test";
+import { seededRandom } from "../helpers/random.ts";
 import { Buffer } from "node:buffer";
 import {
   Decoder,
@@ -434,16 +435,7 @@ describe("commands", () => {
 
 describe("a whole stream", () => {
   /** Seeded PRNG (mulberry32): the split test replays from the seed in its name. */
-  function random(seed: number): () => number {
-    let state = seed >>> 0;
-    return () => {
-      state = (state + 0x6d2b79f5) >>> 0;
-      let t = state;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
+  const random = (seed: number) => seededRandom(seed).next;
 
   const patterned = (size: number, seed: number) => {
     const b = Buffer.allocUnsafe(size);

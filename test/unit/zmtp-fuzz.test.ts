@@ -10,35 +10,11 @@ import { describe, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import { Decoder, encodeCommand, encodeFrame, encodeGreeting, encodeMetadata, encodePing } from "../../src/zmtp/codec.ts";
 import { ZmtpErrorCode, ZmtpProtocolError } from "../../src/zmtp/errors.ts";
+import { seededRandom } from "../helpers/random.ts";
 
 const SEED = Number(process.env.VOIDRAIL_FUZZ_SEED ?? Date.now() % 2 ** 31);
 
-/** Small seeded PRNG (mulberry32) so a failing run replays from the printed seed. */
-function random(seed: number) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (max: number) => Math.floor(next() * max);
-  const bytes = (length: number) => {
-    const out = Buffer.allocUnsafe(length);
-    // Four bytes per draw: large bodies are a noticeable share of the run time otherwise.
-    for (let i = 0; i < length; i += 4) {
-      const word = (next() * 4294967296) >>> 0;
-      out[i] = word;
-      if (i + 1 < length) out[i + 1] = word >>> 8;
-      if (i + 2 < length) out[i + 2] = word >>> 16;
-      if (i + 3 < length) out[i + 3] = word >>> 24;
-    }
-    return out;
-  };
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)] as T;
-  return { next, int, bytes, pick };
-}
+const random = seededRandom;
 type Random = ReturnType<typeof random>;
 
 /** What a decoded item looks like, for exact comparison. */

@@ -16,6 +16,7 @@ import { join, resolve } from "node:path";
 import type { ServiceRouterOptions } from "../../../src/index.ts";
 import type { ChaosServiceName, DealerChildOptions } from "../fixtures/services.ts";
 import { waitFor } from "../../helpers/wait.ts";
+import { onLines } from "../../helpers/lines.ts";
 
 export const ROOT = resolve(import.meta.dir, "../../..");
 export const BUN = join(ROOT, "node_modules/.bin/bun");
@@ -43,26 +44,18 @@ export class JsonChild {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, NO_COLOR: "1" },
     });
-    let pending = "";
-    this.process.stdout!.setEncoding("utf8");
-    this.process.stdout!.on("data", (chunk: string) => {
-      pending += chunk;
-      let newline: number;
-      while ((newline = pending.indexOf("\n")) >= 0) {
-        const line = pending.slice(0, newline);
-        pending = pending.slice(newline + 1);
-        if (line.trim() === "") continue;
-        let event: ChildEvent;
-        try {
-          event = JSON.parse(line) as ChildEvent;
-        } catch {
-          this.stderr += `(stdout, not JSON) ${line}\n`;
-          continue;
-        }
-        if (this.keepEvents) this.events.push(event);
-        for (const listener of this.listeners) listener(event);
-        for (const wake of [...this.waiters]) wake();
+    onLines(this.process.stdout!, (line) => {
+      if (line.trim() === "") return;
+      let event: ChildEvent;
+      try {
+        event = JSON.parse(line) as ChildEvent;
+      } catch {
+        this.stderr += `(stdout, not JSON) ${line}\n`;
+        return;
       }
+      if (this.keepEvents) this.events.push(event);
+      for (const listener of this.listeners) listener(event);
+      for (const wake of [...this.waiters]) wake();
     });
     this.process.stderr!.setEncoding("utf8");
     this.process.stderr!.on("data", (chunk: string) => {
