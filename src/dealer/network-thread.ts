@@ -18,7 +18,7 @@ export type ToNetwork =
 
 /** Messages worker → main. */
 export type FromNetwork =
-  | { type: "messages"; packed: ArrayBuffer }
+  | { type: "messages"; packed: ArrayBuffer; sent: number }
   | { type: "sent"; count: number }
   | { type: "event"; name: "disconnect" | "handshake" }
   | { type: "log"; message: string }
@@ -32,6 +32,13 @@ function workerEntry(): string {
   if (import.meta.url.startsWith("file:///$bunfs/")) return "./dealer/network-worker.ts";
   return new URL("./network-worker.ts", import.meta.url).href;
 }
+
+/**
+ * Messages one hand-off between the threads carries at most before it goes without waiting for
+ * the end of the tick: the other thread starts on a large batch early instead of idling until
+ * this one has handled all of it (as the connection does with EAGER_FLUSH_MESSAGES).
+ */
+export const RELAY_BATCH_MESSAGES = 16;
 
 /** Sends in flight to the worker before send() starts to wait: bounds memory behind a slow link. */
 const MAX_UNACKNOWLEDGED_SENDS = 1000;
@@ -66,9 +73,13 @@ export class ThreadedDealer implements AsyncIterable<Uint8Array[]> {
   send(frames: Uint8Array[]): Promise<void> {
     if (this.closed) return Promise.reject(new Error("socket closed"));
     this.unacknowledged++;
-    // Every reply produced in this turn of the event loop crosses to the worker in one message.
-    this.outbox.push(frames);
-    if (this.outbox.length === 1) queueMicrotask(() => this.flushOutbox());
+    // The replies produced in one turn of the event loop cross to the worker together, in one
+    // transferred buffer. Flushing at the end of the turn (setImmediate), not at the next
+    // microtask: async methods finish at different microtask depths, and a microtask flush sent
+    // nearly every reply alone (bench/rpc.ts, 64 in flight: dealer CPU ~21 → ~13 µs per call).
+    const queued = this.outbox.push(frames);
+    if (queued >= RELAY_BATCH_MESSAGES) this.flushOutbox();
+    else if (queued === 1) setImmediate(() => this.flushOutbox());
     if (this.unacknowledged < MAX_UNACKNOWLEDGED_SENDS) return Promise.resolve();
     return new Promise((resolve) => this.sendWaiters.push(resolve));
   }
@@ -123,10 +134,10 @@ export class ThreadedDealer implements AsyncIterable<Uint8Array[]> {
           if (receiver) receiver({ value: frames, done: false });
           else this.inbox.push(frames);
         }
+        this.acknowledge(message.sent);
         return;
       case "sent":
-        this.unacknowledged -= message.count;
-        while (this.unacknowledged < MAX_UNACKNOWLEDGED_SENDS && this.sendWaiters.length > 0) this.sendWaiters.shift()!();
+        this.acknowledge(message.count);
         return;
       case "event":
         if (message.name === "disconnect") this.events.emit("disconnect", { endpoint: "", routingId: Buffer.alloc(0), remoteAddress: "" });
@@ -139,6 +150,11 @@ export class ThreadedDealer implements AsyncIterable<Uint8Array[]> {
         this.finishClose();
         return;
     }
+  }
+
+  private acknowledge(count: number): void {
+    this.unacknowledged -= count;
+    while (this.unacknowledged < MAX_UNACKNOWLEDGED_SENDS && this.sendWaiters.length > 0) this.sendWaiters.shift()!();
   }
 
   private finishClose(): void {

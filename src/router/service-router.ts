@@ -160,6 +160,7 @@ export class ServiceRouter {
   private stopping = false;
 
   private readonly peers = new Map<string, Peer>();
+  private readonly routingKeys = new WeakMap<Buffer, string>();
   private readonly dealersByMethod = new Map<string, Set<DealerPeer>>();
   private readonly queues = new Map<string, Queue<Job>>();
   private readonly queuedCount = new Map<string, number>();
@@ -274,7 +275,7 @@ export class ServiceRouter {
 
   private onMessage(frames: Buffer[]): void {
     const routingId = frames[0];
-    const key = routingId.toString("latin1");
+    const key = this.keyOf(routingId);
     const peer = this.peers.get(key);
     if (peer?.role === "dealer") peer.dealer.lastSeen = Date.now();
     const message = decodeMessage(frames.slice(1), "router");
@@ -827,6 +828,19 @@ export class ServiceRouter {
       result[method] = { queueLength: this.queuedCount.get(method) ?? 0, availableServices: available, busyServices: busy };
     }
     return result;
+  }
+
+  /**
+   * A peer's map key. The socket hands out the same routing id Buffer with every message of a
+   * peer (and never changes it), so its key string is built once, not on every message.
+   */
+  private keyOf(routingId: Buffer): string {
+    let key = this.routingKeys.get(routingId);
+    if (key === undefined) {
+      key = routingId.toString("latin1");
+      this.routingKeys.set(routingId, key);
+    }
+    return key;
   }
 
   // ---- sending ----

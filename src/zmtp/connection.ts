@@ -55,6 +55,14 @@ export interface ConnectionOwner {
 
 /** Write batches start at this size; a batch holds every small frame encoded in one tick. */
 const BATCH_BUFFER_SIZE = 64 * 1024;
+/**
+ * Messages queued on a connection before they are written without waiting for the end of the
+ * tick. Flushing only once per tick, a process handed 64 requests at once held every one of its
+ * 64 sends until it had handled them all, and the next process of the chain sat idle meanwhile:
+ * the hops of a call ran one after another, on one core of the two. Writing every 16 messages
+ * lets the next process start early (bench/rpc.ts, 64 calls in flight: ~30k → ~35-39k calls/s).
+ */
+const EAGER_FLUSH_MESSAGES = 16;
 /** Bodies above this are written by reference instead of being copied into the batch. */
 const COPY_LIMIT = 16 * 1024;
 
@@ -87,6 +95,7 @@ export class Connection {
   private flushScheduled = false;
   private blocked = false;
   private queuedMessages = 0;
+  private unflushedMessages = 0;
   private wasFull = false;
   private readingPaused = false;
 
@@ -149,7 +158,8 @@ export class Connection {
     for (let i = 0; i <= last; i++) this.appendFrame(frames[i], i < last ? FrameFlag.MORE : 0);
     this.queuedMessages++;
     if (!this.writable) this.wasFull = true;
-    this.flushSoon();
+    if (++this.unflushedMessages >= EAGER_FLUSH_MESSAGES) this.flush();
+    else this.flushSoon();
   }
 
   pauseReading(): void {
@@ -368,6 +378,7 @@ export class Connection {
   }
 
   private flush(): void {
+    this.unflushedMessages = 0;
     if (this.blocked) return;
     this.seal();
     const chunks = this.sealed;

@@ -51,6 +51,12 @@ export class Router extends Socket {
   private readonly mandatory: boolean;
   private readonly handover: boolean;
   private readonly byRoutingKey = new Map<string, Peer>();
+  /**
+   * Peers by the very routing id Buffer this socket hands out at the head of each received
+   * message. Replies usually pass that Buffer back: finding the peer by identity spares building
+   * and hashing a key string on every send.
+   */
+  private readonly byRoutingIdFrame = new WeakMap<Uint8Array, Peer>();
   private readonly peerStates = new WeakMap<Peer, RouterPeerState>();
   // libzmq generates 5-byte ids: a zero byte, then a 32-bit counter from a random start.
   private nextGeneratedId = (Math.random() * 0x1_0000_0000) >>> 0;
@@ -81,7 +87,8 @@ export class Router extends Socket {
     const frames = toFrames(message);
     if (frames.length < 2) return Promise.reject(new TypeError("a Router message needs a routing id frame and at least one more"));
     const id = frames.shift()!;
-    const peer = this.byRoutingKey.get(keyOf(id));
+    const known = typeof id === "string" ? undefined : this.byRoutingIdFrame.get(id);
+    const peer = known !== undefined && this.byRoutingKey.get(known.routingKey) === known ? known : this.byRoutingKey.get(keyOf(id));
     if (peer === undefined) return this.unroutable(id);
     const state = this.peerStates.get(peer)!;
     if (state.waiting.length === 0 && peer.connection.writable) {
@@ -120,6 +127,7 @@ export class Router extends Socket {
       existing.connection.close(reason, false);
     }
     this.byRoutingKey.set(peer.routingKey, peer);
+    this.byRoutingIdFrame.set(peer.routingId, peer);
     this.peerStates.set(peer, { waiting: new Queue() });
     return true;
   }
