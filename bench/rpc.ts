@@ -7,8 +7,12 @@
  *   bun bench/rpc.ts --no-write --calls 5000
  *
  * Processes: the router, each dealer and the echo peer run as separate processes; the client
- * runs in this one. Everything on loopback TCP.
+ * runs in this one. Everything on loopback TCP. The "one CPU" rows pin every process, this one
+ * included, to CPU 0 with taskset: they show what a hop costs when it is a context switch
+ * rather than the wake-up of another, idle CPU.
  */
+import { spawnSync } from "node:child_process";
+import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { ClientDealer, silentLogger } from "../src/index.ts";
 import { Dealer } from "../src/zmtp/index.ts";
@@ -18,7 +22,7 @@ const { values } = parseArgs({
   options: {
     calls: { type: "string", default: "20000" },
     "sequential-calls": { type: "string", default: "5000" },
-    runs: { type: "string", default: "3" },
+    runs: { type: "string", default: "5" },
     "no-write": { type: "boolean", default: false },
   },
 });
@@ -135,46 +139,62 @@ async function throughRouter(mode: string, dealers: number, thread = "thread"): 
   return result;
 }
 
+/** Pins this process (all its threads) and so every child spawned from now on to `cpuList`. */
+function pinTo(cpuList: string): boolean {
+  return spawnSync("taskset", ["-a", "-p", "-c", cpuList, String(process.pid)], { stdio: "ignore" }).status === 0;
+}
+
 const rows: string[] = [];
 const format = (f: Figures) => `${Math.round(f.callsPerSecond).toLocaleString("en-US")} | ${f.p50.toFixed(0)} | ${f.p99.toFixed(0)}`;
+const measured: Record<string, { seq: Figures; pipe: Figures }> = {};
+function record(key: string, label: string, dealers: string, result: { seq: Figures; pipe: Figures }): void {
+  measured[key] = result;
+  rows.push(`| ${label} | ${dealers} | ${format(result.seq)} | ${format(result.pipe)} |`);
+  console.error(`${label}, ${dealers}: seq p50 ${result.seq.p50.toFixed(0)} µs, 64 in flight ${Math.round(result.pipe.callsPerSecond)} calls/s`);
+}
 try {
-  const direct = await directEcho();
+  record("echo", "direct DEALER↔ROUTER echo (no broker)", "–", await directEcho());
   for (const child of children.splice(0)) child.kill();
-  rows.push(`| direct DEALER↔ROUTER echo (no broker) | – | ${format(direct.seq)} | ${format(direct.pipe)} |`);
-  const measured: Record<string, { seq: Figures; pipe: Figures }> = {};
   for (const mode of ["fifo", "load_balance"]) {
-    for (const dealers of [1, 2]) {
-      const result = await throughRouter(mode, dealers);
-      measured[`${mode}-${dealers}`] = result;
-      rows.push(`| through the router, ${mode} | ${dealers} | ${format(result.seq)} | ${format(result.pipe)} |`);
-      console.error(`${mode} ${dealers} dealer(s): seq p50 ${result.seq.p50.toFixed(0)} µs, pipelined ${Math.round(result.pipe.callsPerSecond)} calls/s`);
-    }
+    for (const dealers of [1, 2]) record(`${mode}-${dealers}`, `through the router, ${mode}`, String(dealers), await throughRouter(mode, dealers));
   }
   for (const dealers of [1, 2]) {
-    const result = await throughRouter("load_balance", dealers, "inline");
-    measured[`inline-${dealers}`] = result;
-    rows.push(`| through the router, load_balance, dealer without network thread | ${dealers} | ${format(result.seq)} | ${format(result.pipe)} |`);
+    record(`inline-${dealers}`, "through the router, load_balance, dealer without network thread", String(dealers), await throughRouter("load_balance", dealers, "inline"));
+  }
+  const pinned = pinTo("0");
+  if (pinned) {
+    record("echo-one-cpu", "direct echo, all processes on one CPU", "–", await directEcho());
+    for (const child of children.splice(0)) child.kill();
+    record("one-cpu", "through the router, load_balance, all processes on one CPU", "1", await throughRouter("load_balance", 1));
+    pinTo(`0-${cpus().length - 1}`);
   }
   const best = measured["load_balance-1"];
   const inline = measured["inline-1"];
+  const echo = measured.echo;
+  const oneCpu = measured["one-cpu"];
+  const echoOneCpu = measured["echo-one-cpu"];
+  const us = (value: number) => `${value.toFixed(0)} µs`;
+  const perSecond = (f: Figures) => Math.round(f.callsPerSecond).toLocaleString("en-US");
   const section = [
     "## RPC through the router (bench/rpc.ts)",
     "",
     machineLine(),
     "",
-    `A client calls a trivial method (\`echo("hello")\`) through a ServiceRouter. **Sequential**: ${SEQUENTIAL.toLocaleString("en-US")} calls one at a time. **64 in flight**: ${CALLS.toLocaleString("en-US")} calls from 64 concurrent callers, each starting its next call when the previous answers. Median of ${RUNS} runs after a warm-up. The router, each dealer and the echo peer are separate Bun processes; the client runs in the benchmark process. In fifo mode a dealer runs one call at a time (the seed's default); in load_balance mode up to 100. The baseline is a bare Dealer↔Router echo on the same ZMTP sockets: the broker's cost is the ratio between the rows.`,
+    `A client calls a trivial method (\`echo("hello")\`) through a ServiceRouter. **Sequential**: ${SEQUENTIAL.toLocaleString("en-US")} calls one at a time. **64 in flight**: ${CALLS.toLocaleString("en-US")} calls from 64 concurrent callers, each starting its next call when the previous answers. Median of ${RUNS} runs after a warm-up. The router, each dealer and the echo peer are separate Bun processes; the client runs in the benchmark process. In fifo mode a dealer runs one call at a time (the seed's default); in load_balance mode up to 100. Dealers run their connection on a worker thread (the default) unless the row says otherwise. The baseline is a bare Dealer↔Router echo on the same ZMTP sockets: the broker's cost is the ratio between the rows.`,
     "",
     "| path | dealers | sequential calls/s | p50 µs | p99 µs | 64 in flight calls/s | p50 µs | p99 µs |",
     "|---|---:|---:|---:|---:|---:|---:|---:|",
     ...rows,
     "",
-    `Targets (load_balance, 1 dealer): sequential p50 ≤ 150 µs — measured ${best.seq.p50.toFixed(0)} µs (${best.seq.p50 <= 150 ? "met" : "missed"}); 64 in flight ≥ 50,000 calls/s — measured ${Math.round(best.pipe.callsPerSecond).toLocaleString("en-US")} (${best.pipe.callsPerSecond >= 50_000 ? "met" : "missed"}). For scale: Moleculer publishes ~10,000 remote calls/s, NATS request-reply ~8,600/s.`,
+    `Targets (load_balance, 1 dealer, default settings): sequential p50 ≤ 150 µs — measured ${us(best.seq.p50)} (${best.seq.p50 <= 150 ? "met" : "missed"}); 64 in flight ≥ 50,000 calls/s — measured ${perSecond(best.pipe)} (${best.pipe.callsPerSecond >= 50_000 ? "met" : "missed"}). For scale: Moleculer publishes ~10,000 remote calls/s, NATS request-reply ~8,600/s.`,
     "",
-    `Dealer without its network thread (\`networkThread: false\`), same run: sequential p50 ${inline.seq.p50.toFixed(0)} µs vs ${best.seq.p50.toFixed(0)} µs with it; ${Math.round(inline.pipe.callsPerSecond).toLocaleString("en-US")} vs ${Math.round(best.pipe.callsPerSecond).toLocaleString("en-US")} calls/s with 64 in flight. The thread is the default because without it a dealer stops answering heartbeats while a method blocks its event loop, and a busy dealer declared dead gets its work run twice; its cost is a postMessage hand-off on every request and reply (in one process, with router, client and dealer on one thread, it measured ~70 µs p50 without the thread vs ~250 µs with it).`,
+    `**Where sequential time goes.** A call through the router makes four hops between processes (client → router → dealer → router → client) and, in a dealer with its network thread, two hand-offs between threads; the direct echo makes two hops. On this machine a hop costs most when it wakes an idle CPU: the VM's kernel runs with guest halt-polling off (\`haltpoll.guest_halt_poll_ns=0\` on its command line), so an idle vCPU halts and waking it goes through the hypervisor. The direct echo's round trip took ${us(echo.seq.p50)} here${echoOneCpu ? `, but ${us(echoOneCpu.seq.p50)} with every process pinned to one CPU, where a hop is a plain context switch; the call through the router took ${us(oneCpu.seq.p50)} pinned` : ""}. The sequential target is within reach only where hops are cheap.`,
     "",
-    "Why the targets are missed: router, dealers, echo peer and client are four to five processes on two cores, so every hop waits for a process to be scheduled; the direct echo row shows one hop at a time costs little. Already done: frames pass through without Buffer wrapping, one heap-backed timer serves all call deadlines, and the dealer's thread exchanges one transferred buffer per batch. Next steps: find the ~40 µs each hop costs beyond the bare echo (profile each process under a sequential load), and cut the dealer thread's hand-off latency (SharedArrayBuffer ring with Atomics.waitAsync instead of postMessage).",
+    `**Dealer without its network thread** (\`networkThread: false\`), same run: sequential p50 ${us(inline.seq.p50)} vs ${us(best.seq.p50)} with it; ${perSecond(inline.pipe)} vs ${perSecond(best.pipe)} calls/s with 64 in flight. The thread is the default because without it a dealer stops answering heartbeats while a method blocks its event loop, and a busy dealer declared dead gets its work run twice.`,
     "",
-    "Reproduce: `npm run bench:rpc` (options: `--calls 20000 --sequential-calls 5000 --runs 3 --no-write`).",
+    "**Throughput work so far** (each measured with this benchmark): frames pass through without Buffer wrapping; one heap-backed timer serves all call deadlines; a connection writes every 16 messages instead of once per tick, so the next process starts on a large batch early and the two CPUs work at once; the dealer's thread hand-off carries one transferred buffer per tick (not per microtask), with send acknowledgements riding on message batches; an AbortController is made only for methods that see a signal; receive loops drain what has arrived without a promise per message; routing keys are cached by frame identity. Next: the thread hand-off still costs the dealer ~5 µs of CPU per call against the inline dealer, and each process spends ~8-12 µs of CPU per call in decode, validation and encode.",
+    "",
+    "Reproduce: `npm run bench:rpc` (options: `--calls 20000 --sequential-calls 5000 --runs 5 --no-write`).",
     "",
   ].join("\n");
   console.log(section);

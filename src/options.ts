@@ -46,21 +46,36 @@ export function secondsFromEnv(value: string | undefined): number | undefined {
   return Number.isFinite(number) && number > 0 ? number : undefined;
 }
 
+/** A socket to read from: it waits for messages, and hands over those already here at once. */
+export interface MessageSource<T> extends AsyncIterable<T> {
+  tryReceive(): T | undefined;
+}
+
 /**
  * Feeds every message of `source` to `handle` until the source ends. A throw from `handle` is a
  * bug in our code, not the peer's: it is logged loudly and the loop goes on.
  */
-export async function consumeMessages<T>(source: AsyncIterable<T>, handle: (message: T) => void, log: { error(message: string): void }, who: string): Promise<void> {
-  let sinceYield = 0;
-  for await (const message of source) {
+export async function consumeMessages<T>(source: MessageSource<T>, handle: (message: T) => void, log: { error(message: string): void }, who: string): Promise<void> {
+  const handleSafely = (message: T) => {
     try {
       handle(message);
     } catch (error) {
       log.error(`${who} failed on a message: ${(error as Error).stack ?? error}`);
     }
-    if (++sinceYield >= MESSAGES_PER_TURN) {
-      sinceYield = 0;
-      await new Promise((resolve) => setImmediate(resolve));
+  };
+  const waiting = source[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await waiting.next();
+    if (next.done) return;
+    handleSafely(next.value);
+    // Then whatever else has arrived, without a promise per message.
+    let handled = 1;
+    for (let message = source.tryReceive(); message !== undefined; message = source.tryReceive()) {
+      handleSafely(message);
+      if (++handled >= MESSAGES_PER_TURN) {
+        handled = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
     }
   }
 }

@@ -27,6 +27,7 @@ import {
 import { ApiKeyOption, checkOptions, consumeMessages, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
 import { type Deadline, Deadlines } from "../deadlines.ts";
 import { Dealer } from "../zmtp/dealer.ts";
+import { SEND_DONE } from "../zmtp/socket.ts";
 import { Queue } from "../zmtp/queue.ts";
 
 /** Options of a ClientDealer. Times are in seconds, as in the Python seed. */
@@ -399,7 +400,8 @@ export class ClientDealer {
   }
 
   private send(socket: Dealer, frames: Uint8Array[]): void {
-    socket.send(frames).catch((error: Error) => this.log.warn(`send failed: ${error.message}`));
+    const sent = socket.send(frames);
+    if (sent !== SEND_DONE) sent.catch((error: Error) => this.log.warn(`send failed: ${error.message}`));
   }
 
   private onMessage(frames: Uint8Array[]): void {

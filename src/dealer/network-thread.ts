@@ -5,7 +5,7 @@
  * Here a Worker owns the ZMTP Dealer socket, so heartbeats flow whatever the methods do; a frozen
  * process (SIGSTOP) still stops them, as it should.
  */
-import { SocketEvents } from "../zmtp/socket.ts";
+import { SEND_DONE, SocketEvents } from "../zmtp/socket.ts";
 import { packMessages, unpackMessages } from "./message-pack.ts";
 import type { DealerOptions } from "../zmtp/dealer.ts";
 
@@ -80,7 +80,7 @@ export class ThreadedDealer implements AsyncIterable<Uint8Array[]> {
     const queued = this.outbox.push(frames);
     if (queued >= RELAY_BATCH_MESSAGES) this.flushOutbox();
     else if (queued === 1) setImmediate(() => this.flushOutbox());
-    if (this.unacknowledged < MAX_UNACKNOWLEDGED_SENDS) return Promise.resolve();
+    if (this.unacknowledged < MAX_UNACKNOWLEDGED_SENDS) return SEND_DONE;
     return new Promise((resolve) => this.sendWaiters.push(resolve));
   }
 
@@ -97,17 +97,22 @@ export class ThreadedDealer implements AsyncIterable<Uint8Array[]> {
     return done.then(() => clearTimeout(timer));
   }
 
+  /** The next message if one has arrived, else undefined; never waits (as Socket.tryReceive). */
+  tryReceive(): Uint8Array[] | undefined {
+    if (this.inboxHead >= this.inbox.length) return undefined;
+    const value = this.inbox[this.inboxHead++];
+    if (this.inboxHead === this.inbox.length) {
+      this.inbox.length = 0;
+      this.inboxHead = 0;
+    }
+    return value;
+  }
+
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array[]> {
     return {
       next: () => {
-        if (this.inboxHead < this.inbox.length) {
-          const value = this.inbox[this.inboxHead++];
-          if (this.inboxHead === this.inbox.length) {
-            this.inbox.length = 0;
-            this.inboxHead = 0;
-          }
-          return Promise.resolve({ value, done: false });
-        }
+        const value = this.tryReceive();
+        if (value !== undefined) return Promise.resolve({ value, done: false });
         if (this.closed) return Promise.resolve({ value: undefined, done: true });
         return new Promise((resolve) => this.receivers.push(resolve));
       },

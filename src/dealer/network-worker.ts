@@ -1,5 +1,6 @@
 /** The worker side of ThreadedDealer: owns the ZMTP Dealer socket and relays messages. */
 import { Dealer } from "../zmtp/dealer.ts";
+import { SEND_DONE } from "../zmtp/socket.ts";
 import { packMessages, unpackMessages } from "./message-pack.ts";
 import { type FromNetwork, RELAY_BATCH_MESSAGES, type ToNetwork } from "./network-thread.ts";
 
@@ -55,9 +56,13 @@ self.onmessage = (event: MessageEvent<ToNetwork>) => {
       socket.events.on("handshake", () => post({ type: "event", name: "handshake" }));
       const current = socket;
       void (async () => {
-        for await (const frames of current) {
+        const relay = (frames: Uint8Array[]) => {
           if (batch.push(frames) >= RELAY_BATCH_MESSAGES) flush();
           else flushSoon();
+        };
+        for await (const frames of current) {
+          relay(frames);
+          for (let more = current.tryReceive(); more !== undefined; more = current.tryReceive()) relay(more);
         }
       })();
       return;
@@ -69,7 +74,12 @@ self.onmessage = (event: MessageEvent<ToNetwork>) => {
       const acknowledge = () => {
         if (++acknowledged >= ACKNOWLEDGE_ALONE_AT) flushSoon();
       };
-      for (const frames of unpackMessages(message.packed)) socket?.send(frames).then(acknowledge, acknowledge);
+      for (const frames of unpackMessages(message.packed)) {
+        if (!socket) continue;
+        const sent = socket.send(frames);
+        if (sent === SEND_DONE) acknowledge();
+        else sent.then(acknowledge, acknowledge);
+      }
       return;
     }
     case "close":

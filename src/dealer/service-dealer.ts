@@ -28,6 +28,7 @@ import {
 import { ApiKeyOption, checkOptions, consumeMessages, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
 import { type Deadline, Deadlines } from "../deadlines.ts";
 import { Dealer } from "../zmtp/dealer.ts";
+import { SEND_DONE } from "../zmtp/socket.ts";
 import { ThreadedDealer } from "./network-thread.ts";
 import { type CallContext, collectMethods, type MethodDefinition } from "./service-method.ts";
 
@@ -398,6 +399,7 @@ export class ServiceDealer {
   }
 
   private reply(frames: Uint8Array[]): void {
-    this.socket?.send(frames).catch((error: Error) => this.log.warn(`could not reply: ${error.message}`));
+    const sent = this.socket?.send(frames);
+    if (sent !== undefined && sent !== SEND_DONE) sent.catch((error: Error) => this.log.warn(`could not reply: ${error.message}`));
   }
 }

@@ -34,6 +34,7 @@ import { ApiKeyOption, booleanFromEnv, checkOptions, consumeMessages, EndpointOp
 import { type Deadline, Deadlines } from "../deadlines.ts";
 import { Queue } from "../zmtp/queue.ts";
 import { Router } from "../zmtp/router.ts";
+import { SEND_DONE } from "../zmtp/socket.ts";
 import { KeyChecker } from "./auth.ts";
 import { type DispatchStrategy, fifoStrategy, loadBalanceStrategy } from "./dispatch.ts";
 import { createLogger, type Logger } from "../log.ts";
@@ -860,7 +861,8 @@ export class ServiceRouter {
     const socket = this.socket;
     if (!socket) return;
     frames.unshift(routingId);
-    socket.send(frames).catch((error: Error) => this.log.warn(`could not send to ${routingId.toString("hex")}: ${error.message}`));
+    const sent = socket.send(frames);
+    if (sent !== SEND_DONE) sent.catch((error: Error) => this.log.warn(`could not send to ${routingId.toString("hex")}: ${error.message}`));
   }
 }
 

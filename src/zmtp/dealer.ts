@@ -2,7 +2,7 @@
 import type { Buffer } from "node:buffer";
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
 import { Queue } from "./queue.ts";
-import { type MessageLike, type Peer, Socket, type SocketOptions, toFrames } from "./socket.ts";
+import { type MessageLike, type Peer, SEND_DONE, Socket, type SocketOptions, toFrames } from "./socket.ts";
 
 export type DealerOptions = SocketOptions;
 
@@ -12,8 +12,6 @@ interface PendingSend {
   reject(error: Error): void;
   timer?: ReturnType<typeof setTimeout>;
 }
-
-const RESOLVED = Promise.resolve();
 
 /**
  * A ZeroMQ DEALER. send() resolves once the message is queued for a peer; with no peer
@@ -43,7 +41,7 @@ export class Dealer extends Socket {
       const peer = this.pickWritablePeer();
       if (peer !== undefined) {
         peer.connection.send(frames);
-        return RESOLVED;
+        return SEND_DONE;
       }
     }
     if (this.options.sendTimeout === 0) return Promise.reject(new ZmtpError(ZmtpErrorCode.AGAIN, "no peer can take a message now"));

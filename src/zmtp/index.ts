@@ -4,7 +4,7 @@
  */
 export { Dealer, type DealerOptions } from "./dealer.ts";
 export { Router, type RouterOptions } from "./router.ts";
-export { type MessageLike, type SocketEventMap, SocketEvents, type SocketOptions, type ZmtpLogger } from "./socket.ts";
+export { type MessageLike, SEND_DONE, type SocketEventMap, SocketEvents, type SocketOptions, type ZmtpLogger } from "./socket.ts";
 export { ZmtpError, ZmtpErrorCode, ZmtpProtocolError } from "./errors.ts";
 export { type Mechanism, type MechanismSession, nullMechanism } from "./mechanism.ts";
 export { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";

@@ -5,7 +5,7 @@
 import { Buffer } from "node:buffer";
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
 import { Queue } from "./queue.ts";
-import { type MessageLike, Peer, Socket, type SocketOptions, toFrames } from "./socket.ts";
+import { type MessageLike, Peer, SEND_DONE, Socket, type SocketOptions, toFrames } from "./socket.ts";
 
 export interface RouterOptions extends SocketOptions {
   /**
@@ -31,7 +31,6 @@ interface RouterPeerState {
   waiting: Queue<PendingSend>;
 }
 
-const RESOLVED = Promise.resolve();
 
 /**
  * A ZeroMQ ROUTER.
@@ -93,7 +92,7 @@ export class Router extends Socket {
     const state = this.peerStates.get(peer)!;
     if (state.waiting.length === 0 && peer.connection.writable) {
       peer.connection.send(frames);
-      return RESOLVED;
+      return SEND_DONE;
     }
     if (this.options.sendTimeout === 0) return Promise.reject(new ZmtpError(ZmtpErrorCode.AGAIN, "peer is at its send high-water mark"));
     return new Promise((resolve, reject) => {
@@ -171,7 +170,7 @@ export class Router extends Socket {
   }
 
   private unroutable(id: Uint8Array | string): Promise<void> {
-    if (!this.mandatory) return RESOLVED;
+    if (!this.mandatory) return SEND_DONE;
     const hex = Buffer.from(id as Buffer).toString("hex");
     return Promise.reject(new ZmtpError(ZmtpErrorCode.HOST_UNREACHABLE, `no peer with routing id ${hex}`));
   }

@@ -16,6 +16,13 @@ import type { Transport, TransportListener } from "./transport.ts";
 /** A message as accepted by send(): one frame or several. */
 export type MessageLike = Uint8Array | string | readonly (Uint8Array | string)[];
 
+/**
+ * What send() returns when it has nothing to wait for: the message is queued for its peer (or,
+ * on a Router without `mandatory`, dropped as unroutable). It is one shared, resolved promise, so
+ * a hot path can compare against it and skip attaching handlers to every send.
+ */
+export const SEND_DONE: Promise<void> = Promise.resolve();
+
 /** Options shared by every socket. Times are in milliseconds, names as in zeromq.js v6. */
 export interface SocketOptions {
   /** Identity announced to peers [ZMQ_ROUTING_ID]. A Router uses a peer's to route to it. Default: none. */
@@ -296,6 +303,15 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
       }
       this.receiveWaiters.push(waiter);
     });
+  }
+
+  /**
+   * The next message if one has arrived, else undefined; never waits. Draining what is already
+   * here this way costs no promise per message, which a busy receive loop notices.
+   */
+  tryReceive(): Buffer[] | undefined {
+    const peer = this.readRing.shift();
+    return peer === undefined ? undefined : this.takeFrom(peer);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Buffer[]> {

@@ -12,7 +12,7 @@
 import { unlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { Buffer } from "node:buffer";
-import { Dealer, Router, ZmtpError, ZmtpErrorCode, type DealerOptions, type RouterOptions, type SocketEventMap } from "../../src/zmtp/index.ts";
+import { Dealer, Router, SEND_DONE, ZmtpError, ZmtpErrorCode, type DealerOptions, type RouterOptions, type SocketEventMap } from "../../src/zmtp/index.ts";
 import { encodeFrame, encodePing, parsePing } from "../../src/zmtp/codec.ts";
 import { assertFrames, describeFrames, patternFrame } from "../helpers/frames.ts";
 import { RawPeer, type RawServer } from "../helpers/raw-peer.ts";
@@ -166,6 +166,30 @@ const requestReply: CaseBody = async (ctx) => {
     await sendWithin(router, [got[0], "reply", String(i)], `reply ${i}`);
     assertFrames(await receiveWithin(dealer, `reply ${i}`), ["reply", String(i)], `our Dealer, reply ${i}`);
   }
+};
+
+const burstDrainedWithTryReceive: CaseBody = async (ctx) => {
+  const { router, dealer } = await routerAndDealer(ctx);
+  // One round trip first, so both ends have finished their handshake.
+  await sendWithin(dealer, ["hello"], "the first message");
+  await receiveWithin(router, "the first message");
+  if (router.tryReceive() !== undefined) throw new Error("tryReceive() on a Router with nothing queued returned a message");
+  // 100 messages: several times the 16 after which a connection writes without waiting for the tick.
+  for (let i = 0; i < 100; i++) {
+    if (dealer.send(["burst", String(i)]) !== SEND_DONE) throw new Error(`send ${i} to a connected, writable Router did not return SEND_DONE`);
+  }
+  const got: Buffer[][] = [];
+  let drained = 0;
+  while (got.length < 100) {
+    got.push(await receiveWithin(router, `burst message ${got.length}`));
+    for (let message = router.tryReceive(); message !== undefined; message = router.tryReceive()) {
+      got.push(message);
+      drained++;
+    }
+  }
+  got.forEach((message, i) => assertFrames(message, ["dealer-1", "burst", String(i)], `burst message ${i}`));
+  if (drained === 0) throw new Error("tryReceive() never handed over a message that had already arrived");
+  if (router.tryReceive() !== undefined) throw new Error("tryReceive() returned a message after all 100 were read");
 };
 
 const multiFrame: CaseBody = async (ctx) => {
@@ -608,6 +632,7 @@ interface CaseSpec {
 const SPECS: CaseSpec[] = [
   { name: "request/reply between our Dealer and our Router", body: requestReply },
   { name: "multi-frame messages keep every frame (empty, short, long, 200 KB)", body: multiFrame },
+  { name: "a burst of 100 sends returns SEND_DONE each and arrives whole and in order; tryReceive() drains what has arrived", body: burstDrainedWithTryReceive },
   { name: "a Dealer round-robins its sends over 3 Routers", body: roundRobin },
   { name: "a Router fair-queues 3 flooding Dealers: one message from each in turn", body: fairQueueRouter },
   { name: "a Dealer fair-queues 3 flooding Routers: one message from each in turn", body: fairQueueDealer },
