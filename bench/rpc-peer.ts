@@ -1,7 +1,7 @@
 /**
  * The other processes of bench/rpc.ts. Prints one line "ready <address>" once it can serve.
  *   bun bench/rpc-peer.ts router <mode>          a ServiceRouter on an ephemeral port
- *   bun bench/rpc-peer.ts dealer <address> [inline]   a BenchService dealer (inline: no network thread)
+ *   bun bench/rpc-peer.ts dealer <address> [inline]   a BenchService dealer (inline: no heartbeat thread)
  *   bun bench/rpc-peer.ts echo                   a bare ZMTP Router that echoes (the baseline)
  */
 import { RouterMode, ServiceDealer, ServiceRouter, serviceMethod, silentLogger } from "../src/index.ts";
@@ -21,8 +21,8 @@ if (role === "router") {
   console.log(`ready ${router.address}`);
   process.on("SIGINT", () => process.exit(0));
 } else if (role === "dealer") {
-  const networkThread = process.argv[4] !== "inline";
-  const service = new BenchService({ routerAddress: argument, logger: silentLogger, networkThread });
+  const heartbeatThread = process.argv[4] !== "inline";
+  const service = new BenchService({ routerAddress: argument, logger: silentLogger, heartbeatThread });
   await service.start();
   console.log(`ready ${argument}`);
   process.on("SIGINT", () => process.exit(0));

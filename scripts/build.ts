@@ -14,7 +14,7 @@ const { values } = parseArgs({
 });
 const bytecode = !values["no-bytecode"];
 const result = await Bun.build({
-  entrypoints: ["src/cli/main.ts", "src/dealer/network-worker.ts"],
+  entrypoints: ["src/cli/main.ts", "src/dealer/heartbeat-worker.ts"],
   compile: { outfile: values.outfile, autoloadPackageJson: true },
   minify: true,
   // Precompiled bytecode spares parsing the whole bundle at every start (`voidrail --version`:

@@ -12,6 +12,7 @@ import {
   decodeArgs,
   decodeMessage,
   type DealerMessage,
+  type DealerWelcomeHeader,
   encodeJson,
   encodeMessage,
   errorFromWire,
@@ -29,7 +30,7 @@ import { ApiKeyOption, checkOptions, consumeMessages, EndpointOption, RECONNECT_
 import { type Deadline, Deadlines } from "../deadlines.ts";
 import { Dealer } from "../zmtp/dealer.ts";
 import { SEND_DONE } from "../zmtp/socket.ts";
-import { ThreadedDealer } from "./network-thread.ts";
+import { HeartbeatThread } from "./heartbeat-thread.ts";
 import { type CallContext, collectMethods, type MethodDefinition } from "./service-method.ts";
 
 /** Options of a ServiceDealer. Times are in seconds, as in the Python seed. */
@@ -51,10 +52,11 @@ export interface ServiceDealerOptions {
   /** start() rejects if not registered within this many seconds; 0 waits forever. Default 30. */
   startTimeout?: number;
   /**
-   * Run the connection on its own worker thread, so heartbeats continue while a method blocks
-   * the event loop (a long synchronous computation). Default: true under Bun, false under Node.
+   * Send heartbeats from a worker thread over a second connection, so the router keeps hearing
+   * from this dealer while a method blocks the event loop (a long synchronous computation).
+   * Default: true under Bun, false under Node.
    */
-  networkThread?: boolean;
+  heartbeatThread?: boolean;
   /** Logger (consola-compatible). Default: consola tagged with the service name. */
   logger?: Logger;
 }
@@ -68,7 +70,7 @@ const OptionsSchema = v.object({
   apiKey: v.optional(ApiKeyOption),
   instanceId: v.optional(v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,128}$/, "instanceId must be 1-128 printable ASCII characters"))),
   startTimeout: v.optional(SecondsOption),
-  networkThread: v.optional(v.boolean()),
+  heartbeatThread: v.optional(v.boolean()),
   logger: v.optional(v.any()),
 });
 
@@ -111,13 +113,14 @@ export class ServiceDealer {
   readonly serviceName: string;
   /** Router-assigned id, known once registered. */
   dealerId: string | undefined;
-  private readonly dealerOptions: Required<Omit<ServiceDealerOptions, "serviceName" | "maxConcurrent" | "apiKey" | "logger" | "networkThread">> & {
+  private readonly dealerOptions: Required<Omit<ServiceDealerOptions, "serviceName" | "maxConcurrent" | "apiKey" | "logger" | "heartbeatThread">> & {
     maxConcurrent?: number;
     apiKey?: string;
   };
   private readonly log: Logger;
-  private socket: Dealer | ThreadedDealer | null = null;
-  private readonly networkThread: boolean;
+  private socket: Dealer | null = null;
+  private readonly heartbeatThread: boolean;
+  private heartbeat: HeartbeatThread | undefined;
   private state: DealerState = "stopped";
   private methods = new Map<string, MethodDefinition>();
   private readonly running = new Map<number, RunningCall>();
@@ -138,7 +141,7 @@ export class ServiceDealer {
       startTimeout: options.startTimeout ?? 30,
     };
     this.log = options.logger ?? createLogger(this.serviceName);
-    this.networkThread = options.networkThread ?? (typeof Bun !== "undefined" && typeof Worker !== "undefined");
+    this.heartbeatThread = options.heartbeatThread ?? (typeof Bun !== "undefined" && typeof Worker !== "undefined");
   }
 
   /** Whether the router has accepted this dealer's registration (and not lost it since). */
@@ -170,8 +173,9 @@ export class ServiceDealer {
       reconnectMaxInterval: RECONNECT_MAX_INTERVAL_MS,
     };
     const warn = (message: string) => this.log.warn(message);
-    const socket = this.networkThread ? new ThreadedDealer(socketOptions, warn) : new Dealer({ ...socketOptions, logger: { warn } });
+    const socket = new Dealer({ ...socketOptions, logger: { warn } });
     this.socket = socket;
+    if (this.heartbeatThread) this.heartbeat = new HeartbeatThread(this.dealerOptions.routerAddress, warn);
     this.state = "connecting";
     socket.events.on("disconnect", () => this.onDisconnect());
     socket.connect(this.dealerOptions.routerAddress);
@@ -208,7 +212,10 @@ export class ServiceDealer {
     for (const call of this.running.values()) call.cancellation.abort(new ConnectionError("the dealer stopped"));
     const error = new ConnectionError("the dealer stopped before registering");
     for (const waiter of this.registeredWaiters.splice(0)) waiter.reject(error);
-    await socket?.close();
+    socket?.close();
+    const heartbeat = this.heartbeat;
+    this.heartbeat = undefined;
+    await heartbeat?.close();
   }
 
   private helloHeader() {
@@ -272,7 +279,7 @@ export class ServiceDealer {
     }
     switch (message.kind) {
       case "WELCOME":
-        return this.onWelcome(message.header as { dealerId?: string });
+        return this.onWelcome(message.header);
       case "REQUEST":
         void this.run(message);
         return;
@@ -292,8 +299,9 @@ export class ServiceDealer {
     }
   }
 
-  private onWelcome(header: { dealerId?: string }): void {
+  private onWelcome(header: DealerWelcomeHeader): void {
     this.dealerId = header.dealerId;
+    if (header.beatToken !== undefined && header.heartbeatIntervalMs > 0) this.heartbeat?.vouchFor(header.beatToken, header.heartbeatIntervalMs);
     if (this.state === "draining") return;
     this.state = "registered";
     this.log.info(`${this.serviceName} registered as ${this.dealerId} with ${this.methods.size} method(s)`);

@@ -4,6 +4,8 @@
  */
 export {
   API_KEY_PATTERN,
+  BEAT_TOKEN_PATTERN,
+  BeatHeaderSchema,
   ByeHeaderSchema,
   CancelHeaderSchema,
   ChunkHeaderSchema,
@@ -42,6 +44,7 @@ export {
   WelcomeHeaderSchema,
 } from "./messages.ts";
 export type {
+  BeatHeader,
   ByeHeader,
   CancelHeader,
   ChunkHeader,

@@ -79,6 +79,11 @@ export const Kind = {
   DRAIN: "DRAIN",
   /** Dealer → router: unregister me. */
   BYE: "BYE",
+  /**
+   * A dealer's heartbeat connection → router: the dealer holding this token is alive, whatever
+   * its own connection is doing (a single-threaded dealer sends it from another thread).
+   */
+  BEAT: "BEAT",
 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
@@ -110,6 +115,8 @@ export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 export const METHOD_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}\.[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 /** `instanceId`, `dealerId`: printable ASCII without spaces. */
 export const ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
+/** Heartbeat tokens: 22-128 URL-safe base64 characters (at least 128 random bits). */
+export const BEAT_TOKEN_PATTERN = /^[A-Za-z0-9_-]{22,128}$/;
 /** API keys: printable ASCII without spaces. */
 export const API_KEY_PATTERN = /^[\x21-\x7e]{1,512}$/;
 /** Error codes: upper-case ASCII words joined by underscores; open set, see `ErrorCode`. */
@@ -261,6 +268,8 @@ export const DealerWelcomeHeaderSchema = v.object({
   dealerId: IdStringSchema,
   heartbeatIntervalMs: DurationMsSchema,
   heartbeatTimeoutMs: DurationMsSchema,
+  /** Secret for BEAT messages vouching for this registration (absent: the router takes none). */
+  beatToken: v.optional(v.pipe(v.string(), v.regex(BEAT_TOKEN_PATTERN))),
 });
 export type DealerWelcomeHeader = v.InferOutput<typeof DealerWelcomeHeaderSchema>;
 
@@ -342,6 +351,10 @@ export type DrainHeader = v.InferOutput<typeof DrainHeaderSchema>;
 export const ByeHeaderSchema = v.object({});
 export type ByeHeader = v.InferOutput<typeof ByeHeaderSchema>;
 
+// Custom message: valibot's default quotes the received value, which would put tokens in logs.
+export const BeatHeaderSchema = v.object({ token: v.pipe(v.string(), v.regex(BEAT_TOKEN_PATTERN, "Invalid heartbeat token")) });
+export type BeatHeader = v.InferOutput<typeof BeatHeaderSchema>;
+
 // ---------------------------------------------------------------------------------------------
 // Which kinds each side receives, and with which header
 
@@ -358,6 +371,7 @@ export interface RouterInbound {
   ERROR: ErrorHeader;
   DRAIN: DrainHeader;
   BYE: ByeHeader;
+  BEAT: BeatHeader;
 }
 
 /** Messages a dealer (service) receives from the router. */
@@ -432,6 +446,7 @@ export const RULES: Readonly<Record<Receiver, ReadonlyMap<Kind, KindRule>>> = {
     [Kind.ERROR, rule(Kind.ERROR, ErrorHeaderSchema)],
     [Kind.DRAIN, rule(Kind.DRAIN, DrainHeaderSchema)],
     [Kind.BYE, rule(Kind.BYE, ByeHeaderSchema)],
+    [Kind.BEAT, rule(Kind.BEAT, BeatHeaderSchema)],
   ]),
   dealer: new Map([
     [Kind.WELCOME, rule(Kind.WELCOME, DealerWelcomeHeaderSchema)],

@@ -4,6 +4,7 @@
  * payloads: it rewrites ids in headers and forwards argument and result frames untouched.
  */
 import { Buffer } from "node:buffer";
+import { randomBytes } from "node:crypto";
 import * as v from "valibot";
 import {
   AuthError,
@@ -109,6 +110,8 @@ interface DealerPeer {
   failed: number;
   lastSeen: number;
   lastDispatch: number;
+  /** Secret its heartbeat connection sends in BEAT (see onBeat). */
+  beatToken: string;
   get load(): number;
 }
 
@@ -162,6 +165,7 @@ export class ServiceRouter {
 
   private readonly peers = new Map<string, Peer>();
   private readonly routingKeys = new WeakMap<Buffer, string>();
+  private readonly dealersByBeatToken = new Map<string, DealerPeer>();
   private readonly dealersByMethod = new Map<string, Set<DealerPeer>>();
   private readonly queues = new Map<string, Queue<Job>>();
   private readonly queuedCount = new Map<string, number>();
@@ -270,6 +274,7 @@ export class ServiceRouter {
     socket.close();
     this.socket = null;
     this.dealersByMethod.clear();
+    this.dealersByBeatToken.clear();
     this.running.clear();
     this.log.info("router stopped");
   }
@@ -288,6 +293,8 @@ export class ServiceRouter {
     switch (message.kind) {
       case "HELLO":
         return this.onHello(routingId, key, peer, message.header);
+      case "BEAT":
+        return this.onBeat(message.header.token);
       case "REQUEST":
       case "INFO":
       case "CANCEL":
@@ -345,7 +352,7 @@ export class ServiceRouter {
     }
     const dealer = this.registerDealer(routingId, hello);
     this.peers.set(key, { role: "dealer", dealer });
-    this.reply(routingId, "WELCOME", { role: "dealer", dealerId: dealer.id, ...welcome });
+    this.reply(routingId, "WELCOME", { role: "dealer", dealerId: dealer.id, beatToken: dealer.beatToken, ...welcome });
     this.log.info(`dealer ${dealer.id} registered${dealer.instanceId ? ` (${dealer.instanceId})` : ""}: ${[...dealer.methods.keys()].join(", ")}`);
     this.dispatchTo(dealer);
   }
@@ -365,6 +372,7 @@ export class ServiceRouter {
       failed: 0,
       lastSeen: Date.now(),
       lastDispatch: 0,
+      beatToken: randomBytes(16).toString("base64url"),
       get load() {
         return this.inFlight.size;
       },
@@ -374,6 +382,7 @@ export class ServiceRouter {
       if (!set) this.dealersByMethod.set(method, (set = new Set()));
       set.add(dealer);
     }
+    this.dealersByBeatToken.set(dealer.beatToken, dealer);
     return dealer;
   }
 
@@ -408,7 +417,21 @@ export class ServiceRouter {
     this.removeDealer(peer.dealer, why ?? "disconnected");
   }
 
+  /**
+   * A dealer's heartbeat connection vouches for it: its own connection counts as heard from, so
+   * a dealer whose event loop is busy in a long synchronous method is not declared lost. The
+   * token (128 random bits, given only in that dealer's WELCOME) is the authority; a BEAT needs
+   * no HELLO. Unknown tokens (a registration that ended) are ignored: a BEAT is never answered.
+   */
+  private onBeat(token: string): void {
+    const dealer = this.dealersByBeatToken.get(token);
+    if (!dealer) return;
+    dealer.lastSeen = Date.now();
+    this.socket?.noteAlive(dealer.routingId);
+  }
+
   private removeDealer(dealer: DealerPeer, why: string): void {
+    this.dealersByBeatToken.delete(dealer.beatToken);
     for (const method of dealer.methods.keys()) {
       const set = this.dealersByMethod.get(method);
       set?.delete(dealer);

@@ -162,6 +162,15 @@ export class Connection {
     else this.flushSoon();
   }
 
+  /**
+   * Counts as traffic from the peer for the heartbeat and TTL rules, as if it had just sent a
+   * frame: for liveness news that reached the application some other way.
+   */
+  noteAlive(): void {
+    this.lastReceivedAt = Date.now();
+    this.unansweredPings = 0;
+  }
+
   pauseReading(): void {
     if (this.readingPaused || this.state === State.Closed) return;
     this.readingPaused = true;

@@ -78,6 +78,17 @@ export class Router extends Socket {
   }
 
   /**
+   * Counts as traffic from the peer with this routing id for the heartbeat rules (as a frame
+   * from it would), when the application has heard from it some other way, e.g. from a helper
+   * connection of the same process. Returns whether such a peer is connected.
+   */
+  noteAlive(routingId: Uint8Array | string): boolean {
+    const peer = this.byRoutingKey.get(keyOf(routingId));
+    peer?.connection.noteAlive();
+    return peer !== undefined;
+  }
+
+  /**
    * Sends `[routingId, ...frames]` to the peer with that id. Resolves once queued for it.
    * Unknown id: resolves (dropped) or, with `mandatory`, rejects with EHOSTUNREACH.
    */
