@@ -57,12 +57,15 @@ export interface ConnectionOwner {
 const BATCH_BUFFER_SIZE = 64 * 1024;
 /**
  * Messages queued on a connection before they are written without waiting for the end of the
- * tick. Flushing only once per tick, a process handed 64 requests at once held every one of its
- * 64 sends until it had handled them all, and the next process of the chain sat idle meanwhile:
- * the hops of a call ran one after another, on one core of the two. Writing every 16 messages
- * lets the next process start early (bench/rpc.ts, 64 calls in flight: ~30k → ~35-39k calls/s).
+ * tick. Flushing only once per tick, a process handed 64 requests at once held all 64 of its
+ * sends until it had handled every request, and the next process of the chain sat idle
+ * meanwhile: the hops of a call ran one after another, on one core of the two. Writing every 32
+ * messages lets the next process start early. Measured on 2 cores (6 alternating runs each,
+ * bench/rpc.ts set-up, 64 calls in flight): median ~38k calls/s per tick, ~50k at 16 or 32.
+ * The price is more writes: with both ends in one thread (nothing to overlap with) peak echo
+ * throughput drops by about a quarter (bench/zmtp.ts, ~730k → ~580k msg/s).
  */
-const EAGER_FLUSH_MESSAGES = 16;
+const EAGER_FLUSH_MESSAGES = 32;
 /** Bodies above this are written by reference instead of being copied into the batch. */
 const COPY_LIMIT = 16 * 1024;
 
