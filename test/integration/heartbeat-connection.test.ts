@@ -15,18 +15,30 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A router (heartbeat timeout 0.4 s, so PINGs every 100 ms), a client, and a registered raw dealer. */
-async function silentDealer() {
-  const router = new ServiceRouter({ address: "tcp://127.0.0.1:0", heartbeatTimeout: 0.4, logger: silentLogger });
+const DEALER_KEY = "dealer-key-0123456789";
+const CLIENT_KEY = "client-key-0123456789";
+
+/**
+ * A router (heartbeat timeout 0.4 s, so PINGs every 100 ms), a client, and a registered raw
+ * dealer; with `auth`, the router requires keys of both.
+ */
+async function silentDealer(auth = false) {
+  const router = new ServiceRouter({
+    address: "tcp://127.0.0.1:0",
+    heartbeatTimeout: 0.4,
+    logger: silentLogger,
+    ...(auth ? { requireAuth: true, dealerApiKeys: [DEALER_KEY], clientApiKeys: [CLIENT_KEY] } : {}),
+  });
   await router.start();
   cleanups.push(() => router.stop());
-  const client = new ClientDealer({ routerAddress: router.address, timeout: 5, logger: silentLogger });
+  const client = new ClientDealer({ routerAddress: router.address, timeout: 5, logger: silentLogger, ...(auth ? { apiKey: CLIENT_KEY } : {}) });
   await client.connect();
   cleanups.push(() => client.close());
   const dealer = await RawPeer.connect(router.address);
   cleanups.push(() => dealer.destroy());
   await dealer.handshake({ socketType: "DEALER" });
-  dealer.sendMessage(encodeMessage("HELLO", { role: "dealer", version: PROTOCOL_VERSION, service: "Quiet", methods: { "Quiet.work": { stream: false } } }));
+  const hello = { role: "dealer" as const, version: PROTOCOL_VERSION, service: "Quiet", methods: { "Quiet.work": { stream: false } }, ...(auth ? { apiKey: DEALER_KEY } : {}) };
+  dealer.sendMessage(encodeMessage("HELLO", hello));
   const welcome = decodeMessage(await dealer.message(0, 2000, "WELCOME"), "dealer");
   if (!welcome.ok || welcome.kind !== "WELCOME") throw new Error(`expected WELCOME, got ${JSON.stringify(welcome)}`);
   expect(welcome.header.beatToken).toMatch(/^[A-Za-z0-9_-]{22,128}$/);
@@ -47,8 +59,11 @@ function beatEvery100ms(address: string, token: string): { stop(): void } {
   return { stop };
 }
 
-test("BEATs on a second connection keep a dealer whose own connection never answers PING; when they stop, it is dropped", async () => {
-  const { router, client, dealer, token } = await silentDealer();
+test.each([
+  ["", false],
+  [" (router requiring keys: the token is a BEAT's only credential)", true],
+])("BEATs on a second connection keep a dealer whose own connection never answers PING; when they stop, it is dropped%s", async (_, auth) => {
+  const { router, client, dealer, token } = await silentDealer(auth);
   const heartbeat = beatEvery100ms(router.address, token);
   // 15 unanswered PINGs on the dealer's own connection: 1.5 s, almost 4x the heartbeat timeout.
   await waitFor(() => dealer.commands.filter((c) => c.name === "PING").length >= 15, { timeoutMs: 5000, message: "15 PINGs to the silent dealer" });
