@@ -351,7 +351,8 @@ export class ServiceDealer {
       const result = fn.apply(this, args);
       if (definition.stream) await this.streamResult(id, call, result);
       else {
-        const value = await result;
+        // A synchronous method's value is sent at once: no turn of the microtask queue.
+        const value = isThenable(result) ? await result : result;
         if (cancellation.aborted) throw cancellation.reason;
         const encoded = encodeJson(value === undefined ? null : value, "result");
         if (!encoded.ok) throw encoded.error;
@@ -410,4 +411,8 @@ export class ServiceDealer {
     const sent = this.socket?.send(frames);
     if (sent !== undefined && sent !== SEND_DONE) sent.catch((error: Error) => this.log.warn(`could not reply: ${error.message}`));
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as PromiseLike<unknown>).then === "function";
 }
