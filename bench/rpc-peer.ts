@@ -3,6 +3,7 @@
  *   bun bench/rpc-peer.ts router <mode>          a ServiceRouter on an ephemeral port
  *   bun bench/rpc-peer.ts dealer <address> [inline]   a BenchService dealer (inline: no heartbeat thread)
  *   bun bench/rpc-peer.ts echo                   a bare ZMTP Router that echoes (the baseline)
+ *   bun bench/rpc-peer.ts tcp-echo               a plain TCP server that echoes bytes (no ZMTP at all)
  */
 import { RouterMode, ServiceDealer, ServiceRouter, serviceMethod, silentLogger } from "../src/index.ts";
 import { Router } from "../src/zmtp/index.ts";
@@ -31,6 +32,9 @@ if (role === "router") {
   await router.bind("tcp://127.0.0.1:0");
   console.log(`ready ${router.lastEndpoint}`);
   for await (const message of router) void router.send(message);
+} else if (role === "tcp-echo") {
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data: (socket, data) => void socket.write(data) } });
+  console.log(`ready tcp://127.0.0.1:${server.port}`);
 } else {
   console.error(`unknown role ${role}`);
   process.exit(2);

@@ -127,6 +127,26 @@ async function directEcho(): Promise<{ seq: Figures; pipe: Figures }> {
   return result;
 }
 
+/**
+ * The floor: one round trip over plain TCP between two processes, no ZMTP, 20 bytes each way
+ * (sequential only: a byte stream has no messages to count when pipelined).
+ */
+async function rawTcpPingPong(): Promise<Figures> {
+  const address = await spawnPeer("tcp-echo");
+  const port = Number(address.slice(address.lastIndexOf(":") + 1));
+  let answered: (() => void) | undefined;
+  const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data: () => answered?.() } });
+  const message = Buffer.alloc(20, 0x61);
+  const call = () =>
+    new Promise<void>((resolve) => {
+      answered = resolve;
+      socket.write(message);
+    });
+  const result = await medianOf(() => sequential(call));
+  socket.end();
+  return result;
+}
+
 async function throughRouter(mode: string, dealers: number, thread = "thread"): Promise<{ seq: Figures; pipe: Figures }> {
   const address = await spawnPeer("router", mode);
   for (let i = 0; i < dealers; i++) await spawnPeer("dealer", address, thread);
@@ -153,6 +173,10 @@ function record(key: string, label: string, dealers: string, result: { seq: Figu
   console.error(`${label}, ${dealers}: seq p50 ${result.seq.p50.toFixed(0)} µs, 64 in flight ${Math.round(result.pipe.callsPerSecond)} calls/s`);
 }
 try {
+  const tcp = await rawTcpPingPong();
+  for (const child of children.splice(0)) child.kill();
+  rows.push(`| raw TCP ping-pong between two processes, no ZMTP (the floor for one round trip) | – | ${format(tcp)} | – | – | – |`);
+  console.error(`raw TCP ping-pong: p50 ${tcp.p50.toFixed(0)} µs`);
   record("echo", "direct DEALER↔ROUTER echo (no broker)", "–", await directEcho());
   for (const child of children.splice(0)) child.kill();
   for (const mode of ["fifo", "load_balance"]) {
@@ -186,7 +210,7 @@ try {
     "",
     `Targets (load_balance, 1 dealer, default settings): sequential p50 ≤ 150 µs — measured ${us(best.seq.p50)} (${best.seq.p50 <= 150 ? "met" : "missed"}); 64 in flight ≥ 50,000 calls/s — measured ${perSecond(best.pipe)} (${best.pipe.callsPerSecond >= 50_000 ? "met" : "missed"}). For scale: Moleculer publishes ~10,000 remote calls/s, NATS request-reply ~8,600/s.`,
     "",
-    `**Where sequential time goes.** A call through the router makes four hops between processes (client → router → dealer → router → client); the direct echo makes two. On this machine a hop costs most when it wakes an idle CPU: the VM's kernel runs with guest halt-polling off (\`haltpoll.guest_halt_poll_ns=0\` on its command line), so an idle vCPU halts and waking it goes through the hypervisor. The direct echo's round trip took ${us(echo.seq.p50)} here${echoOneCpu ? `, but ${us(echoOneCpu.seq.p50)} with every process pinned to one CPU, where a hop is a plain context switch; the call through the router took ${us(oneCpu.seq.p50)} pinned` : ""}. The sequential target is within reach only where hops are cheap.`,
+    `**Where sequential time goes.** A call through the router makes four hops between processes (client → router → dealer → router → client); the direct echo makes two. On this machine a hop costs most when it wakes an idle CPU: the VM's kernel runs with guest halt-polling off (\`haltpoll.guest_halt_poll_ns=0\` on its command line), so an idle vCPU halts and waking it goes through the hypervisor. In this run a round trip over plain TCP between two processes, with no ZMTP at all, took ${us(tcp.p50)}, so four hops cannot take less than about ${us(2 * tcp.p50)}; the direct ZMTP echo took ${us(echo.seq.p50)}.${echoOneCpu ? ` With every process pinned to one CPU, where a hop is a plain context switch, the echo took ${us(echoOneCpu.seq.p50)} and the call through the router ${us(oneCpu.seq.p50)}.` : ""} The sequential target is within reach only where hops are cheap.`,
     "",
     `**Dealer without its heartbeat thread** (\`heartbeatThread: false\`), same run: sequential p50 ${us(inline.seq.p50)} vs ${us(best.seq.p50)} with it; ${perSecond(inline.pipe)} vs ${perSecond(best.pipe)} calls/s with 64 in flight. The thread only sends a BEAT per heartbeat interval, so it costs next to nothing; without it a dealer stops answering heartbeats while a method blocks its event loop, and a busy dealer declared dead gets its work run twice. (Until 2026-11-25 the dealer's whole connection lived on that thread and every request and reply crossed between threads: 432 µs and 27,898 calls/s in this table then.)`,
     "",
