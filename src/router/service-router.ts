@@ -164,7 +164,6 @@ export class ServiceRouter {
   private stopping = false;
 
   private readonly peers = new Map<string, Peer>();
-  private readonly routingKeys = new WeakMap<Buffer, string>();
   private readonly dealersByBeatToken = new Map<string, DealerPeer>();
   private readonly dealersByMethod = new Map<string, Set<DealerPeer>>();
   private readonly queues = new Map<string, Queue<Job>>();
@@ -281,7 +280,7 @@ export class ServiceRouter {
 
   private onMessage(frames: Buffer[]): void {
     const routingId = frames[0];
-    const key = this.keyOf(routingId);
+    const key = this.socket?.routingKey(routingId) ?? routingId.toString("latin1");
     const peer = this.peers.get(key);
     if (peer?.role === "dealer") peer.dealer.lastSeen = Date.now();
     const message = decodeMessage(frames.slice(1), "router");
@@ -852,19 +851,6 @@ export class ServiceRouter {
       result[method] = { queueLength: this.queuedCount.get(method) ?? 0, availableServices: available, busyServices: busy };
     }
     return result;
-  }
-
-  /**
-   * A peer's map key. The socket hands out the same routing id Buffer with every message of a
-   * peer (and never changes it), so its key string is built once, not on every message.
-   */
-  private keyOf(routingId: Buffer): string {
-    let key = this.routingKeys.get(routingId);
-    if (key === undefined) {
-      key = routingId.toString("latin1");
-      this.routingKeys.set(routingId, key);
-    }
-    return key;
   }
 
   // ---- sending ----

@@ -78,6 +78,15 @@ export class Router extends Socket {
   }
 
   /**
+   * The string under which this Router files the peer with this routing id (its bytes as
+   * latin1): a ready-made map key for applications that keep state per peer. For the routing id
+   * Buffer a received message starts with, it is found by identity, not rebuilt.
+   */
+  routingKey(routingId: Uint8Array | string): string {
+    return (typeof routingId === "string" ? undefined : this.byRoutingIdFrame.get(routingId)?.routingKey) ?? keyOf(routingId);
+  }
+
+  /**
    * Counts as traffic from the peer with this routing id for the heartbeat rules (as a frame
    * from it would), when the application has heard from it some other way, e.g. from a helper
    * connection of the same process. Returns whether such a peer is connected.

@@ -190,6 +190,8 @@ const burstDrainedWithTryReceive: CaseBody = async (ctx) => {
   got.forEach((message, i) => assertFrames(message, ["dealer-1", "burst", String(i)], `burst message ${i}`));
   if (drained === 0) throw new Error("tryReceive() never handed over a message that had already arrived");
   if (router.tryReceive() !== undefined) throw new Error("tryReceive() returned a message after all 100 were read");
+  const keys = [router.routingKey(got[0][0]), router.routingKey(got[99][0]), router.routingKey("dealer-1"), router.routingKey(Buffer.from("dealer-1"))];
+  if (keys.some((key) => key !== "dealer-1")) throw new Error(`routingKey() gave ${JSON.stringify(keys)}, expected "dealer-1" each time`);
 };
 
 const multiFrame: CaseBody = async (ctx) => {
@@ -632,7 +634,7 @@ interface CaseSpec {
 const SPECS: CaseSpec[] = [
   { name: "request/reply between our Dealer and our Router", body: requestReply },
   { name: "multi-frame messages keep every frame (empty, short, long, 200 KB)", body: multiFrame },
-  { name: "a burst of 100 sends returns SEND_DONE each and arrives whole and in order; tryReceive() drains what has arrived", body: burstDrainedWithTryReceive },
+  { name: "a burst of 100 sends returns SEND_DONE each and arrives whole and in order; tryReceive() drains what has arrived; routingKey() names the peer", body: burstDrainedWithTryReceive },
   { name: "a Dealer round-robins its sends over 3 Routers", body: roundRobin },
   { name: "a Router fair-queues 3 flooding Dealers: one message from each in turn", body: fairQueueRouter },
   { name: "a Dealer fair-queues 3 flooding Routers: one message from each in turn", body: fairQueueDealer },
