@@ -6,7 +6,7 @@ export function writeSection(docPath: string, section: string): void {
   const header = "# Benchmarks\n\nOne section per benchmark; each benchmark script rewrites only its own section.\n\n";
   const text = existsSync(docPath) ? readFileSync(docPath, "utf8") : header;
   const lines = text.split("\n");
-  const start = lines.findIndex((line) => line === heading);
+  const start = lines.indexOf(heading);
   let updated: string;
   if (start === -1) {
     updated = `${text.replace(/\n*$/, "\n\n")}${section}`;

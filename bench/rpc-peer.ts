@@ -17,7 +17,11 @@ class BenchService extends ServiceDealer {
 
 const [role, argument] = process.argv.slice(2);
 if (role === "router") {
-  const router = new ServiceRouter({ address: "tcp://127.0.0.1:0", routerMode: argument === "fifo" ? RouterMode.FIFO : RouterMode.LOAD_BALANCE, logger: silentLogger });
+  const router = new ServiceRouter({
+    address: "tcp://127.0.0.1:0",
+    routerMode: argument === "fifo" ? RouterMode.FIFO : RouterMode.LOAD_BALANCE,
+    logger: silentLogger,
+  });
   await router.start();
   console.log(`ready ${router.address}`);
   process.on("SIGINT", () => process.exit(0));

@@ -170,7 +170,9 @@ const measured: Record<string, { seq: Figures; pipe: Figures }> = {};
 function record(key: string, label: string, dealers: string, result: { seq: Figures; pipe: Figures }): void {
   measured[key] = result;
   rows.push(`| ${label} | ${dealers} | ${format(result.seq)} | ${format(result.pipe)} |`);
-  console.error(`${label}, ${dealers}: seq p50 ${result.seq.p50.toFixed(0)} µs, 64 in flight ${Math.round(result.pipe.callsPerSecond)} calls/s`);
+  console.error(
+    `${label}, ${dealers}: seq p50 ${result.seq.p50.toFixed(0)} µs, 64 in flight ${Math.round(result.pipe.callsPerSecond)} calls/s`,
+  );
 }
 try {
   const tcp = await rawTcpPingPong();
@@ -180,9 +182,15 @@ try {
   record("echo", "direct DEALER↔ROUTER echo (no broker)", "–", await directEcho());
   for (const child of children.splice(0)) child.kill();
   for (const mode of ["fifo", "load_balance"]) {
-    for (const dealers of [1, 2]) record(`${mode}-${dealers}`, `through the router, ${mode}`, String(dealers), await throughRouter(mode, dealers));
+    for (const dealers of [1, 2])
+      record(`${mode}-${dealers}`, `through the router, ${mode}`, String(dealers), await throughRouter(mode, dealers));
   }
-  record("inline-1", "through the router, load_balance, dealer without heartbeat thread", "1", await throughRouter("load_balance", 1, "inline"));
+  record(
+    "inline-1",
+    "through the router, load_balance, dealer without heartbeat thread",
+    "1",
+    await throughRouter("load_balance", 1, "inline"),
+  );
   const pinned = pinTo("0");
   if (pinned) {
     record("echo-one-cpu", "direct echo, all processes on one CPU", "–", await directEcho());

@@ -102,7 +102,9 @@ async function soak(calls: number): Promise<SoakFigures> {
     const started = performance.now();
     const progress = setInterval(() => {
       const elapsed = (performance.now() - started) / 1000;
-      log(`scenario 8: ${ledger.completed.toLocaleString("en-US")} of ${calls.toLocaleString("en-US")} calls (${Math.round(ledger.completed / elapsed)}/s); router ${mib(router.rss())}, dealers ${mib(dealers[0].rss())} / ${mib(dealers[1].rss())}, client ${mib(process.memoryUsage().rss)}`);
+      log(
+        `scenario 8: ${ledger.completed.toLocaleString("en-US")} of ${calls.toLocaleString("en-US")} calls (${Math.round(ledger.completed / elapsed)}/s); router ${mib(router.rss())}, dealers ${mib(dealers[0].rss())} / ${mib(dealers[1].rss())}, client ${mib(process.memoryUsage().rss)}`,
+      );
     }, 10_000);
     const perClient = IN_FLIGHT / CLIENTS;
     await Promise.all(
@@ -130,7 +132,8 @@ async function soak(calls: number): Promise<SoakFigures> {
               unary++;
               await ledger.track(
                 client.invoke<{ n: number; digest: number }>("LoadService.compute", n, 0),
-                (value) => (value.n === n && value.digest === computeAnswer(n).digest ? true : `call ${n} answered ${JSON.stringify(value)}`),
+                (value) =>
+                  value.n === n && value.digest === computeAnswer(n).digest ? true : `call ${n} answered ${JSON.stringify(value)}`,
                 `call ${n}`,
               );
             }
@@ -220,7 +223,8 @@ if (ONLY.has("6")) {
   log("scenario 6 at full size: 100,000 calls, queue bound 10,000, a dealer taking 1 ms per call");
   const f = await runOverload({ calls: 100_000, queueBound: 10_000, workMs: 1, progress: (line) => log(`scenario 6: ${line}`) });
   const refused = f.failed.QueueFullError ?? 0;
-  const passed = f.lost.length === 0 && f.hung === 0 && f.duplicateReplies === 0 && f.completed + refused === f.calls && f.completed >= f.queueBound;
+  const passed =
+    f.lost.length === 0 && f.hung === 0 && f.duplicateReplies === 0 && f.completed + refused === f.calls && f.completed >= f.queueBound;
   results.push({
     scenario: "6",
     passed,

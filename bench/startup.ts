@@ -39,7 +39,13 @@ function buildVoidrail(outfile: string, ...flags: string[]): void {
 /** A compiled hello world with the same build options: what any Bun binary costs to start. */
 async function buildHello(): Promise<void> {
   writeFileSync(".tmp/bench-startup/hello.ts", 'console.log("hello");\n');
-  const result = await Bun.build({ entrypoints: [".tmp/bench-startup/hello.ts"], compile: { outfile: HELLO }, minify: true, bytecode: true, format: "esm" });
+  const result = await Bun.build({
+    entrypoints: [".tmp/bench-startup/hello.ts"],
+    compile: { outfile: HELLO },
+    minify: true,
+    bytecode: true,
+    format: "esm",
+  });
   if (!result.success) throw new Error(`hello world did not build:\n${result.logs.join("\n")}`);
 }
 
@@ -90,7 +96,10 @@ for (let run = 0; run < RUNS; run++) for (const subject of subjects) subject.sam
 const rows = subjects.map((subject) => ({ subject, ...summary(subject.samplesMs) }));
 const baseline = rows[0];
 const versionRow = rows[1];
-for (const row of rows) console.log(`${row.subject.label.padEnd(50)} median ${ms(row.median).padStart(6)} ms  p90 ${ms(row.p90).padStart(6)} ms  (min ${ms(row.min)}, max ${ms(row.max)})`);
+for (const row of rows)
+  console.log(
+    `${row.subject.label.padEnd(50)} median ${ms(row.median).padStart(6)} ms  p90 ${ms(row.p90).padStart(6)} ms  (min ${ms(row.min)}, max ${ms(row.max)})`,
+  );
 
 const sizeMiB = (path: string) => (statSync(path).size / 2 ** 20).toFixed(1);
 const met = versionRow.median <= TARGET_MS;
@@ -104,7 +113,10 @@ const section = [
   "",
   "| command | median ms | p90 ms | min – max ms | over the baseline (median) |",
   "|---|---:|---:|---|---:|",
-  ...rows.map((row) => `| ${row.subject.label} | ${ms(row.median)} | ${ms(row.p90)} | ${ms(row.min)} – ${ms(row.max)} | ${row === baseline ? "–" : `+${ms(row.median - baseline.median)}`} |`),
+  ...rows.map(
+    (row) =>
+      `| ${row.subject.label} | ${ms(row.median)} | ${ms(row.p90)} | ${ms(row.min)} – ${ms(row.max)} | ${row === baseline ? "–" : `+${ms(row.median - baseline.median)}`} |`,
+  ),
   "",
   `Target: \`voidrail --version\` starts in at most ${TARGET_MS} ms — measured ${ms(versionRow.median)} ms median, ${ms(versionRow.p90)} ms p90 (${met ? "met" : "missed"}).`,
   "",

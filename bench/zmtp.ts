@@ -24,7 +24,7 @@
  * its own: how many messages are in flight is decided by the sockets' backpressure alone.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { readFileSync, mkdirSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -179,7 +179,11 @@ async function pipelined(client: EchoClient, count: number, payload: Buffer): Pr
   return count / ((performance.now() - started) / 1000);
 }
 
-async function sequential(client: EchoClient, count: number, payload: Buffer): Promise<{ perSecond: number; p50Us: number; p99Us: number }> {
+async function sequential(
+  client: EchoClient,
+  count: number,
+  payload: Buffer,
+): Promise<{ perSecond: number; p50Us: number; p99Us: number }> {
   const samplesUs = new Float64Array(count);
   const started = performance.now();
   for (let i = 0; i < count; i++) {
@@ -213,7 +217,11 @@ async function measure(client: EchoClient, options: BenchOptions): Promise<void>
   // Warm-up: connect, let the JITs compile the hot paths. Reported, but not counted.
   const warmPipelined = await withDeadline(pipelined(client, Math.min(options.messages, 50_000), payload), timeout, "pipelined warm-up");
   emit({ result: { kind: "pipelined", warmup: true, perSecond: warmPipelined } satisfies RunResult });
-  const warmSequential = await withDeadline(sequential(client, Math.min(options.roundTrips, 5_000), payload), timeout, "sequential warm-up");
+  const warmSequential = await withDeadline(
+    sequential(client, Math.min(options.roundTrips, 5_000), payload),
+    timeout,
+    "sequential warm-up",
+  );
   emit({ result: { kind: "sequential", warmup: true, ...warmSequential } satisfies RunResult });
   for (let run = 0; run < options.runs; run++) {
     const perSecond = await withDeadline(pipelined(client, options.messages, payload), timeout, `pipelined run ${run + 1}`);
@@ -309,11 +317,36 @@ interface Pair {
 }
 
 const PAIRS: Pair[] = [
-  { id: "ours-bun", label: "ours on Bun ↔ ours on Bun", dealer: { runtime: "bun", impl: "ours" }, router: { runtime: "bun", impl: "ours" } },
-  { id: "ours-node", label: "ours on Node ↔ ours on Node", dealer: { runtime: "node", impl: "ours" }, router: { runtime: "node", impl: "ours" } },
-  { id: "zeromq-node", label: "zeromq.js on Node ↔ zeromq.js on Node (libzmq)", dealer: { runtime: "node", impl: "zeromq" }, router: { runtime: "node", impl: "zeromq" } },
-  { id: "ours-bun-dealer", label: "our Dealer on Bun → zeromq.js Router on Node", dealer: { runtime: "bun", impl: "ours" }, router: { runtime: "node", impl: "zeromq" } },
-  { id: "ours-bun-router", label: "zeromq.js Dealer on Node → our Router on Bun", dealer: { runtime: "node", impl: "zeromq" }, router: { runtime: "bun", impl: "ours" } },
+  {
+    id: "ours-bun",
+    label: "ours on Bun ↔ ours on Bun",
+    dealer: { runtime: "bun", impl: "ours" },
+    router: { runtime: "bun", impl: "ours" },
+  },
+  {
+    id: "ours-node",
+    label: "ours on Node ↔ ours on Node",
+    dealer: { runtime: "node", impl: "ours" },
+    router: { runtime: "node", impl: "ours" },
+  },
+  {
+    id: "zeromq-node",
+    label: "zeromq.js on Node ↔ zeromq.js on Node (libzmq)",
+    dealer: { runtime: "node", impl: "zeromq" },
+    router: { runtime: "node", impl: "zeromq" },
+  },
+  {
+    id: "ours-bun-dealer",
+    label: "our Dealer on Bun → zeromq.js Router on Node",
+    dealer: { runtime: "bun", impl: "ours" },
+    router: { runtime: "node", impl: "zeromq" },
+  },
+  {
+    id: "ours-bun-router",
+    label: "zeromq.js Dealer on Node → our Router on Bun",
+    dealer: { runtime: "node", impl: "zeromq" },
+    router: { runtime: "bun", impl: "ours" },
+  },
 ];
 
 interface PairResult {
@@ -330,13 +363,20 @@ interface PairResult {
 
 function commandFor(side: Side, role: "pair" | "router" | "dealer", extra: string[]): [string, string[]] {
   const common = [
-    "--role", role,
-    "--impl", side.impl,
-    "--messages", String(benchOptions.messages),
-    "--size", String(benchOptions.size),
-    "--round-trips", String(benchOptions.roundTrips),
-    "--runs", String(benchOptions.runs),
-    "--run-timeout-ms", String(benchOptions.runTimeoutMs),
+    "--role",
+    role,
+    "--impl",
+    side.impl,
+    "--messages",
+    String(benchOptions.messages),
+    "--size",
+    String(benchOptions.size),
+    "--round-trips",
+    String(benchOptions.roundTrips),
+    "--runs",
+    String(benchOptions.runs),
+    "--run-timeout-ms",
+    String(benchOptions.runTimeoutMs),
     ...(side.impl === "ours" ? ["--transport", side.runtime] : []),
     ...extra,
   ];
@@ -392,13 +432,19 @@ async function collect(child: Child, result: PairResult, what: string): Promise<
           result.p50Us.push(run.p50Us!);
           result.p99Us.push(run.p99Us!);
         }
-        process.stdout.write(`  ${run.warmup ? "warm-up " : ""}sequential p50 ${run.p50Us!.toFixed(1)} µs, p99 ${run.p99Us!.toFixed(1)} µs, ${fmtInt(run.perSecond)} rt/s\n`);
+        process.stdout.write(
+          `  ${run.warmup ? "warm-up " : ""}sequential p50 ${run.p50Us!.toFixed(1)} µs, p99 ${run.p99Us!.toFixed(1)} µs, ${fmtInt(run.perSecond)} rt/s\n`,
+        );
       }
       if (message.done) return;
     }
     throw new Error(`${what} ended without finishing`);
   })();
-  const code = await withDeadline(reading.then(() => child.exited), childDeadlineMs(), what).catch((error: Error) => {
+  const code = await withDeadline(
+    reading.then(() => child.exited),
+    childDeadlineMs(),
+    what,
+  ).catch((error: Error) => {
     child.process.kill("SIGKILL");
     throw new Error(`${error.message}\n${child.stderr().trim()}`);
   });
@@ -407,7 +453,15 @@ async function collect(child: Child, result: PairResult, what: string): Promise<
 
 async function runPair(pair: Pair): Promise<PairResult> {
   const sameRuntime = pair.dealer.runtime === pair.router.runtime && pair.dealer.impl === pair.router.impl;
-  const result: PairResult = { pair, processes: sameRuntime ? 1 : 2, pipelined: [], sequentialPerSecond: [], p50Us: [], p99Us: [], warmup: {} };
+  const result: PairResult = {
+    pair,
+    processes: sameRuntime ? 1 : 2,
+    pipelined: [],
+    sequentialPerSecond: [],
+    p50Us: [],
+    p99Us: [],
+    warmup: {},
+  };
   process.stdout.write(`${pair.label} (${result.processes === 1 ? "one process" : "two processes"})\n`);
   if (sameRuntime) {
     const [command, argv] = commandFor(pair.dealer, "pair", []);
@@ -506,7 +560,7 @@ function renderSection(results: PairResult[], machine: Record<string, string>): 
     "How it runs:",
     "",
     `- Where both ends are one runtime (the first three rows), Router and Dealer share one process: for our sockets one JavaScript thread does both ends' work. Where the runtimes differ (the mixed rows), the Router and the Dealer are separate processes with a thread each, so the mixed rows are not directly comparable with the one-process rows. zeromq.js does its socket I/O on libzmq's background thread besides the JavaScript thread, so a zeromq.js process keeps two threads busy; with ${machine.cores} cores the rows involving it vary most from run to run (see min – max).`,
-    "- Ours on Bun uses Bun sockets (`transport: \"bun\"`); ours on Node runs the same code bundled with `bun build --target=node` into `.tmp/bench-zmtp.mjs`, on node:net (`transport: \"node\"`).",
+    '- Ours on Bun uses Bun sockets (`transport: "bun"`); ours on Node runs the same code bundled with `bun build --target=node` into `.tmp/bench-zmtp.mjs`, on node:net (`transport: "node"`).',
     "- zeromq.js v6 allows one pending send() per socket, so every send is awaited before the next (our sockets are driven the same way). Its Routers are created with `mandatory: true`: libzmq's ROUTER otherwise silently drops messages to a peer over its send high-water mark (default 1000), and the pipelined Dealer would wait forever for the lost echoes; with `mandatory` send() waits for room instead, which is what our Router always does. High-water marks are left at 1000 everywhere.",
     "- Between invocations of the script the figures move by tens of percent on a small virtual machine like this one (ours on Bun has ranged from about 600,000 to 1,000,000 msg/s here). Compare rows of one invocation; that is why the ratio above is taken from one run.",
     "- Each run has a deadline (`--run-timeout-ms`, default 60 s) and each child process a deadline covering all its runs; a pair that misses one is reported as failed.",
@@ -518,7 +572,6 @@ function renderSection(results: PairResult[], machine: Record<string, string>): 
   );
   return lines.join("\n");
 }
-
 
 async function orchestrate(): Promise<void> {
   if (typeof Bun === "undefined") throw new Error("run the orchestrator under Bun: npm run bench:zmtp");

@@ -66,11 +66,16 @@ try {
   const one = (await client.invoke("EchoService.countPrimes", 2_000_000)) as { pid: number };
   const singleMs = performance.now() - started;
   started = performance.now();
-  const results = (await Promise.all(Array.from({ length: 8 }, () => client.invoke("EchoService.countPrimes", 2_000_000)))) as { primes: number; pid: number }[];
+  const results = (await Promise.all(Array.from({ length: 8 }, () => client.invoke("EchoService.countPrimes", 2_000_000)))) as {
+    primes: number;
+    pid: number;
+  }[];
   const wallMs = performance.now() - started;
   const pids = new Set(results.map((r) => r.pid));
   console.log(`one call: ${singleMs.toFixed(0)} ms (pid ${one.pid})`);
-  console.log(`8 calls at once: ${wallMs.toFixed(0)} ms wall, on ${pids.size} processes (${[...pids].join(", ")}); one after another they would take about ${(singleMs * 8).toFixed(0)} ms`);
+  console.log(
+    `8 calls at once: ${wallMs.toFixed(0)} ms wall, on ${pids.size} processes (${[...pids].join(", ")}); one after another they would take about ${(singleMs * 8).toFixed(0)} ms`,
+  );
   console.log(`(this machine has ${navigator.hardwareConcurrency} cores: the speed-up is bounded by them, not by the number of instances)`);
 
   heading("the router's view");

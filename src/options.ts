@@ -55,7 +55,12 @@ export interface MessageSource<T> extends AsyncIterable<T> {
  * Feeds every message of `source` to `handle` until the source ends. A throw from `handle` is a
  * bug in our code, not the peer's: it is logged loudly and the loop goes on.
  */
-export async function consumeMessages<T>(source: MessageSource<T>, handle: (message: T) => void, log: { error(message: string): void }, who: string): Promise<void> {
+export async function consumeMessages<T>(
+  source: MessageSource<T>,
+  handle: (message: T) => void,
+  log: { error(message: string): void },
+  who: string,
+): Promise<void> {
   const handleSafely = (message: T) => {
     try {
       handle(message);

@@ -37,7 +37,8 @@ function registerEmbeddedVoidrail(): void {
 export async function loadServiceClasses(modulePath: string, classNames: string[]): Promise<Map<string, ServiceClass>> {
   const absolute = resolve(modulePath);
   if (!existsSync(absolute) || !statSync(absolute).isFile()) throw new CliError(`module not found: ${modulePath}`, EXIT_STARTUP_FAILURE);
-  if (!/\.(ts|js|mjs|mts|tsx|jsx)$/.test(absolute)) throw new CliError(`--module must be a .ts or .js file: ${modulePath}`, EXIT_STARTUP_FAILURE);
+  if (!/\.(ts|js|mjs|mts|tsx|jsx)$/.test(absolute))
+    throw new CliError(`--module must be a .ts or .js file: ${modulePath}`, EXIT_STARTUP_FAILURE);
   registerEmbeddedVoidrail();
   let exports: Record<string, unknown>;
   try {
@@ -51,16 +52,24 @@ export async function loadServiceClasses(modulePath: string, classNames: string[
   }
   const found = new Map<string, ServiceClass>();
   for (const [name, value] of Object.entries(exports)) {
-    if (typeof value === "function" && value.prototype instanceof ServiceDealer) found.set(name === "default" ? value.name : name, value as ServiceClass);
+    if (typeof value === "function" && value.prototype instanceof ServiceDealer)
+      found.set(name === "default" ? value.name : name, value as ServiceClass);
   }
   if (found.size === 0) {
-    throw new CliError(`${modulePath} exports no ServiceDealer subclass (export your service classes, e.g. "export class EchoService extends ServiceDealer")`, EXIT_STARTUP_FAILURE);
+    throw new CliError(
+      `${modulePath} exports no ServiceDealer subclass (export your service classes, e.g. "export class EchoService extends ServiceDealer")`,
+      EXIT_STARTUP_FAILURE,
+    );
   }
   if (classNames.length === 0) return found;
   const chosen = new Map<string, ServiceClass>();
   for (const name of classNames) {
     const cls = found.get(name);
-    if (!cls) throw new CliError(`${modulePath} exports no service class "${name}" (it exports: ${[...found.keys()].join(", ")})`, EXIT_STARTUP_FAILURE);
+    if (!cls)
+      throw new CliError(
+        `${modulePath} exports no service class "${name}" (it exports: ${[...found.keys()].join(", ")})`,
+        EXIT_STARTUP_FAILURE,
+      );
     chosen.set(name, cls);
   }
   return chosen;

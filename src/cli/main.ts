@@ -23,7 +23,8 @@ function unknownFirstArgument(rawArgs: string[]): string | undefined {
   const first = rawArgs[0];
   if (first === undefined || ["--help", "-h", "--version", "-v"].includes(first)) return undefined;
   const commands = Object.keys(subCommands).filter((name) => name !== "dealer-child");
-  if (first.startsWith("-")) return `unknown option ${first.split("=")[0]}: put options after a command (${commands.join(", ")}); see voidrail --help`;
+  if (first.startsWith("-"))
+    return `unknown option ${first.split("=")[0]}: put options after a command (${commands.join(", ")}); see voidrail --help`;
   if (!(first in subCommands)) return `unknown command "${first}" (commands: ${commands.join(", ")}); see voidrail --help`;
   return undefined;
 }

@@ -95,10 +95,14 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
     const args = [
       ...selfCommand(),
       "dealer-child",
-      "--module", options.modulePath,
-      "--class", child.className,
-      "--address", options.routerAddress,
-      "--start-timeout", String(options.startTimeout),
+      "--module",
+      options.modulePath,
+      "--class",
+      child.className,
+      "--address",
+      options.routerAddress,
+      "--start-timeout",
+      String(options.startTimeout),
       "--supervised",
       ...(options.maxConcurrent !== undefined ? ["--max-concurrent", String(options.maxConcurrent)] : []),
     ];
@@ -150,7 +154,8 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       // others are stopping too (they fail alike), and what they say is not repeated.
       child.state = { kind: "stopped" };
       stopping = true;
-      for (const other of children) if (other.state.kind === "starting" || other.state.kind === "running") other.state.process.kill("SIGKILL");
+      for (const other of children)
+        if (other.state.kind === "starting" || other.state.kind === "running") other.state.process.kill("SIGKILL");
       console.error(`voidrail: ${child.startupFailure ?? `${child.label} failed to start (exit code ${code})`}`);
       finish(EXIT_STARTUP_FAILURE);
       return;

@@ -127,7 +127,12 @@ export class ClientDealer {
     if (!this.socket) {
       const intervalMs = Math.round(this.options.heartbeatInterval * 1000);
       const socket = new Dealer({
-        helloMessage: () => encodeMessage("HELLO", { role: "client", version: PROTOCOL_VERSION, ...(this.options.apiKey ? { apiKey: this.options.apiKey } : {}) }),
+        helloMessage: () =>
+          encodeMessage("HELLO", {
+            role: "client",
+            version: PROTOCOL_VERSION,
+            ...(this.options.apiKey ? { apiKey: this.options.apiKey } : {}),
+          }),
         heartbeatInterval: intervalMs,
         heartbeatTimeout: intervalMs * 3,
         reconnectInterval: 100,
@@ -146,13 +151,24 @@ export class ClientDealer {
     if (this.authFailure) throw this.authFailure;
     await new Promise<void>((resolve, reject) => {
       const timeoutMs = this.options.connectTimeout > 0 ? Math.min(this.options.connectTimeout, MAX_TIMER_SECONDS) * 1000 : 0;
-      const timer = timeoutMs > 0 ? setTimeout(() => {
-        this.welcomeWaiters = this.welcomeWaiters.filter((w) => w !== waiter);
-        reject(new ConnectionError(`no answer from the router at ${this.options.routerAddress} within ${this.options.connectTimeout} s`));
-      }, timeoutMs) : undefined;
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => {
+              this.welcomeWaiters = this.welcomeWaiters.filter((w) => w !== waiter);
+              reject(
+                new ConnectionError(`no answer from the router at ${this.options.routerAddress} within ${this.options.connectTimeout} s`),
+              );
+            }, timeoutMs)
+          : undefined;
       const waiter = {
-        resolve: () => { if (timer) clearTimeout(timer); resolve(); },
-        reject: (error: Error) => { if (timer) clearTimeout(timer); reject(error); },
+        resolve: () => {
+          if (timer) clearTimeout(timer);
+          resolve();
+        },
+        reject: (error: Error) => {
+          if (timer) clearTimeout(timer);
+          reject(error);
+        },
       };
       this.welcomeWaiters.push(waiter);
     });
@@ -199,7 +215,9 @@ export class ClientDealer {
         kind: "unary",
         // A router that has just restarted knows no methods until the dealers register again:
         // the retry waits for one (within the call's timeout) rather than fail NO_SUCH_METHOD.
-        resendFrames: options.idempotent ? () => encodeMessage("REQUEST", { ...header, waitForDealer: true }, encodedArgs.value) : undefined,
+        resendFrames: options.idempotent
+          ? () => encodeMessage("REQUEST", { ...header, waitForDealer: true }, encodedArgs.value)
+          : undefined,
         resolve: resolve as (value: unknown) => void,
         reject,
         cleanup: () => {
@@ -213,7 +231,10 @@ export class ClientDealer {
         // The router enforces the timeout too; this one also covers a router that went silent.
         deadline = this.deadlines.add(Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000 + 250, () => {
           this.cancel(id);
-          this.settle(id, new TimeoutError(`${method} did not finish within ${timeoutSeconds} s`, { data: { timeoutMs: timeoutSeconds * 1000 } }));
+          this.settle(
+            id,
+            new TimeoutError(`${method} did not finish within ${timeoutSeconds} s`, { data: { timeoutMs: timeoutSeconds * 1000 } }),
+          );
         });
       }
       this.pending.set(id, call);
@@ -268,7 +289,10 @@ export class ClientDealer {
         notify();
       },
       onEnd: (count) => {
-        if (count !== expectedSeq) finished = { error: new ProtocolError(`stream ended after ${count} chunks but ${expectedSeq} arrived`, { data: { reason: "COUNT" } }) };
+        if (count !== expectedSeq)
+          finished = {
+            error: new ProtocolError(`stream ended after ${count} chunks but ${expectedSeq} arrived`, { data: { reason: "COUNT" } }),
+          };
         else finished = {};
         notify();
       },
@@ -318,7 +342,11 @@ export class ClientDealer {
               const timer = setTimeout(() => {
                 if (wake !== resolve) return;
                 this.cancel(id);
-                this.endStream(id, call, new TimeoutError(`no chunk of ${method} within ${timeoutSeconds} s`, { data: { timeoutMs: timeoutSeconds * 1000 } }));
+                this.endStream(
+                  id,
+                  call,
+                  new TimeoutError(`no chunk of ${method} within ${timeoutSeconds} s`, { data: { timeoutMs: timeoutSeconds * 1000 } }),
+                );
               }, Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000);
               wake = () => {
                 clearTimeout(timer);
@@ -372,11 +400,12 @@ export class ClientDealer {
     const frames = encodeMessage("INFO", { id, topic });
     return new Promise((resolve, reject) => {
       const timeoutSeconds = this.options.timeout;
-      const deadline = timeoutSeconds > 0
-        ? this.deadlines.add(Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000, () => {
-            this.settle(id, new TimeoutError(`no answer to INFO ${topic} within ${timeoutSeconds} s`));
-          })
-        : undefined;
+      const deadline =
+        timeoutSeconds > 0
+          ? this.deadlines.add(Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000, () => {
+              this.settle(id, new TimeoutError(`no answer to INFO ${topic} within ${timeoutSeconds} s`));
+            })
+          : undefined;
       const call: UnaryCall = {
         kind: "unary",
         resendFrames: () => frames,

@@ -11,10 +11,7 @@
  */
 
 /** Messages main → worker. */
-export type ToHeartbeat =
-  | { type: "open"; routerAddress: string }
-  | { type: "beat"; token: string; intervalMs: number }
-  | { type: "close" };
+export type ToHeartbeat = { type: "open"; routerAddress: string } | { type: "beat"; token: string; intervalMs: number } | { type: "close" };
 
 /** Messages worker → main. */
 export type FromHeartbeat = { type: "log"; message: string } | { type: "closed" };
@@ -33,7 +30,10 @@ export class HeartbeatThread {
   private closing: Promise<void> | undefined;
   private closedResolve: (() => void) | undefined;
 
-  constructor(routerAddress: string, private readonly onLog: (message: string) => void) {
+  constructor(
+    routerAddress: string,
+    private readonly onLog: (message: string) => void,
+  ) {
     this.worker = new Worker(workerEntry());
     this.worker.onmessage = (event: MessageEvent<FromHeartbeat>) => {
       if (event.data.type === "log") this.onLog(event.data.message);

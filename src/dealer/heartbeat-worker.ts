@@ -19,7 +19,8 @@ function sendBeat(): void {
   if (!socket || !beat) return;
   // sendTimeout 0: while the router is away a beat is dropped, not queued to arrive late in a burst.
   socket.send(beat).catch((error: unknown) => {
-    if (!(error instanceof ZmtpError && error.code === ZmtpErrorCode.AGAIN)) post({ type: "log", message: `heartbeat not sent: ${(error as Error).message}` });
+    if (!(error instanceof ZmtpError && error.code === ZmtpErrorCode.AGAIN))
+      post({ type: "log", message: `heartbeat not sent: ${(error as Error).message}` });
   });
 }
 
@@ -37,7 +38,7 @@ self.onmessage = (event: MessageEvent<ToHeartbeat>) => {
       socket = connection;
       // Nothing comes back on this connection; reading it keeps the socket's inbox empty all the same.
       void (async () => {
-        for await (const _ of connection) continue;
+        for await (const _ of connection);
       })();
       return;
     }

@@ -113,7 +113,9 @@ export class ServiceDealer {
   readonly serviceName: string;
   /** Router-assigned id, known once registered. */
   dealerId: string | undefined;
-  private readonly dealerOptions: Required<Omit<ServiceDealerOptions, "serviceName" | "maxConcurrent" | "apiKey" | "logger" | "heartbeatThread">> & {
+  private readonly dealerOptions: Required<
+    Omit<ServiceDealerOptions, "serviceName" | "maxConcurrent" | "apiKey" | "logger" | "heartbeatThread">
+  > & {
     maxConcurrent?: number;
     apiKey?: string;
   };
@@ -255,7 +257,11 @@ export class ServiceDealer {
       if (timeoutSeconds > 0) {
         timer = setTimeout(() => {
           this.registeredWaiters = this.registeredWaiters.filter((w) => w !== waiter);
-          reject(new ConnectionError(`${this.serviceName} could not register with the router at ${this.dealerOptions.routerAddress} within ${timeoutSeconds} s`));
+          reject(
+            new ConnectionError(
+              `${this.serviceName} could not register with the router at ${this.dealerOptions.routerAddress} within ${timeoutSeconds} s`,
+            ),
+          );
         }, timeoutSeconds * 1000);
       }
       this.registeredWaiters.push(waiter);
@@ -274,7 +280,8 @@ export class ServiceDealer {
     const message = decodeMessage(frames, "dealer");
     if (!message.ok) {
       this.log.warn(`bad message from the router: ${message.error.message}`);
-      if (message.kind === "REQUEST" && message.id !== undefined) this.reply(encodeMessage("ERROR", { id: message.id, ...errorToWire(message.error) }));
+      if (message.kind === "REQUEST" && message.id !== undefined)
+        this.reply(encodeMessage("ERROR", { id: message.id, ...errorToWire(message.error) }));
       return;
     }
     switch (message.kind) {
@@ -301,7 +308,8 @@ export class ServiceDealer {
 
   private onWelcome(header: DealerWelcomeHeader): void {
     this.dealerId = header.dealerId;
-    if (header.beatToken !== undefined && header.heartbeatIntervalMs > 0) this.heartbeat?.vouchFor(header.beatToken, header.heartbeatIntervalMs);
+    if (header.beatToken !== undefined && header.heartbeatIntervalMs > 0)
+      this.heartbeat?.vouchFor(header.beatToken, header.heartbeatIntervalMs);
     if (this.state === "draining") return;
     this.state = "registered";
     this.log.info(`${this.serviceName} registered as ${this.dealerId} with ${this.methods.size} method(s)`);
@@ -326,8 +334,11 @@ export class ServiceDealer {
 
   private async run(message: Extract<DealerMessage, { kind: "REQUEST" }>): Promise<void> {
     const { id, method: fullName, deadlineMs } = message.header;
-    const definition = fullName.startsWith(`${this.serviceName}.`) ? this.methods.get(fullName.slice(this.serviceName.length + 1)) : undefined;
-    if (!definition) return this.replyError(id, new ValidationError(`${fullName} is not a method of ${this.serviceName}`, { data: { path: "method" } }));
+    const definition = fullName.startsWith(`${this.serviceName}.`)
+      ? this.methods.get(fullName.slice(this.serviceName.length + 1))
+      : undefined;
+    if (!definition)
+      return this.replyError(id, new ValidationError(`${fullName} is not a method of ${this.serviceName}`, { data: { path: "method" } }));
     const decoded = decodeArgs(message.payload);
     if (!decoded.ok) return this.replyError(id, decoded.error);
     let args = decoded.value;
@@ -344,7 +355,12 @@ export class ServiceDealer {
     this.running.set(id, call);
     try {
       if (definition.context) {
-        const context: CallContext = { signal: cancellation.signal, requestId: id, method: fullName, ...(deadlineMs !== undefined ? { deadline: Date.now() + deadlineMs } : {}) };
+        const context: CallContext = {
+          signal: cancellation.signal,
+          requestId: id,
+          method: fullName,
+          ...(deadlineMs !== undefined ? { deadline: Date.now() + deadlineMs } : {}),
+        };
         args = [...args, context];
       }
       const fn = (this as unknown as Record<string, (...a: unknown[]) => unknown>)[definition.property];
@@ -374,7 +390,9 @@ export class ServiceDealer {
       throw new ValidationError("a streaming method must return an iterable", { data: { path: "result" } });
     }
     const iterator: AsyncIterator<unknown> | Iterator<unknown> =
-      Symbol.asyncIterator in iterable ? (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]() : (iterable as Iterable<unknown>)[Symbol.iterator]();
+      Symbol.asyncIterator in iterable
+        ? (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]()
+        : (iterable as Iterable<unknown>)[Symbol.iterator]();
     const signal = call.cancellation.signal;
     let seq = 0;
     try {
@@ -414,5 +432,9 @@ export class ServiceDealer {
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as PromiseLike<unknown>).then === "function";
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as PromiseLike<unknown>).then === "function"
+  );
 }

@@ -43,8 +43,12 @@ export interface MethodDefinition {
   metadata?: Record<string, unknown>;
 }
 
+/** Any function or class: decorators and registration accept whatever the user wrote. */
+// biome-ignore lint/complexity/noBannedTypes: a user's class or method of any signature.
+type AnyFunction = Function;
+
 /** Functions marked as service methods, with their options; the class hierarchy is walked at start. */
-const marked = new WeakMap<Function, ServiceMethodOptions>();
+const marked = new WeakMap<AnyFunction, ServiceMethodOptions>();
 
 type MethodFunction = (...args: never[]) => unknown;
 
@@ -59,7 +63,9 @@ type MethodFunction = (...args: never[]) => unknown;
  * }
  */
 export function serviceMethod<F extends MethodFunction>(value: F, context: ClassMethodDecoratorContext): F;
-export function serviceMethod(options: ServiceMethodOptions): <F extends MethodFunction>(value: F, context?: unknown, descriptor?: PropertyDescriptor) => F;
+export function serviceMethod(
+  options: ServiceMethodOptions,
+): <F extends MethodFunction>(value: F, context?: unknown, descriptor?: PropertyDescriptor) => F;
 export function serviceMethod(target: object, propertyKey: string, descriptor: PropertyDescriptor): PropertyDescriptor;
 export function serviceMethod(first: unknown, second?: unknown, third?: unknown): unknown {
   if (typeof first === "function") {
@@ -83,13 +89,13 @@ export function serviceMethod(first: unknown, second?: unknown, third?: unknown)
  * Registers a method without decorators (plain JavaScript).
  * @example registerServiceMethod(EchoService, "echo", { description: "Echo" });
  */
-export function registerServiceMethod(cls: Function, property: string, options: ServiceMethodOptions = {}): void {
+export function registerServiceMethod(cls: AnyFunction, property: string, options: ServiceMethodOptions = {}): void {
   const fn = (cls.prototype as Record<string, unknown>)[property];
   if (typeof fn !== "function") throw new TypeError(`${cls.name}.${property} is not a method`);
   mark(fn, options);
 }
 
-function mark(fn: Function, options: ServiceMethodOptions): void {
+function mark(fn: AnyFunction, options: ServiceMethodOptions): void {
   marked.set(fn, options);
 }
 
@@ -123,7 +129,7 @@ function findMarkedAncestor(proto: object, property: string): ServiceMethodOptio
   return undefined;
 }
 
-function define(property: string, fn: Function, options: ServiceMethodOptions): MethodDefinition {
+function define(property: string, fn: AnyFunction, options: ServiceMethodOptions): MethodDefinition {
   const name = options.name ?? property;
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(name)) {
     throw new TypeError(`service method name "${name}" must be an identifier (letters, digits, _)`);

@@ -153,7 +153,10 @@ export function decodeMessage<R extends Receiver>(frames: readonly Uint8Array[],
   if (count === 0) return fail("empty message: expected 3 or 4 frames", { reason: ProtocolFailure.FRAME_COUNT });
   const idFrame = frames[0] as Uint8Array;
   if (!isProtocolId(idFrame)) {
-    return fail(`frame 0: expected protocol id "${PROTOCOL_ID}", got ${showBytes(idFrame)}`, { reason: ProtocolFailure.PROTOCOL_ID, frame: 0 });
+    return fail(`frame 0: expected protocol id "${PROTOCOL_ID}", got ${showBytes(idFrame)}`, {
+      reason: ProtocolFailure.PROTOCOL_ID,
+      frame: 0,
+    });
   }
   if (count === 1) return fail("message has no kind frame: expected 3 or 4 frames, got 1", { reason: ProtocolFailure.FRAME_COUNT });
   const kindFrame = frames[1] as Uint8Array;
@@ -163,15 +166,27 @@ export function decodeMessage<R extends Receiver>(frames: readonly Uint8Array[],
   }
   const rule = rules.get(kind);
   if (rule === undefined) {
-    return fail(`frame 1: a ${receiver} does not accept ${kind} messages`, { reason: ProtocolFailure.UNEXPECTED_KIND, frame: 1, kind }, kind);
+    return fail(
+      `frame 1: a ${receiver} does not accept ${kind} messages`,
+      { reason: ProtocolFailure.UNEXPECTED_KIND, frame: 1, kind },
+      kind,
+    );
   }
   const expected = rule.hasPayload ? 4 : 3;
   if (count !== expected) {
-    return fail(`${kind} has ${expected} frames${rule.hasPayload ? " (with payload)" : ""}, got ${count}`, { reason: ProtocolFailure.FRAME_COUNT, kind }, kind);
+    return fail(
+      `${kind} has ${expected} frames${rule.hasPayload ? " (with payload)" : ""}, got ${count}`,
+      { reason: ProtocolFailure.FRAME_COUNT, kind },
+      kind,
+    );
   }
   const headerFrame = frames[2] as Uint8Array;
   if (headerFrame.byteLength > rule.maxHeaderBytes) {
-    return fail(`frame 2: ${kind} header is ${headerFrame.byteLength} bytes, limit ${rule.maxHeaderBytes}`, { reason: ProtocolFailure.HEADER_TOO_LARGE, frame: 2, kind }, kind);
+    return fail(
+      `frame 2: ${kind} header is ${headerFrame.byteLength} bytes, limit ${rule.maxHeaderBytes}`,
+      { reason: ProtocolFailure.HEADER_TOO_LARGE, frame: 2, kind },
+      kind,
+    );
   }
   let text: string;
   try {
@@ -183,7 +198,11 @@ export function decodeMessage<R extends Receiver>(frames: readonly Uint8Array[],
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    return fail(`frame 2: ${kind} header is not JSON: ${(err as Error).message}`, { reason: ProtocolFailure.BAD_JSON, frame: 2, kind }, kind);
+    return fail(
+      `frame 2: ${kind} header is not JSON: ${(err as Error).message}`,
+      { reason: ProtocolFailure.BAD_JSON, frame: 2, kind },
+      kind,
+    );
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     const got = parsed === null ? "null" : Array.isArray(parsed) ? "an array" : typeof parsed;
@@ -250,10 +269,7 @@ export function decodeJson<S extends v.GenericSchema>(
   bytes: Uint8Array,
   schema: S,
 ): JsonResult<v.InferOutput<S>, ProtocolError | ValidationError>;
-export function decodeJson(
-  bytes: Uint8Array,
-  schema?: v.GenericSchema,
-): JsonResult<unknown, ProtocolError | ValidationError> {
+export function decodeJson(bytes: Uint8Array, schema?: v.GenericSchema): JsonResult<unknown, ProtocolError | ValidationError> {
   let text: string;
   try {
     text = utf8Decoder.decode(bytes);
@@ -289,7 +305,9 @@ export function decodeArgs(bytes: Uint8Array): JsonResult<unknown[], ProtocolErr
     const got = result.value === null ? "null" : typeof result.value;
     return {
       ok: false,
-      error: new ProtocolError(`REQUEST payload must be a JSON array of arguments, got ${got}`, { data: { reason: ProtocolFailure.NOT_ARRAY, frame: 3 } }),
+      error: new ProtocolError(`REQUEST payload must be a JSON array of arguments, got ${got}`, {
+        data: { reason: ProtocolFailure.NOT_ARRAY, frame: 3 },
+      }),
     };
   }
   return { ok: true, value: result.value };

@@ -178,10 +178,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 /** Any JSON value nested at most `maxDepth` deep. */
 export function jsonValueSchema(maxDepth: number = Limits.MAX_JSON_DEPTH) {
-  return v.custom<unknown>(
-    (value) => isWithinJsonDepth(value, maxDepth),
-    `Invalid JSON value: nested deeper than ${maxDepth}`,
-  );
+  return v.custom<unknown>((value) => isWithinJsonDepth(value, maxDepth), `Invalid JSON value: nested deeper than ${maxDepth}`);
 }
 
 /** A JSON object (not an array) nested at most `maxDepth` deep. */

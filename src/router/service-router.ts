@@ -31,7 +31,16 @@ import {
   PROTOCOL_VERSION,
   RouterMode,
 } from "../protocol/index.ts";
-import { ApiKeyOption, booleanFromEnv, checkOptions, consumeMessages, EndpointOption, listFromEnv, SecondsOption, secondsFromEnv } from "../options.ts";
+import {
+  ApiKeyOption,
+  booleanFromEnv,
+  checkOptions,
+  consumeMessages,
+  EndpointOption,
+  listFromEnv,
+  SecondsOption,
+  secondsFromEnv,
+} from "../options.ts";
 import { type Deadline, Deadlines } from "../deadlines.ts";
 import { Queue } from "../zmtp/queue.ts";
 import { Router } from "../zmtp/router.ts";
@@ -286,7 +295,10 @@ export class ServiceRouter {
     const message = decodeMessage(frames.slice(1), "router");
     if (!message.ok) {
       this.log.warn(`bad message from ${describePeer(routingId, peer)}: ${message.error.message}`);
-      this.reply(routingId, "ERROR", { ...(message.kind === "REQUEST" || message.kind === "INFO" ? idField(message.id) : {}), ...errorToWire(message.error) });
+      this.reply(routingId, "ERROR", {
+        ...(message.kind === "REQUEST" || message.kind === "INFO" ? idField(message.id) : {}),
+        ...errorToWire(message.error),
+      });
       return;
     }
     switch (message.kind) {
@@ -307,7 +319,11 @@ export class ServiceRouter {
       }
       default: {
         if (peer?.role !== "dealer") {
-          this.protocolError(routingId, ProtocolFailure.NOT_REGISTERED, `${message.kind} from a connection that is not a registered dealer`);
+          this.protocolError(
+            routingId,
+            ProtocolFailure.NOT_REGISTERED,
+            `${message.kind} from a connection that is not a registered dealer`,
+          );
           return;
         }
         return this.onDealerMessage(peer.dealer, message);
@@ -327,7 +343,11 @@ export class ServiceRouter {
       this.reply(routingId, "ERROR", errorToWire(new ShuttingDownError("the router is stopping")));
       return;
     }
-    const welcome = { version: Math.min(hello.version, PROTOCOL_VERSION), heartbeatIntervalMs: this.heartbeatIntervalMs, heartbeatTimeoutMs: this.heartbeatTimeoutMs };
+    const welcome = {
+      version: Math.min(hello.version, PROTOCOL_VERSION),
+      heartbeatIntervalMs: this.heartbeatIntervalMs,
+      heartbeatTimeoutMs: this.heartbeatTimeoutMs,
+    };
     if (hello.role === "client") {
       if (this.requireClientAuth && !this.clientKeys.matches(hello.apiKey)) {
         this.log.warn(`client ${routingId.toString("hex")} failed authentication`);
@@ -346,13 +366,19 @@ export class ServiceRouter {
       return;
     }
     if (peer?.role === "client" && peer.client.outstanding.size > 0) {
-      this.protocolError(routingId, ProtocolFailure.WRONG_ROLE, "a connection with client requests outstanding cannot register as a dealer");
+      this.protocolError(
+        routingId,
+        ProtocolFailure.WRONG_ROLE,
+        "a connection with client requests outstanding cannot register as a dealer",
+      );
       return;
     }
     const dealer = this.registerDealer(routingId, hello);
     this.peers.set(key, { role: "dealer", dealer });
     this.reply(routingId, "WELCOME", { role: "dealer", dealerId: dealer.id, beatToken: dealer.beatToken, ...welcome });
-    this.log.info(`dealer ${dealer.id} registered${dealer.instanceId ? ` (${dealer.instanceId})` : ""}: ${[...dealer.methods.keys()].join(", ")}`);
+    this.log.info(
+      `dealer ${dealer.id} registered${dealer.instanceId ? ` (${dealer.instanceId})` : ""}: ${[...dealer.methods.keys()].join(", ")}`,
+    );
     this.dispatchTo(dealer);
   }
 
@@ -458,7 +484,10 @@ export class ServiceRouter {
         this.log.info(`re-dispatching ${job.method} (client id ${job.clientId}) after losing ${dealer.id}`);
         this.enqueue(job, true);
       } else {
-        this.finish(job, new DealerLostError(`dealer ${dealer.id} was lost while running ${job.method}`, { data: { dealerId: dealer.id } }));
+        this.finish(
+          job,
+          new DealerLostError(`dealer ${dealer.id} was lost while running ${job.method}`, { data: { dealerId: dealer.id } }),
+        );
       }
     }
     for (const method of dealer.methods.keys()) this.dispatchMethod(method);
@@ -514,7 +543,10 @@ export class ServiceRouter {
       if (info.stream !== job.stream) {
         return this.finish(
           job,
-          new ValidationError(`${method} is ${info.stream ? "a streaming" : "a unary"} method: call it with ${info.stream ? "stream()" : "invoke()"}`, { data: { path: "stream" } }),
+          new ValidationError(
+            `${method} is ${info.stream ? "a streaming" : "a unary"} method: call it with ${info.stream ? "stream()" : "invoke()"}`,
+            { data: { path: "stream" } },
+          ),
         );
       }
     }
@@ -528,7 +560,10 @@ export class ServiceRouter {
       return;
     }
     if ((this.queuedCount.get(method) ?? 0) >= limit) {
-      return this.finish(job, new QueueFullError(`the queue of ${method} is full (${limit} waiting)`, { data: { method, queueLength: limit } }));
+      return this.finish(
+        job,
+        new QueueFullError(`the queue of ${method} is full (${limit} waiting)`, { data: { method, queueLength: limit } }),
+      );
     }
     this.enqueue(job, false);
     this.dispatchMethod(method);
@@ -608,7 +643,10 @@ export class ServiceRouter {
     dealer.dispatched++;
     dealer.lastDispatch = ++this.dispatchCounter;
     this.running.set(job.routerId, job);
-    const header: { id: number; method: string; stream?: boolean; credit?: number; deadlineMs?: number } = { id: job.routerId, method: job.method };
+    const header: { id: number; method: string; stream?: boolean; credit?: number; deadlineMs?: number } = {
+      id: job.routerId,
+      method: job.method,
+    };
     if (job.stream) header.stream = true;
     if (job.credit !== undefined) header.credit = job.credit;
     if (job.deadline !== undefined) header.deadlineMs = Math.max(1, job.deadline - Date.now());
@@ -632,7 +670,7 @@ export class ServiceRouter {
 
   private onCredit(client: ClientPeer, id: number, n: number): void {
     const job = client.outstanding.get(id);
-    if (!job || !job.stream || job.credit === undefined) return;
+    if (!job?.stream || job.credit === undefined) return;
     if (job.state === "queued") {
       job.credit = Math.min(2_147_483_647, job.credit + n);
       return;
@@ -692,7 +730,10 @@ export class ServiceRouter {
         return;
       }
       job.forwarded = true;
-      this.send(client.routingId, encodeMessage("CHUNK", { id: job.clientId, seq: (message.header as { seq: number }).seq }, message.payload as Buffer));
+      this.send(
+        client.routingId,
+        encodeMessage("CHUNK", { id: job.clientId, seq: (message.header as { seq: number }).seq }, message.payload as Buffer),
+      );
       return;
     }
     // Terminal: the slot is free whatever the client's state.
@@ -706,7 +747,8 @@ export class ServiceRouter {
       client.outstanding.delete(job.clientId);
       this.totalResponses++;
       if (message.kind === "RESULT") this.send(client.routingId, encodeMessage("RESULT", { id: job.clientId }, message.payload as Buffer));
-      else if (message.kind === "END") this.send(client.routingId, encodeMessage("END", { id: job.clientId, count: (message.header as { count: number }).count }));
+      else if (message.kind === "END")
+        this.send(client.routingId, encodeMessage("END", { id: job.clientId, count: (message.header as { count: number }).count }));
       else this.send(client.routingId, encodeMessage("ERROR", { ...(message.header as WireError), id: job.clientId }));
     } else {
       job.state = "done";
@@ -856,7 +898,8 @@ export class ServiceRouter {
   // ---- sending ----
 
   private reply(routingId: Buffer, kind: "WELCOME" | "ERROR" | "RESULT", header: object, payload?: Buffer): void {
-    const frames = payload === undefined ? encodeMessage(kind as "ERROR", header as never) : encodeMessage(kind as "RESULT", header as never, payload);
+    const frames =
+      payload === undefined ? encodeMessage(kind as "ERROR", header as never) : encodeMessage(kind as "RESULT", header as never, payload);
     this.send(routingId, frames);
   }
 

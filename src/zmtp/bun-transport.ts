@@ -1,5 +1,5 @@
 /** Transport over Bun.listen/Bun.connect, Bun's fastest socket API. */
-import { Buffer } from "node:buffer";
+import type { Buffer } from "node:buffer";
 import type { Endpoint } from "./endpoint.ts";
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
 import { removeStaleSocketFile, type StreamHandlers, type Transport, type TransportListener, type TransportStream } from "./transport.ts";

@@ -207,7 +207,7 @@ export function parseErrorCommand(data: Buffer): string {
 
 const EMPTY = Buffer.alloc(0);
 const MAX_BUFFER_LENGTH = bufferConstants.MAX_LENGTH;
-const enum State {
+enum State {
   Greeting,
   FrameHeader,
 }
@@ -280,7 +280,8 @@ export class Decoder {
     if (available < 1) return undefined;
     const flags = buffer[start];
     if ((flags & RESERVED_FLAG_BITS) !== 0) throw new ZmtpProtocolError(`frame flags 0x${flags.toString(16)} use reserved bits`);
-    if ((flags & FrameFlag.COMMAND) !== 0 && (flags & FrameFlag.MORE) !== 0) throw new ZmtpProtocolError("command frame with the MORE flag");
+    if ((flags & FrameFlag.COMMAND) !== 0 && (flags & FrameFlag.MORE) !== 0)
+      throw new ZmtpProtocolError("command frame with the MORE flag");
     let headerSize: number;
     let size: number;
     if ((flags & FrameFlag.LONG) !== 0) {
@@ -306,7 +307,11 @@ export class Decoder {
       this.consume(headerSize + size);
       return {
         kind: "frame",
-        frame: { more: (flags & FrameFlag.MORE) !== 0, command: (flags & FrameFlag.COMMAND) !== 0, body: buffer.subarray(bodyStart, bodyStart + size) },
+        frame: {
+          more: (flags & FrameFlag.MORE) !== 0,
+          command: (flags & FrameFlag.COMMAND) !== 0,
+          body: buffer.subarray(bodyStart, bodyStart + size),
+        },
       };
     }
     if (size > ASSEMBLE_THRESHOLD) {

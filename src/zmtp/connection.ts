@@ -69,7 +69,7 @@ const EAGER_FLUSH_MESSAGES = 32;
 /** Bodies above this are written by reference instead of being copied into the batch. */
 const COPY_LIMIT = 16 * 1024;
 
-const enum State {
+enum State {
   Greeting,
   Handshake,
   Ready,
@@ -147,7 +147,9 @@ export class Connection {
     this.writeRaw(encodeGreeting(this.options.mechanism.name, this.options.mechanism.asServer));
     if (this.options.handshakeIntervalMs > 0) {
       this.handshakeTimer = setTimeout(() => {
-        this.fail(new ZmtpProtocolError(`handshake not completed within ${this.options.handshakeIntervalMs} ms`, ZmtpErrorCode.HANDSHAKE_TIMEOUT));
+        this.fail(
+          new ZmtpProtocolError(`handshake not completed within ${this.options.handshakeIntervalMs} ms`, ZmtpErrorCode.HANDSHAKE_TIMEOUT),
+        );
       }, this.options.handshakeIntervalMs);
       unref(this.handshakeTimer);
     }
@@ -280,7 +282,10 @@ export class Connection {
   private completeHandshake(metadata: Map<string, Buffer>): void {
     const socketType = metadata.get("socket-type")?.toString("latin1") ?? "";
     if (!COMPATIBLE_PEERS[this.options.socketType].includes(socketType)) {
-      throw new ZmtpProtocolError(`invalid socket type: ${this.options.socketType} cannot talk to "${socketType}"`, ZmtpErrorCode.INCOMPATIBLE_SOCKET);
+      throw new ZmtpProtocolError(
+        `invalid socket type: ${this.options.socketType} cannot talk to "${socketType}"`,
+        ZmtpErrorCode.INCOMPATIBLE_SOCKET,
+      );
     }
     this.peerSocketType = socketType;
     this.peerRoutingId = Buffer.from(metadata.get("identity") ?? Buffer.alloc(0));
@@ -299,7 +304,10 @@ export class Connection {
     this.incoming.push(body);
     this.incomingSize += body.length;
     if (this.options.maxMessageSize >= 0 && this.incomingSize > this.options.maxMessageSize) {
-      throw new ZmtpProtocolError(`message of over ${this.options.maxMessageSize} bytes exceeds maxMessageSize`, ZmtpErrorCode.MESSAGE_TOO_LARGE);
+      throw new ZmtpProtocolError(
+        `message of over ${this.options.maxMessageSize} bytes exceeds maxMessageSize`,
+        ZmtpErrorCode.MESSAGE_TOO_LARGE,
+      );
     }
     if (more) return;
     const frames = this.incoming;
@@ -331,7 +339,12 @@ export class Connection {
     // the wait for the first PING, and testing it against timeout + interval dropped a frozen
     // peer up to a whole interval late.
     if (this.unansweredPings > 0 && this.unansweredPings * this.options.heartbeatIntervalMs >= timeoutMs) {
-      this.fail(new ZmtpProtocolError(`heartbeat timeout: no answer to a PING within ${timeoutMs} ms (peer silent for ${silentMs} ms)`, ZmtpErrorCode.HANDSHAKE_TIMEOUT));
+      this.fail(
+        new ZmtpProtocolError(
+          `heartbeat timeout: no answer to a PING within ${timeoutMs} ms (peer silent for ${silentMs} ms)`,
+          ZmtpErrorCode.HANDSHAKE_TIMEOUT,
+        ),
+      );
       return;
     }
     this.appendFrame(encodePing(this.options.heartbeatTimeToLiveMs / 100), FrameFlag.COMMAND);
@@ -430,10 +443,17 @@ export class Connection {
     this.state = State.Closed;
     this.clearTimers();
     // A peer that closes in the middle of a frame or message broke the protocol: say what was lost.
-    const truncated = wasReady && unfinished > 0 ? new ZmtpProtocolError(`peer closed mid-message: ${unfinished} bytes of an incomplete frame or message discarded`) : undefined;
+    const truncated =
+      wasReady && unfinished > 0
+        ? new ZmtpProtocolError(`peer closed mid-message: ${unfinished} bytes of an incomplete frame or message discarded`)
+        : undefined;
     this.owner.onClose(
       this,
-      reason ?? truncated ?? (midHandshake ? new ZmtpProtocolError("peer closed the connection during the handshake", ZmtpErrorCode.CONNECTION_RESET) : undefined),
+      reason ??
+        truncated ??
+        (midHandshake
+          ? new ZmtpProtocolError("peer closed the connection during the handshake", ZmtpErrorCode.CONNECTION_RESET)
+          : undefined),
       wasReady,
     );
   }

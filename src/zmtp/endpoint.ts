@@ -1,9 +1,7 @@
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
 
 /** A parsed endpoint: a TCP host and port, or a Unix-domain socket path. */
-export type Endpoint =
-  | { transport: "tcp"; host: string; port: number }
-  | { transport: "ipc"; path: string };
+export type Endpoint = { transport: "tcp"; host: string; port: number } | { transport: "ipc"; path: string };
 
 /**
  * Parses `tcp://host:port`, `tcp://*:port`, `tcp://[::1]:port`, `tcp://host:0` or `tcp://host:*`

@@ -65,9 +65,7 @@ export const nodeTransport: Transport = {
         const stream = new NodeStream(socket, remote);
         stream.handlers = accept(stream);
       });
-      server.once("error", (cause) =>
-        reject(new ZmtpError(ZmtpErrorCode.ADDRESS_IN_USE, `cannot bind: ${cause.message}`, { cause })),
-      );
+      server.once("error", (cause) => reject(new ZmtpError(ZmtpErrorCode.ADDRESS_IN_USE, `cannot bind: ${cause.message}`, { cause })));
       server.listen(listenOptions(endpoint), () => {
         const info = server.address();
         const bound: Endpoint =
@@ -85,7 +83,8 @@ export const nodeTransport: Transport = {
 
   connect(endpoint, attach) {
     return new Promise((resolve, reject) => {
-      const socket = endpoint.transport === "tcp" ? net.connect({ host: endpoint.host, port: endpoint.port }) : net.connect({ path: endpoint.path });
+      const socket =
+        endpoint.transport === "tcp" ? net.connect({ host: endpoint.host, port: endpoint.port }) : net.connect({ path: endpoint.path });
       const fail = (error: Error) => reject(error);
       socket.once("error", fail);
       socket.once("connect", () => {

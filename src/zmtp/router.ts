@@ -5,7 +5,7 @@
 import { Buffer } from "node:buffer";
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
 import { Queue } from "./queue.ts";
-import { type MessageLike, Peer, SEND_DONE, Socket, type SocketOptions, toFrames } from "./socket.ts";
+import { type MessageLike, type Peer, SEND_DONE, Socket, type SocketOptions, toFrames } from "./socket.ts";
 
 export interface RouterOptions extends SocketOptions {
   /**
@@ -30,7 +30,6 @@ interface PendingSend {
 interface RouterPeerState {
   waiting: Queue<PendingSend>;
 }
-
 
 /**
  * A ZeroMQ ROUTER.
@@ -157,7 +156,8 @@ export class Router extends Socket {
     if (state === undefined) return;
     for (const pending of state.waiting.drain()) {
       if (pending.timer) clearTimeout(pending.timer);
-      if (this.mandatory) pending.reject(new ZmtpError(ZmtpErrorCode.HOST_UNREACHABLE, "peer disconnected before the message could be sent"));
+      if (this.mandatory)
+        pending.reject(new ZmtpError(ZmtpErrorCode.HOST_UNREACHABLE, "peer disconnected before the message could be sent"));
       else pending.resolve();
     }
   }

@@ -436,7 +436,12 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
       peer.gone = true;
       // Messages already received from the peer stay readable: nothing that arrived is dropped.
       this.onPeerGone(peer);
-      this.events.emit("disconnect", { endpoint: connection.endpoint, routingId: peer.routingId, remoteAddress: connection.remoteAddress, error: reason });
+      this.events.emit("disconnect", {
+        endpoint: connection.endpoint,
+        routingId: peer.routingId,
+        remoteAddress: connection.remoteAddress,
+        error: reason,
+      });
     } else if (reason !== undefined) {
       this.events.emit("handshake:error", { endpoint: connection.endpoint, remoteAddress: connection.remoteAddress, error: reason });
     }

@@ -12,7 +12,16 @@
 import { unlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { Buffer } from "node:buffer";
-import { Dealer, Router, SEND_DONE, ZmtpError, ZmtpErrorCode, type DealerOptions, type RouterOptions, type SocketEventMap } from "../../src/zmtp/index.ts";
+import {
+  Dealer,
+  Router,
+  SEND_DONE,
+  ZmtpError,
+  ZmtpErrorCode,
+  type DealerOptions,
+  type RouterOptions,
+  type SocketEventMap,
+} from "../../src/zmtp/index.ts";
 import { encodeFrame, encodePing, parsePing } from "../../src/zmtp/codec.ts";
 import { assertFrames, describeFrames, patternFrame } from "../helpers/frames.ts";
 import { RawPeer, type RawServer } from "../helpers/raw-peer.ts";
@@ -80,7 +89,8 @@ async function expectRejection(promise: Promise<unknown>, code: ZmtpErrorCode, w
   }
   if (outcome.ok) throw new Error(`${what}: expected a rejection with ${code}, it resolved with ${JSON.stringify(outcome.value)}`);
   const error = outcome.error;
-  if (!(error instanceof ZmtpError)) throw new Error(`${what}: expected a ZmtpError ${code}, got ${(error as Error)?.name}: ${(error as Error)?.message}`);
+  if (!(error instanceof ZmtpError))
+    throw new Error(`${what}: expected a ZmtpError ${code}, got ${(error as Error)?.name}: ${(error as Error)?.message}`);
   if (error.code !== code) throw new Error(`${what}: expected code ${code}, got ${error.code} (${error.message})`);
   return error;
 }
@@ -126,7 +136,7 @@ function recordEvents<K extends keyof SocketEventMap>(sock: OurSocket, type: K):
   return list;
 }
 
-const text = (frames: Buffer[]) => frames.map((f) => f.toString());
+const _text = (frames: Buffer[]) => frames.map((f) => f.toString());
 
 async function freeTcpPort(): Promise<number> {
   const server = createServer();
@@ -176,7 +186,8 @@ const burstDrainedWithTryReceive: CaseBody = async (ctx) => {
   if (router.tryReceive() !== undefined) throw new Error("tryReceive() on a Router with nothing queued returned a message");
   // 100 messages: several times the 16 after which a connection writes without waiting for the tick.
   for (let i = 0; i < 100; i++) {
-    if (dealer.send(["burst", String(i)]) !== SEND_DONE) throw new Error(`send ${i} to a connected, writable Router did not return SEND_DONE`);
+    if (dealer.send(["burst", String(i)]) !== SEND_DONE)
+      throw new Error(`send ${i} to a connected, writable Router did not return SEND_DONE`);
   }
   const got: Buffer[][] = [];
   let drained = 0;
@@ -187,10 +198,15 @@ const burstDrainedWithTryReceive: CaseBody = async (ctx) => {
       drained++;
     }
   }
-  got.forEach((message, i) => assertFrames(message, ["dealer-1", "burst", String(i)], `burst message ${i}`));
+  for (const [i, message] of got.entries()) assertFrames(message, ["dealer-1", "burst", String(i)], `burst message ${i}`);
   if (drained === 0) throw new Error("tryReceive() never handed over a message that had already arrived");
   if (router.tryReceive() !== undefined) throw new Error("tryReceive() returned a message after all 100 were read");
-  const keys = [router.routingKey(got[0][0]), router.routingKey(got[99][0]), router.routingKey("dealer-1"), router.routingKey(Buffer.from("dealer-1"))];
+  const keys = [
+    router.routingKey(got[0][0]),
+    router.routingKey(got[99][0]),
+    router.routingKey("dealer-1"),
+    router.routingKey(Buffer.from("dealer-1")),
+  ];
   if (keys.some((key) => key !== "dealer-1")) throw new Error(`routingKey() gave ${JSON.stringify(keys)}, expected "dealer-1" each time`);
 };
 
@@ -223,17 +239,20 @@ const roundRobin: CaseBody = async (ctx) => {
   const received: number[][] = [];
   for (const [r, router] of routers.entries()) {
     const got: number[] = [];
-    for (let k = 0; k < ROUNDS; k++) got.push(Number((await receiveWithin(router, `message ${k + 1} of ${ROUNDS} at Router ${r} (got ${got.join(",")})`))[1].toString()));
+    for (let k = 0; k < ROUNDS; k++)
+      got.push(Number((await receiveWithin(router, `message ${k + 1} of ${ROUNDS} at Router ${r} (got ${got.join(",")})`))[1].toString()));
     received.push(got);
   }
   // Each Router got every third message, in order: i, i+3, i+6, ...
   for (const [r, got] of received.entries()) {
     const first = got[0];
     const expected = Array.from({ length: ROUNDS }, (_, k) => first + 3 * k);
-    if (got.join(",") !== expected.join(",")) throw new Error(`Router ${r} got messages ${got.join(",")}; round-robin over 3 peers gives ${expected.join(",")}`);
+    if (got.join(",") !== expected.join(","))
+      throw new Error(`Router ${r} got messages ${got.join(",")}; round-robin over 3 peers gives ${expected.join(",")}`);
   }
   const firsts = received.map((got) => got[0]).sort();
-  if (firsts.join(",") !== "0,1,2") throw new Error(`the first three messages went to Routers as ${received.map((g) => g[0]).join(",")}: one must go to each`);
+  if (firsts.join(",") !== "0,1,2")
+    throw new Error(`the first three messages went to Routers as ${received.map((g) => g[0]).join(",")}: one must go to each`);
 };
 
 /** Checks that `sources` (one label per received message) alternate strictly among `count` senders. */
@@ -242,7 +261,9 @@ function assertStrictRoundRobin(sources: string[], count: number, perSource: num
   for (let i = 0; i < sources.length; i += count) {
     const window = sources.slice(i, i + count);
     if (new Set(window).size !== count) {
-      throw new Error(`${where}: receives ${i}..${i + count - 1} came from ${window.join(",")}, not one from each peer in turn; order starts ${sources.slice(0, 30).join(",")}`);
+      throw new Error(
+        `${where}: receives ${i}..${i + count - 1} came from ${window.join(",")}, not one from each peer in turn; order starts ${sources.slice(0, 30).join(",")}`,
+      );
     }
   }
 }
@@ -256,20 +277,26 @@ const fairQueueRouter: CaseBody = async (ctx) => {
   const dealers = ["d0", "d1", "d2"].map((id) => ctx.dealer({ routingId: id }));
   for (const d of dealers) d.connect(router.lastEndpoint!);
   await waitFor(() => router.peerCount === 3, { timeoutMs: RECEIVE_MS, message: "three Dealers connected" });
-  await Promise.all(dealers.map(async (d, j) => {
-    for (let i = 0; i < PER_PEER; i++) await sendWithin(d, [`d${j}`, String(i)], `flood from d${j}`);
-  }));
+  await Promise.all(
+    dealers.map(async (d, j) => {
+      for (let i = 0; i < PER_PEER; i++) await sendWithin(d, [`d${j}`, String(i)], `flood from d${j}`);
+    }),
+  );
   // Closing lingers: each connection ends after its queued messages, so once all three are gone
   // every message is in the Router's per-peer queues and none has been read.
   for (const d of dealers) d.close();
-  await waitFor(() => disconnects.length === 3, { timeoutMs: RECEIVE_MS, message: `all three flooding Dealers to disconnect (${disconnects.length} so far)` });
+  await waitFor(() => disconnects.length === 3, {
+    timeoutMs: RECEIVE_MS,
+    message: `all three flooding Dealers to disconnect (${disconnects.length} so far)`,
+  });
   const sources: string[] = [];
   const nextIndex = new Map<string, number>();
   for (let k = 0; k < 3 * PER_PEER; k++) {
     const [id, source, index] = await receiveWithin(router, `flooded message ${k + 1} of ${3 * PER_PEER}`);
     if (id.toString() !== source.toString()) throw new Error(`message from ${source} arrived with routing id ${id}`);
     const expected = nextIndex.get(source.toString()) ?? 0;
-    if (Number(index.toString()) !== expected) throw new Error(`message ${index} from ${source} arrived where ${expected} was next: per-peer order broken`);
+    if (Number(index.toString()) !== expected)
+      throw new Error(`message ${index} from ${source} arrived where ${expected} was next: per-peer order broken`);
     nextIndex.set(source.toString(), expected + 1);
     sources.push(source.toString());
   }
@@ -286,13 +313,19 @@ const fairQueueDealer: CaseBody = async (ctx) => {
   const routers = [0, 1, 2].map(() => ctx.router({ mandatory: true }));
   for (const r of routers) r.connect(dealer.lastEndpoint!);
   await waitFor(() => routers.every((r) => r.hasPeer("fq")), { timeoutMs: RECEIVE_MS, message: "three Routers connected to the Dealer" });
-  await Promise.all(routers.map(async (r, j) => {
-    for (let i = 0; i < PER_PEER; i++) await sendWithin(r, ["fq", `r${j}`, String(i)], `flood from r${j}`);
-  }));
+  await Promise.all(
+    routers.map(async (r, j) => {
+      for (let i = 0; i < PER_PEER; i++) await sendWithin(r, ["fq", `r${j}`, String(i)], `flood from r${j}`);
+    }),
+  );
   for (const r of routers) r.close();
-  await waitFor(() => disconnects.length === 3, { timeoutMs: RECEIVE_MS, message: `all three flooding Routers to disconnect (${disconnects.length} so far)` });
+  await waitFor(() => disconnects.length === 3, {
+    timeoutMs: RECEIVE_MS,
+    message: `all three flooding Routers to disconnect (${disconnects.length} so far)`,
+  });
   const sources: string[] = [];
-  for (let k = 0; k < 3 * PER_PEER; k++) sources.push((await receiveWithin(dealer, `flooded message ${k + 1} of ${3 * PER_PEER}`))[0].toString());
+  for (let k = 0; k < 3 * PER_PEER; k++)
+    sources.push((await receiveWithin(dealer, `flooded message ${k + 1} of ${3 * PER_PEER}`))[0].toString());
   assertStrictRoundRobin(sources, 3, PER_PEER, "our Dealer's fair queue");
 };
 
@@ -363,15 +396,27 @@ const sendHighWaterMark: CaseBody = async (ctx) => {
   );
   const plateau = resolved;
   const rssGrowth = process.memoryUsage().rss - rssBefore;
-  if (plateau >= TOTAL / 2) throw new Error(`${plateau} of ${TOTAL} sends resolved with nobody reading: sendHighWaterMark 10 did not hold the sender back`);
+  if (plateau >= TOTAL / 2)
+    throw new Error(`${plateau} of ${TOTAL} sends resolved with nobody reading: sendHighWaterMark 10 did not hold the sender back`);
   // Everything resolved but unread sits in our buffers or the kernel's; unbounded queueing of all
   // TOTAL messages would need TOTAL * 16 KiB = 128 MiB.
-  if (rssGrowth > (TOTAL * MESSAGE_BYTES * 3) / 4) throw new Error(`memory grew by ${(rssGrowth / 2 ** 20).toFixed(0)} MiB while sends were held back at ${plateau}`);
+  if (rssGrowth > (TOTAL * MESSAGE_BYTES * 3) / 4)
+    throw new Error(`memory grew by ${(rssGrowth / 2 ** 20).toFixed(0)} MiB while sends were held back at ${plateau}`);
   await staysFalse(() => resolved !== plateau, 200, `sends kept resolving past the plateau of ${plateau}`);
   // The Router reads again: every message arrives, in order, and the producer finishes.
   for (let i = 0; i < TOTAL; i++) {
-    const [id, index, body] = await receiveWithin(router, `message ${i} of ${TOTAL} after reading resumed (producer at ${resolved})`, 10_000);
-    if (id.toString() !== "dealer-1" || Number(index.toString()) !== i || body.length !== MESSAGE_BYTES || body.readUInt32BE(0) !== i || body[MESSAGE_BYTES - 1] !== (i & 0xff)) {
+    const [id, index, body] = await receiveWithin(
+      router,
+      `message ${i} of ${TOTAL} after reading resumed (producer at ${resolved})`,
+      10_000,
+    );
+    if (
+      id.toString() !== "dealer-1" ||
+      Number(index.toString()) !== i ||
+      body.length !== MESSAGE_BYTES ||
+      body.readUInt32BE(0) !== i ||
+      body[MESSAGE_BYTES - 1] !== (i & 0xff)
+    ) {
       throw new Error(`message ${i} arrived as index ${index} (${body?.length} bytes): lost, reordered or corrupted after backpressure`);
     }
   }
@@ -392,9 +437,16 @@ const mandatoryRouting: CaseBody = async (ctx) => {
   await expectRejection(strict.router.send(["known", "x"]), ZmtpErrorCode.HOST_UNREACHABLE, "mandatory Router sending to a peer that left");
 
   const lax = await routerAndDealer(ctx, { mandatory: false }, { routingId: "known-2" });
-  await waitFor(lax.router.send(["unknown", "dropped"]), { timeoutMs: RECEIVE_MS, message: "a non-mandatory send to an unknown id to resolve" });
+  await waitFor(lax.router.send(["unknown", "dropped"]), {
+    timeoutMs: RECEIVE_MS,
+    message: "a non-mandatory send to an unknown id to resolve",
+  });
   await sendWithin(lax.router, ["known-2", "after the drop"], "to a known id");
-  assertFrames(await receiveWithin(lax.dealer, "the next message addressed to it"), ["after the drop"], "our Dealer (the dropped message went nowhere)");
+  assertFrames(
+    await receiveWithin(lax.dealer, "the next message addressed to it"),
+    ["after the drop"],
+    "our Dealer (the dropped message went nowhere)",
+  );
 };
 
 const duplicateRoutingIdRefused: CaseBody = async (ctx) => {
@@ -404,13 +456,16 @@ const duplicateRoutingIdRefused: CaseBody = async (ctx) => {
   // A long reconnect interval keeps the refused newcomer from retrying during the case.
   const newcomer = ctx.dealer({ routingId: "dup", reconnectInterval: 60_000 });
   newcomer.connect(endpoint);
-  await waitFor(() => refusals.length + handshakeErrors.length > 0, { timeoutMs: RECEIVE_MS, message: "our Router to refuse the second Dealer claiming routing id \"dup\"" });
+  await waitFor(() => refusals.length + handshakeErrors.length > 0, {
+    timeoutMs: RECEIVE_MS,
+    message: 'our Router to refuse the second Dealer claiming routing id "dup"',
+  });
   const refusal = [...refusals, ...handshakeErrors][0];
   if (!(refusal.error instanceof ZmtpError)) throw new Error("the refusal event carries no ZmtpError");
   if (!/already in use/.test(refusal.error.message)) throw new Error(`refusal reason: ${refusal.error.message}`);
   // The first keeps its id and keeps working, both ways.
   await sendWithin(router, ["dup", "still yours"], "to the first Dealer");
-  assertFrames(await receiveWithin(first, "a message addressed to \"dup\""), ["still yours"], "the first Dealer");
+  assertFrames(await receiveWithin(first, 'a message addressed to "dup"'), ["still yours"], "the first Dealer");
   await sendWithin(first, ["from the first"], "from the first Dealer");
   assertFrames(await receiveWithin(router, "a message from the first Dealer"), ["dup", "from the first"], "our Router");
   if (router.peerCount !== 1) throw new Error(`our Router has ${router.peerCount} peers; the newcomer should have been refused`);
@@ -418,15 +473,22 @@ const duplicateRoutingIdRefused: CaseBody = async (ctx) => {
 };
 
 const duplicateRoutingIdHandover: CaseBody = async (ctx) => {
-  const { router, dealer: first, endpoint } = await routerAndDealer(ctx, { handover: true }, { routingId: "dup", reconnectInterval: 60_000 });
+  const {
+    router,
+    dealer: first,
+    endpoint,
+  } = await routerAndDealer(ctx, { handover: true }, { routingId: "dup", reconnectInterval: 60_000 });
   const firstDisconnects = recordEvents(first, "disconnect");
   const routerDisconnects = recordEvents(router, "disconnect");
   const newcomer = ctx.dealer({ routingId: "dup", reconnectInterval: 60_000 });
   newcomer.connect(endpoint);
-  await waitFor(() => routerDisconnects.length === 1, { timeoutMs: RECEIVE_MS, message: "our Router (handover) to drop the first Dealer for the newcomer" });
+  await waitFor(() => routerDisconnects.length === 1, {
+    timeoutMs: RECEIVE_MS,
+    message: "our Router (handover) to drop the first Dealer for the newcomer",
+  });
   await waitFor(() => newcomer.peerCount === 1, { timeoutMs: RECEIVE_MS, message: "the newcomer's handshake" });
-  await sendWithin(router, ["dup", "yours now"], "to \"dup\" after the handover");
-  assertFrames(await receiveWithin(newcomer, "a message addressed to \"dup\""), ["yours now"], "the newcomer");
+  await sendWithin(router, ["dup", "yours now"], 'to "dup" after the handover');
+  assertFrames(await receiveWithin(newcomer, 'a message addressed to "dup"'), ["yours now"], "the newcomer");
   await waitFor(() => firstDisconnects.length === 1, { timeoutMs: RECEIVE_MS, message: "the first Dealer to see its connection closed" });
   await sendWithin(newcomer, ["from the newcomer"], "from the newcomer");
   assertFrames(await receiveWithin(router, "a message from the newcomer"), ["dup", "from the newcomer"], "our Router");
@@ -445,7 +507,8 @@ const heartbeatSilentPeer: CaseBody = async (ctx) => {
   await waitFor(() => disconnects.length === 1, { timeoutMs: RECEIVE_MS, message: "our Router's disconnect event for the silent peer" });
   const { error, routingId } = disconnects[0];
   if (routingId.toString() !== "silent") throw new Error(`disconnect for routing id ${routingId}`);
-  if (!(error instanceof ZmtpError) || error.code !== ZmtpErrorCode.HANDSHAKE_TIMEOUT) throw new Error(`disconnect error ${error?.code}: ${error?.message}; expected ETIMEDOUT`);
+  if (!(error instanceof ZmtpError) || error.code !== ZmtpErrorCode.HANDSHAKE_TIMEOUT)
+    throw new Error(`disconnect error ${error?.code}: ${error?.message}; expected ETIMEDOUT`);
   if (elapsed < 300) throw new Error(`the silent peer was dropped after ${elapsed} ms, before heartbeatTimeout 300 ms`);
   const pings = raw.commands.filter((c) => c.name === "PING");
   if (pings.length === 0) throw new Error(`the silent peer was dropped without being PINGed first${raw.describeCommands()}`);
@@ -468,8 +531,10 @@ const heartbeatTimeoutFromFirstPing: CaseBody = async (ctx) => {
   await raw.closedWithin(3000, "our Router (heartbeat 100 ms, timeout 300 ms) to drop a peer that stopped answering PING");
   const afterUnansweredMs = raw.closedAt! - unanswered.at;
   // 300 ms after that PING, give or take timer jitter; a whole interval more is the bug.
-  if (afterUnansweredMs > 360) throw new Error(`dropped ${afterUnansweredMs} ms after the first unanswered PING; heartbeatTimeout is 300 ms`);
-  if (afterUnansweredMs < 250) throw new Error(`dropped ${afterUnansweredMs} ms after the first unanswered PING, before heartbeatTimeout 300 ms`);
+  if (afterUnansweredMs > 360)
+    throw new Error(`dropped ${afterUnansweredMs} ms after the first unanswered PING; heartbeatTimeout is 300 ms`);
+  if (afterUnansweredMs < 250)
+    throw new Error(`dropped ${afterUnansweredMs} ms after the first unanswered PING, before heartbeatTimeout 300 ms`);
 };
 
 /** Our Dealer connected to a raw Router that goes silent: same rule on the connecting side. */
@@ -482,7 +547,8 @@ const heartbeatSilentServer: CaseBody = async (ctx) => {
   await raw.handshake({ socketType: "ROUTER" });
   await raw.closedWithin(3000, "our Dealer (heartbeat 100/300 ms) to drop a Router that never answers PING");
   await waitFor(() => disconnects.length === 1, { timeoutMs: RECEIVE_MS, message: "our Dealer's disconnect event" });
-  if (disconnects[0].error?.code !== ZmtpErrorCode.HANDSHAKE_TIMEOUT) throw new Error(`disconnect error ${disconnects[0].error?.code}; expected ETIMEDOUT`);
+  if (disconnects[0].error?.code !== ZmtpErrorCode.HANDSHAKE_TIMEOUT)
+    throw new Error(`disconnect error ${disconnects[0].error?.code}; expected ETIMEDOUT`);
 };
 
 /** Ours on both ends with heartbeats: PING/PONG keeps an idle connection up. */
@@ -506,12 +572,14 @@ const peerTimeToLive: CaseBody = async (ctx) => {
   raw.write(encodeFrame(encodePing(5, context), { command: true })); // TTL 5 ds = 500 ms
   const pingAt = Date.now();
   const pong = await raw.nextCommand("PONG", RECEIVE_MS, "our Router's PONG");
-  if (!pong.data.equals(context)) throw new Error(`PONG carried ${pong.data.toString("hex")}, not the PING context ${context.toString("hex")}`);
+  if (!pong.data.equals(context))
+    throw new Error(`PONG carried ${pong.data.toString("hex")}, not the PING context ${context.toString("hex")}`);
   await raw.closedWithin(3000, "our Router to drop a peer silent past the TTL (500 ms) it announced");
   const elapsed = Date.now() - pingAt;
   if (elapsed < 450) throw new Error(`dropped ${elapsed} ms after a PING with TTL 500 ms: too early`);
   await waitFor(() => disconnects.length === 1, { timeoutMs: RECEIVE_MS, message: "our Router's disconnect event" });
-  if (disconnects[0].error?.code !== ZmtpErrorCode.HANDSHAKE_TIMEOUT) throw new Error(`disconnect error ${disconnects[0].error?.code}; expected ETIMEDOUT`);
+  if (disconnects[0].error?.code !== ZmtpErrorCode.HANDSHAKE_TIMEOUT)
+    throw new Error(`disconnect error ${disconnects[0].error?.code}; expected ETIMEDOUT`);
 };
 
 /** heartbeatTimeToLive is announced in our PINGs, in deciseconds. */
@@ -535,7 +603,10 @@ const reconnectAfterRebind: CaseBody = async (ctx) => {
   const pending = track(dealer.send(["while away"]));
   const second = ctx.router();
   await second.bind(endpoint);
-  await waitFor(() => second.hasPeer("dealer-1"), { timeoutMs: RECEIVE_MS, message: `our Dealer to reconnect to the Router re-bound on ${endpoint}` });
+  await waitFor(() => second.hasPeer("dealer-1"), {
+    timeoutMs: RECEIVE_MS,
+    message: `our Dealer to reconnect to the Router re-bound on ${endpoint}`,
+  });
   await waitFor(pending.promise, { timeoutMs: RECEIVE_MS, message: "the send made while the Router was away to complete" });
   assertFrames(await receiveWithin(second, "the message sent while it was away"), ["dealer-1", "while away"], "the re-bound Router");
   await sendWithin(second, ["dealer-1", "welcome back"], "reply from the re-bound Router");
@@ -549,12 +620,18 @@ const closeLingers: CaseBody = async (ctx) => {
   const [id] = await receiveWithin(router, "hello");
   for (let i = 0; i < 3; i++) await sendWithin(router, [id, `last ${i}`], `last ${i}`);
   router.close(); // the bound side, right after send() resolved
-  for (let i = 0; i < 3; i++) assertFrames(await receiveWithin(dealer, `message ${i} sent just before the bound Router closed`), [`last ${i}`], "our Dealer");
+  for (let i = 0; i < 3; i++)
+    assertFrames(await receiveWithin(dealer, `message ${i} sent just before the bound Router closed`), [`last ${i}`], "our Dealer");
 
   const other = await routerAndDealer(ctx, {}, { routingId: "dealer-2" });
   for (let i = 0; i < 3; i++) await sendWithin(other.dealer, [`bye ${i}`], `bye ${i}`);
   other.dealer.close(); // the connecting side
-  for (let i = 0; i < 3; i++) assertFrames(await receiveWithin(other.router, `message ${i} sent just before the Dealer closed`), ["dealer-2", `bye ${i}`], "our Router");
+  for (let i = 0; i < 3; i++)
+    assertFrames(
+      await receiveWithin(other.router, `message ${i} sent just before the Dealer closed`),
+      ["dealer-2", `bye ${i}`],
+      "our Router",
+    );
 };
 
 const closeEndsWaiting: CaseBody = async (ctx) => {
@@ -594,7 +671,11 @@ const bindInUse: CaseBody = async (ctx) => {
   const first = ctx.router();
   await first.bind(ctx.endpoint());
   const second = ctx.router();
-  const error = await expectRejection(second.bind(first.lastEndpoint!), ZmtpErrorCode.ADDRESS_IN_USE, `binding ${first.lastEndpoint} while our other Router holds it`);
+  const error = await expectRejection(
+    second.bind(first.lastEndpoint!),
+    ZmtpErrorCode.ADDRESS_IN_USE,
+    `binding ${first.lastEndpoint} while our other Router holds it`,
+  );
   if (!error.message.includes("127.0.0.1")) throw new Error(`the error does not name the address: ${error.message}`);
   // The first Router still works.
   const dealer = ctx.dealer({ routingId: "after-eaddrinuse" });
@@ -610,7 +691,19 @@ const bindUnavailable: CaseBody = async (ctx) => {
 };
 
 const badEndpoints: CaseBody = async (ctx) => {
-  const bad = ["", "tcp://", "tcp://127.0.0.1", "tcp://127.0.0.1:", "tcp://127.0.0.1:http", "tcp://127.0.0.1:70000", "tcp://:5555", "tcp://[::1:5555", "udp://127.0.0.1:5555", "ipc://", "127.0.0.1:5555"];
+  const bad = [
+    "",
+    "tcp://",
+    "tcp://127.0.0.1",
+    "tcp://127.0.0.1:",
+    "tcp://127.0.0.1:http",
+    "tcp://127.0.0.1:70000",
+    "tcp://:5555",
+    "tcp://[::1:5555",
+    "udp://127.0.0.1:5555",
+    "ipc://",
+    "127.0.0.1:5555",
+  ];
   const dealer = ctx.dealer();
   const router = ctx.router();
   for (const endpoint of bad) {
@@ -634,7 +727,10 @@ interface CaseSpec {
 const SPECS: CaseSpec[] = [
   { name: "request/reply between our Dealer and our Router", body: requestReply },
   { name: "multi-frame messages keep every frame (empty, short, long, 200 KB)", body: multiFrame },
-  { name: "a burst of 100 sends returns SEND_DONE each and arrives whole and in order; tryReceive() drains what has arrived; routingKey() names the peer", body: burstDrainedWithTryReceive },
+  {
+    name: "a burst of 100 sends returns SEND_DONE each and arrives whole and in order; tryReceive() drains what has arrived; routingKey() names the peer",
+    body: burstDrainedWithTryReceive,
+  },
   { name: "a Dealer round-robins its sends over 3 Routers", body: roundRobin },
   { name: "a Router fair-queues 3 flooding Dealers: one message from each in turn", body: fairQueueRouter },
   { name: "a Dealer fair-queues 3 flooding Routers: one message from each in turn", body: fairQueueDealer },
@@ -649,10 +745,16 @@ const SPECS: CaseSpec[] = [
   { name: "a duplicate routing id is refused by default and the first peer keeps working", body: duplicateRoutingIdRefused },
   { name: "handover gives a duplicate routing id to the newcomer", body: duplicateRoutingIdHandover },
   { name: "heartbeats (100/300 ms): a Router drops a peer that never answers PING", body: heartbeatSilentPeer },
-  { name: "heartbeats (100/300 ms): a silent peer is dropped heartbeatTimeout after its first unanswered PING, not an interval later", body: heartbeatTimeoutFromFirstPing },
+  {
+    name: "heartbeats (100/300 ms): a silent peer is dropped heartbeatTimeout after its first unanswered PING, not an interval later",
+    body: heartbeatTimeoutFromFirstPing,
+  },
   { name: "heartbeats (100/300 ms): a Dealer drops a Router that never answers PING", body: heartbeatSilentServer },
   { name: "heartbeats (100/300 ms) on both ends keep an idle connection up", body: heartbeatIdleStaysUp },
-  { name: "a TTL announced in the peer's PING is honoured: PONG with its context, then a drop after the TTL of silence", body: peerTimeToLive },
+  {
+    name: "a TTL announced in the peer's PING is honoured: PONG with its context, then a drop after the TTL of silence",
+    body: peerTimeToLive,
+  },
   { name: "heartbeatTimeToLive is announced in our PINGs in deciseconds", body: ourTimeToLive },
   { name: "a Router closed and re-bound on the same endpoint gets the Dealer back and traffic resumes", body: reconnectAfterRebind },
   { name: "close() right after send() still delivers what was sent (linger), on the bound and the connecting side", body: closeLingers },
@@ -665,7 +767,13 @@ const SPECS: CaseSpec[] = [
 
 export const behaviourCases: BehaviourCase[] = SPECS.flatMap((spec) =>
   SOCKET_TRANSPORTS.flatMap((transport) =>
-    (spec.kinds ?? ENDPOINT_KINDS).map((kind) => ({ name: `${spec.name} [${transport}/${kind}]`, transport, kind, run: spec.body, timeoutMs: spec.timeoutMs })),
+    (spec.kinds ?? ENDPOINT_KINDS).map((kind) => ({
+      name: `${spec.name} [${transport}/${kind}]`,
+      transport,
+      kind,
+      run: spec.body,
+      timeoutMs: spec.timeoutMs,
+    })),
   ),
 );
 

@@ -10,4 +10,8 @@ import { runCasesAndReport } from "../helpers/case-report.ts";
 import { behaviourCases, createCaseRunner } from "./cases.ts";
 
 const onBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-await runCasesAndReport("behaviour-runner", onBun ? behaviourCases : behaviourCases.filter((c) => c.transport === "node"), createCaseRunner());
+await runCasesAndReport(
+  "behaviour-runner",
+  onBun ? behaviourCases : behaviourCases.filter((c) => c.transport === "node"),
+  createCaseRunner(),
+);

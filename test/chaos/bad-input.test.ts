@@ -57,8 +57,13 @@ function warnLines(): ChildEvent[] {
 
 /** Waits until the router has logged `count` warn lines in all; returns the lines after `from`. */
 async function linesAfter(from: number, count: number, what: string): Promise<string[]> {
-  await waitFor(() => warnLines().length >= from + count, { timeoutMs: REPLY_MS, message: `${count} router log line(s) for ${what} (got ${warnLines().length - from})` });
-  return warnLines().slice(from).map((event) => event.message as string);
+  await waitFor(() => warnLines().length >= from + count, {
+    timeoutMs: REPLY_MS,
+    message: `${count} router log line(s) for ${what} (got ${warnLines().length - from})`,
+  });
+  return warnLines()
+    .slice(from)
+    .map((event) => event.message as string);
 }
 
 function errorOf(message: ClientMessage | DealerMessage): WireError & { id?: number } {
@@ -144,10 +149,18 @@ const MALFORMED: { name: string; frames: (string | Uint8Array)[]; reason: string
   { name: "empty frames", frames: ["", "", ""], reason: "PROTOCOL_ID" },
   { name: "unknown kind", frames: ["VRP1", "CALL", json({ id: 1 }), "[]"], reason: "UNKNOWN_KIND" },
   { name: "kind frame not UTF-8", frames: ["VRP1", Buffer.from([0xff, 0xfe]), "{}"], reason: "UNKNOWN_KIND" },
-  { name: "a kind the router never receives (WELCOME)", frames: ["VRP1", "WELCOME", json({ role: "client", version: 1, heartbeatIntervalMs: 1, heartbeatTimeoutMs: 1 })], reason: "UNEXPECTED_KIND" },
+  {
+    name: "a kind the router never receives (WELCOME)",
+    frames: ["VRP1", "WELCOME", json({ role: "client", version: 1, heartbeatIntervalMs: 1, heartbeatTimeoutMs: 1 })],
+    reason: "UNEXPECTED_KIND",
+  },
   { name: "protocol id alone", frames: ["VRP1"], reason: "FRAME_COUNT" },
   { name: "REQUEST without its payload", frames: ["VRP1", "REQUEST", json({ id: 10, method: CALL })], reason: "FRAME_COUNT" },
-  { name: "REQUEST with two payloads", frames: ["VRP1", "REQUEST", json({ id: 11, method: CALL }), "[1,0]", "[2,0]"], reason: "FRAME_COUNT" },
+  {
+    name: "REQUEST with two payloads",
+    frames: ["VRP1", "REQUEST", json({ id: 11, method: CALL }), "[1,0]", "[2,0]"],
+    reason: "FRAME_COUNT",
+  },
   { name: "header not UTF-8", frames: ["VRP1", "REQUEST", Buffer.from([0x7b, 0xc3, 0x28, 0x7d]), "[]"], reason: "BAD_UTF8" },
   { name: "header not JSON", frames: ["VRP1", "REQUEST", '{"id":', "[]"], reason: "BAD_JSON" },
   { name: "header a JSON array", frames: ["VRP1", "REQUEST", "[1,2]", "[]"], reason: "NOT_OBJECT" },
@@ -156,10 +169,24 @@ const MALFORMED: { name: string; frames: (string | Uint8Array)[]; reason: string
   { name: "method a number", frames: ["VRP1", "REQUEST", json({ id: 13, method: 5 }), "[1,0]"], reason: "SCHEMA", id: 13 },
   { name: "method without a service", frames: ["VRP1", "REQUEST", json({ id: 14, method: "compute" }), "[1,0]"], reason: "SCHEMA", id: 14 },
   { name: "id 1e300", frames: ["VRP1", "REQUEST", '{"id":1e300,"method":"LoadService.compute"}', "[1,0]"], reason: "SCHEMA" },
-  { name: "id beyond 2^53", frames: ["VRP1", "REQUEST", '{"id":18014398509481984,"method":"LoadService.compute"}', "[1,0]"], reason: "SCHEMA" },
+  {
+    name: "id beyond 2^53",
+    frames: ["VRP1", "REQUEST", '{"id":18014398509481984,"method":"LoadService.compute"}', "[1,0]"],
+    reason: "SCHEMA",
+  },
   { name: "negative id", frames: ["VRP1", "INFO", json({ id: -1, topic: "router" })], reason: "SCHEMA" },
-  { name: "timeoutMs 1e20", frames: ["VRP1", "REQUEST", json({ id: 15, method: CALL, timeoutMs: 1e20 }), "[1,0]"], reason: "SCHEMA", id: 15 },
-  { name: "credit 2^40", frames: ["VRP1", "REQUEST", json({ id: 16, method: CALL, stream: true, credit: 2 ** 40 }), "[1,0]"], reason: "SCHEMA", id: 16 },
+  {
+    name: "timeoutMs 1e20",
+    frames: ["VRP1", "REQUEST", json({ id: 15, method: CALL, timeoutMs: 1e20 }), "[1,0]"],
+    reason: "SCHEMA",
+    id: 15,
+  },
+  {
+    name: "credit 2^40",
+    frames: ["VRP1", "REQUEST", json({ id: 16, method: CALL, stream: true, credit: 2 ** 40 }), "[1,0]"],
+    reason: "SCHEMA",
+    id: 16,
+  },
   // CANCEL and CREDIT are answered without an id (PROTOCOL.md §3).
   { name: "CREDIT of -5", frames: ["VRP1", "CREDIT", json({ id: 17, n: -5 })], reason: "SCHEMA" },
   { name: "CANCEL with a string id", frames: ["VRP1", "CANCEL", json({ id: "x" })], reason: "SCHEMA" },
@@ -169,10 +196,18 @@ const MALFORMED: { name: string; frames: (string | Uint8Array)[]; reason: string
   { name: "HELLO with an unknown role", frames: ["VRP1", "HELLO", json({ role: "admin", version: 1 })], reason: "SCHEMA" },
   {
     name: "HELLO with parameters nested 40 deep",
-    frames: ["VRP1", "HELLO", `{"role":"dealer","version":1,"service":"Deep","methods":{"Deep.m":{"stream":false,"params":{"x":${nested(40)}}}}}`],
+    frames: [
+      "VRP1",
+      "HELLO",
+      `{"role":"dealer","version":1,"service":"Deep","methods":{"Deep.m":{"stream":false,"params":{"x":${nested(40)}}}}}`,
+    ],
     reason: "SCHEMA",
   },
-  { name: "header over 64 KiB", frames: ["VRP1", "REQUEST", json({ id: 20, method: CALL, pad: "x".repeat(70_000) }), "[1,0]"], reason: "HEADER_TOO_LARGE" },
+  {
+    name: "header over 64 KiB",
+    frames: ["VRP1", "REQUEST", json({ id: 20, method: CALL, pad: "x".repeat(70_000) }), "[1,0]"],
+    reason: "HEADER_TOO_LARGE",
+  },
   // Last: the first of the two is answered (RESULT) after this case's ERROR.
   {
     name: "the same request id twice while the first is outstanding",
@@ -195,43 +230,101 @@ const MALFORMED_PAYLOADS: { name: string; payload: Uint8Array; reason?: string }
 
 /** Every kind from a peer that never authenticated (the router requires keys). */
 const UNAUTHENTICATED: { name: string; frames: Uint8Array[] | (string | Uint8Array)[]; code: string; reason: string; id?: number }[] = [
-  { name: "REQUEST", frames: encodeMessage("REQUEST", { id: 1, method: CALL }, Buffer.from("[1,0]")), code: "AUTH_FAILED", reason: "NOT_AUTHENTICATED", id: 1 },
+  {
+    name: "REQUEST",
+    frames: encodeMessage("REQUEST", { id: 1, method: CALL }, Buffer.from("[1,0]")),
+    code: "AUTH_FAILED",
+    reason: "NOT_AUTHENTICATED",
+    id: 1,
+  },
   { name: "INFO", frames: encodeMessage("INFO", { id: 2, topic: "router" }), code: "AUTH_FAILED", reason: "NOT_AUTHENTICATED", id: 2 },
   { name: "CANCEL", frames: encodeMessage("CANCEL", { id: 3 }), code: "AUTH_FAILED", reason: "NOT_AUTHENTICATED" },
   { name: "CREDIT", frames: encodeMessage("CREDIT", { id: 4, n: 1 }), code: "AUTH_FAILED", reason: "NOT_AUTHENTICATED" },
-  { name: "HELLO as a client without a key", frames: encodeMessage("HELLO", { role: "client", version: 1 }), code: "AUTH_FAILED", reason: "BAD_KEY" },
-  { name: "HELLO as a client with a wrong key", frames: encodeMessage("HELLO", { role: "client", version: 1, apiKey: "guess" }), code: "AUTH_FAILED", reason: "BAD_KEY" },
   {
-    name: "HELLO as a dealer with a client's key",
-    frames: encodeMessage("HELLO", { role: "dealer", version: 1, service: "Rogue", methods: { "Rogue.m": { stream: false } }, apiKey: CLIENT_KEY }),
+    name: "HELLO as a client without a key",
+    frames: encodeMessage("HELLO", { role: "client", version: 1 }),
     code: "AUTH_FAILED",
     reason: "BAD_KEY",
   },
-  { name: "WELCOME", frames: ["VRP1", "WELCOME", json({ role: "client", version: 1, heartbeatIntervalMs: 1, heartbeatTimeoutMs: 1 })], code: "PROTOCOL_ERROR", reason: "UNEXPECTED_KIND" },
+  {
+    name: "HELLO as a client with a wrong key",
+    frames: encodeMessage("HELLO", { role: "client", version: 1, apiKey: "guess" }),
+    code: "AUTH_FAILED",
+    reason: "BAD_KEY",
+  },
+  {
+    name: "HELLO as a dealer with a client's key",
+    frames: encodeMessage("HELLO", {
+      role: "dealer",
+      version: 1,
+      service: "Rogue",
+      methods: { "Rogue.m": { stream: false } },
+      apiKey: CLIENT_KEY,
+    }),
+    code: "AUTH_FAILED",
+    reason: "BAD_KEY",
+  },
+  {
+    name: "WELCOME",
+    frames: ["VRP1", "WELCOME", json({ role: "client", version: 1, heartbeatIntervalMs: 1, heartbeatTimeoutMs: 1 })],
+    code: "PROTOCOL_ERROR",
+    reason: "UNEXPECTED_KIND",
+  },
   { name: "RESULT", frames: encodeMessage("RESULT", { id: 5 }, Buffer.from("1")), code: "PROTOCOL_ERROR", reason: "NOT_REGISTERED" },
   { name: "CHUNK", frames: encodeMessage("CHUNK", { id: 6, seq: 0 }, Buffer.from("1")), code: "PROTOCOL_ERROR", reason: "NOT_REGISTERED" },
   { name: "END", frames: encodeMessage("END", { id: 7, count: 0 }), code: "PROTOCOL_ERROR", reason: "NOT_REGISTERED" },
-  { name: "ERROR", frames: encodeMessage("ERROR", { id: 8, code: "REMOTE_ERROR", message: "m" }), code: "PROTOCOL_ERROR", reason: "NOT_REGISTERED" },
+  {
+    name: "ERROR",
+    frames: encodeMessage("ERROR", { id: 8, code: "REMOTE_ERROR", message: "m" }),
+    code: "PROTOCOL_ERROR",
+    reason: "NOT_REGISTERED",
+  },
   { name: "DRAIN", frames: encodeMessage("DRAIN", {}), code: "PROTOCOL_ERROR", reason: "NOT_REGISTERED" },
   { name: "BYE", frames: encodeMessage("BYE", {}), code: "PROTOCOL_ERROR", reason: "NOT_REGISTERED" },
 ];
 
 /** What a rogue (registered) dealer answers, and how the calling client's call must end. */
 const ROGUE_ANSWERS: { name: string; stream?: boolean; reply: (id: number) => Uint8Array[][]; expect: string; routerLines?: number }[] = [
-  { name: "RESULT that is not UTF-8", reply: (id) => [encodeMessage("RESULT", { id }, Buffer.from([0x22, 0xff, 0x22]))], expect: "ProtocolError/BAD_UTF8" },
+  {
+    name: "RESULT that is not UTF-8",
+    reply: (id) => [encodeMessage("RESULT", { id }, Buffer.from([0x22, 0xff, 0x22]))],
+    expect: "ProtocolError/BAD_UTF8",
+  },
   { name: "RESULT that is not JSON", reply: (id) => [encodeMessage("RESULT", { id }, Buffer.from("{"))], expect: "ProtocolError/BAD_JSON" },
-  { name: "RESULT nested 100,000 deep", reply: (id) => [encodeMessage("RESULT", { id }, Buffer.from(nested(100_000)))], expect: "resolved" },
+  {
+    name: "RESULT nested 100,000 deep",
+    reply: (id) => [encodeMessage("RESULT", { id }, Buffer.from(nested(100_000)))],
+    expect: "resolved",
+  },
   // The router reads headers only: this one it catches itself (and logs); payloads are the client's to check.
-  { name: "CHUNK for a unary call", reply: (id) => [encodeMessage("CHUNK", { id, seq: 0 }, Buffer.from("1"))], expect: "ProtocolError/UNEXPECTED_KIND", routerLines: 1 },
-  { name: "ERROR with a code nobody knows", reply: (id) => [encodeMessage("ERROR", { id, code: "OUT_OF_COFFEE", message: "m" })], expect: "VoidRailError" },
-  { name: "ERROR TIMEOUT with odd data", reply: (id) => [encodeMessage("ERROR", { id, code: "TIMEOUT", message: "m", data: [1, { x: null }] })], expect: "TimeoutError" },
+  {
+    name: "CHUNK for a unary call",
+    reply: (id) => [encodeMessage("CHUNK", { id, seq: 0 }, Buffer.from("1"))],
+    expect: "ProtocolError/UNEXPECTED_KIND",
+    routerLines: 1,
+  },
+  {
+    name: "ERROR with a code nobody knows",
+    reply: (id) => [encodeMessage("ERROR", { id, code: "OUT_OF_COFFEE", message: "m" })],
+    expect: "VoidRailError",
+  },
+  {
+    name: "ERROR TIMEOUT with odd data",
+    reply: (id) => [encodeMessage("ERROR", { id, code: "TIMEOUT", message: "m", data: [1, { x: null }] })],
+    expect: "TimeoutError",
+  },
   {
     name: "stream chunks out of order",
     stream: true,
     reply: (id) => [encodeMessage("CHUNK", { id, seq: 1 }, Buffer.from("1")), encodeMessage("CHUNK", { id, seq: 0 }, Buffer.from("0"))],
     expect: "ProtocolError/SEQUENCE",
   },
-  { name: "stream END with the wrong count", stream: true, reply: (id) => [encodeMessage("CHUNK", { id, seq: 0 }, Buffer.from("0")), encodeMessage("END", { id, count: 5 })], expect: "ProtocolError/COUNT" },
+  {
+    name: "stream END with the wrong count",
+    stream: true,
+    reply: (id) => [encodeMessage("CHUNK", { id, seq: 0 }, Buffer.from("0")), encodeMessage("END", { id, count: 5 })],
+    expect: "ProtocolError/COUNT",
+  },
 ];
 
 describe(`bad input at every boundary (seed ${SEED})`, () => {
@@ -270,10 +363,17 @@ describe(`bad input at every boundary (seed ${SEED})`, () => {
     });
     expect(results.filter((result) => !result.closed)).toEqual([]);
     // The router logs asynchronously to its stdout: give the last lines a moment to arrive.
-    await waitFor(() => results.every((result) => linesAbout(result.port).length >= 1), { timeoutMs: REPLY_MS, message: "a log line for every random-bytes connection" });
+    await waitFor(() => results.every((result) => linesAbout(result.port).length >= 1), {
+      timeoutMs: REPLY_MS,
+      message: "a log line for every random-bytes connection",
+    });
     const counts = results.map((result) => linesAbout(result.port).length);
     expect(counts.filter((count) => count !== 1)).toEqual([]);
-    figures.randomStreams = { connections: results.length, closed: results.filter((r) => r.closed).length, logLines: counts.reduce((a, b) => a + b, 0) };
+    figures.randomStreams = {
+      connections: results.length,
+      closed: results.filter((r) => r.closed).length,
+      logLines: counts.reduce((a, b) => a + b, 0),
+    };
   }, 120_000);
 
   test(`${MUTATED_STREAMS} connections sending a valid session with random mutations: each ends closed, with at most one line per message`, async () => {
@@ -287,7 +387,10 @@ describe(`bad input at every boundary (seed ${SEED})`, () => {
     // Mutated sessions that still parse stay open until the router's heartbeat gives up on the
     // silent raw peer: every connection is closed by the router in the end.
     expect(results.filter((result) => !result.closed)).toEqual([]);
-    await waitFor(() => results.every((result) => linesAbout(result.port).length >= 1), { timeoutMs: REPLY_MS, message: "a log line for every mutated connection" });
+    await waitFor(() => results.every((result) => linesAbout(result.port).length >= 1), {
+      timeoutMs: REPLY_MS,
+      message: "a log line for every mutated connection",
+    });
     const lines = warnLines().length - linesBefore;
     // A mutated session holds at most 3 VoidRail messages, then the connection is closed: 4 lines at most.
     expect(lines).toBeLessThanOrEqual(results.length * 4);
@@ -309,12 +412,14 @@ describe(`bad input at every boundary (seed ${SEED})`, () => {
         peer.send(bad.frames);
         const [reply] = await peer.until(replies + 1, REPLY_MS, `an answer to: ${bad.name}`);
         const error = errorOf(reply);
-        expect({ case: bad.name, code: error.code, reason: (error.data as { reason?: string } | undefined)?.reason, id: error.id }).toEqual({
-          case: bad.name,
-          code: "PROTOCOL_ERROR",
-          reason: bad.reason,
-          id: bad.id,
-        });
+        expect({ case: bad.name, code: error.code, reason: (error.data as { reason?: string } | undefined)?.reason, id: error.id }).toEqual(
+          {
+            case: bad.name,
+            code: "PROTOCOL_ERROR",
+            reason: bad.reason,
+            id: bad.id,
+          },
+        );
         const logged = await linesAfter(lines, 1, bad.name);
         results[bad.name] = `${error.code}/${bad.reason}`;
         expect(logged).toHaveLength(1);
@@ -347,7 +452,12 @@ describe(`bad input at every boundary (seed ${SEED})`, () => {
         peer.send(encodeMessage("REQUEST", { id: callId, method: "LoadService.compute", timeoutMs: 5000 }, bad.payload));
         const [reply] = await peer.until(replies + 1, REPLY_MS, `an answer to: ${bad.name}`);
         expect({ case: bad.name, id: (reply.header as { id?: number }).id }).toEqual({ case: bad.name, id: callId });
-        if (bad.reason) expect({ case: bad.name, code: errorOf(reply).code, reason: (errorOf(reply).data as { reason?: string }).reason }).toEqual({ case: bad.name, code: "PROTOCOL_ERROR", reason: bad.reason });
+        if (bad.reason)
+          expect({ case: bad.name, code: errorOf(reply).code, reason: (errorOf(reply).data as { reason?: string }).reason }).toEqual({
+            case: bad.name,
+            code: "PROTOCOL_ERROR",
+            reason: bad.reason,
+          });
       }
       expect(dealer.alive).toBe(true);
       figures.malformedPayloads = { cases: MALFORMED_PAYLOADS.length };
@@ -367,7 +477,12 @@ describe(`bad input at every boundary (seed ${SEED})`, () => {
         peer.send(attempt.frames);
         const [reply] = await peer.until(replies + 1, REPLY_MS, `an answer to: ${attempt.name}`);
         const error = errorOf(reply);
-        expect({ case: attempt.name, code: error.code, reason: (error.data as { reason?: string } | undefined)?.reason, id: error.id }).toEqual({
+        expect({
+          case: attempt.name,
+          code: error.code,
+          reason: (error.data as { reason?: string } | undefined)?.reason,
+          id: error.id,
+        }).toEqual({
           case: attempt.name,
           code: attempt.code,
           reason: attempt.reason,
@@ -396,7 +511,15 @@ describe(`bad input at every boundary (seed ${SEED})`, () => {
       expect([error.code, (error.data as { reason: string }).reason]).toEqual(["PROTOCOL_ERROR", "NOT_REGISTERED"]);
       expect(await linesAfter(lines, 1, "the client's RESULT")).toHaveLength(1);
 
-      spoofer.send(encodeMessage("HELLO", { role: "dealer", version: 1, service: "Spoofer", methods: { "Spoofer.idle": { stream: false } }, apiKey: DEALER_KEY }));
+      spoofer.send(
+        encodeMessage("HELLO", {
+          role: "dealer",
+          version: 1,
+          service: "Spoofer",
+          methods: { "Spoofer.idle": { stream: false } },
+          apiKey: DEALER_KEY,
+        }),
+      );
       expect((await spoofer.until(1, REPLY_MS, "the spoofing dealer's WELCOME"))[0].kind).toBe("WELCOME");
       // Router ids start at the router's clock (ms × 1024): aim at every id the good client's
       // calls can have had, and beyond. None is the spoofer's, so none may be taken as an answer.
@@ -414,7 +537,10 @@ describe(`bad input at every boundary (seed ${SEED})`, () => {
         else spoofer.send(encodeMessage("ERROR", { id, code: "REMOTE_ERROR", message: "spoofed" }));
         sent++;
       }
-      await waitFor(() => warnLines().length - spoofLines >= sent, { timeoutMs: 30_000, message: `a log line for each of ${sent} spoofed replies` });
+      await waitFor(() => warnLines().length - spoofLines >= sent, {
+        timeoutMs: 30_000,
+        message: `a log line for each of ${sent} spoofed replies`,
+      });
       expect(warnLines().length - spoofLines).toBe(sent);
       figures.spoofed = { clientResult: 1, dealerReplies: sent };
     } finally {
@@ -429,7 +555,14 @@ describe(`bad input at every boundary (seed ${SEED})`, () => {
     try {
       await rogue.ready();
       rogue.send(
-        encodeMessage("HELLO", { role: "dealer", version: 1, service: "Rogue", methods: { "Rogue.unary": { stream: false }, "Rogue.stream": { stream: true } }, maxConcurrent: 1, apiKey: DEALER_KEY }),
+        encodeMessage("HELLO", {
+          role: "dealer",
+          version: 1,
+          service: "Rogue",
+          methods: { "Rogue.unary": { stream: false }, "Rogue.stream": { stream: true } },
+          maxConcurrent: 1,
+          apiKey: DEALER_KEY,
+        }),
       );
       expect((await rogue.until(1, REPLY_MS, "the rogue dealer's WELCOME"))[0].kind).toBe("WELCOME");
       const caller = await stage.client(router.address, { apiKey: CLIENT_KEY, timeout: 5 });
@@ -450,13 +583,15 @@ describe(`bad input at every boundary (seed ${SEED})`, () => {
         const outcome = await waitFor(
           call.then(
             () => "resolved",
-            (error: Error) => `${error.name}${error instanceof VoidRailError && (error.data as { reason?: string } | undefined)?.reason ? `/${(error.data as { reason: string }).reason}` : ""}`,
+            (error: Error) =>
+              `${error.name}${error instanceof VoidRailError && (error.data as { reason?: string } | undefined)?.reason ? `/${(error.data as { reason: string }).reason}` : ""}`,
           ),
           { timeoutMs: REPLY_MS, message: `the client's call to end after: ${answer.name}` },
         );
         outcomes[answer.name] = outcome;
         expect({ case: answer.name, outcome }).toEqual({ case: answer.name, outcome: answer.expect });
-        if (answer.routerLines !== undefined) expect(await linesAfter(lines, answer.routerLines, answer.name)).toHaveLength(answer.routerLines);
+        if (answer.routerLines !== undefined)
+          expect(await linesAfter(lines, answer.routerLines, answer.name)).toHaveLength(answer.routerLines);
         // A call the client or the router gave up on is cancelled on the rogue, which must still
         // answer the CANCEL before its slot is free again (as any dealer must).
         const id = (request.header as { id: number }).id;
@@ -466,7 +601,10 @@ describe(`bad input at every boundary (seed ${SEED})`, () => {
           message: `the rogue's call to be over or cancelled after: ${answer.name}`,
         });
         if (cancelled()) rogue.send(encodeMessage("ERROR", { id, code: "CANCELLED", message: "cancelled" }));
-        await waitFor(async () => (await caller.getRouterInfo()).inProgressRequests === 0, { timeoutMs: REPLY_MS, message: `the rogue's slot to be free after: ${answer.name}` });
+        await waitFor(async () => (await caller.getRouterInfo()).inProgressRequests === 0, {
+          timeoutMs: REPLY_MS,
+          message: `the rogue's slot to be free after: ${answer.name}`,
+        });
       }
       // The client still works.
       expect(await caller.invoke("LoadService.compute", 5, 0)).toEqual(computeAnswer(5));
@@ -532,7 +670,8 @@ describe("a dealer and a client fed malformed messages by their router", () => {
     );
     return inbox[count];
   }
-  const headerOf = (message: Buffer[]) => JSON.parse(message[3].toString()) as Record<string, unknown> & { id?: number; code?: string; data?: { reason?: string } };
+  const headerOf = (message: Buffer[]) =>
+    JSON.parse(message[3].toString()) as Record<string, unknown> & { id?: number; code?: string; data?: { reason?: string } };
   const kindOf = (message: Buffer[]) => message[2].toString();
 
   beforeAll(async () => {
@@ -559,7 +698,12 @@ describe("a dealer and a client fed malformed messages by their router", () => {
       await waitFor(() => dealer.registered, { timeoutMs: REPLY_MS, message: "the dealer to take the WELCOME" });
 
       // `logged`: a message it cannot decode gets one log line (and an ERROR, when it names a request).
-      const cases: { name: string; frames: (string | Uint8Array)[]; reply?: { id: number; code: string; reason?: string }; logged?: true }[] = [
+      const cases: {
+        name: string;
+        frames: (string | Uint8Array)[];
+        reply?: { id: number; code: string; reason?: string };
+        logged?: true;
+      }[] = [
         { name: "REQUEST with a string id", frames: ["VRP1", "REQUEST", json({ id: "1", method: CALL }), "[1,0]"], logged: true },
         {
           name: "REQUEST with deadlineMs 1e20",
@@ -567,10 +711,26 @@ describe("a dealer and a client fed malformed messages by their router", () => {
           reply: { id: 2, code: "PROTOCOL_ERROR", reason: "SCHEMA" },
           logged: true,
         },
-        { name: "REQUEST for a method it does not have", frames: encodeMessage("REQUEST", { id: 3, method: "LoadService.nope" }, Buffer.from("[]")), reply: { id: 3, code: "VALIDATION_ERROR" } },
-        { name: "REQUEST for another service", frames: encodeMessage("REQUEST", { id: 4, method: "Other.compute" }, Buffer.from("[]")), reply: { id: 4, code: "VALIDATION_ERROR" } },
-        { name: "REQUEST payload not UTF-8", frames: encodeMessage("REQUEST", { id: 5, method: CALL }, Buffer.from([0x5b, 0xff, 0x5d])), reply: { id: 5, code: "PROTOCOL_ERROR", reason: "BAD_UTF8" } },
-        { name: "REQUEST payload an object", frames: encodeMessage("REQUEST", { id: 6, method: CALL }, json({ n: 1 })), reply: { id: 6, code: "PROTOCOL_ERROR", reason: "NOT_ARRAY" } },
+        {
+          name: "REQUEST for a method it does not have",
+          frames: encodeMessage("REQUEST", { id: 3, method: "LoadService.nope" }, Buffer.from("[]")),
+          reply: { id: 3, code: "VALIDATION_ERROR" },
+        },
+        {
+          name: "REQUEST for another service",
+          frames: encodeMessage("REQUEST", { id: 4, method: "Other.compute" }, Buffer.from("[]")),
+          reply: { id: 4, code: "VALIDATION_ERROR" },
+        },
+        {
+          name: "REQUEST payload not UTF-8",
+          frames: encodeMessage("REQUEST", { id: 5, method: CALL }, Buffer.from([0x5b, 0xff, 0x5d])),
+          reply: { id: 5, code: "PROTOCOL_ERROR", reason: "BAD_UTF8" },
+        },
+        {
+          name: "REQUEST payload an object",
+          frames: encodeMessage("REQUEST", { id: 6, method: CALL }, json({ n: 1 })),
+          reply: { id: 6, code: "PROTOCOL_ERROR", reason: "NOT_ARRAY" },
+        },
         { name: "unknown kind", frames: ["VRP1", "SHOUT", "{}"], logged: true },
         { name: "a kind dealers never receive (HELLO)", frames: encodeMessage("HELLO", { role: "client", version: 1 }), logged: true },
         { name: "CANCEL for a request it never had", frames: encodeMessage("CANCEL", { id: 999 }) },

@@ -63,7 +63,9 @@ test(`a dealer frozen mid-call ${ROUNDS} times: declared dead within heartbeatTi
     stage.forget(frozen);
   }
 
-  console.log(`[chaos] scenario 2 frozen dealer: ${JSON.stringify({ rounds: ROUNDS, deadAfterMs, duplicates: tap.duplicates.length, completed: ledger.completed })}`);
+  console.log(
+    `[chaos] scenario 2 frozen dealer: ${JSON.stringify({ rounds: ROUNDS, deadAfterMs, duplicates: tap.duplicates.length, completed: ledger.completed })}`,
+  );
   expect(tap.duplicates).toEqual([]);
   expect(ledger.completed).toBe(ROUNDS);
   for (const ms of deadAfterMs) {

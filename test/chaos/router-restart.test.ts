@@ -44,10 +44,13 @@ test(`a router killed ${ROUNDS} times with calls queued and in flight: lost call
       (isIdempotent ? idempotent : plain).track(call, (value) => (value.tag === tag ? true : `answered ${JSON.stringify(value)}`), tag);
     }
     // Every slot busy, the rest queued at the router.
-    await waitFor(() => dealers.reduce((sum, dealer) => sum + dealer.named("started").length, 0) - startedBefore >= DEALERS * SLOTS_PER_DEALER, {
-      timeoutMs: 10_000,
-      message: `${DEALERS * SLOTS_PER_DEALER} calls to be running on the dealers`,
-    });
+    await waitFor(
+      () => dealers.reduce((sum, dealer) => sum + dealer.named("started").length, 0) - startedBefore >= DEALERS * SLOTS_PER_DEALER,
+      {
+        timeoutMs: 10_000,
+        message: `${DEALERS * SLOTS_PER_DEALER} calls to be running on the dealers`,
+      },
+    );
 
     const registrations = dealers.map((dealer) => dealer.registrations);
     router.kill("SIGKILL");
@@ -82,7 +85,12 @@ test(`a router killed ${ROUNDS} times with calls queued and in flight: lost call
       downMs: readyAt - killedAt,
       firstNewCallMs: firstSuccessMs,
       dealersReregisteredMs: reregisteredMs,
-      idempotent: { calls: idempotent.started, completed: idempotent.completed, failed: idempotent.failedByClass(), lost: idempotent.lost.length },
+      idempotent: {
+        calls: idempotent.started,
+        completed: idempotent.completed,
+        failed: idempotent.failedByClass(),
+        lost: idempotent.lost.length,
+      },
       plain: { calls: plain.started, completed: plain.completed, failed: plain.failedByClass(), lost: plain.lost.length },
       hung,
     };
@@ -116,12 +124,14 @@ test("an idempotent call resent to a restarted router before its dealer is back 
   first.kill("SIGKILL");
   await first.exitedWithin(5_000);
   stage.forget(first);
-  const second = await stage.router({ heartbeatTimeout: 2, address });
+  const _second = await stage.router({ heartbeatTimeout: 2, address });
   await waitFor(async () => (await client.getRouterInfo()).totalRequests >= 1, {
     timeoutMs: 10_000,
     message: "the client to send the call again to the new router",
   });
   dealer.kill("SIGCONT");
   await dealer.registered(10_000, 2);
-  expect(await waitFor(call, { timeoutMs: 10_000, message: "the resent call to complete once the dealer is back" })).toEqual({ tag: "resent" });
+  expect(await waitFor(call, { timeoutMs: 10_000, message: "the resent call to complete once the dealer is back" })).toEqual({
+    tag: "resent",
+  });
 }, 60_000);

@@ -109,7 +109,12 @@ function recordEvents<K extends "disconnect" | "handshake" | "connect:retry" | "
 }
 
 /** Waits until our socket has recorded `count` events. */
-function nthEvent(rec: { list: unknown[]; next(t: number, m: string): Promise<unknown> }, count: number, timeoutMs: number, message: string): Promise<void> {
+function nthEvent(
+  rec: { list: unknown[]; next(t: number, m: string): Promise<unknown> },
+  count: number,
+  timeoutMs: number,
+  message: string,
+): Promise<void> {
   return waitFor(() => rec.list.length >= count, { timeoutMs, message });
 }
 
@@ -222,7 +227,11 @@ async function roundTripViaOurRouter(ctx: CaseContext, messages: FrameInput[][],
     const expected = msg.map(expectedFrame);
     await peer.send(d, msg, { timeoutMs: timeout });
     const got = await ourReceive(router, `message ${i} ${describeFrames(msg)} sent by a libzmq Dealer`, timeout);
-    assertFrames(got, ["conformance-dealer", ...expected], `message ${i}: libzmq Dealer → our Router (expected routing id + the frames sent)`);
+    assertFrames(
+      got,
+      ["conformance-dealer", ...expected],
+      `message ${i}: libzmq Dealer → our Router (expected routing id + the frames sent)`,
+    );
     const reply = got.slice(1);
     await ourSend(router, [got[0], ...reply], `reply ${i}`, timeout);
     const back = await peerReceive(peer, d, `our Router's reply ${i} ${describeFrames(reply)}`, timeout);
@@ -252,7 +261,11 @@ async function roundTripViaLibzmqRouter(ctx: CaseContext, messages: FrameInput[]
 // ---------------------------------------------------------------------------
 // case definitions
 
-function perTransport(name: string, run: (ctx: CaseContext) => Promise<void>, opts: { transports?: readonly Transport[]; timeoutMs?: number } = {}): ConformanceCase[] {
+function perTransport(
+  name: string,
+  run: (ctx: CaseContext) => Promise<void>,
+  opts: { transports?: readonly Transport[]; timeoutMs?: number } = {},
+): ConformanceCase[] {
   return (opts.transports ?? TRANSPORTS).map((t) => ({ name: `${name} [${t}]`, timeoutMs: opts.timeoutMs, run: (ctx) => run(ctx) }));
 }
 
@@ -285,12 +298,20 @@ const routerCases: ConformanceCase[] = [
   ...perTransport("our Router ↔ libzmq Dealer: frame sizes 0/1/254/255/256/257/65536 (short/long encoding)", (ctx) =>
     roundTripViaOurRouter(ctx, boundaryMessages()),
   ),
-  ...perTransport("our Router ↔ libzmq Dealer: 1 MiB messages", (ctx) => roundTripViaOurRouter(ctx, mib1Messages(), { bigTimeoutMs: BIG_RECV_MS }), {
-    timeoutMs: 30_000,
-  }),
-  ...perTransport("our Router ↔ libzmq Dealer: 64 MiB message", (ctx) => roundTripViaOurRouter(ctx, mib64Messages(), { bigTimeoutMs: BIG_RECV_MS }), {
-    timeoutMs: 45_000,
-  }),
+  ...perTransport(
+    "our Router ↔ libzmq Dealer: 1 MiB messages",
+    (ctx) => roundTripViaOurRouter(ctx, mib1Messages(), { bigTimeoutMs: BIG_RECV_MS }),
+    {
+      timeoutMs: 30_000,
+    },
+  ),
+  ...perTransport(
+    "our Router ↔ libzmq Dealer: 64 MiB message",
+    (ctx) => roundTripViaOurRouter(ctx, mib64Messages(), { bigTimeoutMs: BIG_RECV_MS }),
+    {
+      timeoutMs: 45_000,
+    },
+  ),
   ...perTransport(
     "our Router ↔ 100 concurrent libzmq Dealers: each gets its own reply",
     async (ctx) => {
@@ -306,17 +327,19 @@ const routerCases: ConformanceCase[] = [
       const seen = new Map<string, number>();
       for (let k = 0; k < N; k++) {
         const [id, text, idx, ...rest] = await ourReceive(router, `message ${k + 1} of ${N} (got ${k} so far)`);
-        if (!idx || rest.length > 0) throw new Error(`our Router got a malformed message ${describeFrames([id, text, idx, ...rest].filter(Boolean) as Buffer[])}`);
+        if (!idx || rest.length > 0)
+          throw new Error(`our Router got a malformed message ${describeFrames([id, text, idx, ...rest].filter(Boolean) as Buffer[])}`);
         const i = idx[0];
         if (text.toString() !== `hello from ${i}`) throw new Error(`our Router: frame "${text}" does not match index ${i}`);
         const key = id.toString("hex");
         if (seen.has(key)) throw new Error(`routing id ${key} given to both dealer ${seen.get(key)} and dealer ${i}`);
         seen.set(key, i);
-        if (id.length !== 5 || id[0] !== 0) throw new Error(`dealer ${i} (no routingId) got routing id ${describeFrame(id)}; libzmq generates 5 bytes starting with 0x00`);
+        if (id.length !== 5 || id[0] !== 0)
+          throw new Error(`dealer ${i} (no routingId) got routing id ${describeFrame(id)}; libzmq generates 5 bytes starting with 0x00`);
         await ourSend(router, [id, `reply to ${i}`], `reply to dealer ${i}`);
       }
       const replies = await Promise.all(names.map((n) => peerReceive(peer, n, "its reply")));
-      replies.forEach((frames, i) => assertFrames(frames, [`reply to ${i}`], `libzmq Dealer ${i}`));
+      for (const [i, frames] of replies.entries()) assertFrames(frames, [`reply to ${i}`], `libzmq Dealer ${i}`);
     },
     { timeoutMs: 30_000 },
   ),
@@ -335,7 +358,8 @@ const routerCases: ConformanceCase[] = [
     }
     // Replies addressed by those ids reach the right dealer (sent in reverse order).
     for (let i = ids.length - 1; i >= 0; i--) await ourSend(router, [ids[i], `for ${i}`], `reply by id ${i}`);
-    for (let i = 0; i < ids.length; i++) assertFrames(await peerReceive(peer, names[i], "a reply addressed by its routingId"), [`for ${i}`], `libzmq Dealer ${i}`);
+    for (let i = 0; i < ids.length; i++)
+      assertFrames(await peerReceive(peer, names[i], "a reply addressed by its routingId"), [`for ${i}`], `libzmq Dealer ${i}`);
   }),
   ...perTransport("libzmq Dealer without routingId gets a generated 5-byte id starting with 0x00", async (ctx) => {
     const router = ctx.router();
@@ -351,7 +375,8 @@ const routerCases: ConformanceCase[] = [
       const got = await ourReceive(router, `a message from anonymous libzmq Dealer ${n}`);
       if (got.length !== 2 || got[1].toString() !== n) throw new Error(`our Router: expected [id, "${n}"], got ${describeFrames(got)}`);
       const id = got[0];
-      if (id.length !== 5 || id[0] !== 0x00) throw new Error(`generated routing id is ${describeFrame(id)} (hex ${id.toString("hex")}); expected 5 bytes starting with 0x00`);
+      if (id.length !== 5 || id[0] !== 0x00)
+        throw new Error(`generated routing id is ${describeFrame(id)} (hex ${id.toString("hex")}); expected 5 bytes starting with 0x00`);
       ids.push(id);
     }
     if (ids[0].equals(ids[1])) throw new Error(`two anonymous dealers got the same routing id ${ids[0].toString("hex")}`);
@@ -360,9 +385,13 @@ const routerCases: ConformanceCase[] = [
     assertFrames(await peerReceive(peer, a, "its reply"), ["to a"], "anonymous dealer a");
     assertFrames(await peerReceive(peer, b, "its reply"), ["to b"], "anonymous dealer b");
   }),
-  ...perTransport("libzmq Dealer heartbeats (100/300 ms) keep an idle connection to our Router up for 1.5 s", (ctx) => heartbeatCase(ctx, "router"), {
-    timeoutMs: 20_000,
-  }),
+  ...perTransport(
+    "libzmq Dealer heartbeats (100/300 ms) keep an idle connection to our Router up for 1.5 s",
+    (ctx) => heartbeatCase(ctx, "router"),
+    {
+      timeoutMs: 20_000,
+    },
+  ),
   ...perTransport(
     "libzmq Dealer's PING TTL (heartbeatTimeToLive 1000 ms = 10 ds) does not make our Router drop a live connection",
     (ctx) => heartbeatCase(ctx, "router", { idleMs: 1000, heartbeatTimeToLive: 1000 }),
@@ -376,12 +405,20 @@ const dealerCases: ConformanceCase[] = [
   ...perTransport("our Dealer ↔ libzmq Router: frame sizes 0/1/254/255/256/257/65536 (short/long encoding)", (ctx) =>
     roundTripViaLibzmqRouter(ctx, boundaryMessages()),
   ),
-  ...perTransport("our Dealer ↔ libzmq Router: 1 MiB messages", (ctx) => roundTripViaLibzmqRouter(ctx, mib1Messages(), { bigTimeoutMs: BIG_RECV_MS }), {
-    timeoutMs: 30_000,
-  }),
-  ...perTransport("our Dealer ↔ libzmq Router: 64 MiB message", (ctx) => roundTripViaLibzmqRouter(ctx, mib64Messages(), { bigTimeoutMs: BIG_RECV_MS }), {
-    timeoutMs: 45_000,
-  }),
+  ...perTransport(
+    "our Dealer ↔ libzmq Router: 1 MiB messages",
+    (ctx) => roundTripViaLibzmqRouter(ctx, mib1Messages(), { bigTimeoutMs: BIG_RECV_MS }),
+    {
+      timeoutMs: 30_000,
+    },
+  ),
+  ...perTransport(
+    "our Dealer ↔ libzmq Router: 64 MiB message",
+    (ctx) => roundTripViaLibzmqRouter(ctx, mib64Messages(), { bigTimeoutMs: BIG_RECV_MS }),
+    {
+      timeoutMs: 45_000,
+    },
+  ),
   ...perTransport("our Dealer's routingId shows up at a libzmq Router", async (ctx) => {
     const { peer, r, dealer } = await libzmqRouterWithOurDealer(ctx, {}, { routingId: "voidrail-dealer-1" });
     await ourSend(dealer, ["hi"], "first message");
@@ -395,7 +432,10 @@ const dealerCases: ConformanceCase[] = [
     await ourSend(dealer, ["anon"], "first message");
     const got = await peerReceive(peer, r, "a message from our anonymous Dealer");
     const id = asBuffer(got[0], "routing id");
-    if (id.length !== 5 || id[0] !== 0) throw new Error(`libzmq Router gave our anonymous Dealer id ${describeFrame(id)}; expected a generated 5-byte id (did we announce an empty Identity?)`);
+    if (id.length !== 5 || id[0] !== 0)
+      throw new Error(
+        `libzmq Router gave our anonymous Dealer id ${describeFrame(id)}; expected a generated 5-byte id (did we announce an empty Identity?)`,
+      );
     assertFrames(got.slice(1), ["anon"], "libzmq Router");
     await peer.send(r, [id, "back"]);
     assertFrames(await ourReceive(dealer, "the libzmq Router's reply"), ["back"], "our Dealer");
@@ -437,7 +477,8 @@ const dealerCases: ConformanceCase[] = [
       assertFrames(await peerReceive(peer, r, "the first message"), ["survivor", "before"], "libzmq Router (first life)");
       await peer.send(r, ["survivor", "ack 1"]);
       assertFrames(await ourReceive(dealer, "the first reply"), ["ack 1"], "our Dealer (first life)");
-      if (handshakes.list.length !== 1) throw new Error(`expected 1 handshake on our Dealer before the restart, saw ${handshakes.list.length}`);
+      if (handshakes.list.length !== 1)
+        throw new Error(`expected 1 handshake on our Dealer before the restart, saw ${handshakes.list.length}`);
 
       await peer.close(r);
       await nthEvent(disconnects, 1, 5000, `our Dealer to notice that the libzmq Router on ${endpoint} closed ("disconnect")`);
@@ -453,9 +494,13 @@ const dealerCases: ConformanceCase[] = [
     },
     { timeoutMs: 20_000 },
   ),
-  ...perTransport("libzmq Router heartbeats (100/300 ms) keep an idle connection from our Dealer up for 1.5 s", (ctx) => heartbeatCase(ctx, "dealer"), {
-    timeoutMs: 20_000,
-  }),
+  ...perTransport(
+    "libzmq Router heartbeats (100/300 ms) keep an idle connection from our Dealer up for 1.5 s",
+    (ctx) => heartbeatCase(ctx, "dealer"),
+    {
+      timeoutMs: 20_000,
+    },
+  ),
   ...perTransport(
     "libzmq Router's PING TTL (heartbeatTimeToLive 1000 ms = 10 ds) does not make our Dealer drop a live connection",
     (ctx) => heartbeatCase(ctx, "dealer", { idleMs: 1000, heartbeatTimeToLive: 1000 }),
@@ -535,9 +580,14 @@ async function heartbeatCase(
     );
   }
   if (ourEvent || ourDisconnects.list.length > 0) {
-    throw new Error(`our ${ourSide} lost the idle heartbeating connection: ${ourDisconnects.list.map(errorOf).join("; ")}. libzmq events: ${summary(libzmqEvents)}`);
+    throw new Error(
+      `our ${ourSide} lost the idle heartbeating connection: ${ourDisconnects.list.map(errorOf).join("; ")}. libzmq events: ${summary(libzmqEvents)}`,
+    );
   }
-  if (ourHandshakes.list.length !== handshakesBefore) throw new Error(`our socket re-handshaked during the idle period (${handshakesBefore} → ${ourHandshakes.list.length}): the connection was dropped and re-made`);
+  if (ourHandshakes.list.length !== handshakesBefore)
+    throw new Error(
+      `our socket re-handshaked during the idle period (${handshakesBefore} → ${ourHandshakes.list.length}): the connection was dropped and re-made`,
+    );
   const libzmqDisconnects = libzmqEvents.filter((e) => e.type === "disconnect").length;
   if (libzmqDisconnects > 0) throw new Error(`libzmq saw ${libzmqDisconnects} disconnect(s): ${summary(libzmqEvents)}`);
   await exchange("after idle");

@@ -75,9 +75,15 @@ describe("a wrong command line is one clear line and a non-zero exit", () => {
   test("bad option values", async () => {
     expectOneLineError(await runCli(["router", "--mode", "round_robin"]), /--mode must be fifo or load_balance/);
     expectOneLineError(await runCli(["client", "--list", "--port", "70000"]), /--port must be between 1 and 65535/);
-    expectOneLineError(await runCli(["dealer", "--module", "examples/services.ts", "--instances", "0"]), /--instances must be between 1 and 256/);
+    expectOneLineError(
+      await runCli(["dealer", "--module", "examples/services.ts", "--instances", "0"]),
+      /--instances must be between 1 and 256/,
+    );
     expectOneLineError(await runCli(["client", "--list", "--log-level", "loud"]), /--log-level must be/);
-    expectOneLineError(await runCli(["router", "--require-auth", "--port", String(await freePort())]), /requireAuth is on but no dealer or client API keys/);
+    expectOneLineError(
+      await runCli(["router", "--require-auth", "--port", String(await freePort())]),
+      /requireAuth is on but no dealer or client API keys/,
+    );
   });
 });
 
@@ -85,9 +91,17 @@ describe("a module that cannot be loaded is reported once, and nothing is restar
   const failures: Array<[string, string[], RegExp]> = [
     ["a path that does not exist", ["--module", "examples/no-such-services.ts"], /module not found: examples\/no-such-services\.ts/],
     ["a file that is not .ts or .js", ["--module", "README.md"], /--module must be a \.ts or \.js file/],
-    ["a syntax error (with its line and column)", ["--module", "test/fixtures/cli/syntax-error.ts"], /cannot load test\/fixtures\/cli\/syntax-error\.ts: Unexpected ; \(test\/fixtures\/cli\/syntax-error\.ts:2:\d+\)/],
+    [
+      "a syntax error (with its line and column)",
+      ["--module", "test/fixtures/cli/syntax-error.ts"],
+      /cannot load test\/fixtures\/cli\/syntax-error\.ts: Unexpected ; \(test\/fixtures\/cli\/syntax-error\.ts:2:\d+\)/,
+    ],
     ["no ServiceDealer subclass exported", ["--module", "test/fixtures/cli/no-services.ts"], /exports no ServiceDealer subclass/],
-    ["an unknown --class", ["--module", "examples/services.ts", "--class", "EchoServic"], /exports no service class "EchoServic" \(it exports: EchoService\)/],
+    [
+      "an unknown --class",
+      ["--module", "examples/services.ts", "--class", "EchoServic"],
+      /exports no service class "EchoServic" \(it exports: EchoService\)/,
+    ],
   ];
 
   for (const [what, args, message] of failures) {
@@ -123,7 +137,17 @@ describe("an unreachable router", () => {
   test("dealer: gives up after --start-timeout, once, exit 78 (one instance and --instances 3)", async () => {
     const port = await freePort();
     for (const instances of ["1", "3"]) {
-      const result = await runCli(["dealer", "--module", "examples/services.ts", "--port", String(port), "--start-timeout", "1", "--instances", instances]);
+      const result = await runCli([
+        "dealer",
+        "--module",
+        "examples/services.ts",
+        "--port",
+        String(port),
+        "--start-timeout",
+        "1",
+        "--instances",
+        instances,
+      ]);
       expectOneLineError(result, new RegExp(`EchoService could not start: .*router at tcp://127\\.0\\.0\\.1:${port} within 1 s`));
       expect(result.code).toBe(78);
       expect(result.stdout + result.stderr).not.toContain("restarting");

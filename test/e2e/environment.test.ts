@@ -45,7 +45,13 @@ describe("a router, a dealer and a client configured by environment alone", () =
   test("the router took its mode and keys from the environment", async () => {
     const result = await runCli(["client", "--router-info"], { env: clientEnv() });
     expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toMatchObject({ mode: "load_balance", address: `tcp://127.0.0.1:${port}`, requireDealerAuth: true, requireClientAuth: true, activeDealers: 2 });
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      mode: "load_balance",
+      address: `tcp://127.0.0.1:${port}`,
+      requireDealerAuth: true,
+      requireClientAuth: true,
+      activeDealers: 2,
+    });
   });
 
   test("VOIDRAIL_LOG_LEVEL=warn kept the dealer's info lines out", () => {
@@ -59,7 +65,10 @@ describe("a router, a dealer and a client configured by environment alone", () =
 
   test("--port beats VOIDRAIL_ROUTER_ADDRESS, and --api-key beats VOIDRAIL_API_KEY", async () => {
     const elsewhere = { VOIDRAIL_ROUTER_ADDRESS: `tcp://127.0.0.1:${await freePort()}`, VOIDRAIL_API_KEY: "wrong-key" };
-    const result = await runCli(["client", "--call", "EchoService.echo", "--args", '"flags win"', "--port", String(port), "--api-key", "client-key"], { env: elsewhere });
+    const result = await runCli(
+      ["client", "--call", "EchoService.echo", "--args", '"flags win"', "--port", String(port), "--api-key", "client-key"],
+      { env: elsewhere },
+    );
     expect(result.stdout).toBe('"flags win"\n');
   });
 
@@ -72,9 +81,21 @@ describe("a router, a dealer and a client configured by environment alone", () =
 });
 
 test("a bad value in a variable is reported like a bad flag", async () => {
-  expectOneLineError(await runCli(["router", "--port", String(await freePort())], { env: { VOIDRAIL_HEARTBEAT_TIMEOUT: "soon" } }), /--heartbeat-timeout must be a number of seconds, got "soon"/);
-  expectOneLineError(await runCli(["router", "--port", String(await freePort())], { env: { VOIDRAIL_ROUTER_MODE: "random" } }), /--mode must be fifo or load_balance, got "random"/);
+  expectOneLineError(
+    await runCli(["router", "--port", String(await freePort())], { env: { VOIDRAIL_HEARTBEAT_TIMEOUT: "soon" } }),
+    /--heartbeat-timeout must be a number of seconds, got "soon"/,
+  );
+  expectOneLineError(
+    await runCli(["router", "--port", String(await freePort())], { env: { VOIDRAIL_ROUTER_MODE: "random" } }),
+    /--mode must be fifo or load_balance, got "random"/,
+  );
   expectOneLineError(await runCli(["client", "--list"], { env: { VOIDRAIL_PORT: "port" } }), /--port must be a whole number, got "port"/);
-  expectOneLineError(await runCli(["dealer", "--module", "examples/services.ts"], { env: { VOIDRAIL_INSTANCES: "many" } }), /--instances must be a whole number, got "many"/);
-  expectOneLineError(await runCli(["client", "--list"], { env: { VOIDRAIL_LOG_LEVEL: "chatty" } }), /--log-level must be silent, error, warn, info or debug, got "chatty"/);
+  expectOneLineError(
+    await runCli(["dealer", "--module", "examples/services.ts"], { env: { VOIDRAIL_INSTANCES: "many" } }),
+    /--instances must be a whole number, got "many"/,
+  );
+  expectOneLineError(
+    await runCli(["client", "--list"], { env: { VOIDRAIL_LOG_LEVEL: "chatty" } }),
+    /--log-level must be silent, error, warn, info or debug, got "chatty"/,
+  );
 });

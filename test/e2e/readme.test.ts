@@ -6,7 +6,18 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ReadmeCommands } from "../helpers/readme-commands.ts";
-import { BINARY, type CliProcess, buildBinary, cleanEnv, expectOneLineError, freePort, killAll, runCli, spawnCli, uniqueIpcAddress } from "../helpers/voidrail-cli.ts";
+import {
+  BINARY,
+  type CliProcess,
+  buildBinary,
+  cleanEnv,
+  expectOneLineError,
+  freePort,
+  killAll,
+  runCli,
+  spawnCli,
+  uniqueIpcAddress,
+} from "../helpers/voidrail-cli.ts";
 
 const readme = new ReadmeCommands();
 const README_IPC = "ipc:///tmp/voidrail.sock";
@@ -41,7 +52,8 @@ function run(line: string, place: Place, timeoutMs = 10_000) {
 /** Runs a README line that must succeed, and returns its stdout. */
 async function ok(line: string, place: Place): Promise<string> {
   const result = await run(line, place);
-  if (result.code !== 0) throw new Error(`${line}\nexited ${result.code}\n--- stdout ---\n${result.stdout}--- stderr ---\n${result.stderr}`);
+  if (result.code !== 0)
+    throw new Error(`${line}\nexited ${result.code}\n--- stdout ---\n${result.stdout}--- stderr ---\n${result.stderr}`);
   return result.stdout;
 }
 
@@ -82,7 +94,15 @@ describe("a router, a dealer and the client on the defaults (port from VOIDRAIL_
   test("discovery: --list (JSON when piped, and with --json), --clusters, --router-info, --queue-status", async () => {
     for (const line of ["voidrail client --list", "voidrail client --list --json"]) {
       const services = JSON.parse(await ok(line, place));
-      expect(Object.keys(services)).toEqual(expect.arrayContaining(["EchoService.echo", "EchoService.add", "EchoService.hello", "EchoService.streamNumbers", "EchoService.countPrimes"]));
+      expect(Object.keys(services)).toEqual(
+        expect.arrayContaining([
+          "EchoService.echo",
+          "EchoService.add",
+          "EchoService.hello",
+          "EchoService.streamNumbers",
+          "EchoService.countPrimes",
+        ]),
+      );
       expect(services["EchoService.echo"]).toMatchObject({ description: "Returns its argument", stream: false, instances: 1 });
       expect(services["EchoService.streamNumbers"].stream).toBe(true);
     }
@@ -91,7 +111,13 @@ describe("a router, a dealer and the client on the defaults (port from VOIDRAIL_
     expect(clusters[0]).toMatchObject({ service: "EchoService", state: "idle" });
     expect(clusters[0].instanceId).toMatch(/^.+:\d+$/);
     const info = JSON.parse(await ok("voidrail client --router-info", place));
-    expect(info).toMatchObject({ mode: "fifo", address: `tcp://127.0.0.1:${place.port}`, activeDealers: 1, requireDealerAuth: false, requireClientAuth: false });
+    expect(info).toMatchObject({
+      mode: "fifo",
+      address: `tcp://127.0.0.1:${place.port}`,
+      activeDealers: 1,
+      requireDealerAuth: false,
+      requireClientAuth: false,
+    });
     const queues = JSON.parse(await ok("voidrail client --queue-status", place));
     expect(queues["EchoService.echo"]).toEqual({ queueLength: 0, availableServices: 1, busyServices: 0 });
   });
@@ -101,7 +127,12 @@ describe("a router, a dealer and the client on the defaults (port from VOIDRAIL_
     const onTerminal = async (line: string) => {
       const { args, env } = resolveLine(line, place);
       const quoted = [BINARY, ...args].map((word) => `'${word.replace(/'/g, "'\\''")}'`).join(" ");
-      const child = Bun.spawn(["script", "-qec", quoted, "/dev/null"], { env: cleanEnv(env), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+      const child = Bun.spawn(["script", "-qec", quoted, "/dev/null"], {
+        env: cleanEnv(env),
+        stdin: "ignore",
+        stdout: "pipe",
+        stderr: "pipe",
+      });
       const [stdout, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
       expect(code).toBe(0);
       return stdout.replace(/\r/g, "");
@@ -118,26 +149,45 @@ describe("a router, a dealer and the client on the defaults (port from VOIDRAIL_
     expect(await ok(`voidrail client --call EchoService.add --args '[5, 3]'`, place)).toBe("8\n");
     expect(await ok(`voidrail client --call EchoService.hello --args '{"name":"John"}'`, place)).toBe('"Hello, John!"\n');
     const nested = { user: { name: "John", tags: ["a", "b"] }, scores: [1, [2, 3]] };
-    expect(JSON.parse(await ok(`voidrail client --call EchoService.echo --args '{"user":{"name":"John","tags":["a","b"]},"scores":[1,[2,3]]}'`, place))).toEqual(nested);
+    expect(
+      JSON.parse(
+        await ok(`voidrail client --call EchoService.echo --args '{"user":{"name":"John","tags":["a","b"]},"scores":[1,[2,3]]}'`, place),
+      ),
+    ).toEqual(nested);
     expect(await ok(`voidrail client --call EchoService.echo --args '[[1, 2]]'`, place)).toBe("[1,2]\n");
   });
 
   test("a stream prints one JSON value per line; a long call with --timeout", async () => {
     expect(await ok(`voidrail client --call EchoService.streamNumbers --args '[0, 5]'`, place)).toBe("0\n1\n2\n3\n4\n");
-    expect(JSON.parse(await ok("voidrail client --call EchoService.countPrimes --args 100000 --timeout 60", place))).toMatchObject({ n: 100000, primes: 9592 });
+    expect(JSON.parse(await ok("voidrail client --call EchoService.countPrimes --args 100000 --timeout 60", place))).toMatchObject({
+      n: 100000,
+      primes: 9592,
+    });
   });
 
   test("failures: one line with the error's code, exit 1 (exit 2 for non-JSON --args)", async () => {
-    expectOneLineError(await run("voidrail client --call EchoService.nope", place), /^voidrail: NO_SUCH_METHOD: no service offers EchoService\.nope$/);
-    expectOneLineError(await run(`voidrail client --call EchoService.add --args '["five", 3]'`, place), /^voidrail: VALIDATION_ERROR: args\.0: /);
-    expectOneLineError(await run(`voidrail client --call EchoService.asyncEcho --args '"slow"' --timeout 0.05`, place), /^voidrail: TIMEOUT: /);
+    expectOneLineError(
+      await run("voidrail client --call EchoService.nope", place),
+      /^voidrail: NO_SUCH_METHOD: no service offers EchoService\.nope$/,
+    );
+    expectOneLineError(
+      await run(`voidrail client --call EchoService.add --args '["five", 3]'`, place),
+      /^voidrail: VALIDATION_ERROR: args\.0: /,
+    );
+    expectOneLineError(
+      await run(`voidrail client --call EchoService.asyncEcho --args '"slow"' --timeout 0.05`, place),
+      /^voidrail: TIMEOUT: /,
+    );
     const notJson = await run("voidrail client --call EchoService.echo --args John", place);
     expectOneLineError(notJson, /--args '"John"'/);
     expect(notJson.code).toBe(2);
   });
 
   test("auth off: a client with a key is served all the same", async () => {
-    expect((await runCli(["client", "--call", "EchoService.echo", "--args", '"keyed"', "--api-key", "anything", "--port", String(place.port)])).stdout).toBe('"keyed"\n');
+    expect(
+      (await runCli(["client", "--call", "EchoService.echo", "--args", '"keyed"', "--api-key", "anything", "--port", String(place.port)]))
+        .stdout,
+    ).toBe('"keyed"\n');
   });
 
   test("SIGTERM stops the dealer, then the router, each with exit 0 and a last word", async () => {
@@ -148,7 +198,11 @@ describe("a router, a dealer and the client on the defaults (port from VOIDRAIL_
 
 test("router --host 0.0.0.0 --port --mode load_balance --heartbeat-timeout", async () => {
   const place = await newPlace();
-  const router = await start("voidrail router --host 0.0.0.0 --port 5555 --mode load_balance --heartbeat-timeout 10", place, new RegExp(`listening on tcp://0\\.0\\.0\\.0:${place.port} \\(mode load_balance\\)`));
+  const router = await start(
+    "voidrail router --host 0.0.0.0 --port 5555 --mode load_balance --heartbeat-timeout 10",
+    place,
+    new RegExp(`listening on tcp://0\\.0\\.0\\.0:${place.port} \\(mode load_balance\\)`),
+  );
   expect(JSON.parse(await ok("voidrail client --router-info", place))).toMatchObject({ mode: "load_balance", activeDealers: 0 });
   await stop(router, "router shutdown complete");
 });
@@ -157,7 +211,9 @@ test("ipc: router, dealer and client on --address ipc://", async () => {
   const place = await newPlace();
   const router = await start("voidrail router --address ipc:///tmp/voidrail.sock", place, /router listening on ipc:\/\//);
   const dealer = await start("voidrail dealer --module examples/services.ts --address ipc:///tmp/voidrail.sock", place, /registered as/);
-  expect(await ok(`voidrail client --address ipc:///tmp/voidrail.sock --call EchoService.echo --args '"over ipc"'`, place)).toBe('"over ipc"\n');
+  expect(await ok(`voidrail client --address ipc:///tmp/voidrail.sock --call EchoService.echo --args '"over ipc"'`, place)).toBe(
+    '"over ipc"\n',
+  );
   await stop(dealer, "dealer shutdown complete");
   await stop(router, "router shutdown complete");
 });
@@ -173,7 +229,12 @@ describe("dealer --instances", () => {
   afterAll(() => stop(router, "router shutdown complete"));
 
   test("--class EchoService --instances 4: four instances in --list --json, four processes in --clusters", async () => {
-    const dealer = await start("voidrail dealer --module examples/services.ts --class EchoService --instances 4", place, /EchoService#\d registered as/, 4);
+    const dealer = await start(
+      "voidrail dealer --module examples/services.ts --class EchoService --instances 4",
+      place,
+      /EchoService#\d registered as/,
+      4,
+    );
     const services = JSON.parse(await ok("voidrail client --list --json", place));
     expect(services["EchoService.echo"].instances).toBe(4);
     const clusters = JSON.parse(await ok("voidrail client --clusters", place)) as Array<{ instanceId: string }>;
@@ -182,7 +243,12 @@ describe("dealer --instances", () => {
   });
 
   test("VOIDRAIL_INSTANCES=2 with --max-concurrent 2", async () => {
-    const dealer = await start("VOIDRAIL_INSTANCES=2 voidrail dealer --module examples/services.ts --max-concurrent 2", place, /EchoService#\d registered as/, 2);
+    const dealer = await start(
+      "VOIDRAIL_INSTANCES=2 voidrail dealer --module examples/services.ts --max-concurrent 2",
+      place,
+      /EchoService#\d registered as/,
+      2,
+    );
     const clusters = JSON.parse(await ok("voidrail client --clusters", place)) as Array<{ maxConcurrent: number }>;
     expect(clusters.map((cluster) => cluster.maxConcurrent)).toEqual([2, 2]);
     await stop(dealer, "dealer shutdown complete");
@@ -204,7 +270,16 @@ describe("API keys", () => {
     expect(second).not.toContain(dealerKey!);
 
     // The printed keys work: a router requiring them serves a dealer and a client that give them.
-    const router = spawnCli(["router", "--require-auth", "--dealer-keys", dealerKey!, "--client-keys", clientKey!, "--port", String(place.port)]);
+    const router = spawnCli([
+      "router",
+      "--require-auth",
+      "--dealer-keys",
+      dealerKey!,
+      "--client-keys",
+      clientKey!,
+      "--port",
+      String(place.port),
+    ]);
     await router.waitForOutput(/router listening/);
     const dealer = spawnCli(["dealer", "--module", "examples/services.ts", "--api-key", dealerKey!, "--port", String(place.port)]);
     await dealer.waitForOutput(/registered as/);
@@ -217,19 +292,31 @@ describe("API keys", () => {
 
   test("--require-auth: keyed dealer and clients are served; a client or dealer without a key is refused in one line", async () => {
     const place = await newPlace();
-    const router = await start("voidrail router --require-auth --dealer-keys dealer-key-1,dealer-key-2 --client-keys client-key-1", place, /router listening/);
+    const router = await start(
+      "voidrail router --require-auth --dealer-keys dealer-key-1,dealer-key-2 --client-keys client-key-1",
+      place,
+      /router listening/,
+    );
     const dealer = await start("voidrail dealer --module examples/services.ts --api-key dealer-key-1", place, /registered as/);
-    expect(await ok(`voidrail client --call EchoService.echo --args '"Hello World"' --api-key client-key-1`, place)).toBe('"Hello World"\n');
+    expect(await ok(`voidrail client --call EchoService.echo --args '"Hello World"' --api-key client-key-1`, place)).toBe(
+      '"Hello World"\n',
+    );
     expect(Object.keys(JSON.parse(await ok("VOIDRAIL_API_KEY=client-key-1 voidrail client --list", place)))).toContain("EchoService.echo");
 
     const clientWithout = await run("voidrail client --list", place);
-    expectOneLineError(clientWithout, /^voidrail: AUTH_FAILED: authentication failed \(the router requires a client key: --api-key or VOIDRAIL_API_KEY\)$/);
+    expectOneLineError(
+      clientWithout,
+      /^voidrail: AUTH_FAILED: authentication failed \(the router requires a client key: --api-key or VOIDRAIL_API_KEY\)$/,
+    );
     expect(clientWithout.code).toBe(1);
     const clientWrong = await runCli(["client", "--list", "--api-key", "dealer-key-1", "--port", String(place.port)]);
     expectOneLineError(clientWrong, /AUTH_FAILED/);
 
     const dealerWithout = await run("voidrail dealer --module examples/services.ts", place);
-    expectOneLineError(dealerWithout, /^voidrail: EchoService could not start: authentication failed \(the router requires a dealer key: --api-key or VOIDRAIL_API_KEY\)$/);
+    expectOneLineError(
+      dealerWithout,
+      /^voidrail: EchoService could not start: authentication failed \(the router requires a dealer key: --api-key or VOIDRAIL_API_KEY\)$/,
+    );
     expect(dealerWithout.code).toBe(78);
 
     const info = JSON.parse((await runCli(["client", "--router-info", "--api-key", "client-key-1", "--port", String(place.port)])).stdout);
@@ -242,7 +329,10 @@ describe("API keys", () => {
 test("serve: router and 4 instances in one command; SIGTERM drains all and says shutdown complete", async () => {
   const place = await newPlace();
   const serve = await start("voidrail serve --module examples/services.ts --instances 4", place, /EchoService#\d registered as/, 4);
-  expect(JSON.parse(await ok("voidrail client --call EchoService.countPrimes --args 200000", place))).toMatchObject({ n: 200000, primes: 17984 });
+  expect(JSON.parse(await ok("voidrail client --call EchoService.countPrimes --args 200000", place))).toMatchObject({
+    n: 200000,
+    primes: 17984,
+  });
   await stop(serve, "voidrail: shutdown complete");
 });
 

@@ -92,7 +92,9 @@ test("killing one of 4 instances: the supervisor restarts it, and every call mad
   await dealer.waitForOutput(/SlowService#\d exited \(code \d+\); restarting in \d+ ms \(restart #1\)/);
   await dealer.waitForOutput(/SlowService#\d registered as/, { count: 5 });
   const results = await Promise.all([...before, ...meanwhile].map(resultOf));
-  expect(results.map((result) => result.value).sort()).toEqual([...Array.from({ length: 8 }, (_, i) => `before-${i}`), ...Array.from({ length: 4 }, (_, i) => `meanwhile-${i}`)].sort());
+  expect(results.map((result) => result.value).sort()).toEqual(
+    [...Array.from({ length: 8 }, (_, i) => `before-${i}`), ...Array.from({ length: 4 }, (_, i) => `meanwhile-${i}`)].sort(),
+  );
   expect(results.map((result) => result.pid)).not.toContain(victimPid);
 
   const after = await clusters(port);
@@ -153,7 +155,11 @@ test("instances do not outlive a supervisor that is killed outright (SIGKILL)", 
   const pids = (await clusters(port)).map((cluster) => Number(cluster.instanceId.split(":").pop()));
   dealer.signal("SIGKILL");
   await dealer.exited();
-  await waitFor(async () => (await clusters(port)).length === 0, { timeoutMs: 10_000, intervalMs: 50, message: "the orphaned instances to leave the router" });
+  await waitFor(async () => (await clusters(port)).length === 0, {
+    timeoutMs: 10_000,
+    intervalMs: 50,
+    message: "the orphaned instances to leave the router",
+  });
   await waitFor(() => pids.every((pid) => !isRunning(pid)), { timeoutMs: 5000, message: `instances ${pids.join(", ")} to exit` });
   router.signal("SIGTERM");
   expect(await router.exited()).toBe(0);
@@ -166,7 +172,8 @@ describe("a services module with no node_modules beside it", () => {
     directory = mkdtempSync(join(tmpdir(), "voidrail-e2e-module-"));
     copyFileSync(join(REPO_ROOT, "examples/services.ts"), join(directory, "services.ts"));
     for (let dir = directory; dir !== dirname(dir); dir = dirname(dir)) {
-      if (existsSync(join(dir, "node_modules"))) throw new Error(`${dir}/node_modules exists: the test needs a directory with none above it`);
+      if (existsSync(join(dir, "node_modules")))
+        throw new Error(`${dir}/node_modules exists: the test needs a directory with none above it`);
     }
   });
   afterAll(() => rmSync(directory, { recursive: true, force: true }));
@@ -178,7 +185,9 @@ describe("a services module with no node_modules beside it", () => {
       const dealer = spawnCli(["dealer", "--module", "services.ts", "--instances", instances, "--port", String(port)], { cwd: directory });
       await dealer.waitForOutput(/registered as/, { count: Number(instances) });
       // hello's params are a valibot schema: checked by the module's valibot, which is the binary's.
-      expect(await runCliOk(["client", "--call", "EchoService.hello", "--args", '{"name":"John"}', "--port", String(port)])).toBe('"Hello, John!"\n');
+      expect(await runCliOk(["client", "--call", "EchoService.hello", "--args", '{"name":"John"}', "--port", String(port)])).toBe(
+        '"Hello, John!"\n',
+      );
       const invalid = await runCli(["client", "--call", "EchoService.hello", "--args", '"John"', "--port", String(port)]);
       expect(invalid.code).toBe(1);
       expect(invalid.stderr).toContain("VALIDATION_ERROR");

@@ -104,9 +104,13 @@ export class Cluster {
     this.current = undefined;
     for (const child of children) child.kill("SIGKILL");
     await Promise.all(clients.map((client) => waitFor(client.close(), { timeoutMs: DISPOSE_TIMEOUT_MS, message: "a client to close" })));
-    await Promise.all(dealers.map((dealer) => waitFor(dealer.stop(), { timeoutMs: DISPOSE_TIMEOUT_MS, message: `dealer ${dealer.serviceName} to stop` })));
+    await Promise.all(
+      dealers.map((dealer) => waitFor(dealer.stop(), { timeoutMs: DISPOSE_TIMEOUT_MS, message: `dealer ${dealer.serviceName} to stop` })),
+    );
     await Promise.all(routers.map((router) => waitFor(router.stop(), { timeoutMs: DISPOSE_TIMEOUT_MS, message: "the router to stop" })));
-    await Promise.all(children.map((child) => waitFor(child.exited, { timeoutMs: DISPOSE_TIMEOUT_MS, message: `child ${child.pid} to exit` })));
+    await Promise.all(
+      children.map((child) => waitFor(child.exited, { timeoutMs: DISPOSE_TIMEOUT_MS, message: `child ${child.pid} to exit` })),
+    );
   }
 }
 
@@ -135,10 +139,12 @@ export class DealerProcess {
     });
     this.process.stderr!.setEncoding("utf8");
     this.process.stderr!.on("data", (chunk: string) => (this.stderr += chunk));
-    this.exited = new Promise((resolveExit) => this.process.once("exit", (code) => {
-      resolveExit(code);
-      for (const wake of [...this.waiters]) wake();
-    }));
+    this.exited = new Promise((resolveExit) =>
+      this.process.once("exit", (code) => {
+        resolveExit(code);
+        for (const wake of [...this.waiters]) wake();
+      }),
+    );
   }
 
   get pid(): number {
@@ -162,12 +168,20 @@ export class DealerProcess {
           resolveEvent(found);
         } else if (this.process.exitCode !== null || this.process.signalCode !== null) {
           done();
-          reject(new Error(`child ${this.pid} exited (${this.process.exitCode ?? this.process.signalCode}) before ${message}; stderr: ${this.stderr}`));
+          reject(
+            new Error(
+              `child ${this.pid} exited (${this.process.exitCode ?? this.process.signalCode}) before ${message}; stderr: ${this.stderr}`,
+            ),
+          );
         }
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`Timed out after ${timeoutMs} ms waiting for: ${message} (child events: ${JSON.stringify(this.events)}; stderr: ${this.stderr})`));
+        reject(
+          new Error(
+            `Timed out after ${timeoutMs} ms waiting for: ${message} (child events: ${JSON.stringify(this.events)}; stderr: ${this.stderr})`,
+          ),
+        );
       }, timeoutMs);
       const done = () => {
         clearTimeout(timer);

@@ -247,7 +247,12 @@ export class LibzmqPeer {
 
   async stats(sock: string): Promise<PeerStats> {
     const r = await this.call("stats", { sock });
-    return { echoed: r.echoed as number, received: r.received as number, sent: r.sent as number, echoError: (r.echoError as string | null) ?? null };
+    return {
+      echoed: r.echoed as number,
+      received: r.received as number,
+      sent: r.sent as number,
+      echoError: (r.echoError as string | null) ?? null,
+    };
   }
 
   /** Monitor events recorded on the socket since it was created. */
@@ -324,7 +329,7 @@ export class LibzmqPeer {
       }, deadlineMs);
       this.pending.set(seq, { resolve, reject, timer, what });
       try {
-        this.child.stdin!.write(JSON.stringify({ ...fields, seq, cmd }) + "\n");
+        this.child.stdin!.write(`${JSON.stringify({ ...fields, seq, cmd })}\n`);
       } catch (err) {
         clearTimeout(timer);
         this.pending.delete(seq);

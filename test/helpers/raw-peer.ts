@@ -17,7 +17,16 @@
 import { Buffer } from "node:buffer";
 import net from "node:net";
 import { unlinkSync } from "node:fs";
-import { type Command, Decoder, encodeCommand, encodeFrame, encodeGreeting, encodeMetadata, type Greeting, parseCommand } from "../../src/zmtp/codec.ts";
+import {
+  type Command,
+  Decoder,
+  encodeCommand,
+  encodeFrame,
+  encodeGreeting,
+  encodeMetadata,
+  type Greeting,
+  parseCommand,
+} from "../../src/zmtp/codec.ts";
 import { parseEndpoint } from "../../src/zmtp/endpoint.ts";
 import { waitFor } from "./wait.ts";
 
@@ -82,7 +91,8 @@ export class RawPeer {
       else server.listen(parsed.path, () => resolve());
     });
     const address = server.address();
-    const bound = parsed.transport === "tcp" && typeof address === "object" && address !== null ? `tcp://${parsed.host}:${address.port}` : endpoint;
+    const bound =
+      parsed.transport === "tcp" && typeof address === "object" && address !== null ? `tcp://${parsed.host}:${address.port}` : endpoint;
     return {
       endpoint: bound,
       peers: accepted,
@@ -136,7 +146,9 @@ export class RawPeer {
    * Greeting and READY both ways. Resolves once our socket's READY has arrived (our side treats
    * the handshake as complete as soon as it has read ours).
    */
-  async handshake(options: { socketType?: string; identity?: string | Uint8Array; minor?: number; timeoutMs?: number } = {}): Promise<void> {
+  async handshake(
+    options: { socketType?: string; identity?: string | Uint8Array; minor?: number; timeoutMs?: number } = {},
+  ): Promise<void> {
     this.sendGreeting({ minor: options.minor });
     this.sendReady({ "Socket-Type": options.socketType ?? "DEALER", Identity: options.identity ?? "" });
     await this.nextCommand("READY", options.timeoutMs ?? 2000, "our socket's READY");
@@ -145,7 +157,11 @@ export class RawPeer {
   /** Resolves with the first command `name` among those received from index `fromIndex` on (waiting for it). */
   async nextCommand(name: string, timeoutMs: number, what: string, fromIndex = 0): Promise<ReceivedCommand> {
     let found: ReceivedCommand | undefined;
-    await this.until(() => (found = this.commands.slice(fromIndex).find((c) => c.name === name)) !== undefined || this.closed, timeoutMs, what);
+    await this.until(
+      () => (found = this.commands.slice(fromIndex).find((c) => c.name === name)) !== undefined || this.closed,
+      timeoutMs,
+      what,
+    );
     if (!found) throw new Error(`the connection closed before ${what} arrived${this.describeCommands()}`);
     return found;
   }

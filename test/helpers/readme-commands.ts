@@ -35,7 +35,8 @@ export function shellWords(line: string): { words: string[]; end: number } {
       i = close;
     } else if (char === '"') {
       let text = "";
-      for (i++; i < line.length && line[i] !== '"'; i++) text += line[i] === "\\" && /["\\$`]/.test(line[i + 1] ?? "") ? line[++i] : line[i];
+      for (i++; i < line.length && line[i] !== '"'; i++)
+        text += line[i] === "\\" && /["\\$`]/.test(line[i + 1] ?? "") ? line[++i] : line[i];
       if (i >= line.length) throw new Error(`unterminated " in: ${line}`);
       word = (word ?? "") + text;
     } else if (char === "\\" && i + 1 < line.length) {

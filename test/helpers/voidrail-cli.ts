@@ -94,7 +94,10 @@ export class CliProcess {
       detached: true,
     });
     running.add(this);
-    const pumps = [this.pump(this.process.stdout as ReadableStream<Uint8Array>, "stdout"), this.pump(this.process.stderr as ReadableStream<Uint8Array>, "stderr")];
+    const pumps = [
+      this.pump(this.process.stdout as ReadableStream<Uint8Array>, "stdout"),
+      this.pump(this.process.stderr as ReadableStream<Uint8Array>, "stderr"),
+    ];
     this.done = Promise.all([this.process.exited, ...pumps]).then(([code]) => {
       this.exitCode = code;
       running.delete(this);
@@ -156,7 +159,10 @@ export class CliProcess {
 
   /** Waits until stdout + stderr contain `pattern` at least `count` times. */
   waitForOutput(pattern: RegExp | string, { timeoutMs = 10_000, count = 1 } = {}): Promise<void> {
-    const regex = typeof pattern === "string" ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "g") : new RegExp(pattern.source, `${pattern.flags.replace("g", "")}g`);
+    const regex =
+      typeof pattern === "string"
+        ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "g")
+        : new RegExp(pattern.source, `${pattern.flags.replace("g", "")}g`);
     const matches = () => (this.output.match(regex) ?? []).length;
     return this.until(() => matches() >= count, `output matching ${regex} ×${count} (seen ${matches()})`, timeoutMs);
   }
@@ -210,7 +216,8 @@ export async function runCli(args: string[], options: SpawnOptions & { timeoutMs
 /** Like runCli, but fails with the output unless the exit code is 0. */
 export async function runCliOk(args: string[], options: SpawnOptions & { timeoutMs?: number } = {}): Promise<string> {
   const result = await runCli(args, options);
-  if (result.code !== 0) throw new Error(`voidrail ${args.join(" ")} exited ${result.code}\n--- stdout ---\n${result.stdout}--- stderr ---\n${result.stderr}`);
+  if (result.code !== 0)
+    throw new Error(`voidrail ${args.join(" ")} exited ${result.code}\n--- stdout ---\n${result.stdout}--- stderr ---\n${result.stderr}`);
   return result.stdout;
 }
 

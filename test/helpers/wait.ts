@@ -32,7 +32,7 @@ type Predicate = () => boolean | Promise<boolean>;
  */
 export function waitFor<T>(what: PromiseLike<T>, opts: WaitOptions): Promise<T>;
 export function waitFor(what: Predicate, opts: WaitOptions): Promise<void>;
-export function waitFor<T>(what: PromiseLike<T> | Predicate, opts: WaitOptions): Promise<T | void> {
+export function waitFor<T>(what: PromiseLike<T> | Predicate, opts: WaitOptions): Promise<unknown> {
   const { timeoutMs, message } = opts;
   if (typeof what !== "function") {
     return new Promise<T>((resolve, reject) => {

@@ -23,16 +23,33 @@ for (const transport of TRANSPORTS) {
 
       const services = await client.discoverServices();
 
-      expect(Object.keys(services).sort()).toEqual(
-        ["EchoService.add", "EchoService.asyncEcho", "EchoService.countDown", "EchoService.createUser", "EchoService.echo", "EchoService.greet", "EchoService.square", "EchoService.streamNumbers"],
-      );
+      expect(Object.keys(services).sort()).toEqual([
+        "EchoService.add",
+        "EchoService.asyncEcho",
+        "EchoService.countDown",
+        "EchoService.createUser",
+        "EchoService.echo",
+        "EchoService.greet",
+        "EchoService.square",
+        "EchoService.streamNumbers",
+      ]);
       expect(services["EchoService.echo"]).toEqual({ description: "Returns its argument", stream: false, instances: 2 });
       expect(services["EchoService.add"].description).toBe("Add two numbers");
       expect(services["EchoService.add"].stream).toBe(false);
-      expect(services["EchoService.add"].params).toMatchObject({ type: "array", items: [{ type: "number" }, { type: "number" }], minItems: 2 });
+      expect(services["EchoService.add"].params).toMatchObject({
+        type: "array",
+        items: [{ type: "number" }, { type: "number" }],
+        minItems: 2,
+      });
       expect(services["EchoService.createUser"].params).toMatchObject({
         type: "array",
-        items: [{ type: "object", properties: { name: { type: "string", minLength: 1 }, age: { type: "integer", minimum: 0 } }, required: ["name", "age"] }],
+        items: [
+          {
+            type: "object",
+            properties: { name: { type: "string", minLength: 1 }, age: { type: "integer", minimum: 0 } },
+            required: ["name", "age"],
+          },
+        ],
         minItems: 1,
       });
       expect(services["EchoService.streamNumbers"]).toMatchObject({ description: "Counts from start to end", stream: true });
@@ -187,7 +204,10 @@ for (const transport of TRANSPORTS) {
       await cluster.dealer((options) => new EchoService(options));
       const client = await cluster.client();
 
-      const reply = await client.invoke<{ received: unknown; text: string; argumentCount: number }>("EchoService.greet", { name: "John", greeting: "Hi" });
+      const reply = await client.invoke<{ received: unknown; text: string; argumentCount: number }>("EchoService.greet", {
+        name: "John",
+        greeting: "Hi",
+      });
 
       expect(reply).toEqual({ received: { name: "John", greeting: "Hi" }, text: "Hi, John!", argumentCount: 1 });
     });

@@ -57,7 +57,10 @@ for (const transport of TRANSPORTS) {
       await waitFor(() => probe.events.includes("start:first"), { timeoutMs: 5_000, message: "the first call to start" });
       const tags = Array.from({ length: 30 }, (_, i) => `call-${i}`);
       const rest = tags.map((tag, i) => client.invoke(i % 2 === 0 ? "GatedService.quick" : "GatedService.quickAsync", tag));
-      await waitFor(async () => (await client.getRouterInfo()).queuedRequests === tags.length, { timeoutMs: 5_000, message: "30 requests queued" });
+      await waitFor(async () => (await client.getRouterInfo()).queuedRequests === tags.length, {
+        timeoutMs: 5_000,
+        message: "30 requests queued",
+      });
       expect(probe.matching("start:")).toEqual(["start:first"]);
 
       probe.gate.open();
@@ -106,7 +109,9 @@ for (const transport of TRANSPORTS) {
       expect(dealer).toMatchObject({ load: 8, maxConcurrent: 100, state: "busy" });
 
       probe.gate.open();
-      expect((await Promise.all(calls)).map((result) => (result as { tag: string }).tag)).toEqual(Array.from({ length: 8 }, (_, i) => `c${i}`));
+      expect((await Promise.all(calls)).map((result) => (result as { tag: string }).tag)).toEqual(
+        Array.from({ length: 8 }, (_, i) => `c${i}`),
+      );
     });
 
     test("the least-loaded dealer is picked, so calls spread over 2 dealers", async () => {
@@ -162,7 +167,9 @@ for (const transport of TRANSPORTS) {
       const client = await cluster.client();
 
       const count = 2000;
-      const results = await Promise.all(Array.from({ length: count }, (_, n) => client.invoke<{ n: number; square: number }>("EchoService.square", n)));
+      const results = await Promise.all(
+        Array.from({ length: count }, (_, n) => client.invoke<{ n: number; square: number }>("EchoService.square", n)),
+      );
 
       for (let n = 0; n < count; n++) expect(results[n]).toEqual({ n, square: n * n });
       const clusters = await client.discoverClusters();

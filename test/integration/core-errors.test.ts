@@ -5,7 +5,16 @@
  *   ./node_modules/.bin/bun test test/integration/core-errors.test.ts
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { CancelledError, type ClientDealer, NoSuchMethodError, QueueFullError, RemoteError, RouterMode, TimeoutError, ValidationError } from "../../src/index.ts";
+import {
+  CancelledError,
+  type ClientDealer,
+  NoSuchMethodError,
+  QueueFullError,
+  RemoteError,
+  RouterMode,
+  TimeoutError,
+  ValidationError,
+} from "../../src/index.ts";
 import { CancellableService, EchoService, FailingService, FloodProbe, FloodService, GatedService, Probe } from "../fixtures/services.ts";
 import { Cluster, TRANSPORTS } from "../helpers/cluster.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -163,7 +172,9 @@ for (const transport of TRANSPORTS) {
 
       const running = client.invoke("GatedService.hold", "running").catch((error: Error) => error);
       await waitFor(() => probe.active === 1, { timeoutMs: 5_000, message: "the first call to run" });
-      const plain = [client.invoke("GatedService.hold", "plain-1"), client.invoke("GatedService.hold", "plain-2")].map((call) => call.catch((error: Error) => error));
+      const plain = [client.invoke("GatedService.hold", "plain-1"), client.invoke("GatedService.hold", "plain-2")].map((call) =>
+        call.catch((error: Error) => error),
+      );
       const patient = client.call("GatedService.hold", ["patient"], { waitForDealer: true });
       await queueLengthReaches(client, "GatedService.hold", 3);
 
@@ -173,7 +184,10 @@ for (const transport of TRANSPORTS) {
       for (const error of await Promise.all(plain)) expect(error).toBeInstanceOf(NoSuchMethodError);
       // One call still waits for a dealer: the queue has room for exactly two more.
       expect((await client.getQueueStatus())["GatedService.hold"].queueLength).toBe(1);
-      const more = [client.call("GatedService.hold", ["more-1"], { waitForDealer: true }), client.call("GatedService.hold", ["more-2"], { waitForDealer: true })];
+      const more = [
+        client.call("GatedService.hold", ["more-1"], { waitForDealer: true }),
+        client.call("GatedService.hold", ["more-2"], { waitForDealer: true }),
+      ];
       await queueLengthReaches(client, "GatedService.hold", 3);
       expect(await rejectionOf(client.call("GatedService.hold", ["more-3"], { waitForDealer: true }))).toBeInstanceOf(QueueFullError);
 
@@ -225,8 +239,14 @@ for (const transport of TRANSPORTS) {
       const error = await rejectionOf(client.call("CancellableService.waitForCancel", ["slowpoke"], { timeout: 0.3 }));
 
       expect(error).toBeInstanceOf(TimeoutError);
-      await waitFor(() => probe.events.some((event) => event.startsWith("aborted:slowpoke:")), { timeoutMs: 5_000, message: "the method to see its signal aborted" });
-      await waitFor(async () => (await client.discoverClusters())[0].state === "idle", { timeoutMs: 5_000, message: "the dealer to be idle again" });
+      await waitFor(() => probe.events.some((event) => event.startsWith("aborted:slowpoke:")), {
+        timeoutMs: 5_000,
+        message: "the method to see its signal aborted",
+      });
+      await waitFor(async () => (await client.discoverClusters())[0].state === "idle", {
+        timeoutMs: 5_000,
+        message: "the dealer to be idle again",
+      });
     });
 
     test("a call that times out while queued leaves the queue", async () => {
@@ -282,11 +302,17 @@ for (const transport of TRANSPORTS) {
 
       controller.abort();
       expect(await rejectionOf(call)).toBeInstanceOf(CancelledError);
-      await waitFor(() => probe.events.some((event) => event.startsWith("aborted:job")), { timeoutMs: 5_000, message: "the method to see its signal aborted" });
+      await waitFor(() => probe.events.some((event) => event.startsWith("aborted:job")), {
+        timeoutMs: 5_000,
+        message: "the method to see its signal aborted",
+      });
       expect(probe.events).toContain("aborted:job:CancelledError");
 
       // The dealer's slot is free again once it has answered the cancel.
-      await waitFor(async () => (await client.discoverClusters())[0].state === "idle", { timeoutMs: 5_000, message: "the dealer to be idle" });
+      await waitFor(async () => (await client.discoverClusters())[0].state === "idle", {
+        timeoutMs: 5_000,
+        message: "the dealer to be idle",
+      });
       const [dealer] = await client.discoverClusters();
       expect(dealer.counts).toMatchObject({ dispatched: 1, failed: 1 });
     });
@@ -311,7 +337,10 @@ for (const transport of TRANSPORTS) {
       );
       expect(error).toBeInstanceOf(CancelledError);
       expect(extraChunks).toBeLessThanOrEqual(64);
-      await waitFor(async () => (await client.discoverClusters())[0].state === "idle", { timeoutMs: 5_000, message: "the dealer to stop the stream" });
+      await waitFor(async () => (await client.discoverClusters())[0].state === "idle", {
+        timeoutMs: 5_000,
+        message: "the dealer to stop the stream",
+      });
       expect(flood.produced).toBeLessThan(1_000);
     });
 
@@ -330,7 +359,10 @@ for (const transport of TRANSPORTS) {
 
       controller.abort();
       expect(await rejectionOf(first)).toBeInstanceOf(CancelledError);
-      await waitFor(() => probe.events.includes("start:second"), { timeoutMs: 5_000, message: "the second call to start after the cancel" });
+      await waitFor(() => probe.events.includes("start:second"), {
+        timeoutMs: 5_000,
+        message: "the second call to start after the cancel",
+      });
       secondController.abort();
       expect(await rejectionOf(second)).toBeInstanceOf(CancelledError);
     });

@@ -101,7 +101,10 @@ for (const transport of TRANSPORTS) {
       await cluster.router({ address });
 
       await waitFor(() => dealer.registered, { timeoutMs: 10_000, message: "the dealer to re-register with the new router" });
-      await waitFor(async () => "EchoService.echo" in (await client.discoverServices()), { timeoutMs: 10_000, message: "discovery to list EchoService.echo again" });
+      await waitFor(async () => "EchoService.echo" in (await client.discoverServices()), {
+        timeoutMs: 10_000,
+        message: "discovery to list EchoService.echo again",
+      });
       expect(await client.invoke("EchoService.echo", "after")).toBe("after");
       const clusters = await client.discoverClusters();
       expect(clusters).toHaveLength(1);
@@ -179,7 +182,10 @@ for (const transport of TRANSPORTS) {
       expect(await inFlight).toEqual({ tag: "in-flight", by: "leaving" });
       await waitFor(stopped, { timeoutMs: 5_000, message: "stop() to resolve" });
       expect(leaving.registered).toBe(false);
-      await waitFor(async () => (await client.discoverClusters()).length === 1, { timeoutMs: 5_000, message: "the leaving dealer to be unregistered" });
+      await waitFor(async () => (await client.discoverClusters()).length === 1, {
+        timeoutMs: 5_000,
+        message: "the leaving dealer to be unregistered",
+      });
       expect((await client.discoverClusters())[0].instanceId).toBe("staying");
     });
   });
@@ -198,7 +204,10 @@ for (const transport of TRANSPORTS) {
       await cluster.dealer((options) => new CrashService(options));
       child.kill("SIGKILL");
 
-      expect(await waitFor(call, { timeoutMs: 10_000, message: "job-1 to complete on the in-process dealer" })).toEqual({ tag: "job-1", pid: process.pid });
+      expect(await waitFor(call, { timeoutMs: 10_000, message: "job-1 to complete on the in-process dealer" })).toEqual({
+        tag: "job-1",
+        pid: process.pid,
+      });
       const clusters = await client.discoverClusters();
       expect(clusters).toHaveLength(1);
       expect(clusters[0].counts).toMatchObject({ dispatched: 1, succeeded: 1 });
@@ -220,7 +229,10 @@ for (const transport of TRANSPORTS) {
           (value) => ({ value, error: undefined }),
           (error: Error) => ({ value: undefined, error }),
         ),
-        { timeoutMs: 3_000, message: "the call to fail after its only dealer died (not waiting for a dealer: it did not set waitForDealer)" },
+        {
+          timeoutMs: 3_000,
+          message: "the call to fail after its only dealer died (not waiting for a dealer: it did not set waitForDealer)",
+        },
       );
       expect(outcome.error).toBeDefined();
       expect(outcome.error).not.toBeInstanceOf(TimeoutError);
@@ -236,10 +248,16 @@ for (const transport of TRANSPORTS) {
       const call = client.call<{ tag: string; pid: number }>("CrashService.slow", ["patient"], { waitForDealer: true });
       await child.event((event) => event.event === "started" && event.tag === "patient", 10_000, "the child to start the call");
       child.kill("SIGKILL");
-      await waitFor(async () => (await client.discoverClusters()).length === 0, { timeoutMs: 5_000, message: "the killed dealer to be gone" });
+      await waitFor(async () => (await client.discoverClusters()).length === 0, {
+        timeoutMs: 5_000,
+        message: "the killed dealer to be gone",
+      });
       await cluster.dealer((options) => new CrashService(options));
 
-      expect(await waitFor(call, { timeoutMs: 5_000, message: "the call to complete on the new dealer" })).toEqual({ tag: "patient", pid: process.pid });
+      expect(await waitFor(call, { timeoutMs: 5_000, message: "the call to complete on the new dealer" })).toEqual({
+        tag: "patient",
+        pid: process.pid,
+      });
     });
 
     test("a dealer process killed during a stream that already sent chunks: DealerLostError", async () => {
@@ -290,7 +308,11 @@ for (const transport of TRANSPORTS) {
       // Thaw it: it notices the lost connection, ends the old call, answers it, and registers again.
       child.kill("SIGCONT");
       await child.event((event) => event.event === "finished" && event.tag === "frozen", 10_000, "the thawed child to end the old call");
-      await child.event((event) => event.event === "registered" && event.dealerId !== child.dealerId, 10_000, "the thawed child to register again");
+      await child.event(
+        (event) => event.event === "registered" && event.dealerId !== child.dealerId,
+        10_000,
+        "the thawed child to register again",
+      );
       // A call on the thawed child's new connection: its stale reply went to the router before this answer.
       const client = await cluster.client();
       await waitFor(async () => (await client.invoke("CrashService.whoami")) === child.pid, {

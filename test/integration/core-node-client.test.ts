@@ -24,7 +24,11 @@ function run(command: string, args: string[], timeoutMs: number): Promise<{ stdo
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`Timed out after ${timeoutMs} ms waiting for: ${command} ${args.join(" ")} to exit (stdout: ${stdout}; stderr: ${stderr})`));
+      reject(
+        new Error(
+          `Timed out after ${timeoutMs} ms waiting for: ${command} ${args.join(" ")} to exit (stdout: ${stdout}; stderr: ${stderr})`,
+        ),
+      );
     }, timeoutMs);
     child.once("exit", (code, signal) => {
       clearTimeout(timer);

@@ -31,13 +31,24 @@ async function silentDealer(auth = false) {
   });
   await router.start();
   cleanups.push(() => router.stop());
-  const client = new ClientDealer({ routerAddress: router.address, timeout: 5, logger: silentLogger, ...(auth ? { apiKey: CLIENT_KEY } : {}) });
+  const client = new ClientDealer({
+    routerAddress: router.address,
+    timeout: 5,
+    logger: silentLogger,
+    ...(auth ? { apiKey: CLIENT_KEY } : {}),
+  });
   await client.connect();
   cleanups.push(() => client.close());
   const dealer = await RawPeer.connect(router.address);
   cleanups.push(() => dealer.destroy());
   await dealer.handshake({ socketType: "DEALER" });
-  const hello = { role: "dealer" as const, version: PROTOCOL_VERSION, service: "Quiet", methods: { "Quiet.work": { stream: false } }, ...(auth ? { apiKey: DEALER_KEY } : {}) };
+  const hello = {
+    role: "dealer" as const,
+    version: PROTOCOL_VERSION,
+    service: "Quiet",
+    methods: { "Quiet.work": { stream: false } },
+    ...(auth ? { apiKey: DEALER_KEY } : {}),
+  };
   dealer.sendMessage(encodeMessage("HELLO", hello));
   const welcome = decodeMessage(await dealer.message(0, 2000, "WELCOME"), "dealer");
   if (!welcome.ok || welcome.kind !== "WELCOME") throw new Error(`expected WELCOME, got ${JSON.stringify(welcome)}`);
@@ -62,24 +73,34 @@ function beatEvery100ms(address: string, token: string): { stop(): void } {
 test.each([
   ["", false],
   [" (router requiring keys: the token is a BEAT's only credential)", true],
-])("BEATs on a second connection keep a dealer whose own connection never answers PING; when they stop, it is dropped%s", async (_, auth) => {
-  const { router, client, dealer, token } = await silentDealer(auth);
-  const heartbeat = beatEvery100ms(router.address, token);
-  // 15 unanswered PINGs on the dealer's own connection: 1.5 s, almost 4x the heartbeat timeout.
-  await waitFor(() => dealer.commands.filter((c) => c.name === "PING").length >= 15, { timeoutMs: 5000, message: "15 PINGs to the silent dealer" });
-  expect(dealer.closed).toBe(false);
-  const clusters = await client.discoverClusters();
-  expect(clusters.map((c) => c.service)).toEqual(["Quiet"]);
-  // lastHeartbeat follows the BEATs, not the silent connection.
-  expect(Date.now() - Date.parse(clusters[0].lastHeartbeat)).toBeLessThan(400);
+])(
+  "BEATs on a second connection keep a dealer whose own connection never answers PING; when they stop, it is dropped%s",
+  async (_, auth) => {
+    const { router, client, dealer, token } = await silentDealer(auth);
+    const heartbeat = beatEvery100ms(router.address, token);
+    // 15 unanswered PINGs on the dealer's own connection: 1.5 s, almost 4x the heartbeat timeout.
+    await waitFor(() => dealer.commands.filter((c) => c.name === "PING").length >= 15, {
+      timeoutMs: 5000,
+      message: "15 PINGs to the silent dealer",
+    });
+    expect(dealer.closed).toBe(false);
+    const clusters = await client.discoverClusters();
+    expect(clusters.map((c) => c.service)).toEqual(["Quiet"]);
+    // lastHeartbeat follows the BEATs, not the silent connection.
+    expect(Date.now() - Date.parse(clusters[0].lastHeartbeat)).toBeLessThan(400);
 
-  heartbeat.stop();
-  const stoppedAt = Date.now();
-  await dealer.closedWithin(2000, "the router to drop the dealer once the BEATs stopped");
-  // Dropped by the ordinary rule: between the timeout and the timeout plus one interval (+ slack).
-  expect(Date.now() - stoppedAt).toBeLessThan(400 + 100 + 400);
-  await waitFor(async () => (await client.discoverClusters()).length === 0, { timeoutMs: 2000, message: "the dealer gone from monitoring" });
-}, 15_000);
+    heartbeat.stop();
+    const stoppedAt = Date.now();
+    await dealer.closedWithin(2000, "the router to drop the dealer once the BEATs stopped");
+    // Dropped by the ordinary rule: between the timeout and the timeout plus one interval (+ slack).
+    expect(Date.now() - stoppedAt).toBeLessThan(400 + 100 + 400);
+    await waitFor(async () => (await client.discoverClusters()).length === 0, {
+      timeoutMs: 2000,
+      message: "the dealer gone from monitoring",
+    });
+  },
+  15_000,
+);
 
 test("a BEAT with another token keeps nothing alive and gets no answer; a malformed BEAT is refused with PROTOCOL_ERROR", async () => {
   const { router, dealer } = await silentDealer();

@@ -9,7 +9,10 @@ test("a dealer running a synchronous CPU-bound method for 4x the heartbeat timeo
   const client = new ClientDealer({ routerAddress: router.address, timeout: 30, logger: silentLogger });
   try {
     await client.connect();
-    await waitFor(async () => (await client.discoverClusters()).length === 1, { timeoutMs: 10_000, message: "the blocking dealer never registered" });
+    await waitFor(async () => (await client.discoverClusters()).length === 1, {
+      timeoutMs: 10_000,
+      message: "the blocking dealer never registered",
+    });
     const dealerId = (await client.discoverClusters())[0].id;
     expect(await client.invoke("BlockingService.spin", 4000)).toBe(true);
     const clusters = await client.discoverClusters();

@@ -28,7 +28,13 @@ interface Run {
 
 /** Runs `command`, collecting its output; kills it and rejects at the deadline. */
 async function run(command: string[], timeoutMs = RUN_TIMEOUT_MS): Promise<Omit<Run, "records">> {
-  const child = Bun.spawn(command, { cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, PYTHONUNBUFFERED: "1" } });
+  const child = Bun.spawn(command, {
+    cwd: ROOT,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, PYTHONUNBUFFERED: "1" },
+  });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -54,7 +60,9 @@ function requirePyzmq(): Promise<void> {
   pyzmqCheck ??= run([PYTHON, "-c", "import zmq"]).then(
     ({ exitCode, stderr }) => {
       if (exitCode !== 0) {
-        throw new Error(`${PYTHON} cannot import zmq: install python3-zmq (apt-get install python3-zmq; .ci/run installs it). ${stderr.trim().split("\n").at(-1)}`);
+        throw new Error(
+          `${PYTHON} cannot import zmq: install python3-zmq (apt-get install python3-zmq; .ci/run installs it). ${stderr.trim().split("\n").at(-1)}`,
+        );
       }
     },
     (error: Error) => {
@@ -143,7 +151,11 @@ for (const transport of TRANSPORTS) {
       expect(explode).toMatchObject({
         op: "invoke",
         method: "FailingService.explode",
-        error: { code: "REMOTE_ERROR", message: "widget is out of stock", data: { name: "InventoryError", message: "widget is out of stock" } },
+        error: {
+          code: "REMOTE_ERROR",
+          message: "widget is out of stock",
+          data: { name: "InventoryError", message: "widget is out of stock" },
+        },
       });
       expect(unknown).toMatchObject({ method: "Nope.nothing", error: { code: "NO_SUCH_METHOD", data: { method: "Nope.nothing" } } });
       expect(invalid).toMatchObject({ method: "EchoService.add", error: { code: "VALIDATION_ERROR", data: { path: "args.1" } } });

@@ -39,8 +39,12 @@ interface Harness {
 }
 
 function record(socket: Router | Dealer, events: ClosedEvent[]): void {
-  socket.events.on("handshake:error", (e: SocketEventMap["handshake:error"]) => events.push({ type: "handshake:error", error: e.error, index: events.length }));
-  socket.events.on("disconnect", (e: SocketEventMap["disconnect"]) => events.push({ type: "disconnect", error: e.error, routingId: e.routingId, index: events.length }));
+  socket.events.on("handshake:error", (e: SocketEventMap["handshake:error"]) =>
+    events.push({ type: "handshake:error", error: e.error, index: events.length }),
+  );
+  socket.events.on("disconnect", (e: SocketEventMap["disconnect"]) =>
+    events.push({ type: "disconnect", error: e.error, routingId: e.routingId, index: events.length }),
+  );
 }
 
 /**
@@ -50,7 +54,12 @@ function record(socket: Router | Dealer, events: ClosedEvent[]): void {
 async function routerHarness(transport: "bun" | "node", kind: "tcp" | "ipc"): Promise<Harness> {
   const logs: string[] = [];
   const events: ClosedEvent[] = [];
-  const router = new Router({ transport, maxMessageSize: MAX_MESSAGE_SIZE, handshakeInterval: HANDSHAKE_INTERVAL_MS, logger: { warn: (m) => logs.push(m) } });
+  const router = new Router({
+    transport,
+    maxMessageSize: MAX_MESSAGE_SIZE,
+    handshakeInterval: HANDSHAKE_INTERVAL_MS,
+    logger: { warn: (m) => logs.push(m) },
+  });
   record(router, events);
   await router.bind(uniqueEndpoint(kind));
   const endpoint = router.lastEndpoint!;
@@ -74,7 +83,8 @@ async function routerHarness(transport: "bun" | "node", kind: "tcp" | "ipc"): Pr
       .send(["ping", String(n)])
       .then(() => dealer.receive())
       .then(([word, count]) => {
-        if (word?.toString() !== "ping" || count?.toString() !== String(n)) throw new Error(`good Dealer got a wrong reply to ping ${n}: ${word} ${count}`);
+        if (word?.toString() !== "ping" || count?.toString() !== String(n))
+          throw new Error(`good Dealer got a wrong reply to ping ${n}: ${word} ${count}`);
         exchanged++;
       })
       .catch((e: Error) => {
@@ -176,7 +186,12 @@ interface Expectation {
  * closes, exactly the expected event carries a ZmtpError, the reason is logged, and the good peer
  * made progress meanwhile without being disconnected.
  */
-async function expectRejected(h: Harness, what: string, misbehave: (raw: RawPeer) => Promise<void> | void, expected: Expectation): Promise<{ raw: RawPeer; event: ClosedEvent; connectedAt: number }> {
+async function expectRejected(
+  h: Harness,
+  what: string,
+  misbehave: (raw: RawPeer) => Promise<void> | void,
+  expected: Expectation,
+): Promise<{ raw: RawPeer; event: ClosedEvent; connectedAt: number }> {
   const eventsBefore = h.events.length;
   const logsBefore = h.logs.length;
   const exchangedBefore = h.exchanged();
@@ -185,10 +200,14 @@ async function expectRejected(h: Harness, what: string, misbehave: (raw: RawPeer
   try {
     await misbehave(raw);
     await raw.closedWithin(CLOSE_MS, `our socket to close the connection after ${what}`);
-    await waitFor(() => h.events.length > eventsBefore, { timeoutMs: CLOSE_MS, message: `a handshake:error or disconnect event after ${what}` });
+    await waitFor(() => h.events.length > eventsBefore, {
+      timeoutMs: CLOSE_MS,
+      message: `a handshake:error or disconnect event after ${what}`,
+    });
     const event = h.events[eventsBefore];
     const seen = h.events.slice(eventsBefore).map((e) => `${e.type}(${e.error?.code ?? "no error"}: ${e.error?.message ?? ""})`);
-    if (event.error === undefined) throw new Error(`after ${what}, our socket emitted ${event.type} without an error; events: ${seen.join(", ")}`);
+    if (event.error === undefined)
+      throw new Error(`after ${what}, our socket emitted ${event.type} without an error; events: ${seen.join(", ")}`);
     expect(event.error).toBeInstanceOf(ZmtpError);
     if (event.type !== expected.event || event.error.code !== expected.code) {
       throw new Error(`after ${what}: expected ${expected.event} with ${expected.code}, got ${seen.join(", ")}`);

@@ -23,4 +23,9 @@ describe("on Bun", () => {
   }
 });
 
-describeOnNode("on Node (node transport)", "test/behaviour/node-runner.ts", "behaviour-node.mjs", behaviourCases.filter((c) => c.transport === "node").map((c) => c.name));
+describeOnNode(
+  "on Node (node transport)",
+  "test/behaviour/node-runner.ts",
+  "behaviour-node.mjs",
+  behaviourCases.filter((c) => c.transport === "node").map((c) => c.name),
+);

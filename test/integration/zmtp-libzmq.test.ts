@@ -22,4 +22,9 @@ describe("on Bun", () => {
   }
 });
 
-describeOnNode("on Node", "test/conformance/node-runner.ts", "conformance-node.mjs", conformanceCases.map((c) => c.name));
+describeOnNode(
+  "on Node",
+  "test/conformance/node-runner.ts",
+  "conformance-node.mjs",
+  conformanceCases.map((c) => c.name),
+);

@@ -5,10 +5,11 @@ test("deadlines fire in deadline order, whatever the order they were added in", 
   const deadlines = new Deadlines();
   const fired: number[] = [];
   const done = new Promise<void>((resolve) => {
-    for (const delay of [30, 5, 20, 10, 0, 25, 15]) deadlines.add(delay, () => {
-      fired.push(delay);
-      if (fired.length === 7) resolve();
-    });
+    for (const delay of [30, 5, 20, 10, 0, 25, 15])
+      deadlines.add(delay, () => {
+        fired.push(delay);
+        if (fired.length === 7) resolve();
+      });
   });
   await done;
   expect(fired).toEqual([0, 5, 10, 15, 20, 25, 30]);
@@ -18,12 +19,22 @@ test("a cancelled deadline never fires, and cancelling the earliest re-arms for 
   const deadlines = new Deadlines();
   const fired: string[] = [];
   const first = deadlines.add(5, () => fired.push("first"));
-  await new Promise<void>((resolve) => deadlines.add(15, () => { fired.push("second"); resolve(); }));
+  await new Promise<void>((resolve) =>
+    deadlines.add(15, () => {
+      fired.push("second");
+      resolve();
+    }),
+  );
   first.cancel();
   expect(fired).toEqual(["first", "second"]);
   const third = deadlines.add(1, () => fired.push("third"));
   third.cancel();
-  await new Promise<void>((resolve) => deadlines.add(10, () => { fired.push("fourth"); resolve(); }));
+  await new Promise<void>((resolve) =>
+    deadlines.add(10, () => {
+      fired.push("fourth");
+      resolve();
+    }),
+  );
   expect(fired).toEqual(["first", "second", "fourth"]);
 });
 

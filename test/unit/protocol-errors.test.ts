@@ -117,7 +117,11 @@ describe("errors across the wire", () => {
     expect(overTheWire("just a string").message).toBe("just a string");
     expect(overTheWire(42)).toBeInstanceOf(RemoteError);
     expect(overTheWire(undefined).message).toBe("undefined");
-    const hostile = { toString: () => { throw new Error("no"); } };
+    const hostile = {
+      toString: () => {
+        throw new Error("no");
+      },
+    };
     expect(overTheWire(hostile).message).toBe("thrown object");
     expect(overTheWire(Object.create(null)).message).toBe("thrown object");
   });

@@ -12,7 +12,13 @@ const utf8 = new TextEncoder();
 
 const valid: Uint8Array[][] = [
   encodeMessage("REQUEST", { id: 1, method: "EchoService.echo", stream: true, credit: 4, timeoutMs: 100 }, encodeJsonOrThrow(["x"])),
-  encodeMessage("HELLO", { role: "dealer", version: 1, service: "S", maxConcurrent: 2, methods: { "S.m": { stream: false, params: { type: "array" } } } }),
+  encodeMessage("HELLO", {
+    role: "dealer",
+    version: 1,
+    service: "S",
+    maxConcurrent: 2,
+    methods: { "S.m": { stream: false, params: { type: "array" } } },
+  }),
   encodeMessage("ERROR", { id: 3, code: "TIMEOUT", message: "late", data: { timeoutMs: 5 } }),
   encodeMessage("CHUNK", { id: 3, seq: 1 }, encodeJsonOrThrow({ a: 1 })),
   encodeMessage("WELCOME", { role: "dealer", version: 1, dealerId: "S-1", heartbeatIntervalMs: 100, heartbeatTimeoutMs: 300 }),
@@ -36,7 +42,8 @@ describe(`random frames never make the codec throw (seed ${SEED})`, () => {
         // Plausible frames often enough to get past the early checks into JSON and the schemas.
         if (f === 0 && roll < 0.7) frames.push(utf8.encode("VRP1"));
         else if (f === 1 && roll < 0.7) frames.push(utf8.encode(pick(KINDS)));
-        else if (f === 2 && roll < 0.5) frames.push(utf8.encode(JSON.stringify({ id: Math.floor(next() * 10) - 2, n: next(), role: pick(["client", "dealer", 1]) })));
+        else if (f === 2 && roll < 0.5)
+          frames.push(utf8.encode(JSON.stringify({ id: Math.floor(next() * 10) - 2, n: next(), role: pick(["client", "dealer", 1]) })));
         else frames.push(randomBytes(roll < 0.9 ? 24 : 600));
       }
       const result = decodeMessage(frames, pick(receivers));

@@ -77,11 +77,24 @@ const samples: Array<{ receiver: Receiver; kind: Kind; header: object; payload?:
   { receiver: "router", kind: "RESULT", header: { id: 9 }, payload: bytes('{"answer":42}') },
   { receiver: "router", kind: "CHUNK", header: { id: 9, seq: 0 }, payload: bytes("1") },
   { receiver: "router", kind: "END", header: { id: 9, count: 1 } },
-  { receiver: "router", kind: "ERROR", header: { id: 9, code: "REMOTE_ERROR", message: "boom", data: { name: "TypeError", message: "boom" } } },
+  {
+    receiver: "router",
+    kind: "ERROR",
+    header: { id: 9, code: "REMOTE_ERROR", message: "boom", data: { name: "TypeError", message: "boom" } },
+  },
   { receiver: "router", kind: "DRAIN", header: {} },
   { receiver: "router", kind: "BYE", header: {} },
-  { receiver: "dealer", kind: "WELCOME", header: { role: "dealer", version: 1, dealerId: "EchoService-1", heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 5000 } },
-  { receiver: "dealer", kind: "REQUEST", header: { id: 77, method: "EchoService.count", stream: true, credit: 8, deadlineMs: 4999 }, payload: args },
+  {
+    receiver: "dealer",
+    kind: "WELCOME",
+    header: { role: "dealer", version: 1, dealerId: "EchoService-1", heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 5000 },
+  },
+  {
+    receiver: "dealer",
+    kind: "REQUEST",
+    header: { id: 77, method: "EchoService.count", stream: true, credit: 8, deadlineMs: 4999 },
+    payload: args,
+  },
   { receiver: "dealer", kind: "CANCEL", header: { id: 77 } },
   { receiver: "dealer", kind: "CREDIT", header: { id: 77, n: 1 } },
   { receiver: "dealer", kind: "ERROR", header: { code: "AUTH_FAILED", message: "bad key" } },
@@ -95,7 +108,11 @@ const samples: Array<{ receiver: Receiver; kind: Kind; header: object; payload?:
 describe("round trip", () => {
   for (const sample of samples) {
     test(`${sample.kind} to the ${sample.receiver}: ${JSON.stringify(sample.header).slice(0, 60)}`, () => {
-      const frames = (encodeMessage as (k: Kind, h: object, p?: Uint8Array) => Uint8Array[])(sample.kind, sample.header, ...(sample.payload ? [sample.payload] : []));
+      const frames = (encodeMessage as (k: Kind, h: object, p?: Uint8Array) => Uint8Array[])(
+        sample.kind,
+        sample.header,
+        ...(sample.payload ? [sample.payload] : []),
+      );
       expect(frames.length).toBe(sample.payload ? 4 : 3);
       expect(ascii(frames[0]!)).toBe("VRP1");
       expect(ascii(frames[1]!)).toBe(sample.kind);
@@ -164,7 +181,12 @@ describe("malformed input is a ProtocolError naming what is wrong", () => {
   });
 
   test("wrong protocol id", () => {
-    expectFailure(raw("CANCEL", '{"id":1}').with(0, bytes("VRP2")), "router", ProtocolFailure.PROTOCOL_ID, /expected protocol id "VRP1", got "VRP2"/);
+    expectFailure(
+      raw("CANCEL", '{"id":1}').with(0, bytes("VRP2")),
+      "router",
+      ProtocolFailure.PROTOCOL_ID,
+      /expected protocol id "VRP1", got "VRP2"/,
+    );
     expectFailure([bytes("VRP"), bytes("CANCEL"), bytes('{"id":1}')], "router", ProtocolFailure.PROTOCOL_ID);
     expectFailure([bytes("VRP1x"), bytes("CANCEL"), bytes('{"id":1}')], "router", ProtocolFailure.PROTOCOL_ID);
     expectFailure([new Uint8Array([0, 1, 0xff]), bytes("CANCEL")], "router", ProtocolFailure.PROTOCOL_ID, /0x0001ff/);
@@ -192,7 +214,12 @@ describe("malformed input is a ProtocolError naming what is wrong", () => {
   });
 
   test("wrong frame count for the kind", () => {
-    expectFailure(raw("REQUEST", '{"id":1,"method":"A.b"}'), "router", ProtocolFailure.FRAME_COUNT, /REQUEST has 4 frames \(with payload\), got 3/);
+    expectFailure(
+      raw("REQUEST", '{"id":1,"method":"A.b"}'),
+      "router",
+      ProtocolFailure.FRAME_COUNT,
+      /REQUEST has 4 frames \(with payload\), got 3/,
+    );
     expectFailure(raw("CANCEL", '{"id":1}', args), "router", ProtocolFailure.FRAME_COUNT, /CANCEL has 3 frames, got 4/);
     expectFailure([bytes("VRP1"), bytes("CANCEL")], "router", ProtocolFailure.FRAME_COUNT, /got 2/);
     expectFailure([...raw("RESULT", '{"id":1}', args), args], "client", ProtocolFailure.FRAME_COUNT, /got 5/);
@@ -200,7 +227,12 @@ describe("malformed input is a ProtocolError naming what is wrong", () => {
 
   test("oversized header", () => {
     const padding = "x".repeat(Limits.MAX_HEADER_BYTES);
-    expectFailure(raw("CANCEL", `{"id":1,"pad":"${padding}"}`), "router", ProtocolFailure.HEADER_TOO_LARGE, /CANCEL header is \d+ bytes, limit 65536/);
+    expectFailure(
+      raw("CANCEL", `{"id":1,"pad":"${padding}"}`),
+      "router",
+      ProtocolFailure.HEADER_TOO_LARGE,
+      /CANCEL header is \d+ bytes, limit 65536/,
+    );
   });
 
   test("a HELLO may be larger than other headers, up to its own limit", () => {
@@ -261,16 +293,58 @@ describe("malformed input is a ProtocolError naming what is wrong", () => {
     ["HELLO with an unknown role", "router", "HELLO", '{"role":"admin","version":1}', /header\.role/],
     ["HELLO with version 0", "router", "HELLO", '{"role":"client","version":0}', /header\.version/],
     ["API key with a space", "router", "HELLO", '{"role":"client","version":1,"apiKey":"a b"}', /header\.apiKey/],
-    ["dealer HELLO with no methods", "router", "HELLO", '{"role":"dealer","version":1,"service":"S","maxConcurrent":1,"methods":{}}', /header\.methods: .*1 to 1024/],
-    ["dealer HELLO with maxConcurrent 0", "router", "HELLO", '{"role":"dealer","version":1,"service":"S","maxConcurrent":0,"methods":{"S.m":{"stream":false}}}', /header\.maxConcurrent/],
-    ["dealer HELLO with another service's method", "router", "HELLO", '{"role":"dealer","version":1,"service":"S","maxConcurrent":1,"methods":{"T.m":{"stream":false}}}', /must start with the service name/],
-    ["method info without stream", "router", "HELLO", '{"role":"dealer","version":1,"service":"S","maxConcurrent":1,"methods":{"S.m":{}}}', /header\.methods\.S\.m\.stream/],
-    ["params that are not an object", "router", "HELLO", '{"role":"dealer","version":1,"service":"S","maxConcurrent":1,"methods":{"S.m":{"stream":false,"params":[]}}}', /params: .*JSON object/],
+    [
+      "dealer HELLO with no methods",
+      "router",
+      "HELLO",
+      '{"role":"dealer","version":1,"service":"S","maxConcurrent":1,"methods":{}}',
+      /header\.methods: .*1 to 1024/,
+    ],
+    [
+      "dealer HELLO with maxConcurrent 0",
+      "router",
+      "HELLO",
+      '{"role":"dealer","version":1,"service":"S","maxConcurrent":0,"methods":{"S.m":{"stream":false}}}',
+      /header\.maxConcurrent/,
+    ],
+    [
+      "dealer HELLO with another service's method",
+      "router",
+      "HELLO",
+      '{"role":"dealer","version":1,"service":"S","maxConcurrent":1,"methods":{"T.m":{"stream":false}}}',
+      /must start with the service name/,
+    ],
+    [
+      "method info without stream",
+      "router",
+      "HELLO",
+      '{"role":"dealer","version":1,"service":"S","maxConcurrent":1,"methods":{"S.m":{}}}',
+      /header\.methods\.S\.m\.stream/,
+    ],
+    [
+      "params that are not an object",
+      "router",
+      "HELLO",
+      '{"role":"dealer","version":1,"service":"S","maxConcurrent":1,"methods":{"S.m":{"stream":false,"params":[]}}}',
+      /params: .*JSON object/,
+    ],
     ["ERROR with a lower-case code", "client", "ERROR", '{"id":1,"code":"oops","message":"m"}', /header\.code/],
     ["ERROR without a message", "client", "ERROR", '{"id":1,"code":"X"}', /header\.message/],
     ["CHUNK without seq", "client", "CHUNK", '{"id":1}', /header\.seq/, args],
-    ["WELCOME for the wrong role", "client", "WELCOME", '{"role":"dealer","version":1,"dealerId":"d","heartbeatIntervalMs":0,"heartbeatTimeoutMs":0}', /header\.role/],
-    ["dealer WELCOME without dealerId", "dealer", "WELCOME", '{"role":"dealer","version":1,"heartbeatIntervalMs":0,"heartbeatTimeoutMs":0}', /header\.dealerId/],
+    [
+      "WELCOME for the wrong role",
+      "client",
+      "WELCOME",
+      '{"role":"dealer","version":1,"dealerId":"d","heartbeatIntervalMs":0,"heartbeatTimeoutMs":0}',
+      /header\.role/,
+    ],
+    [
+      "dealer WELCOME without dealerId",
+      "dealer",
+      "WELCOME",
+      '{"role":"dealer","version":1,"heartbeatIntervalMs":0,"heartbeatTimeoutMs":0}',
+      /header\.dealerId/,
+    ],
     ["REQUEST to a dealer with deadlineMs 0", "dealer", "REQUEST", '{"id":1,"method":"A.b","deadlineMs":0}', /header\.deadlineMs/, args],
   ];
   for (const [name, receiver, kind, header, message, payload] of schemaCases) {
@@ -282,7 +356,12 @@ describe("malformed input is a ProtocolError naming what is wrong", () => {
   }
 
   test("a rejected API key is not quoted back in the error message", () => {
-    const failure = expectFailure(raw("HELLO", '{"role":"client","version":1,"apiKey":"secret key"}'), "router", ProtocolFailure.SCHEMA, /apiKey/);
+    const failure = expectFailure(
+      raw("HELLO", '{"role":"client","version":1,"apiKey":"secret key"}'),
+      "router",
+      ProtocolFailure.SCHEMA,
+      /apiKey/,
+    );
     expect(failure.error.message).not.toContain("secret");
   });
 

@@ -52,7 +52,8 @@ function expectProtocolError(fn: () => unknown, code: string = ZmtpErrorCode.PRO
     thrown = error;
   }
   if (thrown === undefined) throw new Error(`expected a ZmtpProtocolError ${code}, nothing was thrown`);
-  if (!(thrown instanceof ZmtpProtocolError)) throw new Error(`expected a ZmtpProtocolError ${code}, got ${(thrown as Error)?.name}: ${(thrown as Error)?.message}`);
+  if (!(thrown instanceof ZmtpProtocolError))
+    throw new Error(`expected a ZmtpProtocolError ${code}, got ${(thrown as Error)?.name}: ${(thrown as Error)?.message}`);
   expect(thrown.code).toBe(code as ZmtpProtocolError["code"]);
   if (message) expect(thrown.message).toMatch(message);
   return thrown;
@@ -96,7 +97,12 @@ describe("greeting", () => {
 
   test("parseGreeting reads version, mechanism and as-server", () => {
     expect(parseGreeting(encodeGreeting("NULL", false))).toEqual({ major: 3, minor: 1, mechanism: "NULL", asServer: false });
-    expect(parseGreeting(handGreeting({ mechanism: "CURVE", asServer: 1 }))).toEqual({ major: 3, minor: 1, mechanism: "CURVE", asServer: true });
+    expect(parseGreeting(handGreeting({ mechanism: "CURVE", asServer: 1 }))).toEqual({
+      major: 3,
+      minor: 1,
+      mechanism: "CURVE",
+      asServer: true,
+    });
   });
 
   test("ZMTP 3.0 is accepted (minor 0), and a later 3.x too", () => {
@@ -462,7 +468,9 @@ describe("a whole stream", () => {
   /** Items as comparable plain values (bodies as hex would be slow for 200 KB: use length + content check). */
   function summary(items: DecodedItem[]): unknown[] {
     return items.map((item) =>
-      item.kind === "greeting" ? item : { more: item.frame.more, command: item.frame.command, size: item.frame.body.length, body: Buffer.from(item.frame.body) },
+      item.kind === "greeting"
+        ? item
+        : { more: item.frame.more, command: item.frame.command, size: item.frame.body.length, body: Buffer.from(item.frame.body) },
     );
   }
 
@@ -504,7 +512,8 @@ describe("a whole stream", () => {
         at += size;
       }
       const items = decodeChunks(new Decoder(), chunks);
-      if (items.length !== expected.length) throw new Error(`seed ${seed} round ${round}: ${items.length} items, expected ${expected.length}`);
+      if (items.length !== expected.length)
+        throw new Error(`seed ${seed} round ${round}: ${items.length} items, expected ${expected.length}`);
       expect(summary(items)).toEqual(expected);
     }
   });

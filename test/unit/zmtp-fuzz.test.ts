@@ -18,7 +18,9 @@ const random = seededRandom;
 type Random = ReturnType<typeof random>;
 
 /** What a decoded item looks like, for exact comparison. */
-type Expected = { kind: "greeting"; major: number; minor: number; mechanism: string; asServer: boolean } | { kind: "frame"; more: boolean; command: boolean; body: Buffer };
+type Expected =
+  | { kind: "greeting"; major: number; minor: number; mechanism: string; asServer: boolean }
+  | { kind: "frame"; more: boolean; command: boolean; body: Buffer };
 
 interface ValidStream {
   bytes: Buffer;
@@ -47,7 +49,11 @@ function validStream(rnd: Random, options: { withGreeting: boolean; allowHuge: b
     const asServer = rnd.next() < 0.5;
     add(encodeGreeting("NULL", asServer, minor));
     expected.push({ kind: "greeting", major: 3, minor, mechanism: "NULL", asServer });
-    frame(encodeCommand("READY", encodeMetadata({ "Socket-Type": rnd.pick(["DEALER", "ROUTER"]), Identity: rnd.bytes(rnd.int(8)) })), false, true);
+    frame(
+      encodeCommand("READY", encodeMetadata({ "Socket-Type": rnd.pick(["DEALER", "ROUTER"]), Identity: rnd.bytes(rnd.int(8)) })),
+      false,
+      true,
+    );
   }
   const messages = 1 + rnd.int(4);
   for (let m = 0; m < messages; m++) {
@@ -57,7 +63,14 @@ function validStream(rnd: Random, options: { withGreeting: boolean; allowHuge: b
     for (let f = 0; f < frames; f++) {
       const roll = rnd.next();
       // Mostly small frames; the 255/256 boundary often; now and then one above the 64 KiB assembly threshold.
-      const size = roll < 0.6 ? rnd.int(40) : roll < 0.8 ? rnd.pick([254, 255, 256, 257]) : roll < 0.98 || !options.allowHuge ? rnd.int(700) : 65_536 + rnd.int(4000);
+      const size =
+        roll < 0.6
+          ? rnd.int(40)
+          : roll < 0.8
+            ? rnd.pick([254, 255, 256, 257])
+            : roll < 0.98 || !options.allowHuge
+              ? rnd.int(700)
+              : 65_536 + rnd.int(4000);
       frame(rnd.bytes(size), f < frames - 1, false);
     }
   }
@@ -134,10 +147,24 @@ function mutate(rnd: Random, stream: ValidStream): { bytes: Buffer; applied: str
           bytes[header + 1] = rnd.pick([0, 1, 0xfe, 0xff, rnd.int(256)]);
           applied.push(`short size at ${header}`);
         } else if (header + 9 <= bytes.length) {
-          const size = rnd.pick([0, 1, 255, 65_535, 65_536, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 40, 2 ** 53 - 1, 2 ** 53, 2 ** 64 - 1]);
+          const size = rnd.pick([
+            0,
+            1,
+            255,
+            65_535,
+            65_536,
+            2 ** 31,
+            2 ** 32 - 1,
+            2 ** 32,
+            2 ** 32 + 1,
+            2 ** 40,
+            2 ** 53 - 1,
+            2 ** 53,
+            2 ** 64 - 1,
+          ]);
           const high = Math.min(0xffffffff, Math.floor(size / 2 ** 32));
           bytes.writeUInt32BE(high, header + 1);
-          bytes.writeUInt32BE(size % 2 ** 32 >>> 0, header + 5);
+          bytes.writeUInt32BE((size % 2 ** 32) >>> 0, header + 5);
           if (rnd.next() < 0.3) bytes[header + 1 + rnd.int(8)] = rnd.int(256);
           applied.push(`long size ${size} at ${header}`);
         }
@@ -167,7 +194,8 @@ function run(chunks: Buffer[], options: { maxFrameSize?: number; expectGreeting:
     for (const chunk of chunks) {
       decoder.push(chunk);
       for (;;) {
-        if (++calls > maxCalls) throw new Error(`decoder looping: more than ${maxCalls} next() calls for ${inputLength} bytes in ${chunks.length} chunks`);
+        if (++calls > maxCalls)
+          throw new Error(`decoder looping: more than ${maxCalls} next() calls for ${inputLength} bytes in ${chunks.length} chunks`);
         const item = decoder.next();
         if (item === undefined) break;
         items.push(item.kind === "greeting" ? { kind: "greeting", ...item.greeting } : { kind: "frame", ...item.frame });
@@ -185,7 +213,10 @@ function run(chunks: Buffer[], options: { maxFrameSize?: number; expectGreeting:
 
 function describeBytes(bytes: Buffer, chunks: Buffer[], options: object, extra = ""): string {
   const shown = bytes.length > 160 ? `${bytes.subarray(0, 160).toString("hex")}… (${bytes.length} bytes)` : bytes.toString("hex");
-  return `options ${JSON.stringify(options)}${extra}\n  input ${shown}\n  chunk sizes ${chunks.map((c) => c.length).join(",").slice(0, 300)}`;
+  return `options ${JSON.stringify(options)}${extra}\n  input ${shown}\n  chunk sizes ${chunks
+    .map((c) => c.length)
+    .join(",")
+    .slice(0, 300)}`;
 }
 
 function assertSameItems(actual: Expected[], expected: Expected[], where: () => string): void {
@@ -198,9 +229,11 @@ function assertSameItems(actual: Expected[], expected: Expected[], where: () => 
     const e = expected[i];
     if (a.kind !== e.kind) fail(`item ${i} is a ${a.kind}, expected a ${e.kind}`);
     if (a.kind === "greeting" && e.kind === "greeting") {
-      if (a.major !== e.major || a.minor !== e.minor || a.mechanism !== e.mechanism || a.asServer !== e.asServer) fail(`greeting differs: ${JSON.stringify(a)} vs ${JSON.stringify(e)}`);
+      if (a.major !== e.major || a.minor !== e.minor || a.mechanism !== e.mechanism || a.asServer !== e.asServer)
+        fail(`greeting differs: ${JSON.stringify(a)} vs ${JSON.stringify(e)}`);
     } else if (a.kind === "frame" && e.kind === "frame") {
-      if (a.more !== e.more || a.command !== e.command) fail(`frame ${i} flags differ: more ${a.more}/${e.more}, command ${a.command}/${e.command}`);
+      if (a.more !== e.more || a.command !== e.command)
+        fail(`frame ${i} flags differ: more ${a.more}/${e.more}, command ${a.command}/${e.command}`);
       if (!a.body.equals(e.body)) fail(`frame ${i} body differs: ${a.body.length} bytes vs ${e.body.length} expected`);
     }
   }
@@ -220,76 +253,101 @@ describe(`ZMTP Decoder fuzz (seed ${SEED})`, () => {
   const corpusRandom = random(SEED ^ 0x2545f491);
   const corpus = Array.from({ length: 200 }, (_, i) => validStream(corpusRandom, { withGreeting: i % 4 !== 3, allowHuge: true }));
 
-  test(`${COUNTS.random} random byte streams, with and without a greeting`, () => {
-    const rnd = random(SEED);
-    for (let i = 0; i < COUNTS.random; i++) {
-      const expectGreeting = rnd.next() < 0.5;
-      let input = rnd.bytes(rnd.int(rnd.next() < 0.9 ? 64 : 400));
-      // Half the greeting-first inputs start with a valid signature so they get past the first byte.
-      if (expectGreeting && rnd.next() < 0.5 && input.length > 0) {
-        const prefix = encodeGreeting("NULL", false).subarray(0, rnd.int(65));
-        input = Buffer.concat([prefix, input]);
+  test(
+    `${COUNTS.random} random byte streams, with and without a greeting`,
+    () => {
+      const rnd = random(SEED);
+      for (let i = 0; i < COUNTS.random; i++) {
+        const expectGreeting = rnd.next() < 0.5;
+        let input = rnd.bytes(rnd.int(rnd.next() < 0.9 ? 64 : 400));
+        // Half the greeting-first inputs start with a valid signature so they get past the first byte.
+        if (expectGreeting && rnd.next() < 0.5 && input.length > 0) {
+          const prefix = encodeGreeting("NULL", false).subarray(0, rnd.int(65));
+          input = Buffer.concat([prefix, input]);
+        }
+        const options = { maxFrameSize: rnd.pick(LIMITED), expectGreeting };
+        const chunks = split(rnd, input);
+        run(chunks, options, () => `random stream ${i}: ${describeBytes(input, chunks, options)}`);
       }
-      const options = { maxFrameSize: rnd.pick(LIMITED), expectGreeting };
-      const chunks = split(rnd, input);
-      run(chunks, options, () => `random stream ${i}: ${describeBytes(input, chunks, options)}`);
-    }
-  }, TEST_TIMEOUT_MS);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test(`${COUNTS.randomFrames} random frame sequences after a valid greeting`, () => {
-    const rnd = random(SEED + 1);
-    for (let i = 0; i < COUNTS.randomFrames; i++) {
-      const parts: Buffer[] = [encodeGreeting("NULL", rnd.next() < 0.5)];
-      const frames = 1 + rnd.int(6);
-      for (let f = 0; f < frames; f++) {
-        // Plausible headers with random flags and sizes, bodies shorter or longer than announced.
-        const flags = rnd.next() < 0.7 ? rnd.pick([0, 1, 2, 3, 4, 6]) : rnd.int(256);
-        const long = (flags & 0x02) !== 0;
-        const header = long ? Buffer.concat([Buffer.from([flags]), rnd.next() < 0.5 ? Buffer.from([0, 0, 0, 0, 0, 0, rnd.int(3), rnd.int(256)]) : rnd.bytes(8)]) : Buffer.from([flags, rnd.int(256)]);
-        parts.push(header, rnd.bytes(rnd.int(300)));
+  test(
+    `${COUNTS.randomFrames} random frame sequences after a valid greeting`,
+    () => {
+      const rnd = random(SEED + 1);
+      for (let i = 0; i < COUNTS.randomFrames; i++) {
+        const parts: Buffer[] = [encodeGreeting("NULL", rnd.next() < 0.5)];
+        const frames = 1 + rnd.int(6);
+        for (let f = 0; f < frames; f++) {
+          // Plausible headers with random flags and sizes, bodies shorter or longer than announced.
+          const flags = rnd.next() < 0.7 ? rnd.pick([0, 1, 2, 3, 4, 6]) : rnd.int(256);
+          const long = (flags & 0x02) !== 0;
+          const header = long
+            ? Buffer.concat([
+                Buffer.from([flags]),
+                rnd.next() < 0.5 ? Buffer.from([0, 0, 0, 0, 0, 0, rnd.int(3), rnd.int(256)]) : rnd.bytes(8),
+              ])
+            : Buffer.from([flags, rnd.int(256)]);
+          parts.push(header, rnd.bytes(rnd.int(300)));
+        }
+        const input = Buffer.concat(parts);
+        const options = { maxFrameSize: rnd.pick(LIMITED), expectGreeting: true };
+        const chunks = split(rnd, input);
+        run(chunks, options, () => `random frames ${i}: ${describeBytes(input, chunks, options)}`);
       }
-      const input = Buffer.concat(parts);
-      const options = { maxFrameSize: rnd.pick(LIMITED), expectGreeting: true };
-      const chunks = split(rnd, input);
-      run(chunks, options, () => `random frames ${i}: ${describeBytes(input, chunks, options)}`);
-    }
-  }, TEST_TIMEOUT_MS);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test(`${COUNTS.mutated} mutated valid streams (bit flips, truncation, insertion, duplicated ranges, length fields)`, () => {
-    const rnd = random(SEED + 2);
-    for (let i = 0; i < COUNTS.mutated; i++) {
-      const source = rnd.pick(corpus);
-      const { bytes, applied } = mutate(rnd, source);
-      const options = { maxFrameSize: rnd.pick(LIMITED), expectGreeting: source.expected[0]?.kind === "greeting" };
-      const chunks = split(rnd, bytes);
-      run(chunks, options, () => `mutated stream ${i} (${applied.join("; ")}): ${describeBytes(bytes, chunks, options)}`);
-    }
-  }, TEST_TIMEOUT_MS);
+  test(
+    `${COUNTS.mutated} mutated valid streams (bit flips, truncation, insertion, duplicated ranges, length fields)`,
+    () => {
+      const rnd = random(SEED + 2);
+      for (let i = 0; i < COUNTS.mutated; i++) {
+        const source = rnd.pick(corpus);
+        const { bytes, applied } = mutate(rnd, source);
+        const options = { maxFrameSize: rnd.pick(LIMITED), expectGreeting: source.expected[0]?.kind === "greeting" };
+        const chunks = split(rnd, bytes);
+        run(chunks, options, () => `mutated stream ${i} (${applied.join("; ")}): ${describeBytes(bytes, chunks, options)}`);
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  test(`${COUNTS.exact} unmutated valid streams decode exactly, in any chunking`, () => {
-    const rnd = random(SEED + 3);
-    for (let i = 0; i < COUNTS.exact; i++) {
-      const stream = i < corpus.length ? corpus[i] : validStream(rnd, { withGreeting: rnd.next() < 0.8, allowHuge: rnd.next() < 0.2 });
-      const options = { expectGreeting: stream.expected[0]?.kind === "greeting", maxFrameSize: rnd.next() < 0.5 ? undefined : 70_000 };
-      const chunks = split(rnd, stream.bytes);
-      const where = () => `valid stream ${i}: ${describeBytes(stream.bytes, chunks, options)}`;
-      const result = run(chunks, options, where);
-      if (result.error) throw new Error(`a valid stream was rejected: ${result.error.message}\n  seed ${SEED}\n  ${where()}`);
-      assertSameItems(result.items, stream.expected, where);
-    }
-    expect(COUNTS.random + COUNTS.randomFrames + COUNTS.mutated + COUNTS.exact).toBeGreaterThanOrEqual(100_000);
-  }, TEST_TIMEOUT_MS);
+  test(
+    `${COUNTS.exact} unmutated valid streams decode exactly, in any chunking`,
+    () => {
+      const rnd = random(SEED + 3);
+      for (let i = 0; i < COUNTS.exact; i++) {
+        const stream = i < corpus.length ? corpus[i] : validStream(rnd, { withGreeting: rnd.next() < 0.8, allowHuge: rnd.next() < 0.2 });
+        const options = { expectGreeting: stream.expected[0]?.kind === "greeting", maxFrameSize: rnd.next() < 0.5 ? undefined : 70_000 };
+        const chunks = split(rnd, stream.bytes);
+        const where = () => `valid stream ${i}: ${describeBytes(stream.bytes, chunks, options)}`;
+        const result = run(chunks, options, where);
+        if (result.error) throw new Error(`a valid stream was rejected: ${result.error.message}\n  seed ${SEED}\n  ${where()}`);
+        assertSameItems(result.items, stream.expected, where);
+      }
+      expect(COUNTS.random + COUNTS.randomFrames + COUNTS.mutated + COUNTS.exact).toBeGreaterThanOrEqual(100_000);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
   // Separate from the tests above so that a failure here (huge announced sizes with no limit)
   // does not hide what the limited runs cover.
-  test(`${COUNTS.unlimited} mutated streams with no maxFrameSize (the default): huge announced sizes still fail as ZmtpProtocolError`, () => {
-    const rnd = random(SEED + 4);
-    for (let i = 0; i < COUNTS.unlimited; i++) {
-      const source = rnd.pick(corpus);
-      const { bytes, applied } = mutate(rnd, source);
-      const options = { expectGreeting: source.expected[0]?.kind === "greeting" };
-      const chunks = split(rnd, bytes);
-      run(chunks, options, () => `mutated stream ${i} (${applied.join("; ")}): ${describeBytes(bytes, chunks, options)}`);
-    }
-  }, TEST_TIMEOUT_MS);
+  test(
+    `${COUNTS.unlimited} mutated streams with no maxFrameSize (the default): huge announced sizes still fail as ZmtpProtocolError`,
+    () => {
+      const rnd = random(SEED + 4);
+      for (let i = 0; i < COUNTS.unlimited; i++) {
+        const source = rnd.pick(corpus);
+        const { bytes, applied } = mutate(rnd, source);
+        const options = { expectGreeting: source.expected[0]?.kind === "greeting" };
+        const chunks = split(rnd, bytes);
+        run(chunks, options, () => `mutated stream ${i} (${applied.join("; ")}): ${describeBytes(bytes, chunks, options)}`);
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

@@ -11,7 +11,10 @@ const env = process.env;
 export const connectionArgs = {
   host: { type: "string", description: "Router host (default 127.0.0.1, env VOIDRAIL_HOST)" },
   port: { type: "string", description: "Router port (default 5555, env VOIDRAIL_PORT)" },
-  address: { type: "string", description: "Full router endpoint, e.g. ipc:///tmp/vr.sock; overrides --host/--port (env VOIDRAIL_ROUTER_ADDRESS)" },
+  address: {
+    type: "string",
+    description: "Full router endpoint, e.g. ipc:///tmp/vr.sock; overrides --host/--port (env VOIDRAIL_ROUTER_ADDRESS)",
+  },
 } as const satisfies ArgsDef;
 
 export const apiKeyArg = {
@@ -30,7 +33,8 @@ export function routerEndpoint(args: { host?: string; port?: string; address?: s
   const hostOrPortGiven = args.host !== undefined || args.port !== undefined;
   const address = args.address ?? (hostOrPortGiven ? undefined : env.VOIDRAIL_ROUTER_ADDRESS || undefined);
   if (address) {
-    if (!/^(tcp|ipc):\/\/.+/.test(address)) throw new CliError(`--address must look like tcp://host:port or ipc:///path, got "${address}"`, 2);
+    if (!/^(tcp|ipc):\/\/.+/.test(address))
+      throw new CliError(`--address must look like tcp://host:port or ipc:///path, got "${address}"`, 2);
     return address;
   }
   const port = parsePositiveInteger(args.port ?? (env.VOIDRAIL_PORT || "5555"), "--port", 65535);
@@ -55,7 +59,10 @@ export function parseSeconds(text: string, flag: string): number {
 /** "a,b , c" → ["a", "b", "c"]. */
 export function splitKeys(text: string | undefined): string[] | undefined {
   if (text === undefined) return undefined;
-  return text.split(",").map((key) => key.trim()).filter((key) => key.length > 0);
+  return text
+    .split(",")
+    .map((key) => key.trim())
+    .filter((key) => key.length > 0);
 }
 
 /** Sets the level every VoidRail logger is created with; call before creating routers or dealers. */
@@ -89,7 +96,12 @@ export function checkFlags(rawArgs: string[], defined: ArgsDef, repeatable: stri
     if (repeatable.includes(plain)) {
       const value = inline ?? rawArgs[++i];
       if (value === undefined) throw new CliError(`${raw} needs a value`, 2);
-      repeated[plain].push(...value.split(",").map((v) => v.trim()).filter(Boolean));
+      repeated[plain].push(
+        ...value
+          .split(",")
+          .map((v) => v.trim())
+          .filter(Boolean),
+      );
     } else if (defined[plain]?.type === "string" && inline === undefined) {
       i++;
     }

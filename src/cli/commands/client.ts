@@ -65,7 +65,8 @@ export default defineCommand({
       try {
         await runAction(client, parsed, callArguments, asTable);
       } catch (error) {
-        if (isAuthFailure(error)) throw new CliError(`AUTH_FAILED: ${(error as Error).message} (the router requires a client key: --api-key or VOIDRAIL_API_KEY)`);
+        if (isAuthFailure(error))
+          throw new CliError(`AUTH_FAILED: ${(error as Error).message} (the router requires a client key: --api-key or VOIDRAIL_API_KEY)`);
         throw error;
       } finally {
         await client.close();
@@ -87,18 +88,47 @@ async function runAction(client: ClientDealer, parsed: ParsedArgs<typeof args>, 
   } else if (parsed.list) {
     const services = await client.discoverServices();
     if (!asTable) console.log(JSON.stringify(services, null, 2));
-    else printTable(["method", "kind", "instances", "description"], Object.entries(services).map(([name, info]) => [name, info.stream ? "stream" : "unary", String(info.instances), info.description ?? ""]));
+    else
+      printTable(
+        ["method", "kind", "instances", "description"],
+        Object.entries(services).map(([name, info]) => [
+          name,
+          info.stream ? "stream" : "unary",
+          String(info.instances),
+          info.description ?? "",
+        ]),
+      );
   } else if (parsed.clusters) {
     const clusters = await client.discoverClusters();
     if (!asTable) console.log(JSON.stringify(clusters, null, 2));
-    else printTable(["id", "instance", "state", "load", "dispatched", "succeeded", "failed"], clusters.map((c) => [c.id, c.instanceId ?? "", c.state, `${c.load}/${c.maxConcurrent}`, String(c.counts.dispatched), String(c.counts.succeeded), String(c.counts.failed)]));
+    else
+      printTable(
+        ["id", "instance", "state", "load", "dispatched", "succeeded", "failed"],
+        clusters.map((c) => [
+          c.id,
+          c.instanceId ?? "",
+          c.state,
+          `${c.load}/${c.maxConcurrent}`,
+          String(c.counts.dispatched),
+          String(c.counts.succeeded),
+          String(c.counts.failed),
+        ]),
+      );
   } else if (parsed["router-info"]) {
     const info = await client.getRouterInfo();
     if (!asTable) console.log(JSON.stringify(info, null, 2));
-    else printTable(["field", "value"], Object.entries(info).map(([key, value]) => [key, String(value)]));
+    else
+      printTable(
+        ["field", "value"],
+        Object.entries(info).map(([key, value]) => [key, String(value)]),
+      );
   } else {
     const queues = await client.getQueueStatus();
     if (!asTable) console.log(JSON.stringify(queues, null, 2));
-    else printTable(["method", "queued", "available", "busy"], Object.entries(queues).map(([name, q]) => [name, String(q.queueLength), String(q.availableServices), String(q.busyServices)]));
+    else
+      printTable(
+        ["method", "queued", "available", "busy"],
+        Object.entries(queues).map(([name, q]) => [name, String(q.queueLength), String(q.availableServices), String(q.busyServices)]),
+      );
   }
 }

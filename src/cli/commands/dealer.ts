@@ -1,13 +1,27 @@
 import { defineCommand } from "citty";
 import { CliError, runCli } from "../errors.ts";
 import { runInProcess, runSupervised } from "../run-dealers.ts";
-import { apiKeyArg, applyLogLevel, checkFlags, connectionArgs, logLevelArg, onShutdown, parsePositiveInteger, parseSeconds, routerEndpoint } from "./_shared.ts";
+import {
+  apiKeyArg,
+  applyLogLevel,
+  checkFlags,
+  connectionArgs,
+  logLevelArg,
+  onShutdown,
+  parsePositiveInteger,
+  parseSeconds,
+  routerEndpoint,
+} from "./_shared.ts";
 
 export const dealerArgs = {
   // Checked by dealerOptions rather than citty's `required`, which prints the whole usage with it.
   module: { type: "string", description: "Path of a .ts or .js module exporting ServiceDealer classes (required)" },
   class: { type: "string", description: "Service class to start (repeatable; default: every exported ServiceDealer subclass)" },
-  instances: { type: "string", description: "Processes per class (env VOIDRAIL_INSTANCES)", default: process.env.VOIDRAIL_INSTANCES || "1" },
+  instances: {
+    type: "string",
+    description: "Processes per class (env VOIDRAIL_INSTANCES)",
+    default: process.env.VOIDRAIL_INSTANCES || "1",
+  },
   "max-concurrent": { type: "string", description: "Calls one instance runs at once (default: 1 in fifo, 100 in load_balance)" },
   "start-timeout": { type: "string", description: "Seconds to wait for the router before giving up", default: "30" },
   ...connectionArgs,

@@ -1,7 +1,12 @@
 import type { CommandDef } from "citty";
 
-type Lazy = () => Promise<CommandDef<any>>;
-const load = (loader: () => Promise<{ default: CommandDef<any> }>): Lazy => () => loader().then((module) => module.default);
+// biome-ignore lint/suspicious/noExplicitAny: each subcommand has its own argument shape.
+type AnyCommand = CommandDef<any>;
+type Lazy = () => Promise<AnyCommand>;
+const load =
+  (loader: () => Promise<{ default: AnyCommand }>): Lazy =>
+  () =>
+    loader().then((module) => module.default);
 
 /** One file per subcommand, loaded only when it runs. */
 export const subCommands: Record<string, Lazy> = {

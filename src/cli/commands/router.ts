@@ -5,9 +5,20 @@ import { CliError, runCli } from "../errors.ts";
 const args = {
   host: { ...connectionArgs.host, description: "Interface to listen on, 0.0.0.0 for all (default 127.0.0.1, env VOIDRAIL_HOST)" },
   port: { ...connectionArgs.port, description: "Port to listen on (default 5555, env VOIDRAIL_PORT)" },
-  address: { type: "string", description: "Full endpoint to bind, e.g. ipc:///tmp/vr.sock; overrides --host/--port (env VOIDRAIL_ROUTER_ADDRESS)" },
-  mode: { type: "string", description: "fifo (one call per dealer at a time, arrival order) or load_balance (env VOIDRAIL_ROUTER_MODE)", default: process.env.VOIDRAIL_ROUTER_MODE || "fifo" },
-  "heartbeat-timeout": { type: "string", description: "Seconds of silence after which a dealer is gone (env VOIDRAIL_HEARTBEAT_TIMEOUT)", default: process.env.VOIDRAIL_HEARTBEAT_TIMEOUT || "30" },
+  address: {
+    type: "string",
+    description: "Full endpoint to bind, e.g. ipc:///tmp/vr.sock; overrides --host/--port (env VOIDRAIL_ROUTER_ADDRESS)",
+  },
+  mode: {
+    type: "string",
+    description: "fifo (one call per dealer at a time, arrival order) or load_balance (env VOIDRAIL_ROUTER_MODE)",
+    default: process.env.VOIDRAIL_ROUTER_MODE || "fifo",
+  },
+  "heartbeat-timeout": {
+    type: "string",
+    description: "Seconds of silence after which a dealer is gone (env VOIDRAIL_HEARTBEAT_TIMEOUT)",
+    default: process.env.VOIDRAIL_HEARTBEAT_TIMEOUT || "30",
+  },
   "max-queue": { type: "string", description: "Most requests waiting per method (default 10000)" },
   "require-auth": { type: "boolean", description: "Require API keys (env VOIDRAIL_REQUIRE_AUTH)" },
   "dealer-keys": { type: "string", description: "Comma-separated keys dealers must present (env VOIDRAIL_DEALER_API_KEYS)" },
@@ -35,7 +46,8 @@ export default defineCommand({
         return;
       }
       applyLogLevel(parsed["log-level"], "info");
-      if (parsed.mode !== "fifo" && parsed.mode !== "load_balance") throw new CliError(`--mode must be fifo or load_balance, got "${parsed.mode}"`, 2);
+      if (parsed.mode !== "fifo" && parsed.mode !== "load_balance")
+        throw new CliError(`--mode must be fifo or load_balance, got "${parsed.mode}"`, 2);
       const heartbeatTimeout = parseSeconds(parsed["heartbeat-timeout"], "--heartbeat-timeout");
       if (heartbeatTimeout < 0.05) throw new CliError("--heartbeat-timeout must be at least 0.05 s", 2);
       const maxQueue = parsed["max-queue"];

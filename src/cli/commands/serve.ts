@@ -6,8 +6,16 @@ import { applyLogLevel, checkFlags, onShutdown, parseSeconds, routerEndpoint } f
 
 const args = {
   ...dealerArgs,
-  mode: { type: "string", description: "fifo or load_balance (env VOIDRAIL_ROUTER_MODE)", default: process.env.VOIDRAIL_ROUTER_MODE || "fifo" },
-  "heartbeat-timeout": { type: "string", description: "Seconds of silence after which a dealer is gone (env VOIDRAIL_HEARTBEAT_TIMEOUT)", default: process.env.VOIDRAIL_HEARTBEAT_TIMEOUT || "30" },
+  mode: {
+    type: "string",
+    description: "fifo or load_balance (env VOIDRAIL_ROUTER_MODE)",
+    default: process.env.VOIDRAIL_ROUTER_MODE || "fifo",
+  },
+  "heartbeat-timeout": {
+    type: "string",
+    description: "Seconds of silence after which a dealer is gone (env VOIDRAIL_HEARTBEAT_TIMEOUT)",
+    default: process.env.VOIDRAIL_HEARTBEAT_TIMEOUT || "30",
+  },
 } as const;
 
 export default defineCommand({
@@ -17,7 +25,8 @@ export default defineCommand({
     runCli(async () => {
       const { class: classNames } = checkFlags(rawArgs, args, ["class"]);
       applyLogLevel(parsed["log-level"], "info");
-      if (parsed.mode !== "fifo" && parsed.mode !== "load_balance") throw new CliError(`--mode must be fifo or load_balance, got "${parsed.mode}"`, 2);
+      if (parsed.mode !== "fifo" && parsed.mode !== "load_balance")
+        throw new CliError(`--mode must be fifo or load_balance, got "${parsed.mode}"`, 2);
       // Flags are checked before the router starts; its address is known once it listens.
       const dealerFlags = dealerOptions(parsed, classNames, "");
       const { ServiceRouter } = await import("../../index.ts");

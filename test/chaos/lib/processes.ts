@@ -105,12 +105,20 @@ export class JsonChild {
           resolveEvent(found);
         } else if (!this.alive) {
           done();
-          reject(new Error(`${this.label} (pid ${this.pid}) exited (${this.process.exitCode ?? this.process.signalCode}) before ${message}; stderr: ${this.stderr}`));
+          reject(
+            new Error(
+              `${this.label} (pid ${this.pid}) exited (${this.process.exitCode ?? this.process.signalCode}) before ${message}; stderr: ${this.stderr}`,
+            ),
+          );
         }
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`Timed out after ${timeoutMs} ms waiting for: ${message} (${this.label} events: ${JSON.stringify(this.events.slice(-20))}; stderr: ${this.stderr})`));
+        reject(
+          new Error(
+            `Timed out after ${timeoutMs} ms waiting for: ${message} (${this.label} events: ${JSON.stringify(this.events.slice(-20))}; stderr: ${this.stderr})`,
+          ),
+        );
       }, timeoutMs);
       const done = () => {
         clearTimeout(timer);
@@ -194,7 +202,12 @@ export class DealerChild extends JsonChild {
   }
 
   /** Spawns the dealer and waits for its first registration. */
-  static async start(routerAddress: string, service: ChaosServiceName, options: DealerChildOptions = {}, timeoutMs = 10_000): Promise<DealerChild> {
+  static async start(
+    routerAddress: string,
+    service: ChaosServiceName,
+    options: DealerChildOptions = {},
+    timeoutMs = 10_000,
+  ): Promise<DealerChild> {
     const child = new DealerChild(routerAddress, service, options, true);
     await child.registered(timeoutMs);
     return child;

@@ -56,7 +56,9 @@ export async function runDealerCrashes(options: DealerCrashOptions): Promise<Dea
   try {
     const router = await stage.router({ heartbeatTimeout: 5 });
     const dealerOptions = { dealer: { maxConcurrent } };
-    const dealers: DealerChild[] = await Promise.all(Array.from({ length: dealerCount }, () => stage.dealer(router.address, "LoadService", dealerOptions)));
+    const dealers: DealerChild[] = await Promise.all(
+      Array.from({ length: dealerCount }, () => stage.dealer(router.address, "LoadService", dealerOptions)),
+    );
     const clients: ClientDealer[] = [];
     const taps: ReplyTap[] = [];
     for (let i = 0; i < clientCount; i++) {
@@ -108,7 +110,8 @@ export async function runDealerCrashes(options: DealerCrashOptions): Promise<Dea
               const n = next++;
               await ledger.track(
                 client.invoke<{ n: number; digest: number }>("LoadService.compute", n, options.workMs),
-                (value) => (value.n === n && value.digest === computeAnswer(n).digest ? true : `call ${n} answered ${JSON.stringify(value)}`),
+                (value) =>
+                  value.n === n && value.digest === computeAnswer(n).digest ? true : `call ${n} answered ${JSON.stringify(value)}`,
                 `call ${n}`,
               );
               if (n % 5000 === 0) progress(`${n} calls issued, ${ledger.completed} completed`);

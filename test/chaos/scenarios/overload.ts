@@ -94,17 +94,29 @@ export async function runOverload(options: OverloadOptions): Promise<OverloadFig
     // Phase 2: the excess, all at once. Meanwhile a bystander client in its own process calls
     // every 10 ms (each with a 0.5 s timeout): how fast its refusals come back is what "refused at
     // once" means.
-    const bystander = new JsonChild("bystander client", "test/chaos/fixtures/client-process.ts", [router.address, "SlowService.work", "[-1, 0]", "10", "0.5"]);
+    const bystander = new JsonChild("bystander client", "test/chaos/fixtures/client-process.ts", [
+      router.address,
+      "SlowService.work",
+      "[-1, 0]",
+      "10",
+      "0.5",
+    ]);
     stage.children.add(bystander);
     await bystander.event((event) => event.event === "ready", 10_000, "the bystander client to connect");
     send(options.queueBound, options.calls);
-    const ticker = setInterval(() => progress(`${ledger.completed} completed, ${ledger.failedTotal} refused; router ${Math.round(router.rss() / 2 ** 20)} MiB`), 1000);
+    const ticker = setInterval(
+      () => progress(`${ledger.completed} completed, ${ledger.failedTotal} refused; router ${Math.round(router.rss() / 2 ** 20)} MiB`),
+      1000,
+    );
     const hung = await ledger.settled(timeoutSeconds * 1000 + 30_000);
     clearInterval(ticker);
     bystander.kill("SIGKILL");
     memory.stop();
     // Refusals from the time the excess was sent until the last of it was answered.
-    const refusalMs = bystander.named("call").filter((event) => event.outcome === QueueFullError.name).map((event) => event.ms as number);
+    const refusalMs = bystander
+      .named("call")
+      .filter((event) => event.outcome === QueueFullError.name)
+      .map((event) => event.ms as number);
     await bystander.exitedWithin(5_000);
     // The bystander's own queued calls go with its connection; then nothing may remain.
     let info = await client.getRouterInfo();
@@ -124,10 +136,21 @@ export async function runOverload(options: OverloadOptions): Promise<OverloadFig
       lost: ledger.lost,
       hung,
       duplicateReplies: tap.duplicates.length,
-      refusalMs: { refused: refusalMs.length, p50: percentile(refusalMs, 0.5), p99: percentile(refusalMs, 0.99), max: Math.max(0, ...refusalMs) },
+      refusalMs: {
+        refused: refusalMs.length,
+        p50: percentile(refusalMs, 0.5),
+        p99: percentile(refusalMs, 0.99),
+        max: Math.max(0, ...refusalMs),
+      },
       lastRefusalMs,
       drainMs: lastCompletedMs,
-      routerRss: { before, atFullQueue: atFull, peak, queuedAtFull: filled.queuedRequests, bytesPerQueuedCall: (atFull - before) / Math.max(1, filled.queuedRequests) },
+      routerRss: {
+        before,
+        atFullQueue: atFull,
+        peak,
+        queuedAtFull: filled.queuedRequests,
+        bytesPerQueuedCall: (atFull - before) / Math.max(1, filled.queuedRequests),
+      },
       clientPeakRss: memory.peak("client"),
       leftInRouter: { queued: info.queuedRequests, running: info.inProgressRequests },
     };

@@ -46,7 +46,10 @@ export async function runSlowConsumer(options: SlowConsumerOptions): Promise<Slo
     const dealer = await stage.dealer(router.address, "FirehoseService");
     const client = await stage.client(router.address, { timeout: 30 });
     const tap = ReplyTap.attach(client);
-    const memory = new MemorySampler({ router: () => router.rss(), dealer: () => dealer.rss(), client: () => process.memoryUsage().rss }, 250).start();
+    const memory = new MemorySampler(
+      { router: () => router.rss(), dealer: () => dealer.rss(), client: () => process.memoryUsage().rss },
+      250,
+    ).start();
 
     let received = 0;
     let receivedBytes = 0;
@@ -60,7 +63,10 @@ export async function runSlowConsumer(options: SlowConsumerOptions): Promise<Slo
         received++;
         receivedBytes += chunk.data.length;
         if (received === warmupChunks) warmupEndedMs = memory.samples.at(-1)?.atMs ?? 0;
-        if (received % 2048 === 0) progress(`${Math.round(receivedBytes / MiB)} MiB read; router ${Math.round(router.rss() / MiB)} MiB, dealer ${Math.round(dealer.rss() / MiB)} MiB`);
+        if (received % 2048 === 0)
+          progress(
+            `${Math.round(receivedBytes / MiB)} MiB read; router ${Math.round(router.rss() / MiB)} MiB, dealer ${Math.round(dealer.rss() / MiB)} MiB`,
+          );
         // The slow consumer: it spends this long on each chunk.
         if (readDelayMs > 0) await Bun.sleep(readDelayMs);
       }
@@ -69,7 +75,9 @@ export async function runSlowConsumer(options: SlowConsumerOptions): Promise<Slo
     }
     const durationMs = performance.now() - started;
     memory.stop();
-    const streamed = await dealer.event((event) => event.event === "streamed", 10_000, "the dealer to report the end of its stream").catch(() => undefined);
+    const streamed = await dealer
+      .event((event) => event.event === "streamed", 10_000, "the dealer to report the end of its stream")
+      .catch(() => undefined);
 
     const rss = (name: "router" | "dealer" | "client") => {
       const atWarmup = memory.series(name, warmupEndedMs)[0] ?? 0;
