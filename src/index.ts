@@ -8,7 +8,7 @@ export { ApiKeyManager } from "./router/auth.ts";
 export { ServiceDealer, type ServiceDealerOptions } from "./dealer/service-dealer.ts";
 export { type CallContext, registerServiceMethod, serviceMethod, type ServiceMethodOptions } from "./dealer/service-method.ts";
 export { type CallOptions, ClientDealer, type ClientDealerOptions } from "./client/client-dealer.ts";
-export { createLogger, type Logger, silentLogger } from "./log.ts";
+export { createLogger, type Logger, silentLogger } from "./util/log.ts";
 export {
   AuthError,
   CancelledError,

@@ -3,7 +3,7 @@
  * processes per class. The supervisor restarts a crashed child with backoff, never restarts one
  * that failed to start (that is reported once), and drains every child on shutdown.
  */
-import { createLogger } from "../log.ts";
+import { createLogger } from "../util/log.ts";
 import { EXIT_STARTUP_FAILURE, startupFailure } from "./errors.ts";
 import { loadServiceClasses } from "./load-services.ts";
 import type { ServiceDealer } from "../index.ts";

@@ -3,7 +3,7 @@
  * router's monitoring data. Runs on Bun and on Node ≥ 20.
  */
 import * as v from "valibot";
-import { createLogger, type Logger, silentLogger } from "../log.ts";
+import { createLogger, type Logger, silentLogger } from "../util/log.ts";
 import {
   type ClientMessage,
   type ClientRequestHeader,
@@ -24,11 +24,11 @@ import {
   TimeoutError,
   type WireError,
 } from "../protocol/index.ts";
-import { ApiKeyOption, checkOptions, consumeMessages, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
-import { type Deadline, Deadlines } from "../deadlines.ts";
-import { Dealer } from "../zmtp/dealer.ts";
-import { SEND_DONE } from "../zmtp/socket.ts";
-import { Queue } from "../zmtp/queue.ts";
+import { ApiKeyOption, checkOptions, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
+import { consumeMessages } from "../util/receive-loop.ts";
+import { type Deadline, Deadlines } from "../util/deadlines.ts";
+import { Dealer, SEND_DONE } from "../zmtp/index.ts";
+import { Fifo } from "../util/fifo.ts";
 
 /** Options of a ClientDealer. Times are in seconds, as in the Python seed. */
 export interface ClientDealerOptions {
@@ -260,7 +260,7 @@ export class ClientDealer {
     const window = this.options.streamWindow;
     const refill = Math.max(1, window >> 1);
     const timeoutSeconds = options.timeout ?? this.options.timeout;
-    const buffered = new Queue<unknown>();
+    const buffered = new Fifo<unknown>();
     let finished: { error?: Error } | undefined;
     let wake: (() => void) | undefined;
     let consumedSinceCredit = 0;

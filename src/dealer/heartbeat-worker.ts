@@ -1,7 +1,6 @@
 /** The worker side of HeartbeatThread: its own connection to the router, and a BEAT per interval. */
 import { encodeMessage } from "../protocol/codec.ts";
-import { Dealer } from "../zmtp/dealer.ts";
-import { ZmtpError, ZmtpErrorCode } from "../zmtp/errors.ts";
+import { Dealer, ZmtpError, ZmtpErrorCode } from "../zmtp/index.ts";
 import { RECONNECT_MAX_INTERVAL_MS } from "../options.ts";
 import type { FromHeartbeat, ToHeartbeat } from "./heartbeat-thread.ts";
 

@@ -4,7 +4,7 @@
  */
 import { hostname } from "node:os";
 import * as v from "valibot";
-import { createLogger, type Logger } from "../log.ts";
+import { createLogger, type Logger } from "../util/log.ts";
 import {
   AuthError,
   CancelledError,
@@ -26,10 +26,10 @@ import {
   VoidRailError,
   type WireError,
 } from "../protocol/index.ts";
-import { ApiKeyOption, checkOptions, consumeMessages, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
-import { type Deadline, Deadlines } from "../deadlines.ts";
-import { Dealer } from "../zmtp/dealer.ts";
-import { SEND_DONE } from "../zmtp/socket.ts";
+import { ApiKeyOption, checkOptions, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
+import { consumeMessages } from "../util/receive-loop.ts";
+import { type Deadline, Deadlines } from "../util/deadlines.ts";
+import { Dealer, SEND_DONE } from "../zmtp/index.ts";
 import { HeartbeatThread } from "./heartbeat-thread.ts";
 import { type CallContext, collectMethods, type MethodDefinition } from "./service-method.ts";
 

@@ -31,23 +31,14 @@ import {
   PROTOCOL_VERSION,
   RouterMode,
 } from "../protocol/index.ts";
-import {
-  ApiKeyOption,
-  booleanFromEnv,
-  checkOptions,
-  consumeMessages,
-  EndpointOption,
-  listFromEnv,
-  SecondsOption,
-  secondsFromEnv,
-} from "../options.ts";
-import { type Deadline, Deadlines } from "../deadlines.ts";
-import { Queue } from "../zmtp/queue.ts";
-import { Router } from "../zmtp/router.ts";
-import { SEND_DONE } from "../zmtp/socket.ts";
+import { ApiKeyOption, booleanFromEnv, checkOptions, EndpointOption, listFromEnv, SecondsOption, secondsFromEnv } from "../options.ts";
+import { type Deadline, Deadlines } from "../util/deadlines.ts";
+import { Fifo as Queue } from "../util/fifo.ts";
+import { consumeMessages } from "../util/receive-loop.ts";
+import { Router, SEND_DONE } from "../zmtp/index.ts";
 import { KeyChecker } from "./auth.ts";
 import { type DispatchStrategy, fifoStrategy, loadBalanceStrategy } from "./dispatch.ts";
-import { createLogger, type Logger } from "../log.ts";
+import { createLogger, type Logger } from "../util/log.ts";
 
 export { RouterMode };
 

@@ -18,8 +18,8 @@ import {
   writeFrameHeader,
 } from "./codec.ts";
 import { ZmtpError, ZmtpErrorCode, ZmtpProtocolError } from "./errors.ts";
-import type { Mechanism, MechanismSession } from "./mechanism.ts";
-import type { StreamHandlers, TransportStream } from "./transport.ts";
+import type { Mechanism, MechanismSession } from "./mechanism/mechanism.ts";
+import type { StreamHandlers, TransportStream } from "./transport/transport.ts";
 
 export type SocketType = "DEALER" | "ROUTER";
 

@@ -1,7 +1,7 @@
 /** DEALER socket: round-robin over connected peers on send, fair-queued on receive. */
 import type { Buffer } from "node:buffer";
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
-import { Queue } from "./queue.ts";
+import { Fifo } from "../util/fifo.ts";
 import { type MessageLike, type Peer, SEND_DONE, Socket, type SocketOptions, toFrames } from "./socket.ts";
 
 export type DealerOptions = SocketOptions;
@@ -28,7 +28,7 @@ export class Dealer extends Socket {
   protected readonly type = "DEALER" as const;
   private readonly ready: Peer[] = [];
   private nextPeer = 0;
-  private readonly waiting = new Queue<PendingSend>();
+  private readonly waiting = new Fifo<PendingSend>();
 
   constructor(options: DealerOptions = {}) {
     super(options);

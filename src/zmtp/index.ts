@@ -6,5 +6,6 @@ export { Dealer, type DealerOptions } from "./dealer.ts";
 export { Router, type RouterOptions } from "./router.ts";
 export { type MessageLike, SEND_DONE, type SocketEventMap, SocketEvents, type SocketOptions, type ZmtpLogger } from "./socket.ts";
 export { ZmtpError, ZmtpErrorCode, ZmtpProtocolError } from "./errors.ts";
-export { type Mechanism, type MechanismSession, nullMechanism } from "./mechanism.ts";
+export type { Mechanism, MechanismSession } from "./mechanism/mechanism.ts";
+export { nullMechanism } from "./mechanism/null.ts";
 export { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";

@@ -4,7 +4,7 @@
  */
 import { Buffer } from "node:buffer";
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
-import { Queue } from "./queue.ts";
+import { Fifo } from "../util/fifo.ts";
 import { type MessageLike, type Peer, SEND_DONE, Socket, type SocketOptions, toFrames } from "./socket.ts";
 
 export interface RouterOptions extends SocketOptions {
@@ -28,7 +28,7 @@ interface PendingSend {
 }
 
 interface RouterPeerState {
-  waiting: Queue<PendingSend>;
+  waiting: Fifo<PendingSend>;
 }
 
 /**
@@ -146,7 +146,7 @@ export class Router extends Socket {
     }
     this.byRoutingKey.set(peer.routingKey, peer);
     this.byRoutingIdFrame.set(peer.routingId, peer);
-    this.peerStates.set(peer, { waiting: new Queue() });
+    this.peerStates.set(peer, { waiting: new Fifo() });
     return true;
   }
 

@@ -4,14 +4,15 @@
  */
 import { Buffer } from "node:buffer";
 import { EventEmitter } from "node:events";
-import { bunTransport } from "./bun-transport.ts";
+import { bunTransport } from "./transport/bun.ts";
 import { Connection, type ConnectionOptions, type ConnectionOwner, type SocketType } from "./connection.ts";
 import { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
-import { type Mechanism, nullMechanism } from "./mechanism.ts";
-import { nodeTransport } from "./node-transport.ts";
-import { Queue } from "./queue.ts";
-import type { Transport, TransportListener } from "./transport.ts";
+import type { Mechanism } from "./mechanism/mechanism.ts";
+import { nullMechanism } from "./mechanism/null.ts";
+import { nodeTransport } from "./transport/node.ts";
+import { Fifo } from "../util/fifo.ts";
+import type { Transport, TransportListener } from "./transport/transport.ts";
 
 /** A message as accepted by send(): one frame or several. */
 export type MessageLike = Uint8Array | string | readonly (Uint8Array | string)[];
@@ -115,7 +116,7 @@ export class SocketEvents {
 
 /** Per-peer state a socket keeps beside the connection. */
 export class Peer {
-  readonly inbox = new Queue<Buffer[]>();
+  readonly inbox = new Fifo<Buffer[]>();
   inReadRing = false;
   /** Router: the id messages to this peer are addressed by. Dealer: the peer's announced id. */
   routingId: Buffer;
@@ -173,8 +174,8 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
   private readonly listeners = new Map<string, TransportListener>();
   private readonly connectors = new Map<string, Connector>();
   private readonly connections = new Set<Connection>();
-  private readonly readRing = new Queue<Peer>();
-  private readonly receiveWaiters = new Queue<ReceiveWaiter>();
+  private readonly readRing = new Fifo<Peer>();
+  private readonly receiveWaiters = new Fifo<ReceiveWaiter>();
   private closedFlag = false;
   private readonly owner: ConnectionOwner;
   private readonly logger: ZmtpLogger | null;
@@ -352,7 +353,7 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
   // ---- internals ----
 
   /** @internal used by Connector */
-  startConnection(stream: import("./transport.ts").TransportStream, endpoint: string): Connection {
+  startConnection(stream: import("./transport/transport.ts").TransportStream, endpoint: string): Connection {
     const options: ConnectionOptions = {
       socketType: this.type,
       routingId: this.options.routingId,

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { Deadlines } from "../../src/deadlines.ts";
+import { Deadlines } from "../../src/util/deadlines.ts";
 
 test("deadlines fire in deadline order, whatever the order they were added in", async () => {
   const deadlines = new Deadlines();

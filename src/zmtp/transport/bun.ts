@@ -1,7 +1,7 @@
-/** Transport over Bun.listen/Bun.connect, Bun's fastest socket API. */
+/** Owns the Bun transport: Bun.listen/Bun.connect, Bun's fastest socket API. */
 import type { Buffer } from "node:buffer";
-import type { Endpoint } from "./endpoint.ts";
-import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
+import type { Endpoint } from "../endpoint.ts";
+import { ZmtpError, ZmtpErrorCode } from "../errors.ts";
 import { removeStaleSocketFile, type StreamHandlers, type Transport, type TransportListener, type TransportStream } from "./transport.ts";
 
 type BunSocket = import("bun").Socket<BunStream>;

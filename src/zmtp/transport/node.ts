@@ -1,8 +1,8 @@
-/** Transport over node:net, so VoidRail's client runs in Node applications too. */
+/** Owns the node:net transport, so VoidRail's client runs in Node applications too. */
 import type { Buffer } from "node:buffer";
 import net from "node:net";
-import type { Endpoint } from "./endpoint.ts";
-import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
+import type { Endpoint } from "../endpoint.ts";
+import { ZmtpError, ZmtpErrorCode } from "../errors.ts";
 import { removeStaleSocketFile, type StreamHandlers, type Transport, type TransportStream } from "./transport.ts";
 
 class NodeStream implements TransportStream {

@@ -1,8 +1,8 @@
 /**
- * A FIFO with O(1) push and shift. Array.prototype.shift is O(n), which matters on the hot path
- * where queues hold thousands of messages.
+ * Owns the generic first-in first-out list: O(1) push and shift. Array.prototype.shift is O(n),
+ * which matters on the hot path where queues hold thousands of messages.
  */
-export class Queue<T> {
+export class Fifo<T> {
   private items: (T | undefined)[] = [];
   private head = 0;
 

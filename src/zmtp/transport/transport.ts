@@ -1,10 +1,10 @@
 /**
- * The small seam between ZMTP and the operating system's sockets (the nats.js Transport idea):
+ * Owns the small seam between ZMTP and the operating system's sockets (the nats.js Transport idea):
  * connections see only this interface, so the same protocol code runs on Bun sockets and on node:net.
  */
 import type { Buffer } from "node:buffer";
 import { unlinkSync } from "node:fs";
-import type { Endpoint } from "./endpoint.ts";
+import type { Endpoint } from "../endpoint.ts";
 
 /** Callbacks a transport stream delivers to its owner. */
 export interface StreamHandlers {
