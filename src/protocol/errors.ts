@@ -1,5 +1,5 @@
 /**
- * VoidRail errors: one class per failure, each with a stable `code` that crosses the wire.
+ * Owns VoidRail's errors: one class per failure, each with a stable `code` that crosses the wire.
  *
  * On the wire an error is `{ code, message, data? }` (the ERROR header minus `id`). `errorToWire`
  * turns anything thrown into that shape, within the header limits; `errorFromWire` rebuilds the
@@ -255,21 +255,25 @@ export class ConnectionError extends VoidRailError {
   override readonly name = "ConnectionError";
 }
 
-type ErrorClass = new (message: string, options?: VoidRailErrorOptions) => VoidRailError;
+/** A VoidRail error class, with the code it owns. */
+type ErrorClass = (new (message: string, options?: VoidRailErrorOptions) => VoidRailError) & { readonly code: string };
 
-const CLASS_BY_CODE: ReadonlyMap<string, ErrorClass> = new Map<string, ErrorClass>([
-  [ErrorCode.NO_SUCH_METHOD, NoSuchMethodError],
-  [ErrorCode.QUEUE_FULL, QueueFullError],
-  [ErrorCode.TIMEOUT, TimeoutError],
-  [ErrorCode.CANCELLED, CancelledError],
-  [ErrorCode.DEALER_LOST, DealerLostError],
-  [ErrorCode.AUTH_FAILED, AuthError],
-  [ErrorCode.VALIDATION_ERROR, ValidationError],
-  [ErrorCode.REMOTE_ERROR, RemoteError],
-  [ErrorCode.PROTOCOL_ERROR, ProtocolError],
-  [ErrorCode.SHUTTING_DOWN, ShuttingDownError],
-  [ErrorCode.CONNECTION_LOST, ConnectionError],
-]);
+/** Every class that owns a code; the registry below is built from their own `code`. */
+const ERROR_CLASSES: readonly ErrorClass[] = [
+  NoSuchMethodError,
+  QueueFullError,
+  TimeoutError,
+  CancelledError,
+  DealerLostError,
+  AuthError,
+  ValidationError,
+  RemoteError,
+  ProtocolError,
+  ShuttingDownError,
+  ConnectionError,
+];
+
+const CLASS_BY_CODE: ReadonlyMap<string, ErrorClass> = new Map(ERROR_CLASSES.map((ErrorClass) => [ErrorClass.code, ErrorClass]));
 
 /** An error as it travels: the ERROR header without `id`. */
 export interface WireError {

@@ -1,8 +1,15 @@
 /**
- * Dispatch strategies: which free dealer takes the next request. The router core is the same in
- * both modes (Hono picks a router implementation the same way); only this choice and the
- * default number of slots per dealer differ.
+ * Owns dispatch: the strategies that pick which free dealer takes the next call (the router core
+ * is the same in both modes, as Hono picks a router implementation; only this choice and the
+ * default number of slots per dealer differ), and the Dispatcher that moves calls from their
+ * method queues to free slots: a new call straight to a dealer when nobody waits before it, the
+ * oldest waiting call across a dealer's methods when one of its slots frees up.
  */
+import { QueueFullError } from "../protocol/index.ts";
+import type { Call, CallTable } from "./calls.ts";
+import type { Queues } from "./queues.ts";
+import type { DealerRegistry, Redispatch, RegisteredDealer } from "./registry.ts";
+
 export interface DispatchCandidate {
   /** Requests in flight on this dealer. */
   load: number;
@@ -47,3 +54,80 @@ export const loadBalanceStrategy: DispatchStrategy = {
     return best;
   },
 };
+
+/** The strategy of a router mode. */
+export function strategyFor(mode: "fifo" | "load_balance"): DispatchStrategy {
+  return mode === "fifo" ? fifoStrategy : loadBalanceStrategy;
+}
+
+export class Dispatcher implements Redispatch {
+  /** Set once, after the registry is built (the registry re-dispatches through this object). */
+  registry!: Pick<DealerRegistry, "offering">;
+
+  constructor(
+    readonly strategy: DispatchStrategy,
+    private readonly queues: Queues<Call>,
+    private readonly calls: CallTable,
+  ) {}
+
+  /**
+   * A checked new call: to a free dealer at once when none of its method waits, else into its
+   * queue, or ended with QUEUE_FULL when the queue is at its limit.
+   */
+  admit(call: Call): void {
+    const method = call.method;
+    const free = this.freeDealers(method);
+    const waiting = this.queues.count(method);
+    if (free.length > 0 && waiting === 0) {
+      this.calls.dispatched(call, this.strategy.pick(free));
+      return;
+    }
+    const limit = this.queues.limitOf(method);
+    if (waiting >= limit) {
+      this.calls.finished(
+        call,
+        new QueueFullError(`the queue of ${method} is full (${limit} waiting)`, { data: { method, queueLength: limit } }),
+      );
+      return;
+    }
+    this.calls.queued(call, false);
+    this.serveMethod(method);
+  }
+
+  /** A call whose dealer was lost goes back to the head of its line: it arrived before everything waiting now. */
+  requeue(call: Call): void {
+    this.calls.queued(call, true);
+    this.serveMethod(call.method);
+  }
+
+  /** Serves a method's queue while some dealer offering it has a free slot. */
+  serveMethod(method: string): void {
+    const queue = this.queues.get(method);
+    if (!queue) return;
+    while (queue.peek() !== undefined) {
+      const free = this.freeDealers(method);
+      if (free.length === 0) return;
+      this.calls.dispatched(queue.take()!, this.strategy.pick(free));
+    }
+  }
+
+  /** A dealer has a free slot: give it the oldest call it can run, across its methods. */
+  serveDealer(dealer: RegisteredDealer): void {
+    while (dealer.hasFreeSlot) {
+      let oldest: Call | undefined;
+      for (const method of dealer.methods.keys()) {
+        const head = this.queues.get(method)?.peek();
+        if (head && (!oldest || head.seq < oldest.seq)) oldest = head;
+      }
+      if (!oldest) return;
+      this.queues.get(oldest.method)!.take();
+      this.calls.dispatched(oldest, dealer);
+    }
+  }
+
+  private freeDealers(method: string): RegisteredDealer[] {
+    const free: RegisteredDealer[] = [];
+    for (const dealer of this.registry.offering(method) ?? []) if (dealer.hasFreeSlot) free.push(dealer);
+    return free;
+  }
+}

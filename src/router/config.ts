@@ -1,0 +1,113 @@
+/**
+ * Owns the router's configuration: the `ServiceRouterOptions` a caller passes, their valibot
+ * check, the VOIDRAIL_* environment variables that fill what is left out, and the defaults.
+ * Everything downstream reads the resolved `RouterConfig`, never the raw options.
+ */
+import * as v from "valibot";
+import { ApiKeyOption, booleanFromEnv, checkOptions, EndpointOption, listFromEnv, SecondsOption, secondsFromEnv } from "../options.ts";
+import { RouterMode, ValidationError } from "../protocol/index.ts";
+import { createLogger, type Logger } from "../util/log.ts";
+
+/** Options of a ServiceRouter. Times are in seconds, as in the Python seed. */
+export interface ServiceRouterOptions {
+  /** Endpoint to bind, e.g. "tcp://127.0.0.1:5555", "tcp://0.0.0.0:5555", "ipc:///tmp/vr.sock". Default "tcp://127.0.0.1:5555". */
+  address?: string;
+  /** "fifo" (default: one request per dealer at a time, strictly in arrival order) or "load_balance". */
+  routerMode?: RouterMode;
+  /** A peer silent this long is gone; its work is re-dispatched. Default 30 s (env VOIDRAIL_HEARTBEAT_TIMEOUT). */
+  heartbeatTimeout?: number;
+  /** Require API keys. Default: true when any key list is non-empty (env VOIDRAIL_REQUIRE_AUTH). */
+  requireAuth?: boolean;
+  /** Keys dealers must present (env VOIDRAIL_DEALER_API_KEYS, comma-separated). */
+  dealerApiKeys?: string[];
+  /** Keys clients must present (env VOIDRAIL_CLIENT_API_KEYS, comma-separated). */
+  clientApiKeys?: string[];
+  /** Most requests waiting per method before QueueFullError. Default 10000. */
+  maxQueueLength?: number;
+  /** Per-method overrides of maxQueueLength, keyed "Service.method". */
+  queueLimits?: Record<string, number>;
+  /** How many times a request whose dealer was lost (before any reply) is dispatched again. Default 1. */
+  maxRedispatch?: number;
+  /** Default call timeout applied when a request carries none, in seconds; 0 = none. Default 0. */
+  defaultTimeout?: number;
+  /** Seconds a stopping router lets running requests finish. Default 5. */
+  shutdownGrace?: number;
+  /** Largest message accepted from any peer, in bytes; a bigger one closes that connection. Default 256 MiB. */
+  maxMessageSize?: number;
+  /** Logger (consola-compatible). Default: consola tagged "router". */
+  logger?: Logger;
+}
+
+const OptionsSchema = v.object({
+  address: v.optional(EndpointOption),
+  routerMode: v.optional(v.picklist(["fifo", "load_balance"])),
+  heartbeatTimeout: v.optional(v.pipe(v.number(), v.minValue(0.05), v.maxValue(2_000_000))),
+  requireAuth: v.optional(v.boolean()),
+  dealerApiKeys: v.optional(v.array(ApiKeyOption)),
+  clientApiKeys: v.optional(v.array(ApiKeyOption)),
+  maxQueueLength: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+  queueLimits: v.optional(v.record(v.string(), v.pipe(v.number(), v.integer(), v.minValue(0)))),
+  maxRedispatch: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))),
+  defaultTimeout: v.optional(SecondsOption),
+  shutdownGrace: v.optional(SecondsOption),
+  maxMessageSize: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024))),
+  logger: v.optional(v.any()),
+});
+
+/** The options after checks, environment and defaults: what the router's parts are built from. */
+export interface RouterConfig {
+  readonly address: string;
+  readonly mode: RouterMode;
+  readonly heartbeatTimeoutMs: number;
+  /** A few PINGs per timeout, so one lost PONG is not a death sentence; capped to keep traffic low. */
+  readonly heartbeatIntervalMs: number;
+  readonly dealerApiKeys: readonly string[];
+  readonly clientApiKeys: readonly string[];
+  readonly requireDealerAuth: boolean;
+  readonly requireClientAuth: boolean;
+  readonly maxQueueLength: number;
+  readonly queueLimits: Readonly<Record<string, number>>;
+  readonly maxRedispatch: number;
+  /** Applied to requests that carry no timeout; undefined = none. */
+  readonly defaultTimeoutMs: number | undefined;
+  readonly shutdownGraceMs: number;
+  readonly maxMessageSize: number;
+  readonly logger: Logger;
+}
+
+/**
+ * Checks `options` (a ValidationError names each bad field), fills the rest from `env` and the
+ * defaults.
+ *
+ * @example
+ * const config = resolveRouterConfig({ routerMode: "load_balance" }, process.env);
+ */
+export function resolveRouterConfig(options: ServiceRouterOptions, env: Record<string, string | undefined>): RouterConfig {
+  checkOptions(OptionsSchema, options, "ServiceRouter");
+  const dealerApiKeys = options.dealerApiKeys ?? listFromEnv(env.VOIDRAIL_DEALER_API_KEYS);
+  const clientApiKeys = options.clientApiKeys ?? listFromEnv(env.VOIDRAIL_CLIENT_API_KEYS);
+  const requireAuth = options.requireAuth ?? booleanFromEnv(env.VOIDRAIL_REQUIRE_AUTH) ?? dealerApiKeys.length + clientApiKeys.length > 0;
+  if (requireAuth && dealerApiKeys.length + clientApiKeys.length === 0) {
+    throw new ValidationError("requireAuth is on but no dealer or client API keys are configured");
+  }
+  const heartbeatTimeout = options.heartbeatTimeout ?? secondsFromEnv(env.VOIDRAIL_HEARTBEAT_TIMEOUT) ?? 30;
+  const heartbeatTimeoutMs = Math.round(heartbeatTimeout * 1000);
+  const defaultTimeout = options.defaultTimeout ?? 0;
+  return {
+    address: options.address ?? "tcp://127.0.0.1:5555",
+    mode: options.routerMode ?? RouterMode.FIFO,
+    heartbeatTimeoutMs,
+    heartbeatIntervalMs: Math.max(20, Math.min(2000, Math.round(heartbeatTimeoutMs / 4))),
+    dealerApiKeys,
+    clientApiKeys,
+    requireDealerAuth: requireAuth && dealerApiKeys.length > 0,
+    requireClientAuth: requireAuth && clientApiKeys.length > 0,
+    maxQueueLength: options.maxQueueLength ?? 10_000,
+    queueLimits: options.queueLimits ?? {},
+    maxRedispatch: options.maxRedispatch ?? 1,
+    defaultTimeoutMs: defaultTimeout > 0 ? defaultTimeout * 1000 : undefined,
+    shutdownGraceMs: (options.shutdownGrace ?? 5) * 1000,
+    maxMessageSize: options.maxMessageSize ?? 256 * 1024 * 1024,
+    logger: options.logger ?? createLogger("router"),
+  };
+}

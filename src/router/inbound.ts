@@ -1,0 +1,238 @@
+/**
+ * Owns the router's receiving side: a message from the socket is decoded, its sender's session
+ * looked up, and it goes to its handler by role and kind. Client kinds (REQUEST, INFO, CANCEL,
+ * CREDIT) become calls and call transitions; dealer kinds (RESULT, CHUNK, END, ERROR, DRAIN,
+ * BYE) settle calls or change the registration; BEAT vouches for a dealer; HELLO goes to the
+ * sessions. A message that cannot be decoded is answered with one ERROR and dropped.
+ */
+import type { Buffer } from "node:buffer";
+import {
+  CancelledError,
+  type ClientRequestHeader,
+  decodeMessage,
+  errorToWire,
+  ProtocolError,
+  ProtocolFailure,
+  type RouterMessage,
+  ShuttingDownError,
+  TimeoutError,
+  ValidationError,
+} from "../protocol/index.ts";
+import type { Deadlines } from "../util/deadlines.ts";
+import type { Logger } from "../util/log.ts";
+import type { Router } from "../zmtp/index.ts";
+import type { Call, CallTable } from "./calls.ts";
+import type { Dispatcher } from "./dispatch.ts";
+import type { RouterInfoBuilder } from "./info.ts";
+import type { OutboundPort } from "./outbound.ts";
+import { type DealerRegistry, noSuchMethod, type RegisteredDealer } from "./registry.ts";
+import { type ClientSession, describePeer, type Sessions } from "./sessions.ts";
+
+/** Messages only a registered dealer may send. */
+type DealerMessage = Extract<RouterMessage, { kind: "RESULT" | "CHUNK" | "END" | "ERROR" | "DRAIN" | "BYE" }>;
+
+export interface InboundContext {
+  sessions: Sessions;
+  registry: DealerRegistry;
+  dispatcher: Dispatcher;
+  calls: CallTable;
+  info: RouterInfoBuilder;
+  outbound: OutboundPort;
+  deadlines: Deadlines;
+  log: Logger;
+  maxRedispatch: number;
+  defaultTimeoutMs: number | undefined;
+  isStopping(): boolean;
+  /** The socket, for its routing-key cache and noteAlive; null when stopped. */
+  socket(): Router | null;
+}
+
+export class Inbound {
+  constructor(private readonly context: InboundContext) {}
+
+  /** One message as the ROUTER socket delivers it: the sender's routing id, then the frames. */
+  message(frames: Buffer[]): void {
+    const { sessions, registry, outbound, log } = this.context;
+    const routingId = frames[0];
+    const key = this.context.socket()?.routingKey(routingId) ?? routingId.toString("latin1");
+    const session = sessions.get(key);
+    if (session?.role === "dealer") registry.heard(session.dealer);
+    const message = decodeMessage(frames.slice(1), "router");
+    if (!message.ok) {
+      log.warn(`bad message from ${describePeer(routingId, session)}: ${message.error.message}`);
+      const id = message.kind === "REQUEST" || message.kind === "INFO" ? message.id : undefined;
+      outbound.error(routingId, id, errorToWire(message.error));
+      return;
+    }
+    switch (message.kind) {
+      case "HELLO":
+        return sessions.hello(routingId, key, session, message.header);
+      case "BEAT":
+        return this.beat(message.header.token);
+      case "REQUEST": {
+        const client = sessions.clientFor(routingId, key, session, message.kind, message.header.id);
+        if (client) this.request(client, message.header, message.payload);
+        return;
+      }
+      case "INFO": {
+        const client = sessions.clientFor(routingId, key, session, message.kind, message.header.id);
+        if (client) this.info(client, message.header.id, message.header.topic);
+        return;
+      }
+      case "CANCEL": {
+        const client = sessions.clientFor(routingId, key, session, message.kind, message.header.id);
+        if (client) this.cancel(client, message.header.id);
+        return;
+      }
+      case "CREDIT": {
+        const client = sessions.clientFor(routingId, key, session, message.kind, message.header.id);
+        if (client) this.credit(client, message.header.id, message.header.n);
+        return;
+      }
+      default:
+        if (session?.role !== "dealer") {
+          outbound.protocolError(
+            routingId,
+            describePeer(routingId, session),
+            ProtocolFailure.NOT_REGISTERED,
+            `${message.kind} from a connection that is not a registered dealer`,
+          );
+          return;
+        }
+        return this.fromDealer(key, session.dealer, message);
+    }
+  }
+
+  /** See DealerRegistry.beat; the dealer's own connection counts as alive too. */
+  private beat(token: string): void {
+    const dealer = this.context.registry.beat(token);
+    if (dealer !== undefined) this.context.socket()?.noteAlive(dealer.routingId);
+  }
+
+  // ---- from clients ----
+
+  private request(client: ClientSession, header: ClientRequestHeader, args: Uint8Array): void {
+    const { calls, outbound } = this.context;
+    if (client.outstanding.has(header.id)) {
+      outbound.protocolError(
+        client.routingId,
+        describePeer(client.routingId, { role: "client", client }),
+        ProtocolFailure.DUPLICATE_ID,
+        `request id ${header.id} is still outstanding`,
+        { id: header.id },
+      );
+      return;
+    }
+    const method = header.method;
+    const timeoutMs = header.timeoutMs ?? this.context.defaultTimeoutMs;
+    const call = calls.received(client, header, args, this.context.maxRedispatch, timeoutMs);
+    client.outstanding.set(header.id, call);
+    if (this.context.isStopping()) return calls.finished(call, new ShuttingDownError("the router is stopping"));
+    const dealers = this.context.registry.offering(method);
+    if (!dealers || dealers.size === 0) {
+      if (!call.waitForDealer) return calls.finished(call, noSuchMethod(method));
+    } else {
+      const info = dealers.values().next().value!.methods.get(method)!;
+      if (info.stream !== call.stream) {
+        return calls.finished(
+          call,
+          new ValidationError(
+            `${method} is ${info.stream ? "a streaming" : "a unary"} method: call it with ${info.stream ? "stream()" : "invoke()"}`,
+            {
+              data: { path: "stream" },
+            },
+          ),
+        );
+      }
+    }
+    if (timeoutMs !== undefined) call.timer = this.context.deadlines.add(timeoutMs, () => this.timedOut(call, timeoutMs));
+    this.context.dispatcher.admit(call);
+  }
+
+  private info(client: ClientSession, id: number, topic: string): void {
+    if (client.outstanding.has(id)) {
+      this.context.outbound.protocolError(
+        client.routingId,
+        describePeer(client.routingId, { role: "client", client }),
+        ProtocolFailure.DUPLICATE_ID,
+        `request id ${id} is still outstanding`,
+        { id },
+      );
+      return;
+    }
+    this.context.outbound.infoResult(client.routingId, id, this.context.info.topic(topic));
+  }
+
+  private cancel(client: ClientSession, id: number): void {
+    const call = client.outstanding.get(id);
+    if (!call) return;
+    this.context.calls.finished(call, new CancelledError("cancelled by the client"));
+  }
+
+  private credit(client: ClientSession, id: number, n: number): void {
+    const call = client.outstanding.get(id);
+    if (!call?.stream || call.credit === undefined) return;
+    if (call.state === "queued") {
+      call.credit = Math.min(2_147_483_647, call.credit + n);
+      return;
+    }
+    if (call.state === "running" && call.dealer) this.context.outbound.credit(call.dealer.routingId, call.routerId, n);
+  }
+
+  private timedOut(call: Call, timeoutMs: number): void {
+    call.timer = undefined;
+    if (call.state !== "queued" && call.state !== "running") return;
+    this.context.calls.finished(call, new TimeoutError(`${call.method} did not finish within ${timeoutMs} ms`, { data: { timeoutMs } }));
+  }
+
+  // ---- from dealers ----
+
+  private fromDealer(key: string, dealer: RegisteredDealer, message: DealerMessage): void {
+    switch (message.kind) {
+      case "DRAIN":
+        return this.context.registry.drain(dealer);
+      case "BYE":
+        return this.context.sessions.unregistered(key, dealer);
+      case "ERROR":
+        if (message.header.id === undefined) {
+          this.context.log.warn(`dealer ${dealer.id} reported: ${message.header.message}`);
+          return;
+        }
+        return this.reply(dealer, message.header.id, message);
+      default:
+        return this.reply(dealer, message.header.id, message);
+    }
+  }
+
+  private reply(
+    dealer: RegisteredDealer,
+    routerId: number,
+    message: Extract<DealerMessage, { kind: "RESULT" | "CHUNK" | "END" | "ERROR" }>,
+  ): void {
+    const { calls } = this.context;
+    const call = dealer.inFlight.get(routerId);
+    if (!call) {
+      // Not a call this dealer holds: a reply sent before a reconnection, or a spoof. (A late
+      // reply after a cancel is still held: the slot stays taken until it comes.)
+      this.context.log.warn(`dropped a ${message.kind} from dealer ${dealer.id} for request ${routerId}, which it does not hold`);
+      return;
+    }
+    if (message.kind === "CHUNK") {
+      if (call.state !== "running") return;
+      if (!call.stream) return this.brokeProtocol(dealer, call, ProtocolFailure.UNEXPECTED_KIND, "CHUNK for a unary request");
+      return calls.forwarded(call, message.header.seq, message.payload);
+    }
+    // Terminal: the slot is free whatever became of the call's client.
+    if (message.kind === "ERROR") dealer.failed++;
+    else dealer.succeeded++;
+    if (call.state === "running") calls.completed(call, message);
+    else calls.released(call);
+    this.context.dispatcher.serveDealer(dealer);
+  }
+
+  private brokeProtocol(dealer: RegisteredDealer, call: Call, reason: string, text: string): void {
+    this.context.log.warn(`dealer ${dealer.id} broke the protocol: ${text}; the request fails`);
+    this.context.outbound.error(dealer.routingId, undefined, errorToWire(new ProtocolError(text, { data: { reason } })));
+    this.context.calls.finished(call, new ProtocolError(`dealer ${dealer.id}: ${text}`, { data: { reason } }));
+  }
+}

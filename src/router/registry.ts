@@ -1,0 +1,210 @@
+/**
+ * Owns the registered dealers: who offers which method, their slots and counters, liveness (when
+ * each was last heard from, and the BEAT tokens of their heartbeat connections), drain, and
+ * removal. Removing a dealer settles every call it held: re-queued at the front when it may run
+ * again (at most `maxRedispatch` times, never after a CHUNK), failed with DEALER_LOST otherwise.
+ *
+ * Deciding that a connection is dead is the ZMTP socket's job (PING/PONG, heartbeat timeout);
+ * the registry is told through `lost()`.
+ */
+import type { Buffer } from "node:buffer";
+import { randomBytes } from "node:crypto";
+import { type DealerHelloHeader, DealerLostError, type MethodInfo, NoSuchMethodError } from "../protocol/index.ts";
+import type { Logger } from "../util/log.ts";
+import type { Call, CallHost, CallTable } from "./calls.ts";
+import type { DealerView, RouterEvents } from "./events.ts";
+import type { Queues } from "./queues.ts";
+
+/** One registered dealer connection. */
+export class RegisteredDealer implements CallHost, DealerView {
+  readonly methods: Map<string, MethodInfo>;
+  readonly inFlight = new Map<number, Call>();
+  draining = false;
+  dispatched = 0;
+  succeeded = 0;
+  failed = 0;
+  lastDispatch = 0;
+  /** Epoch ms when anything (a message, or a BEAT on its heartbeat connection) last came from it. */
+  lastSeen: number;
+
+  constructor(
+    /** Router-assigned, `<service>-<n>`. */
+    readonly id: string,
+    readonly routingId: Buffer,
+    readonly service: string,
+    readonly instanceId: string | undefined,
+    methods: Record<string, MethodInfo>,
+    readonly maxConcurrent: number,
+    /** Secret its heartbeat connection sends in BEAT (see DealerRegistry.beat). */
+    readonly beatToken: string,
+    now: number,
+  ) {
+    this.methods = new Map(Object.entries(methods));
+    this.lastSeen = now;
+  }
+
+  /** Calls in flight on it, orphans included. */
+  get load(): number {
+    return this.inFlight.size;
+  }
+
+  get hasFreeSlot(): boolean {
+    return !this.draining && this.inFlight.size < this.maxConcurrent;
+  }
+}
+
+/** What removal needs of dispatch: put a call back at the head of its line, serve a method. */
+export interface Redispatch {
+  requeue(call: Call): void;
+  serveMethod(method: string): void;
+}
+
+export interface RegistryOptions {
+  /** Slots of a dealer whose HELLO names none (the dispatch strategy's default). */
+  defaultMaxConcurrent: number;
+  /** Whether the router is stopping (no call is re-dispatched then). */
+  isStopping(): boolean;
+  /** Epoch ms now; a fake in tests. */
+  now?: () => number;
+}
+
+export class DealerRegistry {
+  /** Every registered dealer, in registration order. */
+  readonly dealers = new Set<RegisteredDealer>();
+  private readonly byMethod = new Map<string, Set<RegisteredDealer>>();
+  private readonly byBeatToken = new Map<string, RegisteredDealer>();
+  private nextDealerNumber = 1;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly calls: CallTable,
+    private readonly queues: Queues<Call>,
+    private readonly dispatch: Redispatch,
+    private readonly events: RouterEvents,
+    private readonly log: Logger,
+    private readonly options: RegistryOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** The dealers offering `method`, if any ever registered it and one is still here. */
+  offering(method: string): ReadonlySet<RegisteredDealer> | undefined {
+    return this.byMethod.get(method);
+  }
+
+  /** Methods some registered dealer offers, in order of first registration. */
+  methods(): IterableIterator<[string, ReadonlySet<RegisteredDealer>]> {
+    return this.byMethod.entries();
+  }
+
+  /** Registers the connection `routingId` as a dealer with the methods of its HELLO. */
+  register(routingId: Buffer, hello: DealerHelloHeader): RegisteredDealer {
+    const dealer = new RegisteredDealer(
+      `${hello.service}-${this.nextDealerNumber++}`,
+      routingId,
+      hello.service,
+      hello.instanceId,
+      hello.methods,
+      hello.maxConcurrent ?? this.options.defaultMaxConcurrent,
+      randomBytes(16).toString("base64url"),
+      this.now(),
+    );
+    for (const method of dealer.methods.keys()) {
+      let set = this.byMethod.get(method);
+      if (!set) this.byMethod.set(method, (set = new Set()));
+      set.add(dealer);
+    }
+    this.byBeatToken.set(dealer.beatToken, dealer);
+    this.dealers.add(dealer);
+    this.log.info(
+      `dealer ${dealer.id} registered${dealer.instanceId ? ` (${dealer.instanceId})` : ""}: ${[...dealer.methods.keys()].join(", ")}`,
+    );
+    this.events.emit("dealer.registered", dealer);
+    return dealer;
+  }
+
+  /** Something came from the dealer's own connection. */
+  heard(dealer: RegisteredDealer): void {
+    dealer.lastSeen = this.now();
+  }
+
+  /**
+   * A BEAT from a heartbeat connection: the dealer it names counts as heard from, so one whose
+   * event loop is busy in a long synchronous method is not declared lost. The token (128 random
+   * bits, given only in that dealer's WELCOME) is the authority. Returns the dealer, or undefined
+   * for a token of a registration that ended (ignored: a BEAT is never answered).
+   */
+  beat(token: string): RegisteredDealer | undefined {
+    const dealer = this.byBeatToken.get(token);
+    if (dealer !== undefined) dealer.lastSeen = this.now();
+    return dealer;
+  }
+
+  /** The dealer sent DRAIN: it gets no new calls, and what waited for it may go to others. */
+  drain(dealer: RegisteredDealer): void {
+    dealer.draining = true;
+    this.log.info(`dealer ${dealer.id} is draining`);
+    this.events.emit("dealer.draining", dealer);
+    for (const method of dealer.methods.keys()) this.dispatch.serveMethod(method);
+  }
+
+  /**
+   * The dealer is gone (BYE, disconnect, heartbeat timeout: `why`). Its methods lose it (calls
+   * waiting for a method nobody offers any more fail with NO_SUCH_METHOD unless they wait for a
+   * dealer), and each call it held is re-queued or fails with DEALER_LOST.
+   */
+  lost(dealer: RegisteredDealer, why: string): void {
+    if (!this.dealers.delete(dealer)) return;
+    this.byBeatToken.delete(dealer.beatToken);
+    for (const method of dealer.methods.keys()) {
+      const set = this.byMethod.get(method);
+      set?.delete(dealer);
+      if (set?.size === 0) {
+        this.byMethod.delete(method);
+        this.failWaitingWithoutDealer(method);
+      }
+    }
+    const held = [...dealer.inFlight.values()];
+    const note = `dealer ${dealer.id} left (${why}) with ${held.length} request(s) in flight`;
+    if (held.length > 0) this.log.warn(note);
+    else this.log.info(note);
+    this.events.emit("dealer.lost", { dealer, reason: why });
+    for (const call of held) {
+      if (call.state === "orphaned") {
+        this.calls.released(call);
+        continue;
+      }
+      // Re-queue only if someone can still run it; otherwise fail now rather than at its timeout.
+      const someoneCanRunIt = call.waitForDealer || (this.byMethod.get(call.method)?.size ?? 0) > 0;
+      if (!call.forwarded && call.redispatchesLeft > 0 && !this.options.isStopping() && someoneCanRunIt) {
+        call.redispatchesLeft--;
+        this.log.info(`re-dispatching ${call.method} (client id ${call.clientId}) after losing ${dealer.id}`);
+        this.dispatch.requeue(call);
+      } else {
+        this.calls.lost(
+          call,
+          new DealerLostError(`dealer ${dealer.id} was lost while running ${call.method}`, { data: { dealerId: dealer.id } }),
+        );
+      }
+    }
+    for (const method of dealer.methods.keys()) this.dispatch.serveMethod(method);
+  }
+
+  /** Forgets every dealer (the router stopped); their calls are settled by the caller. */
+  clear(): void {
+    this.dealers.clear();
+    this.byMethod.clear();
+    this.byBeatToken.clear();
+  }
+
+  private failWaitingWithoutDealer(method: string): void {
+    const queue = this.queues.get(method);
+    if (!queue) return;
+    for (const call of queue.snapshot()) if (!call.waitForDealer) this.calls.finished(call, noSuchMethod(method));
+    queue.compact();
+  }
+}
+
+export function noSuchMethod(method: string): NoSuchMethodError {
+  return new NoSuchMethodError(`no service offers ${method}`, { data: { method } });
+}
