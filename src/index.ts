@@ -4,6 +4,7 @@
  * (ClientDealer); ServiceRouter queues and dispatches. ZeroMQ (ZMTP 3.1) on the wire.
  */
 export { ServiceRouter, type ServiceRouterOptions } from "./router/service-router.ts";
+export type { CallView, DealerView, RouterEventMap, RouterEventName, RouterEvents, RouterListener } from "./router/events.ts";
 export { ApiKeyManager } from "./router/auth.ts";
 export { ServiceDealer, type ServiceDealerOptions } from "./dealer/service-dealer.ts";
 export { type CallContext, registerServiceMethod, serviceMethod, type ServiceMethodOptions } from "./dealer/service-method.ts";

@@ -22,7 +22,6 @@ import {
   type RouterInfo,
   type ServicesInfo,
   TimeoutError,
-  type WireError,
 } from "../protocol/index.ts";
 import { ApiKeyOption, checkOptions, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
 import { consumeMessages } from "../util/receive-loop.ts";
@@ -473,7 +472,7 @@ export class ClientDealer {
         return;
       }
       case "ERROR": {
-        const header = message.header as WireError & { id?: number };
+        const header = message.header;
         const error = errorFromWire(header);
         if (header.id !== undefined) return this.settle(header.id, error);
         if (error.code === "AUTH_FAILED") {

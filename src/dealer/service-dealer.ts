@@ -302,7 +302,7 @@ export class ServiceDealer {
         return;
       }
       case "ERROR":
-        return this.onConnectionError(message.header as WireError);
+        return this.onConnectionError(message.header);
     }
   }
 

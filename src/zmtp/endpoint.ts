@@ -1,3 +1,4 @@
+/** Owns endpoint strings: parsing tcp://host:port, tcp://*:port, tcp://[::1]:port and ipc:///path, and formatting them back. */
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
 
 /** A parsed endpoint: a TCP host and port, or a Unix-domain socket path. */

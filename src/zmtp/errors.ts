@@ -1,3 +1,5 @@
+/** Owns the ZMTP layer's errors: ZmtpError with a stable code per failure, and ZmtpProtocolError for a peer breaking the wire protocol. */
+
 /** Stable codes for every ZMTP-level failure, close to libzmq's errno names where one exists. */
 export const ZmtpErrorCode = {
   /** The peer broke the wire protocol (bad signature, bad flags, bad command). */
