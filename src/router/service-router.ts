@@ -272,6 +272,9 @@ export class ServiceRouter {
       for (const job of queue.drain()) if (job.state === "queued") this.finish(job, new ShuttingDownError("the router is stopping"));
     }
     this.queuedCount.clear();
+    if (this.running.size > 0) {
+      this.log.info(`router stopping: waiting up to ${this.options.shutdownGrace} s for ${this.running.size} call(s) in flight`);
+    }
     const deadline = Date.now() + this.options.shutdownGrace * 1000;
     while (this.running.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     for (const job of [...this.running.values()]) this.finish(job, new ShuttingDownError("the router stopped before the request finished"));
@@ -285,6 +288,11 @@ export class ServiceRouter {
     this.dealersByBeatToken.clear();
     this.running.clear();
     this.log.info("router stopped");
+  }
+
+  /** `await using router = new ServiceRouter(...)` stops it when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
   }
 
   private onMessage(frames: Buffer[]): void {
@@ -470,6 +478,9 @@ export class ServiceRouter {
     const note = `dealer ${dealer.id} left (${why}) with ${lost.length} request(s) in flight`;
     if (lost.length > 0) this.log.warn(note);
     else this.log.info(note);
+    // A dealer that drained and said BYE finished everything it started and refused the rest
+    // (NOT_STARTED): what it still holds never ran, so it runs elsewhere without using a redispatch.
+    const leftCleanly = dealer.draining && why === "unregistered";
     for (const job of lost) {
       this.running.delete(job.routerId);
       job.dealer = null;
@@ -477,12 +488,20 @@ export class ServiceRouter {
         job.state = "done";
         continue;
       }
+      const neverStarted = leftCleanly && !job.forwarded;
       // Re-queue only if someone can still run it; otherwise fail now rather than at its timeout.
       const someoneCanRunIt = job.waitForDealer || (this.dealersByMethod.get(job.method)?.size ?? 0) > 0;
-      if (!job.forwarded && job.redispatchesLeft > 0 && !this.stopping && someoneCanRunIt) {
-        job.redispatchesLeft--;
+      if (!job.forwarded && (neverStarted || job.redispatchesLeft > 0) && !this.stopping && someoneCanRunIt) {
+        if (!neverStarted) job.redispatchesLeft--;
         this.log.info(`re-dispatching ${job.method} (client id ${job.clientId}) after losing ${dealer.id}`);
         this.enqueue(job, true);
+      } else if (neverStarted && !this.stopping) {
+        this.finish(
+          job,
+          new NoSuchMethodError(`no service offers ${job.method} any more: ${dealer.id} drained and left without starting the call`, {
+            data: { method: job.method, dealerId: dealer.id },
+          }),
+        );
       } else {
         this.finish(
           job,
@@ -723,6 +742,16 @@ export class ServiceRouter {
 
   private onDealerReply(dealer: DealerPeer, job: Job, message: RouterMessage): void {
     const client = job.client;
+    if (message.kind === "ERROR" && isNotStarted(message.header) && !job.forwarded && client !== null && !this.stopping) {
+      // A draining dealer refused a request that crossed its DRAIN: it never ran, so it waits for
+      // another dealer in its old place in line, without using one of its redispatches.
+      dealer.inFlight.delete(job.routerId);
+      this.running.delete(job.routerId);
+      job.dealer = null;
+      this.log.info(`dealer ${dealer.id} is draining and did not start ${job.method}; it goes to another dealer`);
+      this.enqueue(job, true);
+      return;
+    }
     if (message.kind === "CHUNK") {
       if (client === null) return;
       if (!job.stream) {
@@ -845,7 +874,8 @@ export class ServiceRouter {
       service: dealer.service,
       ...(dealer.instanceId ? { instanceId: dealer.instanceId } : {}),
       methods: [...dealer.methods.keys()].sort(),
-      state: dealer.draining ? "draining" : dealer.load === 0 ? "idle" : dealer.load >= dealer.maxConcurrent ? "full" : "busy",
+      state: dealer.draining ? "draining" : "active",
+      busy: dealer.load > 0,
       load: dealer.load,
       maxConcurrent: dealer.maxConcurrent,
       counts: { dispatched: dealer.dispatched, succeeded: dealer.succeeded, failed: dealer.failed },
@@ -867,6 +897,7 @@ export class ServiceRouter {
       mode: this.mode,
       address: this.address,
       uptimeSeconds: this.startedAt ? (Date.now() - this.startedAt) / 1000 : 0,
+      activeServices: active,
       activeDealers: active,
       busyDealers: busy,
       idleDealers: active - busy,
@@ -921,6 +952,12 @@ export class ServiceRouter {
 function authError(reason: string): AuthError {
   const text = reason === AuthFailure.NOT_AUTHENTICATED ? "authenticate with HELLO and an API key first" : "authentication failed";
   return new AuthError(text, { data: { reason } });
+}
+
+/** A dealer's ERROR saying it refused the request without running any of it (PROTOCOL.md §4.12). */
+function isNotStarted(header: unknown): boolean {
+  const data = (header as { data?: unknown }).data;
+  return typeof data === "object" && data !== null && (data as { notStarted?: unknown }).notStarted === true;
 }
 
 function noSuchMethod(method: string): NoSuchMethodError {
