@@ -47,15 +47,21 @@ export class MemoryTaskStore implements TaskStore {
     return matches.length > filter.limit ? { tasks: page, cursor: encodeCursor(page[page.length - 1].seq) } : { tasks: page };
   }
 
-  queued(limit: number, after?: QueuePosition): TaskRecord[] {
+  queued(method: string, limit: number, after?: QueuePosition): TaskRecord[] {
     const queued: TaskRecord[] = [];
     for (const record of this.tasks.values()) {
-      if (record.state !== "queued") continue;
+      if (record.state !== "queued" || record.method !== method) continue;
       if (after && !(record.priority < after.priority || (record.priority === after.priority && record.seq > after.seq))) continue;
       queued.push(record);
     }
     queued.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
     return queued.slice(0, limit).map((record) => ({ ...record }));
+  }
+
+  queuedMethods(): string[] {
+    const methods = new Set<string>();
+    for (const record of this.tasks.values()) if (record.state === "queued") methods.add(record.method);
+    return [...methods].sort();
   }
 
   due(now: number, limit: number): TaskRecord[] {

@@ -131,8 +131,10 @@ export interface TaskStore {
   insert(task: NewTask): Promise<{ task: TaskRecord; created: boolean }>;
   get(id: string): TaskRecord | undefined;
   list(filter: TaskFilter): TaskPage;
-  /** Queued tasks in dispatch order, after `after` when given. */
-  queued(limit: number, after?: QueuePosition): TaskRecord[];
+  /** Queued tasks of `method` in dispatch order, after `after` when given. */
+  queued(method: string, limit: number, after?: QueuePosition): TaskRecord[];
+  /** Methods with at least one queued task. */
+  queuedMethods(): string[];
   /** Scheduled and retrying tasks whose `runAt` is at or before `now`, earliest first. */
   due(now: number, limit: number): TaskRecord[];
   /** The earliest `runAt` of any scheduled or retrying task. */

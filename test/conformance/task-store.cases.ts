@@ -103,11 +103,13 @@ export function taskStoreCases(name: string, open: () => Promise<TaskStore> | Ta
       ids[label] = (await store.insert(newTask({ priority }))).task.id;
     }
     await store.insert(newTask({ state: "scheduled", priority: 9 }));
-    const order = store.queued(10).map((task) => task.id);
+    await store.insert(newTask({ method: "Other.work", priority: 9 }));
+    const order = store.queued("Svc.work", 10).map((task) => task.id);
     expect(order).toEqual([ids.b9, ids.e9, ids.a5, ids.c5, ids.d0]);
-    const firstPage = store.queued(2);
-    const rest = store.queued(10, { priority: firstPage[1].priority, seq: firstPage[1].seq }).map((task) => task.id);
+    const firstPage = store.queued("Svc.work", 2);
+    const rest = store.queued("Svc.work", 10, { priority: firstPage[1].priority, seq: firstPage[1].seq }).map((task) => task.id);
     expect(rest).toEqual([ids.a5, ids.c5, ids.d0]);
+    expect(store.queuedMethods()).toEqual(["Other.work", "Svc.work"]);
   });
 
   withStore("due() and nextDueAt() see scheduled and retrying tasks by runAt", async (store) => {

@@ -37,7 +37,7 @@ export const MIGRATIONS: readonly Migration[] = [
         error TEXT
       );
       CREATE UNIQUE INDEX tasks_by_idempotency_key ON tasks (idempotency_key) WHERE idempotency_key IS NOT NULL;
-      CREATE INDEX tasks_queued_in_order ON tasks (priority DESC, seq) WHERE state = 'queued';
+      CREATE INDEX tasks_queued_in_order ON tasks (method, priority DESC, seq) WHERE state = 'queued';
       CREATE INDEX tasks_due ON tasks (run_at) WHERE state IN ('scheduled', 'retrying');
       CREATE INDEX tasks_expiring ON tasks (expires_at) WHERE expires_at IS NOT NULL AND state IN ('scheduled', 'queued', 'retrying');
       CREATE INDEX tasks_purgeable ON tasks (purge_at) WHERE purge_at IS NOT NULL;

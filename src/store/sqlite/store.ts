@@ -145,13 +145,20 @@ export class SqliteTaskStore implements TaskStore {
     return rows.length > filter.limit ? { tasks, cursor: encodeCursor(tasks[tasks.length - 1].seq) } : { tasks };
   }
 
-  queued(limit: number, after?: QueuePosition): TaskRecord[] {
+  queued(method: string, limit: number, after?: QueuePosition): TaskRecord[] {
     const rows = after
       ? this.statement(
-          "SELECT * FROM tasks WHERE state = 'queued' AND (priority < ? OR (priority = ? AND seq > ?)) ORDER BY priority DESC, seq LIMIT ?",
-        ).all(after.priority, after.priority, after.seq, limit)
-      : this.statement("SELECT * FROM tasks WHERE state = 'queued' ORDER BY priority DESC, seq LIMIT ?").all(limit);
+          `SELECT * FROM tasks WHERE state = 'queued' AND method = ? AND (priority < ? OR (priority = ? AND seq > ?))
+           ORDER BY priority DESC, seq LIMIT ?`,
+        ).all(method, after.priority, after.priority, after.seq, limit)
+      : this.statement("SELECT * FROM tasks WHERE state = 'queued' AND method = ? ORDER BY priority DESC, seq LIMIT ?").all(method, limit);
     return (rows as TaskRow[]).map(fromRow);
+  }
+
+  queuedMethods(): string[] {
+    return (this.statement("SELECT DISTINCT method FROM tasks WHERE state = 'queued' ORDER BY method").all() as { method: string }[]).map(
+      (row) => row.method,
+    );
   }
 
   due(now: number, limit: number): TaskRecord[] {
