@@ -2,6 +2,7 @@
  * What happens after an attempt ends badly: another attempt (when, and why) or the end. Pure:
  * the caller passes the clock and the randomness.
  */
+import { errorFromWire } from "../protocol/index.ts";
 import type { RetryPolicy, TaskError } from "../store/task-store.ts";
 
 /** Failures that another attempt cannot fix; retried only when `retryOn` names them. */
@@ -34,11 +35,16 @@ export function decideRetry(
   return { retry: true, delayMs: retryDelayMs(policy, failures, random), lost: false };
 }
 
-/** Whether `retryOn` (codes or error names; empty: any failure a retry can fix) covers `error`. */
+/**
+ * Whether `retryOn` (error codes, VoidRail error class names, a remote error's name or errno
+ * code; empty: any failure a retry can fix) covers `error`.
+ */
 export function isRetried(retryOn: readonly string[], error: TaskError): boolean {
   if (retryOn.length === 0) return !NEVER_RETRIED_BY_DEFAULT.has(error.code);
   const data = (typeof error.data === "object" && error.data !== null ? error.data : {}) as { name?: unknown; code?: unknown };
-  return retryOn.some((entry) => entry === error.code || entry === data.name || entry === data.code);
+  // "TimeoutError" names the class of TIMEOUT: users write either.
+  const className = errorFromWire(error).name;
+  return retryOn.some((entry) => entry === error.code || entry === className || entry === data.name || entry === data.code);
 }
 
 /**
