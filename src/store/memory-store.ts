@@ -103,7 +103,7 @@ export class MemoryTaskStore implements TaskStore {
 
   async setProgress(id: string, progress: unknown): Promise<boolean> {
     const record = this.tasks.get(id);
-    if (!record || record.state !== "running") return false;
+    if (record?.state !== "running") return false;
     record.progress = progress;
     return true;
   }
