@@ -51,7 +51,7 @@ const numbers: number[] = [];
 for await (const n of client.stream<number>("EchoService.streamNumbers", 0, 5)) numbers.push(n);
 console.log("stream:", numbers.join(" "));
 const info = await client.getRouterInfo();
-console.log(`router: mode ${info.mode}, ${info.activeDealers} dealer(s)`);
+console.log(`router: mode ${info.mode}, ${info.activeServices} active service instance(s)`);
 console.log("queues:", JSON.stringify(await client.getQueueStatus()));
 
 await client.close();

@@ -218,7 +218,7 @@ class VoidRailClient:
         return self._info("services")
 
     def router_info(self):
-        """INFO "router": mode, address, uptime, dealer and request counts, auth switches."""
+        """INFO "router": mode, address, uptime, activeServices (the seed's active_services), request counts, auth switches."""
         return self._info("router")
 
     def queue_status(self):
@@ -226,7 +226,7 @@ class VoidRailClient:
         return self._info("queues")
 
     def cluster_info(self):
-        """INFO "clusters": one entry per registered dealer instance."""
+        """INFO "clusters": one entry per registered dealer instance; state "active" or "draining", busy, load."""
         return self._info("clusters")
 
     # ---- connection ----

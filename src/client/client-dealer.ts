@@ -183,6 +183,11 @@ export class ClientDealer {
     socket.close();
   }
 
+  /** `await using client = new ClientDealer(...)` closes it when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /**
    * Calls a unary method and resolves with its result.
    * @example await client.invoke("EchoService.echo", "Hello World")
@@ -477,6 +482,11 @@ export class ClientDealer {
         if (header.id !== undefined) return this.settle(header.id, error);
         if (error.code === "AUTH_FAILED") {
           this.authFailure = error;
+          for (const waiter of this.welcomeWaiters.splice(0)) waiter.reject(error);
+          return;
+        }
+        if (error.code === "SHUTTING_DOWN" && !this.welcomed && this.welcomeWaiters.length > 0) {
+          // A stopping router refuses our HELLO: say so now instead of waiting out the timeout.
           for (const waiter of this.welcomeWaiters.splice(0)) waiter.reject(error);
           return;
         }

@@ -20,6 +20,7 @@ import {
   type MethodInfo,
   PROTOCOL_VERSION,
   ProtocolFailure,
+  ShuttingDownError,
   TimeoutError,
   ValidationError,
   validationErrorFromIssues,
@@ -207,6 +208,11 @@ export class ServiceDealer {
     this.log.info(`${this.serviceName} stopped`);
   }
 
+  /** `await using dealer = new MyService(...)` drains and stops it when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
   private async closeSocket(): Promise<void> {
     const socket = this.socket;
     this.socket = null;
@@ -334,6 +340,14 @@ export class ServiceDealer {
 
   private async run(message: Extract<DealerMessage, { kind: "REQUEST" }>): Promise<void> {
     const { id, method: fullName, deadlineMs } = message.header;
+    if (this.state === "draining") {
+      // The request crossed our DRAIN on the wire. Refusing it untouched (notStarted) lets the router
+      // give it to another dealer instead of reporting it lost when we leave (PROTOCOL.md §4.12).
+      return this.replyError(
+        id,
+        new ShuttingDownError(`${this.serviceName} is draining and did not start ${fullName}`, { data: { notStarted: true } }),
+      );
+    }
     const definition = fullName.startsWith(`${this.serviceName}.`)
       ? this.methods.get(fullName.slice(this.serviceName.length + 1))
       : undefined;

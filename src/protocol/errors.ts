@@ -32,6 +32,8 @@ export const ErrorCode = {
   SHUTTING_DOWN: "SHUTTING_DOWN",
   /** The connection to the router went away with the request unanswered. */
   CONNECTION_LOST: "CONNECTION_LOST",
+  /** No task has this id (never submitted, or its record was purged after its result TTL). */
+  TASK_NOT_FOUND: "TASK_NOT_FOUND",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -248,6 +250,13 @@ export class ShuttingDownError extends VoidRailError {
   override readonly name = "ShuttingDownError";
 }
 
+/** TASK_NOT_FOUND: an unknown task id; never a task state. data: `{ taskId }`. */
+export class TaskNotFoundError extends VoidRailError {
+  static override readonly code = ErrorCode.TASK_NOT_FOUND;
+  declare readonly code: typeof ErrorCode.TASK_NOT_FOUND;
+  override readonly name = "TaskNotFoundError";
+}
+
 /** CONNECTION_LOST. Raised locally by a client; a router never sends it. */
 export class ConnectionError extends VoidRailError {
   static override readonly code = ErrorCode.CONNECTION_LOST;
@@ -271,6 +280,7 @@ const ERROR_CLASSES: readonly ErrorClass[] = [
   ProtocolError,
   ShuttingDownError,
   ConnectionError,
+  TaskNotFoundError,
 ];
 
 const CLASS_BY_CODE: ReadonlyMap<string, ErrorClass> = new Map(ERROR_CLASSES.map((ErrorClass) => [ErrorClass.code, ErrorClass]));

@@ -95,6 +95,7 @@ export {
   QueueFullError,
   RemoteError,
   ShuttingDownError,
+  TaskNotFoundError,
   TimeoutError,
   UNKNOWN_ERROR_CODE,
   ValidationError,

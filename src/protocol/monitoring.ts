@@ -12,14 +12,13 @@ import { MethodInfoSchema } from "./messages.ts";
 export const RouterMode = { FIFO: "fifo", LOAD_BALANCE: "load_balance" } as const;
 export type RouterMode = (typeof RouterMode)[keyof typeof RouterMode];
 
-/** What a dealer is doing, in `DealerInfo.state`. */
+/**
+ * A registered dealer's state, in `DealerInfo.state`: "active" as in the Python seed, whatever its
+ * load (`DealerInfo.busy` and `load` say how busy it is), or "draining". Other values may appear later.
+ */
 export const DealerState = {
-  /** Registered, nothing in flight. */
-  IDLE: "idle",
-  /** Some requests in flight, slots free. */
-  BUSY: "busy",
-  /** Every slot (`maxConcurrent`) taken. */
-  FULL: "full",
+  /** Registered and live: gets requests while it has a free slot. */
+  ACTIVE: "active",
   /** Sent DRAIN: finishing its work, gets no new requests. */
   DRAINING: "draining",
 } as const;
@@ -47,7 +46,10 @@ export const DealerInfoSchema = v.object({
   instanceId: v.optional(v.string()),
   /** Full names of the methods it registered. */
   methods: v.array(v.string()),
-  state: v.picklist(Object.values(DealerState)),
+  /** `DealerState`: "active" or "draining"; a string so that later states do not break older clients. */
+  state: v.string(),
+  /** At least one request in flight on it now. */
+  busy: v.boolean(),
   /** Requests in flight on it now. */
   load: Count,
   maxConcurrent: Count,
@@ -75,7 +77,9 @@ export const RouterInfoSchema = v.object({
   /** The endpoint it is bound to, e.g. `tcp://0.0.0.0:5555`. */
   address: v.string(),
   uptimeSeconds: v.pipe(v.number(), v.minValue(0)),
-  /** Registered dealers, draining ones included (= busyDealers + idleDealers). */
+  /** Registered, live dealers, draining ones included: the seed's `active_services`. */
+  activeServices: Count,
+  /** The same count as `activeServices` (= busyDealers + idleDealers). */
   activeDealers: Count,
   /** Registered dealers with at least one request in flight. */
   busyDealers: Count,

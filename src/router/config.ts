@@ -70,7 +70,8 @@ export interface RouterConfig {
   readonly maxRedispatch: number;
   /** Applied to requests that carry no timeout; undefined = none. */
   readonly defaultTimeoutMs: number | undefined;
-  readonly shutdownGraceMs: number;
+  /** Seconds a stopping router lets running requests finish. */
+  readonly shutdownGrace: number;
   readonly maxMessageSize: number;
   readonly logger: Logger;
 }
@@ -106,7 +107,7 @@ export function resolveRouterConfig(options: ServiceRouterOptions, env: Record<s
     queueLimits: options.queueLimits ?? {},
     maxRedispatch: options.maxRedispatch ?? 1,
     defaultTimeoutMs: defaultTimeout > 0 ? defaultTimeout * 1000 : undefined,
-    shutdownGraceMs: (options.shutdownGrace ?? 5) * 1000,
+    shutdownGrace: options.shutdownGrace ?? 5,
     maxMessageSize: options.maxMessageSize ?? 256 * 1024 * 1024,
     logger: options.logger ?? createLogger("router"),
   };

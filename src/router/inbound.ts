@@ -9,6 +9,7 @@ import type { Buffer } from "node:buffer";
 import {
   CancelledError,
   type ClientRequestHeader,
+  type ErrorHeader,
   decodeMessage,
   errorToWire,
   ProtocolError,
@@ -217,6 +218,18 @@ export class Inbound {
       this.context.log.warn(`dropped a ${message.kind} from dealer ${dealer.id} for request ${routerId}, which it does not hold`);
       return;
     }
+    if (
+      message.kind === "ERROR" &&
+      isNotStarted(message.header) &&
+      call.state === "running" &&
+      !call.forwarded &&
+      !this.context.isStopping()
+    ) {
+      // A draining dealer refused a request that crossed its DRAIN: it never ran, so it waits for
+      // another dealer in its old place in line, without using one of its redispatches.
+      this.context.log.info(`dealer ${dealer.id} is draining and did not start ${call.method}; it goes to another dealer`);
+      return this.context.dispatcher.requeue(call);
+    }
     if (message.kind === "CHUNK") {
       if (call.state !== "running") return;
       if (!call.stream) return this.brokeProtocol(dealer, call, ProtocolFailure.UNEXPECTED_KIND, "CHUNK for a unary request");
@@ -235,4 +248,10 @@ export class Inbound {
     this.context.outbound.error(dealer.routingId, undefined, errorToWire(new ProtocolError(text, { data: { reason } })));
     this.context.calls.finished(call, new ProtocolError(`dealer ${dealer.id}: ${text}`, { data: { reason } }));
   }
+}
+
+/** A dealer's ERROR saying it refused the request without running any of it (PROTOCOL.md §4.12). */
+function isNotStarted(header: ErrorHeader): boolean {
+  const data = header.data;
+  return typeof data === "object" && data !== null && "notStarted" in data && data.notStarted === true;
 }

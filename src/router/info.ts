@@ -14,7 +14,7 @@ import {
 } from "../protocol/index.ts";
 import type { Call, CallTable } from "./calls.ts";
 import type { Queues } from "./queues.ts";
-import type { DealerRegistry, RegisteredDealer } from "./registry.ts";
+import type { DealerRegistry } from "./registry.ts";
 
 /** The answer of each topic. */
 export interface InfoByTopic {
@@ -75,7 +75,8 @@ export class RouterInfoBuilder {
       service: dealer.service,
       ...(dealer.instanceId ? { instanceId: dealer.instanceId } : {}),
       methods: [...dealer.methods.keys()].sort(),
-      state: stateOf(dealer),
+      state: dealer.draining ? DealerState.DRAINING : DealerState.ACTIVE,
+      busy: dealer.load > 0,
       load: dealer.load,
       maxConcurrent: dealer.maxConcurrent,
       counts: { dispatched: dealer.dispatched, succeeded: dealer.succeeded, failed: dealer.failed },
@@ -96,6 +97,7 @@ export class RouterInfoBuilder {
       mode: this.sources.mode,
       address: this.sources.address(),
       uptimeSeconds: startedAt ? (Date.now() - startedAt) / 1000 : 0,
+      activeServices: active,
       activeDealers: active,
       busyDealers: busy,
       idleDealers: active - busy,
@@ -126,10 +128,4 @@ export class RouterInfoBuilder {
     }
     return result;
   }
-}
-
-function stateOf(dealer: RegisteredDealer): DealerState {
-  if (dealer.draining) return DealerState.DRAINING;
-  if (dealer.load === 0) return DealerState.IDLE;
-  return dealer.load >= dealer.maxConcurrent ? DealerState.FULL : DealerState.BUSY;
 }

@@ -169,17 +169,29 @@ export class DealerRegistry {
     if (held.length > 0) this.log.warn(note);
     else this.log.info(note);
     this.events.emit("dealer.lost", { dealer, reason: why });
+    // A dealer that drained and said BYE finished everything it started and refused the rest
+    // (notStarted): what it still holds never ran, so it runs elsewhere without using a redispatch.
+    const leftCleanly = dealer.draining && why === "unregistered";
+    const stopping = this.options.isStopping();
     for (const call of held) {
       if (call.state === "orphaned") {
         this.calls.released(call);
         continue;
       }
+      const neverStarted = leftCleanly && !call.forwarded;
       // Re-queue only if someone can still run it; otherwise fail now rather than at its timeout.
       const someoneCanRunIt = call.waitForDealer || (this.byMethod.get(call.method)?.size ?? 0) > 0;
-      if (!call.forwarded && call.redispatchesLeft > 0 && !this.options.isStopping() && someoneCanRunIt) {
-        call.redispatchesLeft--;
+      if (!call.forwarded && (neverStarted || call.redispatchesLeft > 0) && !stopping && someoneCanRunIt) {
+        if (!neverStarted) call.redispatchesLeft--;
         this.log.info(`re-dispatching ${call.method} (client id ${call.clientId}) after losing ${dealer.id}`);
         this.dispatch.requeue(call);
+      } else if (neverStarted && !stopping) {
+        this.calls.lost(
+          call,
+          new NoSuchMethodError(`no service offers ${call.method} any more: ${dealer.id} drained and left without starting the call`, {
+            data: { method: call.method, dealerId: dealer.id },
+          }),
+        );
       } else {
         this.calls.lost(
           call,

@@ -154,7 +154,10 @@ export class ServiceRouter {
     const { calls, queues } = this;
     for (const call of queues.waitingCalls()) calls.finished(call, new ShuttingDownError("the router is stopping"));
     queues.drainAll();
-    const deadline = Date.now() + this.config.shutdownGraceMs;
+    const { shutdownGrace } = this.config;
+    if (calls.onDealers.size > 0)
+      this.log.info(`router stopping: waiting up to ${shutdownGrace} s for ${calls.onDealers.size} call(s) in flight`);
+    const deadline = Date.now() + shutdownGrace * 1000;
     while (calls.onDealers.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     for (const call of [...calls.onDealers.values()]) {
       if (call.state === "running") calls.finished(call, new ShuttingDownError("the router stopped before the request finished"));
@@ -169,6 +172,11 @@ export class ServiceRouter {
     this.registry.clear();
     calls.onDealers.clear();
     this.log.info("router stopped");
+  }
+
+  /** `await using router = new ServiceRouter(...)` stops it when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
   }
 
   /** The data behind INFO topics; also handy in-process. */

@@ -43,7 +43,7 @@ test(
     expect(result.pid).toBe(dealer.pid);
     expect(result.rounds).toBeGreaterThan(0);
     expect(elapsedMs).toBeGreaterThanOrEqual(SPIN_MS);
-    expect(midway.map((entry) => [entry.id, entry.state])).toEqual([[dealerId, "full"]]);
+    expect(midway.map((entry) => [entry.id, entry.state, entry.busy, entry.load])).toEqual([[dealerId, "active", true, 1]]);
     expect(after.map((entry) => entry.id)).toEqual([dealerId]);
     expect(after[0].counts).toEqual({ dispatched: 1, succeeded: 1, failed: 0 });
     expect(losses).toEqual([]);

@@ -108,12 +108,13 @@ describe("a router, a dealer and the client on the defaults (port from VOIDRAIL_
     }
     const clusters = JSON.parse(await ok("voidrail client --clusters", place));
     expect(clusters).toHaveLength(1);
-    expect(clusters[0]).toMatchObject({ service: "EchoService", state: "idle" });
+    expect(clusters[0]).toMatchObject({ service: "EchoService", state: "active", busy: false });
     expect(clusters[0].instanceId).toMatch(/^.+:\d+$/);
     const info = JSON.parse(await ok("voidrail client --router-info", place));
     expect(info).toMatchObject({
       mode: "fifo",
       address: `tcp://127.0.0.1:${place.port}`,
+      activeServices: 1,
       activeDealers: 1,
       requireDealerAuth: false,
       requireClientAuth: false,

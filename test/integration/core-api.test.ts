@@ -69,7 +69,7 @@ for (const transport of TRANSPORTS) {
       expect(clusters.map((dealer) => dealer.instanceId).sort()).toEqual(["echo-a", "echo-b", "plain-a"]);
       expect(new Set(clusters.map((dealer) => dealer.id)).size).toBe(3);
       const echoA = clusters.find((dealer) => dealer.instanceId === "echo-a")!;
-      expect(echoA).toMatchObject({ id: first.dealerId, service: "EchoService", state: "idle", load: 0, maxConcurrent: 1 });
+      expect(echoA).toMatchObject({ id: first.dealerId, service: "EchoService", state: "active", busy: false, load: 0, maxConcurrent: 1 });
       expect(echoA.methods).toContain("EchoService.echo");
       expect(echoA.counts).toEqual({ dispatched: 0, succeeded: 0, failed: 0 });
       expect(Number.isNaN(Date.parse(echoA.lastHeartbeat))).toBe(false);
@@ -123,6 +123,7 @@ for (const transport of TRANSPORTS) {
       expect(info).toMatchObject({
         mode: "load_balance",
         address: router.address,
+        activeServices: 2,
         activeDealers: 2,
         busyDealers: 0,
         idleDealers: 2,

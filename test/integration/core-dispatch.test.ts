@@ -84,7 +84,7 @@ for (const transport of TRANSPORTS) {
       await queueLengthReaches(client, "GatedService.quick", 1);
       expect(probe.events).not.toContain("start:after-stream");
       const clusters = await client.discoverClusters();
-      expect(clusters[0]).toMatchObject({ state: "full", load: 1 });
+      expect(clusters[0]).toMatchObject({ state: "active", busy: true, load: 1, maxConcurrent: 1 });
 
       probe.gate.open();
       expect(await stream.next()).toEqual({ value: undefined, done: true });
@@ -106,7 +106,7 @@ for (const transport of TRANSPORTS) {
       const calls = Array.from({ length: 8 }, (_, i) => client.invoke("GatedService.hold", `c${i}`));
       await waitFor(() => probe.active === 8, { timeoutMs: 5_000, message: "8 calls running at once on one dealer" });
       const [dealer] = await client.discoverClusters();
-      expect(dealer).toMatchObject({ load: 8, maxConcurrent: 100, state: "busy" });
+      expect(dealer).toMatchObject({ load: 8, maxConcurrent: 100, state: "active", busy: true });
 
       probe.gate.open();
       expect((await Promise.all(calls)).map((result) => (result as { tag: string }).tag)).toEqual(
@@ -146,7 +146,10 @@ for (const transport of TRANSPORTS) {
       await queueLengthReaches(client, "GatedService.hold", 3);
       const queues = await client.getQueueStatus();
       expect(queues["GatedService.hold"]).toEqual({ queueLength: 3, availableServices: 0, busyServices: 2 });
-      expect((await client.discoverClusters()).map((dealer) => dealer.state)).toEqual(["full", "full"]);
+      expect((await client.discoverClusters()).map((dealer) => [dealer.state, dealer.load === dealer.maxConcurrent])).toEqual([
+        ["active", true],
+        ["active", true],
+      ]);
 
       probe.gate.open();
       const results = await Promise.all(calls);

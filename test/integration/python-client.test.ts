@@ -111,7 +111,7 @@ function expectDemo(records: Record<string, unknown>[], address: string): void {
   expect(services["EchoService.echo"]).toMatchObject({ stream: false, instances: 1, description: "Returns its argument" });
   expect(services["EchoService.streamNumbers"]).toMatchObject({ stream: true, instances: 1 });
 
-  expect(routerInfo.result).toMatchObject({ address, activeDealers: 2, queuedRequests: 0, inProgressRequests: 0 });
+  expect(routerInfo.result).toMatchObject({ address, activeServices: 2, activeDealers: 2, queuedRequests: 0, inProgressRequests: 0 });
   expect((queues.result as Record<string, unknown>)["EchoService.echo"]).toEqual({ queueLength: 0, availableServices: 1, busyServices: 0 });
 }
 

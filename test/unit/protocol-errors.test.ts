@@ -16,6 +16,7 @@ import {
   QueueFullError,
   RemoteError,
   ShuttingDownError,
+  TaskNotFoundError,
   TimeoutError,
   UNKNOWN_ERROR_CODE,
   ValidationError,
@@ -45,6 +46,7 @@ const classes = [
   [ProtocolError, "PROTOCOL_ERROR", { reason: "SCHEMA", frame: 2, kind: "REQUEST", path: "method" }],
   [ShuttingDownError, "SHUTTING_DOWN", undefined],
   [ConnectionError, "CONNECTION_LOST", undefined],
+  [TaskNotFoundError, "TASK_NOT_FOUND", { taskId: "0190d9c4-0000-7000-8000-000000000000" }],
 ] as const;
 
 describe("error classes", () => {

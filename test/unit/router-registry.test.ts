@@ -123,4 +123,24 @@ describe("the calls of a lost dealer", () => {
     expect(call.state).toBe("done");
     expect(parts.sink.replies).toEqual([{ clientId: call.clientId, kind: "ERROR", code: "DEALER_LOST" }]);
   });
+
+  test("a drained dealer that says BYE: what it never started runs elsewhere without using a redispatch", () => {
+    const parts = routerParts({ maxRedispatch: 0 });
+    const a = parts.addDealer("A", ["Svc.m"]);
+    parts.addDealer("B", ["Svc.m"], 0);
+    const call = parts.submit("Svc.m");
+    parts.registry.drain(a);
+    parts.registry.lost(a, "unregistered");
+    expect(call.state).toBe("queued");
+    expect(call.redispatchesLeft).toBe(0);
+  });
+
+  test("a drained dealer that says BYE with nobody left: its unstarted calls fail with NO_SUCH_METHOD, not DEALER_LOST", () => {
+    const parts = routerParts();
+    const a = parts.addDealer("A", ["Svc.m"]);
+    const call = parts.submit("Svc.m");
+    parts.registry.drain(a);
+    parts.registry.lost(a, "unregistered");
+    expect(parts.sink.replies).toEqual([{ clientId: call.clientId, kind: "ERROR", code: "NO_SUCH_METHOD" }]);
+  });
 });

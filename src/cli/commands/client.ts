@@ -103,11 +103,12 @@ async function runAction(client: ClientDealer, parsed: ParsedArgs<typeof args>, 
     if (!asTable) console.log(JSON.stringify(clusters, null, 2));
     else
       printTable(
-        ["id", "instance", "state", "load", "dispatched", "succeeded", "failed"],
+        ["id", "instance", "state", "busy", "load", "dispatched", "succeeded", "failed"],
         clusters.map((c) => [
           c.id,
           c.instanceId ?? "",
           c.state,
+          c.busy ? "yes" : "no",
           `${c.load}/${c.maxConcurrent}`,
           String(c.counts.dispatched),
           String(c.counts.succeeded),

@@ -1,0 +1,340 @@
+/**
+ * SqliteTaskStore: the task store contract on one SQLite file (bun:sqlite, WAL). Writes of one
+ * turn of the event loop share one transaction (group commit): a write's promise resolves after
+ * the COMMIT that contains it, so durability costs one commit per batch, not per task. With
+ * `synchronous = NORMAL` (the default) a commit survives the process being killed; with
+ * `durability: "full"` it also survives a power loss, at a few times the cost per batch.
+ */
+import { Database, type Statement } from "bun:sqlite";
+import { decodeCursor, encodeCursor } from "../cursor.ts";
+import { StoreFailure, TaskStoreError } from "../errors.ts";
+import type {
+  NewTask,
+  QueuePosition,
+  TaskError,
+  TaskFilter,
+  TaskPage,
+  TaskPolicy,
+  TaskRecord,
+  TaskStore,
+  TransitionFields,
+} from "../task-store.ts";
+import { TASK_STATES, type TaskState, TRANSITIONS, type TransitionName } from "../task-states.ts";
+import { migrate } from "./migrate.ts";
+
+export interface SqliteTaskStoreOptions {
+  /** "normal" (default: survives a process crash) or "full" (also a power loss: fsync per commit). */
+  durability?: "normal" | "full";
+}
+
+interface TaskRow {
+  seq: number;
+  id: string;
+  method: string;
+  args: Uint8Array;
+  state: TaskState;
+  priority: number;
+  created_at: number;
+  run_at: number;
+  expires_at: number | null;
+  started_at: number | null;
+  finished_at: number | null;
+  purge_at: number | null;
+  attempts: number;
+  lost_attempts: number;
+  idempotency_key: string | null;
+  policy: string;
+  progress: string | null;
+  result: Uint8Array | null;
+  error: string | null;
+}
+
+interface Pending {
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+const NOT_STARTED = "('scheduled', 'queued', 'retrying')";
+
+export class SqliteTaskStore implements TaskStore {
+  private readonly db: Database;
+  private inTransaction = false;
+  private pending: Pending[] = [];
+  private readonly statements = new Map<string, Statement>();
+  private closed = false;
+
+  /** Opens (creating if needed) and migrates the store at `path`; throws TaskStoreError when it cannot. */
+  constructor(
+    readonly path: string,
+    options: SqliteTaskStoreOptions = {},
+  ) {
+    try {
+      this.db = new Database(path, { create: true, strict: true });
+      this.db.exec("PRAGMA journal_mode = WAL");
+      this.db.exec(`PRAGMA synchronous = ${options.durability === "full" ? "FULL" : "NORMAL"}`);
+      this.db.exec("PRAGMA busy_timeout = 1000");
+      migrate(this.db, path);
+      // A store file is the router's alone: a second router on it would run every task twice.
+      this.db.exec("PRAGMA locking_mode = EXCLUSIVE");
+      this.db.exec("BEGIN EXCLUSIVE");
+      this.db.exec("COMMIT");
+    } catch (error) {
+      throw asStoreError(error, path);
+    }
+  }
+
+  insert(task: NewTask): Promise<{ task: TaskRecord; created: boolean }> {
+    if (task.idempotencyKey !== undefined) {
+      const existing = this.statement("SELECT * FROM tasks WHERE idempotency_key = ?").get(task.idempotencyKey) as TaskRow | null;
+      if (existing) {
+        if (existing.purge_at === null || existing.purge_at > task.createdAt) {
+          return this.afterCommit({ task: fromRow(existing), created: false });
+        }
+        // Its result TTL is over: the key is free before the purge gets to the record.
+        this.write("DELETE FROM tasks WHERE seq = ?", existing.seq);
+      }
+    }
+    const row = this.write(
+      `INSERT INTO tasks (id, method, args, state, priority, created_at, run_at, expires_at, idempotency_key, policy)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+      task.id,
+      task.method,
+      task.args,
+      task.state,
+      task.priority,
+      task.createdAt,
+      task.runAt,
+      task.expiresAt ?? null,
+      task.idempotencyKey ?? null,
+      JSON.stringify(task.policy),
+    ) as TaskRow;
+    return this.afterCommit({ task: fromRow(row), created: true });
+  }
+
+  get(id: string): TaskRecord | undefined {
+    const row = this.statement("SELECT * FROM tasks WHERE id = ?").get(id) as TaskRow | null;
+    return row ? fromRow(row) : undefined;
+  }
+
+  list(filter: TaskFilter): TaskPage {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (filter.cursor !== undefined) {
+      where.push("seq < ?");
+      params.push(decodeCursor(filter.cursor));
+    }
+    if (filter.state !== undefined) {
+      where.push("state = ?");
+      params.push(filter.state);
+    }
+    if (filter.method !== undefined) {
+      where.push("method = ?");
+      params.push(filter.method);
+    }
+    if (filter.createdFrom !== undefined) {
+      where.push("created_at >= ?");
+      params.push(filter.createdFrom);
+    }
+    if (filter.createdTo !== undefined) {
+      where.push("created_at < ?");
+      params.push(filter.createdTo);
+    }
+    const sql = `SELECT * FROM tasks ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq DESC LIMIT ?`;
+    const rows = this.statement(sql).all(...params, filter.limit + 1) as TaskRow[];
+    const tasks = rows.slice(0, filter.limit).map(fromRow);
+    return rows.length > filter.limit ? { tasks, cursor: encodeCursor(tasks[tasks.length - 1].seq) } : { tasks };
+  }
+
+  queued(method: string, limit: number, after?: QueuePosition): TaskRecord[] {
+    const rows = after
+      ? this.statement(
+          `SELECT * FROM tasks WHERE state = 'queued' AND method = ? AND (priority < ? OR (priority = ? AND seq > ?))
+           ORDER BY priority DESC, seq LIMIT ?`,
+        ).all(method, after.priority, after.priority, after.seq, limit)
+      : this.statement("SELECT * FROM tasks WHERE state = 'queued' AND method = ? ORDER BY priority DESC, seq LIMIT ?").all(method, limit);
+    return (rows as TaskRow[]).map(fromRow);
+  }
+
+  queuedMethods(): string[] {
+    return (this.statement("SELECT DISTINCT method FROM tasks WHERE state = 'queued' ORDER BY method").all() as { method: string }[]).map(
+      (row) => row.method,
+    );
+  }
+
+  due(now: number, limit: number): TaskRecord[] {
+    const rows = this.statement(
+      "SELECT * FROM tasks WHERE state IN ('scheduled', 'retrying') AND run_at <= ? ORDER BY run_at, seq LIMIT ?",
+    ).all(now, limit) as TaskRow[];
+    return rows.map(fromRow);
+  }
+
+  nextDueAt(): number | undefined {
+    const row = this.statement("SELECT min(run_at) AS at FROM tasks WHERE state IN ('scheduled', 'retrying')").get() as {
+      at: number | null;
+    };
+    return row.at ?? undefined;
+  }
+
+  expiring(now: number, limit: number): TaskRecord[] {
+    const rows = this.statement(
+      `SELECT * FROM tasks WHERE expires_at IS NOT NULL AND state IN ${NOT_STARTED} AND expires_at <= ? ORDER BY expires_at, seq LIMIT ?`,
+    ).all(now, limit) as TaskRow[];
+    return rows.map(fromRow);
+  }
+
+  nextExpiryAt(): number | undefined {
+    const row = this.statement(
+      `SELECT min(expires_at) AS at FROM tasks WHERE expires_at IS NOT NULL AND state IN ${NOT_STARTED}`,
+    ).get() as { at: number | null };
+    return row.at ?? undefined;
+  }
+
+  running(): TaskRecord[] {
+    return (this.statement("SELECT * FROM tasks WHERE state = 'running' ORDER BY seq").all() as TaskRow[]).map(fromRow);
+  }
+
+  transition(id: string, name: TransitionName, fields: TransitionFields = {}): Promise<boolean> {
+    const { from, to } = TRANSITIONS[name];
+    const sets = ["state = ?"];
+    const params: (string | number | Uint8Array | null)[] = [to];
+    const set = (column: string, value: string | number | Uint8Array | undefined) => {
+      if (value === undefined) return;
+      sets.push(`${column} = ?`);
+      params.push(value);
+    };
+    set("started_at", fields.startedAt);
+    set("finished_at", fields.finishedAt);
+    set("purge_at", fields.purgeAt);
+    set("run_at", fields.runAt);
+    set("result", fields.result);
+    set("error", fields.error === undefined ? undefined : JSON.stringify(fields.error));
+    if (fields.countAttempt) sets.push("attempts = attempts + 1");
+    if (fields.countLost) sets.push("lost_attempts = lost_attempts + 1");
+    const states = from.map((state) => `'${state}'`).join(", ");
+    const changes = this.write(`UPDATE tasks SET ${sets.join(", ")} WHERE id = ? AND state IN (${states})`, ...params, id);
+    return this.afterCommit(changes === 1);
+  }
+
+  setProgress(id: string, progress: unknown): Promise<boolean> {
+    const changes = this.write("UPDATE tasks SET progress = ? WHERE id = ? AND state = 'running'", JSON.stringify(progress ?? null), id);
+    return this.afterCommit(changes === 1);
+  }
+
+  purge(now: number, limit: number): Promise<number> {
+    const changes = this.write(
+      `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE purge_at IS NOT NULL AND purge_at <= ?
+         AND state IN ('succeeded', 'failed', 'revoked', 'expired') LIMIT ?)`,
+      now,
+      limit,
+    );
+    return this.afterCommit(changes as number);
+  }
+
+  counts(): Record<TaskState, number> {
+    const counts = Object.fromEntries(TASK_STATES.map((state) => [state, 0])) as Record<TaskState, number>;
+    for (const row of this.statement("SELECT state, count(*) AS n FROM tasks GROUP BY state").all() as { state: TaskState; n: number }[]) {
+      if (row.state in counts) counts[row.state] = row.n;
+    }
+    return counts;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.commit();
+    this.closed = true;
+    for (const statement of this.statements.values()) statement.finalize();
+    this.db.close();
+  }
+
+  // ---- group commit ----
+
+  /**
+   * Runs one write inside the open batch transaction, starting one (and scheduling its COMMIT)
+   * when none is open. Returns RETURNING's row, or the number of rows changed.
+   */
+  private write(sql: string, ...params: (string | number | Uint8Array | null)[]): TaskRow | number {
+    if (this.closed) throw new TaskStoreError(`the task store ${this.path} is closed`, StoreFailure.UNWRITABLE);
+    if (!this.inTransaction) {
+      this.db.exec("BEGIN IMMEDIATE");
+      this.inTransaction = true;
+      setImmediate(() => this.commit());
+    }
+    const statement = this.statement(sql);
+    if (sql.includes("RETURNING")) return statement.get(...params) as TaskRow;
+    return statement.run(...params).changes;
+  }
+
+  /** A promise of `value` that settles with the COMMIT of the current batch. */
+  private afterCommit<T>(value: T): Promise<T> {
+    if (!this.inTransaction) return Promise.resolve(value);
+    return new Promise<T>((resolve, reject) => this.pending.push({ resolve: () => resolve(value), reject }));
+  }
+
+  private commit(): void {
+    if (!this.inTransaction) return;
+    const pending = this.pending;
+    this.pending = [];
+    this.inTransaction = false;
+    try {
+      this.db.exec("COMMIT");
+    } catch (error) {
+      try {
+        this.db.exec("ROLLBACK");
+      } catch {}
+      const failure = asStoreError(error, this.path);
+      for (const waiter of pending) waiter.reject(failure);
+      return;
+    }
+    for (const waiter of pending) waiter.resolve();
+  }
+
+  private statement(sql: string): Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.query(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+}
+
+function fromRow(row: TaskRow): TaskRecord {
+  const record: TaskRecord = {
+    id: row.id,
+    seq: row.seq,
+    method: row.method,
+    args: row.args,
+    state: row.state,
+    priority: row.priority,
+    createdAt: row.created_at,
+    runAt: row.run_at,
+    attempts: row.attempts,
+    lostAttempts: row.lost_attempts,
+    policy: JSON.parse(row.policy) as TaskPolicy,
+  };
+  if (row.expires_at !== null) record.expiresAt = row.expires_at;
+  if (row.started_at !== null) record.startedAt = row.started_at;
+  if (row.finished_at !== null) record.finishedAt = row.finished_at;
+  if (row.purge_at !== null) record.purgeAt = row.purge_at;
+  if (row.idempotency_key !== null) record.idempotencyKey = row.idempotency_key;
+  if (row.progress !== null) record.progress = JSON.parse(row.progress);
+  if (row.result !== null) record.result = row.result;
+  if (row.error !== null) record.error = JSON.parse(row.error) as TaskError;
+  return record;
+}
+
+/** SQLite's failures, as one line that says what is wrong with the file. */
+function asStoreError(error: unknown, path: string): TaskStoreError {
+  if (error instanceof TaskStoreError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: string }).code ?? "";
+  if (/BUSY|LOCKED/.test(code) || /database is locked/i.test(message)) {
+    return new TaskStoreError(`the task store ${path} is in use by another process (another router?)`, StoreFailure.LOCKED, {
+      cause: error,
+    });
+  }
+  if (/NOTADB|CORRUPT/.test(code) || /not a database|malformed/i.test(message)) {
+    return new TaskStoreError(`${path} is not a usable task store: ${message}`, StoreFailure.CORRUPT, { cause: error });
+  }
+  return new TaskStoreError(`cannot open the task store ${path}: ${message}`, StoreFailure.UNWRITABLE, { cause: error });
+}

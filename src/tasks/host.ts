@@ -1,0 +1,45 @@
+/**
+ * What the task layer needs of the router, and nothing more: start an attempt as a router call
+ * owned by the task layer, know a method's dealers and free slots, and hear when slots free up.
+ * The router implements it (router/task-host.ts wiring in the public ServiceRouter); tests use
+ * a fake.
+ */
+import type { WireError } from "../protocol/index.ts";
+import type { TaskOptions } from "./task-options.ts";
+
+/** One attempt of a task, as the router is asked to run it. */
+export interface AttemptRequest {
+  taskId: string;
+  /** 1 for the first attempt. */
+  attempt: number;
+  method: string;
+  /** The encoded JSON argument array. */
+  args: Uint8Array;
+  /** The attempt's time limit: the router cancels it and fails it with TIMEOUT. */
+  timeoutMs?: number;
+}
+
+/** Where an attempt's outcome goes. Exactly one of `result` and `error` is called, once. */
+export interface AttemptSink {
+  result(payload: Uint8Array): void;
+  /** `lost`: the dealer went away (or the router stopped) before the attempt ended. */
+  error(error: WireError, lost: boolean): void;
+  /** The method reported progress (any JSON, decoded). */
+  progress(value: unknown): void;
+}
+
+export interface AttemptHandle {
+  /** Abandons the attempt: the dealer's AbortSignal fires; the sink hears nothing more. */
+  cancel(): void;
+}
+
+export interface TaskHost {
+  /** Whether some registered dealer offers `method`, and that method's task defaults. */
+  method(method: string): { stream: boolean; taskDefaults: TaskOptions } | undefined;
+  /** Dealer slots free for `method` now (live, not draining dealers). */
+  freeSlots(method: string): number;
+  /** Runs an attempt now; the caller checked `freeSlots` first. */
+  startAttempt(request: AttemptRequest, sink: AttemptSink): AttemptHandle;
+  /** Calls `listener` whenever slots for `method` may have freed (a call ended, a dealer came). */
+  onCapacity(listener: (method: string) => void): void;
+}

@@ -1,0 +1,73 @@
+/**
+ * The queued tasks of one method that the router holds in memory: a window at the head of the
+ * dispatch order (priority descending, then arrival), refilled from the store as it empties,
+ * so a backlog of millions costs the memory of a window, not of the backlog.
+ *
+ * Invariant: every queued task of the method that ranks at or before `frontier` (the last
+ * position read from the store) and has not been taken is in `items`.
+ */
+import type { QueuePosition, TaskRecord, TaskStore } from "../store/task-store.ts";
+
+/** Whether `a` goes before position `b` in dispatch order. */
+export function ranksBefore(a: QueuePosition, b: QueuePosition): boolean {
+  return a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq);
+}
+
+export class MethodWindow {
+  private items: TaskRecord[] = [];
+  private frontier: QueuePosition | undefined;
+  /** The store has no queued task of the method past the frontier. */
+  private exhausted = false;
+
+  constructor(
+    readonly method: string,
+    private readonly store: TaskStore,
+    private readonly size: number,
+  ) {}
+
+  /** Tasks in memory now (for tests and monitoring). */
+  get held(): number {
+    return this.items.length;
+  }
+
+  /** A task of this method became queued (already written to the store). */
+  offer(task: TaskRecord): void {
+    const inside = this.exhausted || (this.frontier !== undefined && ranksBefore(task, this.frontier));
+    if (!inside) return;
+    let low = 0;
+    let high = this.items.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (ranksBefore(this.items[middle], task)) low = middle + 1;
+      else high = middle;
+    }
+    this.items.splice(low, 0, task);
+    if (this.items.length > 2 * this.size) {
+      // Too much in memory: forget the tail; the store gives it back when its turn comes.
+      this.items.length = this.size;
+      const last = this.items[this.size - 1];
+      this.frontier = { priority: last.priority, seq: last.seq };
+      this.exhausted = false;
+    }
+  }
+
+  /** Forgets a task that left the queue another way (revoked, expired). */
+  remove(id: string): void {
+    const index = this.items.findIndex((task) => task.id === id);
+    if (index >= 0) this.items.splice(index, 1);
+  }
+
+  /** The next task to run, or undefined when none is queued. */
+  take(): TaskRecord | undefined {
+    if (this.items.length === 0 && !this.exhausted) {
+      const loaded = this.store.queued(this.method, this.size, this.frontier);
+      this.items = loaded;
+      if (loaded.length > 0) {
+        const last = loaded[loaded.length - 1];
+        this.frontier = { priority: last.priority, seq: last.seq };
+      }
+      this.exhausted = loaded.length < this.size;
+    }
+    return this.items.shift();
+  }
+}

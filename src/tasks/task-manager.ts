@@ -1,0 +1,371 @@
+/**
+ * TaskManager: durable background work on top of the router. A task is a record in the store;
+ * each attempt is one router call that the manager owns (TaskHost). It moves tasks through
+ * their states (one store transition per move), feeds each method's free dealer slots from an
+ * in-memory window in priority order, wakes scheduled and retrying tasks when due, expires,
+ * retries, revokes and purges, and tells watchers what happened.
+ */
+import { errorToWire, NoSuchMethodError, TaskNotFoundError, TimeoutError, ValidationError, type WireError } from "../protocol/index.ts";
+import { isFinal, type TaskState, type TransitionName } from "../store/task-states.ts";
+import type { TaskError, TaskFilter, TaskPage, TaskRecord, TaskStore, TransitionFields } from "../store/task-store.ts";
+import type { Logger } from "../util/log.ts";
+import type { AttemptHandle, AttemptSink, TaskHost } from "./host.ts";
+import { MethodWindow } from "./method-window.ts";
+import { decideRetry } from "./retry-policy.ts";
+import { newTaskId } from "./task-id.ts";
+import { resolveTask, type TaskOptions } from "./task-options.ts";
+import { type TaskEvent, type TaskListener, TaskWatchers } from "./watchers.ts";
+
+export interface TaskManagerOptions {
+  store: TaskStore;
+  host: TaskHost;
+  logger: Logger;
+  /** Queued tasks held in memory per method. Default 1000. */
+  windowSize?: number;
+  /** How often finished records past their TTL are deleted. Default 60 s. */
+  purgeIntervalMs?: number;
+  /** The clock (tests). Default Date.now. */
+  now?: () => number;
+  /** Randomness for retry jitter (tests). Default Math.random. */
+  random?: () => number;
+}
+
+/** An attempt between its markRunning and its outcome. */
+interface Attempt {
+  task: TaskRecord;
+  /** 1 for the first attempt. */
+  number: number;
+  handle: AttemptHandle | undefined;
+  /** Revoked while it ran (or while it was being started): its outcome is ignored. */
+  revoked: boolean;
+}
+
+/** Tasks looked at per turn of a timer (due, expiring, purge), so one turn stays short. */
+const BATCH = 1000;
+/** Largest delay a timer takes. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+export class TaskManager {
+  readonly watchers = new TaskWatchers();
+  private readonly store: TaskStore;
+  private readonly host: TaskHost;
+  private readonly log: Logger;
+  private readonly windowSize: number;
+  private readonly purgeIntervalMs: number;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly windows = new Map<string, MethodWindow>();
+  private readonly attempts = new Map<string, Attempt>();
+  /** Attempts per method whose markRunning is not committed yet: they hold a slot already. */
+  private readonly starting = new Map<string, number>();
+  private wakeTimer: ReturnType<typeof setTimeout> | undefined;
+  private wakeAt = Number.POSITIVE_INFINITY;
+  private purgeTimer: ReturnType<typeof setInterval> | undefined;
+  private stopped = false;
+
+  constructor(options: TaskManagerOptions) {
+    this.store = options.store;
+    this.host = options.host;
+    this.log = options.logger;
+    this.windowSize = options.windowSize ?? 1000;
+    this.purgeIntervalMs = options.purgeIntervalMs ?? 60_000;
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.host.onCapacity((method) => this.pump(method));
+  }
+
+  /**
+   * Takes over the store: attempts that were running when the router last stopped were cut off
+   * (they count as lost and are retried, or fail), then due work starts.
+   */
+  async start(): Promise<void> {
+    const now = this.now();
+    for (const task of this.store.running()) {
+      const error: WireError = { code: "DEALER_LOST", message: "the router restarted while the attempt ran" };
+      await this.afterFailure(task, task.attempts, error, true);
+    }
+    this.purgeTimer = setInterval(() => void this.purge(), this.purgeIntervalMs);
+    this.purgeTimer.unref?.();
+    await this.purge();
+    await this.tick();
+    for (const method of this.store.queuedMethods()) this.pump(method);
+    this.log.info(`tasks: ${describeCounts(this.store.counts())} (at ${new Date(now).toISOString()})`);
+  }
+
+  /** Stops timers; running attempts stay `running` in the store and are retried after a restart. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.wakeTimer = undefined;
+    this.purgeTimer = undefined;
+    await this.store.close();
+  }
+
+  // ---- the client's verbs ----
+
+  /** Stores a new task (resolves once committed) and starts it when due and a slot is free. */
+  async submit(method: string, args: Uint8Array, options: TaskOptions, waitForDealer = false): Promise<TaskRecord> {
+    const offered = this.host.method(method);
+    if (!offered && !waitForDealer) throw new NoSuchMethodError(`no service offers ${method}`, { data: { method } });
+    if (offered?.stream) {
+      throw new ValidationError(`${method} is a streaming method: call it with stream(); a task runs a unary method`, {
+        data: { path: "method" },
+      });
+    }
+    const now = this.now();
+    const task = resolveTask(newTaskId(now), method, args, options, offered?.taskDefaults ?? {}, now);
+    const { task: record, created } = await this.store.insert(task);
+    if (!created) return record;
+    if (record.state === "queued") {
+      this.window(method).offer(record);
+      this.pump(method);
+    } else {
+      this.wakeBy(record.runAt);
+    }
+    if (record.expiresAt !== undefined) this.wakeBy(record.expiresAt);
+    return record;
+  }
+
+  /** The task, or TaskNotFoundError. */
+  get(id: string): TaskRecord {
+    const record = this.store.get(id);
+    if (!record) throw new TaskNotFoundError(`no task has the id ${id}`, { data: { taskId: id } });
+    return record;
+  }
+
+  list(filter: TaskFilter): TaskPage {
+    return this.store.list(filter);
+  }
+
+  /**
+   * Revokes a task that has not finished: one that has not started never will; a running one has
+   * its attempt cancelled (the method's AbortSignal fires). A finished task is left as it is.
+   */
+  async revoke(id: string): Promise<TaskRecord> {
+    const record = this.get(id);
+    if (isFinal(record.state)) return record;
+    const attempt = this.attempts.get(id);
+    if (attempt) {
+      attempt.revoked = true;
+      attempt.handle?.cancel();
+      this.attempts.delete(id);
+    }
+    const error: TaskError = { code: "CANCELLED", message: "the task was revoked" };
+    await this.finish(record, "markRevoked", error);
+    return this.get(id);
+  }
+
+  /** Hears every event of `id` from now on; throws TaskNotFoundError for an unknown id. */
+  watch(id: string, listener: TaskListener): () => void {
+    this.get(id);
+    return this.watchers.add(id, listener);
+  }
+
+  /** Resolves with the task once it is final; rejects with TimeoutError after `timeoutMs` (the task goes on). */
+  wait(id: string, timeoutMs: number | undefined): Promise<TaskRecord> {
+    const record = this.get(id);
+    if (isFinal(record.state)) return Promise.resolve(record);
+    return new Promise((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const unsubscribe = this.watchers.add(id, (event) => {
+        if (!isFinal(event.state)) return;
+        unsubscribe();
+        if (timer) clearTimeout(timer);
+        const final = this.store.get(id);
+        if (final) resolve(final);
+        else reject(new TaskNotFoundError(`task ${id} was purged`, { data: { taskId: id } }));
+      });
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(
+          () => {
+            unsubscribe();
+            reject(new TimeoutError(`task ${id} did not finish within ${timeoutMs} ms; it goes on`, { data: { timeoutMs, taskId: id } }));
+          },
+          Math.min(timeoutMs, MAX_TIMER_MS),
+        );
+      }
+    });
+  }
+
+  /** Tasks by state, and what the manager holds in memory. */
+  stats(): { counts: Record<TaskState, number>; running: number; windowed: number; watchers: number } {
+    let windowed = 0;
+    for (const window of this.windows.values()) windowed += window.held;
+    return { counts: this.store.counts(), running: this.attempts.size, windowed, watchers: this.watchers.size };
+  }
+
+  // ---- dispatch ----
+
+  /** Gives free slots of `method` the next queued tasks. */
+  private pump(method: string): void {
+    if (this.stopped) return;
+    let free = this.host.freeSlots(method) - (this.starting.get(method) ?? 0);
+    if (free <= 0) return;
+    const window = this.windows.get(method) ?? (this.host.method(method) ? this.window(method) : undefined);
+    if (!window) return;
+    const now = this.now();
+    while (free > 0) {
+      const task = window.take();
+      if (!task) return;
+      if (task.expiresAt !== undefined && task.expiresAt <= now) {
+        void this.finish(task, "markExpired", expiredError(task));
+        continue;
+      }
+      free--;
+      void this.startAttempt(task);
+    }
+  }
+
+  private async startAttempt(task: TaskRecord): Promise<void> {
+    const attempt: Attempt = { task, number: task.attempts + 1, handle: undefined, revoked: false };
+    this.attempts.set(task.id, attempt);
+    this.starting.set(task.method, (this.starting.get(task.method) ?? 0) + 1);
+    let started: boolean;
+    try {
+      started = await this.store.transition(task.id, "markRunning", { startedAt: this.now(), countAttempt: true });
+    } catch (error) {
+      this.log.error(`tasks: could not start ${task.id}: ${(error as Error).message}`);
+      started = false;
+    } finally {
+      this.starting.set(task.method, (this.starting.get(task.method) ?? 1) - 1);
+    }
+    if (!started || attempt.revoked || this.stopped) {
+      if (this.attempts.get(task.id) === attempt) this.attempts.delete(task.id);
+      this.pump(task.method);
+      return;
+    }
+    this.emit(task.id, "running");
+    const sink: AttemptSink = {
+      result: (payload) => void this.onResult(attempt, payload),
+      error: (error, lost) => void this.onError(attempt, error, lost),
+      progress: (value) => void this.onProgress(attempt, value),
+    };
+    attempt.handle = this.host.startAttempt(
+      {
+        taskId: task.id,
+        attempt: attempt.number,
+        method: task.method,
+        args: task.args,
+        ...(task.policy.timeLimitMs !== undefined ? { timeoutMs: task.policy.timeLimitMs } : {}),
+      },
+      sink,
+    );
+  }
+
+  private async onResult(attempt: Attempt, payload: Uint8Array): Promise<void> {
+    if (!this.settle(attempt)) return;
+    const now = this.now();
+    const fields: TransitionFields = { result: payload, finishedAt: now, purgeAt: now + attempt.task.policy.resultTtlMs };
+    if (await this.store.transition(attempt.task.id, "markSucceeded", fields)) this.emit(attempt.task.id, "succeeded");
+  }
+
+  private async onError(attempt: Attempt, error: WireError, lost: boolean): Promise<void> {
+    if (!this.settle(attempt)) return;
+    // A router that stops cuts the attempt off like a lost dealer: it runs again after the restart.
+    const cutOff = lost || error.code === "SHUTTING_DOWN";
+    await this.afterFailure(attempt.task, attempt.number, error, cutOff);
+  }
+
+  private async onProgress(attempt: Attempt, value: unknown): Promise<void> {
+    if (this.attempts.get(attempt.task.id) !== attempt) return;
+    if (await this.store.setProgress(attempt.task.id, value)) {
+      if (this.watchers.has(attempt.task.id)) {
+        this.watchers.notify(attempt.task.id, { state: "running", progress: value, at: new Date(this.now()).toISOString() });
+      }
+    }
+  }
+
+  /** Ends `attempt`'s hold on its task; false when the outcome no longer matters (revoked). */
+  private settle(attempt: Attempt): boolean {
+    if (this.attempts.get(attempt.task.id) !== attempt) return false;
+    this.attempts.delete(attempt.task.id);
+    return !attempt.revoked;
+  }
+
+  /** After attempt number `attempts` failed: retry (now or after a backoff) or fail for good. */
+  private async afterFailure(task: TaskRecord, attempts: number, error: WireError, lost: boolean): Promise<void> {
+    const decision = decideRetry(task.policy, { attempts, lostAttempts: task.lostAttempts }, error, lost, this.random);
+    if (!decision.retry) {
+      await this.finish(task, "markFailed", error);
+      return;
+    }
+    const runAt = this.now() + decision.delayMs;
+    const applied = await this.store.transition(task.id, "markRetrying", { runAt, error, countLost: decision.lost });
+    if (!applied) return;
+    this.emit(task.id, "retrying");
+    this.wakeBy(runAt);
+  }
+
+  /** Moves a task to a final state (failed, revoked, expired), keeping it for its result TTL. */
+  private async finish(task: TaskRecord, name: TransitionName, error: TaskError): Promise<void> {
+    const now = this.now();
+    const applied = await this.store.transition(task.id, name, { error, finishedAt: now, purgeAt: now + task.policy.resultTtlMs });
+    this.windows.get(task.method)?.remove(task.id);
+    if (applied) this.emit(task.id, this.store.get(task.id)?.state ?? "failed");
+  }
+
+  // ---- time ----
+
+  /** Makes sure the timer fires by `at`. */
+  private wakeBy(at: number): void {
+    if (this.stopped || at >= this.wakeAt) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeAt = at;
+    this.wakeTimer = setTimeout(() => void this.tick(), Math.min(MAX_TIMER_MS, Math.max(0, at - this.now())));
+  }
+
+  /** Queues what is due, expires what has waited too long, and sets the timer for what comes next. */
+  private async tick(): Promise<void> {
+    this.wakeTimer = undefined;
+    this.wakeAt = Number.POSITIVE_INFINITY;
+    if (this.stopped) return;
+    const now = this.now();
+    const methods = new Set<string>();
+    for (const task of this.store.expiring(now, BATCH)) await this.finish(task, "markExpired", expiredError(task));
+    for (const task of this.store.due(now, BATCH)) {
+      if (!(await this.store.transition(task.id, "markQueued"))) continue;
+      const queued = { ...task, state: "queued" as const };
+      this.window(task.method).offer(queued);
+      this.emit(task.id, "queued");
+      methods.add(task.method);
+    }
+    for (const method of methods) this.pump(method);
+    const next = Math.min(this.store.nextDueAt() ?? Number.POSITIVE_INFINITY, this.store.nextExpiryAt() ?? Number.POSITIVE_INFINITY);
+    if (Number.isFinite(next)) this.wakeBy(Math.max(next, now + 1));
+  }
+
+  private async purge(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      while ((await this.store.purge(this.now(), BATCH)) === BATCH) {}
+    } catch (error) {
+      this.log.error(`tasks: purging expired records failed: ${(error as Error).message}`);
+    }
+  }
+
+  private window(method: string): MethodWindow {
+    let window = this.windows.get(method);
+    if (!window) this.windows.set(method, (window = new MethodWindow(method, this.store, this.windowSize)));
+    return window;
+  }
+
+  private emit(taskId: string, state: TaskState): void {
+    if (!this.watchers.has(taskId)) return;
+    const event: TaskEvent = { state, at: new Date(this.now()).toISOString() };
+    this.watchers.notify(taskId, event);
+  }
+}
+
+function expiredError(task: TaskRecord): TaskError {
+  return errorToWire(
+    new TimeoutError(`the task expired: it had not started by ${new Date(task.expiresAt ?? 0).toISOString()}`, { data: { expired: true } }),
+  );
+}
+
+function describeCounts(counts: Record<TaskState, number>): string {
+  const parts = Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([state, n]) => `${n} ${state}`);
+  return parts.length > 0 ? parts.join(", ") : "none stored";
+}

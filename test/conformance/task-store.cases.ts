@@ -1,0 +1,246 @@
+/**
+ * The task store contract as one behaviour suite, run on every store (MemoryTaskStore,
+ * SqliteTaskStore) by test/conformance/task-store.test.ts.
+ */
+import { expect, test } from "bun:test";
+import { ValidationError } from "../../src/protocol/index.ts";
+import type { NewTask, TaskPolicy, TaskStore } from "../../src/store/task-store.ts";
+import { canTransition, TASK_STATES, type TaskState, TRANSITIONS, type TransitionName } from "../../src/store/task-states.ts";
+
+const POLICY: TaskPolicy = {
+  retries: 0,
+  retryDelayMs: 1000,
+  backoff: "fixed",
+  retryDelayMaxMs: 60_000,
+  retryOn: [],
+  lostRetries: 3,
+  resultTtlMs: 86_400_000,
+};
+
+let counter = 0;
+
+/** A new task with a unique id; `overrides` set what a case cares about. */
+export function newTask(overrides: Partial<NewTask> = {}): NewTask {
+  counter++;
+  return {
+    id: `task-${process.pid}-${counter}`,
+    method: "Svc.work",
+    args: new TextEncoder().encode(`[${counter}]`),
+    state: "queued",
+    priority: 5,
+    createdAt: 1_000_000 + counter,
+    runAt: 1_000_000 + counter,
+    policy: POLICY,
+    ...overrides,
+  };
+}
+
+/** Puts a fresh task into `state` through the store's own transitions. */
+async function taskIn(store: TaskStore, state: TaskState): Promise<string> {
+  const initial: TaskState = state === "scheduled" ? "scheduled" : "queued";
+  const { task } = await store.insert(newTask({ state: initial }));
+  const path: Record<TaskState, TransitionName[]> = {
+    scheduled: [],
+    queued: [],
+    running: ["markRunning"],
+    retrying: ["markRunning", "markRetrying"],
+    succeeded: ["markRunning", "markSucceeded"],
+    failed: ["markRunning", "markFailed"],
+    revoked: ["markRevoked"],
+    expired: ["markExpired"],
+  };
+  for (const step of path[state]) expect(await store.transition(task.id, step)).toBe(true);
+  expect(store.get(task.id)?.state).toBe(state);
+  return task.id;
+}
+
+/** Registers the suite's tests; `open` gives a fresh, empty store per test. */
+export function taskStoreCases(name: string, open: () => Promise<TaskStore> | TaskStore): void {
+  const withStore = (title: string, body: (store: TaskStore) => Promise<void>) =>
+    test(`${name}: ${title}`, async () => {
+      const store = await open();
+      try {
+        await body(store);
+      } finally {
+        await store.close();
+      }
+    });
+
+  withStore("insert gives increasing seqs and get returns the stored task; an unknown id is undefined", async (store) => {
+    const a = await store.insert(newTask());
+    const b = await store.insert(newTask({ priority: 9, expiresAt: 5_000_000 }));
+    expect(a.created && b.created).toBe(true);
+    expect(b.task.seq).toBeGreaterThan(a.task.seq);
+    const got = store.get(b.task.id)!;
+    expect(got).toMatchObject({ id: b.task.id, priority: 9, expiresAt: 5_000_000, attempts: 0, lostAttempts: 0, state: "queued" });
+    expect(new TextDecoder().decode(got.args)).toBe(new TextDecoder().decode(b.task.args));
+    expect(got.policy).toEqual(POLICY);
+    expect(store.get("no-such-task")).toBeUndefined();
+  });
+
+  withStore("an idempotency key returns the same task until its result TTL has passed", async (store) => {
+    const first = await store.insert(newTask({ idempotencyKey: "order-42" }));
+    const again = await store.insert(newTask({ idempotencyKey: "order-42" }));
+    expect(again).toMatchObject({ created: false, task: { id: first.task.id } });
+    await store.transition(first.task.id, "markRunning");
+    await store.transition(first.task.id, "markSucceeded", { finishedAt: 2_000_000, purgeAt: 3_000_000 });
+    const before = await store.insert(newTask({ idempotencyKey: "order-42", createdAt: 2_999_999 }));
+    expect(before).toMatchObject({ created: false, task: { id: first.task.id, state: "succeeded" } });
+    const after = await store.insert(newTask({ idempotencyKey: "order-42", createdAt: 3_000_000 }));
+    expect(after.created).toBe(true);
+    expect(after.task.id).not.toBe(first.task.id);
+  });
+
+  withStore("queued() is in dispatch order: priority first, then arrival; it pages with `after`", async (store) => {
+    const ids: Record<string, string> = {};
+    for (const [label, priority] of [
+      ["a5", 5],
+      ["b9", 9],
+      ["c5", 5],
+      ["d0", 0],
+      ["e9", 9],
+    ] as const) {
+      ids[label] = (await store.insert(newTask({ priority }))).task.id;
+    }
+    await store.insert(newTask({ state: "scheduled", priority: 9 }));
+    await store.insert(newTask({ method: "Other.work", priority: 9 }));
+    const order = store.queued("Svc.work", 10).map((task) => task.id);
+    expect(order).toEqual([ids.b9, ids.e9, ids.a5, ids.c5, ids.d0]);
+    const firstPage = store.queued("Svc.work", 2);
+    const rest = store.queued("Svc.work", 10, { priority: firstPage[1].priority, seq: firstPage[1].seq }).map((task) => task.id);
+    expect(rest).toEqual([ids.a5, ids.c5, ids.d0]);
+    expect(store.queuedMethods()).toEqual(["Other.work", "Svc.work"]);
+  });
+
+  withStore("due() and nextDueAt() see scheduled and retrying tasks by runAt", async (store) => {
+    expect(store.nextDueAt()).toBeUndefined();
+    const late = (await store.insert(newTask({ state: "scheduled", runAt: 3_000 }))).task.id;
+    const early = (await store.insert(newTask({ state: "scheduled", runAt: 1_000 }))).task.id;
+    const retrying = await taskIn(store, "retrying");
+    await store.transition(retrying, "markQueued");
+    await store.transition(retrying, "markRunning");
+    await store.transition(retrying, "markRetrying", { runAt: 2_000 });
+    expect(store.nextDueAt()).toBe(1_000);
+    expect(store.due(2_500, 10).map((task) => task.id)).toEqual([early, retrying]);
+    expect(store.due(5_000, 1).map((task) => task.id)).toEqual([early]);
+    await store.transition(early, "markQueued");
+    expect(store.nextDueAt()).toBe(2_000);
+    expect(store.due(10_000, 10).map((task) => task.id)).toEqual([retrying, late]);
+  });
+
+  withStore("expiring() and nextExpiryAt() see only tasks that have not started", async (store) => {
+    const queued = (await store.insert(newTask({ expiresAt: 2_000 }))).task.id;
+    const scheduled = (await store.insert(newTask({ state: "scheduled", runAt: 9_000, expiresAt: 1_000 }))).task.id;
+    const started = (await store.insert(newTask({ expiresAt: 500 }))).task.id;
+    await store.transition(started, "markRunning");
+    expect(store.nextExpiryAt()).toBe(1_000);
+    expect(store.expiring(1_500, 10).map((task) => task.id)).toEqual([scheduled]);
+    expect(store.expiring(5_000, 10).map((task) => task.id)).toEqual([scheduled, queued]);
+  });
+
+  withStore("every transition applies from exactly the states TRANSITIONS allows, and a refused one changes nothing", async (store) => {
+    for (const name of Object.keys(TRANSITIONS) as TransitionName[]) {
+      for (const state of TASK_STATES) {
+        const id = await taskIn(store, state);
+        const before = store.get(id)!;
+        const applied = await store.transition(id, name, { finishedAt: 42, error: { code: "X", message: "x" } });
+        expect({ name, state, applied }).toEqual({ name, state, applied: canTransition(name, state) });
+        const after = store.get(id)!;
+        if (applied) expect(after.state).toBe(TRANSITIONS[name].to);
+        else expect(after).toEqual(before);
+      }
+    }
+    expect(await store.transition("no-such-task", "markRunning")).toBe(false);
+  });
+
+  withStore("transition fields: attempts and lost attempts count, result bytes and errors round-trip", async (store) => {
+    const { task } = await store.insert(newTask());
+    await store.transition(task.id, "markRunning", { countAttempt: true, startedAt: 10 });
+    await store.transition(task.id, "markRetrying", {
+      countLost: true,
+      runAt: 20,
+      error: { code: "DEALER_LOST", message: "lost", data: { d: 1 } },
+    });
+    expect(store.get(task.id)).toMatchObject({
+      attempts: 1,
+      lostAttempts: 1,
+      runAt: 20,
+      startedAt: 10,
+      error: { code: "DEALER_LOST", data: { d: 1 } },
+    });
+    await store.transition(task.id, "markQueued");
+    await store.transition(task.id, "markRunning", { countAttempt: true, startedAt: 30 });
+    const result = new Uint8Array([123, 34, 107, 34, 58, 49, 125, 0, 255]);
+    await store.transition(task.id, "markSucceeded", { result, finishedAt: 40, purgeAt: 50 });
+    const done = store.get(task.id)!;
+    expect(done).toMatchObject({ state: "succeeded", attempts: 2, lostAttempts: 1, finishedAt: 40, purgeAt: 50 });
+    expect([...done.result!]).toEqual([...result]);
+  });
+
+  withStore("progress is stored only while the task runs", async (store) => {
+    const { task } = await store.insert(newTask());
+    expect(await store.setProgress(task.id, { current: 1 })).toBe(false);
+    await store.transition(task.id, "markRunning");
+    expect(await store.setProgress(task.id, { current: 3, total: 10 })).toBe(true);
+    expect(store.get(task.id)?.progress).toEqual({ current: 3, total: 10 });
+    await store.transition(task.id, "markSucceeded");
+    expect(await store.setProgress(task.id, { current: 4 })).toBe(false);
+    expect(store.get(task.id)?.progress).toEqual({ current: 3, total: 10 });
+  });
+
+  withStore("list() is newest first, filters by state, method and time, and pages with a cursor", async (store) => {
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      ids.push((await store.insert(newTask({ method: i % 2 === 0 ? "Svc.even" : "Svc.odd", createdAt: 100 + i }))).task.id);
+    }
+    await store.transition(ids[6], "markRevoked");
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = store.list({ limit: 3, cursor });
+      expect(page.tasks.length).toBeLessThanOrEqual(3);
+      seen.push(...page.tasks.map((task) => task.id));
+      cursor = page.cursor;
+    } while (cursor !== undefined);
+    expect(seen).toEqual([...ids].reverse());
+    expect(store.list({ limit: 10, method: "Svc.odd" }).tasks.map((task) => task.id)).toEqual([ids[5], ids[3], ids[1]]);
+    expect(store.list({ limit: 10, state: "revoked" }).tasks.map((task) => task.id)).toEqual([ids[6]]);
+    expect(store.list({ limit: 10, createdFrom: 102, createdTo: 104 }).tasks.map((task) => task.id)).toEqual([ids[3], ids[2]]);
+    expect(() => store.list({ limit: 10, cursor: "not-a-cursor" })).toThrow(ValidationError);
+  });
+
+  withStore("purge() deletes only finished tasks past their purgeAt, at most `limit`, and frees their keys", async (store) => {
+    const kept = await taskIn(store, "running");
+    const young = await taskIn(store, "failed");
+    await store.transition(kept, "markSucceeded", { purgeAt: 9_000 });
+    const old: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { task } = await store.insert(newTask({ idempotencyKey: `k${i}` }));
+      await store.transition(task.id, "markRevoked", { purgeAt: 1_000 });
+      old.push(task.id);
+    }
+    expect(await store.purge(5_000, 2)).toBe(2);
+    expect(await store.purge(5_000, 10)).toBe(1);
+    for (const id of old) expect(store.get(id)).toBeUndefined();
+    expect(store.get(kept)?.state).toBe("succeeded");
+    expect(store.get(young)?.state).toBe("failed");
+    expect((await store.insert(newTask({ idempotencyKey: "k0", createdAt: 2_000 }))).created).toBe(true);
+  });
+
+  withStore("running() lists what was running, and counts() every state", async (store) => {
+    for (const state of TASK_STATES) await taskIn(store, state);
+    await taskIn(store, "running");
+    expect(store.running().length).toBe(2);
+    const counts = store.counts();
+    expect(Object.keys(counts).sort()).toEqual([...TASK_STATES].sort());
+    for (const state of TASK_STATES) expect(counts[state]).toBe(state === "running" ? 2 : 1);
+  });
+
+  withStore("writes made in one turn are all readable at once and all committed together", async (store) => {
+    const inserts = Array.from({ length: 500 }, () => store.insert(newTask()));
+    // Before any commit resolves, reads already see every insert.
+    expect(store.counts().queued).toBe(500);
+    const results = await Promise.all(inserts);
+    expect(new Set(results.map((r) => r.task.seq)).size).toBe(500);
+  });
+}
