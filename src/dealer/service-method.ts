@@ -4,6 +4,7 @@
  */
 import { toJsonSchema } from "@valibot/to-json-schema";
 import type * as v from "valibot";
+import { ValidationError } from "../protocol/index.ts";
 
 /** What a method is told about the call it is running (with `context: true`). */
 export interface CallContext {
@@ -79,7 +80,7 @@ export function serviceMethod(first: unknown, second?: unknown, third?: unknown)
   const options = (first ?? {}) as ServiceMethodOptions;
   return (value: unknown, _context?: unknown, descriptor?: PropertyDescriptor) => {
     const fn = typeof value === "function" ? value : descriptor?.value;
-    if (typeof fn !== "function") throw new TypeError("@serviceMethod decorates methods only");
+    if (typeof fn !== "function") throw new ValidationError("@serviceMethod decorates methods only", { data: { path: "" } });
     mark(fn, options);
     return descriptor ?? value;
   };
@@ -91,7 +92,7 @@ export function serviceMethod(first: unknown, second?: unknown, third?: unknown)
  */
 export function registerServiceMethod(cls: AnyFunction, property: string, options: ServiceMethodOptions = {}): void {
   const fn = (cls.prototype as Record<string, unknown>)[property];
-  if (typeof fn !== "function") throw new TypeError(`${cls.name}.${property} is not a method`);
+  if (typeof fn !== "function") throw new ValidationError(`${cls.name}.${property} is not a method`, { data: { path: property } });
   mark(fn, options);
 }
 
@@ -132,7 +133,7 @@ function findMarkedAncestor(proto: object, property: string): ServiceMethodOptio
 function define(property: string, fn: AnyFunction, options: ServiceMethodOptions): MethodDefinition {
   const name = options.name ?? property;
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(name)) {
-    throw new TypeError(`service method name "${name}" must be an identifier (letters, digits, _)`);
+    throw new ValidationError(`service method name "${name}" must be an identifier (letters, digits, _)`, { data: { path: "name" } });
   }
   let paramsJsonSchema: Record<string, unknown> | undefined;
   if (options.params) {
