@@ -278,6 +278,7 @@ const CLASS_BY_CODE: ReadonlyMap<string, ErrorClass> = new Map<string, ErrorClas
   [ErrorCode.PROTOCOL_ERROR, ProtocolError],
   [ErrorCode.SHUTTING_DOWN, ShuttingDownError],
   [ErrorCode.CONNECTION_LOST, ConnectionError],
+  [ErrorCode.TASK_NOT_FOUND, TaskNotFoundError],
 ]);
 
 /** An error as it travels: the ERROR header without `id`. */
