@@ -32,6 +32,10 @@ import { type Deadline, Deadlines } from "../deadlines.ts";
 import { Dealer } from "../zmtp/dealer.ts";
 import { SEND_DONE } from "../zmtp/socket.ts";
 import { HeartbeatThread } from "./heartbeat-thread.ts";
+import { ProgressReporter } from "./progress-reporter.ts";
+
+/** At most one PROGRESS per task attempt in this many milliseconds (the latest value wins). */
+const PROGRESS_INTERVAL_MS = 100;
 import { type CallContext, collectMethods, type MethodDefinition } from "./service-method.ts";
 
 /** Options of a ServiceDealer. Times are in seconds, as in the Python seed. */
@@ -103,6 +107,8 @@ class Cancellation {
 
 interface RunningCall {
   cancellation: Cancellation;
+  /** Set for an attempt of a task. */
+  progress: ProgressReporter | undefined;
   credit: number | undefined;
   wakeProducer: (() => void) | undefined;
   deadline: Deadline | undefined;
@@ -233,6 +239,7 @@ export class ServiceDealer {
       if (definition.description !== undefined) info.description = definition.description;
       if (definition.paramsJsonSchema !== undefined) info.params = definition.paramsJsonSchema;
       if (definition.metadata !== undefined) info.metadata = definition.metadata;
+      if (definition.taskDefaults !== undefined) info.task = definition.taskDefaults;
       methods[`${this.serviceName}.${definition.name}`] = info;
     }
     return {
@@ -362,7 +369,11 @@ export class ServiceDealer {
       args = checked.output as unknown[];
     }
     const cancellation = new Cancellation();
-    const call: RunningCall = { cancellation, credit: message.header.credit, wakeProducer: undefined, deadline: undefined };
+    const task = message.header.task;
+    const progress = task
+      ? new ProgressReporter((value) => this.reply(encodeMessage("PROGRESS", { id, value })), PROGRESS_INTERVAL_MS)
+      : undefined;
+    const call: RunningCall = { cancellation, progress, credit: message.header.credit, wakeProducer: undefined, deadline: undefined };
     if (deadlineMs !== undefined) {
       call.deadline = this.deadlines.add(deadlineMs, () => cancellation.abort(new TimeoutError(`deadline of ${deadlineMs} ms passed`)));
     }
@@ -374,6 +385,8 @@ export class ServiceDealer {
           requestId: id,
           method: fullName,
           ...(deadlineMs !== undefined ? { deadline: Date.now() + deadlineMs } : {}),
+          ...(task ? { taskId: task.id, attempt: task.attempt } : {}),
+          progress: progress ? (value) => progress.report(value) : () => {},
         };
         args = [...args, context];
       }
@@ -386,9 +399,12 @@ export class ServiceDealer {
         if (cancellation.aborted) throw cancellation.reason;
         const encoded = encodeJson(value === undefined ? null : value, "result");
         if (!encoded.ok) throw encoded.error;
+        progress?.flush();
         this.reply(encodeMessage("RESULT", { id }, encoded.value));
       }
     } catch (error) {
+      if (cancellation.aborted) progress?.cancel();
+      else progress?.flush();
       this.replyError(id, cancellation.aborted && !(error instanceof VoidRailError) ? cancellation.reason : error);
     } finally {
       call.deadline?.cancel();

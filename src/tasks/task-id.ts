@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 
-export { TASK_ID_PATTERN } from "../protocol/messages.ts";
+export { TASK_ID_PATTERN } from "../protocol/index.ts";
 
 export function newTaskId(now = Date.now()): string {
   const bytes = randomBytes(16);
