@@ -15,11 +15,7 @@ import {
 
 export const dealerArgs = {
   // Checked by dealerOptions rather than citty's `required`, which prints the whole usage with it.
-  module: {
-    type: "string",
-    description:
-      "Module exporting ServiceDealer classes: a .ts or .js path, or a dotted module path (myapp.services → myapp/services.ts) (required)",
-  },
+  module: { type: "string", description: "ServiceDealer classes: a .ts or .js file, or myapp.services for myapp/services.ts (required)" },
   class: { type: "string", description: "Service class to start (repeatable; default: every exported ServiceDealer subclass)" },
   instances: {
     type: "string",
