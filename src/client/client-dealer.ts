@@ -12,9 +12,11 @@ import {
   ConnectionError,
   decodeJson,
   decodeMessage,
+  describeBadMethodName,
   encodeJson,
   encodeMessage,
   errorFromWire,
+  explainRefusedKey,
   type InfoTopic,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -26,6 +28,7 @@ import {
   type TaskInfo,
   type TaskPage,
   TimeoutError,
+  ValidationError,
   type WireError,
 } from "../protocol/index.ts";
 import { ApiKeyOption, checkOptions, consumeMessages, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
@@ -99,6 +102,15 @@ interface StreamCall {
 type PendingCall = UnaryCall | StreamCall;
 
 const MAX_TIMER_SECONDS = 2_147_483;
+
+/**
+ * Refuses a malformed method name before anything is sent: the router would answer it with a
+ * PROTOCOL_ERROR about a header field, which does not tell a caller what to write instead.
+ */
+function checkMethodName(method: string): void {
+  const problem = describeBadMethodName(method);
+  if (problem !== undefined) throw new ValidationError(problem, { data: { path: "method" } });
+}
 
 export class ClientDealer {
   private readonly options: Required<Omit<ClientDealerOptions, "apiKey" | "logger">> & { apiKey?: string };
@@ -205,6 +217,7 @@ export class ClientDealer {
 
   /** `invoke` with per-call options. */
   async call<T = unknown>(method: string, args: unknown[] = [], options: CallOptions = {}): Promise<T> {
+    checkMethodName(method);
     // Connected and welcomed: no await, so a call costs no extra turn of the microtask queue.
     const socket = this.socket !== null && this.welcomed && this.authFailure === undefined ? this.socket : await this.ready();
     const encodedArgs = encodeJson(args, "args");
@@ -319,6 +332,7 @@ export class ClientDealer {
       this.endStream(id, call, new CancelledError("the stream was cancelled", { cause: options.signal?.reason }));
     };
     const started = (async () => {
+      checkMethodName(method);
       const socket = await this.ready();
       const encodedArgs = encodeJson(args, "args");
       if (!encodedArgs.ok) throw encodedArgs.error;
@@ -553,8 +567,9 @@ export class ClientDealer {
         const error = errorFromWire(header);
         if (header.id !== undefined) return this.settle(header.id, error);
         if (error.code === "AUTH_FAILED") {
-          this.authFailure = error;
-          for (const waiter of this.welcomeWaiters.splice(0)) waiter.reject(error);
+          const refused = explainRefusedKey(error, this.options.apiKey !== undefined, "client");
+          this.authFailure = refused;
+          for (const waiter of this.welcomeWaiters.splice(0)) waiter.reject(refused);
           return;
         }
         if (error.code === "SHUTTING_DOWN" && !this.welcomed && this.welcomeWaiters.length > 0) {

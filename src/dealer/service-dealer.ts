@@ -17,6 +17,7 @@ import {
   encodeMessage,
   errorFromWire,
   errorToWire,
+  explainRefusedKey,
   type MethodInfo,
   PROTOCOL_VERSION,
   ProtocolFailure,
@@ -136,6 +137,8 @@ export class ServiceDealer {
   private readonly deadlines = new Deadlines();
   private registeredWaiters: { resolve(): void; reject(error: Error): void }[] = [];
   private idleWaiters: (() => void)[] = [];
+  /** When the connection of a registered dealer was lost; cleared once registered again. */
+  private lostRouterAt: number | undefined;
 
   constructor(options: ServiceDealerOptions = {}) {
     checkOptions(OptionsSchema, options, "ServiceDealer");
@@ -223,6 +226,7 @@ export class ServiceDealer {
     const socket = this.socket;
     this.socket = null;
     this.state = "stopped";
+    this.lostRouterAt = undefined;
     for (const call of this.running.values()) call.cancellation.abort(new ConnectionError("the dealer stopped"));
     const error = new ConnectionError("the dealer stopped before registering");
     for (const waiter of this.registeredWaiters.splice(0)) waiter.reject(error);
@@ -283,7 +287,10 @@ export class ServiceDealer {
 
   private onDisconnect(): void {
     if (this.state === "stopped") return;
-    if (this.state === "registered") this.log.warn(`${this.serviceName} lost the router; reconnecting`);
+    if (this.state === "registered") {
+      this.lostRouterAt = Date.now();
+      this.log.warn(`${this.serviceName} lost the router; reconnecting`);
+    }
     if (this.state !== "draining") this.state = "connecting";
     // The router has already re-dispatched or failed what this dealer held: stop working on it.
     for (const call of this.running.values()) call.cancellation.abort(new ConnectionError("connection to the router lost"));
@@ -325,15 +332,22 @@ export class ServiceDealer {
       this.heartbeat?.vouchFor(header.beatToken, header.heartbeatIntervalMs);
     if (this.state === "draining") return;
     this.state = "registered";
-    this.log.info(`${this.serviceName} registered as ${this.dealerId} with ${this.methods.size} method(s)`);
+    // The instance id (host:pid) says which process this is, as the router's log line does.
+    const registered = `registered as ${this.dealerId} (${this.dealerOptions.instanceId}) with ${this.methods.size} method(s)`;
+    if (this.lostRouterAt !== undefined) {
+      // The pair to "lost the router": someone watching the log learns that the outage is over.
+      const seconds = ((Date.now() - this.lostRouterAt) / 1000).toFixed(1);
+      this.lostRouterAt = undefined;
+      this.log.info(`${this.serviceName} reconnected to the router after ${seconds} s; ${registered}`);
+    } else this.log.info(`${this.serviceName} ${registered}`);
     for (const waiter of this.registeredWaiters.splice(0)) waiter.resolve();
   }
 
   private onConnectionError(wire: WireError): void {
-    const error = errorFromWire(wire);
+    const error = explainRefusedKey(errorFromWire(wire), this.dealerOptions.apiKey !== undefined, "dealer");
     const reason = (wire.data as { reason?: string } | undefined)?.reason;
     if (error instanceof AuthError) {
-      this.log.error(`${this.serviceName}: the router refused the registration: ${error.message}`);
+      this.log.error(`${this.serviceName} could not register: ${error.message}`);
       for (const waiter of this.registeredWaiters.splice(0)) waiter.reject(error);
       return;
     }

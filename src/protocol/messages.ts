@@ -142,6 +142,21 @@ export const MethodNameSchema = v.pipe(
   v.maxLength(2 * Limits.MAX_NAME_LENGTH + 1),
   v.regex(METHOD_NAME_PATTERN, "Invalid method name: expected Service.method"),
 );
+/**
+ * Why `method` is not a full method name, or undefined when it is one. Callers check before
+ * sending, so a mistyped name fails at once with a sentence instead of a PROTOCOL_ERROR.
+ *
+ * @example describeBadMethodName("echo") // '"echo" is not a method name: expected Service.method, e.g. EchoService.echo'
+ */
+export function describeBadMethodName(method: unknown): string | undefined {
+  if (typeof method !== "string") return `the method name must be a string, got ${method === null ? "null" : typeof method}`;
+  if (METHOD_NAME_PATTERN.test(method)) return undefined;
+  const shown = JSON.stringify(method.length > 80 ? `${method.slice(0, 80)}…` : method);
+  const parts = method.split(".");
+  if (parts.length !== 2 || parts.some((part) => part.length === 0))
+    return `${shown} is not a method name: expected Service.method, e.g. EchoService.echo`;
+  return `${shown} is not a method name: expected Service.method, each part an identifier (letters, digits, _; not starting with a digit; at most ${Limits.MAX_NAME_LENGTH} characters)`;
+}
 const IdStringSchema = v.pipe(v.string(), v.maxLength(Limits.MAX_ID_LENGTH), v.regex(ID_PATTERN));
 // Custom messages: valibot's defaults quote the received value, which would put keys in logs.
 const ApiKeySchema = v.pipe(
