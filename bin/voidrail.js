@@ -10,6 +10,7 @@ import { spawn } from "node:child_process";
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { delimiter, dirname, join } from "node:path";
+import { isatty } from "node:tty";
 import { fileURLToPath } from "node:url";
 
 const cli = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
@@ -93,7 +94,8 @@ function runWith(bun) {
   const handlers = new Map();
   for (const signal of forwarded) {
     const handler = () => {
-      if (signal === "SIGINT" && process.stdin.isTTY) return;
+      // isatty, not process.stdin: creating a stdin stream here could take input from the CLI.
+      if (signal === "SIGINT" && isatty(0)) return;
       child.kill(signal);
     };
     handlers.set(signal, handler);
