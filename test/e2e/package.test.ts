@@ -241,7 +241,7 @@ describe("npm pack", () => {
   });
 });
 
-describe("the installed package under plain Node (no Bun on PATH)", () => {
+describe("the installed package in a plain project (no Bun on PATH)", () => {
   let router: ServiceRouter | undefined;
   let echo: EchoService | undefined;
   const children: ChildProcess[] = [];
@@ -254,30 +254,38 @@ describe("the installed package under plain Node (no Bun on PATH)", () => {
     router = undefined;
   });
 
-  test("a Node ESM app imports ClientDealer from voidrail and Dealer from voidrail/zmtp: calls, streams, and talks ZMTP", async () => {
-    router = new ServiceRouter({ address: uniqueEndpoint("tcp"), logger: silentLogger });
-    await router.start();
-    echo = new EchoService({ routerAddress: router.address, logger: silentLogger });
-    await waitFor(echo.start(), { timeoutMs: 10_000, message: "EchoService to register" });
+  for (const runtime of ["node", "bun"] as const) {
+    // Node takes the compiled lib/, Bun the sources (the "bun" export condition).
+    const served =
+      runtime === "node"
+        ? { voidrail: "lib/index.js", zmtp: "lib/zmtp/index.js" }
+        : { voidrail: "src/index.ts", zmtp: "src/zmtp/index.ts" };
+    test(`the same ESM app under ${runtime} imports ClientDealer from voidrail (${served.voidrail}) and Dealer from voidrail/zmtp: calls, streams, and talks ZMTP`, async () => {
+      router = new ServiceRouter({ address: uniqueEndpoint("tcp"), logger: silentLogger });
+      await router.start();
+      echo = new EchoService({ routerAddress: router.address, logger: silentLogger });
+      await waitFor(echo.start(), { timeoutMs: 10_000, message: "EchoService to register" });
 
-    const result = expectSuccess(
-      await run(NODE, ["client.mjs", router.address], { cwd: project, env: projectEnv(nodeOnlyPath), timeoutMs: SCRIPT_TIMEOUT_MS }),
-      "node client.mjs",
-    );
+      const result = expectSuccess(
+        await run(runtime === "node" ? NODE : realpathSync(BUN), ["client.mjs", router.address], {
+          cwd: project,
+          env: projectEnv(nodeOnlyPath),
+          timeoutMs: SCRIPT_TIMEOUT_MS,
+        }),
+        `${runtime} client.mjs`,
+      );
 
-    const output = JSON.parse(result.stdout.trim());
-    expect(output).toEqual({
-      runtime: "node",
-      resolved: {
-        voidrail: `file://${realpathSync(project)}/node_modules/voidrail/lib/index.js`,
-        zmtp: `file://${realpathSync(project)}/node_modules/voidrail/lib/zmtp/index.js`,
-      },
-      echo: "from node",
-      sum: 42,
-      chunks: [0, 1, 2, 3, 4],
-      reply: "pong ping zmtp",
+      const installed = `file://${realpathSync(project)}/node_modules/voidrail`;
+      expect(JSON.parse(result.stdout.trim())).toEqual({
+        runtime,
+        resolved: { voidrail: `${installed}/${served.voidrail}`, zmtp: `${installed}/${served.zmtp}` },
+        echo: `from ${runtime}`,
+        sum: 42,
+        chunks: [0, 1, 2, 3, 4],
+        reply: "pong ping zmtp",
+      });
     });
-  });
+  }
 
   /** Starts the package's BlockingService under Node; resolves with its dealer id once registered. */
   async function startBlockingDealer(address: string, args: string[]): Promise<string> {
