@@ -188,7 +188,7 @@ beforeAll(async () => {
   project = join(work, "project");
   writeProject(project, tarball, ["@types/node"]);
   expectSuccess(await npm(["ci", "--offline", "--ignore-scripts"], project), "npm ci --offline (the tarball into a plain project)");
-  for (const file of ["client.mjs", "blocking-dealer.mjs", "require.cjs", "typed.ts", "tsconfig.json"])
+  for (const file of ["client.mjs", "all-in-node.mjs", "blocking-dealer.mjs", "require.cjs", "typed.ts", "tsconfig.json"])
     cpSync(join(FIXTURES, file), join(project, file));
 
   for (const [dir, links] of [
@@ -294,6 +294,22 @@ describe("the installed package in a plain project (no Bun on PATH)", () => {
       TEST_TIMEOUT_MS,
     );
   }
+
+  test(
+    "the whole library runs in one Node process: ServiceRouter, a JavaScript service (registerServiceMethod) and ClientDealer",
+    async () => {
+      const result = expectSuccess(
+        await run(NODE, ["all-in-node.mjs"], { cwd: project, env: projectEnv(nodeOnlyPath), timeoutMs: SCRIPT_TIMEOUT_MS }),
+        "node all-in-node.mjs",
+      );
+      expect(JSON.parse(result.stdout.trim())).toEqual({
+        square: 144,
+        squares: [1, 4, 9, 16],
+        methods: ["Squares.square", "Squares.upTo"],
+      });
+    },
+    TEST_TIMEOUT_MS,
+  );
 
   /** Starts the package's BlockingService under Node; resolves with its dealer id once registered. */
   async function startBlockingDealer(address: string, args: string[]): Promise<string> {
