@@ -60,7 +60,7 @@ export interface ServiceDealerOptions {
   /**
    * Send heartbeats from a worker thread over a second connection, so the router keeps hearing
    * from this dealer while a method blocks the event loop (a long synchronous computation).
-   * Default: true under Bun, false under Node.
+   * Bun runs it as a Web Worker, Node (the compiled package) with node:worker_threads. Default true.
    */
   heartbeatThread?: boolean;
   /** Logger (consola-compatible). Default: consola tagged with the service name. */
@@ -153,7 +153,7 @@ export class ServiceDealer {
       startTimeout: options.startTimeout ?? 30,
     };
     this.log = options.logger ?? createLogger(this.serviceName);
-    this.heartbeatThread = options.heartbeatThread ?? (typeof Bun !== "undefined" && typeof Worker !== "undefined");
+    this.heartbeatThread = options.heartbeatThread ?? true;
   }
 
   /** Whether the router has accepted this dealer's registration (and not lost it since). */
