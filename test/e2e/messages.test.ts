@@ -263,3 +263,16 @@ describe("--module takes a dotted module path, as the seed's --module myapp.serv
     }
   });
 });
+
+describe("a signal the moment the router is up", () => {
+  test("SIGINT right after 'router listening' drains and exits 0 (its handler is in place before the start)", async () => {
+    for (let round = 0; round < 3; round++) {
+      const port = await freePort();
+      const router = spawnCli(["router", "--port", String(port)]);
+      await router.waitForOutput(/router listening/);
+      router.signal("SIGINT");
+      expect(await router.exited(10_000)).toBe(0);
+      expect(router.stderr).toContain("router shutdown complete");
+    }
+  });
+});
