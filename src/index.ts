@@ -22,8 +22,11 @@ export {
   RemoteError,
   RouterMode,
   ShuttingDownError,
+  TaskNotFoundError,
   TimeoutError,
   ValidationError,
   VoidRailError,
 } from "./protocol/index.ts";
+export type { SubmitOptions, TaskDefaults, TaskEvent, TaskInfo, TaskPage } from "./protocol/index.ts";
+export type { TaskListFilter } from "./client/task-verbs.ts";
 export type { ClustersInfo, DealerInfo, QueuesInfo, RouterInfo, ServicesInfo } from "./protocol/index.ts";

@@ -14,15 +14,18 @@ at a time; replies for ids it no longer waits for are dropped (§6).
             print(n)
         client.discover_services()                                  # INFO "services"
 
-As a script it runs a small demo against a router that serves EchoService and prints one JSON
-line per result:
+As a script it calls what `--call` names, or without `--call` runs a small demo against a router
+that serves EchoService; it prints one JSON line per result:
 
     /usr/bin/python3 examples/python/client.py tcp://127.0.0.1:5555 [--api-key KEY]
-        [--call METHOD [JSON_ARG ...]] ...
+        [--call METHOD [JSON_ARG ...]] [--call METHOD --args JSON] ... [--demo]
 
-Each `--call` runs after the demo; its result or error is printed as a JSON line (an error there
-is an outcome to report, not a failure of the script). Exit status: 0 on success, 1 on a
-VoidRail error (one line on stderr: "client.py: CODE: message ..."), 2 on a usage or local error.
+A call's arguments are either JSON words after its method, or one `--args` after it that reads
+as `voidrail client --args` does: a JSON array is the argument list, any other JSON value the one
+argument. `--demo` runs the demo before the calls. Each call's result or error is printed as a
+JSON line (an error there is an outcome to report, not a failure of the script). Exit status: 0
+on success, 1 on a VoidRail error (one line on stderr: "client.py: CODE: message ..."), 2 on a
+usage or local error.
 
 Needs pyzmq (Debian: apt-get install python3-zmq). A router to try it against:
     ./node_modules/.bin/bun test/fixtures/python-target.ts   (prints its address)
@@ -402,23 +405,58 @@ def demo(client):
     emit({"op": "queue_status", "result": client.queue_status()})
 
 
+class CallAction(argparse.Action):
+    """--call METHOD [JSON_ARG ...]: one call, each argument a JSON word of its own."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        method, *words = values
+        try:
+            args = [json.loads(word) for word in words]
+        except ValueError as error:
+            parser.error(f"--call arguments must be JSON: {error}")
+        if namespace.calls is None:
+            namespace.calls = []
+        namespace.calls.append({"method": method, "args": args, "args_given": bool(words)})
+
+
+class ArgsAction(argparse.Action):
+    """--args JSON, for the --call before it: an array is the argument list, any other value the one argument."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if not namespace.calls:
+            parser.error("--args goes after the --call it is for")
+        call = namespace.calls[-1]
+        if call["args_given"]:
+            parser.error(f"{call['method']} already has its arguments: give them after --call or with --args, not both")
+        try:
+            parsed = json.loads(value)
+        except ValueError as error:
+            parser.error(f"--args is not JSON ({error}): for a string use --args '\"text\"', two arguments --args '[5, 3]'")
+        call["args"] = parsed if isinstance(parsed, list) else [parsed]
+        call["args_given"] = True
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="VoidRail Python client demo: calls EchoService through a router.")
+    parser = argparse.ArgumentParser(description="VoidRail Python client: calls methods through a router, or runs a demo.")
     parser.add_argument("address", help="router endpoint, e.g. tcp://127.0.0.1:5555 or ipc:///tmp/voidrail.sock")
     parser.add_argument("--api-key", help="client API key, when the router requires one")
     parser.add_argument("--timeout", type=float, default=10, help="seconds per call (default 10)")
-    parser.add_argument("--call", nargs="+", action="append", default=[], metavar=("METHOD", "JSON_ARG"),
-                        help="after the demo, call METHOD with JSON arguments and print its result or error")
+    parser.add_argument("--call", nargs="+", action=CallAction, dest="calls", default=None, metavar=("METHOD", "JSON_ARG"),
+                        help="call METHOD (Service.method) and print its result or error; arguments as JSON words or --args")
+    parser.add_argument("--args", action=ArgsAction, dest="calls", metavar="JSON",
+                        help="arguments of the --call before it, as voidrail client takes them: '[5, 3]' is two, '\"hi\"' one")
+    parser.add_argument("--demo", action="store_true",
+                        help="run the demo (needs EchoService) before the calls; the default when no --call is given")
     options = parser.parse_args(argv)
-    try:
-        calls = [(method, [json.loads(arg) for arg in args]) for method, *args in options.call]
-    except ValueError as error:
-        parser.error(f"--call arguments must be JSON: {error}")
+    calls = options.calls or []
 
     try:
         with VoidRailClient(options.address, api_key=options.api_key, timeout=options.timeout) as client:
-            demo(client)
-            for method, args in calls:
+            # The demo calls EchoService: run it only when asked, so that --call works against any router.
+            if options.demo or not calls:
+                demo(client)
+            for call in calls:
+                method, args = call["method"], call["args"]
                 try:
                     emit({"op": "invoke", "method": method, "result": client.invoke(method, *args)})
                 except VoidRailError as error:

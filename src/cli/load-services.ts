@@ -30,6 +30,40 @@ function registerEmbeddedVoidrail(): void {
   });
 }
 
+/** What a `--module` value names: the file, and whether it came from a dotted module path. */
+export interface ResolvedModule {
+  /** As given, or the file the module path resolved to (relative to the working directory). */
+  file: string;
+  /** True when `file` came from a module path such as `myapp.services`. */
+  fromModulePath: boolean;
+}
+
+const MODULE_EXTENSIONS = /\.(ts|js|mjs|mts|cjs|cts|tsx|jsx)$/;
+/** `myapp.services` or `services`: Python-style module paths, as the seed's `--module` takes. */
+const MODULE_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+
+/**
+ * Resolves `--module`. A path that exists as given wins. Otherwise a dotted module path, as the
+ * seed's `--module myapp.services`, names `myapp/services.ts` or `myapp/services.js` from the
+ * working directory (or `myapp/services/index.ts`/`.js`, like a Python package's __init__).
+ * Anything else that does not exist is a CliError saying what was looked for.
+ */
+export function resolveServiceModule(modulePath: string): ResolvedModule {
+  const isFile = (path: string) => existsSync(resolve(path)) && statSync(resolve(path)).isFile();
+  if (isFile(modulePath)) return { file: modulePath, fromModulePath: false };
+  if (!MODULE_PATH.test(modulePath) || MODULE_EXTENSIONS.test(modulePath))
+    throw new CliError(`module not found: ${modulePath}`, EXIT_STARTUP_FAILURE);
+  const base = modulePath.replaceAll(".", "/");
+  const candidates = [`${base}.ts`, `${base}.js`, `${base}/index.ts`, `${base}/index.js`];
+  const found = candidates.find(isFile);
+  if (found === undefined)
+    throw new CliError(
+      `module not found: ${modulePath} (looked for ${candidates.slice(0, -1).join(", ")} and ${candidates.at(-1)} in ${process.cwd()})`,
+      EXIT_STARTUP_FAILURE,
+    );
+  return { file: found, fromModulePath: true };
+}
+
 /**
  * Imports `modulePath` and returns the ServiceDealer subclasses it exports, or those named in
  * `classNames`. Every failure is a CliError saying what is wrong with the module.
@@ -37,8 +71,7 @@ function registerEmbeddedVoidrail(): void {
 export async function loadServiceClasses(modulePath: string, classNames: string[]): Promise<Map<string, ServiceClass>> {
   const absolute = resolve(modulePath);
   if (!existsSync(absolute) || !statSync(absolute).isFile()) throw new CliError(`module not found: ${modulePath}`, EXIT_STARTUP_FAILURE);
-  if (!/\.(ts|js|mjs|mts|tsx|jsx)$/.test(absolute))
-    throw new CliError(`--module must be a .ts or .js file: ${modulePath}`, EXIT_STARTUP_FAILURE);
+  if (!MODULE_EXTENSIONS.test(absolute)) throw new CliError(`--module must be a .ts or .js file: ${modulePath}`, EXIT_STARTUP_FAILURE);
   registerEmbeddedVoidrail();
   let exports: Record<string, unknown>;
   try {

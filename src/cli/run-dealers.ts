@@ -5,7 +5,7 @@
  */
 import { createLogger } from "../util/log.ts";
 import { EXIT_STARTUP_FAILURE, startupFailure } from "./errors.ts";
-import { loadServiceClasses } from "./load-services.ts";
+import { loadServiceClasses, resolveServiceModule } from "./load-services.ts";
 import type { ServiceDealer } from "../index.ts";
 
 export interface DealerRunOptions {
@@ -30,9 +30,19 @@ export interface RunningDealers {
 
 const log = () => createLogger("dealer");
 
+/**
+ * The module file `--module` names, logged when it came from a dotted module path (the seed's
+ * `--module myapp.services`): the user should see which file that turned into.
+ */
+function moduleFile(modulePath: string): string {
+  const resolved = resolveServiceModule(modulePath);
+  if (resolved.fromModulePath) log().info(`--module ${modulePath}: loading ${resolved.file}`);
+  return resolved.file;
+}
+
 /** One process, one instance of each class. */
 export async function runInProcess(options: DealerRunOptions): Promise<RunningDealers> {
-  const classes = await loadServiceClasses(options.modulePath, options.classNames);
+  const classes = await loadServiceClasses(moduleFile(options.modulePath), options.classNames);
   const services: ServiceDealer[] = [];
   for (const [name, cls] of classes) {
     const service = new cls({
@@ -65,10 +75,15 @@ type ChildState =
   | { kind: "stopped" };
 
 interface Child {
-  label: string;
   className: string;
   state: ChildState;
   restarts: number;
+  /**
+   * The router's id for this instance (from its "registered" event): the name every message uses,
+   * as the router's log, `client --clusters` and DEALER_LOST errors do. A supervisor-made slot
+   * number would be a second numbering that never matches the router's.
+   */
+  dealerId?: string;
   /** What the instance said when it could not start (its "startup-failed" event). */
   startupFailure?: string;
 }
@@ -81,8 +96,10 @@ export function selfCommand(): string[] {
 
 /** N child processes per class, supervised. */
 export async function runSupervised(options: DealerRunOptions): Promise<RunningDealers> {
-  // Load once here so a bad module is reported once, before any child starts.
-  const classes = await loadServiceClasses(options.modulePath, options.classNames);
+  // Load once here so a bad module is reported once, before any child starts; the children get
+  // the resolved file, so a dotted --module is resolved (and logged) once too.
+  const modulePath = moduleFile(options.modulePath);
+  const classes = await loadServiceClasses(modulePath, options.classNames);
   const logger = log();
   const children: Child[] = [];
   let stopping = false;
@@ -96,7 +113,7 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       ...selfCommand(),
       "dealer-child",
       "--module",
-      options.modulePath,
+      modulePath,
       "--class",
       child.className,
       "--address",
@@ -112,6 +129,7 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
     const proc = Bun.spawn(args, { stdout: "pipe", stderr: "inherit", stdin: "pipe", env });
     child.state = { kind: "starting", process: proc };
     child.startupFailure = undefined;
+    child.dealerId = undefined;
     // Its last event must be read before its exit is judged (a startup failure says why on stdout).
     void Promise.all([proc.exited, watchOutput(child, proc)]).then(([code]) => onExit(child, proc, code));
   };
@@ -125,22 +143,36 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       while ((newline = buffered.indexOf("\n")) >= 0) {
         const line = buffered.slice(0, newline);
         buffered = buffered.slice(newline + 1);
-        if (!line.startsWith("{")) continue;
-        try {
-          const event = JSON.parse(line) as { event?: string; dealerId?: string; message?: string };
-          if (child.state.kind !== "starting" || child.state.process !== proc) continue;
-          if (event.event === "registered") {
-            child.state = { kind: "running", process: proc, since: Date.now() };
-            logger.info(`${child.label} registered as ${event.dealerId} (pid ${proc.pid})`);
-          } else if (event.event === "startup-failed") {
-            child.startupFailure = event.message;
-          }
-        } catch {
-          // Not an event line.
-        }
+        // The instance's own log lines ("registered as", "reconnected to the router", "stopped")
+        // are the user's view of it: passed through as they are, events excepted.
+        if (!onEvent(child, proc, line)) process.stdout.write(`${line}\n`);
       }
     }
+    if (buffered.length > 0) process.stdout.write(`${buffered}\n`);
   };
+
+  /** Handles one line of an instance's stdout if it is an event; false for anything else. */
+  const onEvent = (child: Child, proc: ReturnType<typeof Bun.spawn>, line: string): boolean => {
+    if (!line.startsWith('{"event":')) return false;
+    let event: { event?: string; dealerId?: string; message?: string };
+    try {
+      event = JSON.parse(line);
+    } catch {
+      return false;
+    }
+    if (child.state.kind !== "starting" || child.state.process !== proc) return true;
+    if (event.event === "registered") {
+      child.state = { kind: "running", process: proc, since: Date.now() };
+      child.dealerId = event.dealerId;
+    } else if (event.event === "startup-failed") {
+      child.startupFailure = event.message;
+    }
+    return true;
+  };
+
+  /** How messages name an instance: its router id once registered. */
+  const describeChild = (child: Child, proc: ReturnType<typeof Bun.spawn>) =>
+    child.dealerId !== undefined ? `${child.dealerId} (pid ${proc.pid})` : `a ${child.className} instance (pid ${proc.pid})`;
 
   const onExit = (child: Child, proc: ReturnType<typeof Bun.spawn>, code: number) => {
     const state = child.state;
@@ -156,7 +188,7 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       stopping = true;
       for (const other of children)
         if (other.state.kind === "starting" || other.state.kind === "running") other.state.process.kill("SIGKILL");
-      console.error(`voidrail: ${child.startupFailure ?? `${child.label} failed to start (exit code ${code})`}`);
+      console.error(`voidrail: ${child.startupFailure ?? `${child.className} failed to start (exit code ${code})`}`);
       finish(EXIT_STARTUP_FAILURE);
       return;
     }
@@ -164,13 +196,14 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
     if (state.kind === "running" && Date.now() - state.since > 60_000) child.restarts = 0;
     const delayMs = Math.min(5000, 100 * 2 ** Math.min(child.restarts, 6));
     child.restarts++;
-    logger.warn(`${child.label} exited (code ${code}); restarting in ${delayMs} ms (restart #${child.restarts})`);
+    const before = state.kind === "starting" ? " before registering" : "";
+    logger.warn(`${describeChild(child, proc)} exited (code ${code})${before}; restarting in ${delayMs} ms (restart #${child.restarts})`);
     child.state = { kind: "waiting", timer: setTimeout(() => spawnChild(child), delayMs) };
   };
 
   for (const className of classes.keys()) {
     for (let i = 1; i <= options.instances; i++) {
-      const child: Child = { label: `${className}#${i}`, className, state: { kind: "stopped" }, restarts: 0 };
+      const child: Child = { className, state: { kind: "stopped" }, restarts: 0 };
       children.push(child);
       spawnChild(child);
     }

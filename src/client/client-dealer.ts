@@ -12,22 +12,32 @@ import {
   ConnectionError,
   decodeJson,
   decodeMessage,
+  describeBadMethodName,
   encodeJson,
   encodeMessage,
   errorFromWire,
+  explainRefusedKey,
   type InfoTopic,
   PROTOCOL_VERSION,
   ProtocolError,
   type QueuesInfo,
   type RouterInfo,
   type ServicesInfo,
+  type SubmitOptions,
+  type TaskEvent,
+  type TaskInfo,
+  type TaskPage,
   TimeoutError,
+  ValidationError,
+  type WireError,
 } from "../protocol/index.ts";
 import { ApiKeyOption, checkOptions, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
-import { consumeMessages } from "../util/receive-loop.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";
-import { Dealer, SEND_DONE } from "../zmtp/index.ts";
 import { Fifo } from "../util/fifo.ts";
+import { consumeMessages } from "../util/receive-loop.ts";
+import { Dealer, SEND_DONE } from "../zmtp/index.ts";
+import * as tasks from "./task-verbs.ts";
+import type { TaskChannel, TaskListFilter } from "./task-verbs.ts";
 
 /** Options of a ClientDealer. Times are in seconds, as in the Python seed. */
 export interface ClientDealerOptions {
@@ -92,6 +102,15 @@ interface StreamCall {
 type PendingCall = UnaryCall | StreamCall;
 
 const MAX_TIMER_SECONDS = 2_147_483;
+
+/**
+ * Refuses a malformed method name before anything is sent: the router would answer it with a
+ * PROTOCOL_ERROR about a header field, which does not tell a caller what to write instead.
+ */
+function checkMethodName(method: string): void {
+  const problem = describeBadMethodName(method);
+  if (problem !== undefined) throw new ValidationError(problem, { data: { path: "method" } });
+}
 
 export class ClientDealer {
   private readonly options: Required<Omit<ClientDealerOptions, "apiKey" | "logger">> & { apiKey?: string };
@@ -198,6 +217,7 @@ export class ClientDealer {
 
   /** `invoke` with per-call options. */
   async call<T = unknown>(method: string, args: unknown[] = [], options: CallOptions = {}): Promise<T> {
+    checkMethodName(method);
     // Connected and welcomed: no await, so a call costs no extra turn of the microtask queue.
     const socket = this.socket !== null && this.welcomed && this.authFailure === undefined ? this.socket : await this.ready();
     const encodedArgs = encodeJson(args, "args");
@@ -312,6 +332,7 @@ export class ClientDealer {
       this.endStream(id, call, new CancelledError("the stream was cancelled", { cause: options.signal?.reason }));
     };
     const started = (async () => {
+      checkMethodName(method);
       const socket = await this.ready();
       const encodedArgs = encodeJson(args, "args");
       if (!encodedArgs.ok) throw encodedArgs.error;
@@ -398,21 +419,86 @@ export class ClientDealer {
     return this.info("queues") as Promise<QueuesInfo>;
   }
 
-  private async info(topic: InfoTopic): Promise<unknown> {
+  private info(topic: InfoTopic): Promise<unknown> {
+    return this.request((id) => encodeMessage("INFO", { id, topic }), this.options.timeout, `INFO ${topic}`, true);
+  }
+
+  // ---- background tasks (the verbs are in task-verbs.ts) ----
+
+  /**
+   * Submits `method(...args)` as a background task; resolves once the router has stored it.
+   * @example const task = await client.submit("Img.resize", [bytes], { priority: 7, retries: 3 }); task.id
+   */
+  submit(method: string, args: unknown[] = [], options: SubmitOptions = {}): Promise<TaskInfo> {
+    return tasks.submit(this.channel, method, args, options);
+  }
+
+  /** The task's state, progress, result or error, attempts and times; TaskNotFoundError for an unknown id. */
+  getTask(taskId: string): Promise<TaskInfo> {
+    return tasks.getTask(this.channel, taskId);
+  }
+
+  /** The seed's name for `getTask`. */
+  getTaskStatus(taskId: string): Promise<TaskInfo> {
+    return this.getTask(taskId);
+  }
+
+  /**
+   * Resolves with the task's result once it succeeded; rejects with its typed error when it
+   * failed, was revoked or expired, or with TimeoutError after `timeout` seconds (the task goes on).
+   */
+  waitTask<T = unknown>(taskId: string, options: { timeout?: number } = {}): Promise<T> {
+    return tasks.waitTask<T>(this.channel, taskId, options.timeout ?? this.options.timeout);
+  }
+
+  /** The task's events as they happen (`{ state, progress?, at }`), ending at a final state. Leaving the loop stops watching. */
+  watchTask(taskId: string): AsyncIterable<TaskEvent> {
+    return tasks.watchTask(this.channel, taskId);
+  }
+
+  /** Revokes the task: if it has not started it never will; if it runs, its AbortSignal fires. */
+  revokeTask(taskId: string, options: { terminate?: boolean } = {}): Promise<TaskInfo> {
+    return tasks.revokeTask(this.channel, taskId, options);
+  }
+
+  /** Tasks newest first, filtered by state, method and creation time; pass `cursor` back for the next page. */
+  listTasks(filter: TaskListFilter = {}): Promise<TaskPage> {
+    return tasks.listTasks(this.channel, filter);
+  }
+
+  /** What the task verbs need of this client: one answer per request, or a stream of chunks. */
+  private readonly channel: TaskChannel = {
+    request: (build, timeoutSeconds, what) => this.request(build, timeoutSeconds, what, false),
+    subscribe: async (build, handlers) => {
+      const socket = await this.ready();
+      const id = this.nextId++;
+      this.pending.set(id, { kind: "stream", ...handlers });
+      this.send(socket, build(id));
+      return {
+        cancel: () => {
+          if (this.pending.get(id)?.kind !== "stream") return;
+          this.pending.delete(id);
+          this.cancel(id);
+        },
+      };
+    },
+  };
+
+  /** Sends one request built for a fresh id and resolves with its RESULT's decoded payload. */
+  private async request(build: (id: number) => Uint8Array[], timeoutSeconds: number, what: string, resend: boolean): Promise<unknown> {
     const socket = await this.ready();
     const id = this.nextId++;
-    const frames = encodeMessage("INFO", { id, topic });
+    const frames = build(id);
     return new Promise((resolve, reject) => {
-      const timeoutSeconds = this.options.timeout;
       const deadline =
         timeoutSeconds > 0
           ? this.deadlines.add(Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000, () => {
-              this.settle(id, new TimeoutError(`no answer to INFO ${topic} within ${timeoutSeconds} s`));
+              this.settle(id, new TimeoutError(`no answer to ${what} within ${timeoutSeconds} s`));
             })
           : undefined;
       const call: UnaryCall = {
         kind: "unary",
-        resendFrames: () => frames,
+        resendFrames: resend ? () => frames : undefined,
         resolve,
         reject,
         cleanup: () => deadline?.cancel(),
@@ -481,8 +567,9 @@ export class ClientDealer {
         const error = errorFromWire(header);
         if (header.id !== undefined) return this.settle(header.id, error);
         if (error.code === "AUTH_FAILED") {
-          this.authFailure = error;
-          for (const waiter of this.welcomeWaiters.splice(0)) waiter.reject(error);
+          const refused = explainRefusedKey(error, this.options.apiKey !== undefined, "client");
+          this.authFailure = refused;
+          for (const waiter of this.welcomeWaiters.splice(0)) waiter.reject(refused);
           return;
         }
         if (error.code === "SHUTTING_DOWN" && !this.welcomed && this.welcomeWaiters.length > 0) {

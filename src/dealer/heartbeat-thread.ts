@@ -10,6 +10,8 @@
  * cost a busy dealer about as much CPU as all its other work, and two thread wake-ups per call.
  */
 
+import { Worker as NodeWorker } from "node:worker_threads";
+
 /** Messages main → worker. */
 export type ToHeartbeat = { type: "open"; routerAddress: string } | { type: "beat"; token: string; intervalMs: number } | { type: "close" };
 
@@ -17,16 +19,45 @@ export type ToHeartbeat = { type: "open"; routerAddress: string } | { type: "bea
 export type FromHeartbeat = { type: "log"; message: string } | { type: "closed" };
 
 /**
- * Where the worker's code is. In the compiled binary (built with heartbeat-worker.ts as a second
- * entrypoint, see scripts/build.ts) entrypoints live under the bundle root, src/ stripped.
+ * Where the worker's code is: beside this module, with its extension (.ts in the sources that Bun
+ * runs, .js in the compiled package, lib/). In the compiled binary (built with
+ * heartbeat-worker.ts as a second entrypoint, see scripts/build.ts) entrypoints live under the
+ * bundle root, src/ stripped.
  */
 function workerEntry(): string {
   if (import.meta.url.startsWith("file:///$bunfs/")) return "./dealer/heartbeat-worker.ts";
-  return new URL("./heartbeat-worker.ts", import.meta.url).href;
+  const extension = import.meta.url.endsWith(".js") ? ".js" : ".ts";
+  return new URL(`./heartbeat-worker${extension}`, import.meta.url).href;
+}
+
+/** What HeartbeatThread needs of a thread, whichever API started it. */
+interface WorkerHandle {
+  postMessage(message: ToHeartbeat): void;
+  terminate(): void;
+}
+
+/**
+ * Bun has the Web Worker API (a global `Worker`); Node has none before version 22 and no `self`
+ * in its workers, so there the thread comes from node:worker_threads.
+ */
+function startWorker(entry: string, onMessage: (message: FromHeartbeat) => void, onError: (message: string) => void): WorkerHandle {
+  if (typeof Worker !== "undefined") {
+    const worker = new Worker(entry);
+    worker.onmessage = (event: MessageEvent<FromHeartbeat>) => onMessage(event.data);
+    worker.onerror = (event) => onError(event.message);
+    return worker;
+  }
+  const worker = new NodeWorker(new URL(entry));
+  worker.on("message", onMessage);
+  worker.on("error", (error: Error) => onError(error.message));
+  return {
+    postMessage: (message) => worker.postMessage(message),
+    terminate: () => void worker.terminate(),
+  };
 }
 
 export class HeartbeatThread {
-  private readonly worker: Worker;
+  private readonly worker: WorkerHandle;
   private closing: Promise<void> | undefined;
   private closedResolve: (() => void) | undefined;
 
@@ -34,12 +65,14 @@ export class HeartbeatThread {
     routerAddress: string,
     private readonly onLog: (message: string) => void,
   ) {
-    this.worker = new Worker(workerEntry());
-    this.worker.onmessage = (event: MessageEvent<FromHeartbeat>) => {
-      if (event.data.type === "log") this.onLog(event.data.message);
-      else this.closedResolve?.();
-    };
-    this.worker.onerror = (event) => this.onLog(`the heartbeat thread failed: ${event.message}`);
+    this.worker = startWorker(
+      workerEntry(),
+      (message) => {
+        if (message.type === "log") this.onLog(message.message);
+        else this.closedResolve?.();
+      },
+      (message) => this.onLog(`the heartbeat thread failed: ${message}`),
+    );
     this.post({ type: "open", routerAddress });
   }
 

@@ -2,16 +2,36 @@
 import { encodeMessage } from "../protocol/codec.ts";
 import { Dealer, ZmtpError, ZmtpErrorCode } from "../zmtp/index.ts";
 import { RECONNECT_MAX_INTERVAL_MS } from "../options.ts";
+import { parentPort } from "node:worker_threads";
 import type { FromHeartbeat, ToHeartbeat } from "./heartbeat-thread.ts";
 
-declare const self: Worker;
+declare const self: Worker | undefined;
+
+/** The way back to the main thread: `self` in Bun's Web Worker, `parentPort` in a Node worker. */
+const mainThread = (() => {
+  if (typeof self !== "undefined") {
+    const scope = self;
+    return {
+      post: (message: FromHeartbeat) => scope.postMessage(message),
+      listen: (handler: (message: ToHeartbeat) => void) => {
+        scope.onmessage = (event: MessageEvent<ToHeartbeat>) => handler(event.data);
+      },
+    };
+  }
+  const port = parentPort;
+  if (!port) throw new Error("heartbeat-worker runs only as a worker thread (see heartbeat-thread.ts)");
+  return {
+    post: (message: FromHeartbeat) => port.postMessage(message),
+    listen: (handler: (message: ToHeartbeat) => void) => port.on("message", handler),
+  };
+})();
 
 let socket: Dealer | undefined;
 let beat: Uint8Array[] | undefined;
 let timer: ReturnType<typeof setInterval> | undefined;
 
 function post(message: FromHeartbeat): void {
-  self.postMessage(message);
+  mainThread.post(message);
 }
 
 function sendBeat(): void {
@@ -23,8 +43,7 @@ function sendBeat(): void {
   });
 }
 
-self.onmessage = (event: MessageEvent<ToHeartbeat>) => {
-  const message = event.data;
+mainThread.listen((message) => {
   switch (message.type) {
     case "open": {
       const connection = new Dealer({
@@ -54,4 +73,4 @@ self.onmessage = (event: MessageEvent<ToHeartbeat>) => {
       setImmediate(() => post({ type: "closed" }));
       return;
   }
-};
+});

@@ -17,6 +17,7 @@ import {
   encodeMessage,
   errorFromWire,
   errorToWire,
+  explainRefusedKey,
   type MethodInfo,
   PROTOCOL_VERSION,
   ProtocolFailure,
@@ -32,6 +33,10 @@ import { consumeMessages } from "../util/receive-loop.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";
 import { Dealer, SEND_DONE } from "../zmtp/index.ts";
 import { HeartbeatThread } from "./heartbeat-thread.ts";
+import { ProgressReporter } from "./progress-reporter.ts";
+
+/** At most one PROGRESS per task attempt in this many milliseconds (the latest value wins). */
+const PROGRESS_INTERVAL_MS = 100;
 import { type CallContext, collectMethods, type MethodDefinition } from "./service-method.ts";
 
 /** Options of a ServiceDealer. Times are in seconds, as in the Python seed. */
@@ -55,7 +60,7 @@ export interface ServiceDealerOptions {
   /**
    * Send heartbeats from a worker thread over a second connection, so the router keeps hearing
    * from this dealer while a method blocks the event loop (a long synchronous computation).
-   * Default: true under Bun, false under Node.
+   * Bun runs it as a Web Worker, Node (the compiled package) with node:worker_threads. Default true.
    */
   heartbeatThread?: boolean;
   /** Logger (consola-compatible). Default: consola tagged with the service name. */
@@ -103,6 +108,8 @@ class Cancellation {
 
 interface RunningCall {
   cancellation: Cancellation;
+  /** Set for an attempt of a task. */
+  progress: ProgressReporter | undefined;
   credit: number | undefined;
   wakeProducer: (() => void) | undefined;
   deadline: Deadline | undefined;
@@ -130,6 +137,8 @@ export class ServiceDealer {
   private readonly deadlines = new Deadlines();
   private registeredWaiters: { resolve(): void; reject(error: Error): void }[] = [];
   private idleWaiters: (() => void)[] = [];
+  /** When the connection of a registered dealer was lost; cleared once registered again. */
+  private lostRouterAt: number | undefined;
 
   constructor(options: ServiceDealerOptions = {}) {
     checkOptions(OptionsSchema, options, "ServiceDealer");
@@ -144,7 +153,7 @@ export class ServiceDealer {
       startTimeout: options.startTimeout ?? 30,
     };
     this.log = options.logger ?? createLogger(this.serviceName);
-    this.heartbeatThread = options.heartbeatThread ?? (typeof Bun !== "undefined" && typeof Worker !== "undefined");
+    this.heartbeatThread = options.heartbeatThread ?? true;
   }
 
   /** Whether the router has accepted this dealer's registration (and not lost it since). */
@@ -217,6 +226,7 @@ export class ServiceDealer {
     const socket = this.socket;
     this.socket = null;
     this.state = "stopped";
+    this.lostRouterAt = undefined;
     for (const call of this.running.values()) call.cancellation.abort(new ConnectionError("the dealer stopped"));
     const error = new ConnectionError("the dealer stopped before registering");
     for (const waiter of this.registeredWaiters.splice(0)) waiter.reject(error);
@@ -233,6 +243,7 @@ export class ServiceDealer {
       if (definition.description !== undefined) info.description = definition.description;
       if (definition.paramsJsonSchema !== undefined) info.params = definition.paramsJsonSchema;
       if (definition.metadata !== undefined) info.metadata = definition.metadata;
+      if (definition.taskDefaults !== undefined) info.task = definition.taskDefaults;
       methods[`${this.serviceName}.${definition.name}`] = info;
     }
     return {
@@ -276,7 +287,10 @@ export class ServiceDealer {
 
   private onDisconnect(): void {
     if (this.state === "stopped") return;
-    if (this.state === "registered") this.log.warn(`${this.serviceName} lost the router; reconnecting`);
+    if (this.state === "registered") {
+      this.lostRouterAt = Date.now();
+      this.log.warn(`${this.serviceName} lost the router; reconnecting`);
+    }
     if (this.state !== "draining") this.state = "connecting";
     // The router has already re-dispatched or failed what this dealer held: stop working on it.
     for (const call of this.running.values()) call.cancellation.abort(new ConnectionError("connection to the router lost"));
@@ -318,15 +332,22 @@ export class ServiceDealer {
       this.heartbeat?.vouchFor(header.beatToken, header.heartbeatIntervalMs);
     if (this.state === "draining") return;
     this.state = "registered";
-    this.log.info(`${this.serviceName} registered as ${this.dealerId} with ${this.methods.size} method(s)`);
+    // The instance id (host:pid) says which process this is, as the router's log line does.
+    const registered = `registered as ${this.dealerId} (${this.dealerOptions.instanceId}) with ${this.methods.size} method(s)`;
+    if (this.lostRouterAt !== undefined) {
+      // The pair to "lost the router": someone watching the log learns that the outage is over.
+      const seconds = ((Date.now() - this.lostRouterAt) / 1000).toFixed(1);
+      this.lostRouterAt = undefined;
+      this.log.info(`${this.serviceName} reconnected to the router after ${seconds} s; ${registered}`);
+    } else this.log.info(`${this.serviceName} ${registered}`);
     for (const waiter of this.registeredWaiters.splice(0)) waiter.resolve();
   }
 
   private onConnectionError(wire: WireError): void {
-    const error = errorFromWire(wire);
+    const error = explainRefusedKey(errorFromWire(wire), this.dealerOptions.apiKey !== undefined, "dealer");
     const reason = (wire.data as { reason?: string } | undefined)?.reason;
     if (error instanceof AuthError) {
-      this.log.error(`${this.serviceName}: the router refused the registration: ${error.message}`);
+      this.log.error(`${this.serviceName} could not register: ${error.message}`);
       for (const waiter of this.registeredWaiters.splice(0)) waiter.reject(error);
       return;
     }
@@ -362,7 +383,11 @@ export class ServiceDealer {
       args = checked.output as unknown[];
     }
     const cancellation = new Cancellation();
-    const call: RunningCall = { cancellation, credit: message.header.credit, wakeProducer: undefined, deadline: undefined };
+    const task = message.header.task;
+    const progress = task
+      ? new ProgressReporter((value) => this.reply(encodeMessage("PROGRESS", { id, value })), PROGRESS_INTERVAL_MS)
+      : undefined;
+    const call: RunningCall = { cancellation, progress, credit: message.header.credit, wakeProducer: undefined, deadline: undefined };
     if (deadlineMs !== undefined) {
       call.deadline = this.deadlines.add(deadlineMs, () => cancellation.abort(new TimeoutError(`deadline of ${deadlineMs} ms passed`)));
     }
@@ -374,6 +399,8 @@ export class ServiceDealer {
           requestId: id,
           method: fullName,
           ...(deadlineMs !== undefined ? { deadline: Date.now() + deadlineMs } : {}),
+          ...(task ? { taskId: task.id, attempt: task.attempt } : {}),
+          progress: progress ? (value) => progress.report(value) : () => {},
         };
         args = [...args, context];
       }
@@ -386,9 +413,12 @@ export class ServiceDealer {
         if (cancellation.aborted) throw cancellation.reason;
         const encoded = encodeJson(value === undefined ? null : value, "result");
         if (!encoded.ok) throw encoded.error;
+        progress?.flush();
         this.reply(encodeMessage("RESULT", { id }, encoded.value));
       }
     } catch (error) {
+      if (cancellation.aborted) progress?.cancel();
+      else progress?.flush();
       this.replyError(id, cancellation.aborted && !(error instanceof VoidRailError) ? cancellation.reason : error);
     } finally {
       call.deadline?.cancel();

@@ -4,7 +4,7 @@
  */
 import { toJsonSchema } from "@valibot/to-json-schema";
 import type * as v from "valibot";
-import { ValidationError } from "../protocol/index.ts";
+import { type TaskDefaults, type TaskOptionsWire, taskDefaultsToWire, ValidationError } from "../protocol/index.ts";
 
 /** What a method is told about the call it is running (with `context: true`). */
 export interface CallContext {
@@ -16,6 +16,16 @@ export interface CallContext {
   method: string;
   /** Epoch milliseconds after which the router gives up, if the call has a timeout. */
   deadline?: number;
+  /** The task this call is an attempt of (`client.submit`); undefined for a plain call. */
+  taskId?: string;
+  /** Which attempt of its task this is, from 1; undefined for a plain call. */
+  attempt?: number;
+  /**
+   * Reports progress of a task (any JSON, e.g. `{ current: 3, total: 10 }`): stored as the task's
+   * latest progress and sent to its watchers. Throttled (the latest value wins), so it is cheap to
+   * call in a loop; a no-op for a plain call.
+   */
+  progress(value: unknown): void;
 }
 
 export interface ServiceMethodOptions {
@@ -30,6 +40,8 @@ export interface ServiceMethodOptions {
   context?: boolean;
   /** Free-form data shown by discovery. */
   metadata?: Record<string, unknown>;
+  /** Defaults for this method's background tasks (`client.submit`); a submit's own options win. */
+  task?: TaskDefaults;
 }
 
 export interface MethodDefinition {
@@ -42,6 +54,8 @@ export interface MethodDefinition {
   stream: boolean;
   context: boolean;
   metadata?: Record<string, unknown>;
+  /** The task defaults in their wire form (milliseconds). */
+  taskDefaults?: TaskOptionsWire;
 }
 
 /** Any function or class: decorators and registration accept whatever the user wrote. */
@@ -152,5 +166,6 @@ function define(property: string, fn: AnyFunction, options: ServiceMethodOptions
     stream: options.stream ?? GENERATOR_KINDS.has(fn.constructor.name),
     context: options.context ?? false,
     metadata: options.metadata,
+    taskDefaults: options.task === undefined ? undefined : taskDefaultsToWire(options.task, `${name}.task`),
   };
 }

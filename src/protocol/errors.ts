@@ -382,6 +382,22 @@ export function errorFromWire(wire: WireError): VoidRailError {
 }
 
 /**
+ * The router answers a missing and a wrong API key alike (BAD_KEY: it does not tell a prober
+ * which keys exist), but the peer knows whether it sent one: says which of the two happened,
+ * and adds `keyGiven` to the data. The error is returned unchanged for any other failure.
+ *
+ * @example
+ * explainRefusedKey(errorFromWire(header), apiKey !== undefined, "client").message
+ * // "the router refused this client's API key" or "the router requires a client API key and none was given"
+ */
+export function explainRefusedKey(error: VoidRailError, keyGiven: boolean, role: "client" | "dealer"): VoidRailError {
+  if (error.code !== ErrorCode.AUTH_FAILED || (error.data as { reason?: unknown } | undefined)?.reason !== AuthFailure.BAD_KEY)
+    return error;
+  const text = keyGiven ? `the router refused this ${role}'s API key` : `the router requires a ${role} API key and none was given`;
+  return new AuthError(text, { data: { ...(error.data as object), keyGiven }, cause: error });
+}
+
+/**
  * Builds a ValidationError from valibot issues; `prefix` is prepended to every path (e.g. "args").
  *
  * @example

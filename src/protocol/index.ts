@@ -13,6 +13,7 @@ export {
   ClientRequestHeaderSchema,
   ClientWelcomeHeaderSchema,
   CreditHeaderSchema,
+  describeBadMethodName,
   DealerHelloHeaderSchema,
   DealerRequestHeaderSchema,
   DealerWelcomeHeaderSchema,
@@ -41,6 +42,12 @@ export {
   RequestIdSchema,
   ResultHeaderSchema,
   Role,
+  ProgressHeaderSchema,
+  SubmitHeaderSchema,
+  TASK_ID_PATTERN,
+  TASK_STATE_NAMES,
+  TaskHeaderSchema,
+  TaskOptionsSchema,
   WelcomeHeaderSchema,
 } from "./messages.ts";
 export type {
@@ -74,6 +81,10 @@ export type {
   ResultHeader,
   RouterInbound,
   RouterMessage,
+  ProgressHeader,
+  SubmitHeader,
+  TaskHeader,
+  TaskOptionsWire,
   WelcomeHeader,
 } from "./messages.ts";
 
@@ -88,6 +99,7 @@ export {
   DealerLostError,
   ErrorCode,
   errorFromWire,
+  explainRefusedKey,
   errorToWire,
   NoSuchMethodError,
   ProtocolError,
@@ -123,3 +135,17 @@ export {
   ServicesInfoSchema,
 } from "./monitoring.ts";
 export type { ClustersInfo, DealerInfo, QueuesInfo, RouterInfo, ServicesInfo } from "./monitoring.ts";
+
+export {
+  FINAL_TASK_STATES,
+  type SubmitOptions,
+  submitOptionsToWire,
+  type TaskDefaults,
+  taskDefaultsToWire,
+  type TaskEvent,
+  TaskEventSchema,
+  type TaskInfo,
+  TaskInfoSchema,
+  type TaskPage,
+  TaskPageSchema,
+} from "./tasks.ts";

@@ -84,6 +84,12 @@ export const Kind = {
    * its own connection is doing (a single-threaded dealer sends it from another thread).
    */
   BEAT: "BEAT",
+  /** Client → router: store a background task (answered by RESULT with the task). Payload: JSON array of arguments. */
+  SUBMIT: "SUBMIT",
+  /** Client → router: read, wait for, watch, revoke or list tasks. */
+  TASK: "TASK",
+  /** Dealer → router: the running task's method reported progress. */
+  PROGRESS: "PROGRESS",
 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
@@ -91,7 +97,7 @@ export type Kind = (typeof Kind)[keyof typeof Kind];
 export const KINDS: readonly Kind[] = Object.values(Kind);
 
 /** Kinds whose message has a fourth frame: the JSON payload the router forwards without parsing. */
-export const PAYLOAD_KINDS = [Kind.REQUEST, Kind.RESULT, Kind.CHUNK] as const;
+export const PAYLOAD_KINDS = [Kind.REQUEST, Kind.RESULT, Kind.CHUNK, Kind.SUBMIT] as const;
 export type PayloadKind = (typeof PAYLOAD_KINDS)[number];
 
 /** The side that receives (and so decodes) a message; headers of the same kind differ per side. */
@@ -136,6 +142,21 @@ export const MethodNameSchema = v.pipe(
   v.maxLength(2 * Limits.MAX_NAME_LENGTH + 1),
   v.regex(METHOD_NAME_PATTERN, "Invalid method name: expected Service.method"),
 );
+/**
+ * Why `method` is not a full method name, or undefined when it is one. Callers check before
+ * sending, so a mistyped name fails at once with a sentence instead of a PROTOCOL_ERROR.
+ *
+ * @example describeBadMethodName("echo") // '"echo" is not a method name: expected Service.method, e.g. EchoService.echo'
+ */
+export function describeBadMethodName(method: unknown): string | undefined {
+  if (typeof method !== "string") return `the method name must be a string, got ${method === null ? "null" : typeof method}`;
+  if (METHOD_NAME_PATTERN.test(method)) return undefined;
+  const shown = JSON.stringify(method.length > 80 ? `${method.slice(0, 80)}…` : method);
+  const parts = method.split(".");
+  if (parts.length !== 2 || parts.some((part) => part.length === 0))
+    return `${shown} is not a method name: expected Service.method, e.g. EchoService.echo`;
+  return `${shown} is not a method name: expected Service.method, each part an identifier (letters, digits, _; not starting with a digit; at most ${Limits.MAX_NAME_LENGTH} characters)`;
+}
 const IdStringSchema = v.pipe(v.string(), v.maxLength(Limits.MAX_ID_LENGTH), v.regex(ID_PATTERN));
 // Custom messages: valibot's defaults quote the received value, which would put keys in logs.
 const ApiKeySchema = v.pipe(
@@ -193,6 +214,33 @@ export function jsonObjectSchema(maxDepth: number = Limits.MAX_JSON_DEPTH) {
 // Header schemas. Objects are non-strict: unknown fields are dropped, so later revisions of VRP1
 // can add optional fields without breaking older receivers.
 
+/** Task states, as `TASK {op: "list"}` filters them (the store's `TaskState`). */
+export const TASK_STATE_NAMES = ["scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired"] as const;
+
+/** Task ids: UUIDv7 in lower-case hex. */
+export const TASK_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const TaskIdSchema = v.pipe(v.string(), v.regex(TASK_ID_PATTERN, "Invalid task id: expected a UUIDv7"));
+const EpochMsSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+const LongDurationMsSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0), v.maxValue(10 * 365 * 86_400_000));
+
+/** A task's options on the wire (milliseconds); also a method's task defaults in its registration. */
+export const TaskOptionsSchema = v.object({
+  priority: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(9))),
+  countdownMs: v.optional(LongDurationMsSchema),
+  etaMs: v.optional(EpochMsSchema),
+  expiresMs: v.optional(v.pipe(LongDurationMsSchema, v.minValue(1))),
+  timeLimitMs: v.optional(PositiveDurationMsSchema),
+  retries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1000))),
+  retryDelayMs: v.optional(LongDurationMsSchema),
+  backoff: v.optional(v.picklist(["fixed", "exponential"])),
+  retryDelayMaxMs: v.optional(LongDurationMsSchema),
+  retryOn: v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(128))), v.maxLength(64))),
+  lostRetries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1000))),
+  resultTtlMs: v.optional(v.pipe(LongDurationMsSchema, v.minValue(1))),
+  idempotencyKey: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
+});
+export type TaskOptionsWire = v.InferOutput<typeof TaskOptionsSchema>;
+
 /** What a dealer says about one method when it registers. */
 export const MethodInfoSchema = v.object({
   /** Human-readable description (from the method's TSDoc or options). */
@@ -203,6 +251,8 @@ export const MethodInfoSchema = v.object({
   stream: v.boolean(),
   /** Free-form JSON object shown by discovery. */
   metadata: v.optional(jsonObjectSchema(16)),
+  /** Defaults for the method's tasks (`@serviceMethod({ task })`); a submit's options win. */
+  task: v.optional(v.omit(TaskOptionsSchema, ["idempotencyKey", "etaMs"])),
 });
 export type MethodInfo = v.InferOutput<typeof MethodInfoSchema>;
 
@@ -298,6 +348,8 @@ export const DealerRequestHeaderSchema = v.object({
   credit: v.optional(CreditSchema),
   /** Time left (ms, relative: clocks differ) before the router gives up on this request. */
   deadlineMs: v.optional(PositiveDurationMsSchema),
+  /** Present when the request is an attempt of a background task. */
+  task: v.optional(v.object({ id: TaskIdSchema, attempt: v.pipe(v.number(), v.integer(), v.minValue(1)) })),
 });
 export type DealerRequestHeader = v.InferOutput<typeof DealerRequestHeaderSchema>;
 
@@ -348,6 +400,39 @@ export type DrainHeader = v.InferOutput<typeof DrainHeaderSchema>;
 export const ByeHeaderSchema = v.object({});
 export type ByeHeader = v.InferOutput<typeof ByeHeaderSchema>;
 
+/** SUBMIT: store a task that runs `method` with the payload's arguments. */
+export const SubmitHeaderSchema = v.object({
+  id: RequestIdSchema,
+  method: MethodNameSchema,
+  options: v.optional(TaskOptionsSchema),
+  /** If no dealer offers the method yet, store the task anyway instead of failing NO_SUCH_METHOD. */
+  waitForDealer: v.optional(v.boolean()),
+});
+export type SubmitHeader = v.InferOutput<typeof SubmitHeaderSchema>;
+
+/** TASK: one operation on stored tasks; `op` says which. */
+export const TaskHeaderSchema = v.variant("op", [
+  v.object({ id: RequestIdSchema, op: v.literal("get"), taskId: TaskIdSchema }),
+  v.object({ id: RequestIdSchema, op: v.literal("wait"), taskId: TaskIdSchema, timeoutMs: v.optional(PositiveDurationMsSchema) }),
+  v.object({ id: RequestIdSchema, op: v.literal("watch"), taskId: TaskIdSchema }),
+  v.object({ id: RequestIdSchema, op: v.literal("revoke"), taskId: TaskIdSchema, terminate: v.optional(v.boolean()) }),
+  v.object({
+    id: RequestIdSchema,
+    op: v.literal("list"),
+    state: v.optional(v.picklist(TASK_STATE_NAMES)),
+    method: v.optional(MethodNameSchema),
+    createdFrom: v.optional(EpochMsSchema),
+    createdTo: v.optional(EpochMsSchema),
+    limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000))),
+    cursor: v.optional(v.pipe(v.string(), v.maxLength(64))),
+  }),
+]);
+export type TaskHeader = v.InferOutput<typeof TaskHeaderSchema>;
+
+/** PROGRESS: the latest progress value of the task attempt running as request `id`. */
+export const ProgressHeaderSchema = v.object({ id: RequestIdSchema, value: jsonValueSchema(16) });
+export type ProgressHeader = v.InferOutput<typeof ProgressHeaderSchema>;
+
 // Custom message: valibot's default quotes the received value, which would put tokens in logs.
 export const BeatHeaderSchema = v.object({ token: v.pipe(v.string(), v.regex(BEAT_TOKEN_PATTERN, "Invalid heartbeat token")) });
 export type BeatHeader = v.InferOutput<typeof BeatHeaderSchema>;
@@ -369,6 +454,9 @@ export interface RouterInbound {
   DRAIN: DrainHeader;
   BYE: ByeHeader;
   BEAT: BeatHeader;
+  SUBMIT: SubmitHeader;
+  TASK: TaskHeader;
+  PROGRESS: ProgressHeader;
 }
 
 /** Messages a dealer (service) receives from the router. */
@@ -444,6 +532,9 @@ export const RULES: Readonly<Record<Receiver, ReadonlyMap<Kind, KindRule>>> = {
     [Kind.DRAIN, rule(Kind.DRAIN, DrainHeaderSchema)],
     [Kind.BYE, rule(Kind.BYE, ByeHeaderSchema)],
     [Kind.BEAT, rule(Kind.BEAT, BeatHeaderSchema)],
+    [Kind.SUBMIT, rule(Kind.SUBMIT, SubmitHeaderSchema)],
+    [Kind.TASK, rule(Kind.TASK, TaskHeaderSchema)],
+    [Kind.PROGRESS, rule(Kind.PROGRESS, ProgressHeaderSchema)],
   ]),
   dealer: new Map([
     [Kind.WELCOME, rule(Kind.WELCOME, DealerWelcomeHeaderSchema)],

@@ -29,8 +29,8 @@ import type { OutboundPort } from "./outbound.ts";
 import { type DealerRegistry, noSuchMethod, type RegisteredDealer } from "./registry.ts";
 import { type ClientSession, describePeer, type Sessions } from "./sessions.ts";
 
-/** Messages only a registered dealer may send. */
-type DealerMessage = Extract<RouterMessage, { kind: "RESULT" | "CHUNK" | "END" | "ERROR" | "DRAIN" | "BYE" }>;
+/** Messages that only a registered dealer may send, and the task kinds this router does not serve yet. */
+type DealerMessage = Exclude<RouterMessage, { kind: "HELLO" | "BEAT" | "REQUEST" | "INFO" | "CANCEL" | "CREDIT" }>;
 
 export interface InboundContext {
   sessions: Sessions;
@@ -200,8 +200,14 @@ export class Inbound {
           return;
         }
         return this.reply(dealer, message.header.id, message);
-      default:
+      case "RESULT":
+      case "CHUNK":
+      case "END":
         return this.reply(dealer, message.header.id, message);
+      default:
+        // SUBMIT, TASK and PROGRESS (docs/PROTOCOL.md §15) are decoded but not served by this
+        // router yet: from a dealer they are dropped (from a client: NOT_REGISTERED, above).
+        return;
     }
   }
 

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 
-export const TASK_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+export { TASK_ID_PATTERN } from "../protocol/index.ts";
 
 export function newTaskId(now = Date.now()): string {
   const bytes = randomBytes(16);

@@ -2,30 +2,11 @@
  * From a submit's options and its method's defaults to the task to store: priorities, times
  * and the retry policy, with every default in one place. Pure: the caller passes the clock.
  */
-import { ValidationError } from "../protocol/index.ts";
+import { type TaskOptionsWire, ValidationError } from "../protocol/index.ts";
 import type { NewTask, TaskPolicy } from "../store/task-store.ts";
 
 /** Options of one task as they travel (milliseconds); the same shape holds a method's defaults. */
-export interface TaskOptions {
-  /** 0..9, higher first. Default 5. */
-  priority?: number;
-  /** Milliseconds after submit before it may start. */
-  countdownMs?: number;
-  /** When it may start (ms since the epoch); instead of countdownMs. */
-  etaMs?: number;
-  /** Milliseconds after submit: not started by then, it expires. */
-  expiresMs?: number;
-  /** Longest one attempt may run. */
-  timeLimitMs?: number;
-  retries?: number;
-  retryDelayMs?: number;
-  backoff?: "fixed" | "exponential";
-  retryDelayMaxMs?: number;
-  retryOn?: string[];
-  lostRetries?: number;
-  resultTtlMs?: number;
-  idempotencyKey?: string;
-}
+export type TaskOptions = TaskOptionsWire;
 
 export const TASK_DEFAULTS = {
   priority: 5,

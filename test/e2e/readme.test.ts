@@ -182,6 +182,12 @@ describe("a router, a dealer and the client on the defaults (port from VOIDRAIL_
     const notJson = await run("voidrail client --call EchoService.echo --args John", place);
     expectOneLineError(notJson, /--args '"John"'/);
     expect(notJson.code).toBe(2);
+    const notServiceMethod = await run("voidrail client --call echo", place);
+    expectOneLineError(
+      notServiceMethod,
+      /^voidrail: --call "echo" is not a method name: expected Service\.method, e\.g\. EchoService\.echo$/,
+    );
+    expect(notServiceMethod.code).toBe(2);
   });
 
   test("auth off: a client with a key is served all the same", async () => {
@@ -233,7 +239,7 @@ describe("dealer --instances", () => {
     const dealer = await start(
       "voidrail dealer --module examples/services.ts --class EchoService --instances 4",
       place,
-      /EchoService#\d registered as/,
+      /EchoService registered as EchoService-\d+/,
       4,
     );
     const services = JSON.parse(await ok("voidrail client --list --json", place));
@@ -243,11 +249,19 @@ describe("dealer --instances", () => {
     await stop(dealer, "dealer shutdown complete");
   });
 
+  test("--module examples.services: a dotted module path, resolved to examples/services.ts and logged", async () => {
+    const dealer = await start("voidrail dealer --module examples.services", place, /registered as EchoService-\d+/);
+    expect(dealer.stdout).toContain("--module examples.services: loading examples/services.ts");
+    const call = await runCli(["client", "--call", "EchoService.echo", "--args", '"dotted"', "--port", String(place.port)]);
+    expect(call.stdout).toBe('"dotted"\n');
+    await stop(dealer, "dealer shutdown complete");
+  });
+
   test("VOIDRAIL_INSTANCES=2 with --max-concurrent 2", async () => {
     const dealer = await start(
       "VOIDRAIL_INSTANCES=2 voidrail dealer --module examples/services.ts --max-concurrent 2",
       place,
-      /EchoService#\d registered as/,
+      /EchoService registered as EchoService-\d+/,
       2,
     );
     const clusters = JSON.parse(await ok("voidrail client --clusters", place)) as Array<{ maxConcurrent: number }>;
@@ -307,16 +321,20 @@ describe("API keys", () => {
     const clientWithout = await run("voidrail client --list", place);
     expectOneLineError(
       clientWithout,
-      /^voidrail: AUTH_FAILED: authentication failed \(the router requires a client key: --api-key or VOIDRAIL_API_KEY\)$/,
+      /^voidrail: AUTH_FAILED: the router requires a client API key and none was given \(pass --api-key or set VOIDRAIL_API_KEY\)$/,
     );
     expect(clientWithout.code).toBe(1);
-    const clientWrong = await runCli(["client", "--list", "--api-key", "dealer-key-1", "--port", String(place.port)]);
-    expectOneLineError(clientWrong, /AUTH_FAILED/);
+    const clientWrong = await run("voidrail client --list --api-key wrong-key", place);
+    expectOneLineError(clientWrong, /^voidrail: AUTH_FAILED: the router refused this client's API key \(/);
+    expect(clientWrong.code).toBe(1);
+    // A dealer's key is not a client's.
+    const clientWithDealerKey = await runCli(["client", "--list", "--api-key", "dealer-key-1", "--port", String(place.port)]);
+    expectOneLineError(clientWithDealerKey, /^voidrail: AUTH_FAILED: the router refused this client's API key \(/);
 
     const dealerWithout = await run("voidrail dealer --module examples/services.ts", place);
     expectOneLineError(
       dealerWithout,
-      /^voidrail: EchoService could not start: authentication failed \(the router requires a dealer key: --api-key or VOIDRAIL_API_KEY\)$/,
+      /^voidrail: EchoService could not start: the router requires a dealer API key and none was given \(pass --api-key or set VOIDRAIL_API_KEY\)$/,
     );
     expect(dealerWithout.code).toBe(78);
 
@@ -329,7 +347,12 @@ describe("API keys", () => {
 
 test("serve: router and 4 instances in one command; SIGTERM drains all and says shutdown complete", async () => {
   const place = await newPlace();
-  const serve = await start("voidrail serve --module examples/services.ts --instances 4", place, /EchoService#\d registered as/, 4);
+  const serve = await start(
+    "voidrail serve --module examples/services.ts --instances 4",
+    place,
+    /EchoService registered as EchoService-\d+/,
+    4,
+  );
   expect(JSON.parse(await ok("voidrail client --call EchoService.countPrimes --args 200000", place))).toMatchObject({
     n: 200000,
     primes: 17984,

@@ -67,6 +67,8 @@ export interface SpawnOptions {
   cwd?: string;
   /** Use another executable than the binary (e.g. a copy of it). */
   executable?: string;
+  /** Variables to remove from the environment, NO_COLOR included (to see what a user's shell gets). */
+  unsetEnv?: string[];
 }
 
 const running = new Set<CliProcess>();
@@ -85,9 +87,11 @@ export class CliProcess {
     options: SpawnOptions = {},
   ) {
     // Its own process group, so cleanup (and a simulated Ctrl-C) reaches the instances it forks.
+    const env = cleanEnv(options.env);
+    for (const name of options.unsetEnv ?? []) delete env[name];
     this.process = Bun.spawn([options.executable ?? BINARY, ...args], {
       cwd: options.cwd ?? REPO_ROOT,
-      env: cleanEnv(options.env),
+      env,
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",

@@ -56,11 +56,16 @@ for (const transport of TRANSPORTS) {
       const withoutKey = cluster.dealerStopped((options) => new EchoService(options));
       const noKeyError = await rejectionOf(withoutKey.start());
       expect(noKeyError).toBeInstanceOf(AuthError);
-      expect((noKeyError as AuthError).data).toEqual({ reason: "BAD_KEY" });
+      // The router answers both alike; the dealer knows which of the two it was.
+      expect((noKeyError as AuthError).data).toEqual({ reason: "BAD_KEY", keyGiven: false });
+      expect(noKeyError.message).toBe("the router requires a dealer API key and none was given");
       expect(withoutKey.registered).toBe(false);
 
       const wrongKey = cluster.dealerStopped((options) => new EchoService(options), { apiKey: ApiKeyManager.generateKey("dealer") });
-      expect(await rejectionOf(wrongKey.start())).toBeInstanceOf(AuthError);
+      const wrongKeyError = await rejectionOf(wrongKey.start());
+      expect(wrongKeyError).toBeInstanceOf(AuthError);
+      expect((wrongKeyError as AuthError).data).toEqual({ reason: "BAD_KEY", keyGiven: true });
+      expect(wrongKeyError.message).toBe("the router refused this dealer's API key");
 
       await cluster.dealer((options) => new EchoService(options), { apiKey: dealerKey });
       const client = await cluster.client();
@@ -84,10 +89,14 @@ for (const transport of TRANSPORTS) {
       const withoutKey = cluster.clientUnconnected();
       const connectError = await rejectionOf(withoutKey.connect());
       expect(connectError).toBeInstanceOf(AuthError);
-      expect((connectError as AuthError).data).toEqual({ reason: "BAD_KEY" });
+      expect((connectError as AuthError).data).toEqual({ reason: "BAD_KEY", keyGiven: false });
+      expect(connectError.message).toBe("the router requires a client API key and none was given");
 
       const wrongKey = cluster.clientUnconnected({ apiKey: ApiKeyManager.generateKey("client") });
-      expect(await rejectionOf(wrongKey.connect())).toBeInstanceOf(AuthError);
+      const wrongKeyError = await rejectionOf(wrongKey.connect());
+      expect(wrongKeyError).toBeInstanceOf(AuthError);
+      expect((wrongKeyError as AuthError).data).toEqual({ reason: "BAD_KEY", keyGiven: true });
+      expect(wrongKeyError.message).toBe("the router refused this client's API key");
 
       const withKey = await cluster.client({ apiKey: clientKey });
       expect(await withKey.invoke("EchoService.echo", "welcome")).toBe("welcome");

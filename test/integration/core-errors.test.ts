@@ -94,6 +94,33 @@ for (const transport of TRANSPORTS) {
       expect(elapsedMs).toBeLessThan(2_000);
     });
 
+    test("a malformed method name is a ValidationError on `method` before anything is sent; the router sees nothing", async () => {
+      const routerWarnings: string[] = [];
+      const quiet = () => {};
+      await cluster.router({ logger: { error: quiet, info: quiet, warn: (message: string) => routerWarnings.push(message) } });
+      await cluster.dealer((options) => new EchoService(options));
+      const client = await cluster.client();
+
+      for (const name of ["echo", "EchoService.", ".echo", "EchoService.echo.twice", "Echo Service.echo", "EchoService.1echo"]) {
+        const unary = await rejectionOf(client.invoke(name, "x"));
+        expect(unary).toBeInstanceOf(ValidationError);
+        expect((unary as ValidationError).path).toBe("method");
+        expect(unary.message).toStartWith(`${JSON.stringify(name)} is not a method name: expected Service.method`);
+        const stream = await rejectionOf(
+          (async () => {
+            for await (const _ of client.stream(name)) void _;
+          })(),
+        );
+        expect(stream).toBeInstanceOf(ValidationError);
+      }
+      expect((await rejectionOf(client.invoke("echo"))).message).toBe(
+        '"echo" is not a method name: expected Service.method, e.g. EchoService.echo',
+      );
+      // Nothing reached the router (it warns about every malformed message), and the connection still serves.
+      expect(await client.invoke("EchoService.echo", "still fine")).toBe("still fine");
+      expect(routerWarnings).toEqual([]);
+    });
+
     test("calling a streaming method with invoke (or a unary one with stream) is a ValidationError on `stream`", async () => {
       await cluster.router();
       await cluster.dealer((options) => new EchoService(options));

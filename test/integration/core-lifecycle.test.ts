@@ -91,7 +91,13 @@ for (const transport of TRANSPORTS) {
 
     test("after a router restart on the same address the dealer re-registers by itself and calls work again", async () => {
       const first = await cluster.router();
-      const dealer = await cluster.dealer((options) => new EchoService(options));
+      const lines: string[] = [];
+      const logger = {
+        error: (message: string) => lines.push(`error: ${message}`),
+        warn: (message: string) => lines.push(`warn: ${message}`),
+        info: (message: string) => lines.push(`info: ${message}`),
+      };
+      const dealer = await cluster.dealer((options) => new EchoService(options), { logger });
       const client = await cluster.client();
       expect(await client.invoke("EchoService.echo", "before")).toBe("before");
       const address = first.address;
@@ -109,6 +115,17 @@ for (const transport of TRANSPORTS) {
       const clusters = await client.discoverClusters();
       expect(clusters).toHaveLength(1);
       expect(clusters[0].id).toBe(dealer.dealerId!);
+      // The log says it was lost, and then that it is back (not merely "registered" once more).
+      // Only the registration story: the heartbeat connection may warn about its own reconnects.
+      expect(lines.filter((line) => /registered|lost the router|reconnected/.test(line))).toEqual([
+        expect.stringMatching(/^info: EchoService registered as EchoService-\d+ \(.+:\d+\) with \d+ method\(s\)$/),
+        "warn: EchoService lost the router; reconnecting",
+        expect.stringMatching(
+          new RegExp(
+            `^info: EchoService reconnected to the router after \\d+\\.\\d s; registered as ${dealer.dealerId} \\(.+:\\d+\\) with \\d+ method\\(s\\)$`,
+          ),
+        ),
+      ]);
     });
 
     test("after a router restart, a dealer's late answer to a request of the old router does not answer a new request", async () => {

@@ -9,7 +9,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { EchoService, FailingService } from "../fixtures/services.ts";
+import { EchoService, FailingService, InheritingService, PlainService } from "../fixtures/services.ts";
 import { Cluster, ROOT, TRANSPORTS } from "../helpers/cluster.ts";
 import { uniqueEndpoint } from "../helpers/wait.ts";
 
@@ -146,7 +146,9 @@ for (const transport of TRANSPORTS) {
         ...["--call", "EchoService.echo", JSON.stringify({ still: "working" })],
       );
       expectExit(result, 0);
-      const [explode, unknown, invalid, echo] = result.records.slice(DEMO_OPS.length);
+      // With --call and no --demo, only the calls run.
+      expect(result.records).toHaveLength(4);
+      const [explode, unknown, invalid, echo] = result.records;
 
       expect(explode).toMatchObject({
         op: "invoke",
@@ -162,8 +164,59 @@ for (const transport of TRANSPORTS) {
       // The connection is fine after failed calls.
       expect(echo).toEqual({ op: "invoke", method: "EchoService.echo", result: { still: "working" } });
     });
+
+    test("--demo runs the demo, then the calls", async () => {
+      const address = await start();
+      const result = await pythonClient(address, "--demo", "--call", "EchoService.add", "2", "3");
+      expectExit(result, 0);
+      expectDemo(result.records, address);
+      expect(result.records.slice(DEMO_OPS.length)).toEqual([{ op: "invoke", method: "EchoService.add", result: 5 }]);
+    });
   });
 }
+
+describe("Python client (pyzmq) --call against a router without EchoService", () => {
+  const cluster = new Cluster("tcp");
+  afterEach(() => cluster.dispose());
+
+  test("--call Service.method --args JSON works on its own, as voidrail client --args reads it", async () => {
+    const router = await cluster.router();
+    await cluster.dealer((options) => new InheritingService(options));
+    await cluster.dealer((options) => new PlainService(options));
+    const result = await pythonClient(
+      router.address,
+      ...["--call", "InheritingService.hello", "--args", JSON.stringify("Ada")],
+      ...["--call", "PlainService.double", "--args", "21"],
+      ...["--call", "InheritingService.extra"],
+      // An array is the argument list, as for voidrail client: one argument that is an array needs [[...]].
+      ...["--call", "InheritingService.hello", "--args", JSON.stringify([["a", "b"]])],
+      ...["--call", "PlainService.double", "4"],
+    );
+    expectExit(result, 0);
+    expect(result.stderr).toBe("");
+    expect(result.records).toEqual([
+      { op: "invoke", method: "InheritingService.hello", result: "hello Ada from child" },
+      { op: "invoke", method: "PlainService.double", result: 42 },
+      { op: "invoke", method: "InheritingService.extra", result: "extra" },
+      { op: "invoke", method: "InheritingService.hello", result: "hello a,b from child" },
+      { op: "invoke", method: "PlainService.double", result: 8 },
+    ]);
+  });
+
+  test("usage mistakes with --args: argparse's usage and the reason, exit 2", async () => {
+    const router = await cluster.router();
+    for (const [args, message] of [
+      [["--args", "1"], "--args goes after the --call it is for"],
+      [["--call", "PlainService.double", "1", "--args", "2"], "PlainService.double already has its arguments"],
+      [["--call", "PlainService.double", "--args", "two"], "--args is not JSON"],
+    ] as const) {
+      const result = await pythonClient(router.address, ...args);
+      expectExit(result, 2);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toContain(message);
+    }
+  });
+});
 
 describe("Python client (pyzmq) with client authentication", () => {
   const KEY = "client_python-test-key";

@@ -4,6 +4,7 @@ import {
   AuthError,
   CancelledError,
   ConnectionError,
+  TaskNotFoundError,
   DealerLostError,
   decodeMessage,
   encodeMessage,
@@ -16,7 +17,6 @@ import {
   QueueFullError,
   RemoteError,
   ShuttingDownError,
-  TaskNotFoundError,
   TimeoutError,
   UNKNOWN_ERROR_CODE,
   ValidationError,
@@ -46,7 +46,7 @@ const classes = [
   [ProtocolError, "PROTOCOL_ERROR", { reason: "SCHEMA", frame: 2, kind: "REQUEST", path: "method" }],
   [ShuttingDownError, "SHUTTING_DOWN", undefined],
   [ConnectionError, "CONNECTION_LOST", undefined],
-  [TaskNotFoundError, "TASK_NOT_FOUND", { taskId: "0190d9c4-0000-7000-8000-000000000000" }],
+  [TaskNotFoundError, "TASK_NOT_FOUND", { taskId: "0190a5f0-0000-7000-8000-000000000000" }],
 ] as const;
 
 describe("error classes", () => {

@@ -4,6 +4,7 @@ import {
   decodeArgs,
   decodeJson,
   decodeMessage,
+  describeBadMethodName,
   encodeJson,
   encodeJsonOrThrow,
   encodeMessage,
@@ -371,6 +372,33 @@ describe("malformed input is a ProtocolError naming what is wrong", () => {
     expect(failure.error.data).toEqual({ reason: "SCHEMA", frame: 2, kind: "REQUEST", path: "method" });
     const noId = expectFailure(raw("REQUEST", '{"id":"12","method":"A.b"}', args), "router", ProtocolFailure.SCHEMA);
     expect(noId.id).toBeUndefined();
+  });
+});
+
+describe("describeBadMethodName: a sentence for a name the router would refuse", () => {
+  test("full method names pass, at the length limit too", () => {
+    for (const name of ["EchoService.echo", "_a._b", `${"S".repeat(128)}.${"m".repeat(128)}`])
+      expect(describeBadMethodName(name)).toBeUndefined();
+  });
+
+  test("a name without its service says the form, with an example", () => {
+    for (const name of ["echo", "EchoService.", ".echo", "a.b.c", ""])
+      expect(describeBadMethodName(name)).toBe(
+        `${JSON.stringify(name)} is not a method name: expected Service.method, e.g. EchoService.echo`,
+      );
+  });
+
+  test("a name with the right shape but a bad part says what a part may be", () => {
+    for (const name of ["Echo-Service.echo", "EchoService.1echo", `S.${"m".repeat(129)}`])
+      expect(describeBadMethodName(name)).toMatch(
+        /is not a method name: expected Service\.method, each part an identifier \(letters, digits, _; not starting with a digit; at most 128 characters\)$/,
+      );
+  });
+
+  test("a long name is shortened in the message, and a non-string is named by its type", () => {
+    expect(describeBadMethodName("x".repeat(1000))).toStartWith(`"${"x".repeat(80)}…" is not a method name`);
+    expect(describeBadMethodName(42)).toBe("the method name must be a string, got number");
+    expect(describeBadMethodName(null)).toBe("the method name must be a string, got null");
   });
 });
 

@@ -6,6 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { ValidationError } from "../../src/protocol/index.ts";
+import { TASK_STATE_NAMES } from "../../src/protocol/messages.ts";
 import type { RetryPolicy } from "../../src/store/task-store.ts";
 import { canTransition, FINAL_STATES, TASK_STATES, TRANSITIONS } from "../../src/store/task-states.ts";
 import { decideRetry, isRetried, retryDelayMs } from "../../src/tasks/retry-policy.ts";
@@ -34,6 +35,10 @@ describe("task ids", () => {
 });
 
 describe("task transitions", () => {
+  test("the wire's state names are the store's states", () => {
+    expect([...TASK_STATE_NAMES].sort()).toEqual([...TASK_STATES].sort());
+  });
+
   test("no transition leaves a final state, and every non-final state can be left", () => {
     for (const state of TASK_STATES) {
       const ways = Object.keys(TRANSITIONS).filter((name) => canTransition(name as keyof typeof TRANSITIONS, state));

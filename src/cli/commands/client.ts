@@ -1,6 +1,6 @@
 import { defineCommand, type ParsedArgs } from "citty";
 import type { ClientDealer } from "../../index.ts";
-import { CliError, isAuthFailure, runCli } from "../errors.ts";
+import { CliError, describeCodedError, isAuthFailure, refusedKeyHint, runCli } from "../errors.ts";
 import { printTable } from "../table.ts";
 import { apiKeyArg, applyLogLevel, checkFlags, connectionArgs, logLevelArg, parseSeconds, routerEndpoint } from "./_shared.ts";
 
@@ -53,7 +53,13 @@ export default defineCommand({
       if (parsed.args !== undefined && parsed.call === undefined) throw new CliError("--args goes with --call", 2);
       const callArguments = parseCallArguments(parsed.args);
       const timeout = parseSeconds(parsed.timeout, "--timeout");
-      const { ClientDealer, silentLogger } = await import("../../index.ts");
+      const [{ ClientDealer, silentLogger }, { describeBadMethodName }] = await Promise.all([
+        import("../../index.ts"),
+        import("../../protocol/index.ts"),
+      ]);
+      // Checked here, before connecting: a usage mistake, not something for the router to refuse.
+      const badMethod = parsed.call === undefined ? undefined : describeBadMethodName(parsed.call);
+      if (badMethod !== undefined) throw new CliError(`--call ${badMethod}`, 2);
       const client = new ClientDealer({
         routerAddress: routerEndpoint(parsed),
         timeout,
@@ -65,8 +71,7 @@ export default defineCommand({
       try {
         await runAction(client, parsed, callArguments, asTable);
       } catch (error) {
-        if (isAuthFailure(error))
-          throw new CliError(`AUTH_FAILED: ${(error as Error).message} (the router requires a client key: --api-key or VOIDRAIL_API_KEY)`);
+        if (isAuthFailure(error)) throw new CliError(`${describeCodedError(error)}${refusedKeyHint(error, "client")}`);
         throw error;
       } finally {
         await client.close();

@@ -15,7 +15,7 @@ import {
 
 export const dealerArgs = {
   // Checked by dealerOptions rather than citty's `required`, which prints the whole usage with it.
-  module: { type: "string", description: "Path of a .ts or .js module exporting ServiceDealer classes (required)" },
+  module: { type: "string", description: "ServiceDealer classes: a .ts or .js file, or myapp.services for myapp/services.ts (required)" },
   class: { type: "string", description: "Service class to start (repeatable; default: every exported ServiceDealer subclass)" },
   instances: {
     type: "string",
@@ -31,7 +31,8 @@ export const dealerArgs = {
 
 /** Parses the dealer flags shared by `dealer` and `serve`. */
 export function dealerOptions(parsed: Record<string, unknown>, classNames: string[], routerAddress: string) {
-  if (!parsed.module) throw new CliError("--module is required: the .ts or .js file that exports your ServiceDealer classes", 2);
+  if (!parsed.module)
+    throw new CliError("--module is required: the .ts or .js file (or dotted module path) that exports your ServiceDealer classes", 2);
   const maxConcurrent = parsed["max-concurrent"] as string | undefined;
   return {
     modulePath: parsed.module as string,

@@ -60,19 +60,22 @@ export default defineCommand({
         ...(parsed["client-keys"] !== undefined ? { clientApiKeys: splitKeys(parsed["client-keys"]) } : {}),
         ...(maxQueue !== undefined ? { maxQueueLength: Number.parseInt(maxQueue, 10) } : {}),
       });
-      try {
-        await router.start();
-      } catch (error) {
-        throw new CliError(`cannot start the router: ${(error as Error).message}`);
-      }
+      // Signals are handled from before the start: a Ctrl-C right after "listening" must drain, not kill.
+      const started = router.start();
       onShutdown(
         async () => {
+          await started.catch(() => undefined);
           await router.stop();
           console.error("voidrail: router shutdown complete");
           process.exit(0);
         },
         () => process.exit(130),
       );
+      try {
+        await started;
+      } catch (error) {
+        throw new CliError(`cannot start the router: ${(error as Error).message}`);
+      }
       await new Promise(() => {});
     }),
 });

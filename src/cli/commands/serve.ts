@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { CliError, runCli } from "../errors.ts";
-import { runInProcess, runSupervised } from "../run-dealers.ts";
+import { type RunningDealers, runInProcess, runSupervised } from "../run-dealers.ts";
 import { dealerArgs, dealerOptions } from "./dealer.ts";
 import { applyLogLevel, checkFlags, onShutdown, parseSeconds, routerEndpoint } from "./_shared.ts";
 
@@ -35,28 +35,35 @@ export default defineCommand({
         routerMode: parsed.mode,
         heartbeatTimeout: parseSeconds(parsed["heartbeat-timeout"], "--heartbeat-timeout"),
       });
+      // Signals are handled from before the start: a Ctrl-C during start-up drains what has started.
+      let starting: Promise<RunningDealers | undefined> = Promise.resolve(undefined);
+      let running: RunningDealers | undefined;
+      onShutdown(
+        async () => {
+          const dealers = await starting.catch(() => undefined);
+          await dealers?.drain();
+          await router.stop();
+          console.error("voidrail: shutdown complete");
+          process.exit(0);
+        },
+        () => {
+          running?.kill();
+          process.exit(130);
+        },
+      );
       try {
         await router.start();
       } catch (error) {
         throw new CliError(`cannot start the router: ${(error as Error).message}`);
       }
       const options = { ...dealerFlags, routerAddress: router.address };
-      const dealers = await (options.instances > 1 ? runSupervised(options) : runInProcess(options)).catch(async (error) => {
+      starting = options.instances > 1 ? runSupervised(options) : runInProcess(options);
+      const dealers = await starting.catch(async (error) => {
         await router.stop();
         throw error;
       });
-      onShutdown(
-        async () => {
-          await dealers.drain();
-          await router.stop();
-          console.error("voidrail: shutdown complete");
-          process.exit(0);
-        },
-        () => {
-          dealers.kill();
-          process.exit(130);
-        },
-      );
+      if (!dealers) throw new CliError("the services did not start");
+      running = dealers;
       const code = await dealers.finished;
       await router.stop();
       process.exit(code);

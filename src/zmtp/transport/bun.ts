@@ -1,8 +1,14 @@
 /** Owns the Bun transport: Bun.listen/Bun.connect, Bun's fastest socket API. */
 import type { Buffer } from "node:buffer";
 import type { Endpoint } from "../endpoint.ts";
-import { ZmtpError, ZmtpErrorCode } from "../errors.ts";
-import { removeStaleSocketFile, type StreamHandlers, type Transport, type TransportListener, type TransportStream } from "./transport.ts";
+import {
+  bindError,
+  removeStaleSocketFile,
+  type StreamHandlers,
+  type Transport,
+  type TransportListener,
+  type TransportStream,
+} from "./transport.ts";
 
 type BunSocket = import("bun").Socket<BunStream>;
 
@@ -119,7 +125,7 @@ export const bunTransport: Transport = {
         },
       });
     } catch (cause) {
-      throw new ZmtpError(ZmtpErrorCode.ADDRESS_IN_USE, `cannot bind ${describe(endpoint)}: ${(cause as Error).message}`, { cause });
+      throw bindError(endpoint, cause);
     }
     const bound: Endpoint = endpoint.transport === "tcp" ? { ...endpoint, port: (listener as { port: number }).port } : endpoint;
     const result: TransportListener = {

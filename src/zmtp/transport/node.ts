@@ -2,8 +2,7 @@
 import type { Buffer } from "node:buffer";
 import net from "node:net";
 import type { Endpoint } from "../endpoint.ts";
-import { ZmtpError, ZmtpErrorCode } from "../errors.ts";
-import { removeStaleSocketFile, type StreamHandlers, type Transport, type TransportStream } from "./transport.ts";
+import { bindError, removeStaleSocketFile, type StreamHandlers, type Transport, type TransportStream } from "./transport.ts";
 
 class NodeStream implements TransportStream {
   handlers: StreamHandlers | null = null;
@@ -65,7 +64,7 @@ export const nodeTransport: Transport = {
         const stream = new NodeStream(socket, remote);
         stream.handlers = accept(stream);
       });
-      server.once("error", (cause) => reject(new ZmtpError(ZmtpErrorCode.ADDRESS_IN_USE, `cannot bind: ${cause.message}`, { cause })));
+      server.once("error", (cause) => reject(bindError(endpoint, cause)));
       server.listen(listenOptions(endpoint), () => {
         const info = server.address();
         const bound: Endpoint =

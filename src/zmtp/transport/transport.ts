@@ -3,8 +3,10 @@
  * connections see only this interface, so the same protocol code runs on Bun sockets and on node:net.
  */
 import type { Buffer } from "node:buffer";
-import { unlinkSync } from "node:fs";
-import type { Endpoint } from "../endpoint.ts";
+import { existsSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
+import { type Endpoint, formatEndpoint } from "../endpoint.ts";
+import { ZmtpError, ZmtpErrorCode } from "../errors.ts";
 
 /** Callbacks a transport stream delivers to its owner. */
 export interface StreamHandlers {
@@ -53,4 +55,21 @@ export function removeStaleSocketFile(path: string): void {
   } catch {
     // Nothing to remove.
   }
+}
+
+/**
+ * The error for a failed bind, in words: Bun says only "Failed to listen at 127.0.0.1" and node
+ * "listen EADDRINUSE: ...", neither of which names the endpoint or says plainly what is wrong.
+ */
+export function bindError(endpoint: Endpoint, cause: unknown): ZmtpError {
+  const address = formatEndpoint(endpoint);
+  const osCode = (cause as { code?: unknown } | null)?.code;
+  let text: string;
+  // Checked first: node reports a missing directory as EACCES, Bun as ENOENT.
+  if (endpoint.transport === "ipc" && !existsSync(dirname(endpoint.path))) text = `cannot bind ${address}: its directory does not exist`;
+  else if (osCode === "EADDRINUSE") text = `address ${address} is already in use`;
+  else if (osCode === "EADDRNOTAVAIL") text = `cannot bind ${address}: not an address of this machine`;
+  else if (osCode === "EACCES" || osCode === "EPERM") text = `cannot bind ${address}: permission denied`;
+  else text = `cannot bind ${address}: ${(cause as Error)?.message ?? String(cause)}`;
+  return new ZmtpError(ZmtpErrorCode.ADDRESS_IN_USE, text, { cause });
 }
