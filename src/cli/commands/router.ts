@@ -1,3 +1,4 @@
+/** `voidrail router`: runs a ServiceRouter from flags and VOIDRAIL_* variables until SIGINT/SIGTERM. */
 import { defineCommand } from "citty";
 import { applyLogLevel, checkFlags, connectionArgs, logLevelArg, onShutdown, parseSeconds, routerEndpoint, splitKeys } from "./_shared.ts";
 import { CliError, runCli } from "../errors.ts";
