@@ -19,7 +19,10 @@ const REFUSAL_P50_LIMIT_MS = 100;
 const REFUSAL_MAX_LIMIT_MS = 500;
 
 test("100,000 calls against one slow dealer and a queue bound of 10,000: the excess is refused at once, the rest complete, router memory per queued call is bounded", async () => {
-  const figures = await runOverload({ calls: 100_000, queueBound: 10_000, workMs: 0 });
+  // 1 ms of work per call: draining the queue then takes over 10 s, far longer than refusing the
+  // excess (about 5 s here, under load too). With no work the two took about as long, and
+  // "refused while queued calls still waited" below was a race between them.
+  const figures = await runOverload({ calls: 100_000, queueBound: 10_000, workMs: 1 });
   console.log(`[chaos] scenario 6 overload: ${JSON.stringify({ ...figures, lost: figures.lost.length })}`);
 
   expect(figures.lost).toEqual([]);
