@@ -9,6 +9,9 @@
 import type { Buffer } from "node:buffer";
 import { type Router, ZmtpError, ZmtpErrorCode } from "../zmtp/index.ts";
 
+/** What HelloDeadline needs of a Router socket (narrow, so a test can drive it with a fake). */
+export type HelloDeadlineSocket = Pick<Router, "routingKey" | "unreadFrom" | "closePeer">;
+
 /**
  * One timer per connection that has not identified itself yet.
  *
@@ -22,7 +25,7 @@ export class HelloDeadline {
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
 
   constructor(
-    private readonly socket: Router,
+    private readonly socket: HelloDeadlineSocket,
     readonly timeoutMs: number,
   ) {}
 
