@@ -162,6 +162,33 @@ describe("with client keys required, every connection must authenticate within t
     }
   });
 
+  test("a peer dripping its HELLO a byte at a time (traffic the heartbeat counts) is closed at the HELLO deadline", async () => {
+    const raw = await RawPeer.connect(router.address);
+    let dripping = true;
+    try {
+      await raw.handshake({ socketType: "DEALER" });
+      const handshakeAt = Date.now();
+      const hello = Buffer.concat(
+        encodeMessage("HELLO", { role: "client", version: 1, apiKey: CLIENT_KEY }).map((frame, i, all) =>
+          Buffer.concat([Buffer.from([i < all.length - 1 ? 1 : 0, frame.length]), frame]),
+        ),
+      );
+      // A byte every heartbeat interval: the ZMTP heartbeat sees a live peer; only the HELLO deadline can end it.
+      void (async () => {
+        for (let i = 0; i < hello.length - 1 && dripping && !raw.closed; i++) {
+          raw.write(hello.subarray(i, i + 1));
+          await new Promise((resolve) => setTimeout(resolve, timings.heartbeatIntervalMs)); // pacing the drip, not synchronising
+        }
+      })();
+      await raw.closedWithin(withinLoaded(timings.helloTimeoutMs), "the router to close a peer dripping its HELLO");
+      expect(raw.closedAt! - handshakeAt).toBeGreaterThanOrEqual(timings.helloTimeoutMs - TIMER_GRANULARITY_MS);
+      expect(raw.commands.find((command) => command.name === "ERROR")?.data.toString()).toContain("no VoidRail HELLO");
+    } finally {
+      dripping = false;
+      raw.destroy();
+    }
+  });
+
   test("the chaos suite's session (ZMTP 3.0, cut off inside its HELLO) is closed", async () => {
     const raw = await RawPeer.connect(router.address);
     try {
