@@ -59,7 +59,8 @@ for (const transport of ["bun", "node"] as const) {
 
     /**
      * Connects, lets `stall` write its bytes, then waits for our Router to close the connection
-     * within `ruleMs` (plus load slack); returns how long after the last write it closed, and the event.
+     * within `ruleMs` (plus load slack); returns how long after the stall began it closed (timed from
+     * before the writes, so a pause of this process cannot make the router look early), and the event.
      */
     async function closedAfterStall(
       what: string,
@@ -69,8 +70,8 @@ for (const transport of ["bun", "node"] as const) {
       const before = closes.length;
       const raw = await RawPeer.connect(endpoint);
       try {
-        await stall(raw);
         const stalledAt = Date.now();
+        await stall(raw);
         await raw.closedWithin(withinLoaded(ruleMs), `our Router to close a peer that stalled ${what}`);
         await waitFor(() => closes.length > before, {
           timeoutMs: withinLoaded(0),
@@ -161,16 +162,18 @@ for (const transport of ["bun", "node"] as const) {
         raw.write(Buffer.concat([encodeGreeting("NULL", false, 0), READY]));
         // Round trips through the echo, each waited for: the peer is never silent for long.
         const startedAt = Date.now();
+        let lastSentAt = startedAt;
         for (let n = 0; Date.now() - startedAt < 1.5 * timeoutMs; n++) {
+          lastSentAt = Date.now();
           raw.sendMessage([`ping ${n}`]);
           const [echo] = await raw.message(n, withinLoaded(0), `echo ${n}`);
           expect(echo.toString()).toBe(`ping ${n}`);
           await new Promise((resolve) => setTimeout(resolve, intervalMs)); // pacing the talk, not synchronising
         }
         expect(raw.closed).toBe(false);
-        const silentFrom = Date.now();
         await raw.closedWithin(withinLoaded(timeoutMs + 2 * intervalMs), "our Router to close the 3.0 peer once it is silent");
-        expect(raw.closedAt! - silentFrom).toBeGreaterThanOrEqual(timeoutMs - TIMER_GRANULARITY_MS);
+        // Its silence began with its last message (timed before the send, never after it).
+        expect(raw.closedAt! - lastSentAt).toBeGreaterThanOrEqual(timeoutMs - TIMER_GRANULARITY_MS);
       } finally {
         raw.destroy();
         patient.close();
