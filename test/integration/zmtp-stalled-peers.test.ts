@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
-import { Dealer, Router, type SocketEventMap, ZmtpErrorCode } from "../../src/zmtp/index.ts";
+import { Dealer, Router, type SocketEventMap, ZmtpError, ZmtpErrorCode } from "../../src/zmtp/index.ts";
 import { encodeCommand, encodeFrame, encodeGreeting, encodeMetadata } from "../../src/zmtp/codec.ts";
 import { RawPeer } from "../helpers/raw-peer.ts";
 import { uniqueEndpoint, waitFor, withinLoaded } from "../helpers/wait.ts";
@@ -177,6 +177,30 @@ for (const transport of ["bun", "node"] as const) {
       } finally {
         raw.destroy();
         patient.close();
+      }
+    });
+
+    test("closePeer() closes one peer with a reason it is told (ERROR) and the socket reports; unreadFrom() counts what waits unread", async () => {
+      // A Router nobody reads from: what a peer sends stays unread.
+      const unread = new Router({ transport, logger: null });
+      const reasons: (string | undefined)[] = [];
+      unread.events.on("disconnect", ({ error }) => reasons.push(error?.message));
+      await unread.bind(uniqueEndpoint("tcp"));
+      const raw = await RawPeer.connect(unread.lastEndpoint!);
+      try {
+        await raw.handshake({ identity: "closable" });
+        raw.sendMessage(["one"]);
+        raw.sendMessage(["two"]);
+        await waitFor(() => unread.unreadFrom("closable") === 2, { timeoutMs: withinLoaded(0), message: "two unread messages" });
+        expect(unread.unreadFrom("nobody")).toBe(0);
+        expect(unread.closePeer("closable", new ZmtpError(ZmtpErrorCode.HANDSHAKE_TIMEOUT, "you took too long"))).toBe(true);
+        await raw.closedWithin(withinLoaded(0), "the closed peer's connection to end");
+        expect(raw.commands.find((command) => command.name === "ERROR")?.data.toString()).toContain("you took too long");
+        expect(reasons).toEqual(["you took too long"]);
+        expect(unread.closePeer("closable", new ZmtpError(ZmtpErrorCode.HANDSHAKE_TIMEOUT, "again"))).toBe(false);
+      } finally {
+        raw.destroy();
+        unread.close();
       }
     });
 
