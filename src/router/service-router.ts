@@ -31,6 +31,8 @@ import {
   PROTOCOL_VERSION,
   RouterMode,
 } from "../protocol/index.ts";
+import { connectionTimings } from "./connection-timings.ts";
+import { HelloDeadline } from "./hello-deadline.ts";
 import {
   ApiKeyOption,
   booleanFromEnv,
@@ -168,6 +170,8 @@ export class ServiceRouter {
   readonly requireClientAuth: boolean;
   private readonly log: Logger;
   private socket: Router | null = null;
+  /** Set while running with client keys required: each new connection must HELLO in time. */
+  private hello: HelloDeadline | null = null;
   private boundAddress = "";
   private startedAt = 0;
   private stopping = false;
@@ -228,12 +232,11 @@ export class ServiceRouter {
   }
 
   private get heartbeatTimeoutMs(): number {
-    return Math.round(this.options.heartbeatTimeout * 1000);
+    return connectionTimings(this.options.heartbeatTimeout).heartbeatTimeoutMs;
   }
 
   private get heartbeatIntervalMs(): number {
-    // A few PINGs per timeout, so one lost PONG is not a death sentence; capped to keep traffic low.
-    return Math.max(20, Math.min(2000, Math.round(this.heartbeatTimeoutMs / 4)));
+    return connectionTimings(this.options.heartbeatTimeout).heartbeatIntervalMs;
   }
 
   async start(): Promise<void> {
@@ -241,7 +244,7 @@ export class ServiceRouter {
     const socket = new Router({
       heartbeatInterval: this.heartbeatIntervalMs,
       heartbeatTimeout: this.heartbeatTimeoutMs,
-      handshakeInterval: Math.max(1000, Math.min(30_000, this.heartbeatTimeoutMs)),
+      handshakeInterval: connectionTimings(this.options.heartbeatTimeout).handshakeIntervalMs,
       // Replies to a peer that left are dropped silently: its state is already gone.
       mandatory: false,
       // Without a bound, one peer announcing a huge frame would make the router allocate it.
@@ -251,6 +254,13 @@ export class ServiceRouter {
       logger: { warn: (message) => this.log.warn(message) },
     });
     socket.events.on("disconnect", ({ routingId, error }) => this.onPeerGone(routingId, error?.message));
+    // Without client keys a connection may stay silent at the VoidRail level (HELLO is optional
+    // then); with them, one that never authenticates must not hold its socket forever.
+    if (this.requireClientAuth) {
+      const hello = new HelloDeadline(socket, connectionTimings(this.options.heartbeatTimeout).helloTimeoutMs);
+      socket.events.on("handshake", ({ routingId }) => hello.start(routingId));
+      this.hello = hello;
+    }
     await socket.bind(this.options.address);
     this.socket = socket;
     this.boundAddress = socket.lastEndpoint ?? this.options.address;
@@ -282,6 +292,8 @@ export class ServiceRouter {
     await new Promise((r) => setImmediate(r));
     this.peers.clear();
     this.deadlines.clear();
+    this.hello?.clear();
+    this.hello = null;
     socket.close();
     this.socket = null;
     this.dealersByMethod.clear();
@@ -313,7 +325,7 @@ export class ServiceRouter {
       case "HELLO":
         return this.onHello(routingId, key, peer, message.header);
       case "BEAT":
-        return this.onBeat(message.header.token);
+        return this.onBeat(key, message.header.token);
       case "REQUEST":
       case "INFO":
       case "CANCEL":
@@ -364,6 +376,7 @@ export class ServiceRouter {
       }
       const client = peer?.role === "client" ? peer.client : { routingId, authenticated: false, outstanding: new Map() };
       client.authenticated = true;
+      this.hello?.met(key);
       this.peers.set(key, { role: "client", client });
       this.reply(routingId, "WELCOME", { role: "client", ...welcome });
       return;
@@ -382,6 +395,7 @@ export class ServiceRouter {
       return;
     }
     const dealer = this.registerDealer(routingId, hello);
+    this.hello?.met(key);
     this.peers.set(key, { role: "dealer", dealer });
     this.reply(routingId, "WELCOME", { role: "dealer", dealerId: dealer.id, beatToken: dealer.beatToken, ...welcome });
     this.log.info(
@@ -439,6 +453,7 @@ export class ServiceRouter {
 
   private onPeerGone(routingId: Buffer, why: string | undefined): void {
     const key = routingId.toString("latin1");
+    this.hello?.met(key);
     const peer = this.peers.get(key);
     if (!peer) return;
     this.peers.delete(key);
@@ -456,9 +471,10 @@ export class ServiceRouter {
    * token (128 random bits, given only in that dealer's WELCOME) is the authority; a BEAT needs
    * no HELLO. Unknown tokens (a registration that ended) are ignored: a BEAT is never answered.
    */
-  private onBeat(token: string): void {
+  private onBeat(key: string, token: string): void {
     const dealer = this.dealersByBeatToken.get(token);
     if (!dealer) return;
+    this.hello?.met(key);
     dealer.lastSeen = Date.now();
     this.socket?.noteAlive(dealer.routingId);
   }
