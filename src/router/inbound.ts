@@ -24,6 +24,7 @@ import type { Logger } from "../util/log.ts";
 import type { Router } from "../zmtp/index.ts";
 import type { Call, CallTable } from "./calls.ts";
 import type { Dispatcher } from "./dispatch.ts";
+import type { HelloDeadline } from "./hello-deadline.ts";
 import type { RouterInfoBuilder } from "./info.ts";
 import type { OutboundPort } from "./outbound.ts";
 import { type DealerRegistry, noSuchMethod, type RegisteredDealer } from "./registry.ts";
@@ -46,6 +47,8 @@ export interface InboundContext {
   isStopping(): boolean;
   /** The socket, for its routing-key cache and noteAlive; null when stopped. */
   socket(): Router | null;
+  /** The running socket's HELLO deadline (only when client keys are required). */
+  hello(): HelloDeadline | null;
 }
 
 export class Inbound {
@@ -69,7 +72,7 @@ export class Inbound {
       case "HELLO":
         return sessions.hello(routingId, key, session, message.header);
       case "BEAT":
-        return this.beat(message.header.token);
+        return this.beat(key, message.header.token);
       case "REQUEST": {
         const client = sessions.clientFor(routingId, key, session, message.kind, message.header.id);
         if (client) this.request(client, message.header, message.payload);
@@ -104,10 +107,15 @@ export class Inbound {
     }
   }
 
-  /** See DealerRegistry.beat; the dealer's own connection counts as alive too. */
-  private beat(token: string): void {
+  /**
+   * See DealerRegistry.beat; the dealer's own connection counts as alive too, and a BEAT with a
+   * known token is how a heartbeat connection meets the HELLO deadline.
+   */
+  private beat(key: string, token: string): void {
     const dealer = this.context.registry.beat(token);
-    if (dealer !== undefined) this.context.socket()?.noteAlive(dealer.routingId);
+    if (dealer === undefined) return;
+    this.context.hello()?.met(key);
+    this.context.socket()?.noteAlive(dealer.routingId);
   }
 
   // ---- from clients ----

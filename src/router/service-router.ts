@@ -14,6 +14,7 @@ import { Authenticator } from "./auth.ts";
 import { type Call, CallTable } from "./calls.ts";
 import { resolveRouterConfig, type RouterConfig, type ServiceRouterOptions } from "./config.ts";
 import { Dispatcher, strategyFor } from "./dispatch.ts";
+import { HelloDeadline } from "./hello-deadline.ts";
 import { RouterEvents } from "./events.ts";
 import { Inbound } from "./inbound.ts";
 import { RouterInfoBuilder } from "./info.ts";
@@ -51,6 +52,8 @@ export class ServiceRouter {
   private readonly infoBuilder: RouterInfoBuilder;
   private readonly deadlines = new Deadlines();
   private socket: Router | null = null;
+  /** Set while running with client keys required: each new connection must HELLO in time. */
+  private hello: HelloDeadline | null = null;
   private boundAddress = "";
   private startedAt = 0;
   private stopping = false;
@@ -63,6 +66,7 @@ export class ServiceRouter {
     this.requireClientAuth = config.requireClientAuth;
     const log = (this.log = config.logger);
     const isStopping = () => this.stopping;
+    const hello = () => this.hello;
     this.events = new RouterEvents((name, error) => log.error(`a ${name} listener failed: ${(error as Error)?.stack ?? error}`));
     this.outbound = new Outbound(log);
     this.queues = new Queues<Call>(config.maxQueueLength, config.queueLimits);
@@ -85,6 +89,7 @@ export class ServiceRouter {
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       isStopping,
+      hello,
     });
     this.infoBuilder = new RouterInfoBuilder({
       registry: this.registry,
@@ -109,6 +114,7 @@ export class ServiceRouter {
       defaultTimeoutMs: config.defaultTimeoutMs,
       isStopping,
       socket: () => this.socket,
+      hello,
     });
   }
 
@@ -119,11 +125,11 @@ export class ServiceRouter {
 
   async start(): Promise<void> {
     if (this.socket) return;
-    const { heartbeatIntervalMs, heartbeatTimeoutMs } = this.config;
+    const { heartbeatIntervalMs, heartbeatTimeoutMs, handshakeIntervalMs } = this.config;
     const socket = new Router({
       heartbeatInterval: heartbeatIntervalMs,
       heartbeatTimeout: heartbeatTimeoutMs,
-      handshakeInterval: Math.max(1000, Math.min(30_000, heartbeatTimeoutMs)),
+      handshakeInterval: handshakeIntervalMs,
       // Replies to a peer that left are dropped silently: its state is already gone.
       mandatory: false,
       // Without a bound, one peer announcing a huge frame would make the router allocate it.
@@ -133,6 +139,13 @@ export class ServiceRouter {
       logger: { warn: (message) => this.log.warn(message) },
     });
     socket.events.on("disconnect", ({ routingId, error }) => this.sessions.gone(routingId, error?.message));
+    // Without client keys a connection may stay silent at the VoidRail level (HELLO is optional
+    // then); with them, one that never authenticates must not hold its socket forever.
+    if (this.requireClientAuth) {
+      const hello = new HelloDeadline(socket, this.config.helloTimeoutMs);
+      socket.events.on("handshake", ({ routingId }) => hello.start(routingId));
+      this.hello = hello;
+    }
     await socket.bind(this.config.address);
     this.socket = socket;
     this.outbound.attach(socket);
@@ -166,6 +179,8 @@ export class ServiceRouter {
     await new Promise((r) => setImmediate(r));
     this.sessions.clear();
     this.deadlines.clear();
+    this.hello?.clear();
+    this.hello = null;
     socket.close();
     this.socket = null;
     this.outbound.attach(null);
