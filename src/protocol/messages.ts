@@ -11,8 +11,8 @@ import * as v from "valibot";
 /** Frame 0 of every message. Bumped ("VRP2") only for a change old peers cannot parse. */
 export const PROTOCOL_ID = "VRP1";
 
-/** The protocol revision this implementation speaks inside VRP1; sent in HELLO and WELCOME. */
-export const PROTOCOL_VERSION = 1;
+/** The protocol revision this implementation speaks inside VRP1; sent in HELLO and WELCOME. 2 adds tasks (docs/PROTOCOL.md §15). */
+export const PROTOCOL_VERSION = 2;
 
 /**
  * Bounds every receiver enforces. Lengths of strings are in UTF-16 code units (JavaScript

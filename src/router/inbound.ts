@@ -22,15 +22,16 @@ import {
 import type { Deadlines } from "../util/deadlines.ts";
 import type { Logger } from "../util/log.ts";
 import type { Router } from "../zmtp/index.ts";
-import type { Call, CallTable } from "./calls.ts";
+import type { Call, CallTable, ReplySink } from "./calls.ts";
 import type { Dispatcher } from "./dispatch.ts";
+import type { ClientExtension, OwnedCallRequest } from "./extension.ts";
 import type { RouterInfoBuilder } from "./info.ts";
 import type { OutboundPort } from "./outbound.ts";
 import { type DealerRegistry, noSuchMethod, type RegisteredDealer } from "./registry.ts";
 import { type ClientSession, describePeer, type Sessions } from "./sessions.ts";
 
 /** Messages that only a registered dealer may send, and the task kinds this router does not serve yet. */
-type DealerMessage = Exclude<RouterMessage, { kind: "HELLO" | "BEAT" | "REQUEST" | "INFO" | "CANCEL" | "CREDIT" }>;
+type DealerMessage = Exclude<RouterMessage, { kind: "HELLO" | "BEAT" | "REQUEST" | "INFO" | "CANCEL" | "CREDIT" | "SUBMIT" | "TASK" }>;
 
 export interface InboundContext {
   sessions: Sessions;
@@ -46,6 +47,8 @@ export interface InboundContext {
   isStopping(): boolean;
   /** The socket, for its routing-key cache and noteAlive; null when stopped. */
   socket(): Router | null;
+  /** The layer above that serves SUBMIT and TASK, if one is attached. */
+  extension(): ClientExtension | undefined;
 }
 
 export class Inbound {
@@ -88,6 +91,19 @@ export class Inbound {
       case "CREDIT": {
         const client = sessions.clientFor(routingId, key, session, message.kind, message.header.id);
         if (client) this.credit(client, message.header.id, message.header.n);
+        return;
+      }
+      case "SUBMIT":
+      case "TASK": {
+        const client = sessions.clientFor(routingId, key, session, message.kind, message.header.id);
+        if (!client) return;
+        const extension = this.context.extension();
+        if (extension) extension.message(client, message);
+        else
+          client.answerError(
+            message.header.id,
+            errorToWire(new ProtocolError("this router does not serve tasks", { data: { reason: ProtocolFailure.UNEXPECTED_KIND } })),
+          );
         return;
       }
       default:
@@ -166,8 +182,36 @@ export class Inbound {
 
   private cancel(client: ClientSession, id: number): void {
     const call = client.outstanding.get(id);
-    if (!call) return;
+    if (!call) {
+      this.context.extension()?.cancel(client, id);
+      return;
+    }
     this.context.calls.finished(call, new CancelledError("cancelled by the client"));
+  }
+
+  /**
+   * A call owned by the layer above (a task's attempt): checked and admitted like a client's
+   * REQUEST, but never re-dispatched by the router (its owner decides about another attempt).
+   */
+  owned(sink: ReplySink, request: OwnedCallRequest): Call {
+    const { calls } = this.context;
+    const call = calls.received(sink, { id: 0, method: request.method }, request.args, 0, request.timeoutMs);
+    call.task = request.task;
+    if (this.context.isStopping()) {
+      calls.finished(call, new ShuttingDownError("the router is stopping"));
+      return call;
+    }
+    const timeoutMs = request.timeoutMs;
+    if (timeoutMs !== undefined) call.timer = this.context.deadlines.add(timeoutMs, () => this.timedOut(call, timeoutMs));
+    this.context.dispatcher.admit(call);
+    return call;
+  }
+
+  /** Its owner gives up on an owned call: it leaves the queue, or its dealer gets CANCEL. */
+  abandonOwned(call: Call): void {
+    if (this.context.calls.can(call, "finished") && call.state !== "done") {
+      this.context.calls.finished(call, new CancelledError("the task was revoked"));
+    }
   }
 
   private credit(client: ClientSession, id: number, n: number): void {
@@ -204,9 +248,13 @@ export class Inbound {
       case "CHUNK":
       case "END":
         return this.reply(dealer, message.header.id, message);
+      case "PROGRESS": {
+        // Only for an attempt of a task that is still running; anything else is dropped.
+        const call = dealer.inFlight.get(message.header.id);
+        if (call?.state === "running" && call.task !== undefined) call.sink.progress?.(call, message.header.value);
+        return;
+      }
       default:
-        // SUBMIT, TASK and PROGRESS (docs/PROTOCOL.md §15) are decoded but not served by this
-        // router yet: from a dealer they are dropped (from a client: NOT_REGISTERED, above).
         return;
     }
   }

@@ -56,6 +56,11 @@ export class TaskManager {
   private readonly random: () => number;
   private readonly windows = new Map<string, MethodWindow>();
   private readonly attempts = new Map<string, Attempt>();
+  /**
+   * Methods that may have queued tasks. Capacity news for any other method (every reply of a
+   * plain call brings some) costs one set lookup.
+   */
+  private readonly withQueued = new Set<string>();
   /** Attempts per method whose markRunning is not committed yet: they hold a slot already. */
   private readonly starting = new Map<string, number>();
   private wakeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -76,10 +81,10 @@ export class TaskManager {
 
   /**
    * Takes over the store: attempts that were running when the router last stopped were cut off
-   * (they count as lost and are retried, or fail), then due work starts.
+   * (they count as lost and are retried, or fail), then due work starts. Returns what the store
+   * holds, in words ("3 queued, 10 succeeded").
    */
-  async start(): Promise<void> {
-    const now = this.now();
+  async start(): Promise<string> {
     for (const task of this.store.running()) {
       const error: WireError = { code: "DEALER_LOST", message: "the router restarted while the attempt ran" };
       await this.afterFailure(task, task.attempts, error, true);
@@ -88,8 +93,11 @@ export class TaskManager {
     this.purgeTimer.unref?.();
     await this.purge();
     await this.tick();
-    for (const method of this.store.queuedMethods()) this.pump(method);
-    this.log.info(`tasks: ${describeCounts(this.store.counts())} (at ${new Date(now).toISOString()})`);
+    for (const method of this.store.queuedMethods()) {
+      this.withQueued.add(method);
+      this.pump(method);
+    }
+    return describeCounts(this.store.counts());
   }
 
   /** Stops timers; running attempts stay `running` in the store and are retried after a restart. */
@@ -119,6 +127,7 @@ export class TaskManager {
     if (!created) return record;
     if (record.state === "queued") {
       this.window(method).offer(record);
+      this.withQueued.add(method);
       this.pump(method);
     } else {
       this.wakeBy(record.runAt);
@@ -199,15 +208,18 @@ export class TaskManager {
 
   /** Gives free slots of `method` the next queued tasks. */
   private pump(method: string): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.withQueued.has(method)) return;
     let free = this.host.freeSlots(method) - (this.starting.get(method) ?? 0);
     if (free <= 0) return;
-    const window = this.windows.get(method) ?? (this.host.method(method) ? this.window(method) : undefined);
-    if (!window) return;
+    const window = this.window(method);
     const now = this.now();
     while (free > 0) {
       const task = window.take();
-      if (!task) return;
+      if (!task) {
+        // Nothing queued in memory or in the store: forget the method until a task is queued.
+        this.withQueued.delete(method);
+        return;
+      }
       if (task.expiresAt !== undefined && task.expiresAt <= now) {
         void this.finish(task, "markExpired", expiredError(task));
         continue;
@@ -263,7 +275,8 @@ export class TaskManager {
   private async onError(attempt: Attempt, error: WireError, lost: boolean): Promise<void> {
     if (!this.settle(attempt)) return;
     // A router that stops cuts the attempt off like a lost dealer: it runs again after the restart.
-    const cutOff = lost || error.code === "SHUTTING_DOWN";
+    // QUEUE_FULL: the router's own call queue was full when the attempt arrived; it never ran.
+    const cutOff = lost || error.code === "SHUTTING_DOWN" || error.code === "QUEUE_FULL";
     await this.afterFailure(attempt.task, attempt.number, error, cutOff);
   }
 
@@ -327,6 +340,7 @@ export class TaskManager {
       if (!(await this.store.transition(task.id, "markQueued"))) continue;
       const queued = { ...task, state: "queued" as const };
       this.window(task.method).offer(queued);
+      this.withQueued.add(task.method);
       this.emit(task.id, "queued");
       methods.add(task.method);
     }

@@ -16,7 +16,7 @@ test("examples/quickstart.ts (the seed's quick start in TypeScript) runs as give
   expect(output).toContain("asyncEcho: Hello again");
   expect(output).toContain("add: 8");
   expect(output).toContain("stream: 0 1 2 3 4");
-  expect(output).toContain("router: mode fifo, 1 dealer(s)");
+  expect(output).toContain("router: mode fifo, 1 active service instance(s)");
   expect(output).toMatch(/methods: .*EchoService\.echo/);
 }, 30_000);
 
