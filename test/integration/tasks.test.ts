@@ -24,7 +24,7 @@ import {
   ValidationError,
   NoSuchMethodError,
 } from "../../src/index.ts";
-import { Gate } from "../fixtures/services.ts";
+import { CrashService, Gate } from "../fixtures/services.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { uniqueEndpoint, waitFor } from "../helpers/wait.ts";
 
@@ -310,5 +310,42 @@ describe("tasks on a SQLite file across a router restart", () => {
       await again.stop();
       await second.stop();
     }
+  });
+});
+
+describe("tasks and failures around them", () => {
+  const cluster = new Cluster("ipc");
+  afterEach(() => cluster.dispose());
+
+  test("a dealer killed with SIGKILL mid-task: the next attempt runs on another dealer; attempts are counted", async () => {
+    await cluster.router({ taskStore: join(dir, `lost-${++files}.db`) });
+    const child = await cluster.spawnDealer("CrashService");
+    const client = await cluster.client();
+    const task = await client.submit("CrashService.slow", ["t1"]);
+    await child.event((event) => event.event === "started" && event.tag === "t1", STEP_MS, "the attempt to start in the child");
+    expect((await client.getTask(task.id)).state).toBe("running");
+    child.kill("SIGKILL");
+    await cluster.dealer((options) => new CrashService(options));
+    expect(await client.waitTask(task.id, { timeout: 10 })).toEqual({ tag: "t1", pid: process.pid });
+    expect(await client.getTask(task.id)).toMatchObject({ state: "succeeded", attempts: 2, lostAttempts: 1 });
+  });
+
+  test("finished tasks are purged after their result TTL, continuously, and their id is then unknown", async () => {
+    await cluster.router({ taskStore: "memory", taskPurgeInterval: 0.05 });
+    await cluster.dealer((options) => new Jobs(options));
+    const client = await cluster.client();
+    const short = await client.submit("Jobs.add", [1, 2], { resultTtl: 0.2 });
+    const long = await client.submit("Jobs.add", [3, 4]);
+    expect(await client.waitTask(short.id)).toBe(3);
+    expect(await client.waitTask(long.id)).toBe(7);
+    await waitFor(
+      async () =>
+        (await client.getTask(short.id).then(
+          () => false,
+          (error) => error instanceof TaskNotFoundError,
+        )) === true,
+      { timeoutMs: STEP_MS, message: "the short-lived task to be purged" },
+    );
+    expect(await client.getTask(long.id)).toMatchObject({ state: "succeeded", result: 7 });
   });
 });
