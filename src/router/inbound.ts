@@ -72,7 +72,7 @@ export class Inbound {
       case "HELLO":
         return sessions.hello(routingId, key, session, message.header);
       case "BEAT":
-        return this.beat(message.header.token);
+        return this.beat(message.header.token, routingId);
       case "REQUEST": {
         const client = sessions.clientFor(routingId, key, session, message.kind, message.header.id);
         if (client) this.request(client, message.header, message.payload);
@@ -121,8 +121,8 @@ export class Inbound {
   }
 
   /** See DealerRegistry.beat; the dealer's own connection counts as alive too. */
-  private beat(token: string): void {
-    const dealer = this.context.registry.beat(token);
+  private beat(token: string, from: Buffer): void {
+    const dealer = this.context.registry.beat(token, from);
     if (dealer !== undefined) this.context.socket()?.noteAlive(dealer.routingId);
   }
 
@@ -205,6 +205,36 @@ export class Inbound {
     if (timeoutMs !== undefined) call.timer = this.context.deadlines.add(timeoutMs, () => this.timedOut(call, timeoutMs));
     this.context.dispatcher.admit(call);
     return call;
+  }
+
+  /**
+   * Its owner gives up on an owned call and wants it stopped for sure: CANCEL now, and if the
+   * dealer still holds it after `graceMs` (a method that ignores its signal, or one that never
+   * yields), TERMINATE to the dealer's heartbeat connection, whose thread ends the process. A
+   * dealer whose heartbeat connection has not been heard from yet is told once it is (its next
+   * BEAT), within `heartbeatTimeoutMs`; after that the router gives up with a warning.
+   */
+  terminateOwned(call: Call, graceMs: number, heartbeatTimeoutMs: number): void {
+    const dealer = call.dealer as RegisteredDealer | null;
+    this.abandonOwned(call);
+    if (dealer === null) return;
+    const routerId = call.routerId;
+    const giveUpAt = Date.now() + graceMs + heartbeatTimeoutMs;
+    const check = () => {
+      if (dealer.inFlight.get(routerId) !== call) return;
+      const to = dealer.beatRoutingId;
+      if (to === undefined) {
+        if (Date.now() < giveUpAt) setTimeout(check, 50).unref?.();
+        else
+          this.context.log.warn(
+            `dealer ${dealer.id} still runs a revoked ${call.method}, and has no heartbeat connection to terminate it through`,
+          );
+        return;
+      }
+      this.context.log.warn(`dealer ${dealer.id} did not stop ${call.method} within ${graceMs} ms of its cancel: terminating its process`);
+      this.context.outbound.terminate(to, dealer.beatToken, `${call.method} was revoked with terminate`);
+    };
+    setTimeout(check, graceMs).unref?.();
   }
 
   /** Its owner gives up on an owned call: it leaves the queue, or its dealer gets CANCEL. */

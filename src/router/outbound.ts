@@ -93,6 +93,11 @@ export class Outbound {
     this.send(routingId, encodeMessage("REQUEST", header, args));
   }
 
+  /** TERMINATE, to a dealer's heartbeat connection. */
+  terminate(routingId: Buffer, token: string, reason: string): void {
+    this.send(routingId, encodeMessage("TERMINATE", { token, reason }));
+  }
+
   cancel(routingId: Buffer, id: number): void {
     this.send(routingId, encodeMessage("CANCEL", { id }));
   }

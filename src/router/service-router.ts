@@ -215,6 +215,11 @@ export class ServiceRouter {
     this.inbound.abandonOwned(call);
   }
 
+  /** @internal See runOwned and Inbound.terminateOwned. */
+  terminateOwned(call: Call, graceMs: number): void {
+    this.inbound.terminateOwned(call, graceMs, this.config.heartbeatTimeoutMs);
+  }
+
   /** The data behind INFO topics; also handy in-process. */
   info(topic: string): unknown {
     return this.infoBuilder.topic(topic);

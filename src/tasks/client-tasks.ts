@@ -61,7 +61,7 @@ export class ClientTasks implements ClientExtension {
         client.answer(id, encodeTaskInfo(this.tasks.get(header.taskId)));
         return;
       case "revoke":
-        client.answer(id, encodeTaskInfo(await this.tasks.revoke(header.taskId)));
+        client.answer(id, encodeTaskInfo(await this.tasks.revoke(header.taskId, { terminate: header.terminate === true })));
         return;
       case "list": {
         const page = this.tasks.list({

@@ -43,7 +43,10 @@ export class RouterTaskHost implements TaskHost {
       },
       sink,
     );
-    return { cancel: () => this.router.abandonOwned(call) };
+    return {
+      cancel: () => this.router.abandonOwned(call),
+      terminate: (graceMs) => this.router.terminateOwned(call, graceMs),
+    };
   }
 
   onCapacity(listener: (method: string) => void): void {

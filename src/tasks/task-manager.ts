@@ -42,6 +42,8 @@ interface Attempt {
 
 /** Tasks looked at per turn of a timer (due, expiring, purge), so one turn stays short. */
 const BATCH = 1000;
+/** How long a revoke with terminate lets the method stop by its signal before its process is ended. */
+const TERMINATE_GRACE_MS = 1000;
 /** Largest delay a timer takes. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -149,15 +151,17 @@ export class TaskManager {
 
   /**
    * Revokes a task that has not finished: one that has not started never will; a running one has
-   * its attempt cancelled (the method's AbortSignal fires). A finished task is left as it is.
+   * its attempt cancelled (the method's AbortSignal fires), and with `terminate`, the dealer's
+   * process is ended if the method has not stopped a second later. A finished task is left as it is.
    */
-  async revoke(id: string): Promise<TaskRecord> {
+  async revoke(id: string, options: { terminate?: boolean } = {}): Promise<TaskRecord> {
     const record = this.get(id);
     if (isFinal(record.state)) return record;
     const attempt = this.attempts.get(id);
     if (attempt) {
       attempt.revoked = true;
-      attempt.handle?.cancel();
+      if (options.terminate) attempt.handle?.terminate(TERMINATE_GRACE_MS);
+      else attempt.handle?.cancel();
       this.attempts.delete(id);
     }
     const error: TaskError = { code: "CANCELLED", message: "the task was revoked" };

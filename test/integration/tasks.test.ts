@@ -349,3 +349,22 @@ describe("tasks and failures around them", () => {
     expect(await client.getTask(long.id)).toMatchObject({ state: "succeeded", result: 7 });
   });
 });
+
+describe("revoke with terminate", () => {
+  const cluster = new Cluster("tcp");
+  afterEach(() => cluster.dispose());
+
+  test("a method that never yields: its process is ended, the task ends revoked, the router serves on", { timeout: 30_000 }, async () => {
+    await cluster.router({ taskStore: "memory" });
+    const spinner = await cluster.spawnDealer("SpinService");
+    const client = await cluster.client();
+    const task = await client.submit("SpinService.spin", ["forever"]);
+    await spinner.event((event) => event.event === "started" && event.tag === "forever", STEP_MS, "the spin to start");
+    expect((await client.revokeTask(task.id, { terminate: true })).state).toBe("revoked");
+    // The grace (1 s) for its signal, then TERMINATE through its heartbeat thread: killed by a signal.
+    expect(await waitFor(spinner.exited, { timeoutMs: STEP_MS, message: "the spinning dealer's process to end" })).toBeNull();
+    expect(await client.getTask(task.id)).toMatchObject({ state: "revoked", error: { code: "CANCELLED" } });
+    await cluster.dealer((options) => new Jobs(options));
+    expect(await client.waitTask((await client.submit("Jobs.add", [2, 2])).id, { timeout: 10 })).toBe(4);
+  });
+});
