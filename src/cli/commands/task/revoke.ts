@@ -3,7 +3,10 @@ import { defineCommand } from "citty";
 import { positional, runTaskCommand, taskConnectionArgs } from "./_client.ts";
 
 const args = {
-  terminate: { type: "boolean", description: "Also stop a method that ignores its cancellation (reserved; see docs/PROTOCOL.md §15.3)" },
+  terminate: {
+    type: "boolean",
+    description: "Also stop a method that ignores its cancellation: its instance is ended (and restarted by its supervisor)",
+  },
   ...taskConnectionArgs,
 } as const;
 
