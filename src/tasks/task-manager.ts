@@ -234,6 +234,11 @@ export class TaskManager {
   }
 
   private async startAttempt(task: TaskRecord): Promise<void> {
+    if (this.attempts.has(task.id)) {
+      // Offered again after a load had already brought it in, and started: not a second attempt.
+      this.pump(task.method);
+      return;
+    }
     const attempt: Attempt = { task, number: task.attempts + 1, handle: undefined, revoked: false };
     this.attempts.set(task.id, attempt);
     this.starting.set(task.method, (this.starting.get(task.method) ?? 0) + 1);

@@ -268,4 +268,18 @@ describe("TaskManager", () => {
     expect((await manager.revoke(task.id, { terminate: true })).state).toBe("revoked");
     expect(host.attempts[0].terminatedAfterMs).toBeGreaterThan(0);
   });
+
+  test("concurrent submits: each task gets exactly one attempt, even when a load brought it in before its own offer", async () => {
+    const { host, manager } = setup({ slots: 4, windowSize: 8 });
+    await manager.start();
+    const tasks = await Promise.all(Array.from({ length: 100 }, (_, i) => manager.submit("Img.resize", encode([i]), {})));
+    for (let finished = 0; finished < 100; finished++) {
+      await waitFor(() => host.attempts.length > finished, { timeoutMs: STEP_MS, message: `attempt ${finished + 1} to start` });
+      host.finish(finished, { result: finished });
+    }
+    for (const task of tasks) await stateOf(manager, task.id, "succeeded");
+    const started = host.attempts.map((a) => a.request.taskId);
+    expect(new Set(started).size).toBe(100);
+    expect(started.length).toBe(100);
+  });
 });
