@@ -125,3 +125,26 @@ describe("voidrail task", () => {
     expectOneLineError(result, /^voidrail: cannot start the router: broken\.db is not a usable task store: /);
   }, 60_000);
 });
+
+describe("voidrail task revoke --terminate", () => {
+  test("a method that never yields under `voidrail dealer --instances 2`: its instance is ended and replaced, the task ends revoked", async () => {
+    const cwd = mkdtempSync(join(dir, "run-"));
+    const port = await freePort();
+    const p = ["--port", String(port)];
+    await startRouter(cwd, port);
+    const dealer = spawnCli(["dealer", "--module", join(REPO_ROOT, "test/fixtures/spin-services.ts"), "--instances", "2", ...p]);
+    await dealer.waitForOutput(/registered as SpinService-\d+/, { timeoutMs: 30_000, count: 2 });
+    const id = (await runCliOk(["task", "submit", "SpinService.spin", ...p])).trim();
+    await waitFor(async () => JSON.parse(await runCliOk(["task", "status", id, ...p])).state === "running", {
+      timeoutMs: 20_000,
+      message: "the spin task to be running",
+    });
+    expect(JSON.parse(await runCliOk(["task", "revoke", id, "--terminate", ...p])).state).toBe("revoked");
+    // The supervisor says the instance died by a signal and starts another: three registrations in all.
+    await dealer.waitForOutput(/registered as SpinService-\d+/, { timeoutMs: 30_000, count: 3 });
+    expect(dealer.output).toMatch(/SpinService-\d+ \(pid \d+\) (exited|was killed)/);
+    expect(JSON.parse(await runCliOk(["task", "status", id, ...p]))).toMatchObject({ state: "revoked", error: { code: "CANCELLED" } });
+    const clusters = JSON.parse(await runCliOk(["client", "--clusters", ...p]));
+    expect(clusters).toHaveLength(2);
+  }, 120_000);
+});

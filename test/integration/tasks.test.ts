@@ -208,6 +208,18 @@ for (const store of ["memory", "sqlite"] as const) {
       expect(Date.parse(record.startedAt!)).toBeGreaterThanOrEqual(Date.parse(task.runAt));
     });
 
+    test("eta (a Date or an ISO string) holds a task until then", async () => {
+      const { client } = await setup();
+      const at = new Date(Date.now() + 300);
+      const byDate = await client.submit("Jobs.add", [2, 2], { eta: at });
+      const byText = await client.submit("Jobs.add", [3, 3], { eta: at.toISOString() });
+      expect([byDate.state, byText.state]).toEqual(["scheduled", "scheduled"]);
+      expect(Date.parse(byDate.runAt)).toBe(at.getTime());
+      expect(await client.waitTask(byDate.id, { timeout: 10 })).toBe(4);
+      expect(await client.waitTask(byText.id, { timeout: 10 })).toBe(6);
+      expect(Date.parse((await client.getTask(byText.id)).startedAt!)).toBeGreaterThanOrEqual(at.getTime());
+    });
+
     test("expires ends a task that could not start in time; timeLimit cancels a slow attempt with TimeoutError", async () => {
       const { client } = await setup(1);
       await client.submit("Jobs.hold", ["blocker"]);
