@@ -5,6 +5,7 @@
  * with one line and exit 78.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { waitFor } from "../helpers/wait.ts";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
