@@ -678,8 +678,8 @@ class VoidRailClient:
     def _cancel(self, request_id):
         try:
             self._send("CANCEL", {"id": request_id})
-        except VoidRailError:
-            pass  # nothing to cancel on a connection that is gone
+        except (VoidRailError, zmq.ZMQError):
+            pass  # nothing to cancel on a connection that is gone (or a client already closed)
 
     @staticmethod
     def _unexpected(kind, request_id):

@@ -390,11 +390,11 @@ describe("Python client (pyzmq) background tasks (protocol revision 2)", () => {
     expect(field(got, "result")).toMatchObject({ id, state: "succeeded", progress: { current: 1, total: 1 }, result: { done: 1 } });
   });
 
-  test("a countdown task is scheduled in milliseconds from seconds; revoking it ends it revoked, and it never runs", async () => {
+  test("countdown and expires go from seconds to milliseconds; revoking a scheduled task ends it revoked, and it never runs", async () => {
     const address = await start();
     const result = await pythonClient(
       address,
-      ...["--submit", "ProgressService.steps", "1", "--countdown", "3600"],
+      ...["--submit", "ProgressService.steps", "1", "--countdown", "3600", "--expires", "7200.5"],
       ...["--get-task", "last", "--revoke-task", "last", "--wait-task", "last", "--watch-task", "last"],
       ...["--list-tasks", "--state", "revoked"],
     );
@@ -404,8 +404,10 @@ describe("Python client (pyzmq) background tasks (protocol revision 2)", () => {
     expect(submitted).toMatchObject({ op: "submit", state: "scheduled" });
     const scheduled = field(got, "result");
     expect(scheduled).toMatchObject({ id, state: "scheduled", attempts: 0 });
-    // 3600 s on the command line is 3 600 000 ms on the wire.
-    expect(Date.parse(scheduled.runAt as string) - Date.parse(scheduled.createdAt as string)).toBe(3_600_000);
+    // 3600 s on the command line is 3 600 000 ms on the wire; fractions of a second are kept.
+    const created = Date.parse(scheduled.createdAt as string);
+    expect(Date.parse(scheduled.runAt as string) - created).toBe(3_600_000);
+    expect(Date.parse(scheduled.expiresAt as string) - created).toBe(7_200_500);
     expect(field(revoked, "result")).toMatchObject({ id, state: "revoked", attempts: 0, error: { code: "CANCELLED" } });
     expect(waited).toMatchObject({ op: "wait_task", task: id, error: { code: "CANCELLED", class: "CancelledError" } });
     expect(event).toMatchObject({ op: "watch_task", task: id, event: { state: "revoked" } });
