@@ -7,6 +7,7 @@ import * as v from "valibot";
 import { ApiKeyOption, booleanFromEnv, checkOptions, EndpointOption, listFromEnv, SecondsOption, secondsFromEnv } from "../options.ts";
 import { RouterMode, ValidationError } from "../protocol/index.ts";
 import { createLogger, type Logger } from "../util/log.ts";
+import { connectionTimings } from "./connection-timings.ts";
 
 /** Options of a ServiceRouter. Times are in seconds, as in the Python seed. */
 export interface ServiceRouterOptions {
@@ -58,9 +59,12 @@ const OptionsSchema = v.object({
 export interface RouterConfig {
   readonly address: string;
   readonly mode: RouterMode;
+  /** From `heartbeatTimeout` (see connection-timings.ts). */
   readonly heartbeatTimeoutMs: number;
-  /** A few PINGs per timeout, so one lost PONG is not a death sentence; capped to keep traffic low. */
   readonly heartbeatIntervalMs: number;
+  readonly handshakeIntervalMs: number;
+  /** When client keys are required: time from the ZMTP handshake to a welcomed HELLO (or a valid BEAT). */
+  readonly helloTimeoutMs: number;
   readonly dealerApiKeys: readonly string[];
   readonly clientApiKeys: readonly string[];
   readonly requireDealerAuth: boolean;
@@ -92,13 +96,15 @@ export function resolveRouterConfig(options: ServiceRouterOptions, env: Record<s
     throw new ValidationError("requireAuth is on but no dealer or client API keys are configured");
   }
   const heartbeatTimeout = options.heartbeatTimeout ?? secondsFromEnv(env.VOIDRAIL_HEARTBEAT_TIMEOUT) ?? 30;
-  const heartbeatTimeoutMs = Math.round(heartbeatTimeout * 1000);
+  const timings = connectionTimings(heartbeatTimeout);
   const defaultTimeout = options.defaultTimeout ?? 0;
   return {
     address: options.address ?? "tcp://127.0.0.1:5555",
     mode: options.routerMode ?? RouterMode.FIFO,
-    heartbeatTimeoutMs,
-    heartbeatIntervalMs: Math.max(20, Math.min(2000, Math.round(heartbeatTimeoutMs / 4))),
+    heartbeatTimeoutMs: timings.heartbeatTimeoutMs,
+    heartbeatIntervalMs: timings.heartbeatIntervalMs,
+    handshakeIntervalMs: timings.handshakeIntervalMs,
+    helloTimeoutMs: timings.helloTimeoutMs,
     dealerApiKeys,
     clientApiKeys,
     requireDealerAuth: requireAuth && dealerApiKeys.length > 0,

@@ -25,12 +25,13 @@ import type { Router } from "../zmtp/index.ts";
 import type { Call, CallTable, ReplySink } from "./calls.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import type { ClientExtension, OwnedCallRequest } from "./extension.ts";
+import type { HelloDeadline } from "./hello-deadline.ts";
 import type { RouterInfoBuilder } from "./info.ts";
 import type { OutboundPort } from "./outbound.ts";
 import { type DealerRegistry, noSuchMethod, type RegisteredDealer } from "./registry.ts";
 import { type ClientSession, describePeer, type Sessions } from "./sessions.ts";
 
-/** Messages that only a registered dealer may send, and the task kinds this router does not serve yet. */
+/** Messages that only a registered dealer may send. */
 type DealerMessage = Exclude<RouterMessage, { kind: "HELLO" | "BEAT" | "REQUEST" | "INFO" | "CANCEL" | "CREDIT" | "SUBMIT" | "TASK" }>;
 
 export interface InboundContext {
@@ -49,14 +50,31 @@ export interface InboundContext {
   socket(): Router | null;
   /** The layer above that serves SUBMIT and TASK, if one is attached. */
   extension(): ClientExtension | undefined;
+  /** The running socket's HELLO deadline (only when client keys are required). */
+  hello(): HelloDeadline | null;
 }
 
 export class Inbound {
-  constructor(private readonly context: InboundContext) {}
+  // The context's parts as own fields: every message reads several of them.
+  private readonly sessions: Sessions;
+  private readonly registry: DealerRegistry;
+  private readonly dispatcher: Dispatcher;
+  private readonly calls: CallTable;
+  private readonly outbound: OutboundPort;
+  private readonly log: Logger;
+
+  constructor(private readonly context: InboundContext) {
+    this.sessions = context.sessions;
+    this.registry = context.registry;
+    this.dispatcher = context.dispatcher;
+    this.calls = context.calls;
+    this.outbound = context.outbound;
+    this.log = context.log;
+  }
 
   /** One message as the ROUTER socket delivers it: the sender's routing id, then the frames. */
   message(frames: Buffer[]): void {
-    const { sessions, registry, outbound, log } = this.context;
+    const { sessions, registry, outbound, log } = this;
     const routingId = frames[0];
     const key = this.context.socket()?.routingKey(routingId) ?? routingId.toString("latin1");
     const session = sessions.get(key);
@@ -72,7 +90,7 @@ export class Inbound {
       case "HELLO":
         return sessions.hello(routingId, key, session, message.header);
       case "BEAT":
-        return this.beat(message.header.token, routingId);
+        return this.beat(key, message.header.token, routingId);
       case "REQUEST": {
         const client = sessions.clientFor(routingId, key, session, message.kind, message.header.id);
         if (client) this.request(client, message.header, message.payload);
@@ -120,16 +138,22 @@ export class Inbound {
     }
   }
 
-  /** See DealerRegistry.beat; the dealer's own connection counts as alive too. */
-  private beat(token: string, from: Buffer): void {
-    const dealer = this.context.registry.beat(token, from);
-    if (dealer !== undefined) this.context.socket()?.noteAlive(dealer.routingId);
+  /**
+   * See DealerRegistry.beat; the dealer's own connection counts as alive too, and a BEAT with a
+   * known token is how a heartbeat connection meets the HELLO deadline. Its routing id is where a
+   * TERMINATE for that dealer goes.
+   */
+  private beat(key: string, token: string, from: Buffer): void {
+    const dealer = this.registry.beat(token, from);
+    if (dealer === undefined) return;
+    this.context.hello()?.met(key);
+    this.context.socket()?.noteAlive(dealer.routingId);
   }
 
   // ---- from clients ----
 
   private request(client: ClientSession, header: ClientRequestHeader, args: Uint8Array): void {
-    const { calls, outbound } = this.context;
+    const { calls, outbound } = this;
     if (client.outstanding.has(header.id)) {
       outbound.protocolError(
         client.routingId,
@@ -145,7 +169,7 @@ export class Inbound {
     const call = calls.received(client, header, args, this.context.maxRedispatch, timeoutMs);
     client.outstanding.set(header.id, call);
     if (this.context.isStopping()) return calls.finished(call, new ShuttingDownError("the router is stopping"));
-    const dealers = this.context.registry.offering(method);
+    const dealers = this.registry.offering(method);
     if (!dealers || dealers.size === 0) {
       if (!call.waitForDealer) return calls.finished(call, noSuchMethod(method));
     } else {
@@ -163,12 +187,12 @@ export class Inbound {
       }
     }
     if (timeoutMs !== undefined) call.timer = this.context.deadlines.add(timeoutMs, () => this.timedOut(call, timeoutMs));
-    this.context.dispatcher.admit(call);
+    this.dispatcher.admit(call);
   }
 
   private info(client: ClientSession, id: number, topic: string): void {
     if (client.outstanding.has(id)) {
-      this.context.outbound.protocolError(
+      this.outbound.protocolError(
         client.routingId,
         describePeer(client.routingId, { role: "client", client }),
         ProtocolFailure.DUPLICATE_ID,
@@ -177,7 +201,7 @@ export class Inbound {
       );
       return;
     }
-    this.context.outbound.infoResult(client.routingId, id, this.context.info.topic(topic));
+    this.outbound.infoResult(client.routingId, id, this.context.info.topic(topic));
   }
 
   private cancel(client: ClientSession, id: number): void {
@@ -186,7 +210,7 @@ export class Inbound {
       this.context.extension()?.cancel(client, id);
       return;
     }
-    this.context.calls.finished(call, new CancelledError("cancelled by the client"));
+    this.calls.finished(call, new CancelledError("cancelled by the client"));
   }
 
   /**
@@ -251,13 +275,13 @@ export class Inbound {
       call.credit = Math.min(2_147_483_647, call.credit + n);
       return;
     }
-    if (call.state === "running" && call.dealer) this.context.outbound.credit(call.dealer.routingId, call.routerId, n);
+    if (call.state === "running" && call.dealer) this.outbound.credit(call.dealer.routingId, call.routerId, n);
   }
 
   private timedOut(call: Call, timeoutMs: number): void {
     call.timer = undefined;
     if (call.state !== "queued" && call.state !== "running") return;
-    this.context.calls.finished(call, new TimeoutError(`${call.method} did not finish within ${timeoutMs} ms`, { data: { timeoutMs } }));
+    this.calls.finished(call, new TimeoutError(`${call.method} did not finish within ${timeoutMs} ms`, { data: { timeoutMs } }));
   }
 
   // ---- from dealers ----
@@ -265,12 +289,12 @@ export class Inbound {
   private fromDealer(key: string, dealer: RegisteredDealer, message: DealerMessage): void {
     switch (message.kind) {
       case "DRAIN":
-        return this.context.registry.drain(dealer);
+        return this.registry.drain(dealer);
       case "BYE":
-        return this.context.sessions.unregistered(key, dealer);
+        return this.sessions.unregistered(key, dealer);
       case "ERROR":
         if (message.header.id === undefined) {
-          this.context.log.warn(`dealer ${dealer.id} reported: ${message.header.message}`);
+          this.log.warn(`dealer ${dealer.id} reported: ${message.header.message}`);
           return;
         }
         return this.reply(dealer, message.header.id, message);
@@ -294,12 +318,12 @@ export class Inbound {
     routerId: number,
     message: Extract<DealerMessage, { kind: "RESULT" | "CHUNK" | "END" | "ERROR" }>,
   ): void {
-    const { calls } = this.context;
+    const { calls } = this;
     const call = dealer.inFlight.get(routerId);
     if (!call) {
       // Not a call this dealer holds: a reply sent before a reconnection, or a spoof. (A late
       // reply after a cancel is still held: the slot stays taken until it comes.)
-      this.context.log.warn(`dropped a ${message.kind} from dealer ${dealer.id} for request ${routerId}, which it does not hold`);
+      this.log.warn(`dropped a ${message.kind} from dealer ${dealer.id} for request ${routerId}, which it does not hold`);
       return;
     }
     if (
@@ -311,8 +335,8 @@ export class Inbound {
     ) {
       // A draining dealer refused a request that crossed its DRAIN: it never ran, so it waits for
       // another dealer in its old place in line, without using one of its redispatches.
-      this.context.log.info(`dealer ${dealer.id} is draining and did not start ${call.method}; it goes to another dealer`);
-      return this.context.dispatcher.requeue(call);
+      this.log.info(`dealer ${dealer.id} is draining and did not start ${call.method}; it goes to another dealer`);
+      return this.dispatcher.requeue(call);
     }
     if (message.kind === "CHUNK") {
       if (call.state !== "running") return;
@@ -324,13 +348,13 @@ export class Inbound {
     else dealer.succeeded++;
     if (call.state === "running") calls.completed(call, message);
     else calls.released(call);
-    this.context.dispatcher.serveDealer(dealer);
+    this.dispatcher.serveDealer(dealer);
   }
 
   private brokeProtocol(dealer: RegisteredDealer, call: Call, reason: string, text: string): void {
-    this.context.log.warn(`dealer ${dealer.id} broke the protocol: ${text}; the request fails`);
-    this.context.outbound.error(dealer.routingId, undefined, errorToWire(new ProtocolError(text, { data: { reason } })));
-    this.context.calls.finished(call, new ProtocolError(`dealer ${dealer.id}: ${text}`, { data: { reason } }));
+    this.log.warn(`dealer ${dealer.id} broke the protocol: ${text}; the request fails`);
+    this.outbound.error(dealer.routingId, undefined, errorToWire(new ProtocolError(text, { data: { reason } })));
+    this.calls.finished(call, new ProtocolError(`dealer ${dealer.id}: ${text}`, { data: { reason } }));
   }
 }
 

@@ -15,6 +15,7 @@ import { type Call, CallTable, type ReplySink } from "./calls.ts";
 import type { ClientExtension, OwnedCallRequest } from "./extension.ts";
 import { resolveRouterConfig, type RouterConfig, type ServiceRouterOptions } from "./config.ts";
 import { Dispatcher, strategyFor } from "./dispatch.ts";
+import { HelloDeadline } from "./hello-deadline.ts";
 import { RouterEvents } from "./events.ts";
 import { Inbound } from "./inbound.ts";
 import { RouterInfoBuilder } from "./info.ts";
@@ -52,6 +53,8 @@ export class ServiceRouter {
   private readonly infoBuilder: RouterInfoBuilder;
   private readonly deadlines = new Deadlines();
   private socket: Router | null = null;
+  /** Set while running with client keys required: each new connection must HELLO in time. */
+  private hello: HelloDeadline | null = null;
   private boundAddress = "";
   private startedAt = 0;
   private stopping = false;
@@ -66,6 +69,7 @@ export class ServiceRouter {
     const log = (this.log = config.logger);
     const isStopping = () => this.stopping;
     const extension = () => this.extension;
+    const hello = () => this.hello;
     this.events = new RouterEvents((name, error) => log.error(`a ${name} listener failed: ${(error as Error)?.stack ?? error}`));
     this.outbound = new Outbound(log);
     this.queues = new Queues<Call>(config.maxQueueLength, config.queueLimits);
@@ -89,6 +93,7 @@ export class ServiceRouter {
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       isStopping,
       extension,
+      hello,
     });
     this.infoBuilder = new RouterInfoBuilder({
       registry: this.registry,
@@ -114,6 +119,7 @@ export class ServiceRouter {
       isStopping,
       socket: () => this.socket,
       extension,
+      hello,
     });
   }
 
@@ -124,11 +130,11 @@ export class ServiceRouter {
 
   async start(): Promise<void> {
     if (this.socket) return;
-    const { heartbeatIntervalMs, heartbeatTimeoutMs } = this.config;
+    const { heartbeatIntervalMs, heartbeatTimeoutMs, handshakeIntervalMs } = this.config;
     const socket = new Router({
       heartbeatInterval: heartbeatIntervalMs,
       heartbeatTimeout: heartbeatTimeoutMs,
-      handshakeInterval: Math.max(1000, Math.min(30_000, heartbeatTimeoutMs)),
+      handshakeInterval: handshakeIntervalMs,
       // Replies to a peer that left are dropped silently: its state is already gone.
       mandatory: false,
       // Without a bound, one peer announcing a huge frame would make the router allocate it.
@@ -138,6 +144,13 @@ export class ServiceRouter {
       logger: { warn: (message) => this.log.warn(message) },
     });
     socket.events.on("disconnect", ({ routingId, error }) => this.sessions.gone(routingId, error?.message));
+    // Without client keys a connection may stay silent at the VoidRail level (HELLO is optional
+    // then); with them, one that never authenticates must not hold its socket forever.
+    if (this.requireClientAuth) {
+      const hello = new HelloDeadline(socket, this.config.helloTimeoutMs);
+      socket.events.on("handshake", ({ routingId }) => hello.start(routingId));
+      this.hello = hello;
+    }
     await socket.bind(this.config.address);
     this.socket = socket;
     this.outbound.attach(socket);
@@ -171,6 +184,8 @@ export class ServiceRouter {
     await new Promise((r) => setImmediate(r));
     this.sessions.clear();
     this.deadlines.clear();
+    this.hello?.clear();
+    this.hello = null;
     socket.close();
     this.socket = null;
     this.outbound.attach(null);

@@ -19,6 +19,7 @@ import type { Logger } from "../util/log.ts";
 import { type Authenticator, authError } from "./auth.ts";
 import type { Call, CallTable, ReplySink } from "./calls.ts";
 import type { Dispatcher } from "./dispatch.ts";
+import type { HelloDeadline } from "./hello-deadline.ts";
 import type { OutboundPort } from "./outbound.ts";
 import type { ClientAnswers, ClientExtension } from "./extension.ts";
 import type { DealerRegistry, RegisteredDealer } from "./registry.ts";
@@ -92,6 +93,8 @@ export interface SessionsContext {
   isStopping(): boolean;
   /** The layer above that serves SUBMIT and TASK, if one is attached. */
   extension(): ClientExtension | undefined;
+  /** The running socket's HELLO deadline (only when client keys are required). */
+  hello(): HelloDeadline | null;
 }
 
 export class Sessions {
@@ -137,6 +140,7 @@ export class Sessions {
       }
       const client = session?.role === "client" ? session.client : new ClientSession(routingId, outbound);
       client.authenticated = true;
+      this.context.hello()?.met(key);
       this.byKey.set(key, { role: "client", client });
       outbound.welcome(routingId, { role: "client", ...welcome });
       return;
@@ -156,6 +160,7 @@ export class Sessions {
       return;
     }
     const dealer = this.context.registry.register(routingId, hello);
+    this.context.hello()?.met(key);
     this.byKey.set(key, { role: "dealer", dealer });
     outbound.welcome(routingId, { role: "dealer", dealerId: dealer.id, beatToken: dealer.beatToken, ...welcome });
     this.context.dispatcher.serveDealer(dealer);
@@ -193,6 +198,7 @@ export class Sessions {
   /** The connection is gone: a client's calls are abandoned, a dealer's registration ends. */
   gone(routingId: Buffer, why: string | undefined): void {
     const key = routingId.toString("latin1");
+    this.context.hello()?.met(key);
     const session = this.byKey.get(key);
     if (!session) return;
     this.byKey.delete(key);

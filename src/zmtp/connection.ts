@@ -209,9 +209,12 @@ export class Connection {
     this.owner.onClose(this, reason, wasReady);
   }
 
-  private fail(reason: ZmtpError): void {
+  /**
+   * Closes the connection for `reason`, telling the peer why with a ZMTP ERROR command where the
+   * protocol allows it (after greetings), then writing what is queued.
+   */
+  fail(reason: ZmtpError): void {
     if (this.state === State.Closed) return;
-    // Tell the peer why where the protocol allows it (after greetings), then close.
     if (this.state !== State.Greeting && reason.code !== ZmtpErrorCode.CONNECTION_RESET) {
       this.appendFrame(encodeErrorCommand(reason.message), FrameFlag.COMMAND);
     }
@@ -293,9 +296,8 @@ export class Connection {
     this.session = null;
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = undefined;
-    if (this.options.heartbeatIntervalMs > 0 && this.peerMinorVersion >= 1) {
-      this.startHeartbeatTimer(this.options.heartbeatIntervalMs);
-    }
+    // ZMTP 3.0 peers get the timer too, for the silence rule in onHeartbeatTick.
+    if (this.options.heartbeatIntervalMs > 0) this.startHeartbeatTimer(this.options.heartbeatIntervalMs);
     this.owner.onReady(this);
   }
 
@@ -332,8 +334,21 @@ export class Connection {
       this.fail(new ZmtpProtocolError(`peer silent for ${silentMs} ms, past the TTL it asked for`, ZmtpErrorCode.HANDSHAKE_TIMEOUT));
       return;
     }
-    if (this.options.heartbeatIntervalMs <= 0 || this.peerMinorVersion < 1) return;
+    if (this.options.heartbeatIntervalMs <= 0) return;
     const timeoutMs = this.options.heartbeatTimeoutMs > 0 ? this.options.heartbeatTimeoutMs : this.options.heartbeatIntervalMs;
+    if (this.peerMinorVersion < 1) {
+      // ZMTP 3.0 has no PING to ask with, so silence alone decides. Without this rule a 3.0 peer
+      // that stopped sending (mid-frame included) held its connection open forever.
+      if (silentMs >= timeoutMs) {
+        this.fail(
+          new ZmtpProtocolError(
+            `heartbeat timeout: ZMTP 3.0 peer (no PING) silent for ${silentMs} ms, past ${timeoutMs} ms`,
+            ZmtpErrorCode.HANDSHAKE_TIMEOUT,
+          ),
+        );
+      }
+      return;
+    }
     // The oldest unanswered PING went out `unansweredPings` ticks ago. Counting ticks rather than
     // the silence keeps the deadline at heartbeatTimeout after that PING: the silence also spans
     // the wait for the first PING, and testing it against timeout + interval dropped a frozen

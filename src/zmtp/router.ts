@@ -97,6 +97,26 @@ export class Router extends Socket {
   }
 
   /**
+   * Messages received from the peer with this routing id that no receive() has taken yet (0 for
+   * an unknown peer). An application that gives peers a deadline to say something checks this
+   * before closing one: what the peer said may be waiting behind other peers' messages.
+   */
+  unreadFrom(routingId: Uint8Array | string): number {
+    return this.byRoutingKey.get(keyOf(routingId))?.inbox.length ?? 0;
+  }
+
+  /**
+   * Closes the connection of the peer with this routing id, for `reason`: the peer gets it in a
+   * ZMTP ERROR command, the socket logs it and emits `disconnect` with it. Returns whether such a
+   * peer was connected.
+   */
+  closePeer(routingId: Uint8Array | string, reason: ZmtpError): boolean {
+    const peer = this.byRoutingKey.get(keyOf(routingId));
+    peer?.connection.fail(reason);
+    return peer !== undefined;
+  }
+
+  /**
    * Sends `[routingId, ...frames]` to the peer with that id. Resolves once queued for it.
    * Unknown id: resolves (dropped) or, with `mandatory`, rejects with EHOSTUNREACH.
    */

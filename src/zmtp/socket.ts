@@ -42,7 +42,10 @@ export interface SocketOptions {
   handshakeInterval?: number;
   /** Send a PING this often [ZMQ_HEARTBEAT_IVL]. 0 = off. Default 0. */
   heartbeatInterval?: number;
-  /** Close a connection silent this long after a PING [ZMQ_HEARTBEAT_TIMEOUT]. Default: heartbeatInterval. */
+  /**
+   * Close a connection silent this long after a PING [ZMQ_HEARTBEAT_TIMEOUT]. A ZMTP 3.0 peer,
+   * which has no PING to answer, is closed once silent this long. Default: heartbeatInterval.
+   */
   heartbeatTimeout?: number;
   /** TTL announced in our PINGs: the peer closes if it hears nothing for this long [ZMQ_HEARTBEAT_TTL]. Default 0. */
   heartbeatTimeToLive?: number;

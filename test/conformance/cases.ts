@@ -386,7 +386,7 @@ const routerCases: ConformanceCase[] = [
     assertFrames(await peerReceive(peer, b, "its reply"), ["to b"], "anonymous dealer b");
   }),
   ...perTransport(
-    "libzmq Dealer heartbeats (100/300 ms) keep an idle connection to our Router up for 1.5 s",
+    "libzmq Dealer heartbeats (200/800 ms) keep an idle connection to our Router up for 2 s",
     (ctx) => heartbeatCase(ctx, "router"),
     {
       timeoutMs: 20_000,
@@ -495,7 +495,7 @@ const dealerCases: ConformanceCase[] = [
     { timeoutMs: 20_000 },
   ),
   ...perTransport(
-    "libzmq Router heartbeats (100/300 ms) keep an idle connection from our Dealer up for 1.5 s",
+    "libzmq Router heartbeats (200/800 ms) keep an idle connection from our Dealer up for 2 s",
     (ctx) => heartbeatCase(ctx, "dealer"),
     {
       timeoutMs: 20_000,
@@ -509,19 +509,21 @@ const dealerCases: ConformanceCase[] = [
 ];
 
 /**
- * libzmq heartbeats on an idle connection: libzmq PINGs every 100 ms and drops the
- * connection if nothing comes back within 300 ms, so this only stays up if we answer
- * PINGs with PONGs. Watches both ends for 1.5 s, then checks traffic still flows.
+ * libzmq heartbeats on an idle connection: libzmq PINGs every 200 ms and drops the
+ * connection if nothing comes back within 800 ms, so this only stays up if we answer
+ * PINGs with PONGs. Watches both ends for 2 s (a side that answers no PING is gone within
+ * 1 s), then checks traffic still flows. (At 100/300 ms, a pause of this process longer than
+ * 300 ms on a loaded machine could be enough for libzmq to drop a connection we do answer.)
  */
 async function heartbeatCase(
   ctx: CaseContext,
   ours: "router" | "dealer",
   opts: { idleMs?: number; heartbeatTimeToLive?: number } = {},
 ): Promise<void> {
-  const IDLE_MS = opts.idleMs ?? 1500;
-  const hb: Record<string, number> = { heartbeatInterval: 100, heartbeatTimeout: 300 };
+  const IDLE_MS = opts.idleMs ?? 2000;
+  const hb: Record<string, number> = { heartbeatInterval: 200, heartbeatTimeout: 800 };
   if (opts.heartbeatTimeToLive !== undefined) hb.heartbeatTimeToLive = opts.heartbeatTimeToLive;
-  const hbText = `heartbeatInterval 100, heartbeatTimeout 300${opts.heartbeatTimeToLive !== undefined ? `, heartbeatTimeToLive ${opts.heartbeatTimeToLive}` : ""}`;
+  const hbText = `heartbeatInterval 200, heartbeatTimeout 800${opts.heartbeatTimeToLive !== undefined ? `, heartbeatTimeToLive ${opts.heartbeatTimeToLive}` : ""}`;
   let peer: LibzmqPeer;
   let libzmqSock: string;
   let our: OurSocket;

@@ -131,7 +131,8 @@ describe("an unreachable router", () => {
     const result = await runCli(["client", "--list", "--port", String(port), "--connect-timeout", "0.3"]);
     const elapsedMs = performance.now() - started;
     expectOneLineError(result, new RegExp(`no answer from the router at tcp://127\\.0\\.0\\.1:${port} within 0\\.3 s`));
-    expect(elapsedMs).toBeLessThan(3000);
+    // It gave up after 0.3 s, not after the default 5 s (the margin is for starting the binary on a loaded machine).
+    expect(elapsedMs).toBeLessThan(5000);
   });
 
   test("dealer: gives up after --start-timeout, once, exit 78 (one instance and --instances 3)", async () => {

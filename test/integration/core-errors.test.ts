@@ -90,8 +90,8 @@ for (const transport of TRANSPORTS) {
       expect(unknownService).toBeInstanceOf(NoSuchMethodError);
       expect((unknownService as NoSuchMethodError).data).toEqual({ method: "NoService.nothing" });
       expect(unknownMethod).toBeInstanceOf(NoSuchMethodError);
-      // "At once": nowhere near the 20 s call timeout.
-      expect(elapsedMs).toBeLessThan(2_000);
+      // "At once": nowhere near the 20 s call timeout (the bound is half of it, for a loaded machine).
+      expect(elapsedMs).toBeLessThan(10_000);
     });
 
     test("a malformed method name is a ValidationError on `method` before anything is sent; the router sees nothing", async () => {

@@ -4,11 +4,12 @@
  * connection is a raw ZMTP peer that never answers PING, so nothing else can keep it alive.
  */
 import { afterEach, expect, test } from "bun:test";
-import { ClientDealer, ServiceRouter, silentLogger } from "../../src/index.ts";
+import { ClientDealer, type Logger, ServiceRouter, silentLogger } from "../../src/index.ts";
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from "../../src/protocol/index.ts";
 import { Dealer } from "../../src/zmtp/index.ts";
 import { RawPeer } from "../helpers/raw-peer.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { connectionTimings } from "../../src/router/connection-timings.ts";
+import { waitFor, withinLoaded } from "../helpers/wait.ts";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -17,16 +18,20 @@ afterEach(async () => {
 
 const DEALER_KEY = "dealer-key-0123456789";
 const CLIENT_KEY = "client-key-0123456789";
+const HEARTBEAT_TIMEOUT_S = 0.4;
+const { heartbeatTimeoutMs: TIMEOUT_MS, heartbeatIntervalMs: INTERVAL_MS } = connectionTimings(HEARTBEAT_TIMEOUT_S);
 
 /**
  * A router (heartbeat timeout 0.4 s, so PINGs every 100 ms), a client, and a registered raw
  * dealer; with `auth`, the router requires keys of both.
  */
 async function silentDealer(auth = false) {
+  const warnings: string[] = [];
+  const logger: Logger = { ...silentLogger, warn: (message) => warnings.push(message) };
   const router = new ServiceRouter({
     address: "tcp://127.0.0.1:0",
-    heartbeatTimeout: 0.4,
-    logger: silentLogger,
+    heartbeatTimeout: HEARTBEAT_TIMEOUT_S,
+    logger,
     ...(auth ? { requireAuth: true, dealerApiKeys: [DEALER_KEY], clientApiKeys: [CLIENT_KEY] } : {}),
   });
   await router.start();
@@ -50,10 +55,12 @@ async function silentDealer(auth = false) {
     ...(auth ? { apiKey: DEALER_KEY } : {}),
   };
   dealer.sendMessage(encodeMessage("HELLO", hello));
+  // The last thing the dealer's own connection ever sends.
+  const helloAt = Date.now();
   const welcome = decodeMessage(await dealer.message(0, 2000, "WELCOME"), "dealer");
   if (!welcome.ok || welcome.kind !== "WELCOME") throw new Error(`expected WELCOME, got ${JSON.stringify(welcome)}`);
   expect(welcome.header.beatToken).toMatch(/^[A-Za-z0-9_-]{22,128}$/);
-  return { router, client, dealer, token: welcome.header.beatToken! };
+  return { router, client, dealer, token: welcome.header.beatToken!, helloAt, warnings };
 }
 
 /** Our Dealer as a heartbeat connection, sending BEAT with `token` every 100 ms until stopped. */
@@ -76,7 +83,7 @@ test.each([
 ])(
   "BEATs on a second connection keep a dealer whose own connection never answers PING; when they stop, it is dropped%s",
   async (_, auth) => {
-    const { router, client, dealer, token } = await silentDealer(auth);
+    const { router, client, dealer, token, helloAt, warnings } = await silentDealer(auth);
     const heartbeat = beatEvery100ms(router.address, token);
     // 15 unanswered PINGs on the dealer's own connection: 1.5 s, almost 4x the heartbeat timeout.
     await waitFor(() => dealer.commands.filter((c) => c.name === "PING").length >= 15, {
@@ -86,16 +93,23 @@ test.each([
     expect(dealer.closed).toBe(false);
     const clusters = await client.discoverClusters();
     expect(clusters.map((c) => c.service)).toEqual(["Quiet"]);
-    // lastHeartbeat follows the BEATs, not the silent connection.
-    expect(Date.now() - Date.parse(clusters[0].lastHeartbeat)).toBeLessThan(400);
+    // lastHeartbeat follows the BEATs, not the silent connection (last heard from at its HELLO,
+    // 15 PINGs ago).
+    expect(Date.parse(clusters[0].lastHeartbeat) - helloAt).toBeGreaterThanOrEqual(10 * INTERVAL_MS);
 
     heartbeat.stop();
-    const stoppedAt = Date.now();
-    await dealer.closedWithin(2000, "the router to drop the dealer once the BEATs stopped");
-    // Dropped by the ordinary rule: between the timeout and the timeout plus one interval (+ slack).
-    expect(Date.now() - stoppedAt).toBeLessThan(400 + 100 + 400);
+    await dealer.closedWithin(withinLoaded(TIMEOUT_MS + INTERVAL_MS), "the router to drop the dealer once the BEATs stopped");
+    // Dropped by the ordinary rule, measured by the router's own clock (the silence it states):
+    // between the timeout and the timeout plus one interval, plus one interval of scheduling slack.
+    const line = await waitFor(async () => warnings.some((warning) => /heartbeat timeout/.test(warning)), {
+      timeoutMs: withinLoaded(0),
+      message: "the router's line about the dropped dealer",
+    }).then(() => warnings.find((warning) => /heartbeat timeout/.test(warning))!);
+    const silentMs = Number(/peer silent for (\d+) ms/.exec(line)?.[1]);
+    expect(silentMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 20);
+    expect(silentMs).toBeLessThanOrEqual(TIMEOUT_MS + 2 * INTERVAL_MS);
     await waitFor(async () => (await client.discoverClusters()).length === 0, {
-      timeoutMs: 2000,
+      timeoutMs: withinLoaded(0),
       message: "the dealer gone from monitoring",
     });
   },
@@ -110,7 +124,7 @@ test("a BEAT with another token keeps nothing alive and gets no answer; a malfor
   await stranger.handshake({ socketType: "DEALER" });
   const timer = setInterval(() => stranger.sendMessage(encodeMessage("BEAT", { token: "A".repeat(22) })), 100);
   cleanups.push(() => clearInterval(timer));
-  await dealer.closedWithin(2000, "the router to drop the dealer despite BEATs with an unknown token");
+  await dealer.closedWithin(withinLoaded(TIMEOUT_MS + INTERVAL_MS), "the router to drop the dealer despite BEATs with an unknown token");
   expect(stranger.messages).toEqual([]);
 
   stranger.sendMessage(encodeMessage("BEAT", { token: "short" }));

@@ -21,7 +21,7 @@ describe("liveness", () => {
     expect(parts.registry.beat("not-a-token-of-anyone")).toBeUndefined();
   });
 
-  test("a dealer gone silent past the heartbeat timeout is removed: its token stops counting, its methods are gone", () => {
+  test("a dealer the socket declares dead (silent past the heartbeat timeout) is removed: its token stops counting, its methods are gone", () => {
     const parts = routerParts();
     const lost: string[] = [];
     parts.events.on("dealer.lost", ({ dealer, reason }) => lost.push(`${dealer.id} ${reason}`));

@@ -1,3 +1,4 @@
+/** `voidrail client`: calls a method, or lists services, dealers, queues and the router's state (tables on a terminal, JSON in a pipe). */
 import { defineCommand, type ParsedArgs } from "citty";
 import type { ClientDealer } from "../../index.ts";
 import { CliError, describeCodedError, isAuthFailure, refusedKeyHint, runCli } from "../errors.ts";

@@ -1,3 +1,4 @@
+/** `voidrail dealer`: starts the ServiceDealer classes of a module, in this process or as N supervised instances each. */
 import { defineCommand } from "citty";
 import { CliError, runCli } from "../errors.ts";
 import { runInProcess, runSupervised } from "../run-dealers.ts";

@@ -1,3 +1,4 @@
+/** The subcommands, each loaded only when it runs, so `voidrail --version` imports almost nothing. */
 import type { CommandDef } from "citty";
 
 // biome-ignore lint/suspicious/noExplicitAny: each subcommand has its own argument shape.

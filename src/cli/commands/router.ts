@@ -1,3 +1,4 @@
+/** `voidrail router`: runs a ServiceRouter from flags and VOIDRAIL_* variables until SIGINT/SIGTERM. */
 import { defineCommand } from "citty";
 import {
   applyLogLevel,

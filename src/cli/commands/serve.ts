@@ -1,3 +1,4 @@
+/** `voidrail serve`: a router and the dealers of a module in one command, drained together on shutdown. */
 import { defineCommand } from "citty";
 import { CliError, runCli } from "../errors.ts";
 import { type RunningDealers, runInProcess, runSupervised } from "../run-dealers.ts";
