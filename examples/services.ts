@@ -3,7 +3,7 @@
  * The module imports "voidrail": the binary provides its own copy, no install needed beside it.
  */
 import * as v from "valibot";
-import { ServiceDealer, serviceMethod } from "voidrail";
+import { type CallContext, ServiceDealer, serviceMethod } from "voidrail";
 
 export class EchoService extends ServiceDealer {
   @serviceMethod({ description: "Returns its argument" })
@@ -49,5 +49,30 @@ export class EchoService extends ServiceDealer {
       if (prime) count++;
     }
     return { n, primes: count, pid: process.pid };
+  }
+
+  @serviceMethod({ description: "Counts primes below n in ten steps, reporting progress: made for `voidrail task`", context: true })
+  async countPrimesInSteps(n: number, context: CallContext) {
+    const steps = 10;
+    let count = 0;
+    for (let step = 0; step < steps; step++) {
+      const from = Math.max(2, Math.floor((n * step) / steps));
+      const to = Math.floor((n * (step + 1)) / steps);
+      for (let candidate = from; candidate < to; candidate++) {
+        let prime = true;
+        for (let divisor = 2; divisor * divisor <= candidate; divisor++) {
+          if (candidate % divisor === 0) {
+            prime = false;
+            break;
+          }
+        }
+        if (prime) count++;
+      }
+      context.progress({ current: step + 1, total: steps });
+      // Let a revoke (context.signal) and heartbeats in between steps.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (context.signal.aborted) throw context.signal.reason;
+    }
+    return { n, primes: count, taskId: context.taskId, attempt: context.attempt };
   }
 }

@@ -3,7 +3,7 @@
  * Services are TypeScript classes (ServiceDealer + @serviceMethod); clients call them
  * (ClientDealer); ServiceRouter queues and dispatches. ZeroMQ (ZMTP 3.1) on the wire.
  */
-export { ServiceRouter, type ServiceRouterOptions } from "./router/service-router.ts";
+export { ServiceRouter, type ServiceRouterOptions } from "./tasks/task-router.ts";
 export type { CallView, DealerView, RouterEventMap, RouterEventName, RouterEvents, RouterListener } from "./router/events.ts";
 export { ApiKeyManager } from "./router/auth.ts";
 export { ServiceDealer, type ServiceDealerOptions } from "./dealer/service-dealer.ts";
@@ -29,4 +29,6 @@ export {
 } from "./protocol/index.ts";
 export type { SubmitOptions, TaskDefaults, TaskEvent, TaskInfo, TaskPage } from "./protocol/index.ts";
 export type { TaskListFilter } from "./client/task-verbs.ts";
+export { TaskStoreError, StoreFailure } from "./store/errors.ts";
+export type { TaskStoreOption } from "./tasks/open-store.ts";
 export type { ClustersInfo, DealerInfo, QueuesInfo, RouterInfo, ServicesInfo } from "./protocol/index.ts";

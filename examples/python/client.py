@@ -2,9 +2,11 @@
 """A VoidRail client in Python, written from docs/PROTOCOL.md alone, on pyzmq.
 
 It opens one DEALER socket to the router and speaks VRP1 over it: every message is the frames
-["VRP1", KIND, header JSON, payload JSON?] (PROTOCOL.md §2). It says HELLO and waits for WELCOME,
-then sends REQUEST / INFO / CREDIT / CANCEL and reads RESULT / CHUNK / END / ERROR. Calls run one
-at a time; replies for ids it no longer waits for are dropped (§6).
+["VRP1", KIND, header JSON, payload JSON?] (PROTOCOL.md §2). It says HELLO (announcing revision 2)
+and waits for WELCOME, then sends REQUEST / INFO / CREDIT / CANCEL, and SUBMIT / TASK for
+background tasks (§15) when the revision in force (WELCOME.version) is 2 or more, and reads
+RESULT / CHUNK / END / ERROR. Requests run one at a time; replies for ids it no longer waits for
+are dropped (§6).
 
     from client import VoidRailClient, VoidRailError
 
@@ -14,26 +16,48 @@ at a time; replies for ids it no longer waits for are dropped (§6).
             print(n)
         client.discover_services()                                  # INFO "services"
 
-As a script it calls what `--call` names, or without `--call` runs a small demo against a router
-that serves EchoService; it prints one JSON line per result:
+        task = client.submit("EchoService.add", 2, 3, priority=7, retries=2)  # stored: {"id", "state", ...}
+        client.get_task(task["id"])                    # state, progress, result or error, attempts, times
+        client.wait_task(task["id"], timeout=60)       # -> 5; raises the task's error, or CallTimeoutError
+        for event in client.watch_task(task["id"]):    # {"state", "progress"?, "at"} up to a final state
+            print(event)
+        client.revoke_task(task["id"])                 # not started: it never runs
+        client.list_tasks(state="failed", limit=50)    # {"tasks": [...], "cursor"?}, newest first
+
+Task options are seconds here and milliseconds on the wire. Against a router of revision 1 the
+task methods raise RevisionError (UNSUPPORTED_REVISION) and send nothing. CallTimeoutError is
+also Python's TimeoutError.
+
+As a script it runs the actions its flags name, in order, or without any runs a small demo
+against a router that serves EchoService; it prints one JSON line per result:
 
     /usr/bin/python3 examples/python/client.py tcp://127.0.0.1:5555 [--api-key KEY]
         [--call METHOD [JSON_ARG ...]] [--call METHOD --args JSON] ... [--demo]
+        [--submit METHOD [JSON_ARG ...] [--priority N --countdown S --retries N ...]]
+        [--get-task ID] [--wait-task ID [--wait-timeout S]] [--watch-task ID]
+        [--revoke-task ID] [--list-tasks [--state STATE --method METHOD --limit N]]
 
-A call's arguments are either JSON words after its method, or one `--args` after it that reads
-as `voidrail client --args` does: a JSON array is the argument list, any other JSON value the one
-argument. `--demo` runs the demo before the calls. Each call's result or error is printed as a
+A call's or submit's arguments are either JSON words after its method, or one `--args` after it
+that reads as `voidrail client --args` does: a JSON array is the argument list, any other JSON
+value the one argument. Options of an action follow it (--priority after its --submit). A task
+ID may be `last`: the task the latest --submit of this run stored. `--submit` prints the task id
+({"op": "submit", "method", "result": ID, "state"}), the task verbs print {"op", "task": ID,
+"result"} (--watch-task one "event" line per event, then "end"). `--demo` runs the demo before
+the actions. Each action's result or error ({"code", "message", "data", "class"}) is printed as a
 JSON line (an error there is an outcome to report, not a failure of the script). Exit status: 0
-on success, 1 on a VoidRail error (one line on stderr: "client.py: CODE: message ..."), 2 on a
-usage or local error.
+on success, 1 on a VoidRail error of the connection (one line on stderr: "client.py: CODE:
+message ..."), 2 on a usage or local error.
 
 Needs pyzmq (Debian: apt-get install python3-zmq). A router to try it against:
     ./node_modules/.bin/bun test/fixtures/python-target.ts   (prints its address)
 """
 
 import argparse
+import datetime
 import itertools
 import json
+import math
+import re
 import sys
 import time
 
@@ -44,8 +68,13 @@ except ImportError:  # pragma: no cover - depends on the machine
     sys.exit("client.py: pyzmq is not installed for this Python (Debian: apt-get install python3-zmq)")
 
 PROTOCOL_ID = b"VRP1"
-PROTOCOL_VERSION = 1
-PAYLOAD_KINDS = {"REQUEST", "RESULT", "CHUNK"}  # the kinds with a 4th frame (§2)
+PROTOCOL_VERSION = 2  # the revision announced in HELLO; 2 adds background tasks (§12, §15)
+TASKS_REVISION = 2  # SUBMIT and TASK only go out when the revision in force is at least this
+PAYLOAD_KINDS = {"REQUEST", "RESULT", "CHUNK"}  # the kinds with a 4th frame (§2); SUBMIT, which has one too, is only sent
+
+TASK_STATES = ("scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired")
+FINAL_TASK_STATES = frozenset(("succeeded", "failed", "revoked", "expired"))
+TASK_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")  # UUIDv7 (§15.3)
 
 
 # ---- errors (§11) ------------------------------------------------------------------------------
@@ -63,7 +92,7 @@ class VoidRailError(Exception):
 
 class NoSuchMethodError(VoidRailError): pass
 class QueueFullError(VoidRailError): pass
-class CallTimeoutError(VoidRailError): pass       # TIMEOUT (TimeoutError in TypeScript)
+class CallTimeoutError(VoidRailError, TimeoutError): pass  # TIMEOUT (TimeoutError in TypeScript); `except TimeoutError` catches it
 class CancelledError(VoidRailError): pass
 class DealerLostError(VoidRailError): pass
 class AuthError(VoidRailError): pass
@@ -72,6 +101,8 @@ class RemoteError(VoidRailError): pass
 class ProtocolError(VoidRailError): pass
 class ShuttingDownError(VoidRailError): pass
 class ConnectionLostError(VoidRailError): pass    # CONNECTION_LOST (ConnectionError in TypeScript)
+class TaskNotFoundError(VoidRailError): pass      # TASK_NOT_FOUND: no task has the id (never submitted, or purged)
+class RevisionError(VoidRailError): pass          # UNSUPPORTED_REVISION, local only: the router's revision lacks what was asked
 
 ERROR_CLASSES = {
     "NO_SUCH_METHOD": NoSuchMethodError,
@@ -85,6 +116,8 @@ ERROR_CLASSES = {
     "PROTOCOL_ERROR": ProtocolError,
     "SHUTTING_DOWN": ShuttingDownError,
     "CONNECTION_LOST": ConnectionLostError,
+    "TASK_NOT_FOUND": TaskNotFoundError,
+    "UNSUPPORTED_REVISION": RevisionError,
 }
 
 
@@ -111,6 +144,101 @@ def _reject_constant(name):
 
 def decode_json(frame):
     return json.loads(frame.decode("utf-8"), parse_constant=_reject_constant)
+
+
+# ---- task options and answers (§15) ------------------------------------------------------------
+
+MAX_SECONDS = 10 * 365 * 86_400  # the longest duration a task option takes (ten years)
+_CLIENT_TIMEOUT = object()  # a TASK op's default deadline: the client's own timeout
+
+
+def seconds_to_ms(name, value, positive=False, maximum=MAX_SECONDS, path=None):
+    """Seconds (int or float) as whole milliseconds, rounded as the TypeScript client does; ValidationError if out of range."""
+    path = path or f"options.{name}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError("VALIDATION_ERROR", f"{name} must be a number of seconds, not {value!r}"[:200], {"path": path})
+    if value < 0 or (positive and value == 0) or value > maximum:
+        low = "above 0" if positive else "at least 0"
+        raise ValidationError("VALIDATION_ERROR", f"{name} must be {low} and at most {maximum} seconds, not {value}", {"path": path})
+    return int(math.floor(value * 1000 + 0.5))
+
+
+def eta_to_ms(eta):
+    """A datetime (naive: local time, as datetime.timestamp reads it), an ISO 8601 string or epoch seconds, as epoch ms."""
+    if isinstance(eta, str):
+        try:
+            eta = datetime.datetime.fromisoformat(eta)
+        except ValueError:
+            raise ValidationError("VALIDATION_ERROR", f"eta is not an ISO 8601 time: {eta!r}"[:200], {"path": "options.eta"}) from None
+    if isinstance(eta, datetime.datetime):
+        eta = eta.timestamp()
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not math.isfinite(eta) or eta < 0:
+        raise ValidationError("VALIDATION_ERROR", "eta must be a datetime, an ISO 8601 string or epoch seconds", {"path": "options.eta"})
+    return int(math.floor(eta * 1000 + 0.5))
+
+
+def _integer(name, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError("VALIDATION_ERROR", f"{name} must be an integer from {low} to {high}, not {value!r}"[:200],
+                              {"path": f"options.{name}"})
+    return value
+
+
+def task_options(priority=None, countdown=None, eta=None, expires=None, time_limit=None, retries=None,
+                 retry_delay=None, backoff=None, retry_on=None, idempotency_key=None):
+    """submit's options in their wire form (SUBMIT.options, milliseconds); only the ones given."""
+    wire = {}
+    if priority is not None:
+        wire["priority"] = _integer("priority", priority, 0, 9)
+    if countdown is not None and eta is not None:
+        raise ValidationError("VALIDATION_ERROR", "give countdown or eta, not both", {"path": "options.eta"})
+    if countdown is not None:
+        wire["countdownMs"] = seconds_to_ms("countdown", countdown)
+    if eta is not None:
+        wire["etaMs"] = eta_to_ms(eta)
+    if expires is not None:
+        wire["expiresMs"] = seconds_to_ms("expires", expires, positive=True)
+    if time_limit is not None:
+        wire["timeLimitMs"] = seconds_to_ms("time_limit", time_limit, positive=True, maximum=2_147_483)
+    if retries is not None:
+        wire["retries"] = _integer("retries", retries, 0, 1000)
+    if retry_delay is not None:
+        wire["retryDelayMs"] = seconds_to_ms("retry_delay", retry_delay)
+    if backoff is not None:
+        if backoff not in ("fixed", "exponential"):
+            raise ValidationError("VALIDATION_ERROR", f"backoff must be \"fixed\" or \"exponential\", not {backoff!r}"[:200],
+                                  {"path": "options.backoff"})
+        wire["backoff"] = backoff
+    if retry_on is not None:
+        if isinstance(retry_on, str):
+            retry_on = [retry_on]
+        if not isinstance(retry_on, (list, tuple)) or len(retry_on) > 64 or not all(
+                isinstance(code, str) and 1 <= len(code) <= 128 for code in retry_on):
+            raise ValidationError("VALIDATION_ERROR", "retry_on must be a list of at most 64 error codes or names (1 to 128 characters)",
+                                  {"path": "options.retry_on"})
+        wire["retryOn"] = list(retry_on)
+    if idempotency_key is not None:
+        if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 256:
+            raise ValidationError("VALIDATION_ERROR", "idempotency_key must be a string of 1 to 256 characters",
+                                  {"path": "options.idempotency_key"})
+        wire["idempotencyKey"] = idempotency_key
+    return wire
+
+
+def check_task_id(task_id):
+    """`task_id` if it is one (a UUIDv7 string), else ValidationError: a malformed id is never sent."""
+    if not isinstance(task_id, str) or not TASK_ID_PATTERN.match(task_id):
+        raise ValidationError("VALIDATION_ERROR", f"not a task id: {str(task_id)[:80]!r} (task ids are UUIDv7 strings)",
+                              {"path": "taskId"})
+    return task_id
+
+
+def task_failure(task):
+    """The error a finished, unsuccessful task ends with, rebuilt by its code; the task rides along as `.task`."""
+    wire = task.get("error") or {"code": "UNKNOWN_ERROR", "message": f"task {task['id']} ended {task['state']}"}
+    error = make_error(str(wire.get("code")), str(wire.get("message", "")), wire.get("data"))
+    error.task = task
+    return error
 
 
 # ---- the client ----------------------------------------------------------------------------------
@@ -232,6 +360,178 @@ class VoidRailClient:
         """INFO "clusters": one entry per registered dealer instance; state "active" or "draining", busy, load."""
         return self._info("clusters")
 
+    # ---- background tasks (§15, revision 2) ----
+
+    @property
+    def revision(self):
+        """The protocol revision in force on this connection (WELCOME.version), or None before the WELCOME."""
+        if self.welcome is None:
+            return None
+        version = self.welcome.get("version", 1)
+        return version if isinstance(version, int) and not isinstance(version, bool) else 1
+
+    def submit(self, method, *args, priority=None, countdown=None, eta=None, expires=None, time_limit=None,
+               retries=None, retry_delay=None, backoff=None, retry_on=None, idempotency_key=None,
+               wait_for_dealer=False):
+        """Submits `method(*args)` as a background task; returns the task (a dict, §15.4) once the router stored it.
+
+        Times are seconds here and milliseconds on the wire: `countdown` (before it may start; or
+        `eta`: a datetime, an ISO 8601 string or epoch seconds), `expires` (not started by then, it
+        ends "expired"), `time_limit` (per attempt), `retry_delay`. `priority` 0..9 (higher first),
+        `retries` further attempts, `backoff` "fixed" or "exponential", `retry_on` error codes or
+        names that are retried, `idempotency_key` (the same key gives the same task). A bad option
+        raises ValidationError naming it, and nothing is sent; the router checks the rest.
+        """
+        options = task_options(priority=priority, countdown=countdown, eta=eta, expires=expires, time_limit=time_limit,
+                               retries=retries, retry_delay=retry_delay, backoff=backoff, retry_on=retry_on,
+                               idempotency_key=idempotency_key)
+        if not isinstance(wait_for_dealer, bool):
+            raise ValidationError("VALIDATION_ERROR", "wait_for_dealer must be True or False", {"path": "wait_for_dealer"})
+        payload = encode_json(list(args))
+        self._require_tasks("submit")
+        request_id = next(self._ids)
+        header = {"id": request_id, "method": method}
+        if options:
+            header["options"] = options
+        if wait_for_dealer:
+            header["waitForDealer"] = True
+        self._send("SUBMIT", header, payload)
+        return self._task(self._result(request_id, time.monotonic() + self.timeout), "submit")
+
+    def get_task(self, task_id):
+        """The task: state, progress, result or error, attempts and times. TaskNotFoundError for an unknown id."""
+        return self._task(self._task_op("get_task", {"op": "get", "taskId": check_task_id(task_id)}), "get_task")
+
+    get_task_status = get_task  # the seed's name
+
+    def wait_task(self, task_id, timeout=30):
+        """The task's result once it succeeded. Raises its error rebuilt by code (RemoteError, CancelledError for a
+        revoked task, CallTimeoutError for an expired one, ...) when it ended otherwise, and CallTimeoutError
+        (a TimeoutError) when it is not final within `timeout` seconds: the task goes on. `timeout=None` waits
+        as long as it takes."""
+        fields = {"op": "wait", "taskId": check_task_id(task_id)}
+        deadline = None
+        if timeout is not None:
+            fields["timeoutMs"] = min(2_147_483_647, max(1, seconds_to_ms("timeout", timeout, path="timeout")))
+            # The router answers TIMEOUT at timeoutMs; the local deadline, a little later, covers a silent router.
+            deadline = time.monotonic() + timeout + 5
+        task = self._task(self._task_op("wait_task", fields, deadline), "wait_task")
+        if task["state"] == "succeeded":
+            return task.get("result")
+        if task["state"] not in FINAL_TASK_STATES:
+            raise ProtocolError("PROTOCOL_ERROR", f"the router answered wait_task with a task still {task['state']}",
+                                {"reason": "BAD_ANSWER"})
+        raise task_failure(task)
+
+    def revoke_task(self, task_id, terminate=False):
+        """Revokes the task and returns it: not started, it never runs; running, its dealer gets CANCEL. A final task is unchanged."""
+        fields = {"op": "revoke", "taskId": check_task_id(task_id)}
+        if not isinstance(terminate, bool):
+            raise ValidationError("VALIDATION_ERROR", "terminate must be True or False", {"path": "terminate"})
+        if terminate:
+            fields["terminate"] = True
+        return self._task(self._task_op("revoke_task", fields), "revoke_task")
+
+    def list_tasks(self, state=None, method=None, limit=50, cursor=None):
+        """One page of tasks, newest first: {"tasks": [task, ...], "cursor"?}; pass `cursor` back for the next page."""
+        fields = {"op": "list"}
+        if state is not None:
+            if state not in TASK_STATES:
+                raise ValidationError("VALIDATION_ERROR", f"state must be one of {', '.join(TASK_STATES)}", {"path": "state"})
+            fields["state"] = state
+        if method is not None:
+            if not isinstance(method, str):
+                raise ValidationError("VALIDATION_ERROR", "method must be a string like Service.method", {"path": "method"})
+            fields["method"] = method
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise ValidationError("VALIDATION_ERROR", "limit must be an integer from 1 to 1000", {"path": "limit"})
+        fields["limit"] = limit
+        if cursor is not None:
+            if not isinstance(cursor, str):
+                raise ValidationError("VALIDATION_ERROR", "cursor must be the string a previous page gave", {"path": "cursor"})
+            fields["cursor"] = cursor
+        page = self._task_op("list_tasks", fields)
+        if not isinstance(page, dict) or not isinstance(page.get("tasks"), list) or not isinstance(page.get("cursor", ""), str):
+            raise ProtocolError("PROTOCOL_ERROR", "the router's answer to list_tasks is not a page of tasks", {"reason": "BAD_ANSWER"})
+        for task in page["tasks"]:
+            self._task(task, "list_tasks")
+        return page
+
+    def watch_task(self, task_id, timeout=None):
+        """Yields the task's events ({state, progress?, at}) as they happen, from where it stands now to its final
+        state (TASK watch → CHUNK… END). Leaving the loop early stops the watch (CANCEL). `timeout` bounds the
+        whole watch in seconds (CallTimeoutError); None watches until the end. The id is checked at once; the
+        TASK goes out when iteration starts."""
+        check_task_id(task_id)
+        if timeout is not None:
+            seconds_to_ms("timeout", timeout, path="timeout")
+        return self._watch(task_id, timeout)
+
+    def _watch(self, task_id, timeout):
+        self._require_tasks("watch_task")
+        request_id = next(self._ids)
+        self._send("TASK", {"id": request_id, "op": "watch", "taskId": task_id})
+        deadline = None if timeout is None else time.monotonic() + timeout
+        received = 0  # events so far; the next seq must equal it
+        over = False  # whether the watch got its terminal reply
+        try:
+            while True:
+                kind, header, payload = self._next_for(request_id, deadline)
+                if kind in ("END", "ERROR"):
+                    over = True
+                if kind == "ERROR":
+                    raise self._error(header)
+                if kind == "END":
+                    if header.get("count") != received:
+                        raise ProtocolError("PROTOCOL_ERROR", f"END says {header.get('count')} events, {received} arrived",
+                                            {"reason": "SCHEMA", "kind": "END", "path": "count", "id": request_id})
+                    return
+                if kind != "CHUNK":
+                    over = True
+                    raise self._unexpected(kind, request_id)
+                if header.get("seq") != received:
+                    raise ProtocolError("PROTOCOL_ERROR", f"CHUNK seq {header.get('seq')} where {received} was due",
+                                        {"reason": "SCHEMA", "kind": "CHUNK", "path": "seq", "id": request_id})
+                received += 1
+                event = self._payload(payload, request_id)
+                if not isinstance(event, dict) or event.get("state") not in TASK_STATES or not isinstance(event.get("at"), str):
+                    raise ProtocolError("PROTOCOL_ERROR", f"event {received - 1} of watch_task is not {{state, progress?, at}}",
+                                        {"reason": "BAD_ANSWER", "id": request_id})
+                yield event
+        finally:
+            if not over:
+                self._cancel(request_id)  # left early, timed out or failed: the router stops watching (§15.3)
+
+    def _require_tasks(self, what):
+        """HELLO if needed; RevisionError unless the revision in force has tasks (§12: send only what it allows)."""
+        self._ensure_welcomed()
+        if self.revision < TASKS_REVISION:
+            raise RevisionError("UNSUPPORTED_REVISION",
+                                f"{what} needs protocol revision {TASKS_REVISION}; the router at {self.address} speaks revision {self.revision}",
+                                {"needed": TASKS_REVISION, "version": self.revision})
+
+    def _task_op(self, what, fields, deadline=_CLIENT_TIMEOUT):
+        """A TASK request with `fields`; its RESULT's value, or its ERROR raised. By default the client's timeout
+        bounds it (the router answers these at once); `deadline` None waits as long as it takes."""
+        self._require_tasks(what)
+        request_id = next(self._ids)
+        self._send("TASK", {"id": request_id, **fields})
+        if deadline is _CLIENT_TIMEOUT:
+            deadline = time.monotonic() + self.timeout
+        return self._result(request_id, deadline)
+
+    @staticmethod
+    def _task(value, what):
+        """`value` when it is a task as §15.4 describes it (the fields a caller branches on), else ProtocolError."""
+        if not (isinstance(value, dict) and isinstance(value.get("id"), str) and isinstance(value.get("method"), str)
+                and value.get("state") in TASK_STATES and isinstance(value.get("attempts"), int)
+                and isinstance(value.get("createdAt"), str)):
+            raise ProtocolError("PROTOCOL_ERROR", f"the router's answer to {what} is not a task", {"reason": "BAD_ANSWER"})
+        error = value.get("error")
+        if error is not None and not (isinstance(error, dict) and isinstance(error.get("code"), str)):
+            raise ProtocolError("PROTOCOL_ERROR", f"the error of task {value['id']} has no code", {"reason": "BAD_ANSWER"})
+        return value
+
     # ---- connection ----
 
     def _hello(self):
@@ -281,12 +581,16 @@ class VoidRailClient:
             raise ConnectionLostError("CONNECTION_LOST", f"could not send {kind} to {self.address}") from None
 
     def _receive(self, deadline):
-        """The next well-formed message as (kind, header, payload frame or None), or None at the deadline."""
+        """The next well-formed message as (kind, header, payload frame or None), or None at the deadline (None: none)."""
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            ready = dict(self._poller.poll(remaining * 1000))
+            if deadline is None:  # no deadline: a watch or a wait without timeout (a dead router is still noticed)
+                wait_ms = None
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                wait_ms = remaining * 1000
+            ready = dict(self._poller.poll(wait_ms))
             if self._socket in ready:
                 message = self._decode(self._socket.recv_multipart())
                 if message is not None:
@@ -374,8 +678,8 @@ class VoidRailClient:
     def _cancel(self, request_id):
         try:
             self._send("CANCEL", {"id": request_id})
-        except VoidRailError:
-            pass  # nothing to cancel on a connection that is gone
+        except (VoidRailError, zmq.ZMQError):
+            pass  # nothing to cancel on a connection that is gone (or a client already closed)
 
     @staticmethod
     def _unexpected(kind, request_id):
@@ -391,7 +695,8 @@ def emit(record):
 
 
 def error_record(error):
-    return {"code": error.code, "message": error.message, "data": error.data}
+    # "class" is the Python class the code was rebuilt as, so a reader sees both.
+    return {"code": error.code, "message": error.message, "data": error.data, "class": type(error).__name__}
 
 
 def demo(client):
@@ -405,27 +710,37 @@ def demo(client):
     emit({"op": "queue_status", "result": client.queue_status()})
 
 
+LAST = "last"  # as a task id on the command line: the task the latest --submit of this run stored
+TASK_ID_FLAGS = {"--get-task": "get_task", "--wait-task": "wait_task", "--watch-task": "watch_task", "--revoke-task": "revoke_task"}
+
+
+def _actions(namespace):
+    if namespace.actions is None:
+        namespace.actions = []
+    return namespace.actions
+
+
 class CallAction(argparse.Action):
-    """--call METHOD [JSON_ARG ...]: one call, each argument a JSON word of its own."""
+    """--call / --submit METHOD [JSON_ARG ...]: one call or task, each argument a JSON word of its own."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         method, *words = values
         try:
             args = [json.loads(word) for word in words]
         except ValueError as error:
-            parser.error(f"--call arguments must be JSON: {error}")
-        if namespace.calls is None:
-            namespace.calls = []
-        namespace.calls.append({"method": method, "args": args, "args_given": bool(words)})
+            parser.error(f"{option_string} arguments must be JSON: {error}")
+        op = "invoke" if option_string == "--call" else "submit"
+        _actions(namespace).append({"op": op, "method": method, "args": args, "args_given": bool(words), "options": {}})
 
 
 class ArgsAction(argparse.Action):
-    """--args JSON, for the --call before it: an array is the argument list, any other value the one argument."""
+    """--args JSON, for the --call or --submit before it: an array is the argument list, any other value the one argument."""
 
     def __call__(self, parser, namespace, value, option_string=None):
-        if not namespace.calls:
-            parser.error("--args goes after the --call it is for")
-        call = namespace.calls[-1]
+        actions = _actions(namespace)
+        if not actions or actions[-1]["op"] not in ("invoke", "submit"):
+            parser.error("--args goes after the --call or --submit it is for")
+        call = actions[-1]
         if call["args_given"]:
             parser.error(f"{call['method']} already has its arguments: give them after --call or with --args, not both")
         try:
@@ -436,31 +751,146 @@ class ArgsAction(argparse.Action):
         call["args_given"] = True
 
 
+class TaskAction(argparse.Action):
+    """--get-task / --wait-task / --watch-task / --revoke-task ID (or `last`), and --list-tasks."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        actions = _actions(namespace)
+        if option_string == "--list-tasks":
+            actions.append({"op": "list_tasks", "options": {}})
+            return
+        if value == LAST and not any(action["op"] == "submit" for action in actions):
+            parser.error(f"{option_string} {LAST} needs a --submit before it")
+        actions.append({"op": TASK_ID_FLAGS[option_string], "task_id": value, "options": {}})
+
+
+class OptionAction(argparse.Action):
+    """An option of the action before it (e.g. --priority for a --submit), stored under the method's keyword `key`."""
+
+    def __init__(self, option_strings, dest, key, ops, append=False, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.key, self.ops, self.append = key, ops, append
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        actions = _actions(namespace)
+        if not actions or actions[-1]["op"] not in self.ops:
+            flags = " or ".join({"submit": "--submit", "wait_task": "--wait-task", "revoke_task": "--revoke-task",
+                                 "list_tasks": "--list-tasks"}[op] for op in self.ops)
+            parser.error(f"{option_string} goes after the {flags} it is for")
+        options = actions[-1]["options"]
+        if self.nargs == 0:
+            value = True
+        if self.append:
+            options.setdefault(self.key, []).append(value)
+        elif self.key in options:
+            parser.error(f"{option_string} is given twice for the same {actions[-1]['op']}")
+        else:
+            options[self.key] = value
+
+
+def run_action(client, action, last_task):
+    """Runs one command-line action, printing its records; returns the id `last` stands for after it."""
+    op = action["op"]
+    if op == "invoke":
+        method = action["method"]
+        try:
+            emit({"op": op, "method": method, "result": client.invoke(method, *action["args"])})
+        except VoidRailError as error:
+            emit({"op": op, "method": method, "error": error_record(error)})
+        return last_task
+    if op == "submit":
+        method = action["method"]
+        try:
+            task = client.submit(method, *action["args"], **action["options"])
+        except VoidRailError as error:
+            emit({"op": op, "method": method, "error": error_record(error)})
+            return None  # a later `last` must not silently mean an older task
+        emit({"op": op, "method": method, "result": task["id"], "state": task["state"]})
+        return task["id"]
+    if op == "list_tasks":
+        try:
+            emit({"op": op, "result": client.list_tasks(**action["options"])})
+        except VoidRailError as error:
+            emit({"op": op, "error": error_record(error)})
+        return last_task
+    task_id = action["task_id"]
+    try:
+        if task_id == LAST:
+            if last_task is None:
+                raise ValidationError("VALIDATION_ERROR", f"`{LAST}` names no task: the --submit before it failed", {"path": "taskId"})
+            task_id = last_task
+        if op == "watch_task":
+            for event in client.watch_task(task_id):
+                emit({"op": op, "task": task_id, "event": event})
+            emit({"op": op, "task": task_id, "end": True})
+        else:
+            emit({"op": op, "task": task_id, "result": getattr(client, op)(task_id, **action["options"])})
+    except VoidRailError as error:
+        emit({"op": op, "task": task_id, "error": error_record(error)})
+    return last_task
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="VoidRail Python client: calls methods through a router, or runs a demo.")
+    parser = argparse.ArgumentParser(description="VoidRail Python client: calls methods and runs background tasks through a router, or runs a demo.")
     parser.add_argument("address", help="router endpoint, e.g. tcp://127.0.0.1:5555 or ipc:///tmp/voidrail.sock")
     parser.add_argument("--api-key", help="client API key, when the router requires one")
     parser.add_argument("--timeout", type=float, default=10, help="seconds per call (default 10)")
-    parser.add_argument("--call", nargs="+", action=CallAction, dest="calls", default=None, metavar=("METHOD", "JSON_ARG"),
+    parser.add_argument("--call", nargs="+", action=CallAction, dest="actions", default=None, metavar=("METHOD", "JSON_ARG"),
                         help="call METHOD (Service.method) and print its result or error; arguments as JSON words or --args")
-    parser.add_argument("--args", action=ArgsAction, dest="calls", metavar="JSON",
-                        help="arguments of the --call before it, as voidrail client takes them: '[5, 3]' is two, '\"hi\"' one")
+    parser.add_argument("--args", action=ArgsAction, dest="actions", metavar="JSON",
+                        help="arguments of the --call or --submit before it, as voidrail client takes them: '[5, 3]' is two, '\"hi\"' one")
     parser.add_argument("--demo", action="store_true",
-                        help="run the demo (needs EchoService) before the calls; the default when no --call is given")
+                        help="run the demo (needs EchoService) before the other actions; the default when none is given")
+
+    tasks = parser.add_argument_group("background tasks (router revision 2); ID may be `last`, the task the latest --submit stored")
+    tasks.add_argument("--submit", nargs="+", action=CallAction, dest="actions", metavar=("METHOD", "JSON_ARG"),
+                       help="submit METHOD as a task and print its id; arguments as JSON words or --args; options below follow it")
+    for flag, key, kind, metavar, what in (
+            ("--priority", "priority", int, "N", "0..9, higher first (default 5)"),
+            ("--countdown", "countdown", float, "SECONDS", "seconds before it may start"),
+            ("--eta", "eta", str, "TIME", "when it may start, ISO 8601"),
+            ("--expires", "expires", float, "SECONDS", "seconds after submit: not started by then, it ends expired"),
+            ("--time-limit", "time_limit", float, "SECONDS", "seconds per attempt"),
+            ("--retries", "retries", int, "N", "further attempts after a failure"),
+            ("--retry-delay", "retry_delay", float, "SECONDS", "seconds before a retry"),
+            ("--idempotency-key", "idempotency_key", str, "KEY", "the same key gives the same task")):
+        tasks.add_argument(flag, action=OptionAction, dest="actions", key=key, ops=("submit",), type=kind, metavar=metavar,
+                           help=f"of --submit: {what}")
+    tasks.add_argument("--backoff", action=OptionAction, dest="actions", key="backoff", ops=("submit",),
+                       choices=("fixed", "exponential"), help="of --submit: how retry delays grow")
+    tasks.add_argument("--retry-on", action=OptionAction, dest="actions", key="retry_on", ops=("submit",), append=True,
+                       metavar="CODE", help="of --submit: an error code or name that is retried (repeat for more)")
+    tasks.add_argument("--wait-for-dealer", action=OptionAction, dest="actions", key="wait_for_dealer", ops=("submit",), nargs=0,
+                       help="of --submit: store it even if no dealer offers the method now")
+    for flag, what in (("--get-task", "print the task: state, progress, result or error, attempts, times"),
+                       ("--wait-task", "wait until the task is final; print its result or error"),
+                       ("--watch-task", "print the task's events as they happen, up to its final state"),
+                       ("--revoke-task", "revoke the task; print it")):
+        tasks.add_argument(flag, action=TaskAction, dest="actions", metavar="ID", help=what)
+    tasks.add_argument("--wait-timeout", action=OptionAction, dest="actions", key="timeout", ops=("wait_task",), type=float,
+                       metavar="SECONDS", help="of --wait-task: give up after this long (default 30); the task goes on")
+    tasks.add_argument("--terminate", action=OptionAction, dest="actions", key="terminate", ops=("revoke_task",), nargs=0,
+                       help="of --revoke-task: also stop a method that ignores its signal (reserved by the router)")
+    tasks.add_argument("--list-tasks", action=TaskAction, dest="actions", nargs=0, help="print one page of tasks, newest first")
+    tasks.add_argument("--state", action=OptionAction, dest="actions", key="state", ops=("list_tasks",), choices=TASK_STATES,
+                       help="of --list-tasks: only tasks in this state")
+    tasks.add_argument("--method", action=OptionAction, dest="actions", key="method", ops=("list_tasks",), metavar="METHOD",
+                       help="of --list-tasks: only tasks of this method")
+    tasks.add_argument("--limit", action=OptionAction, dest="actions", key="limit", ops=("list_tasks",), type=int, metavar="N",
+                       help="of --list-tasks: at most this many (1..1000, default 50)")
+    tasks.add_argument("--cursor", action=OptionAction, dest="actions", key="cursor", ops=("list_tasks",), metavar="CURSOR",
+                       help="of --list-tasks: the cursor of the previous page")
     options = parser.parse_args(argv)
-    calls = options.calls or []
+    actions = options.actions or []
 
     try:
         with VoidRailClient(options.address, api_key=options.api_key, timeout=options.timeout) as client:
-            # The demo calls EchoService: run it only when asked, so that --call works against any router.
-            if options.demo or not calls:
+            # The demo calls EchoService: run it only when asked, so that the actions work against any router.
+            if options.demo or not actions:
                 demo(client)
-            for call in calls:
-                method, args = call["method"], call["args"]
-                try:
-                    emit({"op": "invoke", "method": method, "result": client.invoke(method, *args)})
-                except VoidRailError as error:
-                    emit({"op": "invoke", "method": method, "error": error_record(error)})
+            last_task = None
+            for action in actions:
+                last_task = run_action(client, action, last_task)
     except VoidRailError as error:
         data = "" if error.data is None else f" {json.dumps(error.data, separators=(',', ':'))}"
         print(f"client.py: {error.code}: {error.message}{data}", file=sys.stderr)

@@ -29,7 +29,6 @@ import {
   type TaskPage,
   TimeoutError,
   ValidationError,
-  type WireError,
 } from "../protocol/index.ts";
 import { ApiKeyOption, checkOptions, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";

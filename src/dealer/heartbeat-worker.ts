@@ -1,5 +1,5 @@
 /** The worker side of HeartbeatThread: its own connection to the router, and a BEAT per interval. */
-import { encodeMessage } from "../protocol/codec.ts";
+import { decodeMessage, encodeMessage } from "../protocol/codec.ts";
 import { Dealer, ZmtpError, ZmtpErrorCode } from "../zmtp/index.ts";
 import { RECONNECT_MAX_INTERVAL_MS } from "../options.ts";
 import { parentPort } from "node:worker_threads";
@@ -28,6 +28,8 @@ const mainThread = (() => {
 
 let socket: Dealer | undefined;
 let beat: Uint8Array[] | undefined;
+/** The registration this thread vouches for: a TERMINATE must name it. */
+let token: string | undefined;
 let timer: ReturnType<typeof setInterval> | undefined;
 
 function post(message: FromHeartbeat): void {
@@ -54,13 +56,21 @@ mainThread.listen((message) => {
       });
       connection.connect(message.routerAddress);
       socket = connection;
-      // Nothing comes back on this connection; reading it keeps the socket's inbox empty all the same.
+      // The router writes here only to end the process: a revoke with terminate of a method that
+      // ignores its cancellation, or never yields (then the main thread reads nothing at all).
       void (async () => {
-        for await (const _ of connection);
+        for await (const frames of connection) {
+          const message = decodeMessage(frames, "dealer");
+          if (!message.ok || message.kind !== "TERMINATE" || message.header.token !== token) continue;
+          post({ type: "log", message: `terminated by the router: ${message.header.reason}` });
+          // Give the log line a moment to reach the main thread's stderr, if it can still run.
+          setTimeout(() => process.kill(process.pid, "SIGKILL"), 50);
+        }
       })();
       return;
     }
     case "beat":
+      token = message.token;
       beat = encodeMessage("BEAT", { token: message.token });
       if (timer) clearInterval(timer);
       timer = setInterval(sendBeat, Math.max(10, message.intervalMs));

@@ -121,29 +121,29 @@ export class ServiceDealer {
   readonly serviceName: string;
   /** Router-assigned id, known once registered. */
   dealerId: string | undefined;
-  private readonly dealerOptions: Required<
+  readonly #dealerOptions: Required<
     Omit<ServiceDealerOptions, "serviceName" | "maxConcurrent" | "apiKey" | "logger" | "heartbeatThread">
   > & {
     maxConcurrent?: number;
     apiKey?: string;
   };
-  private readonly log: Logger;
-  private socket: Dealer | null = null;
-  private readonly heartbeatThread: boolean;
-  private heartbeat: HeartbeatThread | undefined;
-  private state: DealerState = "stopped";
-  private methods = new Map<string, MethodDefinition>();
-  private readonly running = new Map<number, RunningCall>();
-  private readonly deadlines = new Deadlines();
-  private registeredWaiters: { resolve(): void; reject(error: Error): void }[] = [];
-  private idleWaiters: (() => void)[] = [];
+  readonly #log: Logger;
+  #socket: Dealer | null = null;
+  readonly #heartbeatThread: boolean;
+  #heartbeat: HeartbeatThread | undefined;
+  #state: DealerState = "stopped";
+  #methods = new Map<string, MethodDefinition>();
+  readonly #running = new Map<number, RunningCall>();
+  readonly #deadlines = new Deadlines();
+  #registeredWaiters: { resolve(): void; reject(error: Error): void }[] = [];
+  #idleWaiters: (() => void)[] = [];
   /** When the connection of a registered dealer was lost; cleared once registered again. */
-  private lostRouterAt: number | undefined;
+  #lostRouterAt: number | undefined;
 
   constructor(options: ServiceDealerOptions = {}) {
     checkOptions(OptionsSchema, options, "ServiceDealer");
     this.serviceName = options.serviceName ?? this.constructor.name;
-    this.dealerOptions = {
+    this.#dealerOptions = {
       routerAddress: options.routerAddress ?? process.env.VOIDRAIL_ROUTER_ADDRESS ?? "tcp://127.0.0.1:5555",
       maxConcurrent: options.maxConcurrent,
       heartbeatInterval: options.heartbeatInterval ?? 0.5,
@@ -152,18 +152,18 @@ export class ServiceDealer {
       instanceId: options.instanceId ?? `${hostname()}:${process.pid}`.replace(/[^\x21-\x7e]/g, "_").slice(0, 128),
       startTimeout: options.startTimeout ?? 30,
     };
-    this.log = options.logger ?? createLogger(this.serviceName);
-    this.heartbeatThread = options.heartbeatThread ?? true;
+    this.#log = options.logger ?? createLogger(this.serviceName);
+    this.#heartbeatThread = options.heartbeatThread ?? true;
   }
 
   /** Whether the router has accepted this dealer's registration (and not lost it since). */
   get registered(): boolean {
-    return this.state === "registered";
+    return this.#state === "registered";
   }
 
   /** Requests running now. */
   get load(): number {
-    return this.running.size;
+    return this.#running.size;
   }
 
   /**
@@ -172,30 +172,30 @@ export class ServiceDealer {
    * router restart the dealer registers again by itself.
    */
   async start(): Promise<void> {
-    if (this.socket) return this.whenRegistered();
+    if (this.#socket) return this.#whenRegistered();
     const definitions = collectMethods(this);
     if (definitions.length === 0) throw new ValidationError(`${this.serviceName} has no @serviceMethod methods`);
-    this.methods = new Map(definitions.map((definition) => [definition.name, definition]));
-    const hello = encodeMessage("HELLO", this.helloHeader());
+    this.#methods = new Map(definitions.map((definition) => [definition.name, definition]));
+    const hello = encodeMessage("HELLO", this.#helloHeader());
     const socketOptions = {
       helloMessage: hello,
-      heartbeatInterval: Math.round(this.dealerOptions.heartbeatInterval * 1000),
-      heartbeatTimeout: Math.round(this.dealerOptions.heartbeatTimeout * 1000),
+      heartbeatInterval: Math.round(this.#dealerOptions.heartbeatInterval * 1000),
+      heartbeatTimeout: Math.round(this.#dealerOptions.heartbeatTimeout * 1000),
       reconnectInterval: 100,
       reconnectMaxInterval: RECONNECT_MAX_INTERVAL_MS,
     };
-    const warn = (message: string) => this.log.warn(message);
+    const warn = (message: string) => this.#log.warn(message);
     const socket = new Dealer({ ...socketOptions, logger: { warn } });
-    this.socket = socket;
-    if (this.heartbeatThread) this.heartbeat = new HeartbeatThread(this.dealerOptions.routerAddress, warn);
-    this.state = "connecting";
-    socket.events.on("disconnect", () => this.onDisconnect());
-    socket.connect(this.dealerOptions.routerAddress);
-    void consumeMessages<Uint8Array[]>(socket, (frames) => this.onMessage(frames), this.log, this.serviceName);
+    this.#socket = socket;
+    if (this.#heartbeatThread) this.#heartbeat = new HeartbeatThread(this.#dealerOptions.routerAddress, warn);
+    this.#state = "connecting";
+    socket.events.on("disconnect", () => this.#onDisconnect());
+    socket.connect(this.#dealerOptions.routerAddress);
+    void consumeMessages<Uint8Array[]>(socket, (frames) => this.#onMessage(frames), this.#log, this.serviceName);
     try {
-      await this.whenRegistered(this.dealerOptions.startTimeout);
+      await this.#whenRegistered(this.#dealerOptions.startTimeout);
     } catch (error) {
-      await this.closeSocket();
+      await this.#closeSocket();
       throw error;
     }
   }
@@ -205,16 +205,16 @@ export class ServiceDealer {
    * the dealer unregisters and closes its connection.
    */
   async stop(): Promise<void> {
-    const socket = this.socket;
+    const socket = this.#socket;
     if (!socket) return;
-    if (this.state === "registered") {
-      this.state = "draining";
+    if (this.#state === "registered") {
+      this.#state = "draining";
       await socket.send(encodeMessage("DRAIN", {}));
-      if (this.running.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      if (this.#running.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
       await socket.send(encodeMessage("BYE", {}));
     }
-    await this.closeSocket();
-    this.log.info(`${this.serviceName} stopped`);
+    await this.#closeSocket();
+    this.#log.info(`${this.serviceName} stopped`);
   }
 
   /** `await using dealer = new MyService(...)` drains and stops it when the scope ends. */
@@ -222,23 +222,23 @@ export class ServiceDealer {
     return this.stop();
   }
 
-  private async closeSocket(): Promise<void> {
-    const socket = this.socket;
-    this.socket = null;
-    this.state = "stopped";
-    this.lostRouterAt = undefined;
-    for (const call of this.running.values()) call.cancellation.abort(new ConnectionError("the dealer stopped"));
+  async #closeSocket(): Promise<void> {
+    const socket = this.#socket;
+    this.#socket = null;
+    this.#state = "stopped";
+    this.#lostRouterAt = undefined;
+    for (const call of this.#running.values()) call.cancellation.abort(new ConnectionError("the dealer stopped"));
     const error = new ConnectionError("the dealer stopped before registering");
-    for (const waiter of this.registeredWaiters.splice(0)) waiter.reject(error);
+    for (const waiter of this.#registeredWaiters.splice(0)) waiter.reject(error);
     socket?.close();
-    const heartbeat = this.heartbeat;
-    this.heartbeat = undefined;
+    const heartbeat = this.#heartbeat;
+    this.#heartbeat = undefined;
     await heartbeat?.close();
   }
 
-  private helloHeader() {
+  #helloHeader() {
     const methods: Record<string, MethodInfo> = {};
-    for (const definition of this.methods.values()) {
+    for (const definition of this.#methods.values()) {
       const info: MethodInfo = { stream: definition.stream };
       if (definition.description !== undefined) info.description = definition.description;
       if (definition.paramsJsonSchema !== undefined) info.params = definition.paramsJsonSchema;
@@ -250,15 +250,15 @@ export class ServiceDealer {
       role: "dealer" as const,
       version: PROTOCOL_VERSION,
       service: this.serviceName,
-      instanceId: this.dealerOptions.instanceId,
+      instanceId: this.#dealerOptions.instanceId,
       methods,
-      ...(this.dealerOptions.maxConcurrent !== undefined ? { maxConcurrent: this.dealerOptions.maxConcurrent } : {}),
-      ...(this.dealerOptions.apiKey !== undefined ? { apiKey: this.dealerOptions.apiKey } : {}),
+      ...(this.#dealerOptions.maxConcurrent !== undefined ? { maxConcurrent: this.#dealerOptions.maxConcurrent } : {}),
+      ...(this.#dealerOptions.apiKey !== undefined ? { apiKey: this.#dealerOptions.apiKey } : {}),
     };
   }
 
-  private whenRegistered(timeoutSeconds = 0): Promise<void> {
-    if (this.state === "registered") return Promise.resolve();
+  #whenRegistered(timeoutSeconds = 0): Promise<void> {
+    if (this.#state === "registered") return Promise.resolve();
     return new Promise((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const waiter = {
@@ -273,48 +273,48 @@ export class ServiceDealer {
       };
       if (timeoutSeconds > 0) {
         timer = setTimeout(() => {
-          this.registeredWaiters = this.registeredWaiters.filter((w) => w !== waiter);
+          this.#registeredWaiters = this.#registeredWaiters.filter((w) => w !== waiter);
           reject(
             new ConnectionError(
-              `${this.serviceName} could not register with the router at ${this.dealerOptions.routerAddress} within ${timeoutSeconds} s`,
+              `${this.serviceName} could not register with the router at ${this.#dealerOptions.routerAddress} within ${timeoutSeconds} s`,
             ),
           );
         }, timeoutSeconds * 1000);
       }
-      this.registeredWaiters.push(waiter);
+      this.#registeredWaiters.push(waiter);
     });
   }
 
-  private onDisconnect(): void {
-    if (this.state === "stopped") return;
-    if (this.state === "registered") {
-      this.lostRouterAt = Date.now();
-      this.log.warn(`${this.serviceName} lost the router; reconnecting`);
+  #onDisconnect(): void {
+    if (this.#state === "stopped") return;
+    if (this.#state === "registered") {
+      this.#lostRouterAt = Date.now();
+      this.#log.warn(`${this.serviceName} lost the router; reconnecting`);
     }
-    if (this.state !== "draining") this.state = "connecting";
+    if (this.#state !== "draining") this.#state = "connecting";
     // The router has already re-dispatched or failed what this dealer held: stop working on it.
-    for (const call of this.running.values()) call.cancellation.abort(new ConnectionError("connection to the router lost"));
+    for (const call of this.#running.values()) call.cancellation.abort(new ConnectionError("connection to the router lost"));
   }
 
-  private onMessage(frames: Uint8Array[]): void {
+  #onMessage(frames: Uint8Array[]): void {
     const message = decodeMessage(frames, "dealer");
     if (!message.ok) {
-      this.log.warn(`bad message from the router: ${message.error.message}`);
+      this.#log.warn(`bad message from the router: ${message.error.message}`);
       if (message.kind === "REQUEST" && message.id !== undefined)
-        this.reply(encodeMessage("ERROR", { id: message.id, ...errorToWire(message.error) }));
+        this.#reply(encodeMessage("ERROR", { id: message.id, ...errorToWire(message.error) }));
       return;
     }
     switch (message.kind) {
       case "WELCOME":
-        return this.onWelcome(message.header);
+        return this.#onWelcome(message.header);
       case "REQUEST":
-        void this.run(message);
+        void this.#run(message);
         return;
       case "CANCEL":
-        this.running.get(message.header.id)?.cancellation.abort(new CancelledError("cancelled"));
+        this.#running.get(message.header.id)?.cancellation.abort(new CancelledError("cancelled"));
         return;
       case "CREDIT": {
-        const call = this.running.get(message.header.id);
+        const call = this.#running.get(message.header.id);
         if (call && call.credit !== undefined) {
           call.credit = Math.min(2_147_483_647, call.credit + message.header.n);
           call.wakeProducer?.();
@@ -322,76 +322,76 @@ export class ServiceDealer {
         return;
       }
       case "ERROR":
-        return this.onConnectionError(message.header);
+        return this.#onConnectionError(message.header);
     }
   }
 
-  private onWelcome(header: DealerWelcomeHeader): void {
+  #onWelcome(header: DealerWelcomeHeader): void {
     this.dealerId = header.dealerId;
     if (header.beatToken !== undefined && header.heartbeatIntervalMs > 0)
-      this.heartbeat?.vouchFor(header.beatToken, header.heartbeatIntervalMs);
-    if (this.state === "draining") return;
-    this.state = "registered";
+      this.#heartbeat?.vouchFor(header.beatToken, header.heartbeatIntervalMs);
+    if (this.#state === "draining") return;
+    this.#state = "registered";
     // The instance id (host:pid) says which process this is, as the router's log line does.
-    const registered = `registered as ${this.dealerId} (${this.dealerOptions.instanceId}) with ${this.methods.size} method(s)`;
-    if (this.lostRouterAt !== undefined) {
+    const registered = `registered as ${this.dealerId} (${this.#dealerOptions.instanceId}) with ${this.#methods.size} method(s)`;
+    if (this.#lostRouterAt !== undefined) {
       // The pair to "lost the router": someone watching the log learns that the outage is over.
-      const seconds = ((Date.now() - this.lostRouterAt) / 1000).toFixed(1);
-      this.lostRouterAt = undefined;
-      this.log.info(`${this.serviceName} reconnected to the router after ${seconds} s; ${registered}`);
-    } else this.log.info(`${this.serviceName} ${registered}`);
-    for (const waiter of this.registeredWaiters.splice(0)) waiter.resolve();
+      const seconds = ((Date.now() - this.#lostRouterAt) / 1000).toFixed(1);
+      this.#lostRouterAt = undefined;
+      this.#log.info(`${this.serviceName} reconnected to the router after ${seconds} s; ${registered}`);
+    } else this.#log.info(`${this.serviceName} ${registered}`);
+    for (const waiter of this.#registeredWaiters.splice(0)) waiter.resolve();
   }
 
-  private onConnectionError(wire: WireError): void {
-    const error = explainRefusedKey(errorFromWire(wire), this.dealerOptions.apiKey !== undefined, "dealer");
+  #onConnectionError(wire: WireError): void {
+    const error = explainRefusedKey(errorFromWire(wire), this.#dealerOptions.apiKey !== undefined, "dealer");
     const reason = (wire.data as { reason?: string } | undefined)?.reason;
     if (error instanceof AuthError) {
-      this.log.error(`${this.serviceName} could not register: ${error.message}`);
-      for (const waiter of this.registeredWaiters.splice(0)) waiter.reject(error);
+      this.#log.error(`${this.serviceName} could not register: ${error.message}`);
+      for (const waiter of this.#registeredWaiters.splice(0)) waiter.reject(error);
       return;
     }
-    if (reason === ProtocolFailure.NOT_REGISTERED && this.socket && this.state !== "draining") {
+    if (reason === ProtocolFailure.NOT_REGISTERED && this.#socket && this.#state !== "draining") {
       // The router forgot us (it restarted between our messages): introduce ourselves again.
-      void this.socket.send(encodeMessage("HELLO", this.helloHeader()));
+      void this.#socket.send(encodeMessage("HELLO", this.#helloHeader()));
       return;
     }
-    this.log.warn(`router reported: ${error.message}`);
+    this.#log.warn(`router reported: ${error.message}`);
   }
 
-  private async run(message: Extract<DealerMessage, { kind: "REQUEST" }>): Promise<void> {
+  async #run(message: Extract<DealerMessage, { kind: "REQUEST" }>): Promise<void> {
     const { id, method: fullName, deadlineMs } = message.header;
-    if (this.state === "draining") {
+    if (this.#state === "draining") {
       // The request crossed our DRAIN on the wire. Refusing it untouched (notStarted) lets the router
       // give it to another dealer instead of reporting it lost when we leave (PROTOCOL.md §4.12).
-      return this.replyError(
+      return this.#replyError(
         id,
         new ShuttingDownError(`${this.serviceName} is draining and did not start ${fullName}`, { data: { notStarted: true } }),
       );
     }
     const definition = fullName.startsWith(`${this.serviceName}.`)
-      ? this.methods.get(fullName.slice(this.serviceName.length + 1))
+      ? this.#methods.get(fullName.slice(this.serviceName.length + 1))
       : undefined;
     if (!definition)
-      return this.replyError(id, new ValidationError(`${fullName} is not a method of ${this.serviceName}`, { data: { path: "method" } }));
+      return this.#replyError(id, new ValidationError(`${fullName} is not a method of ${this.serviceName}`, { data: { path: "method" } }));
     const decoded = decodeArgs(message.payload);
-    if (!decoded.ok) return this.replyError(id, decoded.error);
+    if (!decoded.ok) return this.#replyError(id, decoded.error);
     let args = decoded.value;
     if (definition.params) {
       const checked = v.safeParse(definition.params, args);
-      if (!checked.success) return this.replyError(id, validationErrorFromIssues(checked.issues, "args"));
+      if (!checked.success) return this.#replyError(id, validationErrorFromIssues(checked.issues, "args"));
       args = checked.output as unknown[];
     }
     const cancellation = new Cancellation();
     const task = message.header.task;
     const progress = task
-      ? new ProgressReporter((value) => this.reply(encodeMessage("PROGRESS", { id, value })), PROGRESS_INTERVAL_MS)
+      ? new ProgressReporter((value) => this.#reply(encodeMessage("PROGRESS", { id, value })), PROGRESS_INTERVAL_MS)
       : undefined;
     const call: RunningCall = { cancellation, progress, credit: message.header.credit, wakeProducer: undefined, deadline: undefined };
     if (deadlineMs !== undefined) {
-      call.deadline = this.deadlines.add(deadlineMs, () => cancellation.abort(new TimeoutError(`deadline of ${deadlineMs} ms passed`)));
+      call.deadline = this.#deadlines.add(deadlineMs, () => cancellation.abort(new TimeoutError(`deadline of ${deadlineMs} ms passed`)));
     }
-    this.running.set(id, call);
+    this.#running.set(id, call);
     try {
       if (definition.context) {
         const context: CallContext = {
@@ -406,7 +406,7 @@ export class ServiceDealer {
       }
       const fn = (this as unknown as Record<string, (...a: unknown[]) => unknown>)[definition.property];
       const result = fn.apply(this, args);
-      if (definition.stream) await this.streamResult(id, call, result);
+      if (definition.stream) await this.#streamResult(id, call, result);
       else {
         // A synchronous method's value is sent at once: no turn of the microtask queue.
         const value = isThenable(result) ? await result : result;
@@ -414,21 +414,21 @@ export class ServiceDealer {
         const encoded = encodeJson(value === undefined ? null : value, "result");
         if (!encoded.ok) throw encoded.error;
         progress?.flush();
-        this.reply(encodeMessage("RESULT", { id }, encoded.value));
+        this.#reply(encodeMessage("RESULT", { id }, encoded.value));
       }
     } catch (error) {
       if (cancellation.aborted) progress?.cancel();
       else progress?.flush();
-      this.replyError(id, cancellation.aborted && !(error instanceof VoidRailError) ? cancellation.reason : error);
+      this.#replyError(id, cancellation.aborted && !(error instanceof VoidRailError) ? cancellation.reason : error);
     } finally {
       call.deadline?.cancel();
-      this.running.delete(id);
-      if (this.running.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+      this.#running.delete(id);
+      if (this.#running.size === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
     }
   }
 
   /** Sends a generator's items as CHUNKs as they come, never more than the client's credit. */
-  private async streamResult(id: number, call: RunningCall, result: unknown): Promise<void> {
+  async #streamResult(id: number, call: RunningCall, result: unknown): Promise<void> {
     const iterable = result as AsyncIterable<unknown> | Iterable<unknown> | null;
     if (iterable === null || (typeof iterable !== "object" && typeof iterable !== "function")) {
       throw new ValidationError("a streaming method must return an iterable", { data: { path: "result" } });
@@ -456,22 +456,22 @@ export class ServiceDealer {
         if (!encoded.ok) throw encoded.error;
         if (call.credit !== undefined) call.credit--;
         // Awaiting the send is the backpressure: a full connection pauses the producer.
-        await this.socket?.send(encodeMessage("CHUNK", { id, seq: seq++ }, encoded.value));
+        await this.#socket?.send(encodeMessage("CHUNK", { id, seq: seq++ }, encoded.value));
       }
     } catch (error) {
       await iterator.return?.();
       throw error;
     }
-    this.reply(encodeMessage("END", { id, count: seq }));
+    this.#reply(encodeMessage("END", { id, count: seq }));
   }
 
-  private replyError(id: number, error: unknown): void {
-    this.reply(encodeMessage("ERROR", { id, ...errorToWire(error) }));
+  #replyError(id: number, error: unknown): void {
+    this.#reply(encodeMessage("ERROR", { id, ...errorToWire(error) }));
   }
 
-  private reply(frames: Uint8Array[]): void {
-    const sent = this.socket?.send(frames);
-    if (sent !== undefined && sent !== SEND_DONE) sent.catch((error: Error) => this.log.warn(`could not reply: ${error.message}`));
+  #reply(frames: Uint8Array[]): void {
+    const sent = this.#socket?.send(frames);
+    if (sent !== undefined && sent !== SEND_DONE) sent.catch((error: Error) => this.#log.warn(`could not reply: ${error.message}`));
   }
 }
 

@@ -144,7 +144,19 @@ function findMarkedAncestor(proto: object, property: string): ServiceMethodOptio
   return undefined;
 }
 
+/**
+ * ServiceDealer's own public members: a service method with one of these names would replace the
+ * dealer's (`start`, `stop`). Its internals are #private, so any other name is free (`run` too).
+ */
+const DEALER_MEMBERS = new Set(["start", "stop", "serviceName", "dealerId", "registered", "load"]);
+
 function define(property: string, fn: AnyFunction, options: ServiceMethodOptions): MethodDefinition {
+  if (DEALER_MEMBERS.has(property)) {
+    throw new ValidationError(
+      `"${property}" is a ServiceDealer member and cannot be a service method; name the method otherwise (options.name can still publish it as "${property}")`,
+      { data: { path: "name" } },
+    );
+  }
   const name = options.name ?? property;
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(name)) {
     throw new ValidationError(`service method name "${name}" must be an identifier (letters, digits, _)`, { data: { path: "name" } });

@@ -11,8 +11,8 @@ import * as v from "valibot";
 /** Frame 0 of every message. Bumped ("VRP2") only for a change old peers cannot parse. */
 export const PROTOCOL_ID = "VRP1";
 
-/** The protocol revision this implementation speaks inside VRP1; sent in HELLO and WELCOME. */
-export const PROTOCOL_VERSION = 1;
+/** The protocol revision this implementation speaks inside VRP1; sent in HELLO and WELCOME. 2 adds tasks (docs/PROTOCOL.md §15). */
+export const PROTOCOL_VERSION = 2;
 
 /**
  * Bounds every receiver enforces. Lengths of strings are in UTF-16 code units (JavaScript
@@ -90,6 +90,11 @@ export const Kind = {
   TASK: "TASK",
   /** Dealer → router: the running task's method reported progress. */
   PROGRESS: "PROGRESS",
+  /**
+   * Router → a dealer's heartbeat connection: end your process now (a revoke with terminate of a
+   * method that ignores its cancellation; a supervisor starts a new instance).
+   */
+  TERMINATE: "TERMINATE",
 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
@@ -429,6 +434,13 @@ export const TaskHeaderSchema = v.variant("op", [
 ]);
 export type TaskHeader = v.InferOutput<typeof TaskHeaderSchema>;
 
+/** TERMINATE: the registration (by its beat token) whose process is to end, and why. */
+export const TerminateHeaderSchema = v.object({
+  token: v.pipe(v.string(), v.regex(BEAT_TOKEN_PATTERN, "Invalid heartbeat token")),
+  reason: v.pipe(v.string(), v.maxLength(1024)),
+});
+export type TerminateHeader = v.InferOutput<typeof TerminateHeaderSchema>;
+
 /** PROGRESS: the latest progress value of the task attempt running as request `id`. */
 export const ProgressHeaderSchema = v.object({ id: RequestIdSchema, value: jsonValueSchema(16) });
 export type ProgressHeader = v.InferOutput<typeof ProgressHeaderSchema>;
@@ -466,6 +478,8 @@ export interface DealerInbound {
   CANCEL: CancelHeader;
   CREDIT: CreditHeader;
   ERROR: ErrorHeader;
+  /** On the heartbeat connection only. */
+  TERMINATE: TerminateHeader;
 }
 
 /** Messages a client receives from the router. */
@@ -542,6 +556,7 @@ export const RULES: Readonly<Record<Receiver, ReadonlyMap<Kind, KindRule>>> = {
     [Kind.CANCEL, rule(Kind.CANCEL, CancelHeaderSchema)],
     [Kind.CREDIT, rule(Kind.CREDIT, CreditHeaderSchema)],
     [Kind.ERROR, rule(Kind.ERROR, ErrorHeaderSchema)],
+    [Kind.TERMINATE, rule(Kind.TERMINATE, TerminateHeaderSchema)],
   ]),
   client: new Map([
     [Kind.WELCOME, rule(Kind.WELCOME, ClientWelcomeHeaderSchema)],

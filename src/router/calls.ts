@@ -70,6 +70,8 @@ export interface ReplySink {
   result(call: Call, payload: Uint8Array): void;
   end(call: Call, count: number): void;
   error(call: Call, error: WireError): void;
+  /** The dealer reported progress of a task attempt (PROGRESS); only owners of attempts listen. */
+  progress?(call: Call, value: unknown): void;
 }
 
 /** The sink of a call whose end nobody waits for any more. */
@@ -104,6 +106,8 @@ export class Call {
   forwarded = false;
   /** How it ended for its client: "RESULT", "END" or an error code. */
   outcome: string | undefined = undefined;
+  /** Set when the call is an attempt of a background task (its REQUEST tells the dealer). */
+  task: { readonly id: string; readonly attempt: number } | undefined = undefined;
 
   constructor(
     /** Arrival order across all methods: FIFO is by this number. */
@@ -199,7 +203,7 @@ export class CallTable {
     dealer.dispatched++;
     dealer.lastDispatch = ++this.dispatchCounter;
     this.onDealers.set(routerId, call);
-    this.outbound.request(dealer.routingId, routerId, call.method, call.stream, call.credit, call.deadline, call.args);
+    this.outbound.request(dealer.routingId, routerId, call.method, call.stream, call.credit, call.deadline, call.args, call.task);
     this.events.emit("call.dispatched", call);
   }
 

@@ -7,6 +7,7 @@
  */
 import { QueueFullError } from "../protocol/index.ts";
 import type { Call, CallTable } from "./calls.ts";
+import type { RouterEvents } from "./events.ts";
 import type { Queues } from "./queues.ts";
 import type { DealerRegistry, Redispatch, RegisteredDealer } from "./registry.ts";
 
@@ -68,6 +69,7 @@ export class Dispatcher implements Redispatch {
     readonly strategy: DispatchStrategy,
     private readonly queues: Queues<Call>,
     private readonly calls: CallTable,
+    private readonly events?: RouterEvents,
   ) {}
 
   /**
@@ -119,7 +121,11 @@ export class Dispatcher implements Redispatch {
         const head = this.queues.get(method)?.peek();
         if (head && (!oldest || head.seq < oldest.seq)) oldest = head;
       }
-      if (!oldest) return;
+      if (!oldest) {
+        // Nothing of the router's own waits for it: tell whoever has other work (tasks).
+        this.events?.emit("dealer.free", dealer);
+        return;
+      }
       this.queues.get(oldest.method)!.take();
       this.calls.dispatched(oldest, dealer);
     }

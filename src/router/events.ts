@@ -47,6 +47,11 @@ export interface RouterEventMap {
   "dealer.registered": DealerView;
   /** A dealer sent DRAIN: it finishes its work and takes no more. */
   "dealer.draining": DealerView;
+  /**
+   * A dealer has a free slot and no call waits for any of its methods: work from elsewhere (the
+   * task layer's queued tasks) may go to it now.
+   */
+  "dealer.free": DealerView;
   /** A dealer is gone (BYE, disconnect, heartbeat timeout); `reason` says which. */
   "dealer.lost": { readonly dealer: DealerView; readonly reason: string };
 }

@@ -22,16 +22,17 @@ import {
 import type { Deadlines } from "../util/deadlines.ts";
 import type { Logger } from "../util/log.ts";
 import type { Router } from "../zmtp/index.ts";
-import type { Call, CallTable } from "./calls.ts";
+import type { Call, CallTable, ReplySink } from "./calls.ts";
 import type { Dispatcher } from "./dispatch.ts";
+import type { ClientExtension, OwnedCallRequest } from "./extension.ts";
 import type { HelloDeadline } from "./hello-deadline.ts";
 import type { RouterInfoBuilder } from "./info.ts";
 import type { OutboundPort } from "./outbound.ts";
 import { type DealerRegistry, noSuchMethod, type RegisteredDealer } from "./registry.ts";
 import { type ClientSession, describePeer, type Sessions } from "./sessions.ts";
 
-/** Messages that only a registered dealer may send, and the task kinds this router does not serve yet. */
-type DealerMessage = Exclude<RouterMessage, { kind: "HELLO" | "BEAT" | "REQUEST" | "INFO" | "CANCEL" | "CREDIT" }>;
+/** Messages that only a registered dealer may send. */
+type DealerMessage = Exclude<RouterMessage, { kind: "HELLO" | "BEAT" | "REQUEST" | "INFO" | "CANCEL" | "CREDIT" | "SUBMIT" | "TASK" }>;
 
 export interface InboundContext {
   sessions: Sessions;
@@ -47,6 +48,8 @@ export interface InboundContext {
   isStopping(): boolean;
   /** The socket, for its routing-key cache and noteAlive; null when stopped. */
   socket(): Router | null;
+  /** The layer above that serves SUBMIT and TASK, if one is attached. */
+  extension(): ClientExtension | undefined;
   /** The running socket's HELLO deadline (only when client keys are required). */
   hello(): HelloDeadline | null;
 }
@@ -87,7 +90,7 @@ export class Inbound {
       case "HELLO":
         return sessions.hello(routingId, key, session, message.header);
       case "BEAT":
-        return this.beat(key, message.header.token);
+        return this.beat(key, message.header.token, routingId);
       case "REQUEST": {
         const client = sessions.clientFor(routingId, key, session, message.kind, message.header.id);
         if (client) this.request(client, message.header, message.payload);
@@ -108,6 +111,19 @@ export class Inbound {
         if (client) this.credit(client, message.header.id, message.header.n);
         return;
       }
+      case "SUBMIT":
+      case "TASK": {
+        const client = sessions.clientFor(routingId, key, session, message.kind, message.header.id);
+        if (!client) return;
+        const extension = this.context.extension();
+        if (extension) extension.message(client, message);
+        else
+          client.answerError(
+            message.header.id,
+            errorToWire(new ProtocolError("this router does not serve tasks", { data: { reason: ProtocolFailure.UNEXPECTED_KIND } })),
+          );
+        return;
+      }
       default:
         if (session?.role !== "dealer") {
           outbound.protocolError(
@@ -124,10 +140,11 @@ export class Inbound {
 
   /**
    * See DealerRegistry.beat; the dealer's own connection counts as alive too, and a BEAT with a
-   * known token is how a heartbeat connection meets the HELLO deadline.
+   * known token is how a heartbeat connection meets the HELLO deadline. Its routing id is where a
+   * TERMINATE for that dealer goes.
    */
-  private beat(key: string, token: string): void {
-    const dealer = this.registry.beat(token);
+  private beat(key: string, token: string, from: Buffer): void {
+    const dealer = this.registry.beat(token, from);
     if (dealer === undefined) return;
     this.context.hello()?.met(key);
     this.context.socket()?.noteAlive(dealer.routingId);
@@ -189,8 +206,66 @@ export class Inbound {
 
   private cancel(client: ClientSession, id: number): void {
     const call = client.outstanding.get(id);
-    if (!call) return;
+    if (!call) {
+      this.context.extension()?.cancel(client, id);
+      return;
+    }
     this.calls.finished(call, new CancelledError("cancelled by the client"));
+  }
+
+  /**
+   * A call owned by the layer above (a task's attempt): checked and admitted like a client's
+   * REQUEST, but never re-dispatched by the router (its owner decides about another attempt).
+   */
+  owned(sink: ReplySink, request: OwnedCallRequest): Call {
+    const { calls } = this.context;
+    const call = calls.received(sink, { id: 0, method: request.method }, request.args, 0, request.timeoutMs);
+    call.task = request.task;
+    if (this.context.isStopping()) {
+      calls.finished(call, new ShuttingDownError("the router is stopping"));
+      return call;
+    }
+    const timeoutMs = request.timeoutMs;
+    if (timeoutMs !== undefined) call.timer = this.context.deadlines.add(timeoutMs, () => this.timedOut(call, timeoutMs));
+    this.context.dispatcher.admit(call);
+    return call;
+  }
+
+  /**
+   * Its owner gives up on an owned call and wants it stopped for sure: CANCEL now, and if the
+   * dealer still holds it after `graceMs` (a method that ignores its signal, or one that never
+   * yields), TERMINATE to the dealer's heartbeat connection, whose thread ends the process. A
+   * dealer whose heartbeat connection has not been heard from yet is told once it is (its next
+   * BEAT), within `heartbeatTimeoutMs`; after that the router gives up with a warning.
+   */
+  terminateOwned(call: Call, graceMs: number, heartbeatTimeoutMs: number): void {
+    const dealer = call.dealer as RegisteredDealer | null;
+    this.abandonOwned(call);
+    if (dealer === null) return;
+    const routerId = call.routerId;
+    const giveUpAt = Date.now() + graceMs + heartbeatTimeoutMs;
+    const check = () => {
+      if (dealer.inFlight.get(routerId) !== call) return;
+      const to = dealer.beatRoutingId;
+      if (to === undefined) {
+        if (Date.now() < giveUpAt) setTimeout(check, 50).unref?.();
+        else
+          this.context.log.warn(
+            `dealer ${dealer.id} still runs a revoked ${call.method}, and has no heartbeat connection to terminate it through`,
+          );
+        return;
+      }
+      this.context.log.warn(`dealer ${dealer.id} did not stop ${call.method} within ${graceMs} ms of its cancel: terminating its process`);
+      this.context.outbound.terminate(to, dealer.beatToken, `${call.method} was revoked with terminate`);
+    };
+    setTimeout(check, graceMs).unref?.();
+  }
+
+  /** Its owner gives up on an owned call: it leaves the queue, or its dealer gets CANCEL. */
+  abandonOwned(call: Call): void {
+    if (this.context.calls.can(call, "finished") && call.state !== "done") {
+      this.context.calls.finished(call, new CancelledError("the task was revoked"));
+    }
   }
 
   private credit(client: ClientSession, id: number, n: number): void {
@@ -227,9 +302,13 @@ export class Inbound {
       case "CHUNK":
       case "END":
         return this.reply(dealer, message.header.id, message);
+      case "PROGRESS": {
+        // Only for an attempt of a task that is still running; anything else is dropped.
+        const call = dealer.inFlight.get(message.header.id);
+        if (call?.state === "running" && call.task !== undefined) call.sink.progress?.(call, message.header.value);
+        return;
+      }
       default:
-        // SUBMIT, TASK and PROGRESS (docs/PROTOCOL.md §15) are decoded but not served by this
-        // router yet: from a dealer they are dropped (from a client: NOT_REGISTERED, above).
         return;
     }
   }

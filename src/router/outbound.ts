@@ -23,6 +23,7 @@ interface DealerRequest {
   stream?: boolean;
   credit?: number;
   deadlineMs?: number;
+  task?: { id: string; attempt: number };
 }
 
 /** What the rest of the router sends through (a fake in unit tests). */
@@ -82,12 +83,19 @@ export class Outbound {
     credit: number | undefined,
     deadline: number | undefined,
     args: Uint8Array,
+    task?: { id: string; attempt: number },
   ): void {
     const header: DealerRequest = { id, method };
     if (stream) header.stream = true;
     if (credit !== undefined) header.credit = credit;
     if (deadline !== undefined) header.deadlineMs = Math.max(1, deadline - Date.now());
+    if (task !== undefined) header.task = { id: task.id, attempt: task.attempt };
     this.send(routingId, encodeMessage("REQUEST", header, args));
+  }
+
+  /** TERMINATE, to a dealer's heartbeat connection. */
+  terminate(routingId: Buffer, token: string, reason: string): void {
+    this.send(routingId, encodeMessage("TERMINATE", { token, reason }));
   }
 
   cancel(routingId: Buffer, id: number): void {

@@ -26,6 +26,8 @@ export class RegisteredDealer implements CallHost, DealerView {
   lastDispatch = 0;
   /** Epoch ms when anything (a message, or a BEAT on its heartbeat connection) last came from it. */
   lastSeen: number;
+  /** The routing id its BEATs come from: where TERMINATE goes (a blocked main thread reads nothing). */
+  beatRoutingId: Buffer | undefined = undefined;
 
   constructor(
     /** Router-assigned, `<service>-<n>`. */
@@ -134,9 +136,12 @@ export class DealerRegistry {
    * bits, given only in that dealer's WELCOME) is the authority. Returns the dealer, or undefined
    * for a token of a registration that ended (ignored: a BEAT is never answered).
    */
-  beat(token: string): RegisteredDealer | undefined {
+  beat(token: string, from?: Buffer): RegisteredDealer | undefined {
     const dealer = this.byBeatToken.get(token);
-    if (dealer !== undefined) dealer.lastSeen = this.now();
+    if (dealer !== undefined) {
+      dealer.lastSeen = this.now();
+      if (from !== undefined) dealer.beatRoutingId = from;
+    }
     return dealer;
   }
 

@@ -5,13 +5,14 @@
  * with a free slot. It never parses payloads: it rewrites ids in headers and forwards argument
  * and result frames untouched. Every decision lives in the parts (see docs/ARCHITECTURE.md).
  */
-import { RouterMode, ShuttingDownError } from "../protocol/index.ts";
+import { type MethodInfo, RouterMode, ShuttingDownError } from "../protocol/index.ts";
 import { Deadlines } from "../util/deadlines.ts";
 import type { Logger } from "../util/log.ts";
 import { consumeMessages } from "../util/receive-loop.ts";
 import { Router } from "../zmtp/index.ts";
 import { Authenticator } from "./auth.ts";
-import { type Call, CallTable } from "./calls.ts";
+import { type Call, CallTable, type ReplySink } from "./calls.ts";
+import type { ClientExtension, OwnedCallRequest } from "./extension.ts";
 import { resolveRouterConfig, type RouterConfig, type ServiceRouterOptions } from "./config.ts";
 import { Dispatcher, strategyFor } from "./dispatch.ts";
 import { HelloDeadline } from "./hello-deadline.ts";
@@ -57,6 +58,7 @@ export class ServiceRouter {
   private boundAddress = "";
   private startedAt = 0;
   private stopping = false;
+  private extension: ClientExtension | undefined;
 
   constructor(options: ServiceRouterOptions = {}) {
     const config = resolveRouterConfig(options, process.env);
@@ -66,13 +68,14 @@ export class ServiceRouter {
     this.requireClientAuth = config.requireClientAuth;
     const log = (this.log = config.logger);
     const isStopping = () => this.stopping;
+    const extension = () => this.extension;
     const hello = () => this.hello;
     this.events = new RouterEvents((name, error) => log.error(`a ${name} listener failed: ${(error as Error)?.stack ?? error}`));
     this.outbound = new Outbound(log);
     this.queues = new Queues<Call>(config.maxQueueLength, config.queueLimits);
     this.calls = new CallTable(this.queues, this.outbound, this.events, log);
     const strategy = strategyFor(config.mode);
-    const dispatcher = new Dispatcher(strategy, this.queues, this.calls);
+    const dispatcher = new Dispatcher(strategy, this.queues, this.calls, this.events);
     this.registry = new DealerRegistry(this.calls, this.queues, dispatcher, this.events, log, {
       defaultMaxConcurrent: strategy.defaultMaxConcurrent,
       isStopping,
@@ -89,6 +92,7 @@ export class ServiceRouter {
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       isStopping,
+      extension,
       hello,
     });
     this.infoBuilder = new RouterInfoBuilder({
@@ -114,6 +118,7 @@ export class ServiceRouter {
       defaultTimeoutMs: config.defaultTimeoutMs,
       isStopping,
       socket: () => this.socket,
+      extension,
       hello,
     });
   }
@@ -192,6 +197,42 @@ export class ServiceRouter {
   /** `await using router = new ServiceRouter(...)` stops it when the scope ends. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
+  }
+
+  // ---- the seam for the layer above (src/tasks/): it serves SUBMIT/TASK and owns calls ----
+
+  /** @internal Hands SUBMIT, TASK and unmatched CANCELs of clients to `extension`. */
+  attachExtension(extension: ClientExtension): void {
+    this.extension = extension;
+  }
+
+  /** @internal What the dealers offering `method` registered for it, if any dealer offers it. */
+  offeredMethod(method: string): MethodInfo | undefined {
+    const dealers = this.registry.offering(method);
+    if (!dealers || dealers.size === 0) return undefined;
+    return dealers.values().next().value?.methods.get(method);
+  }
+
+  /** @internal Free slots of the live, not draining dealers offering `method`. */
+  freeSlots(method: string): number {
+    let free = 0;
+    for (const dealer of this.registry.offering(method) ?? []) if (dealer.hasFreeSlot) free += dealer.maxConcurrent - dealer.load;
+    return free;
+  }
+
+  /** @internal Runs a call owned by `sink` (a task's attempt); `abandonOwned` gives up on it. */
+  runOwned(request: OwnedCallRequest, sink: ReplySink): Call {
+    return this.inbound.owned(sink, request);
+  }
+
+  /** @internal See runOwned. */
+  abandonOwned(call: Call): void {
+    this.inbound.abandonOwned(call);
+  }
+
+  /** @internal See runOwned and Inbound.terminateOwned. */
+  terminateOwned(call: Call, graceMs: number): void {
+    this.inbound.terminateOwned(call, graceMs, this.config.heartbeatTimeoutMs);
   }
 
   /** The data behind INFO topics; also handy in-process. */

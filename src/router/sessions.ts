@@ -21,10 +21,11 @@ import type { Call, CallTable, ReplySink } from "./calls.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import type { HelloDeadline } from "./hello-deadline.ts";
 import type { OutboundPort } from "./outbound.ts";
+import type { ClientAnswers, ClientExtension } from "./extension.ts";
 import type { DealerRegistry, RegisteredDealer } from "./registry.ts";
 
 /** A client connection: its requests still waiting for a terminal reply, and where replies go. */
-export class ClientSession implements ReplySink {
+export class ClientSession implements ReplySink, ClientAnswers {
   authenticated = false;
   /** Calls of this connection without a terminal reply yet, by client id. */
   readonly outstanding = new Map<number, Call>();
@@ -52,6 +53,24 @@ export class ClientSession implements ReplySink {
     this.outstanding.delete(call.clientId);
     this.outbound.error(this.routingId, call.clientId, error);
   }
+
+  // Answers to requests that are not calls (task operations, served by a ClientExtension).
+
+  answer(id: number, payload: Uint8Array): void {
+    this.outbound.result(this.routingId, id, payload);
+  }
+
+  answerChunk(id: number, seq: number, payload: Uint8Array): void {
+    this.outbound.chunk(this.routingId, id, seq, payload);
+  }
+
+  answerEnd(id: number, count: number): void {
+    this.outbound.end(this.routingId, id, count);
+  }
+
+  answerError(id: number, error: WireError): void {
+    this.outbound.error(this.routingId, id, error);
+  }
 }
 
 export type Session = { role: "client"; client: ClientSession } | { role: "dealer"; dealer: RegisteredDealer };
@@ -72,6 +91,8 @@ export interface SessionsContext {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   isStopping(): boolean;
+  /** The layer above that serves SUBMIT and TASK, if one is attached. */
+  extension(): ClientExtension | undefined;
   /** The running socket's HELLO deadline (only when client keys are required). */
   hello(): HelloDeadline | null;
 }
@@ -184,6 +205,7 @@ export class Sessions {
     if (session.role === "client") {
       for (const call of session.client.outstanding.values()) this.context.calls.abandoned(call, "client disconnected");
       session.client.outstanding.clear();
+      this.context.extension()?.gone(session.client);
       return;
     }
     this.context.registry.lost(session.dealer, why ?? "disconnected");

@@ -31,6 +31,11 @@ export interface AttemptSink {
 export interface AttemptHandle {
   /** Abandons the attempt: the dealer's AbortSignal fires; the sink hears nothing more. */
   cancel(): void;
+  /**
+   * Cancels, and if the dealer still runs the method after `graceMs`, ends the dealer's process
+   * (a supervisor starts a new instance).
+   */
+  terminate(graceMs: number): void;
 }
 
 export interface TaskHost {

@@ -15,6 +15,8 @@ export function ranksBefore(a: QueuePosition, b: QueuePosition): boolean {
 
 export class MethodWindow {
   private items: TaskRecord[] = [];
+  /** Ids in `items`: a task offered after a load already brought it in is not held twice. */
+  private readonly ids = new Set<string>();
   private frontier: QueuePosition | undefined;
   /** The store has no queued task of the method past the frontier. */
   private exhausted = false;
@@ -33,7 +35,7 @@ export class MethodWindow {
   /** A task of this method became queued (already written to the store). */
   offer(task: TaskRecord): void {
     const inside = this.exhausted || (this.frontier !== undefined && ranksBefore(task, this.frontier));
-    if (!inside) return;
+    if (!inside || this.ids.has(task.id)) return;
     let low = 0;
     let high = this.items.length;
     while (low < high) {
@@ -42,9 +44,10 @@ export class MethodWindow {
       else high = middle;
     }
     this.items.splice(low, 0, task);
+    this.ids.add(task.id);
     if (this.items.length > 2 * this.size) {
       // Too much in memory: forget the tail; the store gives it back when its turn comes.
-      this.items.length = this.size;
+      for (const dropped of this.items.splice(this.size)) this.ids.delete(dropped.id);
       const last = this.items[this.size - 1];
       this.frontier = { priority: last.priority, seq: last.seq };
       this.exhausted = false;
@@ -53,6 +56,7 @@ export class MethodWindow {
 
   /** Forgets a task that left the queue another way (revoked, expired). */
   remove(id: string): void {
+    if (!this.ids.delete(id)) return;
     const index = this.items.findIndex((task) => task.id === id);
     if (index >= 0) this.items.splice(index, 1);
   }
@@ -62,12 +66,16 @@ export class MethodWindow {
     if (this.items.length === 0 && !this.exhausted) {
       const loaded = this.store.queued(this.method, this.size, this.frontier);
       this.items = loaded;
+      this.ids.clear();
+      for (const task of loaded) this.ids.add(task.id);
       if (loaded.length > 0) {
         const last = loaded[loaded.length - 1];
         this.frontier = { priority: last.priority, seq: last.seq };
       }
       this.exhausted = loaded.length < this.size;
     }
-    return this.items.shift();
+    const next = this.items.shift();
+    if (next) this.ids.delete(next.id);
+    return next;
   }
 }

@@ -42,6 +42,8 @@ interface Attempt {
 
 /** Tasks looked at per turn of a timer (due, expiring, purge), so one turn stays short. */
 const BATCH = 1000;
+/** How long a revoke with terminate lets the method stop by its signal before its process is ended. */
+const TERMINATE_GRACE_MS = 1000;
 /** Largest delay a timer takes. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -56,6 +58,11 @@ export class TaskManager {
   private readonly random: () => number;
   private readonly windows = new Map<string, MethodWindow>();
   private readonly attempts = new Map<string, Attempt>();
+  /**
+   * Methods that may have queued tasks. Capacity news for any other method (every reply of a
+   * plain call brings some) costs one set lookup.
+   */
+  private readonly withQueued = new Set<string>();
   /** Attempts per method whose markRunning is not committed yet: they hold a slot already. */
   private readonly starting = new Map<string, number>();
   private wakeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -76,10 +83,10 @@ export class TaskManager {
 
   /**
    * Takes over the store: attempts that were running when the router last stopped were cut off
-   * (they count as lost and are retried, or fail), then due work starts.
+   * (they count as lost and are retried, or fail), then due work starts. Returns what the store
+   * holds, in words ("3 queued, 10 succeeded").
    */
-  async start(): Promise<void> {
-    const now = this.now();
+  async start(): Promise<string> {
     for (const task of this.store.running()) {
       const error: WireError = { code: "DEALER_LOST", message: "the router restarted while the attempt ran" };
       await this.afterFailure(task, task.attempts, error, true);
@@ -88,8 +95,11 @@ export class TaskManager {
     this.purgeTimer.unref?.();
     await this.purge();
     await this.tick();
-    for (const method of this.store.queuedMethods()) this.pump(method);
-    this.log.info(`tasks: ${describeCounts(this.store.counts())} (at ${new Date(now).toISOString()})`);
+    for (const method of this.store.queuedMethods()) {
+      this.withQueued.add(method);
+      this.pump(method);
+    }
+    return describeCounts(this.store.counts());
   }
 
   /** Stops timers; running attempts stay `running` in the store and are retried after a restart. */
@@ -119,6 +129,7 @@ export class TaskManager {
     if (!created) return record;
     if (record.state === "queued") {
       this.window(method).offer(record);
+      this.withQueued.add(method);
       this.pump(method);
     } else {
       this.wakeBy(record.runAt);
@@ -140,15 +151,17 @@ export class TaskManager {
 
   /**
    * Revokes a task that has not finished: one that has not started never will; a running one has
-   * its attempt cancelled (the method's AbortSignal fires). A finished task is left as it is.
+   * its attempt cancelled (the method's AbortSignal fires), and with `terminate`, the dealer's
+   * process is ended if the method has not stopped a second later. A finished task is left as it is.
    */
-  async revoke(id: string): Promise<TaskRecord> {
+  async revoke(id: string, options: { terminate?: boolean } = {}): Promise<TaskRecord> {
     const record = this.get(id);
     if (isFinal(record.state)) return record;
     const attempt = this.attempts.get(id);
     if (attempt) {
       attempt.revoked = true;
-      attempt.handle?.cancel();
+      if (options.terminate) attempt.handle?.terminate(TERMINATE_GRACE_MS);
+      else attempt.handle?.cancel();
       this.attempts.delete(id);
     }
     const error: TaskError = { code: "CANCELLED", message: "the task was revoked" };
@@ -199,15 +212,18 @@ export class TaskManager {
 
   /** Gives free slots of `method` the next queued tasks. */
   private pump(method: string): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.withQueued.has(method)) return;
     let free = this.host.freeSlots(method) - (this.starting.get(method) ?? 0);
     if (free <= 0) return;
-    const window = this.windows.get(method) ?? (this.host.method(method) ? this.window(method) : undefined);
-    if (!window) return;
+    const window = this.window(method);
     const now = this.now();
     while (free > 0) {
       const task = window.take();
-      if (!task) return;
+      if (!task) {
+        // Nothing queued in memory or in the store: forget the method until a task is queued.
+        this.withQueued.delete(method);
+        return;
+      }
       if (task.expiresAt !== undefined && task.expiresAt <= now) {
         void this.finish(task, "markExpired", expiredError(task));
         continue;
@@ -218,6 +234,11 @@ export class TaskManager {
   }
 
   private async startAttempt(task: TaskRecord): Promise<void> {
+    if (this.attempts.has(task.id)) {
+      // Offered again after a load had already brought it in, and started: not a second attempt.
+      this.pump(task.method);
+      return;
+    }
     const attempt: Attempt = { task, number: task.attempts + 1, handle: undefined, revoked: false };
     this.attempts.set(task.id, attempt);
     this.starting.set(task.method, (this.starting.get(task.method) ?? 0) + 1);
@@ -263,7 +284,8 @@ export class TaskManager {
   private async onError(attempt: Attempt, error: WireError, lost: boolean): Promise<void> {
     if (!this.settle(attempt)) return;
     // A router that stops cuts the attempt off like a lost dealer: it runs again after the restart.
-    const cutOff = lost || error.code === "SHUTTING_DOWN";
+    // QUEUE_FULL: the router's own call queue was full when the attempt arrived; it never ran.
+    const cutOff = lost || error.code === "SHUTTING_DOWN" || error.code === "QUEUE_FULL";
     await this.afterFailure(attempt.task, attempt.number, error, cutOff);
   }
 
@@ -327,6 +349,7 @@ export class TaskManager {
       if (!(await this.store.transition(task.id, "markQueued"))) continue;
       const queued = { ...task, state: "queued" as const };
       this.window(task.method).offer(queued);
+      this.withQueued.add(task.method);
       this.emit(task.id, "queued");
       methods.add(task.method);
     }

@@ -127,7 +127,7 @@ test("bare voidrail: exit 2, the usage, and a last line saying no command was gi
   expect(result.stdout).toBe("");
   expect(result.stderr).toContain("USAGE voidrail router|dealer|client|serve");
   expect(result.stderr.trimEnd().split("\n").at(-1)).toBe(
-    "voidrail: no command given (commands: router, dealer, client, serve); see voidrail --help",
+    "voidrail: no command given (commands: router, dealer, client, serve, task); see voidrail --help",
   );
 });
 
@@ -171,7 +171,7 @@ describe("a dealer says when it is back after a router restart", () => {
       await dealer.waitForOutput("EchoService lost the router; reconnecting", { count: instances });
       const second = await startRouter(port);
       await dealer.waitForOutput(
-        /EchoService reconnected to the router after \d+\.\d s; registered as EchoService-\d+ \(.+:\d+\) with 6 method\(s\)/,
+        /EchoService reconnected to the router after \d+\.\d s; registered as EchoService-\d+ \(.+:\d+\) with 7 method\(s\)/,
         { count: instances, timeoutMs: 15_000 },
       );
       expect(await runCliOk(["client", "--call", "EchoService.echo", "--args", '"back"', "--port", String(port)])).toBe('"back"\n');

@@ -197,6 +197,41 @@ describe("a router, a dealer and the client on the defaults (port from VOIDRAIL_
     ).toBe('"keyed"\n');
   });
 
+  test("background tasks: submit prints an id; watch, status, wait, list and revoke work as shown", async () => {
+    // The README's example id stands for the one submit printed.
+    const README_TASK_ID = "0192f3c0-5e1a-7b2c-9d4e-8f0a1b2c3d4e";
+    const runWith = async (line: string, id: string) => {
+      const { args, env } = resolveLine(line, place);
+      const result = await runCli(
+        args.map((arg) => (arg === README_TASK_ID ? id : arg)),
+        { env, timeoutMs: 60_000 },
+      );
+      if (result.code !== 0) throw new Error(`${line}\nexited ${result.code}\n${result.stdout}${result.stderr}`);
+      return result.stdout;
+    };
+    const id = (await ok("voidrail task submit EchoService.countPrimesInSteps --args 300000 --priority 7 --retries 2", place)).trim();
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7/);
+    const events = (await runWith("voidrail task watch 0192f3c0-5e1a-7b2c-9d4e-8f0a1b2c3d4e", id))
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+    expect(events.at(-1).state).toBe("succeeded");
+    const status = JSON.parse(await runWith("voidrail task status 0192f3c0-5e1a-7b2c-9d4e-8f0a1b2c3d4e", id));
+    expect(status).toMatchObject({ id, state: "succeeded", priority: 7, attempts: 1, progress: { current: 10, total: 10 } });
+    expect(JSON.parse(await runWith("voidrail task wait 0192f3c0-5e1a-7b2c-9d4e-8f0a1b2c3d4e --timeout 60", id))).toMatchObject({
+      n: 300000,
+      primes: 25997,
+    });
+    const list = JSON.parse(await ok("voidrail task list --state succeeded --limit 20", place));
+    expect(list.tasks.map((t: { id: string }) => t.id)).toContain(id);
+    const later = (
+      await ok("voidrail task submit EchoService.add --args '[2, 3]' --countdown 600 --idempotency-key order-42", place)
+    ).trim();
+    expect(JSON.parse(await runWith("voidrail task revoke 0192f3c0-5e1a-7b2c-9d4e-8f0a1b2c3d4e", later)).state).toBe("revoked");
+    // Revoking a finished task leaves it as it is.
+    expect(JSON.parse(await runWith("voidrail task revoke 0192f3c0-5e1a-7b2c-9d4e-8f0a1b2c3d4e", id)).state).toBe("succeeded");
+  }, 120_000);
+
   test("SIGTERM stops the dealer, then the router, each with exit 0 and a last word", async () => {
     await stop(dealer, "voidrail: dealer shutdown complete");
     await stop(router, "voidrail: router shutdown complete");

@@ -18,7 +18,7 @@ export type Sent =
   | { kind: "REQUEST"; to: string; id: number; method: string; stream: boolean; credit: number | undefined }
   | { kind: "CANCEL"; to: string; id: number }
   | { kind: "CREDIT"; to: string; id: number; n: number }
-  | { kind: "RESULT" | "CHUNK" | "END" | "ERROR" | "WELCOME" | "INFO-RESULT"; to: string; id?: number; code?: string };
+  | { kind: "RESULT" | "CHUNK" | "END" | "ERROR" | "WELCOME" | "INFO-RESULT" | "TERMINATE"; to: string; id?: number; code?: string };
 
 function name(routingId: Buffer): string {
   return routingId.toString("latin1");
@@ -56,6 +56,9 @@ export class FakeOutbound implements OutboundPort {
   }
   credit(routingId: Buffer, id: number, n: number): void {
     this.sent.push({ kind: "CREDIT", to: name(routingId), id, n });
+  }
+  terminate(routingId: Buffer): void {
+    this.sent.push({ kind: "TERMINATE", to: name(routingId) });
   }
   /** The REQUESTs sent so far, as "dealer:method#clientId" via `calls`. */
   requests(): Extract<Sent, { kind: "REQUEST" }>[] {

@@ -51,13 +51,18 @@ export function uniqueIpcAddress(): string {
   return uniqueEndpoint("ipc");
 }
 
-/** The environment every spawned binary gets: the caller's, less VOIDRAIL_*, plus NO_COLOR=1. */
+/**
+ * The environment every spawned binary gets: the caller's, less VOIDRAIL_*, plus NO_COLOR=1 and
+ * VOIDRAIL_STORE=memory: routers started side by side from one folder would otherwise share the
+ * default ./voidrail-tasks.db (the second is refused: the store is one router's). Tests of the
+ * file store pass their own VOIDRAIL_STORE or --store.
+ */
 export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (value !== undefined && !name.startsWith("VOIDRAIL_")) env[name] = value;
   }
-  return { ...env, NO_COLOR: "1", ...extra };
+  return { ...env, NO_COLOR: "1", VOIDRAIL_STORE: "memory", ...extra };
 }
 
 export interface SpawnOptions {

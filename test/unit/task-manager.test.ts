@@ -23,6 +23,8 @@ interface FakeAttempt {
   request: AttemptRequest;
   sink: AttemptSink;
   cancelled: boolean;
+  /** The grace a revoke with terminate gave, if one did. */
+  terminatedAfterMs?: number;
 }
 
 class FakeHost implements TaskHost {
@@ -47,6 +49,10 @@ class FakeHost implements TaskHost {
     return {
       cancel: () => {
         attempt.cancelled = true;
+      },
+      terminate: (graceMs: number) => {
+        attempt.cancelled = true;
+        attempt.terminatedAfterMs = graceMs;
       },
     };
   }
@@ -177,6 +183,7 @@ describe("TaskManager", () => {
     expect((await manager.revoke(queued.id)).state).toBe("revoked");
     expect((await manager.revoke(running.id)).state).toBe("revoked");
     expect(host.attempts[0].cancelled).toBe(true);
+    expect(host.attempts[0].terminatedAfterMs).toBeUndefined();
     host.finish(0, { result: "too late" });
     expect(manager.get(running.id)).toMatchObject({ state: "revoked", error: { code: "CANCELLED" } });
     expect(manager.get(running.id).result).toBeUndefined();
@@ -251,5 +258,28 @@ describe("TaskManager", () => {
     host2.finish(0, { result: "done" });
     await stateOf(again, task.id, "succeeded");
     expect(again.get(task.id)).toMatchObject({ attempts: 2, lostAttempts: 1 });
+  });
+
+  test("revoke with terminate asks the host to end the attempt's process after a grace period", async () => {
+    const { host, manager } = setup();
+    await manager.start();
+    const task = await manager.submit("Img.resize", encode([]), {});
+    await waitFor(() => host.attempts.length === 1, { timeoutMs: STEP_MS, message: "the attempt" });
+    expect((await manager.revoke(task.id, { terminate: true })).state).toBe("revoked");
+    expect(host.attempts[0].terminatedAfterMs).toBeGreaterThan(0);
+  });
+
+  test("concurrent submits: each task gets exactly one attempt, even when a load brought it in before its own offer", async () => {
+    const { host, manager } = setup({ slots: 4, windowSize: 8 });
+    await manager.start();
+    const tasks = await Promise.all(Array.from({ length: 100 }, (_, i) => manager.submit("Img.resize", encode([i]), {})));
+    for (let finished = 0; finished < 100; finished++) {
+      await waitFor(() => host.attempts.length > finished, { timeoutMs: STEP_MS, message: `attempt ${finished + 1} to start` });
+      host.finish(finished, { result: finished });
+    }
+    for (const task of tasks) await stateOf(manager, task.id, "succeeded");
+    const started = host.attempts.map((a) => a.request.taskId);
+    expect(new Set(started).size).toBe(100);
+    expect(started.length).toBe(100);
   });
 });

@@ -21,6 +21,23 @@ export const apiKeyArg = {
   "api-key": { type: "string", description: "API key (env VOIDRAIL_API_KEY)" },
 } as const satisfies ArgsDef;
 
+export const storeArg = {
+  store: {
+    type: "string",
+    description: "Where background tasks are kept: a SQLite file, or memory (default ./voidrail-tasks.db, env VOIDRAIL_STORE)",
+  },
+} as const satisfies ArgsDef;
+
+/** The task store a router command uses: --store, then VOIDRAIL_STORE, then ./voidrail-tasks.db. */
+export function taskStorePath(store: string | undefined): string {
+  const chosen = store ?? (env.VOIDRAIL_STORE || "./voidrail-tasks.db");
+  if (chosen.trim() === "") throw new CliError("--store must be a file path or memory", 2);
+  return chosen;
+}
+
+/** The exit code for a router whose task store cannot be used (as for a service that cannot start). */
+export const EXIT_STORE_UNUSABLE = 78;
+
 export const logLevelArg = {
   "log-level": { type: "string", description: "silent, error, warn, info or debug (env VOIDRAIL_LOG_LEVEL)" },
 } as const satisfies ArgsDef;

@@ -15,6 +15,7 @@ export const subCommands: Record<string, Lazy> = {
   dealer: load(() => import("./dealer.ts")),
   client: load(() => import("./client.ts")),
   serve: load(() => import("./serve.ts")),
+  task: load(() => import("./task.ts")),
   // Hidden: what `dealer --instances N` starts N times.
   "dealer-child": load(() => import("./dealer-child.ts")),
 };

@@ -1,6 +1,18 @@
 /** `voidrail router`: runs a ServiceRouter from flags and VOIDRAIL_* variables until SIGINT/SIGTERM. */
 import { defineCommand } from "citty";
-import { applyLogLevel, checkFlags, connectionArgs, logLevelArg, onShutdown, parseSeconds, routerEndpoint, splitKeys } from "./_shared.ts";
+import {
+  applyLogLevel,
+  checkFlags,
+  connectionArgs,
+  EXIT_STORE_UNUSABLE,
+  logLevelArg,
+  onShutdown,
+  parseSeconds,
+  routerEndpoint,
+  splitKeys,
+  storeArg,
+  taskStorePath,
+} from "./_shared.ts";
 import { CliError, runCli } from "../errors.ts";
 
 const args = {
@@ -24,6 +36,7 @@ const args = {
   "require-auth": { type: "boolean", description: "Require API keys (env VOIDRAIL_REQUIRE_AUTH)" },
   "dealer-keys": { type: "string", description: "Comma-separated keys dealers must present (env VOIDRAIL_DEALER_API_KEYS)" },
   "client-keys": { type: "string", description: "Comma-separated keys clients must present (env VOIDRAIL_CLIENT_API_KEYS)" },
+  ...storeArg,
   "generate-keys": { type: "boolean", description: "Print a new dealer key and client key and the commands that use them, then exit" },
   ...logLevelArg,
 } as const;
@@ -60,6 +73,7 @@ export default defineCommand({
         ...(parsed["dealer-keys"] !== undefined ? { dealerApiKeys: splitKeys(parsed["dealer-keys"]) } : {}),
         ...(parsed["client-keys"] !== undefined ? { clientApiKeys: splitKeys(parsed["client-keys"]) } : {}),
         ...(maxQueue !== undefined ? { maxQueueLength: Number.parseInt(maxQueue, 10) } : {}),
+        taskStore: taskStorePath(parsed.store),
       });
       // Signals are handled from before the start: a Ctrl-C right after "listening" must drain, not kill.
       const started = router.start();
@@ -75,7 +89,8 @@ export default defineCommand({
       try {
         await started;
       } catch (error) {
-        throw new CliError(`cannot start the router: ${(error as Error).message}`);
+        const unusableStore = (error as { code?: unknown }).code === "STORE_ERROR";
+        throw new CliError(`cannot start the router: ${(error as Error).message}`, unusableStore ? EXIT_STORE_UNUSABLE : 1);
       }
       await new Promise(() => {});
     }),

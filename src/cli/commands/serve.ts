@@ -3,7 +3,16 @@ import { defineCommand } from "citty";
 import { CliError, runCli } from "../errors.ts";
 import { type RunningDealers, runInProcess, runSupervised } from "../run-dealers.ts";
 import { dealerArgs, dealerOptions } from "./dealer.ts";
-import { applyLogLevel, checkFlags, onShutdown, parseSeconds, routerEndpoint } from "./_shared.ts";
+import {
+  applyLogLevel,
+  checkFlags,
+  EXIT_STORE_UNUSABLE,
+  onShutdown,
+  parseSeconds,
+  routerEndpoint,
+  storeArg,
+  taskStorePath,
+} from "./_shared.ts";
 
 const args = {
   ...dealerArgs,
@@ -17,6 +26,7 @@ const args = {
     description: "Seconds of silence after which a dealer is gone (env VOIDRAIL_HEARTBEAT_TIMEOUT)",
     default: process.env.VOIDRAIL_HEARTBEAT_TIMEOUT || "30",
   },
+  ...storeArg,
 } as const;
 
 export default defineCommand({
@@ -35,6 +45,7 @@ export default defineCommand({
         address: routerEndpoint(parsed),
         routerMode: parsed.mode,
         heartbeatTimeout: parseSeconds(parsed["heartbeat-timeout"], "--heartbeat-timeout"),
+        taskStore: taskStorePath(parsed.store),
       });
       // Signals are handled from before the start: a Ctrl-C during start-up drains what has started.
       let starting: Promise<RunningDealers | undefined> = Promise.resolve(undefined);
@@ -55,7 +66,8 @@ export default defineCommand({
       try {
         await router.start();
       } catch (error) {
-        throw new CliError(`cannot start the router: ${(error as Error).message}`);
+        const unusableStore = (error as { code?: unknown }).code === "STORE_ERROR";
+        throw new CliError(`cannot start the router: ${(error as Error).message}`, unusableStore ? EXIT_STORE_UNUSABLE : 1);
       }
       const options = { ...dealerFlags, routerAddress: router.address };
       starting = options.instances > 1 ? runSupervised(options) : runInProcess(options);

@@ -1,0 +1,59 @@
+/**
+ * The TaskHost over a ServiceRouter: a task's attempt becomes a call the task layer owns through
+ * a ReplySink, method defaults come from the dealers' registrations, and the router's
+ * `dealer.free` event (after its own queues are served) says when queued tasks may start.
+ */
+import type { WireError } from "../protocol/index.ts";
+import type { Call, ReplySink } from "../router/calls.ts";
+import type { ServiceRouter } from "../router/service-router.ts";
+import type { AttemptHandle, AttemptRequest, AttemptSink, TaskHost } from "./host.ts";
+
+const NOT_UNARY: WireError = {
+  code: "PROTOCOL_ERROR",
+  message: "a task's attempt got a stream's answer",
+  data: { reason: "UNEXPECTED_KIND" },
+};
+
+export class RouterTaskHost implements TaskHost {
+  constructor(private readonly router: ServiceRouter) {}
+
+  method(method: string) {
+    const info = this.router.offeredMethod(method);
+    return info === undefined ? undefined : { stream: info.stream, taskDefaults: info.task ?? {} };
+  }
+
+  freeSlots(method: string): number {
+    return this.router.freeSlots(method);
+  }
+
+  startAttempt(request: AttemptRequest, attempt: AttemptSink): AttemptHandle {
+    const sink: ReplySink = {
+      chunk() {},
+      result: (_call, payload) => attempt.result(payload),
+      end: () => attempt.error(NOT_UNARY, false),
+      error: (_call, error) => attempt.error(error, error.code === "DEALER_LOST"),
+      progress: (_call, value) => attempt.progress(value),
+    };
+    const call: Call = this.router.runOwned(
+      {
+        method: request.method,
+        args: request.args,
+        ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
+        task: { id: request.taskId, attempt: request.attempt },
+      },
+      sink,
+    );
+    return {
+      cancel: () => this.router.abandonOwned(call),
+      terminate: (graceMs) => this.router.terminateOwned(call, graceMs),
+    };
+  }
+
+  onCapacity(listener: (method: string) => void): void {
+    const dealerCanTakeWork = (dealer: { methods: ReadonlyMap<string, unknown> }) => {
+      for (const method of dealer.methods.keys()) listener(method);
+    };
+    // Also after a registration: the router serves its own queue first, then says "dealer.free".
+    this.router.events.on("dealer.free", dealerCanTakeWork);
+  }
+}
