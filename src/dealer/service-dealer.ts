@@ -35,6 +35,9 @@ import { Dealer, SEND_DONE } from "../zmtp/index.ts";
 import { HeartbeatThread } from "./heartbeat-thread.ts";
 import { ProgressReporter } from "./progress-reporter.ts";
 
+/** Room for the frames around a payload (protocol id, kind, header) within the router's message limit. */
+const MESSAGE_OVERHEAD_BYTES = 66 * 1024;
+
 /** At most one PROGRESS per task attempt in this many milliseconds (the latest value wins). */
 const PROGRESS_INTERVAL_MS = 100;
 import { type CallContext, collectMethods, type MethodDefinition } from "./service-method.ts";
@@ -137,6 +140,8 @@ export class ServiceDealer {
   readonly #deadlines = new Deadlines();
   #registeredWaiters: { resolve(): void; reject(error: Error): void }[] = [];
   #idleWaiters: (() => void)[] = [];
+  /** The router's maxMessageSize, from its WELCOME. */
+  #routerMaxMessageSize: number | undefined;
   /** When the connection of a registered dealer was lost; cleared once registered again. */
   #lostRouterAt: number | undefined;
 
@@ -328,6 +333,7 @@ export class ServiceDealer {
 
   #onWelcome(header: DealerWelcomeHeader): void {
     this.dealerId = header.dealerId;
+    this.#routerMaxMessageSize = header.maxMessageSize;
     if (header.beatToken !== undefined && header.heartbeatIntervalMs > 0)
       this.#heartbeat?.vouchFor(header.beatToken, header.heartbeatIntervalMs);
     if (this.#state === "draining") return;
@@ -413,6 +419,7 @@ export class ServiceDealer {
         if (cancellation.aborted) throw cancellation.reason;
         const encoded = encodeJson(value === undefined ? null : value, "result");
         if (!encoded.ok) throw encoded.error;
+        this.#checkFits(encoded.value, "result");
         progress?.flush();
         this.#reply(encodeMessage("RESULT", { id }, encoded.value));
       }
@@ -454,6 +461,7 @@ export class ServiceDealer {
         if (signal.aborted) throw signal.reason;
         const encoded = encodeJson(step.value === undefined ? null : step.value, "chunk");
         if (!encoded.ok) throw encoded.error;
+        this.#checkFits(encoded.value, "chunk");
         if (call.credit !== undefined) call.credit--;
         // Awaiting the send is the backpressure: a full connection pauses the producer.
         await this.#socket?.send(encodeMessage("CHUNK", { id, seq: seq++ }, encoded.value));
@@ -463,6 +471,18 @@ export class ServiceDealer {
       throw error;
     }
     this.#reply(encodeMessage("END", { id, count: seq }));
+  }
+
+  /**
+   * A payload the router would refuse (bigger than its maxMessageSize, from WELCOME) closes this
+   * dealer's connection and loses every call on it: refuse it here instead, for this call alone.
+   */
+  #checkFits(payload: Uint8Array, path: "result" | "chunk"): void {
+    const limit = this.#routerMaxMessageSize;
+    if (limit === undefined || payload.length + MESSAGE_OVERHEAD_BYTES <= limit) return;
+    throw new ValidationError(`the ${path} is ${payload.length} bytes, more than the router accepts in one message (${limit} bytes)`, {
+      data: { path, size: payload.length, limit },
+    });
   }
 
   #replyError(id: number, error: unknown): void {

@@ -322,6 +322,11 @@ export const DealerWelcomeHeaderSchema = v.object({
   heartbeatTimeoutMs: DurationMsSchema,
   /** Secret for BEAT messages vouching for this registration (absent: the router takes none). */
   beatToken: v.optional(v.pipe(v.string(), v.regex(BEAT_TOKEN_PATTERN))),
+  /**
+   * The largest message the router accepts, in bytes: a dealer answers a result that would not
+   * fit with an ERROR for that request instead (a bigger message closes its connection).
+   */
+  maxMessageSize: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(1024))),
 });
 export type DealerWelcomeHeader = v.InferOutput<typeof DealerWelcomeHeaderSchema>;
 

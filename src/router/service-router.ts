@@ -91,6 +91,7 @@ export class ServiceRouter {
       log,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+      maxMessageSize: config.maxMessageSize,
       isStopping,
       extension,
       hello,

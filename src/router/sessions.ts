@@ -90,6 +90,8 @@ export interface SessionsContext {
   log: Logger;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
+  /** The largest message the router accepts (told to dealers in WELCOME). */
+  maxMessageSize: number;
   isStopping(): boolean;
   /** The layer above that serves SUBMIT and TASK, if one is attached. */
   extension(): ClientExtension | undefined;
@@ -162,7 +164,13 @@ export class Sessions {
     const dealer = this.context.registry.register(routingId, hello);
     this.context.hello()?.met(key);
     this.byKey.set(key, { role: "dealer", dealer });
-    outbound.welcome(routingId, { role: "dealer", dealerId: dealer.id, beatToken: dealer.beatToken, ...welcome });
+    outbound.welcome(routingId, {
+      role: "dealer",
+      dealerId: dealer.id,
+      beatToken: dealer.beatToken,
+      maxMessageSize: this.context.maxMessageSize,
+      ...welcome,
+    });
     this.context.dispatcher.serveDealer(dealer);
   }
 

@@ -38,6 +38,7 @@ class Journal {
   readonly started: string[] = [];
   readonly aborted: string[] = [];
   failuresLeft = 0;
+  readonly attemptTimes: number[] = [];
   gate = new Gate();
 }
 let journal = new Journal();
@@ -82,6 +83,17 @@ class Jobs extends ServiceDealer {
     if (journal.failuresLeft > 0) {
       journal.failuresLeft--;
       throw new Error("not yet");
+    }
+    return context.attempt;
+  }
+
+  /** Fails while the journal says so, noting when each attempt started. */
+  @serviceMethod({ context: true })
+  timed(context: CallContext) {
+    journal.attemptTimes.push(Date.now());
+    if (journal.failuresLeft > 0) {
+      journal.failuresLeft--;
+      throw new Error(`attempt ${context.attempt} failed`);
     }
     return context.attempt;
   }
@@ -164,6 +176,17 @@ for (const store of ["memory", "sqlite"] as const) {
       const task = await client.submit("Jobs.flaky", [], { retries: 3, retryDelay: 0.01, retryOn: ["RangeError"] });
       expect(await client.waitTask(task.id, { timeout: 10 })).toBe("ok on attempt 3");
       expect(await client.getTask(task.id)).toMatchObject({ state: "succeeded", attempts: 3 });
+    });
+
+    test("exponential backoff: each retry waits its doubled delay, within the ±20 % jitter", async () => {
+      const { client } = await setup();
+      journal.failuresLeft = 2;
+      const task = await client.submit("Jobs.timed", [], { retries: 2, retryDelay: 0.2, backoff: "exponential" });
+      expect(await client.waitTask(task.id, { timeout: 10 })).toBe(3);
+      const [first, second, third] = journal.attemptTimes;
+      // Never earlier than the jitter allows (a timer may fire 1 ms early); later only by the machine's load.
+      expect(second - first).toBeGreaterThanOrEqual(0.8 * 200 - 2);
+      expect(third - second).toBeGreaterThanOrEqual(0.8 * 400 - 2);
     });
 
     test("a failure retryOn does not name fails the task at once with the method's error", async () => {
@@ -378,5 +401,37 @@ describe("revoke with terminate", () => {
     expect(await client.getTask(task.id)).toMatchObject({ state: "revoked", error: { code: "CANCELLED" } });
     await cluster.dealer((options) => new Jobs(options));
     expect(await client.waitTask((await client.submit("Jobs.add", [2, 2])).id, { timeout: 10 })).toBe(4);
+  });
+});
+
+describe("results too big for the router", () => {
+  const cluster = new Cluster("tcp");
+  afterEach(() => cluster.dispose());
+
+  class Big extends ServiceDealer {
+    @serviceMethod
+    blob(bytes: number) {
+      return "x".repeat(bytes);
+    }
+  }
+
+  test("a result over the router's maxMessageSize fails that call and task with a clear error; the dealer stays", async () => {
+    await cluster.router({ taskStore: "memory", maxMessageSize: 256 * 1024 });
+    const big = await cluster.dealer((options) => new Big(options));
+    const client = await cluster.client();
+    const error = await client.call("Big.blob", [512 * 1024]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as Error).message).toContain("more than the router accepts in one message (262144 bytes)");
+    const task = await client.submit("Big.blob", [512 * 1024], { retries: 2 });
+    const failed = await client.waitTask(task.id, { timeout: 10 }).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(ValidationError);
+    expect(await client.getTask(task.id)).toMatchObject({
+      state: "failed",
+      attempts: 1,
+      error: { code: "VALIDATION_ERROR", data: { path: "result" } },
+    });
+    // The same dealer, still registered, answers what fits.
+    expect((await client.invoke<string>("Big.blob", 10)).length).toBe(10);
+    expect((await client.discoverClusters()).map((d) => d.id)).toEqual([big.dealerId!]);
   });
 });
