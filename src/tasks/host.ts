@@ -45,6 +45,10 @@ export interface TaskHost {
   freeSlots(method: string): number;
   /** Runs an attempt now; the caller checked `freeSlots` first. */
   startAttempt(request: AttemptRequest, sink: AttemptSink): AttemptHandle;
-  /** Calls `listener` whenever slots for `method` may have freed (a call ended, a dealer came). */
-  onCapacity(listener: (method: string) => void): void;
+  /**
+   * From now on calls `listener` whenever slots for `method` may have freed (a call ended, a
+   * dealer came); `undefined` stops that. The task layer listens only while it has queued tasks,
+   * so plain calls pay nothing for it.
+   */
+  onCapacity(listener: ((method: string) => void) | undefined): void;
 }

@@ -15,6 +15,8 @@ const NOT_UNARY: WireError = {
 };
 
 export class RouterTaskHost implements TaskHost {
+  private stopListening: (() => void) | undefined;
+
   constructor(private readonly router: ServiceRouter) {}
 
   method(method: string) {
@@ -49,11 +51,13 @@ export class RouterTaskHost implements TaskHost {
     };
   }
 
-  onCapacity(listener: (method: string) => void): void {
-    const dealerCanTakeWork = (dealer: { methods: ReadonlyMap<string, unknown> }) => {
+  onCapacity(listener: ((method: string) => void) | undefined): void {
+    this.stopListening?.();
+    this.stopListening = undefined;
+    if (listener === undefined) return;
+    // After a registration too: the router serves its own queue first, then says "dealer.free".
+    this.stopListening = this.router.events.on("dealer.free", (dealer) => {
       for (const method of dealer.methods.keys()) listener(method);
-    };
-    // Also after a registration: the router serves its own queue first, then says "dealer.free".
-    this.router.events.on("dealer.free", dealerCanTakeWork);
+    });
   }
 }

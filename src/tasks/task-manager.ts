@@ -78,7 +78,6 @@ export class TaskManager {
     this.purgeIntervalMs = options.purgeIntervalMs ?? 60_000;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
-    this.host.onCapacity((method) => this.pump(method));
   }
 
   /**
@@ -96,7 +95,7 @@ export class TaskManager {
     await this.purge();
     await this.tick();
     for (const method of this.store.queuedMethods()) {
-      this.withQueued.add(method);
+      this.queuedIn(method);
       this.pump(method);
     }
     return describeCounts(this.store.counts());
@@ -105,6 +104,7 @@ export class TaskManager {
   /** Stops timers; running attempts stay `running` in the store and are retried after a restart. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.host.onCapacity(undefined);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     if (this.purgeTimer) clearInterval(this.purgeTimer);
     this.wakeTimer = undefined;
@@ -129,7 +129,7 @@ export class TaskManager {
     if (!created) return record;
     if (record.state === "queued") {
       this.window(method).offer(record);
-      this.withQueued.add(method);
+      this.queuedIn(method);
       this.pump(method);
     } else {
       this.wakeBy(record.runAt);
@@ -221,7 +221,7 @@ export class TaskManager {
       const task = window.take();
       if (!task) {
         // Nothing queued in memory or in the store: forget the method until a task is queued.
-        this.withQueued.delete(method);
+        this.noneQueuedIn(method);
         return;
       }
       if (task.expiresAt !== undefined && task.expiresAt <= now) {
@@ -349,7 +349,7 @@ export class TaskManager {
       if (!(await this.store.transition(task.id, "markQueued"))) continue;
       const queued = { ...task, state: "queued" as const };
       this.window(task.method).offer(queued);
-      this.withQueued.add(task.method);
+      this.queuedIn(task.method);
       this.emit(task.id, "queued");
       methods.add(task.method);
     }
@@ -366,6 +366,21 @@ export class TaskManager {
       this.log.error(`tasks: purging expired records failed: ${(error as Error).message}`);
     }
   }
+
+  /** `method` may have queued tasks: listen for free slots (the first such method starts it). */
+  private queuedIn(method: string): void {
+    if (this.withQueued.has(method)) return;
+    this.withQueued.add(method);
+    if (this.withQueued.size === 1) this.host.onCapacity(this.pumpOnCapacity);
+  }
+
+  /** No task of `method` is queued any more; with none queued anywhere, stop listening. */
+  private noneQueuedIn(method: string): void {
+    if (!this.withQueued.delete(method)) return;
+    if (this.withQueued.size === 0) this.host.onCapacity(undefined);
+  }
+
+  private readonly pumpOnCapacity = (method: string) => this.pump(method);
 
   private window(method: string): MethodWindow {
     let window = this.windows.get(method);

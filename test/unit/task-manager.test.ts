@@ -57,9 +57,13 @@ class FakeHost implements TaskHost {
     };
   }
 
-  onCapacity(listener: (method: string) => void): void {
-    this.capacity = listener;
+  onCapacity(listener: ((method: string) => void) | undefined): void {
+    this.capacity = listener ?? (() => {});
+    this.listening = listener !== undefined;
   }
+
+  /** Whether the manager listens for free slots now (only while it has queued tasks). */
+  listening = false;
 
   /** The dealer answers attempt `index`, its slot frees, and the router says so. */
   finish(index: number, outcome: { result: unknown } | { error: WireError; lost?: boolean }): void {
@@ -281,5 +285,18 @@ describe("TaskManager", () => {
     const started = host.attempts.map((a) => a.request.taskId);
     expect(new Set(started).size).toBe(100);
     expect(started.length).toBe(100);
+  });
+
+  test("it listens for free slots only while tasks are queued, so plain calls pay nothing for it", async () => {
+    const { host, manager } = setup({ slots: 0 });
+    await manager.start();
+    expect(host.listening).toBe(false);
+    const task = await manager.submit("Img.resize", encode([]), {});
+    expect(host.listening).toBe(true);
+    host.open("Img.resize", 1);
+    await waitFor(() => host.attempts.length === 1, { timeoutMs: STEP_MS, message: "the task to start" });
+    host.finish(0, { result: 1 });
+    await stateOf(manager, task.id, "succeeded");
+    expect(host.listening).toBe(false);
   });
 });
