@@ -6,7 +6,7 @@
  *
  *   npm run bench:tasks                  # writes its section of docs/benchmarks.md
  *   bun bench/tasks.ts --no-write --tasks 5000 --rounds 1 --million 0
- *   bun bench/tasks.ts --cpu-prof .tmp/prof --no-write   # also profiles the SQLite router
+ *   bun bench/tasks.ts --cpu-prof .tmp/prof --no-write   # also profiles the router on each store
  *
  * Processes: each router and each dealer is its own process (bench/tasks-peer.ts); the client
  * runs in this one. Rounds alternate the SQLite store, the memory store and plain calls, and
@@ -416,19 +416,22 @@ try {
     );
   }
 
-  let profile: ReturnType<typeof summarizeProfile> | undefined;
+  const profiles: Partial<Record<StoreName, ReturnType<typeof summarizeProfile>>> = {};
   if (values["cpu-prof"]) {
-    const dir = resolve(values["cpu-prof"]);
-    rmSync(dir, { recursive: true, force: true });
-    const setup = await setUp(stores.sqlite(), ["--cpu-prof", "--cpu-prof-interval=200", `--cpu-prof-dir=${dir}`]);
-    await drive(setup, TASKS, IN_FLIGHT, submitAndWait(setup.client));
-    await tearDown(setup, "SIGINT");
-    const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
-    if (!file) throw new Error(`bun --cpu-prof wrote no profile into ${dir}`);
-    profile = summarizeProfile(join(dir, file), 15);
-    log(`router profile: ${join(dir, file)}`);
-    for (const { area, share } of profile.areas.slice(0, 8)) log(`  ${(share * 100).toFixed(1)}% ${area}`);
-    for (const { name, share } of profile.functions) log(`  ${(share * 100).toFixed(1)}% ${name}`);
+    for (const name of ["sqlite", "memory"] as const) {
+      const dir = resolve(values["cpu-prof"], name);
+      rmSync(dir, { recursive: true, force: true });
+      const setup = await setUp(stores[name](), ["--cpu-prof", "--cpu-prof-interval=200", `--cpu-prof-dir=${dir}`]);
+      await drive(setup, TASKS, IN_FLIGHT, submitAndWait(setup.client));
+      await tearDown(setup, "SIGINT");
+      const file = readdirSync(dir).find((entry) => entry.endsWith(".cpuprofile"));
+      if (!file) throw new Error(`bun --cpu-prof wrote no profile into ${dir}`);
+      const profile = summarizeProfile(join(dir, file), 15);
+      profiles[name] = profile;
+      log(`router profile, ${name} store: ${join(dir, file)}`);
+      for (const { area, share } of profile.areas.slice(0, 8)) log(`  ${(share * 100).toFixed(1)}% ${area}`);
+      for (const { name: fn, share } of profile.functions) log(`  ${(share * 100).toFixed(1)}% ${fn}`);
+    }
   }
 
   // ---- the section ----
@@ -477,7 +480,7 @@ try {
   const storeMemory = median(results.storeAlone.memory);
   const ceiling = 1e6 / pipe.sqlite.routerUs;
   section.push(
-    `**Why${met ? "" : " it is missed"}.** A plain call costs the router one request in and one out on each side. A task submitted and waited for costs that (its attempt is a call the task layer owns) plus a SUBMIT and its answer, a wait (TASK) and its answer — each answer a task record encoded as JSON — and five store operations: insert, a read when the wait arrives, markRunning, markSucceeded, a read for the answer, committed in group transactions (one per turn of the event loop). Router CPU per task, 64 in flight: ${pipe.call.routerUs.toFixed(1)} µs for a plain call, ${pipe.memory.routerUs.toFixed(1)} µs for a task on the memory store, ${pipe.sqlite.routerUs.toFixed(1)} µs on SQLite. The store alone, in one process with no sockets, doing those five operations 64 tasks per turn: ${storeSqlite.toFixed(1)} µs per task for SQLite, ${storeMemory.toFixed(1)} µs for memory — about the difference between the two task rows. The router is one JavaScript thread: at ${pipe.sqlite.routerUs.toFixed(1)} µs per task it cannot pass ${n(ceiling)} tasks/s even with a core to itself, and ${n(aim)}/s needs at most ${(1e6 / aim).toFixed(0)} µs; meanwhile the client (${pipe.sqlite.clientUs.toFixed(1)} µs per task, two requests per task and a schema check of each answer) and the dealer (${pipe.sqlite.dealerUs.toFixed(1)} µs) share the other core, and the router waits on them between batches.${profile ? ` The profile below splits the router's time: SQLite's own work (statement steps, BEGIN/COMMIT) and the socket writes are the largest parts.` : ""}`,
+    `**Why${met ? "" : " it is missed"}.** A plain call costs the router one request in and one out on each side. A task submitted and waited for costs that (its attempt is a call the task layer owns) plus a SUBMIT and its answer, a wait (TASK) and its answer — each answer a task record encoded as JSON — and five store operations: insert, a read when the wait arrives, markRunning, markSucceeded, a read for the answer, committed in group transactions (one per turn of the event loop). Router CPU per task, 64 in flight: ${pipe.call.routerUs.toFixed(1)} µs for a plain call, ${pipe.memory.routerUs.toFixed(1)} µs for a task on the memory store, ${pipe.sqlite.routerUs.toFixed(1)} µs on SQLite. The store alone, in one process with no sockets, doing those five operations 64 tasks per turn: ${storeSqlite.toFixed(1)} µs per task for SQLite, ${storeMemory.toFixed(1)} µs for memory — about the difference between the two task rows. The router is one JavaScript thread: at ${pipe.sqlite.routerUs.toFixed(1)} µs per task it cannot pass ${n(ceiling)} tasks/s even with a core to itself, and ${n(aim)}/s needs at most ${(1e6 / aim).toFixed(0)} µs; meanwhile the client (${pipe.sqlite.clientUs.toFixed(1)} µs per task, two requests per task and a schema check of each answer) and the dealer (${pipe.sqlite.dealerUs.toFixed(1)} µs) share the other core, and the router waits on them between batches.${profiles.sqlite ? ` The profiles below split the router's time.` : ""}`,
     "",
   );
   if (million) {
@@ -486,14 +489,16 @@ try {
       "",
     );
   }
-  if (profile) {
+  for (const name of ["sqlite", "memory"] as const) {
+    const profile = profiles[name];
+    if (!profile) continue;
     section.push(
-      `**Where the SQLite router's CPU goes** (\`bun --cpu-prof\` on the router process, ${n(TASKS)} tasks, 64 in flight, ${n(profile.samples)} samples, idle excluded): ${profile.areas
-        .slice(0, 6)
+      `**Where the router's CPU goes, ${name === "sqlite" ? "SQLite" : "memory"} store** (\`bun --cpu-prof\` on the router process, ${n(TASKS)} tasks submitted and waited for, 64 in flight, ${n(profile.samples)} samples of 200 µs, idle excluded; a native frame is named with its JavaScript caller): by area ${profile.areas
+        .slice(0, 7)
         .map(({ area, share }) => `${area} ${(share * 100).toFixed(0)}%`)
         .join(", ")}. Top functions by self time: ${profile.functions
-        .slice(0, 8)
-        .map(({ name, share }) => `\`${name}\` ${(share * 100).toFixed(1)}%`)
+        .slice(0, 10)
+        .map(({ name: fn, share }) => `\`${fn}\` ${(share * 100).toFixed(1)}%`)
         .join(", ")}.`,
       "",
     );
