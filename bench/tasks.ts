@@ -27,7 +27,7 @@ const { values } = parseArgs({
     sequential: { type: "string", default: "2000" },
     backlog: { type: "string", default: "100000" },
     million: { type: "string", default: "1000000" },
-    rounds: { type: "string", default: "3" },
+    rounds: { type: "string", default: "5" },
     "cpu-prof": { type: "string" },
     "no-write": { type: "boolean", default: false },
   },
@@ -217,6 +217,9 @@ interface BacklogFigures {
   rssDrainMax: number;
   /** The router's VmHWM at the end. */
   rssPeak: number;
+  /** Router CPU µs per task while filling and while draining. */
+  submitRouterUs: number;
+  drainRouterUs: number;
   /** Drain rate (tasks/s) over each tenth of the backlog (tenths a report skipped merge into the next), from the dealer's counts. */
   tenths: number[];
 }
@@ -231,6 +234,7 @@ async function backlog(store: string, count: number, log: (line: string) => void
     await client.connect();
     let issued = 0;
     let lastId = "";
+    const fillCpu = cpuNs(router.child.pid);
     const fillStart = performance.now();
     await Promise.all(
       Array.from({ length: FILL_IN_FLIGHT }, async () => {
@@ -244,6 +248,7 @@ async function backlog(store: string, count: number, log: (line: string) => void
     );
     const submitPerSecond = count / ((performance.now() - fillStart) / 1000);
     const rssQueued = memory(router.child.pid).rss;
+    const submitRouterUs = (cpuNs(router.child.pid) - fillCpu) / 1000 / count;
 
     dealer = await spawnPeer(["dealer", router.address, "hold"]);
     let served = 0;
@@ -263,6 +268,7 @@ async function backlog(store: string, count: number, log: (line: string) => void
     sampler = setInterval(() => {
       rssDrainMax = Math.max(rssDrainMax, memory(router.child.pid).rss);
     }, 100);
+    const drainCpu = cpuNs(router.child.pid);
     const drainStart = performance.now();
     (dealer.child.stdin as import("bun").FileSink).write("go\n");
     await client.waitTask(lastId, { timeout: 600 });
@@ -271,6 +277,7 @@ async function backlog(store: string, count: number, log: (line: string) => void
     const queuedLeft = (await client.listTasks({ state: "queued", limit: 1 })).tasks.length;
     if (queuedLeft > 0) throw new Error("the last task finished while others were still queued");
     const drainEnd = performance.now();
+    const drainRouterUs = (cpuNs(router.child.pid) - drainCpu) / 1000 / count;
     clearInterval(sampler);
     sampler = undefined;
     rssDrainMax = Math.max(rssDrainMax, memory(router.child.pid).rss);
@@ -290,6 +297,8 @@ async function backlog(store: string, count: number, log: (line: string) => void
       rssQueued,
       rssDrainMax,
       rssPeak: peak,
+      submitRouterUs,
+      drainRouterUs,
       tenths,
     };
   } finally {
@@ -402,7 +411,7 @@ try {
       const figures = await backlog(stores[name](), BACKLOG, log);
       results.backlog[name].push(figures);
       log(
-        `round ${round} ${name} backlog of ${n(BACKLOG)}: submit ${n(figures.submitPerSecond)}/s, drain ${n(figures.drainPerSecond)}/s, router RSS ${mib(figures.rssQueued)} queued, ${mib(figures.rssDrainMax)} draining`,
+        `round ${round} ${name} backlog of ${n(BACKLOG)}: submit ${n(figures.submitPerSecond)}/s, drain ${n(figures.drainPerSecond)}/s, router RSS ${mib(figures.rssQueued)} queued, ${mib(figures.rssDrainMax)} draining; router CPU ${figures.submitRouterUs.toFixed(1)} µs per submit, ${figures.drainRouterUs.toFixed(1)} µs per drained task`,
       );
     }
   }
@@ -452,6 +461,8 @@ try {
       drain: median(list.map((b) => b.drainPerSecond)),
       rssQueued: median(list.map((b) => b.rssQueued)),
       rssDrain: median(list.map((b) => b.rssDrainMax)),
+      submitRouterUs: median(list.map((b) => b.submitRouterUs)),
+      drainRouterUs: median(list.map((b) => b.drainRouterUs)),
     };
   };
   const row = (label: string, p: Figures, s: Figures, b?: ReturnType<typeof backlogMedian>) =>
@@ -480,12 +491,12 @@ try {
   const storeMemory = median(results.storeAlone.memory);
   const ceiling = 1e6 / pipe.sqlite.routerUs;
   section.push(
-    `**Why${met ? "" : " it is missed"}.** A plain call costs the router one request in and one out on each side. A task submitted and waited for costs that (its attempt is a call the task layer owns) plus a SUBMIT and its answer, a wait (TASK) and its answer — each answer a task record encoded as JSON — and five store operations: insert, a read when the wait arrives, markRunning, markSucceeded, a read for the answer, committed in group transactions (one per turn of the event loop). Router CPU per task, 64 in flight: ${pipe.call.routerUs.toFixed(1)} µs for a plain call, ${pipe.memory.routerUs.toFixed(1)} µs for a task on the memory store, ${pipe.sqlite.routerUs.toFixed(1)} µs on SQLite. The store alone, in one process with no sockets, doing those five operations 64 tasks per turn: ${storeSqlite.toFixed(1)} µs per task for SQLite, ${storeMemory.toFixed(1)} µs for memory — about the difference between the two task rows. The router is one JavaScript thread: at ${pipe.sqlite.routerUs.toFixed(1)} µs per task it cannot pass ${n(ceiling)} tasks/s even with a core to itself, and ${n(aim)}/s needs at most ${(1e6 / aim).toFixed(0)} µs; meanwhile the client (${pipe.sqlite.clientUs.toFixed(1)} µs per task, two requests per task and a schema check of each answer) and the dealer (${pipe.sqlite.dealerUs.toFixed(1)} µs) share the other core, and the router waits on them between batches.${profiles.sqlite ? ` The profiles below split the router's time.` : ""}`,
+    `**Why${met ? "" : " it is missed"}.** A plain call costs the router one request in and one out on each side. A task submitted and waited for costs that (its attempt is a call the task layer owns) plus a SUBMIT and its answer, a wait (TASK) and its answer — each answer a task record encoded as JSON — and five store operations: insert, a read when the wait arrives, markRunning, markSucceeded, a read for the answer, committed in group transactions (one per turn of the event loop). Router CPU per task, 64 in flight: ${pipe.call.routerUs.toFixed(1)} µs for a plain call, ${pipe.memory.routerUs.toFixed(1)} µs for a task on the memory store, ${pipe.sqlite.routerUs.toFixed(1)} µs on SQLite. The store alone, in one process with no sockets, doing those five operations 64 tasks per turn: ${storeSqlite.toFixed(1)} µs per task for SQLite, ${storeMemory.toFixed(1)} µs for memory — about the difference between the two task rows. The router is one JavaScript thread: at ${pipe.sqlite.routerUs.toFixed(1)} µs per task it cannot pass ${n(ceiling)} tasks/s even with a core to itself, and ${n(aim)}/s needs at most ${(1e6 / aim).toFixed(0)} µs; meanwhile the client (${pipe.sqlite.clientUs.toFixed(1)} µs per task, two requests per task and a schema check of each answer) and the dealer (${pipe.sqlite.dealerUs.toFixed(1)} µs) share the other core, and the router waits on them between batches. The same store is fast without the client's traffic: a backlog drains at ${n(sqliteBacklog.drain)} tasks/s with ${sqliteBacklog.drainRouterUs.toFixed(1)} µs of router CPU per task (markRunning and markSucceeded of up to 100 tasks per turn, no answers to a client), and submits alone cost ${sqliteBacklog.submitRouterUs.toFixed(1)} µs each (256 in flight). What the 64-in-flight path adds on top is the client's two requests per task with a task record encoded in each answer, two reads of the record by id for the wait, and smaller group commits (at most 64 writes of a kind per turn, usually far fewer).${profiles.sqlite ? ` The profiles below split the router's time.` : ""}`,
     "",
   );
   if (million) {
     section.push(
-      `**${n(MILLION)} tasks queued in SQLite** (submitted ${FILL_IN_FLIGHT} in flight with no dealer, then one dealer drains them; one run): submit ${n(million.submitPerSecond)}/s; router RSS ${mib(million.rssQueued)} with the backlog queued, at most ${mib(million.rssDrainMax)} while it drained (sampled every 100 ms), peak (VmHWM) ${mib(million.rssPeak)} over its whole life (aim ≤ 256 MiB: ${million.rssPeak <= 256 * MiB ? "met" : "missed"}). Drain ${n(million.drainPerSecond)} tasks/s overall; by tenths of the backlog, from the dealer's count: ${million.tenths.map(n).join(", ")} tasks/s.`,
+      `**${n(MILLION)} tasks queued in SQLite** (submitted ${FILL_IN_FLIGHT} in flight with no dealer, then one dealer drains them; one run; the router holds a window of 1,000 queued tasks per method in memory and reads the next from the store as it empties): submit ${n(million.submitPerSecond)}/s; router RSS ${mib(million.rssQueued)} with the backlog queued, at most ${mib(million.rssDrainMax)} while it drained (sampled every 100 ms), peak (VmHWM) ${mib(million.rssPeak)} over its whole life (aim ≤ 256 MiB: ${million.rssPeak <= 256 * MiB ? "met" : "missed"}). Drain ${n(million.drainPerSecond)} tasks/s overall; by tenths of the backlog, from the dealer's count: ${million.tenths.map(n).join(", ")} tasks/s (the ${n(BACKLOG)} backlog above drained at ${n(sqliteBacklog.drain)}/s).`,
       "",
     );
   }
