@@ -4,7 +4,7 @@
  * store and the memory store, next to a plain call() of the same method in the same run; then
  * the router's memory with 1,000,000 tasks queued in SQLite and while they drain.
  *
- *   npm run bench:tasks                  # writes its section of docs/benchmarks.md
+ *   npm run bench:tasks                  # writes its section of docs/benchmarks.md (with --cpu-prof .tmp/bench-tasks-prof)
  *   bun bench/tasks.ts --no-write --tasks 5000 --rounds 1 --million 0
  *   bun bench/tasks.ts --cpu-prof .tmp/prof --no-write   # also profiles the router on each store
  *
