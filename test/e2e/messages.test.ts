@@ -276,3 +276,34 @@ describe("a signal the moment the router is up", () => {
     }
   });
 });
+
+describe("a stopping router says what it waits for", () => {
+  test("SIGTERM with a call in flight: it logs the wait, a client that connects then is told SHUTTING_DOWN at once", async () => {
+    const port = await freePort();
+    const p = ["--port", String(port)];
+    const router = await startRouter(port);
+    const dealer = spawnCli(["dealer", "--module", join(REPO_ROOT, "examples/services.ts"), ...p]);
+    await dealer.waitForOutput(/registered as EchoService-\d+/, { timeoutMs: 20_000 });
+    // A call that runs for seconds: the router must wait for it.
+    const slow = spawnCli(["client", "--call", "EchoService.countPrimes", "--args", "30000000", "--timeout", "60", ...p]);
+    await waitForCall(router, port);
+    router.signal("SIGTERM");
+    await router.waitForOutput(/router stopping: waiting up to 5 s for 1 call\(s\) in flight/, { timeoutMs: 10_000 });
+    const late = await runCli(["client", "--list", "--connect-timeout", "30", ...p]);
+    expect(late.code).toBe(1);
+    expectOneLineError(late, /^voidrail: SHUTTING_DOWN: the router is stopping$/);
+    expect(await router.exited(15_000)).toBe(0);
+    slow.signal("SIGTERM");
+    dealer.signal("SIGTERM");
+  }, 60_000);
+});
+
+/** Waits until the router shows one call in progress (its INFO "router" says so). */
+async function waitForCall(router: CliProcess, port: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const info = await runCli(["client", "--router-info", "--port", String(port)]);
+    if (info.code === 0 && JSON.parse(info.stdout).inProgressRequests === 1) return;
+    if (Date.now() > deadline) throw new Error(`no call in progress on the router\n${router.describe()}`);
+  }
+}
