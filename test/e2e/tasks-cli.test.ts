@@ -10,8 +10,10 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  BINARY,
   buildBinary,
   type CliProcess,
+  cleanEnv,
   expectOneLineError,
   freePort,
   killAll,
@@ -124,6 +126,39 @@ describe("voidrail task", () => {
     const result = await runCli(["router", "--port", String(await freePort()), "--store", "broken.db"], { cwd });
     expect(result.code).toBe(78);
     expectOneLineError(result, /^voidrail: cannot start the router: broken\.db is not a usable task store: /);
+  }, 60_000);
+});
+
+// util-linux `script` gives the command a terminal for stdout.
+describe.skipIf(!Bun.which("script"))("voidrail task on a terminal", () => {
+  test("watch draws one live line (state and progress), status and list print tables", async () => {
+    const cwd = mkdtempSync(join(dir, "run-"));
+    const port = await freePort();
+    const p = ["--port", String(port)];
+    await startRouter(cwd, port);
+    await startDealer(port);
+    const id = (await runCliOk(["task", "submit", "EchoService.countPrimesInSteps", "--args", "200000", ...p])).trim();
+    const onTerminal = async (args: string[]) => {
+      const quoted = [BINARY, ...args].map((word) => `'${word.replace(/'/g, "'\\''")}'`).join(" ");
+      const child = Bun.spawn(["script", "-qec", quoted, "/dev/null"], {
+        env: cleanEnv(),
+        stdin: "ignore",
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [stdout, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+      expect(code).toBe(0);
+      return stdout;
+    };
+    const watched = await onTerminal(["task", "watch", id, ...p]);
+    // One line redrawn in place: carriage returns and erase-line codes, no JSON.
+    expect(watched).toContain("\r\u001b[2K");
+    expect(watched).toMatch(new RegExp(`${id} succeeded( 10/10 \\(100%\\))?\\s*$`));
+    expect(watched).not.toContain("{");
+    expect(await onTerminal(["task", "status", id, ...p])).toMatch(/^state\s+succeeded\s*$/m);
+    expect(await onTerminal(["task", "list", ...p])).toMatch(
+      new RegExp(`^${id}\\s+EchoService\\.countPrimesInSteps\\s+succeeded\\s+1\\s+5`, "m"),
+    );
   }, 60_000);
 });
 
