@@ -10,10 +10,11 @@ import {
   type ClustersInfo,
   CancelledError,
   ConnectionError,
-  decodeJson,
+  type BinarySlot,
+  decodeValue,
   decodeMessage,
   describeBadMethodName,
-  encodeJson,
+  encodeValue,
   encodeMessage,
   errorFromWire,
   explainRefusedKey,
@@ -93,7 +94,7 @@ interface UnaryCall {
 
 interface StreamCall {
   kind: "stream";
-  onChunk(seq: number, payload: Uint8Array): void;
+  onChunk(seq: number, payload: Uint8Array, slots?: readonly BinarySlot[], binary?: readonly Uint8Array[]): void;
   onEnd(count: number): void;
   onError(error: Error): void;
 }
@@ -219,15 +220,17 @@ export class ClientDealer {
     checkMethodName(method);
     // Connected and welcomed: no await, so a call costs no extra turn of the microtask queue.
     const socket = this.socket !== null && this.welcomed && this.authFailure === undefined ? this.socket : await this.ready();
-    const encodedArgs = encodeJson(args, "args");
+    const encodedArgs = encodeValue(args, "args");
     if (!encodedArgs.ok) throw encodedArgs.error;
     const timeoutSeconds = options.timeout ?? this.options.timeout;
     const id = this.nextId++;
     const header: ClientRequestHeader = { id, method };
+    const binaryFrames = encodedArgs.binary?.frames;
+    if (encodedArgs.binary) header.binary = encodedArgs.binary.slots;
     if (timeoutSeconds > 0) header.timeoutMs = Math.max(1, Math.round(Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000));
     if (options.waitForDealer) header.waitForDealer = true;
     if (options.idempotent) header.idempotent = true;
-    const frames = encodeMessage("REQUEST", header, encodedArgs.value);
+    const frames = encodeMessage("REQUEST", header, encodedArgs.json, binaryFrames);
     return new Promise<T>((resolve, reject) => {
       let deadline: Deadline | undefined;
       const onAbort = () => {
@@ -239,7 +242,7 @@ export class ClientDealer {
         // A router that has just restarted knows no methods until the dealers register again:
         // the retry waits for one (within the call's timeout) rather than fail NO_SUCH_METHOD.
         resendFrames: options.idempotent
-          ? () => encodeMessage("REQUEST", { ...header, waitForDealer: true }, encodedArgs.value)
+          ? () => encodeMessage("REQUEST", { ...header, waitForDealer: true }, encodedArgs.json, binaryFrames)
           : undefined,
         resolve: resolve as (value: unknown) => void,
         reject,
@@ -296,14 +299,14 @@ export class ClientDealer {
     };
     const call: StreamCall = {
       kind: "stream",
-      onChunk: (seq, payload) => {
+      onChunk: (seq, payload, slots, binary) => {
         // A stream given up on here is cancelled too: otherwise its dealer would keep the slot,
         // waiting for credit that never comes.
         if (seq !== expectedSeq++) {
           this.cancel(id);
           return this.endStream(id, call, new ProtocolError(`stream chunk ${seq} arrived out of order`, { data: { reason: "SEQUENCE" } }));
         }
-        const decoded = decodeJson(payload);
+        const decoded = decodeValue(payload, slots, binary);
         if (!decoded.ok) {
           this.cancel(id);
           return this.endStream(id, call, decoded.error);
@@ -333,14 +336,21 @@ export class ClientDealer {
     const started = (async () => {
       checkMethodName(method);
       const socket = await this.ready();
-      const encodedArgs = encodeJson(args, "args");
+      const encodedArgs = encodeValue(args, "args");
       if (!encodedArgs.ok) throw encodedArgs.error;
       id = this.nextId++;
       this.pending.set(id, call);
       if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener("abort", onAbort, { once: true });
-      const header = { id, method, stream: true, credit: window, ...(options.waitForDealer ? { waitForDealer: true } : {}) };
-      this.send(socket, encodeMessage("REQUEST", header, encodedArgs.value));
+      const header = {
+        id,
+        method,
+        stream: true,
+        credit: window,
+        ...(options.waitForDealer ? { waitForDealer: true } : {}),
+        ...(encodedArgs.binary ? { binary: encodedArgs.binary.slots } : {}),
+      };
+      this.send(socket, encodeMessage("REQUEST", header, encodedArgs.json, encodedArgs.binary?.frames));
     })();
     const cleanup = () => options.signal?.removeEventListener("abort", onAbort);
     return {
@@ -544,14 +554,14 @@ export class ClientDealer {
         if (call?.kind !== "unary") return;
         this.pending.delete(message.header.id);
         call.cleanup();
-        const decoded = decodeJson(message.payload);
+        const decoded = decodeValue(message.payload, message.header.binary, message.binary);
         if (decoded.ok) call.resolve(decoded.value);
         else call.reject(decoded.error);
         return;
       }
       case "CHUNK": {
         const call = this.pending.get(message.header.id);
-        if (call?.kind === "stream") call.onChunk(message.header.seq, message.payload);
+        if (call?.kind === "stream") call.onChunk(message.header.seq, message.payload, message.header.binary, message.binary);
         return;
       }
       case "END": {

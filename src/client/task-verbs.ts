@@ -6,6 +6,7 @@
  */
 import * as v from "valibot";
 import {
+  containsBinary,
   decodeJson,
   encodeJson,
   encodeMessage,
@@ -74,6 +75,14 @@ function checkTaskId(taskId: string): void {
 
 export async function submit(channel: TaskChannel, method: string, args: unknown[], options: SubmitOptions): Promise<TaskInfo> {
   if (!Array.isArray(args)) throw new ValidationError("args must be an array of arguments", { data: { path: "args" } });
+  if (containsBinary(args)) {
+    throw new ValidationError(
+      "task arguments cannot hold binary values yet (Uint8Array, Buffer, typed arrays): pass them to a plain call",
+      {
+        data: { path: "args" },
+      },
+    );
+  }
   const encoded = encodeJson(args, "args");
   if (!encoded.ok) throw encoded.error;
   const wire = submitOptionsToWire(options);

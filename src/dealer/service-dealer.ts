@@ -9,17 +9,20 @@ import {
   AuthError,
   CancelledError,
   ConnectionError,
+  type BinarySlot,
   decodeArgs,
+  decodeValue,
   decodeMessage,
   type DealerMessage,
   type DealerWelcomeHeader,
-  encodeJson,
+  encodeValue,
   encodeMessage,
   errorFromWire,
   errorToWire,
   explainRefusedKey,
   type MethodInfo,
   PROTOCOL_VERSION,
+  ProtocolError,
   ProtocolFailure,
   ShuttingDownError,
   TimeoutError,
@@ -380,7 +383,9 @@ export class ServiceDealer {
       : undefined;
     if (!definition)
       return this.#replyError(id, new ValidationError(`${fullName} is not a method of ${this.serviceName}`, { data: { path: "method" } }));
-    const decoded = decodeArgs(message.payload);
+    const decoded = message.header.binary
+      ? binaryArgs(message.payload, message.header.binary, message.binary)
+      : decodeArgs(message.payload);
     if (!decoded.ok) return this.#replyError(id, decoded.error);
     let args = decoded.value;
     if (definition.params) {
@@ -417,11 +422,12 @@ export class ServiceDealer {
         // A synchronous method's value is sent at once: no turn of the microtask queue.
         const value = isThenable(result) ? await result : result;
         if (cancellation.aborted) throw cancellation.reason;
-        const encoded = encodeJson(value === undefined ? null : value, "result");
+        const encoded = encodeValue(value, "result");
         if (!encoded.ok) throw encoded.error;
-        this.#checkFits(encoded.value, "result");
+        this.#checkFits(encoded.json, encoded.binary?.frames, "result");
         progress?.flush();
-        this.#reply(encodeMessage("RESULT", { id }, encoded.value));
+        if (encoded.binary) this.#reply(encodeMessage("RESULT", { id, binary: encoded.binary.slots }, encoded.json, encoded.binary.frames));
+        else this.#reply(encodeMessage("RESULT", { id }, encoded.json));
       }
     } catch (error) {
       if (cancellation.aborted) progress?.cancel();
@@ -459,12 +465,13 @@ export class ServiceDealer {
         const step = await iterator.next();
         if (step.done) break;
         if (signal.aborted) throw signal.reason;
-        const encoded = encodeJson(step.value === undefined ? null : step.value, "chunk");
+        const encoded = encodeValue(step.value, "chunk");
         if (!encoded.ok) throw encoded.error;
-        this.#checkFits(encoded.value, "chunk");
+        this.#checkFits(encoded.json, encoded.binary?.frames, "chunk");
         if (call.credit !== undefined) call.credit--;
         // Awaiting the send is the backpressure: a full connection pauses the producer.
-        await this.#socket?.send(encodeMessage("CHUNK", { id, seq: seq++ }, encoded.value));
+        const header = encoded.binary ? { id, seq: seq++, binary: encoded.binary.slots } : { id, seq: seq++ };
+        await this.#socket?.send(encodeMessage("CHUNK", header, encoded.json, encoded.binary?.frames));
       }
     } catch (error) {
       await iterator.return?.();
@@ -477,11 +484,14 @@ export class ServiceDealer {
    * A payload the router would refuse (bigger than its maxMessageSize, from WELCOME) closes this
    * dealer's connection and loses every call on it: refuse it here instead, for this call alone.
    */
-  #checkFits(payload: Uint8Array, path: "result" | "chunk"): void {
+  #checkFits(payload: Uint8Array, binary: readonly Uint8Array[] | undefined, path: "result" | "chunk"): void {
     const limit = this.#routerMaxMessageSize;
-    if (limit === undefined || payload.length + MESSAGE_OVERHEAD_BYTES <= limit) return;
-    throw new ValidationError(`the ${path} is ${payload.length} bytes, more than the router accepts in one message (${limit} bytes)`, {
-      data: { path, size: payload.length, limit },
+    if (limit === undefined) return;
+    let size = payload.length;
+    for (const frame of binary ?? []) size += frame.byteLength;
+    if (size + MESSAGE_OVERHEAD_BYTES <= limit) return;
+    throw new ValidationError(`the ${path} is ${size} bytes, more than the router accepts in one message (${limit} bytes)`, {
+      data: { path, size, limit },
     });
   }
 
@@ -493,6 +503,25 @@ export class ServiceDealer {
     const sent = this.#socket?.send(frames);
     if (sent !== undefined && sent !== SEND_DONE) sent.catch((error: Error) => this.#log.warn(`could not reply: ${error.message}`));
   }
+}
+
+/** Arguments that came with binary frames: the array, its binary values back in place. */
+function binaryArgs(
+  payload: Uint8Array,
+  slots: readonly BinarySlot[],
+  frames: readonly Uint8Array[] | undefined,
+): { ok: true; value: unknown[] } | { ok: false; error: ProtocolError } {
+  const decoded = decodeValue(payload, slots, frames);
+  if (!decoded.ok) return decoded;
+  if (!Array.isArray(decoded.value)) {
+    return {
+      ok: false,
+      error: new ProtocolError("REQUEST payload must be a JSON array of arguments", {
+        data: { reason: ProtocolFailure.NOT_ARRAY, frame: 3 },
+      }),
+    };
+  }
+  return { ok: true, value: decoded.value };
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -8,49 +8,12 @@
  * `Uint8Array`). Pure: no I/O. Paths, not marker objects, say where the bytes go, so no user
  * value can be mistaken for one.
  */
-import * as v from "valibot";
+import { decodeJson, encodeJson } from "./codec.ts";
 import { ProtocolError, ProtocolFailure, ValidationError } from "./errors.ts";
 
-/** The binary types a payload may carry, by the name that travels in the header. */
-const VIEW_TYPES = {
-  Uint8Array,
-  Int8Array,
-  Uint8ClampedArray,
-  Int16Array,
-  Uint16Array,
-  Int32Array,
-  Uint32Array,
-  Float32Array,
-  Float64Array,
-  BigInt64Array,
-  BigUint64Array,
-} as const;
-export type BinaryType = keyof typeof VIEW_TYPES | "DataView" | "ArrayBuffer";
-export const BINARY_TYPES = [...Object.keys(VIEW_TYPES), "DataView", "ArrayBuffer"] as readonly BinaryType[];
+import { BINARY_VIEW_TYPES as VIEW_TYPES, type BinarySlot, type BinaryType, MAX_BINARY_PATH_DEPTH, MAX_BINARY_SLOTS } from "./messages.ts";
 
-/** Most binary values in one payload, and deepest path to one. */
-export const MAX_BINARY_SLOTS = 1024;
-export const MAX_BINARY_PATH_DEPTH = 32;
-
-/** Where one binary value sits in the JSON value, and what it was. */
-export interface BinarySlot {
-  /** Keys and array indices from the root. */
-  path: (string | number)[];
-  type: BinaryType;
-}
-
-export const BinarySlotsSchema = v.pipe(
-  v.array(
-    v.object({
-      path: v.pipe(
-        v.array(v.union([v.pipe(v.string(), v.maxLength(1024)), v.pipe(v.number(), v.safeInteger(), v.minValue(0))])),
-        v.maxLength(MAX_BINARY_PATH_DEPTH),
-      ),
-      type: v.picklist(BINARY_TYPES),
-    }),
-  ),
-  v.maxLength(MAX_BINARY_SLOTS),
-);
+export { type BinarySlot, BinarySlotsSchema, type BinaryType, BINARY_TYPES, MAX_BINARY_PATH_DEPTH, MAX_BINARY_SLOTS } from "./messages.ts";
 
 export interface EncodedBinaryPayload {
   /** UTF-8 JSON with `null` at every slot. */
@@ -138,7 +101,9 @@ export function encodeBinaryPayload(value: unknown, what = "payload"): EncodedBi
 
 /** The frame's bytes as `type`, aligned for its element size (copied only when they are not). */
 function restore(bytes: Uint8Array, type: BinaryType, index: number): unknown {
-  if (type === "ArrayBuffer") return bytes.slice().buffer;
+  // A copy into a buffer of its own. (Not `bytes.slice()`: on a received Buffer that is a view.)
+  const copy = () => Uint8Array.prototype.slice.call(bytes) as Uint8Array;
+  if (type === "ArrayBuffer") return copy().buffer;
   if (type === "DataView") return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const View = VIEW_TYPES[type as keyof typeof VIEW_TYPES];
   const size = View.BYTES_PER_ELEMENT;
@@ -147,7 +112,7 @@ function restore(bytes: Uint8Array, type: BinaryType, index: number): unknown {
       data: { reason: ProtocolFailure.SCHEMA },
     });
   }
-  const aligned = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
+  const aligned = bytes.byteOffset % size === 0 ? bytes : copy();
   return new View(aligned.buffer as ArrayBuffer, aligned.byteOffset, aligned.byteLength / size);
 }
 
@@ -188,4 +153,64 @@ export function decodeBinaryPayload(json: Uint8Array, slots: readonly BinarySlot
     parent[key] = restore(frames[index], slot.type, index);
   });
   return holder.root;
+}
+
+/**
+ * Whether `value` holds a binary value anywhere. On the path of every call: no allocation, and it
+ * stops at the first binary. Past 64 levels it answers true, so that the full encoder (which
+ * reports cycles) has the last word.
+ */
+export function containsBinary(value: unknown, depth = 0): boolean {
+  if (value === null || typeof value !== "object") return false;
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return true;
+  if (depth > 64) return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      if (item !== null && typeof item === "object" && containsBinary(item, depth + 1)) return true;
+    }
+    return false;
+  }
+  if (typeof (value as { toJSON?: unknown }).toJSON === "function") return false;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    const item = (value as Record<string, unknown>)[key];
+    if (item !== null && typeof item === "object" && containsBinary(item, depth + 1)) return true;
+  }
+  return false;
+}
+
+/**
+ * A payload value to send: plain JSON when it holds no binary value (the common case, as fast as
+ * before), else JSON with its binary frames. Never throws: a value that cannot be sent is an error.
+ */
+export function encodeValue(
+  value: unknown,
+  what: "args" | "result" | "chunk",
+): { ok: true; json: Uint8Array; binary?: EncodedBinaryPayload } | { ok: false; error: ValidationError } {
+  if (!containsBinary(value)) {
+    const plain = encodeJson(value === undefined ? null : value, what);
+    return plain.ok ? { ok: true, json: plain.value } : plain;
+  }
+  try {
+    const binary = encodeBinaryPayload(value, what);
+    return { ok: true, json: binary.json, binary };
+  } catch (error) {
+    return { ok: false, error: error as ValidationError };
+  }
+}
+
+/** A received payload value: its JSON, with the binary frames put back where `slots` says. */
+export function decodeValue(
+  json: Uint8Array,
+  slots: readonly BinarySlot[] | undefined,
+  frames: readonly Uint8Array[] | undefined,
+): { ok: true; value: unknown } | { ok: false; error: ProtocolError } {
+  if (slots === undefined || slots.length === 0)
+    return decodeJson(json) as { ok: true; value: unknown } | { ok: false; error: ProtocolError };
+  try {
+    return { ok: true, value: decodeBinaryPayload(json, slots, frames ?? []) };
+  } catch (error) {
+    return { ok: false, error: error as ProtocolError };
+  }
 }

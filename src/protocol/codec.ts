@@ -53,7 +53,7 @@ const PARSE_CONFIG = { abortEarly: true } as const;
 export function encodeMessage<K extends Kind>(
   kind: K,
   header: HeaderOf<K>,
-  ...payload: K extends PayloadKind ? [payload: Uint8Array] : []
+  ...payload: K extends PayloadKind ? [payload: Uint8Array, binary?: readonly Uint8Array[]] : []
 ): Uint8Array[] {
   const kindFrame = KIND_FRAMES.get(kind);
   if (kindFrame === undefined) throw new TypeError(`encodeMessage: unknown kind ${JSON.stringify(kind)}`);
@@ -69,7 +69,10 @@ export function encodeMessage<K extends Kind>(
   if (headerFrame.byteLength > limit) {
     throw new RangeError(`encodeMessage: ${kind} header is ${headerFrame.byteLength} bytes, limit ${limit}`);
   }
-  return body === undefined ? [PROTOCOL_ID_FRAME, kindFrame, headerFrame] : [PROTOCOL_ID_FRAME, kindFrame, headerFrame, body];
+  if (body === undefined) return [PROTOCOL_ID_FRAME, kindFrame, headerFrame];
+  const binary = payload[1] as readonly Uint8Array[] | undefined;
+  if (binary === undefined || binary.length === 0) return [PROTOCOL_ID_FRAME, kindFrame, headerFrame, body];
+  return [PROTOCOL_ID_FRAME, kindFrame, headerFrame, body, ...binary];
 }
 
 /** A message that failed to decode. `kind` and `id` are set when they could be read, so the
@@ -172,8 +175,9 @@ export function decodeMessage<R extends Receiver>(frames: readonly Uint8Array[],
       kind,
     );
   }
+  // A payload may be followed by binary frames (header.binary says how many: checked below).
   const expected = rule.hasPayload ? 4 : 3;
-  if (count !== expected) {
+  if (rule.hasPayload ? count < expected : count !== expected) {
     return fail(
       `${kind} has ${expected} frames${rule.hasPayload ? " (with payload)" : ""}, got ${count}`,
       { reason: ProtocolFailure.FRAME_COUNT, kind },
@@ -220,8 +224,19 @@ export function decodeMessage<R extends Receiver>(frames: readonly Uint8Array[],
       readId(parsed as Record<string, unknown>),
     );
   }
-  const payload = rule.hasPayload ? frames[3] : undefined;
-  return { ok: true, kind, header: result.output, payload } as DecodeResult<R>;
+  if (!rule.hasPayload) return { ok: true, kind, header: result.output, payload: undefined } as DecodeResult<R>;
+  const slots = (result.output as { binary?: readonly unknown[] }).binary?.length ?? 0;
+  if (count !== 4 + slots) {
+    return fail(
+      `${kind} has ${4 + slots} frames (payload and ${slots} binary), got ${count}`,
+      { reason: ProtocolFailure.FRAME_COUNT, kind },
+      kind,
+      readId(parsed as Record<string, unknown>),
+    );
+  }
+  const payload = frames[3];
+  if (slots === 0) return { ok: true, kind, header: result.output, payload } as DecodeResult<R>;
+  return { ok: true, kind, header: result.output, payload, binary: frames.slice(4) as Uint8Array[] } as DecodeResult<R>;
 }
 
 /** Outcome of a JSON helper: a value, or the error to report. Never an exception. */

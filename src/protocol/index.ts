@@ -49,7 +49,18 @@ export {
   TaskHeaderSchema,
   TaskOptionsSchema,
   WelcomeHeaderSchema,
+  BinarySlotsSchema,
+  BINARY_TYPES,
+  MAX_BINARY_SLOTS,
 } from "./messages.ts";
+export {
+  containsBinary,
+  decodeBinaryPayload,
+  decodeValue,
+  type EncodedBinaryPayload,
+  encodeBinaryPayload,
+  encodeValue,
+} from "./binary-payload.ts";
 export type {
   BeatHeader,
   ByeHeader,
@@ -86,6 +97,9 @@ export type {
   TaskHeader,
   TaskOptionsWire,
   WelcomeHeader,
+  BinaryFrames,
+  BinarySlot,
+  BinaryType,
 } from "./messages.ts";
 
 export { decodeArgs, decodeJson, decodeMessage, encodeJson, encodeJsonOrThrow, encodeMessage } from "./codec.ts";

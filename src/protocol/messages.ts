@@ -12,7 +12,7 @@ import * as v from "valibot";
 export const PROTOCOL_ID = "VRP1";
 
 /** The protocol revision this implementation speaks inside VRP1; sent in HELLO and WELCOME. 2 adds tasks (docs/PROTOCOL.md §15). */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /**
  * Bounds every receiver enforces. Lengths of strings are in UTF-16 code units (JavaScript
@@ -219,6 +219,56 @@ export function jsonObjectSchema(maxDepth: number = Limits.MAX_JSON_DEPTH) {
 // Header schemas. Objects are non-strict: unknown fields are dropped, so later revisions of VRP1
 // can add optional fields without breaking older receivers.
 
+// Binary frames beside a payload (revision 3, docs/PROTOCOL.md §5): where each binary value sits
+// in the JSON, and its type. The codec is binary-payload.ts.
+
+/** The binary types a payload may carry, by the name that travels in the header. */
+export const BINARY_VIEW_TYPES = {
+  Uint8Array,
+  Int8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+} as const;
+export type BinaryType = keyof typeof BINARY_VIEW_TYPES | "DataView" | "ArrayBuffer";
+export const BINARY_TYPES = [...Object.keys(BINARY_VIEW_TYPES), "DataView", "ArrayBuffer"] as readonly BinaryType[];
+
+/** Most binary values in one payload, and deepest path to one. */
+export const MAX_BINARY_SLOTS = 1024;
+export const MAX_BINARY_PATH_DEPTH = 32;
+
+/** Where one binary value sits in the JSON value, and what it was. */
+export interface BinarySlot {
+  /** Keys and array indices from the root. */
+  path: (string | number)[];
+  type: BinaryType;
+}
+
+/** Binary frames beside a payload, as the router passes them on untouched: where they go, and their bytes. */
+export interface BinaryFrames {
+  readonly slots: readonly BinarySlot[];
+  readonly frames: readonly Uint8Array[];
+}
+
+export const BinarySlotsSchema = v.pipe(
+  v.array(
+    v.object({
+      path: v.pipe(
+        v.array(v.union([v.pipe(v.string(), v.maxLength(1024)), v.pipe(v.number(), v.safeInteger(), v.minValue(0))])),
+        v.maxLength(MAX_BINARY_PATH_DEPTH),
+      ),
+      type: v.picklist(BINARY_TYPES),
+    }),
+  ),
+  v.maxLength(MAX_BINARY_SLOTS),
+);
+
 /** Task states, as `TASK {op: "list"}` filters them (the store's `TaskState`). */
 export const TASK_STATE_NAMES = ["scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired"] as const;
 
@@ -347,6 +397,8 @@ export const ClientRequestHeaderSchema = v.object({
   idempotent: v.optional(v.boolean()),
   /** Streams: chunks the client can take before its first CREDIT; absent = no flow control. */
   credit: v.optional(CreditSchema),
+  /** Binary values of the arguments, one frame each after the payload (revision 3). */
+  binary: v.optional(BinarySlotsSchema),
 });
 export type ClientRequestHeader = v.InferOutput<typeof ClientRequestHeaderSchema>;
 
@@ -360,16 +412,24 @@ export const DealerRequestHeaderSchema = v.object({
   deadlineMs: v.optional(PositiveDurationMsSchema),
   /** Present when the request is an attempt of a background task. */
   task: v.optional(v.object({ id: TaskIdSchema, attempt: v.pipe(v.number(), v.integer(), v.minValue(1)) })),
+  /** Binary values of the arguments, one frame each after the payload (revision 3). */
+  binary: v.optional(BinarySlotsSchema),
 });
 export type DealerRequestHeader = v.InferOutput<typeof DealerRequestHeaderSchema>;
 
-export const ResultHeaderSchema = v.object({ id: RequestIdSchema });
+export const ResultHeaderSchema = v.object({
+  id: RequestIdSchema,
+  /** Binary values of the result, one frame each after the payload (revision 3). */
+  binary: v.optional(BinarySlotsSchema),
+});
 export type ResultHeader = v.InferOutput<typeof ResultHeaderSchema>;
 
 export const ChunkHeaderSchema = v.object({
   id: RequestIdSchema,
   /** 0 for the first chunk of a request, then +1 per chunk. */
   seq: CountSchema,
+  /** Binary values of the chunk, one frame each after the payload (revision 3). */
+  binary: v.optional(BinarySlotsSchema),
 });
 export type ChunkHeader = v.InferOutput<typeof ChunkHeaderSchema>;
 
@@ -505,7 +565,7 @@ export interface InboundByReceiver {
 /** A decoded message: kind, header and, for payload kinds, the raw payload frame. */
 export type MessageOf<M> = {
   [K in keyof M & Kind]: K extends PayloadKind
-    ? { kind: K; header: M[K]; payload: Uint8Array }
+    ? { kind: K; header: M[K]; payload: Uint8Array /** Frames of `header.binary`, in its order. */; binary?: Uint8Array[] }
     : { kind: K; header: M[K]; payload?: undefined };
 }[keyof M & Kind];
 

@@ -8,7 +8,14 @@
  * ("Call" is the router's in-memory attempt; "task" is kept for durable work above the router.)
  */
 import type { Buffer } from "node:buffer";
-import { type ErrorHeader, errorToWire, type VoidRailError, type WireError } from "../protocol/index.ts";
+import {
+  type BinaryFrames,
+  type BinarySlot,
+  type ErrorHeader,
+  errorToWire,
+  type VoidRailError,
+  type WireError,
+} from "../protocol/index.ts";
 import type { Deadline } from "../util/deadlines.ts";
 import type { Logger } from "../util/log.ts";
 import type { RouterEvents } from "./events.ts";
@@ -66,8 +73,8 @@ export class CallTransitionError extends Error {
  * owns the attempt. A sink is told each chunk and exactly one terminal reply.
  */
 export interface ReplySink {
-  chunk(call: Call, seq: number, payload: Uint8Array): void;
-  result(call: Call, payload: Uint8Array): void;
+  chunk(call: Call, seq: number, payload: Uint8Array, binary?: BinaryFrames): void;
+  result(call: Call, payload: Uint8Array, binary?: BinaryFrames): void;
   end(call: Call, count: number): void;
   error(call: Call, error: WireError): void;
   /** The dealer reported progress of a task attempt (PROGRESS); only owners of attempts listen. */
@@ -90,7 +97,7 @@ export interface CallHost {
 
 /** A dealer's terminal reply, as decoded. */
 export type TerminalReply =
-  | { kind: "RESULT"; payload: Uint8Array }
+  | { kind: "RESULT"; payload: Uint8Array; header?: { binary?: BinarySlot[] }; binary?: Uint8Array[] }
   | { kind: "END"; header: { count: number } }
   | { kind: "ERROR"; header: ErrorHeader };
 
@@ -106,6 +113,8 @@ export class Call {
   forwarded = false;
   /** How it ended for its client: "RESULT", "END" or an error code. */
   outcome: string | undefined = undefined;
+  /** The arguments' binary frames, forwarded to the dealer as they came. */
+  binary: BinaryFrames | undefined = undefined;
   /** Set when the call is an attempt of a background task (its REQUEST tells the dealer). */
   task: { readonly id: string; readonly attempt: number } | undefined = undefined;
 
@@ -203,15 +212,25 @@ export class CallTable {
     dealer.dispatched++;
     dealer.lastDispatch = ++this.dispatchCounter;
     this.onDealers.set(routerId, call);
-    this.outbound.request(dealer.routingId, routerId, call.method, call.stream, call.credit, call.deadline, call.args, call.task);
+    this.outbound.request(
+      dealer.routingId,
+      routerId,
+      call.method,
+      call.stream,
+      call.credit,
+      call.deadline,
+      call.args,
+      call.task,
+      call.binary,
+    );
     this.events.emit("call.dispatched", call);
   }
 
-  /** A CHUNK from its dealer, passed to its sink. */
-  forwarded(call: Call, seq: number, payload: Uint8Array): void {
+  /** A CHUNK from its dealer, passed to its sink (with its binary frames, if any). */
+  forwarded(call: Call, seq: number, payload: Uint8Array, binary?: BinaryFrames): void {
     call.state = this.move(call, "forwarded");
     call.forwarded = true;
-    call.sink.chunk(call, seq, payload);
+    call.sink.chunk(call, seq, payload, binary);
   }
 
   /** Its dealer's terminal reply, passed to its sink; the dealer's slot is free. */
@@ -225,7 +244,7 @@ export class CallTable {
     switch (reply.kind) {
       case "RESULT":
         call.outcome = "RESULT";
-        sink.result(call, reply.payload);
+        sink.result(call, reply.payload, binaryOf(reply.header?.binary, reply.binary));
         break;
       case "END":
         call.outcome = "END";
@@ -311,4 +330,9 @@ export class CallTable {
     call.timer?.cancel();
     call.timer = undefined;
   }
+}
+
+/** The binary frames of a reply, or undefined when it has none. */
+export function binaryOf(slots: readonly BinarySlot[] | undefined, frames: readonly Uint8Array[] | undefined): BinaryFrames | undefined {
+  return slots !== undefined && slots.length > 0 && frames !== undefined ? { slots, frames } : undefined;
 }

@@ -22,7 +22,7 @@ import {
 import type { Deadlines } from "../util/deadlines.ts";
 import type { Logger } from "../util/log.ts";
 import type { Router } from "../zmtp/index.ts";
-import type { Call, CallTable, ReplySink } from "./calls.ts";
+import { binaryOf, type Call, type CallTable, type ReplySink } from "./calls.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import type { ClientExtension, OwnedCallRequest } from "./extension.ts";
 import type { HelloDeadline } from "./hello-deadline.ts";
@@ -93,7 +93,7 @@ export class Inbound {
         return this.beat(key, message.header.token, routingId);
       case "REQUEST": {
         const client = sessions.clientFor(routingId, key, session, message.kind, message.header.id);
-        if (client) this.request(client, message.header, message.payload);
+        if (client) this.request(client, message.header, message.payload, message.binary);
         return;
       }
       case "INFO": {
@@ -152,7 +152,7 @@ export class Inbound {
 
   // ---- from clients ----
 
-  private request(client: ClientSession, header: ClientRequestHeader, args: Uint8Array): void {
+  private request(client: ClientSession, header: ClientRequestHeader, args: Uint8Array, binary: Uint8Array[] | undefined): void {
     const { calls, outbound } = this;
     if (client.outstanding.has(header.id)) {
       outbound.protocolError(
@@ -167,6 +167,7 @@ export class Inbound {
     const method = header.method;
     const timeoutMs = header.timeoutMs ?? this.context.defaultTimeoutMs;
     const call = calls.received(client, header, args, this.context.maxRedispatch, timeoutMs);
+    call.binary = binaryOf(header.binary, binary);
     client.outstanding.set(header.id, call);
     if (this.context.isStopping()) return calls.finished(call, new ShuttingDownError("the router is stopping"));
     const dealers = this.registry.offering(method);
@@ -341,7 +342,7 @@ export class Inbound {
     if (message.kind === "CHUNK") {
       if (call.state !== "running") return;
       if (!call.stream) return this.brokeProtocol(dealer, call, ProtocolFailure.UNEXPECTED_KIND, "CHUNK for a unary request");
-      return calls.forwarded(call, message.header.seq, message.payload);
+      return calls.forwarded(call, message.header.seq, message.payload, binaryOf(message.header.binary, message.binary));
     }
     // Terminal: the slot is free whatever became of the call's client.
     if (message.kind === "ERROR") dealer.failed++;

@@ -5,6 +5,8 @@
  */
 import type { Buffer } from "node:buffer";
 import {
+  type BinaryFrames,
+  type BinarySlot,
   type ClientWelcomeHeader,
   type DealerWelcomeHeader,
   encodeJsonOrThrow,
@@ -24,6 +26,7 @@ interface DealerRequest {
   credit?: number;
   deadlineMs?: number;
   task?: { id: string; attempt: number };
+  binary?: BinarySlot[];
 }
 
 /** What the rest of the router sends through (a fake in unit tests). */
@@ -57,8 +60,9 @@ export class Outbound {
     this.error(routingId, undefined, errorToWire(new ProtocolError(text, { data: { reason, ...data } })));
   }
 
-  result(routingId: Buffer, id: number, payload: Uint8Array): void {
-    this.send(routingId, encodeMessage("RESULT", { id }, payload));
+  result(routingId: Buffer, id: number, payload: Uint8Array, binary?: BinaryFrames): void {
+    if (binary === undefined) this.send(routingId, encodeMessage("RESULT", { id }, payload));
+    else this.send(routingId, encodeMessage("RESULT", { id, binary: binary.slots as BinarySlot[] }, payload, binary.frames));
   }
 
   /** An INFO answer: `value` as the RESULT payload. */
@@ -66,8 +70,9 @@ export class Outbound {
     this.send(routingId, encodeMessage("RESULT", { id }, encodeJsonOrThrow(value)));
   }
 
-  chunk(routingId: Buffer, id: number, seq: number, payload: Uint8Array): void {
-    this.send(routingId, encodeMessage("CHUNK", { id, seq }, payload));
+  chunk(routingId: Buffer, id: number, seq: number, payload: Uint8Array, binary?: BinaryFrames): void {
+    if (binary === undefined) this.send(routingId, encodeMessage("CHUNK", { id, seq }, payload));
+    else this.send(routingId, encodeMessage("CHUNK", { id, seq, binary: binary.slots as BinarySlot[] }, payload, binary.frames));
   }
 
   end(routingId: Buffer, id: number, count: number): void {
@@ -84,13 +89,19 @@ export class Outbound {
     deadline: number | undefined,
     args: Uint8Array,
     task?: { id: string; attempt: number },
+    binary?: BinaryFrames,
   ): void {
     const header: DealerRequest = { id, method };
     if (stream) header.stream = true;
     if (credit !== undefined) header.credit = credit;
     if (deadline !== undefined) header.deadlineMs = Math.max(1, deadline - Date.now());
     if (task !== undefined) header.task = { id: task.id, attempt: task.attempt };
-    this.send(routingId, encodeMessage("REQUEST", header, args));
+    if (binary === undefined) {
+      this.send(routingId, encodeMessage("REQUEST", header, args));
+      return;
+    }
+    header.binary = binary.slots as BinarySlot[];
+    this.send(routingId, encodeMessage("REQUEST", header, args, binary.frames));
   }
 
   /** TERMINATE, to a dealer's heartbeat connection. */

@@ -8,6 +8,7 @@
 import type { Buffer } from "node:buffer";
 import {
   AuthFailure,
+  type BinaryFrames,
   errorToWire,
   type HelloHeader,
   PROTOCOL_VERSION,
@@ -35,13 +36,13 @@ export class ClientSession implements ReplySink, ClientAnswers {
     private readonly outbound: OutboundPort,
   ) {}
 
-  chunk(call: Call, seq: number, payload: Uint8Array): void {
-    this.outbound.chunk(this.routingId, call.clientId, seq, payload);
+  chunk(call: Call, seq: number, payload: Uint8Array, binary?: BinaryFrames): void {
+    this.outbound.chunk(this.routingId, call.clientId, seq, payload, binary);
   }
 
-  result(call: Call, payload: Uint8Array): void {
+  result(call: Call, payload: Uint8Array, binary?: BinaryFrames): void {
     this.outstanding.delete(call.clientId);
-    this.outbound.result(this.routingId, call.clientId, payload);
+    this.outbound.result(this.routingId, call.clientId, payload, binary);
   }
 
   end(call: Call, count: number): void {

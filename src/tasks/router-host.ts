@@ -8,6 +8,12 @@ import type { Call, ReplySink } from "../router/calls.ts";
 import type { ServiceRouter } from "../router/service-router.ts";
 import type { AttemptHandle, AttemptRequest, AttemptSink, TaskHost } from "./host.ts";
 
+const BINARY_RESULT: WireError = {
+  code: "VALIDATION_ERROR",
+  message: "a task's result cannot hold binary values yet (Uint8Array, Buffer, typed arrays): return them from a plain call",
+  data: { path: "result" },
+};
+
 const NOT_UNARY: WireError = {
   code: "PROTOCOL_ERROR",
   message: "a task's attempt got a stream's answer",
@@ -31,7 +37,8 @@ export class RouterTaskHost implements TaskHost {
   startAttempt(request: AttemptRequest, attempt: AttemptSink): AttemptHandle {
     const sink: ReplySink = {
       chunk() {},
-      result: (_call, payload) => attempt.result(payload),
+      // The store keeps a result as one JSON blob: binary values cannot be kept in a task yet (#12).
+      result: (_call, payload, binary) => (binary === undefined ? attempt.result(payload) : attempt.error(BINARY_RESULT, false)),
       end: () => attempt.error(NOT_UNARY, false),
       error: (_call, error) => attempt.error(error, error.code === "DEALER_LOST"),
       progress: (_call, value) => attempt.progress(value),

@@ -7,7 +7,13 @@
  */
 import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
-import { BinarySlotsSchema, decodeBinaryPayload, encodeBinaryPayload, MAX_BINARY_SLOTS } from "../../src/protocol/binary-payload.ts";
+import {
+  BinarySlotsSchema,
+  containsBinary,
+  decodeBinaryPayload,
+  encodeBinaryPayload,
+  MAX_BINARY_SLOTS,
+} from "../../src/protocol/binary-payload.ts";
 import { ProtocolError, ValidationError } from "../../src/protocol/index.ts";
 
 const roundTrip = (value: unknown) => {
@@ -64,12 +70,32 @@ describe("binary payloads", () => {
     expect([frames[1].byteOffset, frames[1].byteLength]).toEqual([16, 64]);
   });
 
+  test("frames that are Buffers (as sockets deliver them) decode too, misaligned ones and ArrayBuffers included", () => {
+    const { json, slots } = encodeBinaryPayload([new Float32Array([2.5]), new Uint8Array([5, 6]).buffer]);
+    const pool = Buffer.alloc(64);
+    pool.set(new Uint8Array(new Float32Array([2.5]).buffer), 3);
+    pool.set([5, 6], 9);
+    const back = decodeBinaryPayload(json, slots, [pool.subarray(3, 7), pool.subarray(9, 11)]) as [Float32Array, ArrayBuffer];
+    expect([...back[0]]).toEqual([2.5]);
+    expect(back[1].byteLength).toBe(2);
+    expect([...new Uint8Array(back[1])]).toEqual([5, 6]);
+  });
+
   test("a misaligned frame still decodes (copied to an aligned buffer)", () => {
     const { json, slots } = encodeBinaryPayload([new Float64Array([1, 2])]);
     const padded = new Uint8Array(17);
     padded.set(new Uint8Array(new Float64Array([1, 2]).buffer), 1);
     const back = decodeBinaryPayload(json, slots, [padded.subarray(1)]) as Float64Array[];
     expect([...back[0]]).toEqual([1, 2]);
+  });
+
+  test("containsBinary finds a binary at any depth, and says false for plain JSON and dates", () => {
+    expect(containsBinary([1, "a", { b: [null, { c: new Uint16Array(1) }] }])).toBe(true);
+    expect(containsBinary({ a: [1, 2], b: { c: "x" }, d: new Date(0) })).toBe(false);
+    expect(containsBinary(new ArrayBuffer(1))).toBe(true);
+    const cyclic: unknown[] = [];
+    cyclic.push(cyclic);
+    expect(containsBinary(cyclic)).toBe(true); // the encoder then reports the cycle
   });
 
   test("a value without binaries is plain JSON; user objects that look like markers are left alone", () => {
