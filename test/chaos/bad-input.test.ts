@@ -165,9 +165,17 @@ const MALFORMED: { name: string; frames: (string | Uint8Array)[]; reason: string
   { name: "protocol id alone", frames: ["VRP1"], reason: "FRAME_COUNT" },
   { name: "REQUEST without its payload", frames: ["VRP1", "REQUEST", json({ id: 10, method: CALL })], reason: "FRAME_COUNT" },
   {
+    // A frame more than header.binary announces (revision 3): the header is read, so the answer names the request.
     name: "REQUEST with two payloads",
     frames: ["VRP1", "REQUEST", json({ id: 11, method: CALL }), "[1,0]", "[2,0]"],
     reason: "FRAME_COUNT",
+    id: 11,
+  },
+  {
+    name: "REQUEST with fewer binary frames than its header lists",
+    frames: ["VRP1", "REQUEST", json({ id: 16, method: CALL, binary: [{ path: [0], type: "Uint8Array" }] }), "[null,0]"],
+    reason: "FRAME_COUNT",
+    id: 16,
   },
   { name: "header not UTF-8", frames: ["VRP1", "REQUEST", Buffer.from([0x7b, 0xc3, 0x28, 0x7d]), "[]"], reason: "BAD_UTF8" },
   { name: "header not JSON", frames: ["VRP1", "REQUEST", '{"id":', "[]"], reason: "BAD_JSON" },
