@@ -1,6 +1,6 @@
 /**
- * Binary values inside a JSON payload, as their own frames (the groundwork of issue #12; not yet
- * wired into the call path): `encodeBinaryPayload` takes any JSON-like value that may hold
+ * Binary values inside a JSON payload, as their own frames (protocol revision 3, PROTOCOL.md §5.1;
+ * the client and dealer use `encodeValue` / `decodeValue`): `encodeBinaryPayload` takes any JSON-like value that may hold
  * `Uint8Array`, `Buffer`, `ArrayBuffer`, `DataView` or typed arrays at any depth, and gives the
  * JSON text with `null` where each binary value was, the list of those places (`slots`: path and
  * type, for the header), and the bytes of each as a frame, in slot order, without copying them.
