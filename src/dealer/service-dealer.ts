@@ -9,9 +9,7 @@ import {
   AuthError,
   CancelledError,
   ConnectionError,
-  type BinarySlot,
   decodeArgs,
-  decodeValue,
   decodeMessage,
   type DealerMessage,
   type DealerWelcomeHeader,
@@ -22,7 +20,6 @@ import {
   explainRefusedKey,
   type MethodInfo,
   PROTOCOL_VERSION,
-  ProtocolError,
   ProtocolFailure,
   ShuttingDownError,
   TimeoutError,
@@ -36,10 +33,8 @@ import { consumeMessages } from "../util/receive-loop.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";
 import { Dealer, SEND_DONE } from "../zmtp/index.ts";
 import { HeartbeatThread } from "./heartbeat-thread.ts";
+import { binaryArgs, checkFits } from "./payloads.ts";
 import { ProgressReporter } from "./progress-reporter.ts";
-
-/** Room for the frames around a payload (protocol id, kind, header) within the router's message limit. */
-const MESSAGE_OVERHEAD_BYTES = 66 * 1024;
 
 /** At most one PROGRESS per task attempt in this many milliseconds (the latest value wins). */
 const PROGRESS_INTERVAL_MS = 100;
@@ -424,7 +419,7 @@ export class ServiceDealer {
         if (cancellation.aborted) throw cancellation.reason;
         const encoded = encodeValue(value, "result");
         if (!encoded.ok) throw encoded.error;
-        this.#checkFits(encoded.json, encoded.binary?.frames, "result");
+        checkFits(encoded.json, encoded.binary?.frames, this.#routerMaxMessageSize, "result");
         progress?.flush();
         if (encoded.binary) this.#reply(encodeMessage("RESULT", { id, binary: encoded.binary.slots }, encoded.json, encoded.binary.frames));
         else this.#reply(encodeMessage("RESULT", { id }, encoded.json));
@@ -467,7 +462,7 @@ export class ServiceDealer {
         if (signal.aborted) throw signal.reason;
         const encoded = encodeValue(step.value, "chunk");
         if (!encoded.ok) throw encoded.error;
-        this.#checkFits(encoded.json, encoded.binary?.frames, "chunk");
+        checkFits(encoded.json, encoded.binary?.frames, this.#routerMaxMessageSize, "chunk");
         if (call.credit !== undefined) call.credit--;
         // Awaiting the send is the backpressure: a full connection pauses the producer.
         const header = encoded.binary ? { id, seq: seq++, binary: encoded.binary.slots } : { id, seq: seq++ };
@@ -480,21 +475,6 @@ export class ServiceDealer {
     this.#reply(encodeMessage("END", { id, count: seq }));
   }
 
-  /**
-   * A payload the router would refuse (bigger than its maxMessageSize, from WELCOME) closes this
-   * dealer's connection and loses every call on it: refuse it here instead, for this call alone.
-   */
-  #checkFits(payload: Uint8Array, binary: readonly Uint8Array[] | undefined, path: "result" | "chunk"): void {
-    const limit = this.#routerMaxMessageSize;
-    if (limit === undefined) return;
-    let size = payload.length;
-    for (const frame of binary ?? []) size += frame.byteLength;
-    if (size + MESSAGE_OVERHEAD_BYTES <= limit) return;
-    throw new ValidationError(`the ${path} is ${size} bytes, more than the router accepts in one message (${limit} bytes)`, {
-      data: { path, size, limit },
-    });
-  }
-
   #replyError(id: number, error: unknown): void {
     this.#reply(encodeMessage("ERROR", { id, ...errorToWire(error) }));
   }
@@ -503,25 +483,6 @@ export class ServiceDealer {
     const sent = this.#socket?.send(frames);
     if (sent !== undefined && sent !== SEND_DONE) sent.catch((error: Error) => this.#log.warn(`could not reply: ${error.message}`));
   }
-}
-
-/** Arguments that came with binary frames: the array, its binary values back in place. */
-function binaryArgs(
-  payload: Uint8Array,
-  slots: readonly BinarySlot[],
-  frames: readonly Uint8Array[] | undefined,
-): { ok: true; value: unknown[] } | { ok: false; error: ProtocolError } {
-  const decoded = decodeValue(payload, slots, frames);
-  if (!decoded.ok) return decoded;
-  if (!Array.isArray(decoded.value)) {
-    return {
-      ok: false,
-      error: new ProtocolError("REQUEST payload must be a JSON array of arguments", {
-        data: { reason: ProtocolFailure.NOT_ARRAY, frame: 3 },
-      }),
-    };
-  }
-  return { ok: true, value: decoded.value };
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

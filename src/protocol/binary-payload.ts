@@ -11,9 +11,22 @@
 import { decodeJson, encodeJson } from "./codec.ts";
 import { ProtocolError, ProtocolFailure, ValidationError } from "./errors.ts";
 
-import { BINARY_VIEW_TYPES as VIEW_TYPES, type BinarySlot, type BinaryType, MAX_BINARY_PATH_DEPTH, MAX_BINARY_SLOTS } from "./messages.ts";
+import {
+  BINARY_VIEW_TYPES as VIEW_TYPES,
+  type BinarySlot,
+  type BinaryType,
+  MAX_BINARY_PATH_DEPTH,
+  MAX_BINARY_SLOTS,
+} from "./binary-slots.ts";
 
-export { type BinarySlot, BinarySlotsSchema, type BinaryType, BINARY_TYPES, MAX_BINARY_PATH_DEPTH, MAX_BINARY_SLOTS } from "./messages.ts";
+export {
+  type BinarySlot,
+  BinarySlotsSchema,
+  type BinaryType,
+  BINARY_TYPES,
+  MAX_BINARY_PATH_DEPTH,
+  MAX_BINARY_SLOTS,
+} from "./binary-slots.ts";
 
 export interface EncodedBinaryPayload {
   /** UTF-8 JSON with `null` at every slot. */

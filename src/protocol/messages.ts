@@ -7,6 +7,18 @@
  * docs/PROTOCOL.md is the normative description; keep the two in step.
  */
 import * as v from "valibot";
+import { BinarySlotsSchema } from "./binary-slots.ts";
+
+export {
+  BINARY_TYPES,
+  BINARY_VIEW_TYPES,
+  type BinaryFrames,
+  type BinarySlot,
+  BinarySlotsSchema,
+  type BinaryType,
+  MAX_BINARY_PATH_DEPTH,
+  MAX_BINARY_SLOTS,
+} from "./binary-slots.ts";
 
 /** Frame 0 of every message. Bumped ("VRP2") only for a change old peers cannot parse. */
 export const PROTOCOL_ID = "VRP1";
@@ -218,56 +230,6 @@ export function jsonObjectSchema(maxDepth: number = Limits.MAX_JSON_DEPTH) {
 // ---------------------------------------------------------------------------------------------
 // Header schemas. Objects are non-strict: unknown fields are dropped, so later revisions of VRP1
 // can add optional fields without breaking older receivers.
-
-// Binary frames beside a payload (revision 3, docs/PROTOCOL.md §5): where each binary value sits
-// in the JSON, and its type. The codec is binary-payload.ts.
-
-/** The binary types a payload may carry, by the name that travels in the header. */
-export const BINARY_VIEW_TYPES = {
-  Uint8Array,
-  Int8Array,
-  Uint8ClampedArray,
-  Int16Array,
-  Uint16Array,
-  Int32Array,
-  Uint32Array,
-  Float32Array,
-  Float64Array,
-  BigInt64Array,
-  BigUint64Array,
-} as const;
-export type BinaryType = keyof typeof BINARY_VIEW_TYPES | "DataView" | "ArrayBuffer";
-export const BINARY_TYPES = [...Object.keys(BINARY_VIEW_TYPES), "DataView", "ArrayBuffer"] as readonly BinaryType[];
-
-/** Most binary values in one payload, and deepest path to one. */
-export const MAX_BINARY_SLOTS = 1024;
-export const MAX_BINARY_PATH_DEPTH = 32;
-
-/** Where one binary value sits in the JSON value, and what it was. */
-export interface BinarySlot {
-  /** Keys and array indices from the root. */
-  path: (string | number)[];
-  type: BinaryType;
-}
-
-/** Binary frames beside a payload, as the router passes them on untouched: where they go, and their bytes. */
-export interface BinaryFrames {
-  readonly slots: readonly BinarySlot[];
-  readonly frames: readonly Uint8Array[];
-}
-
-export const BinarySlotsSchema = v.pipe(
-  v.array(
-    v.object({
-      path: v.pipe(
-        v.array(v.union([v.pipe(v.string(), v.maxLength(1024)), v.pipe(v.number(), v.safeInteger(), v.minValue(0))])),
-        v.maxLength(MAX_BINARY_PATH_DEPTH),
-      ),
-      type: v.picklist(BINARY_TYPES),
-    }),
-  ),
-  v.maxLength(MAX_BINARY_SLOTS),
-);
 
 /** Task states, as `TASK {op: "list"}` filters them (the store's `TaskState`). */
 export const TASK_STATE_NAMES = ["scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired"] as const;

@@ -265,20 +265,18 @@ export class CallTable {
   finished(call: Call, error: VoidRailError): void {
     const to = this.move(call, "finished");
     this.leave(call);
-    call.state = to;
-    this.clearTimer(call);
-    this.totalResponses++;
-    call.outcome = error.code;
-    const sink = call.sink;
-    call.sink = NOWHERE;
-    sink.error(call, errorToWire(error));
-    this.events.emit("call.finished", call);
+    this.failFor(call, to, error);
   }
 
   /** Its dealer is gone and it runs nowhere else: its sink gets `error` (DEALER_LOST). */
   lost(call: Call, error: VoidRailError): void {
     const to = this.move(call, "lost");
     this.offDealer(call);
+    this.failFor(call, to, error);
+  }
+
+  /** The end both refusals share: state `to`, no timer, `error` to the sink, which is then let go. */
+  private failFor(call: Call, to: CallState, error: VoidRailError): void {
     call.state = to;
     this.clearTimer(call);
     this.totalResponses++;
