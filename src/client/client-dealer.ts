@@ -9,6 +9,7 @@ import {
   type ClientRequestHeader,
   type ClustersInfo,
   CancelledError,
+  checkFits,
   ConnectionError,
   type BinarySlot,
   decodeValue,
@@ -122,6 +123,8 @@ export class ClientDealer {
   private welcomed = false;
   private welcomeWaiters: { resolve(): void; reject(error: Error): void }[] = [];
   private authFailure: Error | undefined;
+  /** The router's maxMessageSize, from its WELCOME (undefined: it did not say). */
+  private routerMaxMessageSize: number | undefined;
 
   constructor(options: ClientDealerOptions = {}) {
     checkOptions(OptionsSchema, options, "ClientDealer");
@@ -222,6 +225,7 @@ export class ClientDealer {
     const socket = this.socket !== null && this.welcomed && this.authFailure === undefined ? this.socket : await this.ready();
     const encodedArgs = encodeValue(args, "args");
     if (!encodedArgs.ok) throw encodedArgs.error;
+    checkFits(encodedArgs.json, encodedArgs.binary?.frames, this.routerMaxMessageSize, "args");
     const timeoutSeconds = options.timeout ?? this.options.timeout;
     const id = this.nextId++;
     const header: ClientRequestHeader = { id, method };
@@ -338,6 +342,7 @@ export class ClientDealer {
       const socket = await this.ready();
       const encodedArgs = encodeValue(args, "args");
       if (!encodedArgs.ok) throw encodedArgs.error;
+      checkFits(encodedArgs.json, encodedArgs.binary?.frames, this.routerMaxMessageSize, "args");
       id = this.nextId++;
       this.pending.set(id, call);
       if (options.signal?.aborted) return onAbort();
@@ -546,6 +551,7 @@ export class ClientDealer {
     switch (message.kind) {
       case "WELCOME":
         this.welcomed = true;
+        this.routerMaxMessageSize = message.header.maxMessageSize;
         this.authFailure = undefined;
         for (const waiter of this.welcomeWaiters.splice(0)) waiter.resolve();
         return;

@@ -327,3 +327,24 @@ export function decodeArgs(bytes: Uint8Array): JsonResult<unknown[], ProtocolErr
   }
   return { ok: true, value: result.value };
 }
+
+/**
+ * What the first frames of a message say, when the rest never arrived whole (a message over the
+ * receiver's size bound, skipped as it came): its kind and request id, as far as they can be
+ * read. Never throws; an unreadable part is left out.
+ */
+export function peekMessage(frames: readonly Uint8Array[]): { kind?: Kind; id?: RequestId } {
+  if (frames.length < 2 || !isProtocolId(frames[0])) return {};
+  const kind = kindOf(frames[1]);
+  if (kind === undefined) return {};
+  const header = frames[2];
+  if (header === undefined || header.byteLength > Limits.MAX_HEADER_BYTES) return { kind };
+  try {
+    const parsed: unknown = JSON.parse(utf8Decoder.decode(header));
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return { kind };
+    const id = readId(parsed as Record<string, unknown>);
+    return id === undefined ? { kind } : { kind, id };
+  } catch {
+    return { kind };
+  }
+}

@@ -102,8 +102,9 @@ export type {
   BinaryType,
 } from "./messages.ts";
 
-export { decodeArgs, decodeJson, decodeMessage, encodeJson, encodeJsonOrThrow, encodeMessage } from "./codec.ts";
+export { decodeArgs, decodeJson, decodeMessage, encodeJson, encodeJsonOrThrow, encodeMessage, peekMessage } from "./codec.ts";
 export type { DecodeFailure, DecodeResult, JsonResult } from "./codec.ts";
+export { checkFits, MESSAGE_OVERHEAD_BYTES, payloadBytes } from "./message-size.ts";
 
 export {
   AuthError,

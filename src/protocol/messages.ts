@@ -322,6 +322,11 @@ export const ClientWelcomeHeaderSchema = v.object({
   heartbeatIntervalMs: DurationMsSchema,
   /** Silence after which the router drops the connection; 0 = never. */
   heartbeatTimeoutMs: DurationMsSchema,
+  /**
+   * The largest message the router accepts, in bytes: a client refuses a call that would not fit
+   * before sending it (the router would skip it and answer VALIDATION_ERROR).
+   */
+  maxMessageSize: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(1024))),
 });
 export type ClientWelcomeHeader = v.InferOutput<typeof ClientWelcomeHeaderSchema>;
 
@@ -336,7 +341,7 @@ export const DealerWelcomeHeaderSchema = v.object({
   beatToken: v.optional(v.pipe(v.string(), v.regex(BEAT_TOKEN_PATTERN))),
   /**
    * The largest message the router accepts, in bytes: a dealer answers a result that would not
-   * fit with an ERROR for that request instead (a bigger message closes its connection).
+   * fit with an ERROR for that request instead (the router would skip it and fail the call).
    */
   maxMessageSize: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(1024))),
 });

@@ -9,6 +9,9 @@ import { RouterMode, ValidationError } from "../protocol/index.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { connectionTimings } from "./connection-timings.ts";
 
+/** The default `maxMessageSize`: room for a 256 MiB binary and the frames around it. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 257 * 1024 * 1024;
+
 /** Options of a ServiceRouter. Times are in seconds, as in the Python seed. */
 export interface ServiceRouterOptions {
   /** Endpoint to bind, e.g. "tcp://127.0.0.1:5555", "tcp://0.0.0.0:5555", "ipc:///tmp/vr.sock". Default "tcp://127.0.0.1:5555". */
@@ -33,7 +36,12 @@ export interface ServiceRouterOptions {
   defaultTimeout?: number;
   /** Seconds a stopping router lets running requests finish. Default 5. */
   shutdownGrace?: number;
-  /** Largest message accepted from any peer, in bytes; a bigger one closes that connection. Default 256 MiB. */
+  /**
+   * Largest message accepted from any peer, in bytes (all its frames: JSON and binary). A bigger
+   * one is skipped as it arrives, never held, and fails that call alone with VALIDATION_ERROR
+   * (`data: {path, size, limit}`); clients and dealers, told the bound in WELCOME, refuse such a
+   * call before sending it. Default 257 MiB: a 256 MiB binary with its JSON and headers.
+   */
   maxMessageSize?: number;
   /** Logger (consola-compatible). Default: consola tagged "router". */
   logger?: Logger;
@@ -114,7 +122,7 @@ export function resolveRouterConfig(options: ServiceRouterOptions, env: Record<s
     maxRedispatch: options.maxRedispatch ?? 1,
     defaultTimeoutMs: defaultTimeout > 0 ? defaultTimeout * 1000 : undefined,
     shutdownGrace: options.shutdownGrace ?? 5,
-    maxMessageSize: options.maxMessageSize ?? 256 * 1024 * 1024,
+    maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
     logger: options.logger ?? createLogger("router"),
   };
 }

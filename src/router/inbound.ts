@@ -12,6 +12,7 @@ import {
   type ErrorHeader,
   decodeMessage,
   errorToWire,
+  peekMessage,
   ProtocolError,
   ProtocolFailure,
   type RouterMessage,
@@ -136,6 +137,33 @@ export class Inbound {
         }
         return this.fromDealer(key, session.dealer, message);
     }
+  }
+
+  /**
+   * A message over the router's maxMessageSize, skipped as it arrived (the socket never held
+   * it): `leading` are its frames that came before the bound was passed. A client's REQUEST (or
+   * SUBMIT) is answered with a VALIDATION_ERROR for that id; a dealer's RESULT fails its call
+   * and frees the slot, a CHUNK fails its stream; anything else gets an ERROR without id. The
+   * connection and every other call on it carry on.
+   */
+  oversize(routingId: Buffer, leading: Buffer[], size: number, limit: number): void {
+    const key = this.context.socket()?.routingKey(routingId) ?? routingId.toString("latin1");
+    const session = this.sessions.get(key);
+    const { kind, id } = peekMessage(leading);
+    const who = describePeer(routingId, session);
+    const what = kind === "REQUEST" || kind === "SUBMIT" ? "args" : kind === "RESULT" ? "result" : kind === "CHUNK" ? "chunk" : "message";
+    const text = `the ${kind ?? "message"} is ${size} bytes, more than this router accepts in one message (maxMessageSize ${limit} bytes)`;
+    const error = new ValidationError(text, { data: { path: what, size, limit } });
+    this.log.warn(`discarded a message from ${who}: ${text}`);
+    if (session?.role === "dealer" && id !== undefined && (kind === "RESULT" || kind === "CHUNK")) {
+      this.registry.heard(session.dealer);
+      const call = session.dealer.inFlight.get(id);
+      if (kind === "RESULT") return this.reply(session.dealer, id, { kind: "ERROR", header: { id, ...errorToWire(error) } });
+      if (call?.state === "running") this.calls.finished(call, error);
+      return;
+    }
+    const answersRequest = session?.role !== "dealer" && id !== undefined && (kind === "REQUEST" || kind === "SUBMIT");
+    this.outbound.error(routingId, answersRequest ? id : undefined, errorToWire(error));
   }
 
   /**

@@ -138,13 +138,16 @@ export class ServiceRouter {
       handshakeInterval: handshakeIntervalMs,
       // Replies to a peer that left are dropped silently: its state is already gone.
       mandatory: false,
-      // Without a bound, one peer announcing a huge frame would make the router allocate it.
+      // Without a bound, one peer announcing a huge frame would make the router allocate it. A
+      // message over it is skipped as it arrives and answered for that call alone (oversize).
       maxMessageSize: this.config.maxMessageSize,
+      discardOversize: true,
       sendHighWaterMark: 10_000,
       receiveHighWaterMark: 10_000,
       logger: { warn: (message) => this.log.warn(message) },
     });
     socket.events.on("disconnect", ({ routingId, error }) => this.sessions.gone(routingId, error?.message));
+    socket.events.on("oversize", ({ routingId, frames, size, limit }) => this.inbound.oversize(routingId, frames, size, limit));
     // Without client keys a connection may stay silent at the VoidRail level (HELLO is optional
     // then); with them, one that never authenticates must not hold its socket forever.
     if (this.requireClientAuth) {

@@ -145,7 +145,7 @@ export class Sessions {
       client.authenticated = true;
       this.context.hello()?.met(key);
       this.byKey.set(key, { role: "client", client });
-      outbound.welcome(routingId, { role: "client", ...welcome });
+      outbound.welcome(routingId, { role: "client", maxMessageSize: this.context.maxMessageSize, ...welcome });
       return;
     }
     if (!auth.dealerMayRegister(hello.apiKey)) {

@@ -37,7 +37,15 @@ export interface Frame {
   body: Buffer;
 }
 
-export type DecodedItem = { kind: "greeting"; greeting: Greeting } | { kind: "frame"; frame: Frame };
+export type DecodedItem =
+  | { kind: "greeting"; greeting: Greeting }
+  | { kind: "frame"; frame: Frame }
+  /**
+   * With `discardAbove`: the message whose frames together passed that bound has ended. Its frames
+   * from the one that passed it on were skipped as they arrived (never held); those before it
+   * were returned as frames. `size` is the whole message's body bytes.
+   */
+  | { kind: "discarded"; size: number };
 
 /** The 64-byte ZMTP 3.1 greeting we send. Padding carries the ZMTP 1.0 length byte, as libzmq does. */
 export function encodeGreeting(mechanism: string, asServer: boolean, minor = 1): Buffer {
@@ -206,6 +214,8 @@ export function parseErrorCommand(data: Buffer): string {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** nextItem() skipped a frame of a discarded message: look again. */
+const SKIPPED = Symbol("skipped");
 const MAX_BUFFER_LENGTH = bufferConstants.MAX_LENGTH;
 enum State {
   Greeting,
@@ -225,23 +235,45 @@ export class Decoder {
   private assembled = 0;
   private assemblingFlags = 0;
   private readonly maxFrameSize: number;
+  private readonly discardAbove: number;
+  /** Body bytes of the message being read, its frames so far (the current one included). */
+  private messageBytes = 0;
+  /** The message being read passed `discardAbove`: its remaining frames are skipped. */
+  private discarding = false;
+  /** Body bytes of the frame being skipped that have not arrived yet. */
+  private skipRemaining = 0;
+  /** The frame being skipped is the message's last. */
+  private skippingLast = false;
+  /** `messageBytes` when the discarding began (the bytes of the frames returned before it). */
+  private discardedFrom = 0;
 
   /**
    * @param options.maxFrameSize largest accepted frame body in bytes; -1 (default) for no limit.
    * @param options.expectGreeting start by reading the 64-byte greeting (default true).
+   * @param options.discardAbove a message whose frames together pass this many bytes is skipped
+   *   from the frame that passes it to its end, without holding those bytes, and reported as one
+   *   `discarded` item, instead of failing the stream; -1 (default) for no such bound.
    */
-  constructor(options: { maxFrameSize?: number; expectGreeting?: boolean } = {}) {
+  constructor(options: { maxFrameSize?: number; expectGreeting?: boolean; discardAbove?: number } = {}) {
     this.maxFrameSize = options.maxFrameSize === undefined || options.maxFrameSize < 0 ? Number.MAX_SAFE_INTEGER : options.maxFrameSize;
+    this.discardAbove = options.discardAbove === undefined || options.discardAbove < 0 ? -1 : options.discardAbove;
     this.state = options.expectGreeting === false ? State.FrameHeader : State.Greeting;
   }
 
-  /** Bytes received but not yet returned as part of an item. */
+  /** Bytes received but not yet returned as part of an item, the skipped ones of a discarded message included. */
   get bufferedBytes(): number {
-    return this.buffer.length - this.position + this.assembled;
+    const skipped = this.discarding ? this.messageBytes - this.discardedFrom - this.skipRemaining : 0;
+    return this.buffer.length - this.position + this.assembled + skipped;
   }
 
   push(chunk: Uint8Array): void {
     let bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (this.skipRemaining > 0) {
+      const skip = Math.min(this.skipRemaining, bytes.length);
+      this.skipRemaining -= skip;
+      bytes = bytes.subarray(skip);
+      if (bytes.length === 0) return;
+    }
     if (this.assembling !== null) {
       const take = Math.min(this.assembling.length - this.assembled, bytes.length);
       bytes.copy(this.assembling, this.assembled, 0, take);
@@ -258,13 +290,30 @@ export class Decoder {
   }
 
   next(): DecodedItem | undefined {
+    for (;;) {
+      if (this.skipRemaining > 0) return undefined;
+      if (this.discarding && this.skippingLast) {
+        // The last frame of a discarded message has been skipped whole.
+        const size = this.messageBytes;
+        this.discarding = false;
+        this.skippingLast = false;
+        this.messageBytes = 0;
+        this.discardedFrom = 0;
+        return { kind: "discarded", size };
+      }
+      const item = this.nextItem();
+      if (item !== SKIPPED) return item;
+    }
+  }
+
+  private nextItem(): DecodedItem | undefined | typeof SKIPPED {
     if (this.assembling !== null) {
       if (this.assembled < this.assembling.length) return undefined;
       const body = this.assembling;
       const flags = this.assemblingFlags;
       this.assembling = null;
       this.assembled = 0;
-      return { kind: "frame", frame: { more: (flags & FrameFlag.MORE) !== 0, command: (flags & FrameFlag.COMMAND) !== 0, body } };
+      return this.frameItem(flags, body);
     }
     const buffer = this.buffer;
     const start = this.position;
@@ -296,6 +345,9 @@ export class Decoder {
       if (available < headerSize) return undefined;
       size = buffer[start + 1];
     }
+    if (this.discardAbove >= 0 && (flags & FrameFlag.COMMAND) === 0) {
+      if (this.discarding || this.messageBytes + size > this.discardAbove) return this.skipFrame(flags, headerSize, size);
+    }
     if (size > this.maxFrameSize) {
       throw new ZmtpProtocolError(`frame of ${size} bytes exceeds maxMessageSize ${this.maxFrameSize}`, ZmtpErrorCode.MESSAGE_TOO_LARGE);
     }
@@ -305,14 +357,7 @@ export class Decoder {
     const bodyStart = start + headerSize;
     if (available - headerSize >= size) {
       this.consume(headerSize + size);
-      return {
-        kind: "frame",
-        frame: {
-          more: (flags & FrameFlag.MORE) !== 0,
-          command: (flags & FrameFlag.COMMAND) !== 0,
-          body: buffer.subarray(bodyStart, bodyStart + size),
-        },
-      };
+      return this.frameItem(flags, buffer.subarray(bodyStart, bodyStart + size));
     }
     if (size > ASSEMBLE_THRESHOLD) {
       let body: Buffer;
@@ -329,6 +374,26 @@ export class Decoder {
       this.position = 0;
     }
     return undefined;
+  }
+
+  private frameItem(flags: number, body: Buffer): DecodedItem {
+    const more = (flags & FrameFlag.MORE) !== 0;
+    const command = (flags & FrameFlag.COMMAND) !== 0;
+    if (!command) this.messageBytes = more ? this.messageBytes + body.length : 0;
+    return { kind: "frame", frame: { more, command, body } };
+  }
+
+  /** Skips the body of a frame of a message past `discardAbove`, as much as has arrived now. */
+  private skipFrame(flags: number, headerSize: number, size: number): typeof SKIPPED {
+    if (!this.discarding) this.discardedFrom = this.messageBytes;
+    this.discarding = true;
+    this.messageBytes += size;
+    this.consume(headerSize);
+    const here = Math.min(size, this.buffer.length - this.position);
+    this.consume(here);
+    this.skipRemaining = size - here;
+    if ((flags & FrameFlag.MORE) === 0) this.skippingLast = true;
+    return SKIPPED;
   }
 
   private consume(count: number): void {

@@ -36,6 +36,11 @@ export interface ConnectionOptions {
   mechanism: Mechanism;
   /** Largest message (all frames together) accepted from the peer; -1 for no limit. */
   maxMessageSize: number;
+  /**
+   * What a message over maxMessageSize does: false (default) closes the connection; true skips
+   * the rest of that message as it arrives (never holding it) and tells the owner (onOversize).
+   */
+  discardOversize?: boolean;
   handshakeIntervalMs: number;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
@@ -47,6 +52,11 @@ export interface ConnectionOptions {
 export interface ConnectionOwner {
   onReady(connection: Connection): void;
   onMessage(connection: Connection, frames: Buffer[]): void;
+  /**
+   * With `discardOversize`: a message over maxMessageSize was skipped. `frames` are those that
+   * came whole before it passed the bound (the ones that say what it was); `size` is its total.
+   */
+  onOversize?(connection: Connection, frames: Buffer[], size: number): void;
   /** The connection went from full to able to take more messages. */
   onWritable(connection: Connection): void;
   /** Called exactly once. `reason` is undefined for an orderly close by either side. */
@@ -116,7 +126,9 @@ export class Connection {
     /** The endpoint this connection belongs to, for events and logs. */
     readonly endpoint: string,
   ) {
-    this.decoder = new Decoder({ maxFrameSize: options.maxMessageSize });
+    this.decoder = options.discardOversize
+      ? new Decoder({ discardAbove: options.maxMessageSize })
+      : new Decoder({ maxFrameSize: options.maxMessageSize });
     this.handlers = {
       data: (chunk) => this.onData(chunk),
       drain: () => this.onDrain(),
@@ -231,6 +243,7 @@ export class Connection {
         const item = this.decoder.next();
         if (item === undefined) break;
         if (item.kind === "greeting") this.onGreeting(item.greeting);
+        else if (item.kind === "discarded") this.onDiscarded(item.size);
         else if (item.frame.command) this.onCommand(parseCommand(item.frame.body));
         else this.onFrame(item.frame.body, item.frame.more);
         if (this.isClosed()) return;
@@ -316,6 +329,14 @@ export class Connection {
     this.incoming = [];
     this.incomingSize = 0;
     this.owner.onMessage(this, frames);
+  }
+
+  private onDiscarded(size: number): void {
+    if (this.state !== State.Ready) throw new ZmtpProtocolError("message frame before the handshake completed");
+    const frames = this.incoming;
+    this.incoming = [];
+    this.incomingSize = 0;
+    this.owner.onOversize?.(this, frames, size);
   }
 
   private watchPeerTimeToLive(ttlMs: number): void {

@@ -38,6 +38,12 @@ export interface SocketOptions {
   receiveTimeout?: number;
   /** Largest message accepted from a peer, in bytes; bigger closes that connection [ZMQ_MAXMSGSIZE]. -1 = no limit. Default -1. */
   maxMessageSize?: number;
+  /**
+   * A message over `maxMessageSize` is skipped as it arrives (its bytes are never held) and
+   * reported as an `oversize` event, and the connection carries on, instead of being closed as
+   * libzmq does. For protocols that can answer such a message. Default false.
+   */
+  discardOversize?: boolean;
   /** Deadline for a new connection's handshake [ZMQ_HANDSHAKE_IVL]. 0 = none. Default 30000. */
   handshakeInterval?: number;
   /** Send a PING this often [ZMQ_HEARTBEAT_IVL]. 0 = off. Default 0. */
@@ -77,7 +83,9 @@ export interface ZmtpLogger {
 
 const consoleLogger: ZmtpLogger = { warn: (message) => console.warn(`[zmtp] ${message}`) };
 
-type ResolvedOptions = Required<Omit<SocketOptions, "routingId" | "transport" | "logger" | "helloMessage">> & { routingId: Buffer };
+type ResolvedOptions = Required<Omit<SocketOptions, "routingId" | "transport" | "logger" | "helloMessage" | "discardOversize">> & {
+  routingId: Buffer;
+};
 
 /** Events every socket emits; listeners get one object argument. */
 export interface SocketEventMap {
@@ -92,6 +100,12 @@ export interface SocketEventMap {
   handshake: { endpoint: string; routingId: Buffer; remoteAddress: string };
   /** The handshake failed (protocol error, timeout, incompatible peer, duplicate id). */
   "handshake:error": { endpoint: string; remoteAddress: string; error: ZmtpError };
+  /**
+   * With `discardOversize`: a message from this peer passed `maxMessageSize` and was skipped.
+   * `frames` are the ones that arrived whole before it passed the bound (the first ones, which
+   * usually say what the message was); `size` is the whole message's bytes; `limit` the bound.
+   */
+  oversize: { endpoint: string; routingId: Buffer; remoteAddress: string; frames: Buffer[]; size: number; limit: number };
   /** A peer that had completed its handshake is gone; `error` says why unless it closed cleanly. */
   disconnect: { endpoint: string; routingId: Buffer; remoteAddress: string; error?: ZmtpError };
   close: Record<string, never>;
@@ -183,10 +197,12 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
   private readonly owner: ConnectionOwner;
   private readonly logger: ZmtpLogger | null;
   private readonly helloMessage: SocketOptions["helloMessage"];
+  private readonly discardOversize: boolean;
 
   constructor(options: SocketOptions = {}) {
-    const { routingId, transport, logger, helloMessage, ...rest } = options;
+    const { routingId, transport, logger, helloMessage, discardOversize, ...rest } = options;
     this.helloMessage = helloMessage;
+    this.discardOversize = discardOversize === true;
     this.logger = logger === undefined ? consoleLogger : logger;
     for (const [key, value] of Object.entries(rest)) {
       if (key !== "mechanism" && value !== undefined && (typeof value !== "number" || !Number.isFinite(value))) {
@@ -200,6 +216,19 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
     this.owner = {
       onReady: (connection) => this.onConnectionReady(connection),
       onMessage: (connection, frames) => this.onConnectionMessage(connection, frames),
+      onOversize: (connection, frames, size) => {
+        const peer = connection.owned as Peer | undefined;
+        if (peer === undefined) return;
+        const { endpoint, remoteAddress } = connection;
+        this.events.emit("oversize", {
+          endpoint,
+          routingId: peer.routingId,
+          remoteAddress,
+          frames,
+          size,
+          limit: this.options.maxMessageSize,
+        });
+      },
       onWritable: (connection) => {
         const peer = connection.owned as Peer | undefined;
         if (peer) this.onPeerWritable(peer);
@@ -362,6 +391,7 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
       routingId: this.options.routingId,
       mechanism: this.options.mechanism,
       maxMessageSize: this.options.maxMessageSize,
+      discardOversize: this.discardOversize && this.options.maxMessageSize >= 0,
       handshakeIntervalMs: this.options.handshakeInterval,
       heartbeatIntervalMs: this.options.heartbeatInterval,
       heartbeatTimeoutMs: this.options.heartbeatTimeout,

@@ -215,6 +215,7 @@ export class RawPeer {
       this.decoder.push(chunk);
       for (let item = this.decoder.next(); item !== undefined; item = this.decoder.next()) {
         if (item.kind === "greeting") this.greeting = item.greeting;
+        else if (item.kind !== "frame") continue;
         else if (item.frame.command) this.commands.push({ ...parseCommand(Buffer.from(item.frame.body)), at: Date.now() });
         else {
           this.partial.push(Buffer.from(item.frame.body));

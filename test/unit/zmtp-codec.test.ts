@@ -347,6 +347,64 @@ describe("maxFrameSize", () => {
   });
 });
 
+describe("discardAbove: a message over the bound is skipped, not held, and the stream goes on", () => {
+  const discarding = (bound: number) => new Decoder({ expectGreeting: false, discardAbove: bound });
+  /** The frames of a message, MORE on all but the last. */
+  const message = (...bodies: Buffer[]) => Buffer.concat(bodies.map((body, i) => encodeFrame(body, { more: i < bodies.length - 1 })));
+  const shape = (items: DecodedItem[]) =>
+    items.map((item) => (item.kind === "frame" ? { frame: item.frame.body.toString("latin1"), more: item.frame.more } : item));
+
+  test("the frames before the bound arrive, the rest become one discarded item with the message's size; the next message is whole", () => {
+    const big = Buffer.alloc(5000, 7);
+    const bytes = Buffer.concat([message(ascii("head"), ascii("er"), big, ascii("tail")), message(ascii("next"))]);
+    // Whole, and in every split of the bytes into two chunks around the interesting places.
+    for (const split of [bytes.length, 1, 7, 9, 20, 2000, 5010, bytes.length - 3]) {
+      const items = decodeChunks(discarding(1000), [bytes.subarray(0, split), bytes.subarray(split)]);
+      expect(shape(items)).toEqual([
+        { frame: "head", more: true },
+        { frame: "er", more: true },
+        { kind: "discarded", size: 4 + 2 + 5000 + 4 },
+        { frame: "next", more: false },
+      ]);
+    }
+  });
+
+  test("a message of exactly the bound is whole; one byte more is discarded", () => {
+    expect(shape(decodeChunks(discarding(10), [message(ascii("12345"), ascii("67890"))]))).toEqual([
+      { frame: "12345", more: true },
+      { frame: "67890", more: false },
+    ]);
+    expect(shape(decodeChunks(discarding(10), [message(ascii("12345"), ascii("678901"))]))).toEqual([
+      { frame: "12345", more: true },
+      { kind: "discarded", size: 11 },
+    ]);
+  });
+
+  test("a discarded frame is never allocated: a header announcing 2^40 bytes is skipped byte by byte", () => {
+    const decoder = discarding(1024);
+    const header = Buffer.alloc(9);
+    writeFrameHeader(header, 0, 2 ** 40, 0);
+    decoder.push(header);
+    expect(decoder.next()).toBeUndefined();
+    for (let i = 0; i < 64; i++) decoder.push(Buffer.alloc(1 << 20));
+    expect(decoder.next()).toBeUndefined();
+    expect(decoder.bufferedBytes).toBe(64 << 20);
+  });
+
+  test("command frames between messages are not counted and still arrive", () => {
+    const bytes = Buffer.concat([encodeFrame(encodePing(1), { command: true }), message(ascii("abc"))]);
+    const items = decodeChunks(discarding(3), [bytes]);
+    expect(items.map((item) => item.kind === "frame" && item.frame.command)).toEqual([true, false]);
+  });
+
+  test("many small frames past the bound in one chunk do not recurse", () => {
+    const bodies = Array.from({ length: 100_000 }, () => ascii("x"));
+    const items = decodeChunks(discarding(10), [message(...bodies)]);
+    expect(items.length).toBe(11);
+    expect(items.at(-1)).toEqual({ kind: "discarded", size: 100_000 });
+  });
+});
+
 describe("commands", () => {
   test("encodeCommand: name length, name, data", () => {
     expect(hex(encodeCommand("PONG"))).toBe(hex(Buffer.from([4, ...ascii("PONG")])));
@@ -468,7 +526,7 @@ describe("a whole stream", () => {
   /** Items as comparable plain values (bodies as hex would be slow for 200 KB: use length + content check). */
   function summary(items: DecodedItem[]): unknown[] {
     return items.map((item) =>
-      item.kind === "greeting"
+      item.kind !== "frame"
         ? item
         : { more: item.frame.more, command: item.frame.command, size: item.frame.body.length, body: Buffer.from(item.frame.body) },
     );

@@ -198,6 +198,8 @@ function run(chunks: Buffer[], options: { maxFrameSize?: number; expectGreeting:
           throw new Error(`decoder looping: more than ${maxCalls} next() calls for ${inputLength} bytes in ${chunks.length} chunks`);
         const item = decoder.next();
         if (item === undefined) break;
+        // This decoder has no discardAbove, so every item is a greeting or a frame.
+        if (item.kind === "discarded") throw new Error("a decoder without discardAbove discarded a message");
         items.push(item.kind === "greeting" ? { kind: "greeting", ...item.greeting } : { kind: "frame", ...item.frame });
       }
     }

@@ -33,6 +33,10 @@ const args = {
     default: process.env.VOIDRAIL_HEARTBEAT_TIMEOUT || "30",
   },
   "max-queue": { type: "string", description: "Most requests waiting per method (default 10000)" },
+  "max-message-size": {
+    type: "string",
+    description: "Largest message (one call's JSON and binaries) in MiB; bigger fails that call (default 257)",
+  },
   "require-auth": { type: "boolean", description: "Require API keys (env VOIDRAIL_REQUIRE_AUTH)" },
   "dealer-keys": { type: "string", description: "Comma-separated keys dealers must present (env VOIDRAIL_DEALER_API_KEYS)" },
   "client-keys": { type: "string", description: "Comma-separated keys clients must present (env VOIDRAIL_CLIENT_API_KEYS)" },
@@ -65,6 +69,9 @@ export default defineCommand({
       const heartbeatTimeout = parseSeconds(parsed["heartbeat-timeout"], "--heartbeat-timeout");
       if (heartbeatTimeout < 0.05) throw new CliError("--heartbeat-timeout must be at least 0.05 s", 2);
       const maxQueue = parsed["max-queue"];
+      const maxMessageMiB = parsed["max-message-size"];
+      if (maxMessageMiB !== undefined && !/^[1-9][0-9]{0,6}$/.test(maxMessageMiB))
+        throw new CliError(`--max-message-size must be a whole number of MiB (1 or more), got "${maxMessageMiB}"`, 2);
       const router = new ServiceRouter({
         address: routerEndpoint(parsed),
         routerMode: parsed.mode,
@@ -73,6 +80,7 @@ export default defineCommand({
         ...(parsed["dealer-keys"] !== undefined ? { dealerApiKeys: splitKeys(parsed["dealer-keys"]) } : {}),
         ...(parsed["client-keys"] !== undefined ? { clientApiKeys: splitKeys(parsed["client-keys"]) } : {}),
         ...(maxQueue !== undefined ? { maxQueueLength: Number.parseInt(maxQueue, 10) } : {}),
+        ...(maxMessageMiB !== undefined ? { maxMessageSize: Number(maxMessageMiB) * 1024 * 1024 } : {}),
         taskStore: taskStorePath(parsed.store),
       });
       // Signals are handled from before the start: a Ctrl-C right after "listening" must drain, not kill.
