@@ -28,6 +28,7 @@ export {
   VoidRailError,
 } from "./protocol/index.ts";
 export type { SubmitOptions, TaskDefaults, TaskEvent, TaskInfo, TaskPage } from "./protocol/index.ts";
+export type { CompressionCodec, CompressOption } from "./protocol/index.ts";
 export type { TaskListFilter } from "./client/task-verbs.ts";
 export { TaskStoreError, StoreFailure } from "./store/errors.ts";
 export type { TaskStoreOption } from "./tasks/open-store.ts";

@@ -10,6 +10,7 @@ import {
   type ClustersInfo,
   CancelledError,
   checkFits,
+  type CompressOption,
   ConnectionError,
   type BinarySlot,
   decodeValue,
@@ -22,6 +23,7 @@ import {
   type InfoTopic,
   PROTOCOL_VERSION,
   ProtocolError,
+  resolveCompress,
   type QueuesInfo,
   type RouterInfo,
   type ServicesInfo,
@@ -66,6 +68,14 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Wait in the queue for a dealer to register instead of failing with NoSuchMethodError. */
   waitForDealer?: boolean;
+  /**
+   * Compress the binary values among the arguments: "zstd" or "gzip", or `{ codec, force, level }`
+   * (PROTOCOL.md §5.2). Bytes already in a compressed format (PNG, JPEG, zip, gzip, MP4, ...) and
+   * frames under 1 KiB are sent as they are unless `force`; the JSON part is not compressed. The
+   * result is compressed as its method says (`@serviceMethod({ compress })`). zstd needs Bun or
+   * Node ≥ 22.15. Default: off.
+   */
+  compress?: CompressOption;
   /**
    * Safe to run twice: resent transparently if the connection to the router is lost. The resent
    * call waits for a dealer (as with `waitForDealer`): a restarted router knows no methods until
@@ -223,7 +233,7 @@ export class ClientDealer {
     checkMethodName(method);
     // Connected and welcomed: no await, so a call costs no extra turn of the microtask queue.
     const socket = this.socket !== null && this.welcomed && this.authFailure === undefined ? this.socket : await this.ready();
-    const encodedArgs = encodeValue(args, "args");
+    const encodedArgs = encodeValue(args, "args", resolveCompress(options.compress, "compress"));
     if (!encodedArgs.ok) throw encodedArgs.error;
     checkFits(encodedArgs.json, encodedArgs.binary?.frames, this.routerMaxMessageSize, "args");
     const timeoutSeconds = options.timeout ?? this.options.timeout;
@@ -340,7 +350,7 @@ export class ClientDealer {
     const started = (async () => {
       checkMethodName(method);
       const socket = await this.ready();
-      const encodedArgs = encodeValue(args, "args");
+      const encodedArgs = encodeValue(args, "args", resolveCompress(options.compress, "compress"));
       if (!encodedArgs.ok) throw encodedArgs.error;
       checkFits(encodedArgs.json, encodedArgs.binary?.frames, this.routerMaxMessageSize, "args");
       id = this.nextId++;

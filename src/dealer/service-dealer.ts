@@ -13,6 +13,7 @@ import {
   decodeMessage,
   type DealerMessage,
   type DealerWelcomeHeader,
+  type CompressionPlan,
   encodeValue,
   encodeMessage,
   errorFromWire,
@@ -412,12 +413,12 @@ export class ServiceDealer {
       }
       const fn = (this as unknown as Record<string, (...a: unknown[]) => unknown>)[definition.property];
       const result = fn.apply(this, args);
-      if (definition.stream) await this.#streamResult(id, call, result);
+      if (definition.stream) await this.#streamResult(id, call, result, definition.compress);
       else {
         // A synchronous method's value is sent at once: no turn of the microtask queue.
         const value = isThenable(result) ? await result : result;
         if (cancellation.aborted) throw cancellation.reason;
-        const encoded = encodeValue(value, "result");
+        const encoded = encodeValue(value, "result", definition.compress);
         if (!encoded.ok) throw encoded.error;
         checkFits(encoded.json, encoded.binary?.frames, this.#routerMaxMessageSize, "result");
         progress?.flush();
@@ -436,7 +437,7 @@ export class ServiceDealer {
   }
 
   /** Sends a generator's items as CHUNKs as they come, never more than the client's credit. */
-  async #streamResult(id: number, call: RunningCall, result: unknown): Promise<void> {
+  async #streamResult(id: number, call: RunningCall, result: unknown, compress: CompressionPlan | undefined): Promise<void> {
     const iterable = result as AsyncIterable<unknown> | Iterable<unknown> | null;
     if (iterable === null || (typeof iterable !== "object" && typeof iterable !== "function")) {
       throw new ValidationError("a streaming method must return an iterable", { data: { path: "result" } });
@@ -460,7 +461,7 @@ export class ServiceDealer {
         const step = await iterator.next();
         if (step.done) break;
         if (signal.aborted) throw signal.reason;
-        const encoded = encodeValue(step.value, "chunk");
+        const encoded = encodeValue(step.value, "chunk", compress);
         if (!encoded.ok) throw encoded.error;
         checkFits(encoded.json, encoded.binary?.frames, this.#routerMaxMessageSize, "chunk");
         if (call.credit !== undefined) call.credit--;

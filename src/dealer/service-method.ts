@@ -4,7 +4,15 @@
  */
 import { toJsonSchema } from "@valibot/to-json-schema";
 import type * as v from "valibot";
-import { type TaskDefaults, type TaskOptionsWire, taskDefaultsToWire, ValidationError } from "../protocol/index.ts";
+import {
+  type CompressionPlan,
+  type CompressOption,
+  resolveCompress,
+  type TaskDefaults,
+  type TaskOptionsWire,
+  taskDefaultsToWire,
+  ValidationError,
+} from "../protocol/index.ts";
 
 /** What a method is told about the call it is running (with `context: true`). */
 export interface CallContext {
@@ -42,6 +50,13 @@ export interface ServiceMethodOptions {
   metadata?: Record<string, unknown>;
   /** Defaults for this method's background tasks (`client.submit`); a submit's own options win. */
   task?: TaskDefaults;
+  /**
+   * Compress the binary values of this method's results and stream chunks: "zstd" or "gzip", or
+   * `{ codec, force, level }` (PROTOCOL.md §5.2). Bytes already in a compressed format (PNG,
+   * JPEG, zip, gzip, MP4, ...) and frames under 1 KiB are sent as they are unless `force`. The
+   * JSON part is not compressed. Default: off.
+   */
+  compress?: CompressOption;
 }
 
 export interface MethodDefinition {
@@ -56,6 +71,8 @@ export interface MethodDefinition {
   metadata?: Record<string, unknown>;
   /** The task defaults in their wire form (milliseconds). */
   taskDefaults?: TaskOptionsWire;
+  /** How its results' and chunks' binary values are compressed, if they are. */
+  compress?: CompressionPlan;
 }
 
 /** Any function or class: decorators and registration accept whatever the user wrote. */
@@ -179,5 +196,6 @@ function define(property: string, fn: AnyFunction, options: ServiceMethodOptions
     context: options.context ?? false,
     metadata: options.metadata,
     taskDefaults: options.task === undefined ? undefined : taskDefaultsToWire(options.task, `${name}.task`),
+    compress: resolveCompress(options.compress, `${name}.compress`),
   };
 }

@@ -9,6 +9,7 @@
  * value can be mistaken for one.
  */
 import { decodeJson, encodeJson } from "./codec.ts";
+import { type CompressionPlan, compressFrame, decompressFrame } from "./compression.ts";
 import { ProtocolError, ProtocolFailure, ValidationError } from "./errors.ts";
 
 import {
@@ -32,7 +33,7 @@ export interface EncodedBinaryPayload {
   /** UTF-8 JSON with `null` at every slot. */
   json: Uint8Array;
   slots: BinarySlot[];
-  /** The bytes of each slot, in slot order; views of the caller's memory, not copies. */
+  /** The bytes of each slot, in slot order; views of the caller's memory, not copies (unless compressed). */
   frames: Uint8Array[];
 }
 
@@ -54,10 +55,11 @@ const encoder = new TextEncoder();
 
 /**
  * Splits `value` into JSON and binary frames. A value without binaries costs one walk more than
- * JSON.stringify; the binaries are never copied. Throws ValidationError for more than
- * MAX_BINARY_SLOTS binaries, a path deeper than MAX_BINARY_PATH_DEPTH, or a value JSON cannot hold.
+ * JSON.stringify; the binaries are never copied (with `compress`, the frames worth it are
+ * compressed: compression.ts). Throws ValidationError for more than MAX_BINARY_SLOTS binaries, a
+ * path deeper than MAX_BINARY_PATH_DEPTH, or a value JSON cannot hold.
  */
-export function encodeBinaryPayload(value: unknown, what = "payload"): EncodedBinaryPayload {
+export function encodeBinaryPayload(value: unknown, what = "payload", compress?: CompressionPlan): EncodedBinaryPayload {
   const slots: BinarySlot[] = [];
   const frames: Uint8Array[] = [];
   const path: (string | number)[] = [];
@@ -108,6 +110,15 @@ export function encodeBinaryPayload(value: unknown, what = "payload"): EncodedBi
     text = JSON.stringify(tree === undefined ? null : tree);
   } catch (error) {
     throw new ValidationError(`${what} cannot be encoded as JSON: ${(error as Error).message}`, { data: { path: what }, cause: error });
+  }
+  if (compress !== undefined) {
+    for (let i = 0; i < frames.length; i++) {
+      const packed = compressFrame(frames[i], compress);
+      if (packed === undefined) continue;
+      slots[i].compression = compress.codec;
+      slots[i].size = frames[i].byteLength;
+      frames[i] = packed;
+    }
   }
   return { json: encoder.encode(text ?? "null"), slots, frames };
 }
@@ -163,7 +174,9 @@ export function decodeBinaryPayload(json: Uint8Array, slots: readonly BinarySlot
     if (parent[key] !== null) {
       throw new ProtocolError(`binary slot ${index} points at a value that is not null`, { data: { reason: ProtocolFailure.SCHEMA } });
     }
-    parent[key] = restore(frames[index], slot.type, index);
+    const compression = slot.compression;
+    const bytes = compression === undefined ? frames[index] : decompressFrame(frames[index], compression, slot.size ?? 0, index);
+    parent[key] = restore(bytes, slot.type, index);
   });
   return holder.root;
 }
@@ -200,13 +213,14 @@ export function containsBinary(value: unknown, depth = 0): boolean {
 export function encodeValue(
   value: unknown,
   what: "args" | "result" | "chunk",
+  compress?: CompressionPlan,
 ): { ok: true; json: Uint8Array; binary?: EncodedBinaryPayload } | { ok: false; error: ValidationError } {
   if (!containsBinary(value)) {
     const plain = encodeJson(value === undefined ? null : value, what);
     return plain.ok ? { ok: true, json: plain.value } : plain;
   }
   try {
-    const binary = encodeBinaryPayload(value, what);
+    const binary = encodeBinaryPayload(value, what, compress);
     return { ok: true, json: binary.json, binary };
   } catch (error) {
     return { ok: false, error: error as ValidationError };

@@ -61,6 +61,17 @@ export {
   encodeBinaryPayload,
   encodeValue,
 } from "./binary-payload.ts";
+export {
+  codecAvailable,
+  COMPRESSION_CODECS,
+  type CompressionCodec,
+  type CompressionPlan,
+  type CompressOption,
+  compressedFormatOf,
+  MAX_DECOMPRESSED_BYTES,
+  MIN_COMPRESS_BYTES,
+  resolveCompress,
+} from "./compression.ts";
 export type {
   BeatHeader,
   ByeHeader,
