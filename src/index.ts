@@ -6,7 +6,7 @@
 export { ServiceRouter, type ServiceRouterOptions } from "./tasks/task-router.ts";
 export type { CallView, DealerView, RouterEventMap, RouterEventName, RouterEvents, RouterListener } from "./router/events.ts";
 export { ApiKeyManager } from "./router/auth.ts";
-export { ServiceDealer, type ServiceDealerOptions } from "./dealer/service-dealer.ts";
+export { type RecycleReason, ServiceDealer, type ServiceDealerOptions } from "./dealer/service-dealer.ts";
 export { type CallContext, registerServiceMethod, serviceMethod, type ServiceMethodOptions } from "./dealer/service-method.ts";
 export { type CallOptions, ClientDealer, type ClientDealerOptions } from "./client/client-dealer.ts";
 export { createLogger, type Logger, silentLogger } from "./util/log.ts";

@@ -31,8 +31,10 @@ import {
   type TaskEvent,
   type TaskInfo,
   type TaskPage,
+  TagsSchema,
   TimeoutError,
   ValidationError,
+  validationErrorFromIssues,
 } from "../protocol/index.ts";
 import { ApiKeyOption, checkOptions, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";
@@ -82,6 +84,12 @@ export interface CallOptions {
    * its dealers have registered again.
    */
   idempotent?: boolean;
+  /**
+   * Run only on a dealer whose tags include all of these (`{ gpu: "h200" }`; a dealer gets tags
+   * from `--tag`, the `tags` option, or `--gpus`). Among those dealers calls keep FIFO order. No
+   * such dealer: NoSuchMethodError naming the requirement, unless `waitForDealer`.
+   */
+  require?: Record<string, string>;
 }
 
 const OptionsSchema = v.object({
@@ -121,6 +129,14 @@ const MAX_TIMER_SECONDS = 2_147_483;
 function checkMethodName(method: string): void {
   const problem = describeBadMethodName(method);
   if (problem !== undefined) throw new ValidationError(problem, { data: { path: "method" } });
+}
+
+/** A call's `require`, checked (a ValidationError names the bad entry); undefined when it has none. */
+function checkedRequire(require: Record<string, string> | undefined): Record<string, string> | undefined {
+  if (require === undefined) return undefined;
+  const parsed = v.safeParse(TagsSchema, require);
+  if (!parsed.success) throw validationErrorFromIssues(parsed.issues, "require");
+  return Object.keys(parsed.output).length > 0 ? parsed.output : undefined;
 }
 
 export class ClientDealer {
@@ -244,6 +260,8 @@ export class ClientDealer {
     if (timeoutSeconds > 0) header.timeoutMs = Math.max(1, Math.round(Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000));
     if (options.waitForDealer) header.waitForDealer = true;
     if (options.idempotent) header.idempotent = true;
+    const require = checkedRequire(options.require);
+    if (require !== undefined) header.require = require;
     const frames = encodeMessage("REQUEST", header, encodedArgs.json, binaryFrames);
     return new Promise<T>((resolve, reject) => {
       let deadline: Deadline | undefined;
@@ -349,6 +367,7 @@ export class ClientDealer {
     };
     const started = (async () => {
       checkMethodName(method);
+      const require = checkedRequire(options.require);
       const socket = await this.ready();
       const encodedArgs = encodeValue(args, "args", resolveCompress(options.compress, "compress"));
       if (!encodedArgs.ok) throw encodedArgs.error;
@@ -364,6 +383,7 @@ export class ClientDealer {
         credit: window,
         ...(options.waitForDealer ? { waitForDealer: true } : {}),
         ...(encodedArgs.binary ? { binary: encodedArgs.binary.slots } : {}),
+        ...(require !== undefined ? { require } : {}),
       };
       this.send(socket, encodeMessage("REQUEST", header, encodedArgs.json, encodedArgs.binary?.frames));
     })();

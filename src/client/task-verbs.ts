@@ -95,6 +95,7 @@ export async function submit(channel: TaskChannel, method: string, args: unknown
           method,
           ...(Object.keys(wire.options).length > 0 ? { options: wire.options } : {}),
           ...(wire.waitForDealer ? { waitForDealer: true } : {}),
+          ...(wire.require ? { require: wire.require } : {}),
         },
         encoded.value,
       ),

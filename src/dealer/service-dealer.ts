@@ -9,6 +9,7 @@ import {
   AuthError,
   CancelledError,
   ConnectionError,
+  DealerHelloState,
   decodeArgs,
   decodeMessage,
   type DealerMessage,
@@ -23,6 +24,7 @@ import {
   PROTOCOL_VERSION,
   ProtocolFailure,
   ShuttingDownError,
+  TagsSchema,
   TimeoutError,
   ValidationError,
   validationErrorFromIssues,
@@ -33,6 +35,7 @@ import { ApiKeyOption, checkOptions, EndpointOption, RECONNECT_MAX_INTERVAL_MS, 
 import { consumeMessages } from "../util/receive-loop.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";
 import { Dealer, SEND_DONE } from "../zmtp/index.ts";
+import { gpuList, gpuTagFor, listGpus } from "./gpus.ts";
 import { HeartbeatThread } from "./heartbeat-thread.ts";
 import { binaryArgs, checkFits } from "./payloads.ts";
 import { ProgressReporter } from "./progress-reporter.ts";
@@ -67,6 +70,43 @@ export interface ServiceDealerOptions {
   heartbeatThread?: boolean;
   /** Logger (consola-compatible). Default: consola tagged with the service name. */
   logger?: Logger;
+  /**
+   * Labels that calls can `require` (`{ gpu: "h200", region: "eu" }`), shown by discovery. With
+   * `gpus` and no `gpu` tag, the dealer adds `gpu` with the model `nvidia-smi -L` names ("h200").
+   */
+  tags?: Record<string, string>;
+  /**
+   * The GPUs this instance uses: "0", "0,1" or ["0", "1"] (indices or GPU UUIDs). The constructor
+   * sets CUDA_VISIBLE_DEVICES and VOIDRAIL_GPU to them, so a model loaded in `setup()` (or a
+   * library imported after) sees only these; discovery shows them. One dealer per process, then.
+   * Default: VOIDRAIL_GPU, which `voidrail dealer --gpus` sets for each instance.
+   */
+  gpus?: string | string[];
+  /** Recycle after this many calls (any outcome). Default: never. */
+  maxCalls?: number;
+  /** Recycle once the process's RSS passes this many MiB (checked every `memoryCheckInterval`). Default: never. */
+  maxMemory?: number;
+  /** Seconds between RSS checks for `maxMemory`. Default 1. */
+  memoryCheckInterval?: number;
+  /**
+   * What to do when `maxCalls` or `maxMemory` is passed (called once). Default: log the reason and
+   * `stop()` (drain, then leave), so a process manager can start a fresh process. Under
+   * `voidrail dealer --max-calls-per-instance/--max-memory-per-instance` the supervisor starts a
+   * replacement first and then drains this instance.
+   */
+  onRecycle?: (reason: RecycleReason) => void;
+}
+
+/** Why an instance asks to be recycled (ServiceDealerOptions.onRecycle). */
+export interface RecycleReason {
+  /** Which limit it passed. */
+  limit: "maxCalls" | "maxMemory";
+  /** Calls it has finished so far. */
+  calls: number;
+  /** Its RSS now, in MiB. */
+  rssMiB: number;
+  /** The reason in words: "served 100 calls (maxCalls 100)". */
+  message: string;
 }
 
 const OptionsSchema = v.object({
@@ -80,7 +120,15 @@ const OptionsSchema = v.object({
   startTimeout: v.optional(SecondsOption),
   heartbeatThread: v.optional(v.boolean()),
   logger: v.optional(v.any()),
+  tags: v.optional(TagsSchema),
+  gpus: v.optional(v.union([v.string(), v.array(v.string())])),
+  maxCalls: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(1))),
+  maxMemory: v.optional(v.pipe(v.number(), v.gtValue(0))),
+  memoryCheckInterval: v.optional(v.pipe(v.number(), v.gtValue(0), v.maxValue(86_400))),
+  onRecycle: v.optional(v.function()),
 });
+
+const MiB = 1024 * 1024;
 
 /**
  * A running call's cancellation. Most methods never look at a signal, and an AbortController per
@@ -117,14 +165,20 @@ interface RunningCall {
   deadline: Deadline | undefined;
 }
 
-type DealerState = "stopped" | "connecting" | "registered" | "draining";
+/**
+ * - connecting: no WELCOME yet (or the connection was lost)
+ * - setup: welcomed, registered with `state: "setup"`, running `setup()`: the router sends no work
+ * - registered: serving
+ * - draining: sent DRAIN, finishing what it runs
+ */
+type DealerState = "stopped" | "connecting" | "setup" | "registered" | "draining";
 
 export class ServiceDealer {
   readonly serviceName: string;
   /** Router-assigned id, known once registered. */
   dealerId: string | undefined;
   readonly #dealerOptions: Required<
-    Omit<ServiceDealerOptions, "serviceName" | "maxConcurrent" | "apiKey" | "logger" | "heartbeatThread">
+    Pick<ServiceDealerOptions, "routerAddress" | "heartbeatInterval" | "heartbeatTimeout" | "instanceId" | "startTimeout">
   > & {
     maxConcurrent?: number;
     apiKey?: string;
@@ -143,6 +197,18 @@ export class ServiceDealer {
   #routerMaxMessageSize: number | undefined;
   /** When the connection of a registered dealer was lost; cleared once registered again. */
   #lostRouterAt: number | undefined;
+  readonly #tags: Record<string, string> | undefined;
+  readonly #gpus: string[];
+  /** The subclass has its own setup(): it registers in state "setup" and sends READY after. */
+  #needsSetup = false;
+  #setupDone = false;
+  /** The running setup(), while it runs (stop() waits for it). */
+  #setupRunning: Promise<unknown> | undefined;
+  #tornDown = false;
+  readonly #recycling: { maxCalls?: number; maxMemoryMiB?: number; checkMs: number; onRecycle?: (reason: RecycleReason) => void };
+  #callsFinished = 0;
+  #recycleAsked = false;
+  #memoryTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: ServiceDealerOptions = {}) {
     checkOptions(OptionsSchema, options, "ServiceDealer");
@@ -158,6 +224,58 @@ export class ServiceDealer {
     };
     this.#log = options.logger ?? createLogger(this.serviceName);
     this.#heartbeatThread = options.heartbeatThread ?? true;
+    const explicitGpus = options.gpus !== undefined;
+    this.#gpus = gpuList(options.gpus ?? process.env.VOIDRAIL_GPU);
+    if (explicitGpus && this.#gpus.length > 0) {
+      // Before setup() loads a model: CUDA reads the variable when it initialises.
+      process.env.CUDA_VISIBLE_DEVICES = this.#gpus.join(",");
+      process.env.VOIDRAIL_GPU = this.#gpus.join(",");
+    }
+    let tags = options.tags;
+    if (explicitGpus && this.#gpus.length > 0 && tags?.gpu === undefined) {
+      const listing = listGpus();
+      const model = listing.ok ? gpuTagFor(this.#gpus, listing.devices) : undefined;
+      if (model !== undefined) tags = { ...tags, gpu: model };
+    }
+    this.#tags = tags !== undefined && Object.keys(tags).length > 0 ? { ...tags } : undefined;
+    this.#recycling = {
+      ...(options.maxCalls !== undefined ? { maxCalls: options.maxCalls } : {}),
+      ...(options.maxMemory !== undefined ? { maxMemoryMiB: options.maxMemory } : {}),
+      checkMs: Math.round((options.memoryCheckInterval ?? 1) * 1000),
+      ...(options.onRecycle !== undefined ? { onRecycle: options.onRecycle } : {}),
+    };
+  }
+
+  /**
+   * Runs once per instance before it takes any work: load a model, open a pool. The dealer is
+   * registered meanwhile, in state "setup" (discovery shows it; the router sends it nothing), and
+   * serves once this resolves. A setup() that throws is a start-up failure: start() rejects with
+   * it, and `voidrail dealer` exits 78 (not restarted). Heartbeats go on while it runs, even if it
+   * blocks the event loop (the heartbeat thread). Default: nothing.
+   *
+   * @example
+   * class Embedder extends ServiceDealer {
+   *   model!: Model;
+   *   override async setup() { this.model = await loadModel("/models/e5.onnx"); }
+   *   override async teardown() { await this.model.dispose(); }
+   * }
+   */
+  async setup(): Promise<void> {}
+
+  /**
+   * Runs once after the instance drained and left the router (stop()): free what setup() took.
+   * Not run when setup() failed. An error is logged; stop() still resolves. Default: nothing.
+   */
+  async teardown(): Promise<void> {}
+
+  /** Tags this dealer registers with (discovery shows them; calls `require` them). */
+  get tags(): Readonly<Record<string, string>> {
+    return this.#tags ?? {};
+  }
+
+  /** The GPUs it reports (the `gpus` option or VOIDRAIL_GPU). */
+  get gpus(): readonly string[] {
+    return this.#gpus;
   }
 
   /** Whether the router has accepted this dealer's registration (and not lost it since). */
@@ -180,9 +298,10 @@ export class ServiceDealer {
     const definitions = collectMethods(this);
     if (definitions.length === 0) throw new ValidationError(`${this.serviceName} has no @serviceMethod methods`);
     this.#methods = new Map(definitions.map((definition) => [definition.name, definition]));
-    const hello = encodeMessage("HELLO", this.#helloHeader());
+    this.#needsSetup = this.setup !== ServiceDealer.prototype.setup && !this.#setupDone;
     const socketOptions = {
-      helloMessage: hello,
+      // Built at each connect: "setup" until setup() has finished, then a plain registration.
+      helloMessage: () => encodeMessage("HELLO", this.#helloHeader()),
       heartbeatInterval: Math.round(this.#dealerOptions.heartbeatInterval * 1000),
       heartbeatTimeout: Math.round(this.#dealerOptions.heartbeatTimeout * 1000),
       reconnectInterval: 100,
@@ -202,6 +321,83 @@ export class ServiceDealer {
       await this.#closeSocket();
       throw error;
     }
+    if (this.#needsSetup) await this.#runSetup();
+    this.#startMemoryChecks();
+  }
+
+  /** Runs setup() once; then READY (serving), or, when it throws, BYE and a rejected start(). */
+  async #runSetup(): Promise<void> {
+    const started = Date.now();
+    this.#log.info(`${this.serviceName} running setup()`);
+    const running = (async () => this.setup())();
+    this.#setupRunning = running.catch(() => undefined);
+    try {
+      await running;
+    } catch (error) {
+      const message = (error as Error)?.message ?? String(error);
+      this.#log.error(`${this.serviceName} setup() failed: ${message}`);
+      if (this.#socket && this.#state === "setup") await this.#socket.send(encodeMessage("BYE", {}));
+      await this.#closeSocket();
+      // A plain Error that keeps the service's own one as its cause: start() failed because of it.
+      throw new Error(`setup() failed: ${message}`, { cause: error });
+    } finally {
+      this.#setupRunning = undefined;
+    }
+    this.#setupDone = true;
+    this.#needsSetup = false;
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    if (this.#state === "setup") {
+      this.#state = "registered";
+      await this.#socket?.send(encodeMessage("READY", {}));
+      this.#log.info(`${this.serviceName} setup() finished in ${seconds} s; serving`);
+    } else if (this.#state === "stopped" || this.#state === "draining") {
+      this.#log.info(`${this.serviceName} setup() finished in ${seconds} s, but the dealer is stopping`);
+    }
+    // "connecting": the next HELLO registers it as serving.
+  }
+
+  /** Counts a finished call toward maxCalls. */
+  #countCall(): void {
+    const max = this.#recycling.maxCalls;
+    if (max === undefined) return;
+    this.#callsFinished++;
+    if (this.#callsFinished >= max) this.#askRecycle("maxCalls", `served ${this.#callsFinished} calls (maxCalls ${max})`);
+  }
+
+  #startMemoryChecks(): void {
+    const max = this.#recycling.maxMemoryMiB;
+    if (max === undefined || this.#memoryTimer !== undefined) return;
+    const check = () => {
+      const rssMiB = process.memoryUsage.rss() / MiB;
+      if (rssMiB > max) this.#askRecycle("maxMemory", `RSS ${Math.round(rssMiB)} MiB passed maxMemory ${max} MiB`);
+    };
+    this.#memoryTimer = setInterval(check, this.#recycling.checkMs);
+    this.#memoryTimer.unref?.();
+    check();
+  }
+
+  /** A limit was passed: asks once for a recycle (onRecycle, or drain and stop). */
+  #askRecycle(limit: RecycleReason["limit"], message: string): void {
+    if (this.#recycleAsked || this.#state === "stopped" || this.#state === "draining") return;
+    this.#recycleAsked = true;
+    if (this.#memoryTimer !== undefined) clearInterval(this.#memoryTimer);
+    this.#memoryTimer = undefined;
+    const reason: RecycleReason = {
+      limit,
+      calls: this.#callsFinished,
+      rssMiB: Math.round(process.memoryUsage.rss() / MiB),
+      message,
+    };
+    if (this.#recycling.onRecycle !== undefined) {
+      try {
+        this.#recycling.onRecycle(reason);
+      } catch (error) {
+        this.#log.warn(`onRecycle threw: ${(error as Error)?.message ?? String(error)}`);
+      }
+      return;
+    }
+    this.#log.info(`${this.serviceName} ${message}: draining and stopping for a fresh process`);
+    void this.stop();
   }
 
   /**
@@ -211,14 +407,28 @@ export class ServiceDealer {
   async stop(): Promise<void> {
     const socket = this.#socket;
     if (!socket) return;
-    if (this.#state === "registered") {
+    if (this.#state === "registered" || this.#state === "setup") {
       this.#state = "draining";
       await socket.send(encodeMessage("DRAIN", {}));
+      // A setup() under way finishes first: teardown() must not race it.
+      if (this.#setupRunning !== undefined) await this.#setupRunning;
       if (this.#running.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
       await socket.send(encodeMessage("BYE", {}));
-    }
+    } else if (this.#setupRunning !== undefined) await this.#setupRunning;
     await this.#closeSocket();
+    await this.#runTeardown();
     this.#log.info(`${this.serviceName} stopped`);
+  }
+
+  /** teardown() once, only after a setup() that finished (or when there was none to run). */
+  async #runTeardown(): Promise<void> {
+    if (this.#tornDown || !this.#setupDone) return;
+    this.#tornDown = true;
+    try {
+      await this.teardown();
+    } catch (error) {
+      this.#log.error(`${this.serviceName} teardown() failed: ${(error as Error)?.message ?? String(error)}`);
+    }
   }
 
   /** `await using dealer = new MyService(...)` drains and stops it when the scope ends. */
@@ -231,6 +441,8 @@ export class ServiceDealer {
     this.#socket = null;
     this.#state = "stopped";
     this.#lostRouterAt = undefined;
+    if (this.#memoryTimer !== undefined) clearInterval(this.#memoryTimer);
+    this.#memoryTimer = undefined;
     for (const call of this.#running.values()) call.cancellation.abort(new ConnectionError("the dealer stopped"));
     const error = new ConnectionError("the dealer stopped before registering");
     for (const waiter of this.#registeredWaiters.splice(0)) waiter.reject(error);
@@ -258,11 +470,15 @@ export class ServiceDealer {
       methods,
       ...(this.#dealerOptions.maxConcurrent !== undefined ? { maxConcurrent: this.#dealerOptions.maxConcurrent } : {}),
       ...(this.#dealerOptions.apiKey !== undefined ? { apiKey: this.#dealerOptions.apiKey } : {}),
+      ...(this.#tags !== undefined ? { tags: this.#tags } : {}),
+      ...(this.#gpus.length > 0 ? { gpus: this.#gpus } : {}),
+      ...(this.#needsSetup && !this.#setupDone ? { state: DealerHelloState.SETUP } : {}),
     };
   }
 
+  /** Resolves once welcomed (serving, or in setup). */
   #whenRegistered(timeoutSeconds = 0): Promise<void> {
-    if (this.#state === "registered") return Promise.resolve();
+    if (this.#state === "registered" || this.#state === "setup") return Promise.resolve();
     return new Promise((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const waiter = {
@@ -291,7 +507,7 @@ export class ServiceDealer {
 
   #onDisconnect(): void {
     if (this.#state === "stopped") return;
-    if (this.#state === "registered") {
+    if (this.#state === "registered" || this.#state === "setup") {
       this.#lostRouterAt = Date.now();
       this.#log.warn(`${this.serviceName} lost the router; reconnecting`);
     }
@@ -336,7 +552,8 @@ export class ServiceDealer {
     if (header.beatToken !== undefined && header.heartbeatIntervalMs > 0)
       this.#heartbeat?.vouchFor(header.beatToken, header.heartbeatIntervalMs);
     if (this.#state === "draining") return;
-    this.#state = "registered";
+    // Until setup() has finished the router holds it in "setup" (its HELLO said so).
+    this.#state = this.#needsSetup && !this.#setupDone ? "setup" : "registered";
     // The instance id (host:pid) says which process this is, as the router's log line does.
     const registered = `registered as ${this.dealerId} (${this.#dealerOptions.instanceId}) with ${this.#methods.size} method(s)`;
     if (this.#lostRouterAt !== undefined) {
@@ -366,6 +583,13 @@ export class ServiceDealer {
 
   async #run(message: Extract<DealerMessage, { kind: "REQUEST" }>): Promise<void> {
     const { id, method: fullName, deadlineMs } = message.header;
+    if (this.#state === "setup") {
+      // Only a router that ignores HELLO's "setup" state sends work now: refused untouched, it goes elsewhere.
+      return this.#replyError(
+        id,
+        new ShuttingDownError(`${this.serviceName} is running its setup() and did not start ${fullName}`, { data: { notStarted: true } }),
+      );
+    }
     if (this.#state === "draining") {
       // The request crossed our DRAIN on the wire. Refusing it untouched (notStarted) lets the router
       // give it to another dealer instead of reporting it lost when we leave (PROTOCOL.md §4.12).
@@ -433,6 +657,7 @@ export class ServiceDealer {
       call.deadline?.cancel();
       this.#running.delete(id);
       if (this.#running.size === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+      this.#countCall();
     }
   }
 

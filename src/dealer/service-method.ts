@@ -165,7 +165,7 @@ function findMarkedAncestor(proto: object, property: string): ServiceMethodOptio
  * ServiceDealer's own public members: a service method with one of these names would replace the
  * dealer's (`start`, `stop`). Its internals are #private, so any other name is free (`run` too).
  */
-const DEALER_MEMBERS = new Set(["start", "stop", "serviceName", "dealerId", "registered", "load"]);
+const DEALER_MEMBERS = new Set(["start", "stop", "setup", "teardown", "serviceName", "dealerId", "registered", "load", "tags", "gpus"]);
 
 function define(property: string, fn: AnyFunction, options: ServiceMethodOptions): MethodDefinition {
   if (DEALER_MEMBERS.has(property)) {

@@ -52,6 +52,12 @@ export {
   BinarySlotsSchema,
   BINARY_TYPES,
   MAX_BINARY_SLOTS,
+  DealerHelloState,
+  GpusSchema,
+  ReadyHeaderSchema,
+  TAG_NAME_PATTERN,
+  TAG_VALUE_PATTERN,
+  TagsSchema,
 } from "./messages.ts";
 export {
   containsBinary,
@@ -111,6 +117,8 @@ export type {
   BinaryFrames,
   BinarySlot,
   BinaryType,
+  ReadyHeader,
+  Tags,
 } from "./messages.ts";
 
 export { decodeArgs, decodeJson, decodeMessage, encodeJson, encodeJsonOrThrow, encodeMessage, peekMessage } from "./codec.ts";

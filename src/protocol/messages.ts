@@ -63,6 +63,10 @@ export const Limits = {
   MAX_VERSION: 65_535,
   /** Longest kind name (frame 1). */
   MAX_KIND_LENGTH: 16,
+  /** Most tags one dealer may carry, and most entries of one `require`. */
+  MAX_TAGS: 32,
+  /** Most devices (`gpus`) one dealer may report. */
+  MAX_GPUS: 64,
 } as const;
 
 /** Every message kind. Frame 1 carries the name as ASCII. */
@@ -91,6 +95,8 @@ export const Kind = {
   DRAIN: "DRAIN",
   /** Dealer → router: unregister me. */
   BYE: "BYE",
+  /** Dealer → router: my `setup()` has finished (I registered with `state: "setup"`); send me work. */
+  READY: "READY",
   /**
    * A dealer's heartbeat connection → router: the dealer holding this token is alive, whatever
    * its own connection is doing (a single-threaded dealer sends it from another thread).
@@ -186,6 +192,33 @@ const DurationMsSchema = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxVal
 const PositiveDurationMsSchema = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(Limits.MAX_DURATION_MS));
 const CreditSchema = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Limits.MAX_CREDIT));
 const CountSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+
+/** Tag names: `gpu`, `region`, `model.family`: an identifier that may also hold `.` and `-`. */
+export const TAG_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+/** Tag values: printable ASCII without spaces, 1-128 characters (`h200`, `eu-west`). */
+export const TAG_VALUE_PATTERN = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * A dealer's tags, or a call's `require`: name → value, at most `MAX_TAGS` entries. A call that
+ * requires tags runs only on a dealer whose tags hold every one of them with the same value.
+ */
+export const TagsSchema = v.pipe(
+  v.record(
+    v.pipe(v.string(), v.regex(TAG_NAME_PATTERN, "Invalid tag name: expected letters, digits, _, . or -, starting with a letter or _")),
+    v.pipe(v.string(), v.regex(TAG_VALUE_PATTERN, "Invalid tag value: expected 1-128 printable ASCII characters without spaces")),
+  ),
+  v.check((tags) => Object.keys(tags).length <= Limits.MAX_TAGS, `Invalid tags: at most ${Limits.MAX_TAGS} entries`),
+);
+export type Tags = v.InferOutput<typeof TagsSchema>;
+
+/** Device ids a dealer reports (`CUDA_VISIBLE_DEVICES` entries: an index or a `GPU-…` UUID). */
+export const GpusSchema = v.pipe(
+  v.array(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_:.-]{1,128}$/, "Invalid GPU id"))),
+  v.maxLength(Limits.MAX_GPUS),
+);
+
+/** A dealer's registration state in HELLO: "setup" = registered, but running its `setup()`; send nothing yet. */
+export const DealerHelloState = { SETUP: "setup" } as const;
 
 /**
  * True when `value` nests objects and arrays no deeper than `maxDepth` (a scalar is depth 0,
@@ -302,6 +335,15 @@ export const DealerHelloHeaderSchema = v.object({
    */
   maxConcurrent: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(Limits.MAX_CONCURRENT))),
   methods: MethodsSchema,
+  /** Labels calls can `require` (`{ gpu: "h200", region: "eu" }`); shown by discovery. */
+  tags: v.optional(TagsSchema),
+  /** The devices this instance uses (its `CUDA_VISIBLE_DEVICES`); shown by discovery. */
+  gpus: v.optional(GpusSchema),
+  /**
+   * "setup": the dealer is running its `setup()`; the router registers it but sends it no work
+   * until READY. Absent: it serves at once.
+   */
+  state: v.optional(v.picklist(Object.values(DealerHelloState))),
 });
 export type DealerHelloHeader = v.InferOutput<typeof DealerHelloHeaderSchema>;
 
@@ -366,6 +408,8 @@ export const ClientRequestHeaderSchema = v.object({
   credit: v.optional(CreditSchema),
   /** Binary values of the arguments, one frame each after the payload (revision 3). */
   binary: v.optional(BinarySlotsSchema),
+  /** Run only on a dealer whose tags include all of these (`{ gpu: "h200" }`). */
+  require: v.optional(TagsSchema),
 });
 export type ClientRequestHeader = v.InferOutput<typeof ClientRequestHeaderSchema>;
 
@@ -437,6 +481,9 @@ export type DrainHeader = v.InferOutput<typeof DrainHeaderSchema>;
 export const ByeHeaderSchema = v.object({});
 export type ByeHeader = v.InferOutput<typeof ByeHeaderSchema>;
 
+export const ReadyHeaderSchema = v.object({});
+export type ReadyHeader = v.InferOutput<typeof ReadyHeaderSchema>;
+
 /** SUBMIT: store a task that runs `method` with the payload's arguments. */
 export const SubmitHeaderSchema = v.object({
   id: RequestIdSchema,
@@ -444,6 +491,8 @@ export const SubmitHeaderSchema = v.object({
   options: v.optional(TaskOptionsSchema),
   /** If no dealer offers the method yet, store the task anyway instead of failing NO_SUCH_METHOD. */
   waitForDealer: v.optional(v.boolean()),
+  /** Every attempt runs only on a dealer whose tags include all of these. */
+  require: v.optional(TagsSchema),
 });
 export type SubmitHeader = v.InferOutput<typeof SubmitHeaderSchema>;
 
@@ -497,6 +546,7 @@ export interface RouterInbound {
   ERROR: ErrorHeader;
   DRAIN: DrainHeader;
   BYE: ByeHeader;
+  READY: ReadyHeader;
   BEAT: BeatHeader;
   SUBMIT: SubmitHeader;
   TASK: TaskHeader;
@@ -577,6 +627,7 @@ export const RULES: Readonly<Record<Receiver, ReadonlyMap<Kind, KindRule>>> = {
     [Kind.ERROR, rule(Kind.ERROR, ErrorHeaderSchema)],
     [Kind.DRAIN, rule(Kind.DRAIN, DrainHeaderSchema)],
     [Kind.BYE, rule(Kind.BYE, ByeHeaderSchema)],
+    [Kind.READY, rule(Kind.READY, ReadyHeaderSchema)],
     [Kind.BEAT, rule(Kind.BEAT, BeatHeaderSchema)],
     [Kind.SUBMIT, rule(Kind.SUBMIT, SubmitHeaderSchema)],
     [Kind.TASK, rule(Kind.TASK, TaskHeaderSchema)],

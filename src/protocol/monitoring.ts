@@ -14,9 +14,11 @@ export type RouterMode = (typeof RouterMode)[keyof typeof RouterMode];
 
 /**
  * A registered dealer's state, in `DealerInfo.state`: "active" as in the Python seed, whatever its
- * load (`DealerInfo.busy` and `load` say how busy it is), or "draining". Other values may appear later.
+ * load (`DealerInfo.busy` and `load` say how busy it is), "setup" or "draining". Other values may appear later.
  */
 export const DealerState = {
+  /** Registered, running its `setup()` (loading a model): gets no requests until it is READY. */
+  SETUP: "setup",
   /** Registered and live: gets requests while it has a free slot. */
   ACTIVE: "active",
   /** Sent DRAIN: finishing its work, gets no new requests. */
@@ -46,8 +48,12 @@ export const DealerInfoSchema = v.object({
   instanceId: v.optional(v.string()),
   /** Full names of the methods it registered. */
   methods: v.array(v.string()),
-  /** `DealerState`: "active" or "draining"; a string so that later states do not break older clients. */
+  /** `DealerState`: "setup", "active" or "draining"; a string so that later states do not break older clients. */
   state: v.string(),
+  /** Its tags (HELLO `tags`), if it has any: what a call's `require` is matched against. */
+  tags: v.optional(v.record(v.string(), v.string())),
+  /** The devices it uses (HELLO `gpus`, its `CUDA_VISIBLE_DEVICES`), if it reported any. */
+  gpus: v.optional(v.array(v.string())),
   /** At least one request in flight on it now. */
   busy: v.boolean(),
   /** Requests in flight on it now. */

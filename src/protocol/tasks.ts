@@ -6,7 +6,7 @@
  */
 import * as v from "valibot";
 import { validationErrorFromIssues } from "./errors.ts";
-import { TASK_STATE_NAMES, type TaskOptionsWire } from "./messages.ts";
+import { TagsSchema, TASK_STATE_NAMES, type TaskOptionsWire } from "./messages.ts";
 
 /** Per-method task defaults, as `@serviceMethod({ task })` takes them. Times in seconds. */
 export interface TaskDefaults {
@@ -42,6 +42,8 @@ export interface SubmitOptions extends TaskDefaults {
   idempotencyKey?: string;
   /** Store the task even if no dealer offers the method yet. Default false. */
   waitForDealer?: boolean;
+  /** Tags the dealer of every attempt must have (`{ gpu: "h200" }`); see CallOptions.require. */
+  require?: Record<string, string>;
 }
 
 const Seconds = v.pipe(v.number(), v.minValue(0), v.maxValue(10 * 365 * 86_400));
@@ -75,6 +77,7 @@ const SubmitOptionsSchema = v.strictObject({
   ),
   idempotencyKey: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
   waitForDealer: v.optional(v.boolean()),
+  require: v.optional(TagsSchema),
 });
 
 const ms = (seconds: number | undefined) => (seconds === undefined ? undefined : Math.round(seconds * 1000));
@@ -105,14 +108,19 @@ export function taskDefaultsToWire(options: TaskDefaults, path = "task"): TaskOp
 }
 
 /** Checks submit options and gives their wire form plus `waitForDealer`; ValidationError names a bad field. */
-export function submitOptionsToWire(options: SubmitOptions): { options: TaskOptionsWire; waitForDealer: boolean } {
+export function submitOptionsToWire(options: SubmitOptions): {
+  options: TaskOptionsWire;
+  waitForDealer: boolean;
+  require?: Record<string, string>;
+} {
   const parsed = v.safeParse(SubmitOptionsSchema, options);
   if (!parsed.success) throw validationErrorFromIssues(parsed.issues, "options");
-  const { eta, idempotencyKey, waitForDealer, ...defaults } = parsed.output;
+  const { eta, idempotencyKey, waitForDealer, require, ...defaults } = parsed.output;
   const wire = defaultsToWire(defaults);
   if (eta !== undefined) wire.etaMs = (typeof eta === "string" ? new Date(eta) : eta).getTime();
   if (idempotencyKey !== undefined) wire.idempotencyKey = idempotencyKey;
-  return { options: wire, waitForDealer: waitForDealer ?? false };
+  const hasRequire = require !== undefined && Object.keys(require).length > 0;
+  return { options: wire, waitForDealer: waitForDealer ?? false, ...(hasRequire ? { require } : {}) };
 }
 
 const TaskErrorSchema = v.object({ code: v.string(), message: v.string(), data: v.optional(v.unknown()) });

@@ -117,6 +117,8 @@ export class Call {
   binary: BinaryFrames | undefined = undefined;
   /** Set when the call is an attempt of a background task (its REQUEST tells the dealer). */
   task: { readonly id: string; readonly attempt: number } | undefined = undefined;
+  /** Tags its dealer must have (REQUEST `require`); undefined: any dealer offering the method. */
+  require: Readonly<Record<string, string>> | undefined = undefined;
 
   constructor(
     /** Arrival order across all methods: FIFO is by this number. */

@@ -10,6 +10,7 @@ import type { Call, CallTable } from "./calls.ts";
 import type { RouterEvents } from "./events.ts";
 import type { Queues } from "./queues.ts";
 import type { DealerRegistry, Redispatch, RegisteredDealer } from "./registry.ts";
+import { meetsRequirement } from "./requirements.ts";
 
 export interface DispatchCandidate {
   /** Requests in flight on this dealer. */
@@ -78,7 +79,7 @@ export class Dispatcher implements Redispatch {
    */
   admit(call: Call): void {
     const method = call.method;
-    const free = this.freeDealers(method);
+    const free = this.freeDealers(method, call.require);
     const waiting = this.queues.count(method);
     if (free.length > 0 && waiting === 0) {
       this.calls.dispatched(call, this.strategy.pick(free));
@@ -106,10 +107,26 @@ export class Dispatcher implements Redispatch {
   serveMethod(method: string): void {
     const queue = this.queues.get(method);
     if (!queue) return;
+    if (queue.restricted > 0) return this.serveRestricted(method, queue);
     while (queue.peek() !== undefined) {
-      const free = this.freeDealers(method);
+      const free = this.freeDealers(method, undefined);
       if (free.length === 0) return;
       this.calls.dispatched(queue.take()!, this.strategy.pick(free));
+    }
+  }
+
+  /**
+   * A line where some calls require tags: each waiting call, oldest first, goes to a free dealer
+   * that meets its requirement; one that no free dealer meets keeps its place and does not hold
+   * up the calls behind it that others can run.
+   */
+  private serveRestricted(method: string, queue: NonNullable<ReturnType<Queues<Call>["get"]>>): void {
+    for (const call of queue.snapshot()) {
+      if (this.freeDealers(method, undefined).length === 0) return;
+      const free = this.freeDealers(method, call.require);
+      if (free.length === 0) continue;
+      queue.takeCall(call);
+      this.calls.dispatched(call, this.strategy.pick(free));
     }
   }
 
@@ -118,7 +135,9 @@ export class Dispatcher implements Redispatch {
     while (dealer.hasFreeSlot) {
       let oldest: Call | undefined;
       for (const method of dealer.methods.keys()) {
-        const head = this.queues.get(method)?.peek();
+        const queue = this.queues.get(method);
+        if (queue === undefined) continue;
+        const head = queue.restricted === 0 ? queue.peek() : queue.firstMeeting(dealer.tags);
         if (head && (!oldest || head.seq < oldest.seq)) oldest = head;
       }
       if (!oldest) {
@@ -126,14 +145,16 @@ export class Dispatcher implements Redispatch {
         this.events?.emit("dealer.free", dealer);
         return;
       }
-      this.queues.get(oldest.method)!.take();
+      this.queues.get(oldest.method)!.takeCall(oldest);
       this.calls.dispatched(oldest, dealer);
     }
   }
 
-  private freeDealers(method: string): RegisteredDealer[] {
+  /** Free dealers offering `method` that meet `require` (all free ones, without a requirement). */
+  private freeDealers(method: string, require: Call["require"]): RegisteredDealer[] {
     const free: RegisteredDealer[] = [];
-    for (const dealer of this.registry.offering(method) ?? []) if (dealer.hasFreeSlot) free.push(dealer);
+    for (const dealer of this.registry.offering(method) ?? [])
+      if (dealer.hasFreeSlot && (require === undefined || meetsRequirement(dealer.tags, require))) free.push(dealer);
     return free;
   }
 }

@@ -33,6 +33,10 @@ export interface DealerView {
   readonly methods: ReadonlyMap<string, MethodInfo>;
   readonly maxConcurrent: number;
   readonly draining: boolean;
+  /** Registered with `state: "setup"`: running its setup(), no work until READY. */
+  readonly settingUp: boolean;
+  /** Its tags (empty when none). */
+  readonly tags: Readonly<Record<string, string>>;
 }
 
 /** Every router event and its payload. */
@@ -45,6 +49,8 @@ export interface RouterEventMap {
   "call.finished": CallView;
   /** A dealer said HELLO and was welcomed. */
   "dealer.registered": DealerView;
+  /** A dealer that registered in setup sent READY: it takes work now. */
+  "dealer.ready": DealerView;
   /** A dealer sent DRAIN: it finishes its work and takes no more. */
   "dealer.draining": DealerView;
   /**

@@ -33,4 +33,6 @@ export interface OwnedCallRequest {
   /** The attempt's time limit; the call then fails with TIMEOUT on its dealer and for its owner. */
   timeoutMs?: number;
   task: { id: string; attempt: number };
+  /** Tags its dealer must have (the task's `require`). */
+  require?: Readonly<Record<string, string>>;
 }

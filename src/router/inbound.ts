@@ -30,6 +30,7 @@ import type { HelloDeadline } from "./hello-deadline.ts";
 import type { RouterInfoBuilder } from "./info.ts";
 import type { OutboundPort } from "./outbound.ts";
 import { type DealerRegistry, noSuchMethod, type RegisteredDealer } from "./registry.ts";
+import { normalizeRequirement } from "./requirements.ts";
 import { type ClientSession, describePeer, type Sessions } from "./sessions.ts";
 
 /** Messages that only a registered dealer may send. */
@@ -196,12 +197,15 @@ export class Inbound {
     const timeoutMs = header.timeoutMs ?? this.context.defaultTimeoutMs;
     const call = calls.received(client, header, args, this.context.maxRedispatch, timeoutMs);
     call.binary = binaryOf(header.binary, binary);
+    if (header.require !== undefined) call.require = normalizeRequirement(header.require);
     client.outstanding.set(header.id, call);
     if (this.context.isStopping()) return calls.finished(call, new ShuttingDownError("the router is stopping"));
     const dealers = this.registry.offering(method);
     if (!dealers || dealers.size === 0) {
-      if (!call.waitForDealer) return calls.finished(call, noSuchMethod(method));
+      if (!call.waitForDealer) return calls.finished(call, noSuchMethod(method, call.require));
     } else {
+      if (call.require !== undefined && !call.waitForDealer && !this.registry.offeredWith(method, call.require))
+        return calls.finished(call, noSuchMethod(method, call.require));
       const info = dealers.values().next().value!.methods.get(method)!;
       if (info.stream !== call.stream) {
         return calls.finished(
@@ -250,6 +254,7 @@ export class Inbound {
     const { calls } = this.context;
     const call = calls.received(sink, { id: 0, method: request.method }, request.args, 0, request.timeoutMs);
     call.task = request.task;
+    call.require = normalizeRequirement(request.require);
     if (this.context.isStopping()) {
       calls.finished(call, new ShuttingDownError("the router is stopping"));
       return call;
@@ -319,6 +324,9 @@ export class Inbound {
     switch (message.kind) {
       case "DRAIN":
         return this.registry.drain(dealer);
+      case "READY":
+        this.registry.ready(dealer);
+        return this.dispatcher.serveDealer(dealer);
       case "BYE":
         return this.sessions.unregistered(key, dealer);
       case "ERROR":

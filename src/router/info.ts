@@ -75,7 +75,9 @@ export class RouterInfoBuilder {
       service: dealer.service,
       ...(dealer.instanceId ? { instanceId: dealer.instanceId } : {}),
       methods: [...dealer.methods.keys()].sort(),
-      state: dealer.draining ? DealerState.DRAINING : DealerState.ACTIVE,
+      state: dealer.draining ? DealerState.DRAINING : dealer.settingUp ? DealerState.SETUP : DealerState.ACTIVE,
+      ...(Object.keys(dealer.tags).length > 0 ? { tags: { ...dealer.tags } } : {}),
+      ...(dealer.gpus.length > 0 ? { gpus: [...dealer.gpus] } : {}),
       busy: dealer.load > 0,
       load: dealer.load,
       maxConcurrent: dealer.maxConcurrent,
@@ -120,7 +122,7 @@ export class RouterInfoBuilder {
       let available = 0;
       let busy = 0;
       for (const dealer of registry.offering(method) ?? []) {
-        if (dealer.draining) continue;
+        if (dealer.draining || dealer.settingUp) continue;
         if (dealer.inFlight.size < dealer.maxConcurrent) available++;
         else busy++;
       }

@@ -4,18 +4,22 @@
  * forgotten at once in the count and dropped lazily from the line, so ending a call is O(1).
  */
 import { Fifo } from "../util/fifo.ts";
+import { meetsRequirement } from "./requirements.ts";
 
-/** What a queue needs of a call: whether it still waits, and its arrival number. */
+/** What a queue needs of a call: whether it still waits, its arrival number, its requirement. */
 export interface Waiting {
   readonly state: string;
   /** Arrival order across all methods: FIFO across methods compares these. */
   readonly seq: number;
+  /** Tags its dealer must have (`{ gpu: "h200" }`); undefined: any dealer. */
+  readonly require?: Readonly<Record<string, string>> | undefined;
 }
 
 /** One method's line. Its `count` is the number of entries still in state "queued". */
 export class MethodQueue<T extends Waiting> {
   private line = new Fifo<T>();
   private waiting = 0;
+  private waitingRestricted = 0;
 
   constructor(
     readonly method: string,
@@ -26,6 +30,14 @@ export class MethodQueue<T extends Waiting> {
   /** Calls waiting now. */
   get count(): number {
     return this.waiting;
+  }
+
+  /**
+   * Calls waiting now that require tags. While it is 0 the head of the line is the call any dealer
+   * takes next; otherwise dispatch looks for the first call a dealer may run.
+   */
+  get restricted(): number {
+    return this.waitingRestricted;
   }
 
   get isFull(): boolean {
@@ -42,6 +54,7 @@ export class MethodQueue<T extends Waiting> {
       this.line.push(call);
     }
     this.waiting++;
+    if (call.require !== undefined) this.waitingRestricted++;
   }
 
   /** The oldest call still waiting, left in place. */
@@ -60,12 +73,34 @@ export class MethodQueue<T extends Waiting> {
     if (head === undefined) return undefined;
     this.line.shift();
     this.waiting--;
+    if (head.require !== undefined) this.waitingRestricted--;
     return head;
   }
 
-  /** A waiting call stops waiting (it is about to leave state "queued"); its entry goes lazily. */
-  forget(_call: T): void {
+  /** The oldest waiting call that a dealer with `tags` may run, left in place. */
+  firstMeeting(tags: Readonly<Record<string, string>>): T | undefined {
+    for (const call of this.line) if (call.state === "queued" && meetsRequirement(tags, call.require)) return call;
+    return undefined;
+  }
+
+  /**
+   * Removes `call`, which waits in this line, wherever it is. Its entry goes at once (not lazily):
+   * a call taken from the middle may come back (re-queued) while its old entry would still be here.
+   */
+  takeCall(call: T): void {
+    if (this.peek() === call) {
+      this.take();
+      return;
+    }
+    if (!this.line.remove((other) => other === call)) return;
     this.waiting--;
+    if (call.require !== undefined) this.waitingRestricted--;
+  }
+
+  /** A waiting call stops waiting (it is about to leave state "queued"); its entry goes lazily. */
+  forget(call: T): void {
+    this.waiting--;
+    if (call.require !== undefined) this.waitingRestricted--;
   }
 
   /** Drops the entries of calls that no longer wait, so a line nobody serves holds no garbage. */
@@ -79,6 +114,7 @@ export class MethodQueue<T extends Waiting> {
   drain(): T[] {
     const waiting = this.line.drain().filter((call) => call.state === "queued");
     this.waiting = 0;
+    this.waitingRestricted = 0;
     return waiting;
   }
 

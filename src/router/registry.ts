@@ -9,17 +9,32 @@
  */
 import type { Buffer } from "node:buffer";
 import { randomBytes } from "node:crypto";
-import { type DealerHelloHeader, DealerLostError, type MethodInfo, NoSuchMethodError } from "../protocol/index.ts";
+import {
+  type DealerHelloHeader,
+  DealerHelloState,
+  DealerLostError,
+  type MethodInfo,
+  NoSuchMethodError,
+  type Tags,
+} from "../protocol/index.ts";
 import type { Logger } from "../util/log.ts";
 import type { Call, CallHost, CallTable } from "./calls.ts";
 import type { DealerView, RouterEvents } from "./events.ts";
 import type { Queues } from "./queues.ts";
+import { describeRequirement, meetsRequirement, NO_TAGS } from "./requirements.ts";
 
 /** One registered dealer connection. */
 export class RegisteredDealer implements CallHost, DealerView {
   readonly methods: Map<string, MethodInfo>;
   readonly inFlight = new Map<number, Call>();
-  draining = false;
+  private drainingNow = false;
+  private settingUpNow: boolean;
+  /** Neither draining nor setting up: one flag, so the hot `hasFreeSlot` reads one field. */
+  private accepting: boolean;
+  /** What a call's `require` is matched against; NO_TAGS when it has none. */
+  readonly tags: Readonly<Tags>;
+  /** The devices it reported (HELLO `gpus`); empty when none. */
+  readonly gpus: readonly string[];
   dispatched = 0;
   succeeded = 0;
   failed = 0;
@@ -40,9 +55,36 @@ export class RegisteredDealer implements CallHost, DealerView {
     /** Secret its heartbeat connection sends in BEAT (see DealerRegistry.beat). */
     readonly beatToken: string,
     now: number,
+    extra: { tags?: Tags; gpus?: string[]; settingUp?: boolean } = {},
   ) {
     this.methods = new Map(Object.entries(methods));
     this.lastSeen = now;
+    this.tags = extra.tags !== undefined && Object.keys(extra.tags).length > 0 ? extra.tags : NO_TAGS;
+    this.gpus = extra.gpus ?? [];
+    this.settingUpNow = extra.settingUp ?? false;
+    this.accepting = !this.settingUpNow;
+  }
+
+  /** It sent DRAIN: it finishes its work and takes no more. */
+  get draining(): boolean {
+    return this.drainingNow;
+  }
+
+  /** Registered with `state: "setup"` and not READY yet: it gets no work. */
+  get settingUp(): boolean {
+    return this.settingUpNow;
+  }
+
+  /** It sent DRAIN: no new work from now on. */
+  markDraining(): void {
+    this.drainingNow = true;
+    this.accepting = false;
+  }
+
+  /** It sent READY: its setup() finished, it takes work (unless it drains already). */
+  markReady(): void {
+    this.settingUpNow = false;
+    this.accepting = !this.drainingNow;
   }
 
   /** Calls in flight on it, orphans included. */
@@ -51,7 +93,7 @@ export class RegisteredDealer implements CallHost, DealerView {
   }
 
   get hasFreeSlot(): boolean {
-    return !this.draining && this.inFlight.size < this.maxConcurrent;
+    return this.accepting && this.inFlight.size < this.maxConcurrent;
   }
 }
 
@@ -94,6 +136,15 @@ export class DealerRegistry {
     return this.byMethod.get(method);
   }
 
+  /** Whether some registered dealer offering `method` has every tag of `require` (any dealer, without one). */
+  offeredWith(method: string, require: Readonly<Tags> | undefined): boolean {
+    const dealers = this.byMethod.get(method);
+    if (dealers === undefined) return false;
+    if (require === undefined) return dealers.size > 0;
+    for (const dealer of dealers) if (meetsRequirement(dealer.tags, require)) return true;
+    return false;
+  }
+
   /** Methods some registered dealer offers, in order of first registration. */
   methods(): IterableIterator<[string, ReadonlySet<RegisteredDealer>]> {
     return this.byMethod.entries();
@@ -110,6 +161,7 @@ export class DealerRegistry {
       hello.maxConcurrent ?? this.options.defaultMaxConcurrent,
       randomBytes(16).toString("base64url"),
       this.now(),
+      { tags: hello.tags, gpus: hello.gpus, settingUp: hello.state === DealerHelloState.SETUP },
     );
     for (const method of dealer.methods.keys()) {
       let set = this.byMethod.get(method);
@@ -118,8 +170,9 @@ export class DealerRegistry {
     }
     this.byBeatToken.set(dealer.beatToken, dealer);
     this.dealers.add(dealer);
+    const tags = dealer.tags === NO_TAGS ? "" : ` [${describeRequirement(dealer.tags)}]`;
     this.log.info(
-      `dealer ${dealer.id} registered${dealer.instanceId ? ` (${dealer.instanceId})` : ""}: ${[...dealer.methods.keys()].join(", ")}`,
+      `dealer ${dealer.id} registered${dealer.instanceId ? ` (${dealer.instanceId})` : ""}${tags}: ${[...dealer.methods.keys()].join(", ")}${dealer.settingUp ? " (running its setup)" : ""}`,
     );
     this.events.emit("dealer.registered", dealer);
     return dealer;
@@ -147,10 +200,18 @@ export class DealerRegistry {
 
   /** The dealer sent DRAIN: it gets no new calls, and what waited for it may go to others. */
   drain(dealer: RegisteredDealer): void {
-    dealer.draining = true;
+    dealer.markDraining();
     this.log.info(`dealer ${dealer.id} is draining`);
     this.events.emit("dealer.draining", dealer);
     for (const method of dealer.methods.keys()) this.dispatch.serveMethod(method);
+  }
+
+  /** The dealer sent READY: its setup() finished; the caller serves it (Dispatcher.serveDealer). */
+  ready(dealer: RegisteredDealer): void {
+    if (!dealer.settingUp) return;
+    dealer.markReady();
+    this.log.info(`dealer ${dealer.id} finished its setup and is serving`);
+    this.events.emit("dealer.ready", dealer);
   }
 
   /**
@@ -167,7 +228,7 @@ export class DealerRegistry {
       if (set?.size === 0) {
         this.byMethod.delete(method);
         this.failWaitingWithoutDealer(method);
-      }
+      } else if (dealer.tags !== NO_TAGS) this.failWaitingUnmet(method);
     }
     const held = [...dealer.inFlight.values()];
     const note = `dealer ${dealer.id} left (${why}) with ${held.length} request(s) in flight`;
@@ -185,7 +246,7 @@ export class DealerRegistry {
       }
       const neverStarted = leftCleanly && !call.forwarded;
       // Re-queue only if someone can still run it; otherwise fail now rather than at its timeout.
-      const someoneCanRunIt = call.waitForDealer || (this.byMethod.get(call.method)?.size ?? 0) > 0;
+      const someoneCanRunIt = call.waitForDealer || this.offeredWith(call.method, call.require);
       if (!call.forwarded && (neverStarted || call.redispatchesLeft > 0) && !stopping && someoneCanRunIt) {
         if (!neverStarted) call.redispatchesLeft--;
         this.log.info(`re-dispatching ${call.method} (client id ${call.clientId}) after losing ${dealer.id}`);
@@ -220,8 +281,23 @@ export class DealerRegistry {
     for (const call of queue.snapshot()) if (!call.waitForDealer) this.calls.finished(call, noSuchMethod(method));
     queue.compact();
   }
+
+  /** Waiting calls whose requirement no dealer left meets fail, unless they wait for a dealer. */
+  private failWaitingUnmet(method: string): void {
+    const queue = this.queues.get(method);
+    if (!queue || queue.restricted === 0) return;
+    for (const call of queue.snapshot()) {
+      if (call.require !== undefined && !call.waitForDealer && !this.offeredWith(method, call.require))
+        this.calls.finished(call, noSuchMethod(method, call.require));
+    }
+    queue.compact();
+  }
 }
 
-export function noSuchMethod(method: string): NoSuchMethodError {
-  return new NoSuchMethodError(`no service offers ${method}`, { data: { method } });
+/** NO_SUCH_METHOD for `method`, naming the requirement no dealer meets when there is one. */
+export function noSuchMethod(method: string, require?: Readonly<Tags>): NoSuchMethodError {
+  if (require === undefined) return new NoSuchMethodError(`no service offers ${method}`, { data: { method } });
+  return new NoSuchMethodError(`no service offers ${method} with ${describeRequirement(require)}`, {
+    data: { method, require: { ...require } },
+  });
 }

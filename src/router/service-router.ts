@@ -211,9 +211,10 @@ export class ServiceRouter {
   }
 
   /** @internal What the dealers offering `method` registered for it, if any dealer offers it. */
-  offeredMethod(method: string): MethodInfo | undefined {
+  offeredMethod(method: string, require?: Readonly<Record<string, string>>): MethodInfo | undefined {
     const dealers = this.registry.offering(method);
     if (!dealers || dealers.size === 0) return undefined;
+    if (require !== undefined && !this.registry.offeredWith(method, require)) return undefined;
     return dealers.values().next().value?.methods.get(method);
   }
 

@@ -27,6 +27,8 @@ export interface RetryPolicy {
 
 /** Per-task settings fixed at submit. Times in milliseconds. */
 export interface TaskPolicy extends RetryPolicy {
+  /** Tags the dealer of every attempt must have (a submit's `require`); undefined: any dealer. */
+  require?: Record<string, string>;
   /** Longest one attempt may run; undefined: no limit. */
   timeLimitMs?: number;
   /** How long a finished task's record is kept. */

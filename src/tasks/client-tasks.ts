@@ -50,8 +50,8 @@ export class ClientTasks implements ClientExtension {
   private async serve(client: ClientAnswers, message: ExtensionMessage): Promise<void> {
     const id = message.header.id;
     if (message.kind === "SUBMIT") {
-      const { method, options, waitForDealer } = message.header;
-      const task = await this.tasks.submit(method, message.payload, options ?? {}, waitForDealer ?? false);
+      const { method, options, waitForDealer, require } = message.header;
+      const task = await this.tasks.submit(method, message.payload, options ?? {}, waitForDealer ?? false, require);
       client.answer(id, encodeTaskInfo(task));
       return;
     }

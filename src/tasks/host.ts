@@ -17,6 +17,8 @@ export interface AttemptRequest {
   args: Uint8Array;
   /** The attempt's time limit: the router cancels it and fails it with TIMEOUT. */
   timeoutMs?: number;
+  /** Tags the attempt's dealer must have; it waits in the router's queue for one that is free. */
+  require?: Readonly<Record<string, string>>;
 }
 
 /** Where an attempt's outcome goes. Exactly one of `result` and `error` is called, once. */
@@ -39,8 +41,8 @@ export interface AttemptHandle {
 }
 
 export interface TaskHost {
-  /** Whether some registered dealer offers `method`, and that method's task defaults. */
-  method(method: string): { stream: boolean; taskDefaults: TaskOptions } | undefined;
+  /** Whether some registered dealer offers `method` (with every tag of `require`), and that method's task defaults. */
+  method(method: string, require?: Readonly<Record<string, string>>): { stream: boolean; taskDefaults: TaskOptions } | undefined;
   /** Dealer slots free for `method` now (live, not draining dealers). */
   freeSlots(method: string): number;
   /** Runs an attempt now; the caller checked `freeSlots` first. */

@@ -25,8 +25,8 @@ export class RouterTaskHost implements TaskHost {
 
   constructor(private readonly router: ServiceRouter) {}
 
-  method(method: string) {
-    const info = this.router.offeredMethod(method);
+  method(method: string, require?: Readonly<Record<string, string>>) {
+    const info = this.router.offeredMethod(method, require);
     return info === undefined ? undefined : { stream: info.stream, taskDefaults: info.task ?? {} };
   }
 
@@ -49,6 +49,7 @@ export class RouterTaskHost implements TaskHost {
         args: request.args,
         ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
         task: { id: request.taskId, attempt: request.attempt },
+        ...(request.require !== undefined ? { require: request.require } : {}),
       },
       sink,
     );

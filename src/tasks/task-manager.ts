@@ -5,7 +5,15 @@
  * in-memory window in priority order, wakes scheduled and retrying tasks when due, expires,
  * retries, revokes and purges, and tells watchers what happened.
  */
-import { errorToWire, NoSuchMethodError, TaskNotFoundError, TimeoutError, ValidationError, type WireError } from "../protocol/index.ts";
+import {
+  errorToWire,
+  NoSuchMethodError,
+  type Tags,
+  TaskNotFoundError,
+  TimeoutError,
+  ValidationError,
+  type WireError,
+} from "../protocol/index.ts";
 import { isFinal, type TaskState, type TransitionName } from "../store/task-states.ts";
 import type { TaskError, TaskFilter, TaskPage, TaskRecord, TaskStore, TransitionFields } from "../store/task-store.ts";
 import type { Logger } from "../util/log.ts";
@@ -115,9 +123,17 @@ export class TaskManager {
   // ---- the client's verbs ----
 
   /** Stores a new task (resolves once committed) and starts it when due and a slot is free. */
-  async submit(method: string, args: Uint8Array, options: TaskOptions, waitForDealer = false): Promise<TaskRecord> {
-    const offered = this.host.method(method);
-    if (!offered && !waitForDealer) throw new NoSuchMethodError(`no service offers ${method}`, { data: { method } });
+  async submit(method: string, args: Uint8Array, options: TaskOptions, waitForDealer = false, require?: Tags): Promise<TaskRecord> {
+    const requirement = require !== undefined && Object.keys(require).length > 0 ? require : undefined;
+    const offered = this.host.method(method, requirement);
+    if (!offered && !waitForDealer) {
+      if (requirement === undefined || !this.host.method(method))
+        throw new NoSuchMethodError(`no service offers ${method}`, { data: { method } });
+      const named = Object.entries(requirement)
+        .map(([name, value]) => `${name}=${value}`)
+        .join(", ");
+      throw new NoSuchMethodError(`no service offers ${method} with ${named}`, { data: { method, require: requirement } });
+    }
     if (offered?.stream) {
       throw new ValidationError(`${method} is a streaming method: call it with stream(); a task runs a unary method`, {
         data: { path: "method" },
@@ -125,6 +141,7 @@ export class TaskManager {
     }
     const now = this.now();
     const task = resolveTask(newTaskId(now), method, args, options, offered?.taskDefaults ?? {}, now);
+    if (requirement !== undefined) task.policy.require = requirement;
     const { task: record, created } = await this.store.insert(task);
     if (!created) return record;
     if (record.state === "queued") {
@@ -269,6 +286,7 @@ export class TaskManager {
         method: task.method,
         args: task.args,
         ...(task.policy.timeLimitMs !== undefined ? { timeoutMs: task.policy.timeLimitMs } : {}),
+        ...(task.policy.require !== undefined ? { require: task.policy.require } : {}),
       },
       sink,
     );
