@@ -4,7 +4,7 @@
  */
 import { toJsonSchema } from "@valibot/to-json-schema";
 import type * as v from "valibot";
-import { type TaskDefaults, type TaskOptionsWire, taskDefaultsToWire, ValidationError } from "../protocol/index.ts";
+import { type MethodTaskDefaults, type MethodTaskDefaultsWire, taskDefaultsToWire, ValidationError } from "../protocol/index.ts";
 
 /** What a method is told about the call it is running (with `context: true`). */
 export interface CallContext {
@@ -40,8 +40,11 @@ export interface ServiceMethodOptions {
   context?: boolean;
   /** Free-form data shown by discovery. */
   metadata?: Record<string, unknown>;
-  /** Defaults for this method's background tasks (`client.submit`); a submit's own options win. */
-  task?: TaskDefaults;
+  /**
+   * Defaults for this method's background tasks (`client.submit`); a submit's own options win.
+   * `rateLimit` ("10/m") limits every execution of the method, calls too, across all dealers.
+   */
+  task?: MethodTaskDefaults;
 }
 
 export interface MethodDefinition {
@@ -55,7 +58,7 @@ export interface MethodDefinition {
   context: boolean;
   metadata?: Record<string, unknown>;
   /** The task defaults in their wire form (milliseconds). */
-  taskDefaults?: TaskOptionsWire;
+  taskDefaults?: MethodTaskDefaultsWire;
 }
 
 /** Any function or class: decorators and registration accept whatever the user wrote. */
