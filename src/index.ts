@@ -27,7 +27,7 @@ export {
   ValidationError,
   VoidRailError,
 } from "./protocol/index.ts";
-export type { SubmitOptions, TaskDefaults, TaskEvent, TaskInfo, TaskPage } from "./protocol/index.ts";
+export type { MethodTaskDefaults, SubmitOptions, TaskDefaults, TaskEvent, TaskInfo, TaskPage } from "./protocol/index.ts";
 export type { CompressionCodec, CompressOption } from "./protocol/index.ts";
 export type { TaskListFilter } from "./client/task-verbs.ts";
 export { TaskStoreError, StoreFailure } from "./store/errors.ts";

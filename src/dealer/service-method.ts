@@ -7,9 +7,9 @@ import type * as v from "valibot";
 import {
   type CompressionPlan,
   type CompressOption,
+  type MethodTaskDefaults,
+  type MethodTaskDefaultsWire,
   resolveCompress,
-  type TaskDefaults,
-  type TaskOptionsWire,
   taskDefaultsToWire,
   ValidationError,
 } from "../protocol/index.ts";
@@ -48,8 +48,11 @@ export interface ServiceMethodOptions {
   context?: boolean;
   /** Free-form data shown by discovery. */
   metadata?: Record<string, unknown>;
-  /** Defaults for this method's background tasks (`client.submit`); a submit's own options win. */
-  task?: TaskDefaults;
+  /**
+   * Defaults for this method's background tasks (`client.submit`); a submit's own options win.
+   * `rateLimit` ("10/m") limits every execution of the method, calls too, across all dealers.
+   */
+  task?: MethodTaskDefaults;
   /**
    * Compress the binary values of this method's results and stream chunks: "zstd" or "gzip", or
    * `{ codec, force, level }` (PROTOCOL.md §5.2). Bytes already in a compressed format (PNG,
@@ -70,7 +73,7 @@ export interface MethodDefinition {
   context: boolean;
   metadata?: Record<string, unknown>;
   /** The task defaults in their wire form (milliseconds). */
-  taskDefaults?: TaskOptionsWire;
+  taskDefaults?: MethodTaskDefaultsWire;
   /** How its results' and chunks' binary values are compressed, if they are. */
   compress?: CompressionPlan;
 }

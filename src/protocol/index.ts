@@ -170,8 +170,12 @@ export {
 } from "./monitoring.ts";
 export type { ClustersInfo, DealerInfo, QueuesInfo, RouterInfo, ServicesInfo } from "./monitoring.ts";
 
+export { burstOf, parseRate, type Rate, RateSchema } from "./rates.ts";
 export {
+  checkLimitKeys,
   FINAL_TASK_STATES,
+  type MethodTaskDefaults,
+  type MethodTaskDefaultsWire,
   type SubmitOptions,
   submitOptionsToWire,
   type TaskDefaults,

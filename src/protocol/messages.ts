@@ -8,6 +8,7 @@
  */
 import * as v from "valibot";
 import { BinarySlotsSchema } from "./binary-slots.ts";
+import { RateSchema } from "./rates.ts";
 
 export {
   BINARY_TYPES,
@@ -273,6 +274,8 @@ const TaskIdSchema = v.pipe(v.string(), v.regex(TASK_ID_PATTERN, "Invalid task i
 const EpochMsSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
 const LongDurationMsSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0), v.maxValue(10 * 365 * 86_400_000));
 
+const LimitKeySchema = v.pipe(v.string(), v.minLength(1), v.maxLength(256));
+
 /** A task's options on the wire (milliseconds); also a method's task defaults in its registration. */
 export const TaskOptionsSchema = v.object({
   priority: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(9))),
@@ -288,6 +291,12 @@ export const TaskOptionsSchema = v.object({
   lostRetries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1000))),
   resultTtlMs: v.optional(v.pipe(LongDurationMsSchema, v.minValue(1))),
   idempotencyKey: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
+  /** Tasks with the same rate key share one token bucket of `rateKeyLimit` ("5/s"), across methods. */
+  rateKey: v.optional(LimitKeySchema),
+  rateKeyLimit: v.optional(RateSchema),
+  /** At most `concurrencyLimit` (default 1) tasks with the same concurrency key run at once, across methods. */
+  concurrencyKey: v.optional(LimitKeySchema),
+  concurrencyLimit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65_535))),
 });
 export type TaskOptionsWire = v.InferOutput<typeof TaskOptionsSchema>;
 
@@ -302,7 +311,13 @@ export const MethodInfoSchema = v.object({
   /** Free-form JSON object shown by discovery. */
   metadata: v.optional(jsonObjectSchema(16)),
   /** Defaults for the method's tasks (`@serviceMethod({ task })`); a submit's options win. */
-  task: v.optional(v.omit(TaskOptionsSchema, ["idempotencyKey", "etaMs"])),
+  task: v.optional(
+    v.object({
+      ...v.omit(TaskOptionsSchema, ["idempotencyKey", "etaMs", "rateKey", "rateKeyLimit", "concurrencyKey", "concurrencyLimit"]).entries,
+      /** The method's rate limit ("10/m"), for every dealer together; the router's `rateLimits` option wins. */
+      rateLimit: v.optional(RateSchema),
+    }),
+  ),
 });
 export type MethodInfo = v.InferOutput<typeof MethodInfoSchema>;
 

@@ -5,8 +5,12 @@
  * check what they receive. docs/PROTOCOL.md "Tasks" is the normative description.
  */
 import * as v from "valibot";
-import { validationErrorFromIssues } from "./errors.ts";
-import { TagsSchema, TASK_STATE_NAMES, type TaskOptionsWire } from "./messages.ts";
+import { ValidationError, validationErrorFromIssues } from "./errors.ts";
+import { type MethodInfo, TagsSchema, TASK_STATE_NAMES, type TaskOptionsWire } from "./messages.ts";
+import { RateSchema } from "./rates.ts";
+
+/** A method's task defaults on the wire (HELLO `methods[m].task`). */
+export type MethodTaskDefaultsWire = NonNullable<MethodInfo["task"]>;
 
 /** Per-method task defaults, as `@serviceMethod({ task })` takes them. Times in seconds. */
 export interface TaskDefaults {
@@ -34,8 +38,32 @@ export interface TaskDefaults {
   resultTtl?: number;
 }
 
+/** What `@serviceMethod({ task })` takes: the task defaults, plus the method's rate limit. */
+export interface MethodTaskDefaults extends TaskDefaults {
+  /**
+   * At most this many of the method's executions start per second, minute or hour, across all
+   * dealers: `"10/m"`, `"100/s"`, `"5/h"`. Tasks over the rate wait in the queue, in order; plain
+   * calls too. The router's `rateLimits` option wins over it.
+   */
+  rateLimit?: string;
+}
+
 /** Options of `client.submit`. */
 export interface SubmitOptions extends TaskDefaults {
+  /**
+   * A key (a customer id, say) whose tasks share one rate, `rateKeyLimit`, across methods: tasks
+   * over it wait, and tasks of other keys go ahead.
+   */
+  rateKey?: string;
+  /** The rate of `rateKey`: `"5/s"`, `"100/m"`, `"10/h"`. Required with `rateKey`. */
+  rateKeyLimit?: string;
+  /**
+   * A key (a tenant id, say) of which at most `concurrencyLimit` tasks run at once, across
+   * methods; the others wait while tasks of other keys go ahead.
+   */
+  concurrencyKey?: string;
+  /** Most tasks with `concurrencyKey` running at once. Default 1. */
+  concurrencyLimit?: number;
   /** When it may start: a Date or an ISO 8601 string; instead of `countdown`. */
   eta?: Date | string;
   /** The same key within the result TTL gives the same task, not a second run. */
@@ -64,8 +92,16 @@ const TaskDefaultsSchema = v.strictObject({
   resultTtl: v.optional(PositiveSeconds),
 });
 
+const LimitKey = v.pipe(v.string(), v.minLength(1), v.maxLength(256));
+
+const MethodTaskDefaultsSchema = v.strictObject({ ...TaskDefaultsSchema.entries, rateLimit: v.optional(RateSchema) });
+
 const SubmitOptionsSchema = v.strictObject({
   ...TaskDefaultsSchema.entries,
+  rateKey: v.optional(LimitKey),
+  rateKeyLimit: v.optional(RateSchema),
+  concurrencyKey: v.optional(LimitKey),
+  concurrencyLimit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65_535))),
   eta: v.optional(
     v.union([
       v.pipe(
@@ -101,10 +137,13 @@ function defaultsToWire(options: v.InferOutput<typeof TaskDefaultsSchema>): Task
 }
 
 /** Checks a method's task defaults and gives their wire form; ValidationError names a bad field. */
-export function taskDefaultsToWire(options: TaskDefaults, path = "task"): TaskOptionsWire {
-  const parsed = v.safeParse(TaskDefaultsSchema, options);
+export function taskDefaultsToWire(options: MethodTaskDefaults, path = "task"): MethodTaskDefaultsWire {
+  const parsed = v.safeParse(MethodTaskDefaultsSchema, options);
   if (!parsed.success) throw validationErrorFromIssues(parsed.issues, path);
-  return defaultsToWire(parsed.output);
+  const { rateLimit, ...defaults } = parsed.output;
+  const wire: MethodTaskDefaultsWire = defaultsToWire(defaults);
+  if (rateLimit !== undefined) wire.rateLimit = rateLimit;
+  return wire;
 }
 
 /** Checks submit options and gives their wire form plus `waitForDealer`; ValidationError names a bad field. */
@@ -115,12 +154,44 @@ export function submitOptionsToWire(options: SubmitOptions): {
 } {
   const parsed = v.safeParse(SubmitOptionsSchema, options);
   if (!parsed.success) throw validationErrorFromIssues(parsed.issues, "options");
-  const { eta, idempotencyKey, waitForDealer, require, ...defaults } = parsed.output;
+  const {
+    eta,
+    idempotencyKey,
+    waitForDealer,
+    require,
+    rateKey,
+    rateKeyLimit,
+    concurrencyKey,
+    concurrencyLimit,
+    ...defaults
+  } = parsed.output;
   const wire = defaultsToWire(defaults);
+  checkLimitKeys({ rateKey, rateKeyLimit, concurrencyKey, concurrencyLimit }, "options");
+  if (rateKey !== undefined) wire.rateKey = rateKey;
+  if (rateKeyLimit !== undefined) wire.rateKeyLimit = rateKeyLimit;
+  if (concurrencyKey !== undefined) wire.concurrencyKey = concurrencyKey;
+  if (concurrencyLimit !== undefined) wire.concurrencyLimit = concurrencyLimit;
   if (eta !== undefined) wire.etaMs = (typeof eta === "string" ? new Date(eta) : eta).getTime();
   if (idempotencyKey !== undefined) wire.idempotencyKey = idempotencyKey;
   const hasRequire = require !== undefined && Object.keys(require).length > 0;
   return { options: wire, waitForDealer: waitForDealer ?? false, ...(hasRequire ? { require } : {}) };
+}
+
+/**
+ * The rules between the key options that a schema per field cannot say: a rate key needs its
+ * rate, a rate or limit needs its key. Throws ValidationError naming the field.
+ */
+export function checkLimitKeys(
+  options: Pick<TaskOptionsWire, "rateKey" | "rateKeyLimit" | "concurrencyKey" | "concurrencyLimit">,
+  path: string,
+): void {
+  const fail = (field: string, message: string) => {
+    throw new ValidationError(`${path}.${field}: ${message}`, { data: { path: `${path}.${field}` } });
+  };
+  if (options.rateKey !== undefined && options.rateKeyLimit === undefined) fail("rateKeyLimit", 'a rateKey needs its rate, e.g. "5/s"');
+  if (options.rateKeyLimit !== undefined && options.rateKey === undefined) fail("rateKey", "rateKeyLimit needs a rateKey");
+  if (options.concurrencyLimit !== undefined && options.concurrencyKey === undefined)
+    fail("concurrencyKey", "concurrencyLimit needs a concurrencyKey");
 }
 
 const TaskErrorSchema = v.object({ code: v.string(), message: v.string(), data: v.optional(v.unknown()) });

@@ -5,7 +5,7 @@
  */
 import * as v from "valibot";
 import { ApiKeyOption, booleanFromEnv, checkOptions, EndpointOption, listFromEnv, SecondsOption, secondsFromEnv } from "../options.ts";
-import { RouterMode, ValidationError } from "../protocol/index.ts";
+import { RateSchema, RouterMode, ValidationError } from "../protocol/index.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { connectionTimings } from "./connection-timings.ts";
 
@@ -30,6 +30,13 @@ export interface ServiceRouterOptions {
   maxQueueLength?: number;
   /** Per-method overrides of maxQueueLength, keyed "Service.method". */
   queueLimits?: Record<string, number>;
+  /**
+   * Per-method rate limits, keyed "Service.method": `{ "Mail.send": "100/s" }` ("N/s", "N/m",
+   * "N/h"). One token bucket per method for all its dealers, plain calls and task attempts
+   * together; over the rate they wait in the queue, in order. Wins over a dealer's
+   * `@serviceMethod({ task: { rateLimit } })`. Default: none.
+   */
+  rateLimits?: Record<string, string>;
   /** How many times a request whose dealer was lost (before any reply) is dispatched again. Default 1. */
   maxRedispatch?: number;
   /** Default call timeout applied when a request carries none, in seconds; 0 = none. Default 0. */
@@ -56,6 +63,7 @@ const OptionsSchema = v.object({
   clientApiKeys: v.optional(v.array(ApiKeyOption)),
   maxQueueLength: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
   queueLimits: v.optional(v.record(v.string(), v.pipe(v.number(), v.integer(), v.minValue(0)))),
+  rateLimits: v.optional(v.record(v.string(), RateSchema)),
   maxRedispatch: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))),
   defaultTimeout: v.optional(SecondsOption),
   shutdownGrace: v.optional(SecondsOption),
@@ -79,6 +87,7 @@ export interface RouterConfig {
   readonly requireClientAuth: boolean;
   readonly maxQueueLength: number;
   readonly queueLimits: Readonly<Record<string, number>>;
+  readonly rateLimits: Readonly<Record<string, string>>;
   readonly maxRedispatch: number;
   /** Applied to requests that carry no timeout; undefined = none. */
   readonly defaultTimeoutMs: number | undefined;
@@ -119,6 +128,7 @@ export function resolveRouterConfig(options: ServiceRouterOptions, env: Record<s
     requireClientAuth: requireAuth && clientApiKeys.length > 0,
     maxQueueLength: options.maxQueueLength ?? 10_000,
     queueLimits: options.queueLimits ?? {},
+    rateLimits: options.rateLimits ?? {},
     maxRedispatch: options.maxRedispatch ?? 1,
     defaultTimeoutMs: defaultTimeout > 0 ? defaultTimeout * 1000 : undefined,
     shutdownGrace: options.shutdownGrace ?? 5,

@@ -9,6 +9,7 @@ import { QueueFullError } from "../protocol/index.ts";
 import type { Call, CallTable } from "./calls.ts";
 import type { RouterEvents } from "./events.ts";
 import type { Queues } from "./queues.ts";
+import type { MethodRateLimits } from "./rate-limits.ts";
 import type { DealerRegistry, Redispatch, RegisteredDealer } from "./registry.ts";
 import { meetsRequirement } from "./requirements.ts";
 
@@ -71,6 +72,8 @@ export class Dispatcher implements Redispatch {
     private readonly queues: Queues<Call>,
     private readonly calls: CallTable,
     private readonly events?: RouterEvents,
+    /** Per-method rate limits; with none configured, dispatch checks one boolean per call. */
+    private readonly rates?: MethodRateLimits,
   ) {}
 
   /**
@@ -81,7 +84,7 @@ export class Dispatcher implements Redispatch {
     const method = call.method;
     const free = this.freeDealers(method, call.require);
     const waiting = this.queues.count(method);
-    if (free.length > 0 && waiting === 0) {
+    if (free.length > 0 && waiting === 0 && this.mayStart(call)) {
       this.calls.dispatched(call, this.strategy.pick(free));
       return;
     }
@@ -108,9 +111,11 @@ export class Dispatcher implements Redispatch {
     const queue = this.queues.get(method);
     if (!queue) return;
     if (queue.restricted > 0) return this.serveRestricted(method, queue);
-    while (queue.peek() !== undefined) {
+    for (let head = queue.peek(); head !== undefined; head = queue.peek()) {
       const free = this.freeDealers(method, undefined);
       if (free.length === 0) return;
+      // Over the rate: the head waits in its place; the rate's timer serves the queue again.
+      if (!this.mayStart(head)) return;
       this.calls.dispatched(queue.take()!, this.strategy.pick(free));
     }
   }
@@ -125,6 +130,7 @@ export class Dispatcher implements Redispatch {
       if (this.freeDealers(method, undefined).length === 0) return;
       const free = this.freeDealers(method, call.require);
       if (free.length === 0) continue;
+      if (!this.mayStart(call)) return;
       queue.takeCall(call);
       this.calls.dispatched(call, this.strategy.pick(free));
     }
@@ -134,12 +140,17 @@ export class Dispatcher implements Redispatch {
   serveDealer(dealer: RegisteredDealer): void {
     while (dealer.hasFreeSlot) {
       let oldest: Call | undefined;
+      const rates = this.rates?.active ? this.rates : undefined;
       for (const method of dealer.methods.keys()) {
         const queue = this.queues.get(method);
         if (queue === undefined) continue;
         const head = queue.restricted === 0 ? queue.peek() : queue.firstMeeting(dealer.tags);
-        if (head && (!oldest || head.seq < oldest.seq)) oldest = head;
+        if (!head || (oldest && head.seq >= oldest.seq)) continue;
+        // A method over its rate does not hold up the dealer's other methods.
+        if (rates && head.task === undefined && !rates.available(method)) continue;
+        oldest = head;
       }
+      if (oldest && rates && oldest.task === undefined) rates.take(oldest.method);
       if (!oldest) {
         // Nothing of the router's own waits for it: tell whoever has other work (tasks).
         this.events?.emit("dealer.free", dealer);
@@ -148,6 +159,16 @@ export class Dispatcher implements Redispatch {
       this.queues.get(oldest.method)!.takeCall(oldest);
       this.calls.dispatched(oldest, dealer);
     }
+  }
+
+  /**
+   * Whether a call may start now as far as its method's rate goes, taking a token if so. A task's
+   * attempt has its token already: the task layer takes it before it marks the task running.
+   */
+  private mayStart(call: Call): boolean {
+    const rates = this.rates;
+    if (rates === undefined || !rates.active || call.task !== undefined) return true;
+    return rates.take(call.method) === 0;
   }
 
   /** Free dealers offering `method` that meet `require` (all free ones, without a requirement). */

@@ -21,6 +21,7 @@ import { Inbound } from "./inbound.ts";
 import { RouterInfoBuilder } from "./info.ts";
 import { Outbound } from "./outbound.ts";
 import { Queues } from "./queues.ts";
+import { MethodRateLimits } from "./rate-limits.ts";
 import { DealerRegistry } from "./registry.ts";
 import { Sessions } from "./sessions.ts";
 
@@ -52,6 +53,7 @@ export class ServiceRouter {
   private readonly inbound: Inbound;
   private readonly infoBuilder: RouterInfoBuilder;
   private readonly deadlines = new Deadlines();
+  private readonly rates: MethodRateLimits;
   private socket: Router | null = null;
   /** Set while running with client keys required: each new connection must HELLO in time. */
   private hello: HelloDeadline | null = null;
@@ -75,7 +77,12 @@ export class ServiceRouter {
     this.queues = new Queues<Call>(config.maxQueueLength, config.queueLimits);
     this.calls = new CallTable(this.queues, this.outbound, this.events, log);
     const strategy = strategyFor(config.mode);
-    const dispatcher = new Dispatcher(strategy, this.queues, this.calls, this.events);
+    const rates = (this.rates = new MethodRateLimits(config.rateLimits));
+    const dispatcher = new Dispatcher(strategy, this.queues, this.calls, this.events, rates);
+    rates.onAvailable = (method) => dispatcher.serveMethod(method);
+    this.events.on("dealer.registered", (dealer) => {
+      for (const [method, info] of dealer.methods) if (info.task?.rateLimit !== undefined) rates.declared(method, info.task.rateLimit);
+    });
     this.registry = new DealerRegistry(this.calls, this.queues, dispatcher, this.events, log, {
       defaultMaxConcurrent: strategy.defaultMaxConcurrent,
       isStopping,
@@ -188,6 +195,7 @@ export class ServiceRouter {
     await new Promise((r) => setImmediate(r));
     this.sessions.clear();
     this.deadlines.clear();
+    this.rates.clear();
     this.hello?.clear();
     this.hello = null;
     socket.close();
@@ -223,6 +231,14 @@ export class ServiceRouter {
     let free = 0;
     for (const dealer of this.registry.offering(method) ?? []) if (dealer.hasFreeSlot) free += dealer.maxConcurrent - dealer.load;
     return free;
+  }
+
+  /**
+   * @internal Takes a token of `method`'s rate limit for a task's attempt (the attempt's call then
+   * takes none): 0 when taken (or the method has no limit), else the ms until the next token.
+   */
+  takeRateToken(method: string): number {
+    return this.rates.active ? this.rates.take(method) : 0;
   }
 
   /** @internal Runs a call owned by `sink` (a task's attempt); `abandonOwned` gives up on it. */

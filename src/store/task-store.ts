@@ -33,6 +33,12 @@ export interface TaskPolicy extends RetryPolicy {
   timeLimitMs?: number;
   /** How long a finished task's record is kept. */
   resultTtlMs: number;
+  /** Tasks with this key share one rate, `rateKeyLimit` ("5/s"), across methods. */
+  rateKey?: string;
+  rateKeyLimit?: string;
+  /** At most `concurrencyLimit` tasks with this key run at once, across methods. */
+  concurrencyKey?: string;
+  concurrencyLimit?: number;
 }
 
 /** An error as stored and sent: the wire's `{ code, message, data? }`. */

@@ -45,7 +45,12 @@ export interface TaskHost {
   method(method: string, require?: Readonly<Record<string, string>>): { stream: boolean; taskDefaults: TaskOptions } | undefined;
   /** Dealer slots free for `method` now (live, not draining dealers). */
   freeSlots(method: string): number;
-  /** Runs an attempt now; the caller checked `freeSlots` first. */
+  /**
+   * Takes a token of `method`'s rate limit (shared with the method's plain calls): 0 when taken
+   * or the method has no limit, else the ms until the next token (nothing taken).
+   */
+  takeRateToken(method: string): number;
+  /** Runs an attempt now; the caller checked `freeSlots` and took its rate token first. */
   startAttempt(request: AttemptRequest, sink: AttemptSink): AttemptHandle;
   /**
    * From now on calls `listener` whenever slots for `method` may have freed (a call ended, a

@@ -61,8 +61,22 @@ export class MethodWindow {
     if (index >= 0) this.items.splice(index, 1);
   }
 
+  /** The next task to run, left in place; undefined when none is queued. */
+  peek(): TaskRecord | undefined {
+    this.refill();
+    return this.items[0];
+  }
+
   /** The next task to run, or undefined when none is queued. */
   take(): TaskRecord | undefined {
+    this.refill();
+    const next = this.items.shift();
+    if (next) this.ids.delete(next.id);
+    return next;
+  }
+
+  /** With nothing in memory, loads the next part of the queue from the store. */
+  private refill(): void {
     if (this.items.length === 0 && !this.exhausted) {
       const loaded = this.store.queued(this.method, this.size, this.frontier);
       this.items = loaded;
@@ -74,8 +88,5 @@ export class MethodWindow {
       }
       this.exhausted = loaded.length < this.size;
     }
-    const next = this.items.shift();
-    if (next) this.ids.delete(next.id);
-    return next;
   }
 }

@@ -34,6 +34,10 @@ export class RouterTaskHost implements TaskHost {
     return this.router.freeSlots(method);
   }
 
+  takeRateToken(method: string): number {
+    return this.router.takeRateToken(method);
+  }
+
   startAttempt(request: AttemptRequest, attempt: AttemptSink): AttemptHandle {
     const sink: ReplySink = {
       chunk() {},

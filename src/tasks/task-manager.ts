@@ -6,8 +6,10 @@
  * retries, revokes and purges, and tells watchers what happened.
  */
 import {
+  burstOf,
   errorToWire,
   NoSuchMethodError,
+  parseRate,
   type Tags,
   TaskNotFoundError,
   TimeoutError,
@@ -17,8 +19,10 @@ import {
 import { isFinal, type TaskState, type TransitionName } from "../store/task-states.ts";
 import type { TaskError, TaskFilter, TaskPage, TaskRecord, TaskStore, TransitionFields } from "../store/task-store.ts";
 import type { Logger } from "../util/log.ts";
+import { TokenBucket } from "../util/token-bucket.ts";
 import type { AttemptHandle, AttemptSink, TaskHost } from "./host.ts";
-import { MethodWindow } from "./method-window.ts";
+import { MethodWindow, ranksBefore } from "./method-window.ts";
+import { ParkedTasks } from "./parked-tasks.ts";
 import { decideRetry } from "./retry-policy.ts";
 import { newTaskId } from "./task-id.ts";
 import { resolveTask, type TaskOptions } from "./task-options.ts";
@@ -46,6 +50,8 @@ interface Attempt {
   handle: AttemptHandle | undefined;
   /** Revoked while it ran (or while it was being started): its outcome is ignored. */
   revoked: boolean;
+  /** Its hold on its concurrency key was given back. */
+  ended: boolean;
 }
 
 /** Tasks looked at per turn of a timer (due, expiring, purge), so one turn stays short. */
@@ -54,6 +60,11 @@ const BATCH = 1000;
 const TERMINATE_GRACE_MS = 1000;
 /** Largest delay a timer takes. */
 const MAX_TIMER_MS = 2_147_483_647;
+/**
+ * Most tasks of one method parked behind their keys. Past it the method's queue waits at its head
+ * (head-of-line blocking comes back) rather than hold an unbounded backlog in memory.
+ */
+const MAX_PARKED_PER_METHOD = 100_000;
 
 export class TaskManager {
   readonly watchers = new TaskWatchers();
@@ -73,6 +84,15 @@ export class TaskManager {
   private readonly withQueued = new Set<string>();
   /** Attempts per method whose markRunning is not committed yet: they hold a slot already. */
   private readonly starting = new Map<string, number>();
+  /** Per-method parked tasks (waiting for a concurrency or rate key). */
+  private readonly parked = new Map<string, ParkedTasks>();
+  /** For each block key ("c:" + concurrency key, "r:" + rate key): methods with tasks parked behind it. */
+  private readonly parkedMethods = new Map<string, Set<string>>();
+  /** Attempts holding each concurrency key (started, not ended). */
+  private readonly runningByKey = new Map<string, number>();
+  private readonly rateKeyBuckets = new Map<string, TokenBucket>();
+  /** One timer per rate key out of tokens, and per method over its rate: they pump when a token is due. */
+  private readonly rateTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private wakeTimer: ReturnType<typeof setTimeout> | undefined;
   private wakeAt = Number.POSITIVE_INFINITY;
   private purgeTimer: ReturnType<typeof setInterval> | undefined;
@@ -115,6 +135,8 @@ export class TaskManager {
     this.host.onCapacity(undefined);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+    for (const timer of this.rateTimers.values()) clearTimeout(timer);
+    this.rateTimers.clear();
     this.wakeTimer = undefined;
     this.purgeTimer = undefined;
     await this.store.close();
@@ -179,7 +201,7 @@ export class TaskManager {
       attempt.revoked = true;
       if (options.terminate) attempt.handle?.terminate(TERMINATE_GRACE_MS);
       else attempt.handle?.cancel();
-      this.attempts.delete(id);
+      this.endAttempt(attempt);
     }
     const error: TaskError = { code: "CANCELLED", message: "the task was revoked" };
     await this.finish(record, "markRevoked", error);
@@ -219,35 +241,143 @@ export class TaskManager {
   }
 
   /** Tasks by state, and what the manager holds in memory. */
-  stats(): { counts: Record<TaskState, number>; running: number; windowed: number; watchers: number } {
+  stats(): { counts: Record<TaskState, number>; running: number; windowed: number; parked: number; watchers: number } {
     let windowed = 0;
     for (const window of this.windows.values()) windowed += window.held;
-    return { counts: this.store.counts(), running: this.attempts.size, windowed, watchers: this.watchers.size };
+    let parked = 0;
+    for (const line of this.parked.values()) parked += line.size;
+    return { counts: this.store.counts(), running: this.attempts.size, windowed, parked, watchers: this.watchers.size };
   }
 
   // ---- dispatch ----
 
-  /** Gives free slots of `method` the next queued tasks. */
+  /**
+   * Gives free slots of `method` the next queued tasks, in dispatch order: a task whose
+   * concurrency key is full or whose rate key is out of tokens parks and the next one goes; the
+   * method's own rate limit holds the whole queue at its head.
+   */
   private pump(method: string): void {
     if (this.stopped || !this.withQueued.has(method)) return;
     let free = this.host.freeSlots(method) - (this.starting.get(method) ?? 0);
     if (free <= 0) return;
     const window = this.window(method);
+    const parked = this.parked.get(method);
     const now = this.now();
     while (free > 0) {
-      const task = window.take();
+      const head = window.peek();
+      const ready = parked?.peekReady();
+      const fromParked = ready !== undefined && (head === undefined || ranksBefore(ready.task, head));
+      const task = fromParked ? ready!.task : head;
       if (!task) {
         // Nothing queued in memory or in the store: forget the method until a task is queued.
-        this.noneQueuedIn(method);
+        if (parked === undefined || parked.size === 0) this.noneQueuedIn(method);
         return;
       }
+      const takeIt = () => (fromParked ? parked!.takeHead(ready!.key) : window.take());
       if (task.expiresAt !== undefined && task.expiresAt <= now) {
+        takeIt();
         void this.finish(task, "markExpired", expiredError(task));
         continue;
       }
+      const blockedBy = this.blockOf(task);
+      if (blockedBy !== undefined) {
+        if (!fromParked && (parked?.size ?? 0) >= MAX_PARKED_PER_METHOD) return;
+        takeIt();
+        this.park(method, blockedBy, task);
+        continue;
+      }
+      const waitMs = this.host.takeRateToken(method);
+      if (waitMs > 0) {
+        this.pumpIn(`m:${method}`, waitMs, [method]);
+        return;
+      }
+      takeIt();
+      if (task.policy.rateKey !== undefined) this.rateKeyBucket(task)?.tryTake();
       free--;
       void this.startAttempt(task);
     }
+  }
+
+  /** The key that keeps `task` from starting now ("c:…" concurrency, "r:…" rate), if any. Takes nothing. */
+  private blockOf(task: TaskRecord): string | undefined {
+    const { concurrencyKey, concurrencyLimit, rateKey } = task.policy;
+    if (concurrencyKey !== undefined && (this.runningByKey.get(concurrencyKey) ?? 0) >= (concurrencyLimit ?? 1)) {
+      return `c:${concurrencyKey}`;
+    }
+    if (rateKey !== undefined) {
+      const waitMs = this.rateKeyBucket(task)?.msUntilNext() ?? 0;
+      if (waitMs > 0) {
+        const key = `r:${rateKey}`;
+        this.pumpIn(key, waitMs, undefined);
+        return key;
+      }
+    }
+    return undefined;
+  }
+
+  private park(method: string, key: string, task: TaskRecord): void {
+    let parked = this.parked.get(method);
+    if (!parked) this.parked.set(method, (parked = new ParkedTasks()));
+    parked.park(key, task);
+    let methods = this.parkedMethods.get(key);
+    if (!methods) this.parkedMethods.set(key, (methods = new Set()));
+    methods.add(method);
+  }
+
+  /** `key` has room again: the methods with tasks parked behind it try them. */
+  private released(key: string): void {
+    const methods = this.parkedMethods.get(key);
+    if (!methods) return;
+    for (const method of [...methods]) {
+      if (!this.parked.get(method)?.release(key)) {
+        methods.delete(method);
+        continue;
+      }
+      this.pump(method);
+    }
+    if (methods.size === 0) this.parkedMethods.delete(key);
+  }
+
+  /**
+   * After `waitMs`, releases rate key `key` ("r:…") or pumps `methods` (a method over its rate,
+   * "m:…"); one timer per key.
+   */
+  private pumpIn(key: string, waitMs: number, methods: string[] | undefined): void {
+    if (this.stopped || this.rateTimers.has(key)) return;
+    const timer = setTimeout(
+      () => {
+        this.rateTimers.delete(key);
+        if (methods === undefined) this.released(key);
+        else for (const method of methods) this.pump(method);
+      },
+      Math.min(MAX_TIMER_MS, Math.max(1, waitMs)),
+    );
+    this.rateTimers.set(key, timer);
+  }
+
+  /** The token bucket of `task`'s rate key; the latest rate submitted for a key applies. */
+  private rateKeyBucket(task: TaskRecord): TokenBucket | undefined {
+    const { rateKey, rateKeyLimit } = task.policy;
+    if (rateKey === undefined || rateKeyLimit === undefined) return undefined;
+    const rate = parseRate(rateKeyLimit);
+    if (rate === undefined) return undefined;
+    let bucket = this.rateKeyBuckets.get(rateKey);
+    if (!bucket) this.rateKeyBuckets.set(rateKey, (bucket = new TokenBucket({ ...rate, capacity: burstOf(rate), now: this.now })));
+    else bucket.setRate({ ...rate, capacity: burstOf(rate) });
+    return bucket;
+  }
+
+  /** An attempt stops holding its task's concurrency key (once, however it ended). */
+  private endAttempt(attempt: Attempt): void {
+    if (this.attempts.get(attempt.task.id) === attempt) this.attempts.delete(attempt.task.id);
+    if (attempt.ended) return;
+    attempt.ended = true;
+    const key = attempt.task.policy.concurrencyKey;
+    if (key === undefined) return;
+    const held = (this.runningByKey.get(key) ?? 1) - 1;
+    if (held <= 0) this.runningByKey.delete(key);
+    else this.runningByKey.set(key, held);
+    this.released(`c:${key}`);
   }
 
   private async startAttempt(task: TaskRecord): Promise<void> {
@@ -256,8 +386,10 @@ export class TaskManager {
       this.pump(task.method);
       return;
     }
-    const attempt: Attempt = { task, number: task.attempts + 1, handle: undefined, revoked: false };
+    const attempt: Attempt = { task, number: task.attempts + 1, handle: undefined, revoked: false, ended: false };
     this.attempts.set(task.id, attempt);
+    const key = task.policy.concurrencyKey;
+    if (key !== undefined) this.runningByKey.set(key, (this.runningByKey.get(key) ?? 0) + 1);
     this.starting.set(task.method, (this.starting.get(task.method) ?? 0) + 1);
     let started: boolean;
     try {
@@ -269,7 +401,7 @@ export class TaskManager {
       this.starting.set(task.method, (this.starting.get(task.method) ?? 1) - 1);
     }
     if (!started || attempt.revoked || this.stopped) {
-      if (this.attempts.get(task.id) === attempt) this.attempts.delete(task.id);
+      this.endAttempt(attempt);
       this.pump(task.method);
       return;
     }
@@ -319,7 +451,7 @@ export class TaskManager {
   /** Ends `attempt`'s hold on its task; false when the outcome no longer matters (revoked). */
   private settle(attempt: Attempt): boolean {
     if (this.attempts.get(attempt.task.id) !== attempt) return false;
-    this.attempts.delete(attempt.task.id);
+    this.endAttempt(attempt);
     return !attempt.revoked;
   }
 
@@ -342,6 +474,7 @@ export class TaskManager {
     const now = this.now();
     const applied = await this.store.transition(task.id, name, { error, finishedAt: now, purgeAt: now + task.policy.resultTtlMs });
     this.windows.get(task.method)?.remove(task.id);
+    this.parked.get(task.method)?.remove(task.id);
     if (applied) this.emit(task.id, this.store.get(task.id)?.state ?? "failed");
   }
 
@@ -378,6 +511,8 @@ export class TaskManager {
 
   private async purge(): Promise<void> {
     if (this.stopped) return;
+    // A full bucket holds nothing a new one would not: keys seen once cost no memory for ever.
+    for (const [key, bucket] of this.rateKeyBuckets) if (bucket.isFull && !this.rateTimers.has(`r:${key}`)) this.rateKeyBuckets.delete(key);
     try {
       while ((await this.store.purge(this.now(), BATCH)) === BATCH) {}
     } catch (error) {

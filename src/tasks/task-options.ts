@@ -2,7 +2,7 @@
  * From a submit's options and its method's defaults to the task to store: priorities, times
  * and the retry policy, with every default in one place. Pure: the caller passes the clock.
  */
-import { type TaskOptionsWire, ValidationError } from "../protocol/index.ts";
+import { checkLimitKeys, type TaskOptionsWire, ValidationError } from "../protocol/index.ts";
 import type { NewTask, TaskPolicy } from "../store/task-store.ts";
 
 /** Options of one task as they travel (milliseconds); the same shape holds a method's defaults. */
@@ -58,6 +58,16 @@ export function resolveTask(
   };
   const timeLimitMs = pick("timeLimitMs");
   if (timeLimitMs !== undefined) policy.timeLimitMs = timeLimitMs;
+  // Keys belong to the submit alone (a method's defaults cannot carry them).
+  checkLimitKeys(submit, "options");
+  if (submit.rateKey !== undefined && submit.rateKeyLimit !== undefined) {
+    policy.rateKey = submit.rateKey;
+    policy.rateKeyLimit = submit.rateKeyLimit;
+  }
+  if (submit.concurrencyKey !== undefined) {
+    policy.concurrencyKey = submit.concurrencyKey;
+    policy.concurrencyLimit = submit.concurrencyLimit ?? 1;
+  }
   const task: NewTask = {
     id,
     method,

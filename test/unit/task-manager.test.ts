@@ -43,6 +43,10 @@ class FakeHost implements TaskHost {
     return Math.max(0, (this.slots.get(method) ?? 0) - running);
   }
 
+  takeRateToken(): number {
+    return 0;
+  }
+
   startAttempt(request: AttemptRequest, sink: AttemptSink) {
     const attempt: FakeAttempt & { done?: boolean } = { request, sink, cancelled: false };
     this.attempts.push(attempt);

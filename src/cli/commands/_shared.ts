@@ -38,6 +38,30 @@ export function taskStorePath(store: string | undefined): string {
 /** The exit code for a router whose task store cannot be used (as for a service that cannot start). */
 export const EXIT_STORE_UNUSABLE = 78;
 
+/** `--rate-limit Svc.method=100/s`, repeatable (or comma-separated): the router's per-method rate limits. */
+export const rateLimitArg = {
+  "rate-limit": {
+    type: "string",
+    description: 'Per-method rate limit, "Service.method=N/s" (or N/m, N/h); repeatable; wins over the dealers\' own',
+  },
+} as const satisfies ArgsDef;
+
+/** The `--rate-limit` values as the router's `rateLimits` option; a bad one is a usage error naming it. */
+export function parseRateLimits(values: string[]): Record<string, string> | undefined {
+  if (values.length === 0) return undefined;
+  const limits: Record<string, string> = {};
+  for (const value of values) {
+    const match = /^([^=\s]+)=(\S+)$/.exec(value);
+    if (!match) throw new CliError(`--rate-limit takes Service.method=N/s (or N/m, N/h), got "${value}"`, 2);
+    const [, method, rate] = match;
+    if (!/^[1-9]\d{0,8}\/[smh]$/.test(rate)) {
+      throw new CliError(`--rate-limit ${method}: "${rate}" is not a rate; write N/s, N/m or N/h, e.g. 100/s`, 2);
+    }
+    limits[method] = rate;
+  }
+  return limits;
+}
+
 export const logLevelArg = {
   "log-level": { type: "string", description: "silent, error, warn, info or debug (env VOIDRAIL_LOG_LEVEL)" },
 } as const satisfies ArgsDef;

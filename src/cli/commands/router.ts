@@ -7,7 +7,9 @@ import {
   EXIT_STORE_UNUSABLE,
   logLevelArg,
   onShutdown,
+  parseRateLimits,
   parseSeconds,
+  rateLimitArg,
   routerEndpoint,
   splitKeys,
   storeArg,
@@ -41,6 +43,7 @@ const args = {
   "dealer-keys": { type: "string", description: "Comma-separated keys dealers must present (env VOIDRAIL_DEALER_API_KEYS)" },
   "client-keys": { type: "string", description: "Comma-separated keys clients must present (env VOIDRAIL_CLIENT_API_KEYS)" },
   ...storeArg,
+  ...rateLimitArg,
   "generate-keys": { type: "boolean", description: "Print a new dealer key and client key and the commands that use them, then exit" },
   ...logLevelArg,
 } as const;
@@ -50,7 +53,8 @@ export default defineCommand({
   args,
   run: ({ args: parsed, rawArgs }) =>
     runCli(async () => {
-      checkFlags(rawArgs, args);
+      const { "rate-limit": rateLimitFlags } = checkFlags(rawArgs, args, ["rate-limit"]);
+      const rateLimits = parseRateLimits(rateLimitFlags);
       const { ApiKeyManager, ServiceRouter } = await import("../../index.ts");
       if (parsed["generate-keys"]) {
         const dealerKey = ApiKeyManager.generateKey("dealer");
@@ -82,6 +86,7 @@ export default defineCommand({
         ...(maxQueue !== undefined ? { maxQueueLength: Number.parseInt(maxQueue, 10) } : {}),
         ...(maxMessageMiB !== undefined ? { maxMessageSize: Number(maxMessageMiB) * 1024 * 1024 } : {}),
         taskStore: taskStorePath(parsed.store),
+        ...(rateLimits !== undefined ? { rateLimits } : {}),
       });
       // Signals are handled from before the start: a Ctrl-C right after "listening" must drain, not kill.
       const started = router.start();

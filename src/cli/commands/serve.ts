@@ -8,7 +8,9 @@ import {
   checkFlags,
   EXIT_STORE_UNUSABLE,
   onShutdown,
+  parseRateLimits,
   parseSeconds,
+  rateLimitArg,
   routerEndpoint,
   storeArg,
   taskStorePath,
@@ -27,6 +29,7 @@ const args = {
     default: process.env.VOIDRAIL_HEARTBEAT_TIMEOUT || "30",
   },
   ...storeArg,
+  ...rateLimitArg,
 } as const;
 
 export default defineCommand({
@@ -34,7 +37,12 @@ export default defineCommand({
   args,
   run: ({ args: parsed, rawArgs }) =>
     runCli(async () => {
-      const { class: classNames, tag } = checkFlags(rawArgs, args, ["class", "tag"]);
+      const {
+        class: classNames,
+        tag,
+        "rate-limit": rateLimitFlags,
+      } = checkFlags(rawArgs, args, ["class", "tag", "rate-limit"]);
+      const rateLimits = parseRateLimits(rateLimitFlags);
       applyLogLevel(parsed["log-level"], "info");
       if (parsed.mode !== "fifo" && parsed.mode !== "load_balance")
         throw new CliError(`--mode must be fifo or load_balance, got "${parsed.mode}"`, 2);
@@ -46,6 +54,7 @@ export default defineCommand({
         routerMode: parsed.mode,
         heartbeatTimeout: parseSeconds(parsed["heartbeat-timeout"], "--heartbeat-timeout"),
         taskStore: taskStorePath(parsed.store),
+        ...(rateLimits !== undefined ? { rateLimits } : {}),
       });
       // Signals are handled from before the start: a Ctrl-C during start-up drains what has started.
       let starting: Promise<RunningDealers | undefined> = Promise.resolve(undefined);
