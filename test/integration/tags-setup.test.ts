@@ -197,7 +197,7 @@ for (const transport of TRANSPORTS) {
       const [info] = await client.discoverClusters();
       expect(info.state).toBe("setup");
       expect((await client.getQueueStatus())["ModelService.predict"]).toMatchObject({ availableServices: 0 });
-      const call = client.call<{ model: string }>("ModelService.predict", [21]);
+      const call = client.call<{ model: string; y: number }>("ModelService.predict", [21]);
       await waitFor(async () => (await client.getQueueStatus())["ModelService.predict"]?.queueLength === 1, {
         timeoutMs: STEP_MS,
         message: "the call to wait at the router",
