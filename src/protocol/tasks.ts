@@ -154,17 +154,8 @@ export function submitOptionsToWire(options: SubmitOptions): {
 } {
   const parsed = v.safeParse(SubmitOptionsSchema, options);
   if (!parsed.success) throw validationErrorFromIssues(parsed.issues, "options");
-  const {
-    eta,
-    idempotencyKey,
-    waitForDealer,
-    require,
-    rateKey,
-    rateKeyLimit,
-    concurrencyKey,
-    concurrencyLimit,
-    ...defaults
-  } = parsed.output;
+  const { eta, idempotencyKey, waitForDealer, require, rateKey, rateKeyLimit, concurrencyKey, concurrencyLimit, ...defaults } =
+    parsed.output;
   const wire = defaultsToWire(defaults);
   checkLimitKeys({ rateKey, rateKeyLimit, concurrencyKey, concurrencyLimit }, "options");
   if (rateKey !== undefined) wire.rateKey = rateKey;

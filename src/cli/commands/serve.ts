@@ -37,11 +37,7 @@ export default defineCommand({
   args,
   run: ({ args: parsed, rawArgs }) =>
     runCli(async () => {
-      const {
-        class: classNames,
-        tag,
-        "rate-limit": rateLimitFlags,
-      } = checkFlags(rawArgs, args, ["class", "tag", "rate-limit"]);
+      const { class: classNames, tag, "rate-limit": rateLimitFlags } = checkFlags(rawArgs, args, ["class", "tag", "rate-limit"]);
       const rateLimits = parseRateLimits(rateLimitFlags);
       applyLogLevel(parsed["log-level"], "info");
       if (parsed.mode !== "fifo" && parsed.mode !== "load_balance")
