@@ -44,6 +44,7 @@ export {
   Role,
   ProgressHeaderSchema,
   SubmitHeaderSchema,
+  FlowHeaderSchema,
   TASK_ID_PATTERN,
   TASK_STATE_NAMES,
   TaskHeaderSchema,
@@ -94,6 +95,7 @@ export type {
   RouterMessage,
   ProgressHeader,
   SubmitHeader,
+  FlowHeader,
   TaskHeader,
   TaskOptionsWire,
   WelcomeHeader,
@@ -102,6 +104,18 @@ export type {
   BinaryType,
 } from "./messages.ts";
 
+export {
+  type FlowCallbacksWire,
+  type FlowFailure,
+  type FlowInfo,
+  FlowInfoSchema,
+  FlowLimits,
+  type FlowNodeWire,
+  FlowTaskOptionsSchema,
+  type FlowTaskOptionsWire,
+  GROUP_JOINS,
+  type GroupJoin,
+} from "./flows.ts";
 export { decodeArgs, decodeJson, decodeMessage, encodeJson, encodeJsonOrThrow, encodeMessage } from "./codec.ts";
 export type { DecodeFailure, DecodeResult, JsonResult } from "./codec.ts";
 

@@ -32,7 +32,10 @@ import { type DealerRegistry, noSuchMethod, type RegisteredDealer } from "./regi
 import { type ClientSession, describePeer, type Sessions } from "./sessions.ts";
 
 /** Messages that only a registered dealer may send. */
-type DealerMessage = Exclude<RouterMessage, { kind: "HELLO" | "BEAT" | "REQUEST" | "INFO" | "CANCEL" | "CREDIT" | "SUBMIT" | "TASK" }>;
+type DealerMessage = Exclude<
+  RouterMessage,
+  { kind: "HELLO" | "BEAT" | "REQUEST" | "INFO" | "CANCEL" | "CREDIT" | "SUBMIT" | "TASK" | "FLOW" }
+>;
 
 export interface InboundContext {
   sessions: Sessions;
@@ -112,6 +115,7 @@ export class Inbound {
         return;
       }
       case "SUBMIT":
+      case "FLOW":
       case "TASK": {
         const client = sessions.clientFor(routingId, key, session, message.kind, message.header.id);
         if (!client) return;
