@@ -29,7 +29,21 @@ export {
 } from "./protocol/index.ts";
 export type { MethodTaskDefaults, SubmitOptions, TaskDefaults, TaskEvent, TaskInfo, TaskPage } from "./protocol/index.ts";
 export type { CompressionCodec, CompressOption } from "./protocol/index.ts";
-export type { TaskListFilter } from "./client/task-verbs.ts";
+export type { FlowOptions, SubmitWithCallbacks, TaskListFilter } from "./client/task-verbs.ts";
+export {
+  type ChainSignature,
+  type ChordSignature,
+  chain,
+  chord,
+  type FlowCallbacks,
+  type FlowSignature,
+  type GroupSignature,
+  group,
+  type TaskSignature,
+  type TaskStepOptions,
+  task,
+} from "./client/flow-builders.ts";
+export type { FlowFailure, FlowInfo, GroupJoin } from "./protocol/index.ts";
 export { TaskStoreError, StoreFailure } from "./store/errors.ts";
 export type { TaskStoreOption } from "./tasks/open-store.ts";
 export type { ClustersInfo, DealerInfo, QueuesInfo, RouterInfo, ServicesInfo } from "./protocol/index.ts";

@@ -27,9 +27,9 @@ import {
   type QueuesInfo,
   type RouterInfo,
   type ServicesInfo,
-  type SubmitOptions,
   type TaskEvent,
   type TaskInfo,
+  type FlowInfo,
   type TaskPage,
   TagsSchema,
   TimeoutError,
@@ -42,7 +42,8 @@ import { Fifo } from "../util/fifo.ts";
 import { consumeMessages } from "../util/receive-loop.ts";
 import { Dealer, SEND_DONE } from "../zmtp/index.ts";
 import * as tasks from "./task-verbs.ts";
-import type { TaskChannel, TaskListFilter } from "./task-verbs.ts";
+import type { FlowOptions, SubmitWithCallbacks, TaskChannel, TaskListFilter } from "./task-verbs.ts";
+import type { FlowSignature } from "./flow-builders.ts";
 
 /** Options of a ClientDealer. Times are in seconds, as in the Python seed. */
 export interface ClientDealerOptions {
@@ -473,8 +474,23 @@ export class ClientDealer {
    * Submits `method(...args)` as a background task; resolves once the router has stored it.
    * @example const task = await client.submit("Img.resize", [bytes], { priority: 7, retries: 3 }); task.id
    */
-  submit(method: string, args: unknown[] = [], options: SubmitOptions = {}): Promise<TaskInfo> {
+  submit(method: string, args: unknown[] = [], options: SubmitWithCallbacks = {}): Promise<TaskInfo> {
     return tasks.submit(this.channel, method, args, options);
+  }
+
+  /**
+   * Submits a workflow built with `task`, `chain`, `group` and `chord`; resolves once the router
+   * has stored all of it. The flow is a task: `waitTask(flow.id)` gives its result,
+   * `revokeTask(flow.id)` revokes every step not yet finished.
+   * @example const flow = await client.submitFlow(chain(task("Data.fetch", [url]), task("Data.save")), { onFailure: task("Ops.alert") });
+   */
+  submitFlow(flow: FlowSignature, options: FlowOptions = {}): Promise<TaskInfo> {
+    return tasks.submitFlow(this.channel, flow, options);
+  }
+
+  /** The flow `taskId` is the root of, as a tree: each node's task id and state; TaskNotFoundError for an unknown id. */
+  getFlow(taskId: string): Promise<FlowInfo> {
+    return tasks.getFlow(this.channel, taskId);
   }
 
   /** The task's state, progress, result or error, attempts and times; TaskNotFoundError for an unknown id. */

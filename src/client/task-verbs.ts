@@ -12,6 +12,9 @@ import {
   encodeMessage,
   errorFromWire,
   FINAL_TASK_STATES,
+  type FlowInfo,
+  FlowInfoSchema,
+  type FlowNodeWire,
   ProtocolError,
   type SubmitOptions,
   submitOptionsToWire,
@@ -26,6 +29,7 @@ import {
   ValidationError,
   type VoidRailError,
 } from "../protocol/index.ts";
+import { type FlowCallbacks, type FlowSignature, flowToWire, task } from "./flow-builders.ts";
 
 /** What the verbs need of a client connection. */
 export interface TaskChannel {
@@ -39,7 +43,7 @@ export interface TaskChannel {
 }
 
 export interface TaskListFilter {
-  /** "scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked" or "expired". */
+  /** "blocked", "scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked" or "expired". */
   state?: (typeof TASK_STATE_NAMES)[number];
   method?: string;
   /** Created at or after. */
@@ -73,7 +77,74 @@ function checkTaskId(taskId: string): void {
   }
 }
 
-export async function submit(channel: TaskChannel, method: string, args: unknown[], options: SubmitOptions): Promise<TaskInfo> {
+/** Options of `client.submit`: a task's, and the callbacks that run after it. */
+export interface SubmitWithCallbacks extends SubmitOptions, FlowCallbacks {}
+
+/** Options of `client.submitFlow`. Times in seconds. */
+export interface FlowOptions extends FlowCallbacks {
+  /** Store the flow even if no dealer offers some of its methods yet. Default false. */
+  waitForDealer?: boolean;
+  /** While a task with this key exists, submitting again gives that task, not a second flow. */
+  idempotencyKey?: string;
+  /** Seconds the records of the flow's chains, groups and chords are kept once finished. Default 86400. */
+  resultTtl?: number;
+}
+
+export async function submit(channel: TaskChannel, method: string, args: unknown[], options: SubmitWithCallbacks): Promise<TaskInfo> {
+  const { onSuccess, onFailure, ...plain } = options;
+  if (onSuccess !== undefined || onFailure !== undefined) {
+    // A task with callbacks is a flow of one task: the router stores it with them, atomically.
+    if (!Array.isArray(args)) throw new ValidationError("args must be an array of arguments", { data: { path: "args" } });
+    const { idempotencyKey, waitForDealer, ...step } = plain;
+    return submitFlow(channel, task(method, args, step), {
+      ...(onSuccess ? { onSuccess } : {}),
+      ...(onFailure ? { onFailure } : {}),
+      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+      ...(waitForDealer !== undefined ? { waitForDealer } : {}),
+    });
+  }
+  return submitPlain(channel, method, args, plain);
+}
+
+/** Sends a flow (FLOW); resolves with its root task once the whole flow is stored. */
+export async function submitFlow(channel: TaskChannel, flow: FlowSignature, options: FlowOptions): Promise<TaskInfo> {
+  const { onSuccess, onFailure, waitForDealer, idempotencyKey, resultTtl, ...unknown } = options ?? {};
+  const extra = Object.keys(unknown)[0];
+  if (extra !== undefined) throw new ValidationError(`unknown flow option ${extra}`, { data: { path: `options.${extra}` } });
+  if (waitForDealer !== undefined && typeof waitForDealer !== "boolean") {
+    throw new ValidationError("waitForDealer must be true or false", { data: { path: "options.waitForDealer" } });
+  }
+  if (idempotencyKey !== undefined && (typeof idempotencyKey !== "string" || idempotencyKey.length < 1 || idempotencyKey.length > 256)) {
+    throw new ValidationError("idempotencyKey must be a string of 1 to 256 characters", { data: { path: "options.idempotencyKey" } });
+  }
+  if (resultTtl !== undefined && !(typeof resultTtl === "number" && resultTtl > 0 && resultTtl <= 10 * 365 * 86_400)) {
+    throw new ValidationError("resultTtl must be a positive number of seconds (at most ten years)", {
+      data: { path: "options.resultTtl" },
+    });
+  }
+  const tree: FlowNodeWire = flowToWire(flow, { ...(onSuccess ? { onSuccess } : {}), ...(onFailure ? { onFailure } : {}) });
+  const encoded = encodeJson(tree, "flow");
+  if (!encoded.ok) throw encoded.error;
+  const header = {
+    ...(waitForDealer ? { waitForDealer: true } : {}),
+    ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    ...(resultTtl !== undefined ? { resultTtlMs: Math.round(resultTtl * 1000) } : {}),
+  };
+  const answer = await channel.request(
+    (id) => encodeMessage("FLOW", { id, ...header }, encoded.value),
+    ANSWER_TIMEOUT_SECONDS,
+    "submitFlow",
+  );
+  return checked(TaskInfoSchema, answer, "submitFlow");
+}
+
+export async function getFlow(channel: TaskChannel, taskId: string): Promise<FlowInfo> {
+  checkTaskId(taskId);
+  const answer = await channel.request((id) => encodeMessage("TASK", { id, op: "flow", taskId }), ANSWER_TIMEOUT_SECONDS, "getFlow");
+  return checked(FlowInfoSchema, answer, "getFlow");
+}
+
+async function submitPlain(channel: TaskChannel, method: string, args: unknown[], options: SubmitOptions): Promise<TaskInfo> {
   if (!Array.isArray(args)) throw new ValidationError("args must be an array of arguments", { data: { path: "args" } });
   if (containsBinary(args)) {
     throw new ValidationError(

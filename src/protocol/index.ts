@@ -44,6 +44,7 @@ export {
   Role,
   ProgressHeaderSchema,
   SubmitHeaderSchema,
+  FlowHeaderSchema,
   TASK_ID_PATTERN,
   TASK_STATE_NAMES,
   TaskHeaderSchema,
@@ -111,6 +112,7 @@ export type {
   RouterMessage,
   ProgressHeader,
   SubmitHeader,
+  FlowHeader,
   TaskHeader,
   TaskOptionsWire,
   WelcomeHeader,
@@ -121,6 +123,18 @@ export type {
   Tags,
 } from "./messages.ts";
 
+export {
+  type FlowCallbacksWire,
+  type FlowFailure,
+  type FlowInfo,
+  FlowInfoSchema,
+  FlowLimits,
+  type FlowNodeWire,
+  FlowTaskOptionsSchema,
+  type FlowTaskOptionsWire,
+  GROUP_JOINS,
+  type GroupJoin,
+} from "./flows.ts";
 export { decodeArgs, decodeJson, decodeMessage, encodeJson, encodeJsonOrThrow, encodeMessage, peekMessage } from "./codec.ts";
 export type { DecodeFailure, DecodeResult, JsonResult } from "./codec.ts";
 export { checkFits, MESSAGE_OVERHEAD_BYTES, payloadBytes } from "./message-size.ts";

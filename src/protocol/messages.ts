@@ -107,6 +107,8 @@ export const Kind = {
   SUBMIT: "SUBMIT",
   /** Client → router: read, wait for, watch, revoke or list tasks. */
   TASK: "TASK",
+  /** Client → router: store a workflow (answered by RESULT with its root task). Payload: the JSON tree. */
+  FLOW: "FLOW",
   /** Dealer → router: the running task's method reported progress. */
   PROGRESS: "PROGRESS",
   /**
@@ -121,7 +123,7 @@ export type Kind = (typeof Kind)[keyof typeof Kind];
 export const KINDS: readonly Kind[] = Object.values(Kind);
 
 /** Kinds whose message has a fourth frame: the JSON payload the router forwards without parsing. */
-export const PAYLOAD_KINDS = [Kind.REQUEST, Kind.RESULT, Kind.CHUNK, Kind.SUBMIT] as const;
+export const PAYLOAD_KINDS = [Kind.REQUEST, Kind.RESULT, Kind.CHUNK, Kind.SUBMIT, Kind.FLOW] as const;
 export type PayloadKind = (typeof PAYLOAD_KINDS)[number];
 
 /** The side that receives (and so decodes) a message; headers of the same kind differ per side. */
@@ -266,7 +268,17 @@ export function jsonObjectSchema(maxDepth: number = Limits.MAX_JSON_DEPTH) {
 // can add optional fields without breaking older receivers.
 
 /** Task states, as `TASK {op: "list"}` filters them (the store's `TaskState`). */
-export const TASK_STATE_NAMES = ["scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired"] as const;
+export const TASK_STATE_NAMES = [
+  "blocked",
+  "scheduled",
+  "queued",
+  "running",
+  "retrying",
+  "succeeded",
+  "failed",
+  "revoked",
+  "expired",
+] as const;
 
 /** Task ids: UUIDv7 in lower-case hex. */
 export const TASK_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -511,11 +523,24 @@ export const SubmitHeaderSchema = v.object({
 });
 export type SubmitHeader = v.InferOutput<typeof SubmitHeaderSchema>;
 
+/** FLOW: store a workflow; the payload is its tree (protocol/flows.ts, docs/PROTOCOL.md §16). */
+export const FlowHeaderSchema = v.object({
+  id: RequestIdSchema,
+  /** Store the flow even if no dealer offers some of its methods yet. */
+  waitForDealer: v.optional(v.boolean()),
+  /** While a task with this key exists, a FLOW with it stores nothing and answers that task. */
+  idempotencyKey: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
+  /** How long the records of the flow's chains, groups and chords are kept once finished. */
+  resultTtlMs: v.optional(v.pipe(LongDurationMsSchema, v.minValue(1))),
+});
+export type FlowHeader = v.InferOutput<typeof FlowHeaderSchema>;
+
 /** TASK: one operation on stored tasks; `op` says which. */
 export const TaskHeaderSchema = v.variant("op", [
   v.object({ id: RequestIdSchema, op: v.literal("get"), taskId: TaskIdSchema }),
   v.object({ id: RequestIdSchema, op: v.literal("wait"), taskId: TaskIdSchema, timeoutMs: v.optional(PositiveDurationMsSchema) }),
   v.object({ id: RequestIdSchema, op: v.literal("watch"), taskId: TaskIdSchema }),
+  v.object({ id: RequestIdSchema, op: v.literal("flow"), taskId: TaskIdSchema }),
   v.object({ id: RequestIdSchema, op: v.literal("revoke"), taskId: TaskIdSchema, terminate: v.optional(v.boolean()) }),
   v.object({
     id: RequestIdSchema,
@@ -565,6 +590,7 @@ export interface RouterInbound {
   BEAT: BeatHeader;
   SUBMIT: SubmitHeader;
   TASK: TaskHeader;
+  FLOW: FlowHeader;
   PROGRESS: ProgressHeader;
 }
 
@@ -646,6 +672,7 @@ export const RULES: Readonly<Record<Receiver, ReadonlyMap<Kind, KindRule>>> = {
     [Kind.BEAT, rule(Kind.BEAT, BeatHeaderSchema)],
     [Kind.SUBMIT, rule(Kind.SUBMIT, SubmitHeaderSchema)],
     [Kind.TASK, rule(Kind.TASK, TaskHeaderSchema)],
+    [Kind.FLOW, rule(Kind.FLOW, FlowHeaderSchema)],
     [Kind.PROGRESS, rule(Kind.PROGRESS, ProgressHeaderSchema)],
   ]),
   dealer: new Map([

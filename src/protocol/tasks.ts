@@ -191,7 +191,7 @@ const TaskErrorSchema = v.object({ code: v.string(), message: v.string(), data: 
 export const TaskInfoSchema = v.object({
   id: v.string(),
   method: v.string(),
-  /** "scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked" or "expired". */
+  /** "blocked", "scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked" or "expired". */
   state: v.picklist(TASK_STATE_NAMES),
   priority: v.number(),
   /** Attempts started so far. */

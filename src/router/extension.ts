@@ -1,9 +1,9 @@
 /**
  * Owns the seam between the router and a layer above it that serves client requests which are
- * not calls (SUBMIT and TASK: the task layer, src/tasks/). The router never imports that layer:
+ * not calls (SUBMIT, FLOW and TASK: the task layer, src/tasks/). The router never imports that layer:
  * the layer attaches itself through this interface and owns its calls through a ReplySink.
  */
-import type { SubmitHeader, TaskHeader, WireError } from "../protocol/index.ts";
+import type { FlowHeader, SubmitHeader, TaskHeader, WireError } from "../protocol/index.ts";
 
 /** A client connection as the extension answers it (a ClientSession), by the client's request ids. */
 export interface ClientAnswers {
@@ -14,7 +14,10 @@ export interface ClientAnswers {
 }
 
 /** A client request the router hands to the extension. */
-export type ExtensionMessage = { kind: "SUBMIT"; header: SubmitHeader; payload: Uint8Array } | { kind: "TASK"; header: TaskHeader };
+export type ExtensionMessage =
+  | { kind: "SUBMIT"; header: SubmitHeader; payload: Uint8Array }
+  | { kind: "FLOW"; header: FlowHeader; payload: Uint8Array }
+  | { kind: "TASK"; header: TaskHeader };
 
 export interface ClientExtension {
   /** A SUBMIT or TASK from an authenticated client; answered through the session's `answer*` methods. */

@@ -34,7 +34,10 @@ import { normalizeRequirement } from "./requirements.ts";
 import { type ClientSession, describePeer, type Sessions } from "./sessions.ts";
 
 /** Messages that only a registered dealer may send. */
-type DealerMessage = Exclude<RouterMessage, { kind: "HELLO" | "BEAT" | "REQUEST" | "INFO" | "CANCEL" | "CREDIT" | "SUBMIT" | "TASK" }>;
+type DealerMessage = Exclude<
+  RouterMessage,
+  { kind: "HELLO" | "BEAT" | "REQUEST" | "INFO" | "CANCEL" | "CREDIT" | "SUBMIT" | "TASK" | "FLOW" }
+>;
 
 export interface InboundContext {
   sessions: Sessions;
@@ -114,6 +117,7 @@ export class Inbound {
         return;
       }
       case "SUBMIT":
+      case "FLOW":
       case "TASK": {
         const client = sessions.clientFor(routingId, key, session, message.kind, message.header.id);
         if (!client) return;

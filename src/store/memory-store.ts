@@ -3,13 +3,25 @@
  * survives a restart. Lookups by state scan every task: meant for tests and small deployments;
  * the SQLite store is the one for large backlogs.
  */
-import type { NewTask, QueuePosition, TaskFilter, TaskPage, TaskRecord, TaskStore, TransitionFields } from "./task-store.ts";
+import type {
+  FlowLink,
+  NewTask,
+  QueuePosition,
+  StoredFlowLink,
+  TaskFilter,
+  TaskPage,
+  TaskRecord,
+  TaskStore,
+  TransitionFields,
+} from "./task-store.ts";
 import { canTransition, TASK_STATES, type TaskState, TRANSITIONS, type TransitionName, isFinal } from "./task-states.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 
 export class MemoryTaskStore implements TaskStore {
   private readonly tasks = new Map<string, TaskRecord>();
   private readonly byIdempotencyKey = new Map<string, string>();
+  /** Flow links by flow id, in insertion order (parents first, steps in order). */
+  private readonly links = new Map<string, Map<string, FlowLink>>();
   private nextSeq = 1;
 
   async insert(task: NewTask): Promise<{ task: TaskRecord; created: boolean }> {
@@ -24,6 +36,36 @@ export class MemoryTaskStore implements TaskStore {
     this.tasks.set(record.id, record);
     if (record.idempotencyKey !== undefined) this.byIdempotencyKey.set(record.idempotencyKey, record.id);
     return { task: { ...record }, created: true };
+  }
+
+  async insertFlow(tasks: NewTask[], links: FlowLink[]): Promise<{ root: TaskRecord; created: boolean }> {
+    const [first] = tasks;
+    if (!first) throw new Error("insertFlow needs at least the root task");
+    for (const task of tasks) if (this.tasks.has(task.id)) throw new Error(`task ${task.id} exists already`);
+    const root = await this.insert(first);
+    if (!root.created) return { root: root.task, created: false };
+    for (const task of tasks.slice(1)) await this.insert(task);
+    for (const link of links) {
+      let byTask = this.links.get(link.flowId);
+      if (!byTask) this.links.set(link.flowId, (byTask = new Map()));
+      byTask.set(link.taskId, { ...link });
+    }
+    return { root: root.task, created: true };
+  }
+
+  flowLinks(flowId: string): StoredFlowLink[] {
+    const links: StoredFlowLink[] = [];
+    for (const link of this.links.get(flowId)?.values() ?? []) {
+      const record = this.tasks.get(link.taskId);
+      links.push(record === undefined ? { ...link } : { ...link, state: record.state, method: record.method });
+    }
+    return links;
+  }
+
+  openFlows(): string[] {
+    const open = new Set<string>();
+    for (const record of this.tasks.values()) if (record.flowId !== undefined && !isFinal(record.state)) open.add(record.flowId);
+    return [...open];
   }
 
   get(id: string): TaskRecord | undefined {
@@ -98,6 +140,8 @@ export class MemoryTaskStore implements TaskStore {
     if (fields.error !== undefined) record.error = fields.error;
     if (fields.countAttempt) record.attempts++;
     if (fields.countLost) record.lostAttempts++;
+    if (fields.args !== undefined) record.args = fields.args;
+    if (fields.expiresAt !== undefined) record.expiresAt = fields.expiresAt;
     return true;
   }
 
@@ -113,8 +157,13 @@ export class MemoryTaskStore implements TaskStore {
     for (const record of this.tasks.values()) {
       if (purged >= limit) break;
       if (!isFinal(record.state) || record.purgeAt === undefined || record.purgeAt > now) continue;
+      if (record.flowId !== undefined && record.flowId !== record.id) {
+        const root = this.tasks.get(record.flowId);
+        if (root && !isFinal(root.state)) continue;
+      }
       this.tasks.delete(record.id);
       if (record.idempotencyKey !== undefined) this.byIdempotencyKey.delete(record.idempotencyKey);
+      if (record.flowId !== undefined) this.forgetLink(record.flowId, record.id);
       purged++;
     }
     return purged;
@@ -127,6 +176,11 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   async close(): Promise<void> {}
+
+  private forgetLink(flowId: string, taskId: string): void {
+    const byTask = this.links.get(flowId);
+    if (byTask?.delete(taskId) && byTask.size === 0) this.links.delete(flowId);
+  }
 
   private select(keep: (record: TaskRecord) => boolean): TaskRecord[] {
     const selected: TaskRecord[] = [];

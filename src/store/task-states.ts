@@ -6,6 +6,11 @@
 
 /** Where a task stands. Final states: succeeded, failed, revoked, expired. */
 export const TaskState = {
+  /**
+   * A step of a flow waiting for other tasks of its flow: the steps before it (a chain), its own
+   * steps (a chain, group or chord itself), or the task a callback belongs to.
+   */
+  BLOCKED: "blocked",
   /** Waiting for its countdown or eta. */
   SCHEDULED: "scheduled",
   /** Due, waiting for a free dealer. */
@@ -39,12 +44,21 @@ export const TRANSITIONS = {
   markRunning: { from: [TaskState.QUEUED], to: TaskState.RUNNING },
   /** The attempt returned a result. */
   markSucceeded: { from: [TaskState.RUNNING], to: TaskState.SUCCEEDED },
-  /** The attempt failed and no retry is left (or its error is not retried). */
-  markFailed: { from: [TaskState.RUNNING, TaskState.QUEUED], to: TaskState.FAILED },
+  /** The attempt failed and no retry is left (or its error is not retried); or a flow's chain, group or chord failed. */
+  markFailed: { from: [TaskState.RUNNING, TaskState.QUEUED, TaskState.BLOCKED], to: TaskState.FAILED },
   /** The attempt failed (or its dealer was lost) and another one waits for its backoff. */
   markRetrying: { from: [TaskState.RUNNING], to: TaskState.RETRYING },
   /** A revoke: before it starts, or while it runs. */
-  markRevoked: { from: [TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RETRYING, TaskState.RUNNING], to: TaskState.REVOKED },
+  markRevoked: {
+    from: [TaskState.BLOCKED, TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RETRYING, TaskState.RUNNING],
+    to: TaskState.REVOKED,
+  },
+  /** A blocked flow step's turn came (its arguments are fixed now). */
+  markReleased: { from: [TaskState.BLOCKED], to: TaskState.QUEUED },
+  /** A blocked flow step's turn came, and its countdown or eta is still to wait. */
+  markReleasedLater: { from: [TaskState.BLOCKED], to: TaskState.SCHEDULED },
+  /** A chain, group or chord whose steps succeeded: it holds the result they make. */
+  markJoined: { from: [TaskState.BLOCKED], to: TaskState.SUCCEEDED },
   /** Its `expires` deadline passed before it started. */
   markExpired: { from: [TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RETRYING], to: TaskState.EXPIRED },
 } as const satisfies Record<string, { from: readonly TaskState[]; to: TaskState }>;

@@ -83,6 +83,8 @@ export interface TaskRecord {
   result?: Uint8Array;
   /** Why it failed, was revoked or expired; for a retrying task, why the last attempt failed. */
   error?: TaskError;
+  /** The id of the flow (its root task) this task is a node of; absent for a task alone. */
+  flowId?: string;
 }
 
 /** What `insert` needs: the store assigns `seq`. */
@@ -129,6 +131,43 @@ export interface TransitionFields {
   countAttempt?: boolean;
   /** markRetrying: the attempt was cut off by a lost dealer or restart. */
   countLost?: boolean;
+  /** markReleased/markReleasedLater: the flow step's arguments, with the input it was given. */
+  args?: Uint8Array;
+  /** markReleased/markReleasedLater: the step's `expires`, counted from its release. */
+  expiresAt?: number;
+}
+
+/** What a node of a flow is. */
+export type FlowKind = "task" | "chain" | "group" | "chord";
+/** How a node hangs from its parent: one of its steps, or one of its callbacks. */
+export type FlowRole = "step" | "onSuccess" | "onFailure";
+
+/**
+ * Where one task sits in its flow. The shape is fixed at submit; what changes (state, result,
+ * arguments on release) lives in the task record.
+ */
+export interface FlowLink {
+  taskId: string;
+  /** The flow's root task id (the root's own link carries its own id). */
+  flowId: string;
+  /** Absent for the root. */
+  parentId?: string;
+  /** Order among the parent's steps (a chord's group is 0, its callback 1); 0 for a callback. */
+  position: number;
+  role: FlowRole;
+  kind: FlowKind;
+  /** Groups: "all" (one failure fails the group) or "settled" (every member's outcome). */
+  join?: "all" | "settled";
+  /** Task steps: ignore the input (the previous step's result) instead of taking it as the first argument. */
+  immutable?: boolean;
+  /** Task steps: timing options counted from the step's release (milliseconds). */
+  release?: { countdownMs?: number; etaMs?: number; expiresMs?: number };
+}
+
+/** A flow link with its task's state and method now; both are absent when the task was purged. */
+export interface StoredFlowLink extends FlowLink {
+  state?: TaskState;
+  method?: string;
 }
 
 export interface TaskStore {
@@ -157,10 +196,23 @@ export interface TaskStore {
   transition(id: string, name: TransitionName, fields?: TransitionFields): Promise<boolean>;
   /** Stores the latest progress value of a running task. */
   setProgress(id: string, progress: unknown): Promise<boolean>;
-  /** Deletes up to `limit` finished tasks whose `purgeAt` is at or before `now`; returns how many. */
+  /**
+   * Deletes up to `limit` finished tasks whose `purgeAt` is at or before `now`, with their flow
+   * links; returns how many. A step of a flow whose root has not finished is kept (its result
+   * may still be needed).
+   */
   purge(now: number, limit: number): Promise<number>;
   /** How many tasks are in each state. */
   counts(): Record<TaskState, number>;
+  /**
+   * Stores a whole flow in one transaction: every task (the root first) and every link, or
+   * nothing. With the root's idempotency key already held, stores nothing and returns that task.
+   */
+  insertFlow(tasks: NewTask[], links: FlowLink[]): Promise<{ root: TaskRecord; created: boolean }>;
+  /** Every link of a flow, parents before their children, steps in order. */
+  flowLinks(flowId: string): StoredFlowLink[];
+  /** Ids of flows that have a task not yet final (after a restart: flows to carry on). */
+  openFlows(): string[];
   /** Commits what is pending and releases the store. */
   close(): Promise<void>;
 }

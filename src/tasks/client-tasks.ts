@@ -1,5 +1,5 @@
 /**
- * Serves clients' SUBMIT and TASK requests (the router hands them over as its ClientExtension):
+ * Serves clients' SUBMIT, FLOW and TASK requests (the router hands them over as its ClientExtension):
  * each op is a TaskManager verb, answered on the client's connection; waits and watches are
  * subscriptions that end at the task's final state, at the client's CANCEL, or when its
  * connection goes.
@@ -9,6 +9,7 @@ import type { ClientAnswers, ClientExtension, ExtensionMessage } from "../router
 import { isFinal } from "../store/task-states.ts";
 import type { TaskRecord } from "../store/task-store.ts";
 import type { Logger } from "../util/log.ts";
+import type { FlowEngine } from "./flows/flow-engine.ts";
 import type { TaskManager } from "./task-manager.ts";
 import { encodeTaskInfo, encodeTaskInfos } from "./task-view.ts";
 import type { TaskEvent } from "./watchers.ts";
@@ -21,6 +22,7 @@ export class ClientTasks implements ClientExtension {
 
   constructor(
     private readonly tasks: TaskManager,
+    private readonly flows: FlowEngine,
     private readonly log: Logger,
   ) {}
 
@@ -55,6 +57,10 @@ export class ClientTasks implements ClientExtension {
       client.answer(id, encodeTaskInfo(task));
       return;
     }
+    if (message.kind === "FLOW") {
+      client.answer(id, encodeTaskInfo(await this.flows.submit(message.header, message.payload)));
+      return;
+    }
     const header = message.header;
     switch (header.op) {
       case "get":
@@ -79,6 +85,9 @@ export class ClientTasks implements ClientExtension {
         return this.wait(client, id, header.taskId, header.timeoutMs);
       case "watch":
         return this.watch(client, id, header.taskId);
+      case "flow":
+        client.answer(id, encodeJsonOrThrow(this.flows.describe(header.taskId)));
+        return;
     }
   }
 

@@ -97,6 +97,8 @@ export class TaskManager {
   private wakeAt = Number.POSITIVE_INFINITY;
   private purgeTimer: ReturnType<typeof setInterval> | undefined;
   private stopped = false;
+  /** Hears every task that reaches a final state (the flow engine: src/tasks/flows/). */
+  private finishedListener: ((taskId: string, state: TaskState) => void) | undefined;
 
   constructor(options: TaskManagerOptions) {
     this.store = options.store;
@@ -165,16 +167,40 @@ export class TaskManager {
     const task = resolveTask(newTaskId(now), method, args, options, offered?.taskDefaults ?? {}, now);
     if (requirement !== undefined) task.policy.require = requirement;
     const { task: record, created } = await this.store.insert(task);
-    if (!created) return record;
+    if (created) this.admit(record);
+    return record;
+  }
+
+  // ---- the seam for flows (src/tasks/flows/) ----
+
+  /** From now on `listener` hears every task that reaches a final state, after it is committed. */
+  onFinished(listener: ((taskId: string, state: TaskState) => void) | undefined): void {
+    this.finishedListener = listener;
+  }
+
+  /** A task the store holds as queued or scheduled now (a new one, or a flow step released): run it when due. */
+  admit(record: TaskRecord): void {
     if (record.state === "queued") {
-      this.window(method).offer(record);
-      this.queuedIn(method);
-      this.pump(method);
-    } else {
+      this.window(record.method).offer(record);
+      this.queuedIn(record.method);
+      this.pump(record.method);
+    } else if (record.state === "scheduled") {
       this.wakeBy(record.runAt);
     }
     if (record.expiresAt !== undefined) this.wakeBy(record.expiresAt);
-    return record;
+    this.emit(record.id, record.state);
+  }
+
+  /** Ends a flow's chain, group or chord (blocked → succeeded with `result`, or failed with `error`). */
+  async completeFlowStep(id: string, outcome: { result: Uint8Array } | { error: TaskError }): Promise<boolean> {
+    const record = this.store.get(id);
+    if (!record) return false;
+    const now = this.now();
+    const fields: TransitionFields = { finishedAt: now, purgeAt: now + record.policy.resultTtlMs, ...outcome };
+    const succeeded = "result" in outcome;
+    const applied = await this.store.transition(id, succeeded ? "markJoined" : "markFailed", fields);
+    if (applied) this.ended(id, succeeded ? "succeeded" : "failed");
+    return applied;
   }
 
   /** The task, or TaskNotFoundError. */
@@ -428,7 +454,7 @@ export class TaskManager {
     if (!this.settle(attempt)) return;
     const now = this.now();
     const fields: TransitionFields = { result: payload, finishedAt: now, purgeAt: now + attempt.task.policy.resultTtlMs };
-    if (await this.store.transition(attempt.task.id, "markSucceeded", fields)) this.emit(attempt.task.id, "succeeded");
+    if (await this.store.transition(attempt.task.id, "markSucceeded", fields)) this.ended(attempt.task.id, "succeeded");
   }
 
   private async onError(attempt: Attempt, error: WireError, lost: boolean): Promise<void> {
@@ -475,7 +501,7 @@ export class TaskManager {
     const applied = await this.store.transition(task.id, name, { error, finishedAt: now, purgeAt: now + task.policy.resultTtlMs });
     this.windows.get(task.method)?.remove(task.id);
     this.parked.get(task.method)?.remove(task.id);
-    if (applied) this.emit(task.id, this.store.get(task.id)?.state ?? "failed");
+    if (applied) this.ended(task.id, this.store.get(task.id)?.state ?? "failed");
   }
 
   // ---- time ----
@@ -539,6 +565,12 @@ export class TaskManager {
     let window = this.windows.get(method);
     if (!window) this.windows.set(method, (window = new MethodWindow(method, this.store, this.windowSize)));
     return window;
+  }
+
+  /** A task reached a final state: its watchers hear it, then the flow engine. */
+  private ended(taskId: string, state: TaskState): void {
+    this.emit(taskId, state);
+    this.finishedListener?.(taskId, state);
   }
 
   private emit(taskId: string, state: TaskState): void {

@@ -8,6 +8,7 @@ import { ValidationError } from "../protocol/index.ts";
 import { type ServiceRouterOptions as CoreOptions, ServiceRouter as CoreRouter } from "../router/service-router.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { ClientTasks } from "./client-tasks.ts";
+import { FlowEngine } from "./flows/flow-engine.ts";
 import { openTaskStore, type TaskStoreOption } from "./open-store.ts";
 import { RouterTaskHost } from "./router-host.ts";
 import { TaskManager } from "./task-manager.ts";
@@ -46,6 +47,8 @@ const TaskOptionsSchema = v.object({
 export class ServiceRouter extends CoreRouter {
   /** The task layer, once started. */
   tasks: TaskManager | undefined;
+  /** The workflow engine (chain, group, chord, callbacks), once started. */
+  flows: FlowEngine | undefined;
   private readonly storeOption: TaskStoreOption;
   private readonly taskWindow: number | undefined;
   private readonly purgeIntervalMs: number | undefined;
@@ -74,14 +77,17 @@ export class ServiceRouter extends CoreRouter {
     if (this.tasks) return;
     const log = this.taskLog;
     const { store, description } = await openTaskStore(this.storeOption);
+    const host = new RouterTaskHost(this);
     const tasks = new TaskManager({
       store,
-      host: new RouterTaskHost(this),
+      host,
       logger: log,
       ...(this.taskWindow !== undefined ? { windowSize: this.taskWindow } : {}),
       ...(this.purgeIntervalMs !== undefined ? { purgeIntervalMs: this.purgeIntervalMs } : {}),
     });
-    this.attachExtension(new ClientTasks(tasks, log));
+    const flows = new FlowEngine({ store, host, tasks, logger: log });
+    tasks.onFinished(flows.finished);
+    this.attachExtension(new ClientTasks(tasks, flows, log));
     try {
       await super.start();
     } catch (error) {
@@ -89,8 +95,11 @@ export class ServiceRouter extends CoreRouter {
       throw error;
     }
     this.tasks = tasks;
+    this.flows = flows;
+    const open = flows.load();
     const held = await tasks.start();
-    log.info(`task store: ${description}; ${held}`);
+    await flows.carryOn();
+    log.info(`task store: ${description}; ${held}${open > 0 ? `; ${open} flow(s) carried on` : ""}`);
   }
 
   /** Stops the router (attempts still running are retried after a restart), then closes the store. */
@@ -98,6 +107,8 @@ export class ServiceRouter extends CoreRouter {
     await super.stop();
     const tasks = this.tasks;
     this.tasks = undefined;
+    this.flows?.stop();
+    this.flows = undefined;
     await tasks?.stop();
   }
 }

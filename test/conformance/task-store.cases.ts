@@ -37,9 +37,10 @@ export function newTask(overrides: Partial<NewTask> = {}): NewTask {
 
 /** Puts a fresh task into `state` through the store's own transitions. */
 async function taskIn(store: TaskStore, state: TaskState): Promise<string> {
-  const initial: TaskState = state === "scheduled" ? "scheduled" : "queued";
+  const initial: TaskState = state === "scheduled" || state === "blocked" ? state : "queued";
   const { task } = await store.insert(newTask({ state: initial }));
   const path: Record<TaskState, TransitionName[]> = {
+    blocked: [],
     scheduled: [],
     queued: [],
     running: ["markRunning"],

@@ -46,6 +46,31 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tasks_running ON tasks (seq) WHERE state = 'running';
     `,
   },
+  {
+    version: 2,
+    name: "flows",
+    sql: `
+      ALTER TABLE tasks ADD COLUMN flow_id TEXT;
+      CREATE TABLE flow_links (
+        task_id TEXT PRIMARY KEY,
+        flow_id TEXT NOT NULL,
+        parent_id TEXT,
+        position INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        join_mode TEXT,
+        immutable INTEGER NOT NULL DEFAULT 0,
+        release TEXT
+      );
+      CREATE INDEX flow_links_by_flow ON flow_links (flow_id);
+      CREATE INDEX tasks_in_open_flows ON tasks (flow_id)
+        WHERE flow_id IS NOT NULL AND state NOT IN ('succeeded', 'failed', 'revoked', 'expired');
+      CREATE TRIGGER flow_links_follow_tasks AFTER DELETE ON tasks WHEN old.flow_id IS NOT NULL
+      BEGIN
+        DELETE FROM flow_links WHERE task_id = old.id;
+      END;
+    `,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -9,8 +9,10 @@ import { Database, type Statement } from "bun:sqlite";
 import { decodeCursor, encodeCursor } from "../cursor.ts";
 import { StoreFailure, TaskStoreError } from "../errors.ts";
 import type {
+  FlowLink,
   NewTask,
   QueuePosition,
+  StoredFlowLink,
   TaskError,
   TaskFilter,
   TaskPage,
@@ -47,6 +49,21 @@ interface TaskRow {
   progress: string | null;
   result: Uint8Array | null;
   error: string | null;
+  flow_id: string | null;
+}
+
+interface FlowLinkRow {
+  task_id: string;
+  flow_id: string;
+  parent_id: string | null;
+  position: number;
+  role: FlowLink["role"];
+  kind: FlowLink["kind"];
+  join_mode: FlowLink["join"] | null;
+  immutable: number;
+  release: string | null;
+  state: TaskState | null;
+  method: string | null;
 }
 
 interface Pending {
@@ -55,6 +72,7 @@ interface Pending {
 }
 
 const NOT_STARTED = "('scheduled', 'queued', 'retrying')";
+const FINAL = "('succeeded', 'failed', 'revoked', 'expired')";
 
 export class SqliteTaskStore implements TaskStore {
   private readonly db: Database;
@@ -94,21 +112,65 @@ export class SqliteTaskStore implements TaskStore {
         this.write("DELETE FROM tasks WHERE seq = ?", existing.seq);
       }
     }
-    const row = this.write(
-      `INSERT INTO tasks (id, method, args, state, priority, created_at, run_at, expires_at, idempotency_key, policy)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-      task.id,
-      task.method,
-      task.args,
-      task.state,
-      task.priority,
-      task.createdAt,
-      task.runAt,
-      task.expiresAt ?? null,
-      task.idempotencyKey ?? null,
-      JSON.stringify(task.policy),
-    ) as TaskRow;
+    const row = this.write(`${INSERT_TASK} RETURNING *`, ...taskValues(task)) as TaskRow;
     return this.afterCommit({ task: fromRow(row), created: true });
+  }
+
+  insertFlow(tasks: NewTask[], links: FlowLink[]): Promise<{ root: TaskRecord; created: boolean }> {
+    const [first] = tasks;
+    if (!first) throw new Error("insertFlow needs at least the root task");
+    if (first.idempotencyKey !== undefined) {
+      const existing = this.statement("SELECT * FROM tasks WHERE idempotency_key = ?").get(first.idempotencyKey) as TaskRow | null;
+      if (existing && (existing.purge_at === null || existing.purge_at > first.createdAt)) {
+        return this.afterCommit({ root: fromRow(existing), created: false });
+      }
+    }
+    // Inside the batch transaction, a savepoint makes the flow all or nothing on its own.
+    this.write("SAVEPOINT flow");
+    let root: TaskRow;
+    try {
+      if (first.idempotencyKey !== undefined) {
+        this.write("DELETE FROM tasks WHERE idempotency_key = ?", first.idempotencyKey);
+      }
+      root = this.write(`${INSERT_TASK} RETURNING *`, ...taskValues(first)) as TaskRow;
+      for (const task of tasks.slice(1)) this.write(INSERT_TASK, ...taskValues(task));
+      for (const link of links) {
+        this.write(
+          `INSERT INTO flow_links (task_id, flow_id, parent_id, position, role, kind, join_mode, immutable, release)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          link.taskId,
+          link.flowId,
+          link.parentId ?? null,
+          link.position,
+          link.role,
+          link.kind,
+          link.join ?? null,
+          link.immutable ? 1 : 0,
+          link.release === undefined ? null : JSON.stringify(link.release),
+        );
+      }
+      this.write("RELEASE flow");
+    } catch (error) {
+      this.db.exec("ROLLBACK TO flow");
+      this.db.exec("RELEASE flow");
+      throw asStoreError(error, this.path);
+    }
+    return this.afterCommit({ root: fromRow(root), created: true });
+  }
+
+  flowLinks(flowId: string): StoredFlowLink[] {
+    const rows = this.statement(
+      `SELECT l.*, t.state AS state, t.method AS method FROM flow_links l LEFT JOIN tasks t ON t.id = l.task_id WHERE l.flow_id = ?
+       ORDER BY l.rowid`,
+    ).all(flowId) as FlowLinkRow[];
+    return rows.map(linkFromRow);
+  }
+
+  openFlows(): string[] {
+    const rows = this.statement(`SELECT DISTINCT flow_id FROM tasks WHERE flow_id IS NOT NULL AND state NOT IN ${FINAL}`).all() as {
+      flow_id: string;
+    }[];
+    return rows.map((row) => row.flow_id);
   }
 
   get(id: string): TaskRecord | undefined {
@@ -210,6 +272,8 @@ export class SqliteTaskStore implements TaskStore {
     set("error", fields.error === undefined ? undefined : JSON.stringify(fields.error));
     if (fields.countAttempt) sets.push("attempts = attempts + 1");
     if (fields.countLost) sets.push("lost_attempts = lost_attempts + 1");
+    set("args", fields.args);
+    set("expires_at", fields.expiresAt);
     const states = from.map((state) => `'${state}'`).join(", ");
     const changes = this.write(`UPDATE tasks SET ${sets.join(", ")} WHERE id = ? AND state IN (${states})`, ...params, id);
     return this.afterCommit(changes === 1);
@@ -222,8 +286,11 @@ export class SqliteTaskStore implements TaskStore {
 
   purge(now: number, limit: number): Promise<number> {
     const changes = this.write(
-      `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE purge_at IS NOT NULL AND purge_at <= ?
-         AND state IN ('succeeded', 'failed', 'revoked', 'expired') LIMIT ?)`,
+      `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks t WHERE purge_at IS NOT NULL AND purge_at <= ?
+         AND state IN ${FINAL}
+         AND (t.flow_id IS NULL OR t.flow_id = t.id
+              OR NOT EXISTS (SELECT 1 FROM tasks r WHERE r.id = t.flow_id AND r.state NOT IN ${FINAL}))
+         LIMIT ?)`,
       now,
       limit,
     );
@@ -298,6 +365,42 @@ export class SqliteTaskStore implements TaskStore {
   }
 }
 
+const INSERT_TASK = `INSERT INTO tasks (id, method, args, state, priority, created_at, run_at, expires_at, idempotency_key, policy, flow_id)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+function taskValues(task: NewTask): (string | number | Uint8Array | null)[] {
+  return [
+    task.id,
+    task.method,
+    task.args,
+    task.state,
+    task.priority,
+    task.createdAt,
+    task.runAt,
+    task.expiresAt ?? null,
+    task.idempotencyKey ?? null,
+    JSON.stringify(task.policy),
+    task.flowId ?? null,
+  ];
+}
+
+function linkFromRow(row: FlowLinkRow): StoredFlowLink {
+  const link: StoredFlowLink = {
+    taskId: row.task_id,
+    flowId: row.flow_id,
+    position: row.position,
+    role: row.role,
+    kind: row.kind,
+  };
+  if (row.parent_id !== null) link.parentId = row.parent_id;
+  if (row.join_mode !== null) link.join = row.join_mode;
+  if (row.immutable === 1) link.immutable = true;
+  if (row.release !== null) link.release = JSON.parse(row.release) as FlowLink["release"];
+  if (row.state !== null) link.state = row.state;
+  if (row.method !== null) link.method = row.method;
+  return link;
+}
+
 function fromRow(row: TaskRow): TaskRecord {
   const record: TaskRecord = {
     id: row.id,
@@ -320,6 +423,7 @@ function fromRow(row: TaskRow): TaskRecord {
   if (row.progress !== null) record.progress = JSON.parse(row.progress);
   if (row.result !== null) record.result = row.result;
   if (row.error !== null) record.error = JSON.parse(row.error) as TaskError;
+  if (row.flow_id !== null) record.flowId = row.flow_id;
   return record;
 }
 

@@ -5,7 +5,7 @@ import { printTable } from "../../table.ts";
 import { parsePositiveInteger } from "../_shared.ts";
 import { asTable, runTaskCommand, taskConnectionArgs } from "./_client.ts";
 
-const STATES = ["scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired"] as const;
+const STATES = ["blocked", "scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired"] as const;
 
 const args = {
   state: { type: "string", description: `Only tasks in this state: ${STATES.join(", ")}` },
