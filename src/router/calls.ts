@@ -117,6 +117,8 @@ export class Call {
   binary: BinaryFrames | undefined = undefined;
   /** Set when the call is an attempt of a background task (its REQUEST tells the dealer). */
   task: { readonly id: string; readonly attempt: number } | undefined = undefined;
+  /** performance.now() at arrival: metrics read durations and queue ages from it. */
+  readonly receivedAt = performance.now();
 
   constructor(
     /** Arrival order across all methods: FIFO is by this number. */
