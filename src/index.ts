@@ -3,7 +3,7 @@
  * Services are TypeScript classes (ServiceDealer + @serviceMethod); clients call them
  * (ClientDealer); ServiceRouter queues and dispatches. ZeroMQ (ZMTP 3.1) on the wire.
  */
-export { ServiceRouter, type ServiceRouterOptions } from "./tasks/task-router.ts";
+export { type HttpOptions, ServiceRouter, type ServiceRouterOptions } from "./http/http-router.ts";
 export type { CallView, DealerView, RouterEventMap, RouterEventName, RouterEvents, RouterListener } from "./router/events.ts";
 export { ApiKeyManager } from "./router/auth.ts";
 export { type RecycleReason, ServiceDealer, type ServiceDealerOptions } from "./dealer/service-dealer.ts";

@@ -543,6 +543,11 @@ export class ServiceDealer {
       }
       case "ERROR":
         return this.#onConnectionError(message.header);
+      case "DRAIN":
+        // An operator drained this dealer at the router: finish, leave, and say so to whoever waits.
+        this.#log.info(`${this.serviceName} was asked by the router to drain`);
+        void this.stop();
+        return;
     }
   }
 

@@ -92,7 +92,7 @@ export const Kind = {
   CREDIT: "CREDIT",
   /** Client → router: ask for monitoring data; answered by RESULT. */
   INFO: "INFO",
-  /** Dealer → router: stop sending me new work. */
+  /** Dealer → router: stop sending me new work. Router → dealer: finish your work and leave (an operator's drain). */
   DRAIN: "DRAIN",
   /** Dealer → router: unregister me. */
   BYE: "BYE",
@@ -603,6 +603,8 @@ export interface DealerInbound {
   ERROR: ErrorHeader;
   /** On the heartbeat connection only. */
   TERMINATE: TerminateHeader;
+  /** An operator drained this dealer: finish what runs, then BYE. */
+  DRAIN: DrainHeader;
 }
 
 /** Messages a client receives from the router. */
@@ -682,6 +684,7 @@ export const RULES: Readonly<Record<Receiver, ReadonlyMap<Kind, KindRule>>> = {
     [Kind.CREDIT, rule(Kind.CREDIT, CreditHeaderSchema)],
     [Kind.ERROR, rule(Kind.ERROR, ErrorHeaderSchema)],
     [Kind.TERMINATE, rule(Kind.TERMINATE, TerminateHeaderSchema)],
+    [Kind.DRAIN, rule(Kind.DRAIN, DrainHeaderSchema)],
   ]),
   client: new Map([
     [Kind.WELCOME, rule(Kind.WELCOME, ClientWelcomeHeaderSchema)],

@@ -119,6 +119,8 @@ export class Call {
   task: { readonly id: string; readonly attempt: number } | undefined = undefined;
   /** Tags its dealer must have (REQUEST `require`); undefined: any dealer offering the method. */
   require: Readonly<Record<string, string>> | undefined = undefined;
+  /** performance.now() at arrival: metrics read durations and queue ages from it. */
+  readonly receivedAt = performance.now();
 
   constructor(
     /** Arrival order across all methods: FIFO is by this number. */

@@ -23,6 +23,10 @@ export interface CallView {
   readonly dealer: { readonly id: string } | null;
   /** How it ended, once it did: "RESULT", "END" or an error code. */
   readonly outcome: string | undefined;
+  /** performance.now() when it arrived at the router. */
+  readonly receivedAt: number;
+  /** Set when the call is an attempt of a background task. */
+  readonly task: { readonly id: string; readonly attempt: number } | undefined;
 }
 
 /** A registered dealer as listeners see it. */

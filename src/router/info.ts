@@ -112,6 +112,17 @@ export class RouterInfoBuilder {
     };
   }
 
+  /** Methods with calls waiting: how many, and when the oldest arrived (performance.now()). */
+  waiting(): Map<string, { count: number; oldestReceivedAt: number }> {
+    const result = new Map<string, { count: number; oldestReceivedAt: number }>();
+    const { queues } = this.sources;
+    for (const method of queues.methodsWithWaiting()) {
+      const oldest = queues.get(method)?.peek();
+      if (oldest !== undefined) result.set(method, { count: queues.count(method), oldestReceivedAt: oldest.receivedAt });
+    }
+    return result;
+  }
+
   queues(): QueuesInfo {
     const { registry, queues } = this.sources;
     const methods = new Set<string>();

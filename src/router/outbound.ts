@@ -109,6 +109,11 @@ export class Outbound {
     this.send(routingId, encodeMessage("TERMINATE", { token, reason }));
   }
 
+  /** DRAIN, to a dealer: finish what you run and leave. */
+  drain(routingId: Buffer): void {
+    this.send(routingId, encodeMessage("DRAIN", {}));
+  }
+
   cancel(routingId: Buffer, id: number): void {
     this.send(routingId, encodeMessage("CANCEL", { id }));
   }

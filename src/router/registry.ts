@@ -198,6 +198,12 @@ export class DealerRegistry {
     return dealer;
   }
 
+  /** The registered dealer with router-assigned id `id`, if it is still here. */
+  byId(id: string): RegisteredDealer | undefined {
+    for (const dealer of this.dealers) if (dealer.id === id) return dealer;
+    return undefined;
+  }
+
   /** The dealer sent DRAIN: it gets no new calls, and what waited for it may go to others. */
   drain(dealer: RegisteredDealer): void {
     dealer.markDraining();

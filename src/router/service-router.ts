@@ -256,6 +256,23 @@ export class ServiceRouter {
     this.inbound.terminateOwned(call, graceMs, this.config.heartbeatTimeoutMs);
   }
 
+  /** @internal Methods with calls waiting: how many, and performance.now() of the oldest's arrival (metrics). */
+  waitingCalls(): Map<string, { count: number; oldestReceivedAt: number }> {
+    return this.infoBuilder.waiting();
+  }
+
+  /**
+   * An operator's drain: dealer `dealerId` gets no new calls from now on and is told (DRAIN) to
+   * finish what it runs and leave. Returns false for an id no registered dealer has.
+   */
+  drainDealer(dealerId: string): boolean {
+    const dealer = this.registry.byId(dealerId);
+    if (dealer === undefined) return false;
+    if (!dealer.draining) this.registry.drain(dealer);
+    this.outbound.drain(dealer.routingId);
+    return true;
+  }
+
   /** The data behind INFO topics; also handy in-process. */
   info(topic: string): unknown {
     return this.infoBuilder.topic(topic);

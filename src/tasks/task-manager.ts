@@ -68,6 +68,8 @@ const MAX_PARKED_PER_METHOD = 100_000;
 
 export class TaskManager {
   readonly watchers = new TaskWatchers();
+  /** Told when an attempt starts, with its start time (metrics: how long the task waited since its runAt). */
+  attemptStarted: ((task: TaskRecord, startedAt: number) => void) | undefined = undefined;
   private readonly store: TaskStore;
   private readonly host: TaskHost;
   private readonly log: Logger;
@@ -232,6 +234,36 @@ export class TaskManager {
     const error: TaskError = { code: "CANCELLED", message: "the task was revoked" };
     await this.finish(record, "markRevoked", error);
     return this.get(id);
+  }
+
+  /**
+   * Runs a failed, revoked or expired task again, as a new task: a new id, the same method,
+   * arguments, priority and policy, queued now (no countdown, no expiry, no idempotency key).
+   * The old record stays as it was, so its history is not rewritten. Refuses (ValidationError)
+   * a task that has not finished or that succeeded.
+   */
+  async retry(id: string): Promise<TaskRecord> {
+    const old = this.get(id);
+    if (!isFinal(old.state) || old.state === "succeeded") {
+      throw new ValidationError(`task ${id} is ${old.state}: only a failed, revoked or expired task can be retried`, {
+        data: { path: "taskId", taskId: id },
+      });
+    }
+    const now = this.now();
+    const { task: record } = await this.store.insert({
+      id: newTaskId(now),
+      method: old.method,
+      args: old.args,
+      state: "queued",
+      priority: old.priority,
+      createdAt: now,
+      runAt: now,
+      policy: old.policy,
+    });
+    this.window(record.method).offer(record);
+    this.queuedIn(record.method);
+    this.pump(record.method);
+    return record;
   }
 
   /** Hears every event of `id` from now on; throws TaskNotFoundError for an unknown id. */
@@ -418,8 +450,9 @@ export class TaskManager {
     if (key !== undefined) this.runningByKey.set(key, (this.runningByKey.get(key) ?? 0) + 1);
     this.starting.set(task.method, (this.starting.get(task.method) ?? 0) + 1);
     let started: boolean;
+    const startedAt = this.now();
     try {
-      started = await this.store.transition(task.id, "markRunning", { startedAt: this.now(), countAttempt: true });
+      started = await this.store.transition(task.id, "markRunning", { startedAt, countAttempt: true });
     } catch (error) {
       this.log.error(`tasks: could not start ${task.id}: ${(error as Error).message}`);
       started = false;
@@ -432,6 +465,7 @@ export class TaskManager {
       return;
     }
     this.emit(task.id, "running");
+    this.attemptStarted?.(task, startedAt);
     const sink: AttemptSink = {
       result: (payload) => void this.onResult(attempt, payload),
       error: (error, lost) => void this.onError(attempt, error, lost),

@@ -18,7 +18,12 @@ export type Sent =
   | { kind: "REQUEST"; to: string; id: number; method: string; stream: boolean; credit: number | undefined }
   | { kind: "CANCEL"; to: string; id: number }
   | { kind: "CREDIT"; to: string; id: number; n: number }
-  | { kind: "RESULT" | "CHUNK" | "END" | "ERROR" | "WELCOME" | "INFO-RESULT" | "TERMINATE"; to: string; id?: number; code?: string };
+  | {
+      kind: "RESULT" | "CHUNK" | "END" | "ERROR" | "WELCOME" | "INFO-RESULT" | "TERMINATE" | "DRAIN";
+      to: string;
+      id?: number;
+      code?: string;
+    };
 
 function name(routingId: Buffer): string {
   return routingId.toString("latin1");
@@ -27,6 +32,9 @@ function name(routingId: Buffer): string {
 /** Records instead of sending. `to` is the routing id as text (dealers are named after their service). */
 export class FakeOutbound implements OutboundPort {
   readonly sent: Sent[] = [];
+  drain(routingId: Buffer): void {
+    this.sent.push({ kind: "DRAIN", to: name(routingId) });
+  }
   welcome(routingId: Buffer): void {
     this.sent.push({ kind: "WELCOME", to: name(routingId) });
   }

@@ -211,7 +211,7 @@ describe("malformed input is a ProtocolError naming what is wrong", () => {
     expectFailure(raw("HELLO", "{}"), "dealer", ProtocolFailure.UNEXPECTED_KIND);
     expectFailure(raw("REQUEST", "{}", args), "client", ProtocolFailure.UNEXPECTED_KIND);
     expectFailure(raw("INFO", "{}"), "client", ProtocolFailure.UNEXPECTED_KIND);
-    expectFailure(raw("DRAIN", "{}"), "dealer", ProtocolFailure.UNEXPECTED_KIND);
+    expectFailure(raw("BYE", "{}"), "dealer", ProtocolFailure.UNEXPECTED_KIND);
   });
 
   test("wrong frame count for the kind", () => {

@@ -1,0 +1,263 @@
+// The VoidRail dashboard: one page over the router's /api. Live numbers arrive once a second on
+// /api/events (Server-Sent Events); tasks are read from /api/tasks, so history survives restarts.
+// preact + htm: components without a build step; uPlot: the charts.
+import htm from "htm";
+import { h, render } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+import uPlot from "uplot";
+
+const html = htm.bind(h);
+const TASK_STATES = ["scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired"];
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {
+    credentials: "same-origin",
+    ...options,
+    headers: options.body ? { "content-type": "application/json" } : {},
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body?.error?.message ?? `${response.status} ${response.statusText}`);
+  return body;
+}
+
+function ago(iso) {
+  if (!iso) return "";
+  const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (seconds < 60) return `${seconds.toFixed(0)} s ago`;
+  if (seconds < 3600) return `${(seconds / 60).toFixed(0)} min ago`;
+  return `${(seconds / 3600).toFixed(1)} h ago`;
+}
+
+function useLive() {
+  const [snapshot, setSnapshot] = useState(null);
+  const [points, setPoints] = useState([]);
+  const [connected, setConnected] = useState(false);
+  useEffect(() => {
+    const source = new EventSource("/api/events");
+    source.addEventListener("open", () => setConnected(true));
+    source.addEventListener("error", () => setConnected(false));
+    source.addEventListener("history", (event) => setPoints(JSON.parse(event.data)));
+    source.addEventListener("snapshot", (event) => {
+      const next = JSON.parse(event.data);
+      setSnapshot(next);
+      setPoints((old) => (old.length && old[old.length - 1].t >= next.point.t ? old : [...old.slice(-599), next.point]));
+    });
+    return () => source.close();
+  }, []);
+  return { snapshot, points, connected };
+}
+
+function Chart({ title, points, series }) {
+  const box = useRef(null);
+  const plot = useRef(null);
+  useEffect(() => {
+    const width = Math.max(240, box.current.clientWidth);
+    plot.current = new uPlot(
+      {
+        width,
+        height: 160,
+        legend: { show: true },
+        scales: { x: { time: true } },
+        series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: true }))],
+        axes: [{}, { size: 50 }],
+      },
+      [[], ...series.map(() => [])],
+      box.current,
+    );
+    const resize = () => plot.current?.setSize({ width: Math.max(240, box.current.clientWidth), height: 160 });
+    window.addEventListener("resize", resize);
+    return () => {
+      window.removeEventListener("resize", resize);
+      plot.current?.destroy();
+    };
+  }, []);
+  useEffect(() => {
+    const recent = points.slice(-300);
+    plot.current?.setData([recent.map((p) => p.t / 1000), ...series.map((s) => recent.map(s.value))]);
+  }, [points]);
+  return html`<section class="card chart"><h2>${title}</h2><div ref=${box} class="plot"></div></section>`;
+}
+
+function Summary({ snapshot, connected }) {
+  const r = snapshot?.router;
+  const tasks = snapshot?.tasks;
+  const item = (label, value, id) => html`<div class="stat" data-stat=${id}><span>${label}</span><strong>${value ?? "–"}</strong></div>`;
+  return html`<section class="summary">
+    ${item("Dealers", r?.activeDealers, "dealers")} ${item("Busy", r?.busyDealers, "busy")} ${item("Queued calls", r?.queuedRequests, "queued")}
+    ${item("In flight", r?.inProgressRequests, "inflight")} ${item("Calls", r?.totalResponses, "calls")}
+    ${item("Tasks running", tasks?.running, "tasks-running")} ${item("Tasks queued", tasks?.queued, "tasks-queued")}
+    ${item("Tasks failed", tasks?.failed, "tasks-failed")}
+    <div class=${`stat live ${connected ? "on" : "off"}`} data-stat="live"><span>Live</span><strong>${connected ? "connected" : "reconnecting"}</strong></div>
+  </section>`;
+}
+
+function Dealers({ clusters, onDrain }) {
+  if (!clusters) return null;
+  return html`<section class="card">
+    <h2>Dealers <small>${clusters.length}</small></h2>
+    ${clusters.length === 0 ? html`<p class="empty">No dealer is registered.</p>` : null}
+    <div class="table-wrap"><table id="dealers">
+      <thead><tr><th>Dealer</th><th>Service</th><th>Instance</th><th>State</th><th>Load</th><th>Done / failed</th><th>Last heartbeat</th><th></th></tr></thead>
+      <tbody>${clusters.map(
+        (d) => html`<tr data-dealer=${d.id}>
+          <td class="mono">${d.id}</td><td>${d.service}</td><td class="mono">${d.instanceId ?? ""}</td>
+          <td><span class=${`badge ${d.state}`}>${d.state}</span></td>
+          <td><meter min="0" max=${d.maxConcurrent} value=${d.load}></meter> ${d.load}/${d.maxConcurrent}</td>
+          <td>${d.counts.succeeded} / ${d.counts.failed}</td><td>${ago(d.lastHeartbeat)}</td>
+          <td>${d.state === "active" ? html`<button class="small" onClick=${() => onDrain(d.id)}>Drain</button>` : ""}</td>
+        </tr>`,
+      )}</tbody>
+    </table></div>
+  </section>`;
+}
+
+function Queues({ queues, ages }) {
+  if (!queues) return null;
+  const methods = Object.keys(queues);
+  return html`<section class="card">
+    <h2>Methods and queues</h2>
+    ${methods.length === 0 ? html`<p class="empty">No method is offered.</p>` : null}
+    <div class="table-wrap"><table id="queues">
+      <thead><tr><th>Method</th><th>Waiting</th><th>Oldest</th><th>Free dealers</th><th>Busy dealers</th></tr></thead>
+      <tbody>${methods.map(
+        (m) => html`<tr data-method=${m}><td class="mono">${m}</td><td>${queues[m].queueLength}</td>
+          <td>${ages?.[m] ? `${ages[m].toFixed(1)} s` : ""}</td><td>${queues[m].availableServices}</td><td>${queues[m].busyServices}</td></tr>`,
+      )}</tbody>
+    </table></div>
+  </section>`;
+}
+
+function TaskDetail({ task, onRevoke, onRetry }) {
+  const timeline = [
+    ["created", task.createdAt],
+    ["due", task.runAt],
+    ["started", task.startedAt],
+    ["finished", task.finishedAt],
+    ["purged at", task.purgeAt],
+  ].filter(([, at]) => at);
+  const final = ["succeeded", "failed", "revoked", "expired"].includes(task.state);
+  return html`<div class="detail" id="task-detail" data-task=${task.id}>
+    <h3><span class="mono">${task.id}</span> <span class=${`badge ${task.state}`} id="task-state">${task.state}</span></h3>
+    <dl>
+      <dt>Method</dt><dd class="mono">${task.method}</dd>
+      <dt>Attempts</dt><dd>${task.attempts}${task.lostAttempts ? ` (${task.lostAttempts} cut off by a lost dealer)` : ""}</dd>
+      <dt>Priority</dt><dd>${task.priority}</dd>
+      ${task.progress !== undefined ? html`<dt>Progress</dt><dd class="mono">${JSON.stringify(task.progress)}</dd>` : null}
+      ${task.result !== undefined ? html`<dt>Result</dt><dd><pre>${JSON.stringify(task.result, null, 2)}</pre></dd>` : null}
+      ${task.error ? html`<dt>Error</dt><dd class="error"><span class="mono">${task.error.code}</span>: ${task.error.message}</dd>` : null}
+      <dt>Timeline</dt><dd><ol class="timeline">${timeline.map(([what, at]) => html`<li><b>${what}</b> ${new Date(at).toLocaleString()}</li>`)}</ol></dd>
+    </dl>
+    <div class="actions">
+      ${final ? null : html`<button id="revoke" class="danger" onClick=${() => onRevoke(task.id)}>Revoke</button>`}
+      ${final && task.state !== "succeeded" ? html`<button id="retry" onClick=${() => onRetry(task.id)}>Retry as a new task</button>` : null}
+    </div>
+  </div>`;
+}
+
+function Tasks({ counts, notify }) {
+  const [filter, setFilter] = useState({ state: "", method: "", id: "" });
+  const [tasks, setTasks] = useState(null);
+  const [selected, setSelected] = useState(null);
+  const [error, setError] = useState("");
+  const load = async () => {
+    const query = new URLSearchParams({ limit: "50" });
+    if (filter.id.trim()) query.set("id", filter.id.trim());
+    if (filter.state) query.set("state", filter.state);
+    if (filter.method.trim()) query.set("method", filter.method.trim());
+    try {
+      const page = await api(`/api/tasks?${query}`);
+      setTasks(page.tasks);
+      setError("");
+      if (selected) {
+        const fresh = await api(`/api/tasks/${selected.id}`).catch(() => null);
+        if (fresh) setSelected(fresh);
+      }
+    } catch (e) {
+      setError(e.message);
+    }
+  };
+  useEffect(() => {
+    load();
+  }, [filter, JSON.stringify(counts)]);
+  const act = async (path, message) => {
+    try {
+      const task = await api(path, { method: "POST", body: "{}" });
+      notify(message(task));
+      setSelected(task);
+      load();
+    } catch (e) {
+      notify(e.message, true);
+    }
+  };
+  return html`<section class="card tasks">
+    <h2>Tasks</h2>
+    <form class="filters" onSubmit=${(e) => {
+      e.preventDefault();
+      const data = new FormData(e.currentTarget);
+      setFilter({ id: data.get("id"), state: data.get("state"), method: data.get("method") });
+    }}>
+      <input name="id" id="task-search" placeholder="Task id" aria-label="Task id" />
+      <select name="state" aria-label="State"><option value="">Any state</option>${TASK_STATES.map((s) => html`<option value=${s}>${s}</option>`)}</select>
+      <input name="method" placeholder="Service.method" aria-label="Method" />
+      <button type="submit" id="task-find">Find</button>
+    </form>
+    ${error ? html`<p class="error">${error}</p>` : null}
+    ${
+      selected
+        ? html`<${TaskDetail} task=${selected}
+      onRevoke=${(id) => act(`/api/tasks/${id}/revoke`, () => `Task ${id} revoked`)}
+      onRetry=${(id) => act(`/api/tasks/${id}/retry`, (t) => `Retried as ${t.id}`)} />`
+        : null
+    }
+    <div class="table-wrap"><table id="tasks">
+      <thead><tr><th>Id</th><th>Method</th><th>State</th><th>Attempts</th><th>Created</th></tr></thead>
+      <tbody>${(tasks ?? []).map(
+        (t) => html`<tr data-task=${t.id} class=${selected?.id === t.id ? "selected" : ""} onClick=${() => setSelected(t)}>
+          <td class="mono">${t.id.slice(0, 8)}…${t.id.slice(-4)}</td><td class="mono">${t.method}</td>
+          <td><span class=${`badge ${t.state}`}>${t.state}</span></td><td>${t.attempts}</td><td>${ago(t.createdAt)}</td></tr>`,
+      )}</tbody>
+    </table></div>
+    ${tasks && tasks.length === 0 ? html`<p class="empty">No task matches.</p>` : null}
+  </section>`;
+}
+
+function App() {
+  const { snapshot, points, connected } = useLive();
+  const [toast, setToast] = useState(null);
+  const notify = (text, bad = false) => {
+    setToast({ text, bad });
+    setTimeout(() => setToast(null), 4000);
+  };
+  const drain = async (id) => {
+    try {
+      await api(`/api/dealers/${encodeURIComponent(id)}/drain`, { method: "POST", body: "{}" });
+      notify(`Dealer ${id} is draining`);
+    } catch (e) {
+      notify(e.message, true);
+    }
+  };
+  return html`<header><h1>VoidRail</h1><span class="meta">${snapshot?.router?.address ?? ""} · ${snapshot?.router?.mode ?? ""} · v${document.body.dataset.version}</span></header>
+    <main>
+      <${Summary} snapshot=${snapshot} connected=${connected} />
+      <div class="charts">
+        <${Chart} title="Calls per second" points=${points} series=${[
+          { label: "calls/s", color: "#3056d3", value: (p) => p.calls },
+          { label: "errors/s", color: "#c62828", value: (p) => p.errors },
+        ]} />
+        <${Chart} title="Latency (ms)" points=${points} series=${[
+          { label: "p50", color: "#2e7d32", value: (p) => p.p50Ms },
+          { label: "p99", color: "#ef6c00", value: (p) => p.p99Ms },
+        ]} />
+        <${Chart} title="Queue" points=${points} series=${[
+          { label: "waiting", color: "#6a1b9a", value: (p) => p.queued },
+          { label: "oldest (s)", color: "#00838f", value: (p) => p.oldestAgeSeconds },
+        ]} />
+      </div>
+      <${Dealers} clusters=${snapshot?.clusters} onDrain=${drain} />
+      <${Queues} queues=${snapshot?.queues} ages=${snapshot?.queueAges} />
+      <${Tasks} counts=${snapshot?.tasks} notify=${notify} />
+    </main>
+    ${toast ? html`<div class=${`toast ${toast.bad ? "bad" : ""}`} role="status">${toast.text}</div>` : null}`;
+}
+
+render(html`<${App} />`, document.getElementById("app"));

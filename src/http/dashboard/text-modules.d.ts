@@ -1,0 +1,6 @@
+// The dashboard's files are imported as text (see assets.ts); TypeScript does not know that an
+// import attribute changes what a module is.
+declare module "*.css" {
+  const text: string;
+  export default text;
+}
