@@ -1,0 +1,279 @@
+"""`python -m voidrail dealer`: runs the ServiceDealer classes of a module, in this process or as N supervised processes each.
+
+Takes the connection flags and environment variables of the `voidrail` command: --address, else
+--host/--port, else VOIDRAIL_ROUTER_ADDRESS, else VOIDRAIL_HOST/VOIDRAIL_PORT, else
+tcp://127.0.0.1:5555; --api-key or VOIDRAIL_API_KEY; --instances or VOIDRAIL_INSTANCES;
+--log-level or VOIDRAIL_LOG_LEVEL. Exit status: 0 after a drain (SIGTERM, SIGINT), 2 on a usage
+error, 78 when a service cannot start (bad key, no router within --start-timeout, a bad module).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import importlib
+import importlib.util
+import inspect
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from types import ModuleType
+from typing import Dict, List, Optional, Sequence, Type
+
+from .dealer import ServiceDealer
+from .errors import VoidRailError
+
+EXIT_USAGE = 2
+EXIT_CANNOT_START = 78
+LEVELS = {"silent": logging.CRITICAL + 10, "error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
+# A child that dies sooner than this after its start is restarted after a growing pause (1 s doubling to 30 s).
+QUICK_DEATH_S = 5.0
+
+log = logging.getLogger("voidrail")
+
+
+class UsageError(Exception):
+    pass
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m voidrail", description="VoidRail for Python")
+    commands = root.add_subparsers(dest="command", required=True)
+    dealer = commands.add_parser("dealer", help="Load ServiceDealer classes from a module and run them (N instances each) against a router")
+    dealer.add_argument("--module", required=True, help="a dotted module (my_service, myapp.services) or a .py file")
+    dealer.add_argument("--class", dest="classes", action="append", default=[], help="Service class to start (repeatable; default: every ServiceDealer subclass the module defines)")
+    dealer.add_argument("--instances", default=os.environ.get("VOIDRAIL_INSTANCES") or "1", help="Processes per class (env VOIDRAIL_INSTANCES)")
+    dealer.add_argument("--max-concurrent", help="Calls one instance runs at once (default: the router decides: 1 in fifo, 100 in load_balance)")
+    dealer.add_argument("--start-timeout", default="30", help="Seconds to wait for the router before giving up")
+    dealer.add_argument("--host", help="Router host (default 127.0.0.1, env VOIDRAIL_HOST)")
+    dealer.add_argument("--port", help="Router port (default 5555, env VOIDRAIL_PORT)")
+    dealer.add_argument("--address", help="Full router endpoint, e.g. ipc:///tmp/vr.sock; overrides --host/--port (env VOIDRAIL_ROUTER_ADDRESS)")
+    dealer.add_argument("--api-key", help="API key (env VOIDRAIL_API_KEY)")
+    dealer.add_argument("--log-level", help="silent, error, warn, info or debug (env VOIDRAIL_LOG_LEVEL)")
+    return root
+
+
+def endpoint(host: Optional[str], port: Optional[str], address: Optional[str]) -> str:
+    """As `voidrail`: --address, then --host/--port, then VOIDRAIL_ROUTER_ADDRESS, then VOIDRAIL_HOST/VOIDRAIL_PORT."""
+    given = host is not None or port is not None
+    chosen = address or (None if given else os.environ.get("VOIDRAIL_ROUTER_ADDRESS") or None)
+    if chosen:
+        if not re.match(r"^(tcp|ipc)://.+", chosen):
+            raise UsageError(f'--address must look like tcp://host:port or ipc:///path, got "{chosen}"')
+        return chosen
+    port_number = whole_number(port if port is not None else os.environ.get("VOIDRAIL_PORT") or "5555", "--port", 65535)
+    host_name = host if host is not None else os.environ.get("VOIDRAIL_HOST") or "127.0.0.1"
+    if not re.match(r"^[A-Za-z0-9.:*_-]+$", host_name):
+        raise UsageError(f'--host "{host_name}" is not a host name or address')
+    return f"tcp://{'[' + host_name + ']' if ':' in host_name else host_name}:{port_number}"
+
+
+def whole_number(text: str, flag: str, maximum: int) -> int:
+    if not re.match(r"^\d+$", text.strip()):
+        raise UsageError(f'{flag} must be a whole number, got "{text}"')
+    value = int(text)
+    if not 1 <= value <= maximum:
+        raise UsageError(f"{flag} must be between 1 and {maximum}, got {value}")
+    return value
+
+
+def seconds(text: str, flag: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not value >= 0 or value == float("inf"):
+        raise UsageError(f'{flag} must be a number of seconds, got "{text}"')
+    return value
+
+
+def load_module(name: str) -> ModuleType:
+    """A dotted module from sys.path (the current directory included), or a .py file."""
+    if name.endswith(".py") or os.sep in name:
+        path = os.path.abspath(name)
+        if not os.path.isfile(path):
+            raise UsageError(f"--module {name}: no such file")
+        sys.path.insert(0, os.path.dirname(path))
+        spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name and name.startswith(error.name):
+            raise UsageError(f"--module {name}: no such module (looked in {os.getcwd()} and sys.path)") from None
+        raise
+
+
+def service_classes(module: ModuleType, wanted: Sequence[str]) -> List[Type[ServiceDealer]]:
+    """The ServiceDealer subclasses `module` defines (not those it imports), or the ones `wanted` names."""
+    found = {
+        name: value
+        for name, value in vars(module).items()
+        if inspect.isclass(value) and issubclass(value, ServiceDealer) and value is not ServiceDealer
+    }
+    if wanted:
+        missing = [name for name in wanted if name not in found]
+        if missing:
+            raise UsageError(f"--class {', '.join(missing)}: not a ServiceDealer class of {module.__name__} (it has: {', '.join(sorted(found)) or 'none'})")
+        return [found[name] for name in wanted]
+    own = [cls for cls in found.values() if cls.__module__ == module.__name__]
+    if not own:
+        raise UsageError(f"{module.__name__} defines no ServiceDealer subclass")
+    return own
+
+
+def configure_logging(level: Optional[str]) -> None:
+    chosen = (level or os.environ.get("VOIDRAIL_LOG_LEVEL") or "info").lower()
+    if chosen == "trace":
+        chosen = "debug"
+    if chosen not in LEVELS:
+        raise UsageError(f'--log-level must be silent, error, warn, info or debug, got "{chosen}"')
+    logging.basicConfig(level=LEVELS[chosen], format=f"voidrail[{os.getpid()}] %(levelname)s %(message)s", stream=sys.stderr)
+
+
+async def run_in_process(classes: List[Type[ServiceDealer]], address: str, api_key: Optional[str], max_concurrent: Optional[int], start_timeout: float) -> int:
+    """Every class once, in this process; drains all on SIGTERM/SIGINT."""
+    dealers = [cls(address, api_key=api_key, max_concurrent=max_concurrent, start_timeout=start_timeout) for cls in classes]
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            os._exit(130)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await asyncio.gather(*(dealer.start() for dealer in dealers))
+    except VoidRailError as error:
+        log.error("%s", error.message)
+        await asyncio.gather(*(dealer.stop() for dealer in dealers), return_exceptions=True)
+        return EXIT_CANNOT_START
+    await stop.wait()
+    await asyncio.gather(*(dealer.stop() for dealer in dealers))
+    log.info("dealer shutdown complete")
+    return 0
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: SIGTERM when the supervisor dies (Linux prctl PR_SET_PDEATHSIG), so no instance is orphaned."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def supervise(args: argparse.Namespace, classes: List[Type[ServiceDealer]], instances: int, address: str) -> int:
+    """N processes per class; restarts one that dies (a crash, SIGKILL); SIGTERM/SIGINT drain them all, a second kills them."""
+    base = [sys.executable, "-m", "voidrail", "dealer", "--module", args.module, "--instances", "1", "--address", address, "--start-timeout", args.start_timeout]
+    if args.max_concurrent:
+        base += ["--max-concurrent", args.max_concurrent]
+    if args.log_level:
+        base += ["--log-level", args.log_level]
+    env = dict(os.environ)
+    if args.api_key:
+        env["VOIDRAIL_API_KEY"] = args.api_key  # not on the command line, where ps shows it
+    module_dir = os.path.dirname(os.path.abspath(args.module)) if args.module.endswith(".py") else os.getcwd()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [module_dir, env.get("PYTHONPATH")]))
+    slots: Dict[int, dict] = {}
+    for cls in classes:
+        for index in range(instances):
+            slots[len(slots)] = {"command": base + ["--class", cls.__name__], "name": f"{cls.__name__}#{index + 1}", "pause": 1.0}
+
+    def start(slot: dict) -> None:
+        slot["process"] = subprocess.Popen(slot["command"], env=env, preexec_fn=_die_with_parent)
+        slot["started"] = time.monotonic()
+        log.info("started %s (pid %d)", slot["name"], slot["process"].pid)
+
+    stopping = False
+    signals = 0
+
+    def on_signal(number: int, _frame: object) -> None:
+        nonlocal stopping, signals
+        signals += 1
+        stopping = True
+        for slot in slots.values():
+            process = slot.get("process")
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGKILL if signals > 1 else signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for slot in slots.values():
+        start(slot)
+    status = 0
+    while True:
+        alive = 0
+        for slot in slots.values():
+            process = slot.get("process")
+            if process is None:
+                if not stopping and time.monotonic() >= slot.get("restart_at", 0):
+                    start(slot)
+                    alive += 1
+                continue
+            code = process.poll()
+            if code is None:
+                alive += 1
+                continue
+            slot["process"] = None
+            if stopping:
+                continue
+            if code in (EXIT_USAGE, EXIT_CANNOT_START):
+                log.error("%s cannot start (exit %d); not restarting it", slot["name"], code)
+                status = code
+                slot["restart_at"] = float("inf")
+                continue
+            quick = time.monotonic() - slot["started"] < QUICK_DEATH_S
+            slot["pause"] = min(30.0, slot["pause"] * 2) if quick else 1.0
+            slot["restart_at"] = time.monotonic() + (slot["pause"] if quick else 0.1)
+            log.warning("%s (pid %d) exited with %s; restarting it", slot["name"], process.pid, code if code >= 0 else signal.Signals(-code).name)
+            alive += 1
+        if alive == 0:
+            if stopping:
+                log.info("dealer shutdown complete")
+                return 130 if signals > 1 else 0
+            return status or 1
+        time.sleep(0.05)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        configure_logging(args.log_level)
+        address = endpoint(args.host, args.port, args.address)
+        instances = whole_number(args.instances, "--instances", 256)
+        max_concurrent = whole_number(args.max_concurrent, "--max-concurrent", 65535) if args.max_concurrent else None
+        start_timeout = seconds(args.start_timeout, "--start-timeout")
+        api_key = args.api_key or os.environ.get("VOIDRAIL_API_KEY") or None
+        try:
+            classes = service_classes(load_module(args.module), args.classes)
+        except UsageError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a module that fails to import cannot start
+            print(f"python -m voidrail: --module {args.module} failed to load: {type(error).__name__}: {error}", file=sys.stderr)
+            return EXIT_CANNOT_START
+    except UsageError as error:
+        print(f"python -m voidrail: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if instances > 1:
+        return supervise(args, classes, instances, address)
+    try:
+        return asyncio.run(run_in_process(classes, address, api_key, max_concurrent, start_timeout))
+    except VoidRailError as error:
+        print(f"python -m voidrail: {error}", file=sys.stderr)
+        return EXIT_CANNOT_START

@@ -1,0 +1,249 @@
+"""VRP1 messages as frames and back (PROTOCOL.md §2, §5, §5.1). Pure: no sockets, no clocks.
+
+A message is [b"VRP1", KIND, header JSON, payload JSON?, binary frame...]. Values travel as JSON;
+bytes-like values (bytes, bytearray, memoryview) travel as binary frames beside it (revision 3):
+the JSON holds null where each one was and the header's `binary` says where and of what type.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+from .errors import ProtocolError
+
+PROTOCOL_ID = b"VRP1"
+PROTOCOL_VERSION = 3  # the highest revision these peers speak (HELLO.version)
+TASKS_REVISION = 2  # SUBMIT, TASK, PROGRESS
+BINARY_REVISION = 3  # binary frames
+
+PAYLOAD_KINDS = frozenset((b"REQUEST", b"RESULT", b"CHUNK", b"SUBMIT"))
+MAX_HEADER_BYTES = 65_536
+MAX_HELLO_BYTES = 1_048_576
+MAX_ID = 2**53 - 1
+MAX_CREDIT = 2_147_483_647
+MAX_BINARY_ENTRIES = 1024
+MAX_BINARY_DEPTH = 32
+
+# A memoryview's struct format → the JavaScript type name its frame is announced as (§5.1).
+_TYPE_BY_FORMAT = {
+    "B": "Uint8Array",
+    "b": "Int8Array",
+    "c": "Uint8Array",
+    "h": "Int16Array",
+    "H": "Uint16Array",
+    "i": "Int32Array",
+    "I": "Uint32Array",
+    "l": "Int32Array",
+    "L": "Uint32Array",
+    "q": "BigInt64Array",
+    "Q": "BigUint64Array",
+    "f": "Float32Array",
+    "d": "Float64Array",
+}
+_ELEMENT_SIZE = {
+    "Uint8Array": 1,
+    "Int8Array": 1,
+    "Uint8ClampedArray": 1,
+    "DataView": 1,
+    "ArrayBuffer": 1,
+    "Int16Array": 2,
+    "Uint16Array": 2,
+    "Int32Array": 4,
+    "Uint32Array": 4,
+    "Float32Array": 4,
+    "Float64Array": 8,
+    "BigInt64Array": 8,
+    "BigUint64Array": 8,
+}
+
+Frame = Union[bytes, memoryview]
+BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+class Message(NamedTuple):
+    kind: str
+    header: Dict[str, Any]
+    payload: Optional[bytes]
+    binary: Sequence[bytes]
+
+
+class Encoded(NamedTuple):
+    """A value ready to send: its JSON text, and the header's `binary` entries with their frames (empty when none)."""
+
+    json: bytes
+    slots: List[Dict[str, Any]]
+    frames: List[Frame]
+
+
+class _HasBinary(Exception):
+    """Raised by json's `default` hook: the value holds bytes, so walk it to find where."""
+
+
+def _no_binary(value: Any) -> Any:
+    if isinstance(value, BYTES_LIKE):
+        raise _HasBinary()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact, strict JSON (NaN and Infinity are not JSON), as UTF-8."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode("utf-8")
+
+
+def encode_value(value: Any) -> Encoded:
+    """`value` as JSON with its bytes-like parts lifted out as binary frames. Raises TypeError/ValueError for a value JSON cannot hold."""
+    try:
+        # Fast path: plain JSON costs nothing extra; only a value that holds bytes is walked.
+        return Encoded(json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False, default=_no_binary).encode("utf-8"), [], [])
+    except _HasBinary:
+        pass
+    slots: List[Dict[str, Any]] = []
+    frames: List[Frame] = []
+    stripped = _lift_binary(value, [], slots, frames, 0)
+    if len(slots) > MAX_BINARY_ENTRIES:
+        raise ValueError(f"at most {MAX_BINARY_ENTRIES} binary values fit in one message, this has {len(slots)}")
+    return Encoded(encode_json(stripped), slots, frames)
+
+
+def _lift_binary(value: Any, path: List[Union[str, int]], slots: List[Dict[str, Any]], frames: List[Frame], depth: int) -> Any:
+    if isinstance(value, BYTES_LIKE):
+        if len(path) > MAX_BINARY_DEPTH:
+            raise ValueError(f"a binary value sits {len(path)} levels deep; at most {MAX_BINARY_DEPTH} are allowed")
+        if isinstance(value, memoryview):
+            kind = _TYPE_BY_FORMAT.get(value.format.lstrip("@=<"), "Uint8Array")
+            frames.append(value if value.c_contiguous else value.tobytes())
+        else:
+            kind = "Uint8Array"
+            frames.append(value if isinstance(value, bytes) else bytes(value))
+        slots.append({"path": list(path), "type": kind})
+        return None
+    if depth > 256:
+        raise ValueError("value is nested too deeply")
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                key = json.loads(json.dumps({key: None}))  # json's own key conversion (int, float, bool, None)
+                key = next(iter(key))
+            path.append(key)
+            out[key] = _lift_binary(item, path, slots, frames, depth + 1)
+            path.pop()
+        return out
+    if isinstance(value, (list, tuple)):
+        out_list = []
+        for index, item in enumerate(value):
+            path.append(index)
+            out_list.append(_lift_binary(item, path, slots, frames, depth + 1))
+            path.pop()
+        return out_list
+    return value
+
+
+def decode_value(payload: bytes, slots: Optional[List[Dict[str, Any]]], frames: Sequence[bytes], what: str = "payload") -> Any:
+    """The JSON payload with each binary frame put back where its slot says, as `bytes`. ProtocolError when they do not fit."""
+    try:
+        value = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ProtocolError(f"{what} is not UTF-8 JSON: {error}", {"reason": "BAD_JSON", "frame": 3}) from None
+    if not slots:
+        return value
+    if len(slots) != len(frames):
+        raise ProtocolError(f"{what} lists {len(slots)} binary values but {len(frames)} frames came", {"reason": "FRAME_COUNT"})
+    holder = [value]
+    for slot, frame in zip(slots, frames):
+        path = slot.get("path") if isinstance(slot, dict) else None
+        kind = slot.get("type") if isinstance(slot, dict) else None
+        size = _ELEMENT_SIZE.get(kind) if isinstance(kind, str) else None
+        if not isinstance(path, list) or size is None:
+            raise ProtocolError(f"{what}: a binary entry is not {{path, type}} with a known type", {"reason": "SCHEMA", "path": "binary"})
+        nbytes = memoryview(frame).nbytes
+        if nbytes % size != 0:
+            raise ProtocolError(f"{what}: a {kind} frame of {nbytes} bytes is not whole elements", {"reason": "SCHEMA", "path": "binary"})
+        container: Any = holder
+        key: Any = 0
+        for step in path:
+            container = container[key] if _has(container, key) else None
+            key = step
+            if not ((isinstance(container, dict) and isinstance(step, str)) or (isinstance(container, list) and isinstance(step, int) and not isinstance(step, bool))):
+                raise ProtocolError(f"{what}: binary path {path} does not lead into the payload", {"reason": "SCHEMA", "path": "binary"})
+        if not _has(container, key) or container[key] is not None:
+            raise ProtocolError(f"{what}: binary path {path} does not lead to a null", {"reason": "SCHEMA", "path": "binary"})
+        container[key] = bytes(frame)
+    return holder[0]
+
+
+def _has(container: Any, key: Any) -> bool:
+    if isinstance(container, dict):
+        return key in container
+    if isinstance(container, list):
+        return isinstance(key, int) and 0 <= key < len(container)
+    return False
+
+
+def encode_message(kind: str, header: Dict[str, Any], payload: Optional[Encoded] = None) -> List[Frame]:
+    """The frames of one message; a payload's binary entries go into the header as `binary`."""
+    if payload is None:
+        return [PROTOCOL_ID, kind.encode("ascii"), encode_json(header)]
+    if payload.slots:
+        header = {**header, "binary": payload.slots}
+        return [PROTOCOL_ID, kind.encode("ascii"), encode_json(header), payload.json, *payload.frames]
+    return [PROTOCOL_ID, kind.encode("ascii"), encode_json(header), payload.json]
+
+
+def decode_message(frames: Sequence[bytes]) -> Message:
+    """One received message (DEALER side). ProtocolError for a message to drop; `data["id"]` set when the id could be read."""
+    if len(frames) < 3:
+        raise ProtocolError(f"a message has at least 3 frames, this one {len(frames)}", {"reason": "FRAME_COUNT"})
+    if frames[0] != PROTOCOL_ID:
+        raise ProtocolError("frame 0 is not VRP1", {"reason": "PROTOCOL_ID"})
+    kind_frame = bytes(frames[1])
+    if len(frames[2]) > MAX_HEADER_BYTES:
+        raise ProtocolError("header over 64 KiB", {"reason": "HEADER_TOO_LARGE"})
+    try:
+        header = json.loads(frames[2])
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError("header is not UTF-8 JSON", {"reason": "BAD_JSON", "frame": 2}) from None
+    if not isinstance(header, dict):
+        raise ProtocolError("header is not a JSON object", {"reason": "NOT_OBJECT", "frame": 2})
+    kind = kind_frame.decode("ascii", "replace")
+    message_id = header.get("id")
+    known_id = {"id": message_id} if is_id(message_id) else {}
+    if kind_frame in PAYLOAD_KINDS:
+        binary = header.get("binary")
+        extra = len(binary) if isinstance(binary, list) else 0
+        if len(frames) != 4 + extra:
+            raise ProtocolError(f"{kind} has {len(frames)} frames, {4 + extra} expected", {"reason": "FRAME_COUNT", **known_id})
+        return Message(kind, header, frames[3], frames[4:])
+    if len(frames) != 3:
+        raise ProtocolError(f"{kind} has {len(frames)} frames, 3 expected", {"reason": "FRAME_COUNT", **known_id})
+    return Message(kind, header, None, ())
+
+
+def is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
+
+
+def payload_value(message: Message, what: str) -> Any:
+    """A RESULT's or CHUNK's value, binary frames put back."""
+    binary = message.header.get("binary")
+    if binary is not None and not isinstance(binary, list):
+        raise ProtocolError(f"{what}: header.binary is not a list", {"reason": "SCHEMA", "path": "binary"})
+    return decode_value(message.payload or b"null", binary, message.binary, what)
+
+
+def split_method(method: Any) -> Tuple[str, str]:
+    """("Service", "method"), or ValueError when `method` is not of the form Service.method."""
+    from .errors import ValidationError
+
+    if isinstance(method, str):
+        service, dot, name = method.partition(".")
+        if dot and _is_name(service) and _is_name(name):
+            return service, name
+    raise ValidationError(f"method must look like Service.method (e.g. EchoService.echo), not {str(method)[:80]!r}", {"path": "method"})
+
+
+def _is_name(text: str) -> bool:
+    return 0 < len(text) <= 128 and (text[0].isascii() and (text[0].isalpha() or text[0] == "_")) and all(
+        c.isascii() and (c.isalnum() or c == "_") for c in text
+    )
