@@ -22,7 +22,7 @@ import {
 } from "../protocol/index.ts";
 import type { Deadlines } from "../util/deadlines.ts";
 import type { Logger } from "../util/log.ts";
-import type { Router } from "../zmtp/index.ts";
+import { FrameParts, type Router } from "../zmtp/index.ts";
 import { binaryOf, type Call, type CallTable, type ReplySink } from "./calls.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import type { ClientExtension, OwnedCallRequest } from "./extension.ts";
@@ -80,6 +80,13 @@ export class Inbound {
     const key = this.context.socket()?.routingKey(routingId) ?? routingId.toString("latin1");
     const session = sessions.get(key);
     if (session?.role === "dealer") registry.heard(session.dealer);
+    // Large frames come as FrameParts (service-router.ts): the binary ones are forwarded as they
+    // are, but the router reads the header and hands payloads to the task layer, so those are whole.
+    for (let i = 1; i < 5 && i < frames.length; i++) {
+      const frame = frames[i] as Buffer | FrameParts;
+      if (frame instanceof FrameParts) frames[i] = frame.toBuffer();
+    }
+
     const message = decodeMessage(frames.slice(1), "router");
     if (!message.ok) {
       log.warn(`bad message from ${describePeer(routingId, session)}: ${message.error.message}`);
