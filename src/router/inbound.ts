@@ -80,12 +80,11 @@ export class Inbound {
     const key = this.context.socket()?.routingKey(routingId) ?? routingId.toString("latin1");
     const session = sessions.get(key);
     if (session?.role === "dealer") registry.heard(session.dealer);
-    // Large frames come as FrameParts (service-router.ts): the binary ones are forwarded as they
-    // are, but the router reads the header and hands payloads to the task layer, so those are whole.
-    for (let i = 1; i < 5 && i < frames.length; i++) {
-      const frame = frames[i] as Buffer | FrameParts;
-      if (frame instanceof FrameParts) frames[i] = frame.toBuffer();
-    }
+    // Frames over 1 MiB come as FrameParts (service-router.ts): binary frames are forwarded as
+    // they are, but a payload may go to the task layer, so it is made whole. (A header that
+    // large is refused by decodeMessage as not a byte array.)
+    const payload = frames[4] as Buffer | FrameParts | undefined;
+    if (payload instanceof FrameParts) frames[4] = payload.toBuffer();
 
     const message = decodeMessage(frames.slice(1), "router");
     if (!message.ok) {

@@ -42,7 +42,7 @@ export interface ConnectionOptions {
    * the rest of that message as it arrives (never holding it) and tells the owner (onOversize).
    */
   discardOversize?: boolean;
-  /** Frames above this many bytes that arrive in several reads are delivered as FrameParts; -1 (default) for never. */
+  /** Frames above this many bytes (at least 16 KiB) that arrive in several reads are delivered as FrameParts; -1 (default) for never. */
   keepPartsAbove?: number;
   handshakeIntervalMs: number;
   heartbeatIntervalMs: number;
@@ -129,7 +129,9 @@ export class Connection {
     /** The endpoint this connection belongs to, for events and logs. */
     readonly endpoint: string,
   ) {
-    const keepPartsAbove = options.keepPartsAbove ?? -1;
+    // Never below COPY_LIMIT: appendFrame copies frames up to it into the batch, which FrameParts cannot be.
+    const keepPartsAbove =
+      options.keepPartsAbove === undefined || options.keepPartsAbove < 0 ? -1 : Math.max(options.keepPartsAbove, COPY_LIMIT);
     this.decoder = options.discardOversize
       ? new Decoder({ discardAbove: options.maxMessageSize, keepPartsAbove })
       : new Decoder({ maxFrameSize: options.maxMessageSize, keepPartsAbove });
@@ -395,26 +397,22 @@ export class Connection {
   }
 
   private appendFrame(body: Uint8Array | string | FrameParts, flags: number): void {
-    if (body instanceof FrameParts) {
-      // Written as the pieces it arrived in: a relay forwards a large frame without copying it.
-      this.reserve(9);
-      this.batchEnd = writeFrameHeader(this.batch, this.batchEnd, body.byteLength, flags);
-      this.seal();
-      for (const part of body.parts) this.sealed.push(part);
-      return;
-    }
-    const size = typeof body === "string" ? Buffer.byteLength(body) : body.length;
+    const size = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
     const copied = size <= COPY_LIMIT;
     this.reserve(9 + (copied ? size : 0));
     this.batchEnd = writeFrameHeader(this.batch, this.batchEnd, size, flags);
     if (!copied) {
       this.seal();
-      this.sealed.push(typeof body === "string" ? Buffer.from(body) : asBuffer(body));
+      if (typeof body === "string") this.sealed.push(Buffer.from(body));
+      // Written as the pieces it arrived in: a relay forwards a large frame without copying it.
+      else if (body instanceof FrameParts) for (const part of body.parts) this.sealed.push(part);
+      else this.sealed.push(asBuffer(body));
       return;
     }
     if (typeof body === "string") this.batchEnd += this.batch.write(body, this.batchEnd);
     else {
-      this.batch.set(body, this.batchEnd);
+      // Only frames over COPY_LIMIT can be FrameParts (their sizes start at keepPartsAbove).
+      this.batch.set(body as Uint8Array, this.batchEnd);
       this.batchEnd += size;
     }
   }

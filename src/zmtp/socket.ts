@@ -50,7 +50,8 @@ export interface SocketOptions {
    * that arrives in several reads is delivered as a FrameParts (the received pieces, not copied
    * into one buffer) in place of a Buffer, and send() writes it back as it is. Messages stay typed
    * `Buffer[]`: a receiver with this option checks `frame instanceof FrameParts` (and calls
-   * `toBuffer()`) before reading a frame that may be that large. -1 (default): every frame is one Buffer.
+   * `toBuffer()`) before reading a frame that may be that large. Values under 16 KiB count as
+   * 16 KiB. -1 (default): every frame is one Buffer.
    */
   keepPartsAbove?: number;
   /** Deadline for a new connection's handshake [ZMQ_HANDSHAKE_IVL]. 0 = none. Default 30000. */
