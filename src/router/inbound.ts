@@ -24,6 +24,7 @@ import type { Deadlines } from "../util/deadlines.ts";
 import type { Logger } from "../util/log.ts";
 import { FrameParts, type Router } from "../zmtp/index.ts";
 import { binaryOf, type Call, type CallTable, type ReplySink } from "./calls.ts";
+import { CollectHint } from "./collect-hint.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import type { ClientExtension, OwnedCallRequest } from "./extension.ts";
 import type { HelloDeadline } from "./hello-deadline.ts";
@@ -63,6 +64,8 @@ export class Inbound {
   private readonly calls: CallTable;
   private readonly outbound: OutboundPort;
   private readonly log: Logger;
+  /** The pieces of large frames are garbage once forwarded: collect after every 64 MiB of them. */
+  private readonly collectHint = new CollectHint(64 * 1024 * 1024);
 
   constructor(private readonly context: InboundContext) {
     this.sessions = context.sessions;
@@ -85,6 +88,10 @@ export class Inbound {
     // large is refused by decodeMessage as not a byte array.)
     const payload = frames[4] as Buffer | FrameParts | undefined;
     if (payload instanceof FrameParts) frames[4] = payload.toBuffer();
+    for (let i = 5; i < frames.length; i++) {
+      const frame = frames[i] as Buffer | FrameParts;
+      if (frame instanceof FrameParts) this.collectHint.note(frame.byteLength);
+    }
 
     const message = decodeMessage(frames.slice(1), "router");
     if (!message.ok) {
