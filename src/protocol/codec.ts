@@ -6,6 +6,7 @@
  * and decoding returns the payload as the very frame it was given.
  */
 import * as v from "valibot";
+import { FrameParts } from "../zmtp/index.ts";
 import { ProtocolError, ProtocolFailure, ValidationError, validationErrorFromIssues } from "./errors.ts";
 import type { ProtocolErrorData } from "./errors.ts";
 import {
@@ -151,7 +152,9 @@ export function decodeMessage<R extends Receiver>(frames: readonly Uint8Array[],
   if (rules === undefined) throw new TypeError(`decodeMessage: unknown receiver ${JSON.stringify(receiver)}`);
   const count = frames.length;
   for (let i = 0; i < count; i++) {
-    if (!(frames[i] instanceof Uint8Array)) return fail(`frame ${i} is not a byte array`, { reason: ProtocolFailure.BAD_FRAME, frame: i });
+    // A relay's binary frames may be FrameParts (SocketOptions.keepPartsAbove): it passes them on unread.
+    if (!(frames[i] instanceof Uint8Array) && !(i >= 4 && frames[i] instanceof FrameParts))
+      return fail(`frame ${i} is not a byte array`, { reason: ProtocolFailure.BAD_FRAME, frame: i });
   }
   if (count === 0) return fail("empty message: expected 3 or 4 frames", { reason: ProtocolFailure.FRAME_COUNT });
   const idFrame = frames[0] as Uint8Array;

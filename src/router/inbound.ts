@@ -22,8 +22,9 @@ import {
 } from "../protocol/index.ts";
 import type { Deadlines } from "../util/deadlines.ts";
 import type { Logger } from "../util/log.ts";
-import type { Router } from "../zmtp/index.ts";
+import { FrameParts, type Router } from "../zmtp/index.ts";
 import { binaryOf, type Call, type CallTable, type ReplySink } from "./calls.ts";
+import { CollectHint } from "./collect-hint.ts";
 import type { Dispatcher } from "./dispatch.ts";
 import type { ClientExtension, OwnedCallRequest } from "./extension.ts";
 import type { HelloDeadline } from "./hello-deadline.ts";
@@ -67,6 +68,8 @@ export class Inbound {
   private readonly calls: CallTable;
   private readonly outbound: OutboundPort;
   private readonly log: Logger;
+  /** The pieces of large frames are garbage once forwarded: collect after every 64 MiB of them. */
+  private readonly collectHint = new CollectHint(64 * 1024 * 1024);
 
   constructor(private readonly context: InboundContext) {
     this.sessions = context.sessions;
@@ -84,6 +87,16 @@ export class Inbound {
     const key = this.context.socket()?.routingKey(routingId) ?? routingId.toString("latin1");
     const session = sessions.get(key);
     if (session?.role === "dealer") registry.heard(session.dealer);
+    // Frames over 1 MiB come as FrameParts (service-router.ts): binary frames are forwarded as
+    // they are, but a payload may go to the task layer, so it is made whole. (A header that
+    // large is refused by decodeMessage as not a byte array.)
+    const payload = frames[4] as Buffer | FrameParts | undefined;
+    if (payload instanceof FrameParts) frames[4] = payload.toBuffer();
+    for (let i = 5; i < frames.length; i++) {
+      const frame = frames[i] as Buffer | FrameParts;
+      if (frame instanceof FrameParts) this.collectHint.note(frame.byteLength);
+    }
+
     const message = decodeMessage(frames.slice(1), "router");
     if (!message.ok) {
       log.warn(`bad message from ${describePeer(routingId, session)}: ${message.error.message}`);

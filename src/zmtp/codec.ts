@@ -37,9 +37,30 @@ export interface Frame {
   body: Buffer;
 }
 
+/**
+ * A large frame body kept as the pieces of the received chunks it arrived in, not copied into one
+ * buffer (Decoder's `keepPartsAbove`): for relays, which send it on without reading it. Sending
+ * it writes the pieces as they are; `toBuffer()` copies them into one Buffer for a reader.
+ */
+export class FrameParts {
+  constructor(
+    /** The body's bytes, in order: views into received chunks. */
+    readonly parts: readonly Buffer[],
+    /** Total bytes of the body. */
+    readonly byteLength: number,
+  ) {}
+
+  /** The body as one Buffer (a copy). */
+  toBuffer(): Buffer {
+    return Buffer.concat(this.parts as Buffer[], this.byteLength);
+  }
+}
+
 export type DecodedItem =
   | { kind: "greeting"; greeting: Greeting }
   | { kind: "frame"; frame: Frame }
+  /** With `keepPartsAbove`: a frame above that size that arrived in several chunks. */
+  | { kind: "parts"; more: boolean; parts: FrameParts }
   /**
    * With `discardAbove`: the message whose frames together passed that bound has ended. Its frames
    * from the one that passed it on were skipped as they arrived (never held); those before it
@@ -236,6 +257,12 @@ export class Decoder {
   private assemblingFlags = 0;
   private readonly maxFrameSize: number;
   private readonly discardAbove: number;
+  private readonly keepPartsAbove: number;
+  /** The pieces of a frame above keepPartsAbove collected so far (null: none being collected). */
+  private collecting: Buffer[] | null = null;
+  private collectingSize = 0;
+  private collected = 0;
+  private collectingFlags = 0;
   /** Body bytes of the message being read, its frames so far (the current one included). */
   private messageBytes = 0;
   /** The message being read passed `discardAbove`: its remaining frames are skipped. */
@@ -253,17 +280,21 @@ export class Decoder {
    * @param options.discardAbove a message whose frames together pass this many bytes is skipped
    *   from the frame that passes it to its end, without holding those bytes, and reported as one
    *   `discarded` item, instead of failing the stream; -1 (default) for no such bound.
+   * @param options.keepPartsAbove a message frame larger than this that arrives in several chunks
+   *   is returned as FrameParts (views of the chunks, no copy) instead of being assembled into one
+   *   buffer; -1 (default) assembles every frame.
    */
-  constructor(options: { maxFrameSize?: number; expectGreeting?: boolean; discardAbove?: number } = {}) {
+  constructor(options: { maxFrameSize?: number; expectGreeting?: boolean; discardAbove?: number; keepPartsAbove?: number } = {}) {
     this.maxFrameSize = options.maxFrameSize === undefined || options.maxFrameSize < 0 ? Number.MAX_SAFE_INTEGER : options.maxFrameSize;
     this.discardAbove = options.discardAbove === undefined || options.discardAbove < 0 ? -1 : options.discardAbove;
+    this.keepPartsAbove = options.keepPartsAbove === undefined || options.keepPartsAbove < 0 ? -1 : options.keepPartsAbove;
     this.state = options.expectGreeting === false ? State.FrameHeader : State.Greeting;
   }
 
   /** Bytes received but not yet returned as part of an item, the skipped ones of a discarded message included. */
   get bufferedBytes(): number {
     const skipped = this.discarding ? this.messageBytes - this.discardedFrom - this.skipRemaining : 0;
-    return this.buffer.length - this.position + this.assembled + skipped;
+    return this.buffer.length - this.position + this.assembled + this.collected + skipped;
   }
 
   push(chunk: Uint8Array): void {
@@ -272,6 +303,13 @@ export class Decoder {
       const skip = Math.min(this.skipRemaining, bytes.length);
       this.skipRemaining -= skip;
       bytes = bytes.subarray(skip);
+      if (bytes.length === 0) return;
+    }
+    if (this.collecting !== null) {
+      const take = Math.min(this.collectingSize - this.collected, bytes.length);
+      if (take > 0) this.collecting.push(take === bytes.length ? bytes : bytes.subarray(0, take));
+      this.collected += take;
+      bytes = bytes.subarray(take);
       if (bytes.length === 0) return;
     }
     if (this.assembling !== null) {
@@ -307,6 +345,15 @@ export class Decoder {
   }
 
   private nextItem(): DecodedItem | undefined | typeof SKIPPED {
+    if (this.collecting !== null) {
+      if (this.collected < this.collectingSize) return undefined;
+      const parts = new FrameParts(this.collecting, this.collectingSize);
+      const more = (this.collectingFlags & FrameFlag.MORE) !== 0;
+      this.collecting = null;
+      this.collected = 0;
+      this.messageBytes = more ? this.messageBytes + parts.byteLength : 0;
+      return { kind: "parts", more, parts };
+    }
     if (this.assembling !== null) {
       if (this.assembled < this.assembling.length) return undefined;
       const body = this.assembling;
@@ -358,6 +405,16 @@ export class Decoder {
     if (available - headerSize >= size) {
       this.consume(headerSize + size);
       return this.frameItem(flags, buffer.subarray(bodyStart, bodyStart + size));
+    }
+    if (this.keepPartsAbove >= 0 && size > this.keepPartsAbove && (flags & FrameFlag.COMMAND) === 0) {
+      const here = buffer.subarray(bodyStart);
+      this.collecting = here.length > 0 ? [here] : [];
+      this.collectingSize = size;
+      this.collected = here.length;
+      this.collectingFlags = flags;
+      this.buffer = EMPTY;
+      this.position = 0;
+      return undefined;
     }
     if (size > ASSEMBLE_THRESHOLD) {
       let body: Buffer;

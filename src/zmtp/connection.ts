@@ -11,6 +11,7 @@ import {
   encodePing,
   encodeCommand,
   FrameFlag,
+  FrameParts,
   type Greeting,
   parseCommand,
   parseErrorCommand,
@@ -41,6 +42,8 @@ export interface ConnectionOptions {
    * the rest of that message as it arrives (never holding it) and tells the owner (onOversize).
    */
   discardOversize?: boolean;
+  /** Frames above this many bytes (at least 16 KiB) that arrive in several reads are delivered as FrameParts; -1 (default) for never. */
+  keepPartsAbove?: number;
   handshakeIntervalMs: number;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
@@ -98,7 +101,7 @@ export class Connection {
   private readonly decoder: Decoder;
   private session: MechanismSession | null = null;
   private peerMinorVersion = 1;
-  private incoming: Buffer[] = [];
+  private incoming: (Buffer | FrameParts)[] = [];
   private incomingSize = 0;
 
   private batch: Buffer = Buffer.allocUnsafe(BATCH_BUFFER_SIZE);
@@ -126,9 +129,12 @@ export class Connection {
     /** The endpoint this connection belongs to, for events and logs. */
     readonly endpoint: string,
   ) {
+    // Never below COPY_LIMIT: appendFrame copies frames up to it into the batch, which FrameParts cannot be.
+    const keepPartsAbove =
+      options.keepPartsAbove === undefined || options.keepPartsAbove < 0 ? -1 : Math.max(options.keepPartsAbove, COPY_LIMIT);
     this.decoder = options.discardOversize
-      ? new Decoder({ discardAbove: options.maxMessageSize })
-      : new Decoder({ maxFrameSize: options.maxMessageSize });
+      ? new Decoder({ discardAbove: options.maxMessageSize, keepPartsAbove })
+      : new Decoder({ maxFrameSize: options.maxMessageSize, keepPartsAbove });
     this.handlers = {
       data: (chunk) => this.onData(chunk),
       drain: () => this.onDrain(),
@@ -169,7 +175,7 @@ export class Connection {
   }
 
   /** Queues one multipart message; it is written with everything else sent in this tick. */
-  send(frames: readonly (Uint8Array | string)[]): void {
+  send(frames: readonly (Uint8Array | string | FrameParts)[]): void {
     if (this.state === State.Closed) return;
     const last = frames.length - 1;
     for (let i = 0; i <= last; i++) this.appendFrame(frames[i], i < last ? FrameFlag.MORE : 0);
@@ -244,6 +250,7 @@ export class Connection {
         if (item === undefined) break;
         if (item.kind === "greeting") this.onGreeting(item.greeting);
         else if (item.kind === "discarded") this.onDiscarded(item.size);
+        else if (item.kind === "parts") this.onFrame(item.parts, item.more);
         else if (item.frame.command) this.onCommand(parseCommand(item.frame.body));
         else this.onFrame(item.frame.body, item.frame.more);
         if (this.isClosed()) return;
@@ -314,10 +321,10 @@ export class Connection {
     this.owner.onReady(this);
   }
 
-  private onFrame(body: Buffer, more: boolean): void {
+  private onFrame(body: Buffer | FrameParts, more: boolean): void {
     if (this.state !== State.Ready) throw new ZmtpProtocolError("message frame before the handshake completed");
     this.incoming.push(body);
-    this.incomingSize += body.length;
+    this.incomingSize += body.byteLength;
     if (this.options.maxMessageSize >= 0 && this.incomingSize > this.options.maxMessageSize) {
       throw new ZmtpProtocolError(
         `message of over ${this.options.maxMessageSize} bytes exceeds maxMessageSize`,
@@ -328,7 +335,8 @@ export class Connection {
     const frames = this.incoming;
     this.incoming = [];
     this.incomingSize = 0;
-    this.owner.onMessage(this, frames);
+    // FrameParts only where the owner asked for them (keepPartsAbove): see SocketOptions.
+    this.owner.onMessage(this, frames as Buffer[]);
   }
 
   private onDiscarded(size: number): void {
@@ -336,7 +344,7 @@ export class Connection {
     const frames = this.incoming;
     this.incoming = [];
     this.incomingSize = 0;
-    this.owner.onOversize?.(this, frames, size);
+    this.owner.onOversize?.(this, frames as Buffer[], size);
   }
 
   private watchPeerTimeToLive(ttlMs: number): void {
@@ -388,19 +396,23 @@ export class Connection {
     this.flushSoon();
   }
 
-  private appendFrame(body: Uint8Array | string, flags: number): void {
-    const size = typeof body === "string" ? Buffer.byteLength(body) : body.length;
+  private appendFrame(body: Uint8Array | string | FrameParts, flags: number): void {
+    const size = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
     const copied = size <= COPY_LIMIT;
     this.reserve(9 + (copied ? size : 0));
     this.batchEnd = writeFrameHeader(this.batch, this.batchEnd, size, flags);
     if (!copied) {
       this.seal();
-      this.sealed.push(typeof body === "string" ? Buffer.from(body) : asBuffer(body));
+      if (typeof body === "string") this.sealed.push(Buffer.from(body));
+      // Written as the pieces it arrived in: a relay forwards a large frame without copying it.
+      else if (body instanceof FrameParts) for (const part of body.parts) this.sealed.push(part);
+      else this.sealed.push(asBuffer(body));
       return;
     }
     if (typeof body === "string") this.batchEnd += this.batch.write(body, this.batchEnd);
     else {
-      this.batch.set(body, this.batchEnd);
+      // Only frames over COPY_LIMIT can be FrameParts (their sizes start at keepPartsAbove).
+      this.batch.set(body as Uint8Array, this.batchEnd);
       this.batchEnd += size;
     }
   }

@@ -1,5 +1,6 @@
 /** DEALER socket: round-robin over connected peers on send, fair-queued on receive. */
 import type { Buffer } from "node:buffer";
+import type { FrameParts } from "./codec.ts";
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
 import { Fifo } from "../util/fifo.ts";
 import { type MessageLike, type Peer, SEND_DONE, Socket, type SocketOptions, toFrames } from "./socket.ts";
@@ -7,7 +8,7 @@ import { type MessageLike, type Peer, SEND_DONE, Socket, type SocketOptions, toF
 export type DealerOptions = SocketOptions;
 
 interface PendingSend {
-  frames: (Uint8Array | string)[];
+  frames: (Uint8Array | string | FrameParts)[];
   resolve(): void;
   reject(error: Error): void;
   timer?: ReturnType<typeof setTimeout>;

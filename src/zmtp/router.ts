@@ -3,6 +3,7 @@
  * message is routed by its first frame.
  */
 import { Buffer } from "node:buffer";
+import { FrameParts } from "./codec.ts";
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
 import { Fifo } from "../util/fifo.ts";
 import { type MessageLike, type Peer, SEND_DONE, Socket, type SocketOptions, toFrames } from "./socket.ts";
@@ -21,7 +22,7 @@ export interface RouterOptions extends SocketOptions {
 }
 
 interface PendingSend {
-  frames: (Uint8Array | string)[];
+  frames: (Uint8Array | string | FrameParts)[];
   resolve(): void;
   reject(error: Error): void;
   timer?: ReturnType<typeof setTimeout>;
@@ -124,7 +125,9 @@ export class Router extends Socket {
     if (this.closed) return Promise.reject(new ZmtpError(ZmtpErrorCode.CLOSED, "socket closed"));
     const frames = toFrames(message);
     if (frames.length < 2) return Promise.reject(new TypeError("a Router message needs a routing id frame and at least one more"));
-    const id = frames.shift()!;
+    const first = frames.shift()!;
+    if (first instanceof FrameParts) return Promise.reject(new TypeError("a routing id frame must be a string or a Uint8Array"));
+    const id = first;
     const known = typeof id === "string" ? undefined : this.byRoutingIdFrame.get(id);
     const peer = known !== undefined && this.byRoutingKey.get(known.routingKey) === known ? known : this.byRoutingKey.get(keyOf(id));
     if (peer === undefined) return this.unroutable(id);

@@ -5,6 +5,7 @@
 import { Buffer } from "node:buffer";
 import { EventEmitter } from "node:events";
 import { bunTransport } from "./transport/bun.ts";
+import { FrameParts } from "./codec.ts";
 import { Connection, type ConnectionOptions, type ConnectionOwner, type SocketType } from "./connection.ts";
 import { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
@@ -14,8 +15,8 @@ import { nodeTransport } from "./transport/node.ts";
 import { Fifo } from "../util/fifo.ts";
 import type { Transport, TransportListener } from "./transport/transport.ts";
 
-/** A message as accepted by send(): one frame or several. */
-export type MessageLike = Uint8Array | string | readonly (Uint8Array | string)[];
+/** A message as accepted by send(): one frame or several (FrameParts as a relay received them). */
+export type MessageLike = Uint8Array | string | readonly (Uint8Array | string | FrameParts)[];
 
 /**
  * What send() returns when it has nothing to wait for: the message is queued for its peer (or,
@@ -44,6 +45,15 @@ export interface SocketOptions {
    * libzmq does. For protocols that can answer such a message. Default false.
    */
   discardOversize?: boolean;
+  /**
+   * For relays that pass large frames on without reading them: a frame above this many bytes
+   * that arrives in several reads is delivered as a FrameParts (the received pieces, not copied
+   * into one buffer) in place of a Buffer, and send() writes it back as it is. Messages stay typed
+   * `Buffer[]`: a receiver with this option checks `frame instanceof FrameParts` (and calls
+   * `toBuffer()`) before reading a frame that may be that large. Values under 16 KiB count as
+   * 16 KiB. -1 (default): every frame is one Buffer.
+   */
+  keepPartsAbove?: number;
   /** Deadline for a new connection's handshake [ZMQ_HANDSHAKE_IVL]. 0 = none. Default 30000. */
   handshakeInterval?: number;
   /** Send a PING this often [ZMQ_HEARTBEAT_IVL]. 0 = off. Default 0. */
@@ -157,6 +167,7 @@ const DEFAULTS: Omit<ResolvedOptions, "routingId" | "mechanism"> = {
   sendTimeout: -1,
   receiveTimeout: -1,
   maxMessageSize: -1,
+  keepPartsAbove: -1,
   handshakeInterval: 30_000,
   heartbeatInterval: 0,
   heartbeatTimeout: 0,
@@ -171,12 +182,13 @@ const DEFAULTS: Omit<ResolvedOptions, "routingId" | "mechanism"> = {
  * wrapping each Uint8Array in a Buffer first cost more than the copy (it forces JSC to
  * materialise the array's ArrayBuffer).
  */
-export function toFrames(message: MessageLike): (Uint8Array | string)[] {
+export function toFrames(message: MessageLike): (Uint8Array | string | FrameParts)[] {
   if (typeof message === "string" || message instanceof Uint8Array) return [message];
   if (!Array.isArray(message) || message.length === 0) throw new TypeError("a message needs at least one frame");
-  const frames = message.slice() as (Uint8Array | string)[];
+  const frames = message.slice() as (Uint8Array | string | FrameParts)[];
   for (const frame of frames) {
-    if (typeof frame !== "string" && !(frame instanceof Uint8Array)) throw new TypeError("every frame must be a string or a Uint8Array");
+    if (typeof frame !== "string" && !(frame instanceof Uint8Array) && !(frame instanceof FrameParts))
+      throw new TypeError("every frame must be a string or a Uint8Array");
   }
   return frames;
 }
@@ -392,6 +404,7 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
       mechanism: this.options.mechanism,
       maxMessageSize: this.options.maxMessageSize,
       discardOversize: this.discardOversize && this.options.maxMessageSize >= 0,
+      keepPartsAbove: this.options.keepPartsAbove,
       handshakeIntervalMs: this.options.handshakeInterval,
       heartbeatIntervalMs: this.options.heartbeatInterval,
       heartbeatTimeoutMs: this.options.heartbeatTimeout,

@@ -80,6 +80,7 @@ describe("a wrong command line is one clear line and a non-zero exit", () => {
       /--instances must be between 1 and 256/,
     );
     expectOneLineError(await runCli(["client", "--list", "--log-level", "loud"]), /--log-level must be/);
+    expectOneLineError(await runCli(["router", "--max-message-size", "0.5"]), /--max-message-size must be a whole number of MiB/);
     expectOneLineError(
       await runCli(["router", "--require-auth", "--port", String(await freePort())]),
       /requireAuth is on but no dealer or client API keys/,

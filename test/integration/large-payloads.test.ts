@@ -12,9 +12,9 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { decodeMessage, encodeJsonOrThrow, encodeMessage, PROTOCOL_VERSION } from "../../src/protocol/index.ts";
 import { ServiceDealer, serviceMethod, ValidationError } from "../../src/index.ts";
-import { Dealer } from "../../src/zmtp/index.ts";
+import { Dealer, FrameParts, Router } from "../../src/zmtp/index.ts";
 import { Cluster, TRANSPORTS } from "../helpers/cluster.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { uniqueEndpoint, waitFor } from "../helpers/wait.ts";
 
 const MiB = 1024 * 1024;
 
@@ -46,6 +46,30 @@ function patterned(bytes: number): Uint8Array {
 const digest = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
 
 for (const transport of TRANSPORTS) {
+  test(`a voidrail/zmtp Router with keepPartsAbove relays a 32 MiB frame over ${transport} as the pieces it arrived in, and it arrives whole`, async () => {
+    const relay = new Router({ keepPartsAbove: MiB, logger: null });
+    const [sender, receiver] = [new Dealer({ routingId: "sender", logger: null }), new Dealer({ routingId: "receiver", logger: null })];
+    try {
+      await relay.bind(uniqueEndpoint(transport));
+      for (const dealer of [sender, receiver]) dealer.connect(relay.lastEndpoint!);
+      await receiver.send("here");
+      await waitFor(relay.receive(), { timeoutMs: 5_000, message: "the receiver to say it is there" });
+      const sent = patterned(32 * MiB);
+      await sender.send(["small", sent]);
+      const [, small, big] = await waitFor(relay.receive(), { timeoutMs: 20_000, message: "the 32 MiB message at the relay" });
+      expect(small.toString()).toBe("small");
+      expect(big).toBeInstanceOf(FrameParts);
+      expect((big as unknown as FrameParts).parts.length).toBeGreaterThan(1);
+      await relay.send(["receiver", small, big]);
+      const [smallBack, bigBack] = await waitFor(receiver.receive(), { timeoutMs: 20_000, message: "the relayed message" });
+      expect(smallBack.toString()).toBe("small");
+      expect(bigBack).toBeInstanceOf(Buffer);
+      expect(digest(bigBack)).toBe(digest(sent));
+    } finally {
+      for (const socket of [sender, receiver, relay]) socket.close();
+    }
+  });
+
   describe(`large binaries over ${transport}`, () => {
     const cluster = new Cluster(transport);
     afterEach(() => cluster.dispose());
@@ -64,6 +88,14 @@ for (const transport of TRANSPORTS) {
         expect(digest(back.data)).toBe(sentDigest);
       }, 180_000);
     }
+
+    test("a 4 MiB JSON argument and result (no binary values) go through whole", async () => {
+      await cluster.router();
+      await cluster.dealer((options) => new Blobs(options));
+      const client = await cluster.client();
+      const text = "voidrail ".repeat((4 * MiB) / 9);
+      expect(await client.invoke("Blobs.echo", { text })).toEqual({ text });
+    });
 
     test("a call over the router's maxMessageSize is refused before it is sent, naming its size and the bound; the next call works", async () => {
       await cluster.router({ maxMessageSize: 1 * MiB });

@@ -405,6 +405,40 @@ describe("discardAbove: a message over the bound is skipped, not held, and the s
   });
 });
 
+describe("keepPartsAbove: a large frame that arrives in pieces is returned as those pieces, not copied", () => {
+  test("split across chunks: one parts item whose pieces are views of the chunks and hold the body in order", () => {
+    const body = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 256));
+    const bytes = Buffer.concat([encodeFrame(ascii("head"), { more: true }), encodeFrame(body), encodeFrame(ascii("next"))]);
+    const chunks = [bytes.subarray(0, 20), bytes.subarray(20, 3000), bytes.subarray(3000, 5010), bytes.subarray(5010)];
+    const items = decodeChunks(new Decoder({ expectGreeting: false, keepPartsAbove: 1000 }), chunks);
+    expect(items.map((item) => item.kind)).toEqual(["frame", "parts", "frame"]);
+    const parts = items[1].kind === "parts" ? items[1] : undefined;
+    expect(parts?.more).toBe(false);
+    expect(parts?.parts.byteLength).toBe(5000);
+    expect(parts?.parts.toBuffer()).toEqual(body);
+    // No copies: every piece shares memory with a pushed chunk.
+    for (const piece of parts?.parts.parts ?? []) expect(chunks.some((chunk) => chunk.buffer === piece.buffer)).toBe(true);
+  });
+
+  test("a large frame that arrives whole in one chunk is an ordinary frame; small frames are never parts", () => {
+    const body = Buffer.alloc(5000, 1);
+    const items = decodeChunks(new Decoder({ expectGreeting: false, keepPartsAbove: 1000 }), [encodeFrame(body)]);
+    expect(items.map((item) => item.kind)).toEqual(["frame"]);
+    const small = encodeFrame(Buffer.alloc(900, 2));
+    const split = decodeChunks(new Decoder({ expectGreeting: false, keepPartsAbove: 1000 }), [small.subarray(0, 100), small.subarray(100)]);
+    expect(split.map((item) => item.kind)).toEqual(["frame"]);
+  });
+
+  test("with discardAbove too: parts count toward the message's size", () => {
+    const decoder = new Decoder({ expectGreeting: false, keepPartsAbove: 1000, discardAbove: 6000 });
+    const first = encodeFrame(Buffer.alloc(5000, 1), { more: true });
+    const second = encodeFrame(Buffer.alloc(2000, 2));
+    const items = decodeChunks(decoder, [first.subarray(0, 100), first.subarray(100), second]);
+    expect(items.map((item) => item.kind)).toEqual(["parts", "discarded"]);
+    expect(items[1]).toEqual({ kind: "discarded", size: 7000 });
+  });
+});
+
 describe("commands", () => {
   test("encodeCommand: name length, name, data", () => {
     expect(hex(encodeCommand("PONG"))).toBe(hex(Buffer.from([4, ...ascii("PONG")])));

@@ -199,7 +199,8 @@ function run(chunks: Buffer[], options: { maxFrameSize?: number; expectGreeting:
         const item = decoder.next();
         if (item === undefined) break;
         // This decoder has no discardAbove, so every item is a greeting or a frame.
-        if (item.kind === "discarded") throw new Error("a decoder without discardAbove discarded a message");
+        if (item.kind === "discarded" || item.kind === "parts")
+          throw new Error("a decoder without discardAbove or keepPartsAbove gave a " + item.kind);
         items.push(item.kind === "greeting" ? { kind: "greeting", ...item.greeting } : { kind: "frame", ...item.frame });
       }
     }

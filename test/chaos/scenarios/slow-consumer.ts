@@ -15,6 +15,8 @@ export interface SlowConsumerOptions {
   readDelayMs?: number;
   /** Memory before this share of the stream has been read is warm-up. Default 0.1. */
   warmupFraction?: number;
+  /** Stream the data as binary values (FirehoseService.binaryBlob: one frame per chunk) instead of strings. Default false. */
+  binary?: boolean;
   progress?: (line: string) => void;
 }
 
@@ -58,8 +60,11 @@ export async function runSlowConsumer(options: SlowConsumerOptions): Promise<Slo
     let error: string | undefined;
     const started = performance.now();
     try {
-      for await (const chunk of client.stream<{ i: number; data: string }>("FirehoseService.blob", options.totalBytes, chunkBytes)) {
-        if (chunk.i !== received || chunk.data.length !== chunkBytes) outOfOrder++;
+      const method = options.binary ? "FirehoseService.binaryBlob" : "FirehoseService.blob";
+      for await (const chunk of client.stream<{ i: number; data: string | Uint8Array }>(method, options.totalBytes, chunkBytes)) {
+        const whole =
+          typeof chunk.data === "string" || (chunk.data instanceof Uint8Array && chunk.data[chunkBytes - 1] === (chunk.i & 0xff));
+        if (chunk.i !== received || chunk.data.length !== chunkBytes || !whole) outOfOrder++;
         received++;
         receivedBytes += chunk.data.length;
         if (received === warmupChunks) warmupEndedMs = memory.samples.at(-1)?.atMs ?? 0;
