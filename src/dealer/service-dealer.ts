@@ -322,13 +322,13 @@ export class ServiceDealer {
       throw error;
     }
     if (this.#needsSetup) await this.#runSetup();
-    this.#startMemoryChecks();
+    // Not for a dealer that was stopped while its setup() ran.
+    if (this.#socket !== null && (this.#state as DealerState) !== "draining") this.#startMemoryChecks();
   }
 
   /** Runs setup() once; then READY (serving), or, when it throws, BYE and a rejected start(). */
   async #runSetup(): Promise<void> {
     const started = Date.now();
-    this.#log.info(`${this.serviceName} running setup()`);
     const running = (async () => this.setup())();
     this.#setupRunning = running.catch(() => undefined);
     try {
@@ -336,7 +336,7 @@ export class ServiceDealer {
     } catch (error) {
       const message = (error as Error)?.message ?? String(error);
       this.#log.error(`${this.serviceName} setup() failed: ${message}`);
-      if (this.#socket && this.#state === "setup") await this.#socket.send(encodeMessage("BYE", {}));
+      if (this.#socket && (this.#state === "setup" || this.#state === "draining")) await this.#socket.send(encodeMessage("BYE", {}));
       await this.#closeSocket();
       // A plain Error that keeps the service's own one as its cause: start() failed because of it.
       throw new Error(`setup() failed: ${message}`, { cause: error });
@@ -349,7 +349,7 @@ export class ServiceDealer {
     if (this.#state === "setup") {
       this.#state = "registered";
       await this.#socket?.send(encodeMessage("READY", {}));
-      this.#log.info(`${this.serviceName} setup() finished in ${seconds} s; serving`);
+      this.#log.info(`${this.serviceName} ${this.dealerId} setup() finished in ${seconds} s; serving`);
     } else if (this.#state === "stopped" || this.#state === "draining") {
       this.#log.info(`${this.serviceName} setup() finished in ${seconds} s, but the dealer is stopping`);
     }
@@ -358,9 +358,10 @@ export class ServiceDealer {
 
   /** Counts a finished call toward maxCalls. */
   #countCall(): void {
+    // Counted even without maxCalls: a maxMemory recycle says how many calls the instance served.
+    this.#callsFinished++;
     const max = this.#recycling.maxCalls;
     if (max === undefined) return;
-    this.#callsFinished++;
     if (this.#callsFinished >= max) this.#askRecycle("maxCalls", `served ${this.#callsFinished} calls (maxCalls ${max})`);
   }
 
@@ -410,10 +411,13 @@ export class ServiceDealer {
     if (this.#state === "registered" || this.#state === "setup") {
       this.#state = "draining";
       await socket.send(encodeMessage("DRAIN", {}));
-      // A setup() under way finishes first: teardown() must not race it.
+      // A setup() under way finishes first: teardown() must not race it. One that failed has
+      // already left (BYE) and closed the connection.
       if (this.#setupRunning !== undefined) await this.#setupRunning;
-      if (this.#running.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
-      await socket.send(encodeMessage("BYE", {}));
+      if (this.#socket === socket) {
+        if (this.#running.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+        await socket.send(encodeMessage("BYE", {}));
+      }
     } else if (this.#setupRunning !== undefined) await this.#setupRunning;
     await this.#closeSocket();
     await this.#runTeardown();
@@ -560,7 +564,8 @@ export class ServiceDealer {
     // Until setup() has finished the router holds it in "setup" (its HELLO said so).
     this.#state = this.#needsSetup && !this.#setupDone ? "setup" : "registered";
     // The instance id (host:pid) says which process this is, as the router's log line does.
-    const registered = `registered as ${this.dealerId} (${this.#dealerOptions.instanceId}) with ${this.#methods.size} method(s)`;
+    const settingUp = this.#state === "setup" ? "; running setup() before taking calls" : "";
+    const registered = `registered as ${this.dealerId} (${this.#dealerOptions.instanceId}) with ${this.#methods.size} method(s)${settingUp}`;
     if (this.#lostRouterAt !== undefined) {
       // The pair to "lost the router": someone watching the log learns that the outage is over.
       const seconds = ((Date.now() - this.#lostRouterAt) / 1000).toFixed(1);
