@@ -23,12 +23,15 @@ export {
   RouterMode,
   ShuttingDownError,
   TaskNotFoundError,
+  ScheduleNotFoundError,
   TimeoutError,
   ValidationError,
   VoidRailError,
 } from "./protocol/index.ts";
+export type { CatchUpMode, ScheduleDefinition, ScheduleInfo } from "./protocol/index.ts";
 export type { MethodTaskDefaults, SubmitOptions, TaskDefaults, TaskEvent, TaskInfo, TaskPage } from "./protocol/index.ts";
 export type { TaskListFilter } from "./client/task-verbs.ts";
+export type { Schedules } from "./client/schedule-verbs.ts";
 export { TaskStoreError, StoreFailure } from "./store/errors.ts";
 export type { TaskStoreOption } from "./tasks/open-store.ts";
 export type { ClustersInfo, DealerInfo, QueuesInfo, RouterInfo, ServicesInfo } from "./protocol/index.ts";

@@ -43,6 +43,9 @@ export {
   ResultHeaderSchema,
   Role,
   ProgressHeaderSchema,
+  SCHEDULE_NAME_PATTERN,
+  type ScheduleWire,
+  ScheduleWireSchema,
   SubmitHeaderSchema,
   TASK_ID_PATTERN,
   TASK_STATE_NAMES,
@@ -122,6 +125,7 @@ export {
   RemoteError,
   ShuttingDownError,
   TaskNotFoundError,
+  ScheduleNotFoundError,
   TimeoutError,
   UNKNOWN_ERROR_CODE,
   ValidationError,
@@ -151,6 +155,14 @@ export {
 export type { ClustersInfo, DealerInfo, QueuesInfo, RouterInfo, ServicesInfo } from "./monitoring.ts";
 
 export { burstOf, parseRate, type Rate, RateSchema } from "./rates.ts";
+export {
+  type CatchUpMode,
+  type ScheduleDefinition,
+  type ScheduleInfo,
+  ScheduleInfoSchema,
+  ScheduleListSchema,
+  scheduleToWire,
+} from "./schedules.ts";
 export {
   checkLimitKeys,
   FINAL_TASK_STATES,

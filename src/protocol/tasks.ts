@@ -204,6 +204,8 @@ export const TaskInfoSchema = v.object({
   result: v.optional(v.unknown()),
   /** Why it failed, was revoked or expired; while retrying, the last attempt's error. */
   error: v.optional(TaskErrorSchema),
+  /** The schedule that fired it and the due time (ISO 8601) it fired for. */
+  schedule: v.optional(v.object({ name: v.string(), dueAt: v.string() })),
 });
 export type TaskInfo = v.InferOutput<typeof TaskInfoSchema>;
 

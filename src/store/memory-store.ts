@@ -3,13 +3,24 @@
  * survives a restart. Lookups by state scan every task: meant for tests and small deployments;
  * the SQLite store is the one for large backlogs.
  */
-import type { NewTask, QueuePosition, TaskFilter, TaskPage, TaskRecord, TaskStore, TransitionFields } from "./task-store.ts";
+import type {
+  NewTask,
+  QueuePosition,
+  ScheduleFields,
+  ScheduleRecord,
+  TaskFilter,
+  TaskPage,
+  TaskRecord,
+  TaskStore,
+  TransitionFields,
+} from "./task-store.ts";
 import { canTransition, TASK_STATES, type TaskState, TRANSITIONS, type TransitionName, isFinal } from "./task-states.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 
 export class MemoryTaskStore implements TaskStore {
   private readonly tasks = new Map<string, TaskRecord>();
   private readonly byIdempotencyKey = new Map<string, string>();
+  private readonly schedules = new Map<string, ScheduleRecord>();
   private nextSeq = 1;
 
   async insert(task: NewTask): Promise<{ task: TaskRecord; created: boolean }> {
@@ -126,6 +137,32 @@ export class MemoryTaskStore implements TaskStore {
     return counts;
   }
 
+  async putSchedule(schedule: ScheduleRecord): Promise<void> {
+    this.schedules.set(schedule.name, copySchedule(schedule));
+  }
+
+  getSchedule(name: string): ScheduleRecord | undefined {
+    const schedule = this.schedules.get(name);
+    return schedule && copySchedule(schedule);
+  }
+
+  listSchedules(): ScheduleRecord[] {
+    return [...this.schedules.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map(copySchedule);
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    return this.schedules.delete(name);
+  }
+
+  async updateSchedule(name: string, fields: ScheduleFields): Promise<boolean> {
+    const schedule = this.schedules.get(name);
+    if (!schedule) return false;
+    if (fields.paused !== undefined) schedule.paused = fields.paused;
+    if (fields.since !== undefined) schedule.since = fields.since;
+    if (fields.lastDueAt !== undefined) schedule.lastDueAt = fields.lastDueAt;
+    return true;
+  }
+
   async close(): Promise<void> {}
 
   private select(keep: (record: TaskRecord) => boolean): TaskRecord[] {
@@ -142,6 +179,10 @@ export class MemoryTaskStore implements TaskStore {
     }
     return earliest;
   }
+}
+
+function copySchedule(schedule: ScheduleRecord): ScheduleRecord {
+  return { ...schedule, options: structuredClone(schedule.options) };
 }
 
 function notStarted(state: TaskState): boolean {

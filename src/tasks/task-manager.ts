@@ -16,7 +16,7 @@ import {
   type WireError,
 } from "../protocol/index.ts";
 import { isFinal, type TaskState, type TransitionName } from "../store/task-states.ts";
-import type { TaskError, TaskFilter, TaskPage, TaskRecord, TaskStore, TransitionFields } from "../store/task-store.ts";
+import type { ScheduleOrigin, TaskError, TaskFilter, TaskPage, TaskRecord, TaskStore, TransitionFields } from "../store/task-store.ts";
 import type { Logger } from "../util/log.ts";
 import { TokenBucket } from "../util/token-bucket.ts";
 import type { AttemptHandle, AttemptSink, TaskHost } from "./host.ts";
@@ -143,8 +143,17 @@ export class TaskManager {
 
   // ---- the client's verbs ----
 
-  /** Stores a new task (resolves once committed) and starts it when due and a slot is free. */
-  async submit(method: string, args: Uint8Array, options: TaskOptions, waitForDealer = false): Promise<TaskRecord> {
+  /**
+   * Stores a new task (resolves once committed) and starts it when due and a slot is free.
+   * `origin`: the schedule and due time that fired it.
+   */
+  async submit(
+    method: string,
+    args: Uint8Array,
+    options: TaskOptions,
+    waitForDealer = false,
+    origin?: ScheduleOrigin,
+  ): Promise<TaskRecord> {
     const offered = this.host.method(method);
     if (!offered && !waitForDealer) throw new NoSuchMethodError(`no service offers ${method}`, { data: { method } });
     if (offered?.stream) {
@@ -154,6 +163,7 @@ export class TaskManager {
     }
     const now = this.now();
     const task = resolveTask(newTaskId(now), method, args, options, offered?.taskDefaults ?? {}, now);
+    if (origin !== undefined) task.schedule = origin;
     const { task: record, created } = await this.store.insert(task);
     if (!created) return record;
     if (record.state === "queued") {
@@ -165,6 +175,16 @@ export class TaskManager {
     }
     if (record.expiresAt !== undefined) this.wakeBy(record.expiresAt);
     return record;
+  }
+
+  /** Throws ValidationError when `options` cannot make a task of `method` (a schedule's, at set). */
+  checkOptions(method: string, options: TaskOptions): void {
+    const offered = this.host.method(method);
+    if (offered?.stream) {
+      throw new ValidationError(`${method} is a streaming method; a task runs a unary method`, { data: { path: "method" } });
+    }
+    const now = this.now();
+    resolveTask("check", method, new Uint8Array(), options, offered?.taskDefaults ?? {}, now);
   }
 
   /** The task, or TaskNotFoundError. */

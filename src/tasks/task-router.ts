@@ -10,6 +10,7 @@ import { createLogger, type Logger } from "../util/log.ts";
 import { ClientTasks } from "./client-tasks.ts";
 import { openTaskStore, type TaskStoreOption } from "./open-store.ts";
 import { RouterTaskHost } from "./router-host.ts";
+import { Scheduler } from "./schedules/scheduler.ts";
 import { TaskManager } from "./task-manager.ts";
 
 export interface ServiceRouterOptions extends CoreOptions {
@@ -46,6 +47,8 @@ const TaskOptionsSchema = v.object({
 export class ServiceRouter extends CoreRouter {
   /** The task layer, once started. */
   tasks: TaskManager | undefined;
+  /** The schedules, once started. */
+  schedules: Scheduler | undefined;
   private readonly storeOption: TaskStoreOption;
   private readonly taskWindow: number | undefined;
   private readonly purgeIntervalMs: number | undefined;
@@ -81,7 +84,8 @@ export class ServiceRouter extends CoreRouter {
       ...(this.taskWindow !== undefined ? { windowSize: this.taskWindow } : {}),
       ...(this.purgeIntervalMs !== undefined ? { purgeIntervalMs: this.purgeIntervalMs } : {}),
     });
-    this.attachExtension(new ClientTasks(tasks, log));
+    const clientTasks = new ClientTasks(tasks, log);
+    this.attachExtension(clientTasks);
     try {
       await super.start();
     } catch (error) {
@@ -91,10 +95,22 @@ export class ServiceRouter extends CoreRouter {
     this.tasks = tasks;
     const held = await tasks.start();
     log.info(`task store: ${description}; ${held}`);
+    const scheduler = new Scheduler({
+      store,
+      fire: (firing) => tasks.submit(firing.method, firing.args, firing.options, true, firing.origin),
+      checkOptions: (method, options) => tasks.checkOptions(method, options),
+      logger: log,
+    });
+    this.schedules = scheduler;
+    clientTasks.scheduler = scheduler;
+    await scheduler.start();
   }
 
   /** Stops the router (attempts still running are retried after a restart), then closes the store. */
   override async stop(): Promise<void> {
+    this.schedules?.stop();
+    await this.schedules?.idle();
+    this.schedules = undefined;
     await super.stop();
     const tasks = this.tasks;
     this.tasks = undefined;

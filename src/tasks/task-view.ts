@@ -30,6 +30,8 @@ export interface TaskInfo {
   result?: unknown;
   /** Why it failed, was revoked or expired; while retrying, why the last attempt failed. */
   error?: TaskError;
+  /** The schedule that fired it, and the due time it fired for. */
+  schedule?: { name: string; dueAt: string };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -53,6 +55,7 @@ export function taskInfoWithoutResult(record: TaskRecord): Omit<TaskInfo, "resul
   if (record.idempotencyKey !== undefined) info.idempotencyKey = record.idempotencyKey;
   if (record.progress !== undefined) info.progress = record.progress;
   if (record.error !== undefined) info.error = record.error;
+  if (record.schedule !== undefined) info.schedule = { name: record.schedule.name, dueAt: iso(record.schedule.dueAt) };
   return info;
 }
 
