@@ -290,4 +290,27 @@ describe("Scheduler", () => {
     expect(store.listSchedules()).toEqual([]);
     scheduler.stop();
   });
+
+  test("a turn that fails on the store is tried again a second later, and the due time still fires once", async () => {
+    const store = new MemoryTaskStore();
+    const { clock, fired } = setup("2026-01-01T00:00:00Z", store);
+    let failures = 0;
+    const flaky: TaskStore = Object.create(store, {
+      listSchedules: {
+        value: () => {
+          if (failures-- > 0) throw new Error("disk I/O error");
+          return store.listSchedules();
+        },
+      },
+    });
+    const scheduler = new Scheduler({ store: flaky, fire: firingInto(store, fired), logger: silentLogger, clock });
+    await scheduler.start();
+    await scheduler.set(every("job", 60));
+    failures = 1;
+    await clock.advance(MINUTE, scheduler);
+    expect(fired).toHaveLength(0);
+    await clock.advance(1_000, scheduler);
+    expect(fired.map((f) => f.origin.dueAt)).toEqual([Date.parse("2026-01-01T00:01:00Z")]);
+    scheduler.stop();
+  });
 });

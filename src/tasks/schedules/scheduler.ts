@@ -55,6 +55,8 @@ export interface SchedulerOptions {
 /** Due times fired per schedule per turn while running: a clock jump fires at most this many. */
 const MAX_LIVE_PER_TURN = 1000;
 const MAX_TIMER_MS = 2_147_483_647;
+/** After a turn failed, the next one comes this much later. */
+const RETRY_TURN_MS = 1_000;
 
 /** The idempotency key of a schedule's firing for `dueAt`. */
 export function firingKey(name: string, dueAt: number): string {
@@ -186,7 +188,9 @@ export class Scheduler {
     this.turns = this.turns
       .then(() => this.fireDue())
       .catch((error: unknown) => {
-        this.log.error(`schedules: a turn failed: ${(error as Error).message}`);
+        // A store that failed (disk full, say) is tried again in a second, not given up on.
+        this.log.error(`schedules: a turn failed (again in 1 s): ${(error as Error).message}`);
+        this.armFor(this.clock.now() + RETRY_TURN_MS);
       });
     return this.turns;
   }
