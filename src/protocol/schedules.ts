@@ -5,7 +5,8 @@
  */
 import * as v from "valibot";
 import { ValidationError } from "./errors.ts";
-import { MIN_SCHEDULE_EVERY_MS, SCHEDULE_NAME_PATTERN, type ScheduleWire } from "./messages.ts";
+import { validationErrorFromIssues } from "./errors.ts";
+import { MIN_SCHEDULE_EVERY_MS, SCHEDULE_NAME_PATTERN, type ScheduleWire, ScheduleWireSchema } from "./messages.ts";
 import { type SubmitOptions, submitOptionsToWire } from "./tasks.ts";
 
 /** What a schedule fires missed due times with after the router was down. */
@@ -70,6 +71,9 @@ export function scheduleToWire(definition: ScheduleDefinition): ScheduleWire {
   }
   if (catchUp !== undefined) wire.catchUp = catchUp;
   if (paused !== undefined) wire.paused = paused;
+  // What the router checks (lengths, nesting, ranges), checked here too: a bad header would be refused whole.
+  const parsed = v.safeParse(ScheduleWireSchema, wire);
+  if (!parsed.success) throw validationErrorFromIssues(parsed.issues, "schedule");
   return wire;
 }
 

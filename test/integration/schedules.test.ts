@@ -10,6 +10,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ScheduleNotFoundError, ServiceDealer, serviceMethod, type TaskInfo, ValidationError } from "../../src/index.ts";
+import { type ClientMessage, decodeMessage, encodeMessage, PROTOCOL_VERSION } from "../../src/protocol/index.ts";
+import { Dealer } from "../../src/zmtp/index.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -142,3 +144,43 @@ for (const store of ["memory", "sqlite"] as const) {
     });
   });
 }
+
+describe("schedule ops from a raw client", () => {
+  const cluster = new Cluster("tcp");
+  afterEach(() => cluster.dispose());
+
+  test("a bad schedule.set header is answered with its id; a bad cron with the reason; nothing stored", async () => {
+    const router = await cluster.router();
+    const socket = new Dealer({ logger: null });
+    socket.connect(router.address);
+    const received: ClientMessage[] = [];
+    void (async () => {
+      for await (const frames of socket) {
+        const message = decodeMessage(frames, "client");
+        if (message.ok) received.push(message);
+      }
+    })();
+    try {
+      await socket.send(encodeMessage("HELLO", { role: "client", version: PROTOCOL_VERSION }));
+      await waitFor(() => received.some((m) => m.kind === "WELCOME"), { timeoutMs: STEP_MS, message: "WELCOME" });
+      const errorFor = async (id: number) => {
+        await waitFor(() => received.some((m) => m.kind === "ERROR" && m.header.id === id), { timeoutMs: STEP_MS, message: `ERROR ${id}` });
+        return received.find((m) => m.kind === "ERROR" && m.header.id === id)!.header as { code: string; message: string };
+      };
+      await socket.send(
+        encodeMessage("TASK", { id: 1, op: "schedule.set", schedule: { name: "x", cron: "*".repeat(300), method: "A.b" } }),
+      );
+      expect((await errorFor(1)).code).toBe("PROTOCOL_ERROR");
+      await socket.send(encodeMessage("TASK", { id: 2, op: "schedule.set", schedule: { name: "x", cron: "0 0 * * 9", method: "A.b" } }));
+      const bad = await errorFor(2);
+      expect(bad.code).toBe("VALIDATION_ERROR");
+      expect(bad.message).toMatch(/bad cron expression/);
+      await socket.send(encodeMessage("TASK", { id: 3, op: "schedule.list" }));
+      await waitFor(() => received.some((m) => m.kind === "RESULT" && m.header.id === 3), { timeoutMs: STEP_MS, message: "the list" });
+      const list = received.find((m) => m.kind === "RESULT" && m.header.id === 3)!;
+      expect(JSON.parse(new TextDecoder().decode(list.payload as Uint8Array))).toEqual({ schedules: [] });
+    } finally {
+      socket.close();
+    }
+  });
+});
