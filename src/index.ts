@@ -23,13 +23,16 @@ export {
   RouterMode,
   ShuttingDownError,
   TaskNotFoundError,
+  ScheduleNotFoundError,
   TimeoutError,
   ValidationError,
   VoidRailError,
 } from "./protocol/index.ts";
+export type { CatchUpMode, ScheduleDefinition, ScheduleInfo } from "./protocol/index.ts";
 export type { MethodTaskDefaults, SubmitOptions, TaskDefaults, TaskEvent, TaskInfo, TaskPage } from "./protocol/index.ts";
 export type { CompressionCodec, CompressOption } from "./protocol/index.ts";
 export type { FlowOptions, SubmitWithCallbacks, TaskListFilter } from "./client/task-verbs.ts";
+export type { Schedules } from "./client/schedule-verbs.ts";
 export {
   type ChainSignature,
   type ChordSignature,

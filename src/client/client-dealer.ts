@@ -41,6 +41,7 @@ import { type Deadline, Deadlines } from "../util/deadlines.ts";
 import { Fifo } from "../util/fifo.ts";
 import { consumeMessages } from "../util/receive-loop.ts";
 import { Dealer, SEND_DONE } from "../zmtp/index.ts";
+import { Schedules } from "./schedule-verbs.ts";
 import * as tasks from "./task-verbs.ts";
 import type { FlowOptions, SubmitWithCallbacks, TaskChannel, TaskListFilter } from "./task-verbs.ts";
 import type { FlowSignature } from "./flow-builders.ts";
@@ -525,6 +526,17 @@ export class ClientDealer {
   listTasks(filter: TaskListFilter = {}): Promise<TaskPage> {
     return tasks.listTasks(this.channel, filter);
   }
+
+  /**
+   * Periodic tasks the router fires: `set` (cron or every), `list`, `remove`, `pause`, `resume`.
+   * @example await client.schedules.set({ name: "daily-report", cron: "0 3 * * *", timezone: "Europe/Berlin", method: "Report.generate" });
+   */
+  get schedules(): Schedules {
+    this.scheduleVerbs ??= new Schedules(this.channel);
+    return this.scheduleVerbs;
+  }
+
+  private scheduleVerbs: Schedules | undefined;
 
   /** What the task verbs need of this client: one answer per request, or a stream of chunks. */
   private readonly channel: TaskChannel = {

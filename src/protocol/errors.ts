@@ -34,6 +34,8 @@ export const ErrorCode = {
   CONNECTION_LOST: "CONNECTION_LOST",
   /** No task has this id (never submitted, or its record was purged after its result TTL). */
   TASK_NOT_FOUND: "TASK_NOT_FOUND",
+  /** No schedule has this name. */
+  SCHEDULE_NOT_FOUND: "SCHEDULE_NOT_FOUND",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -257,6 +259,13 @@ export class TaskNotFoundError extends VoidRailError {
   override readonly name = "TaskNotFoundError";
 }
 
+/** SCHEDULE_NOT_FOUND: no schedule has this name (pause, resume). data: `{ name }`. */
+export class ScheduleNotFoundError extends VoidRailError {
+  static override readonly code = ErrorCode.SCHEDULE_NOT_FOUND;
+  declare readonly code: typeof ErrorCode.SCHEDULE_NOT_FOUND;
+  override readonly name = "ScheduleNotFoundError";
+}
+
 /** CONNECTION_LOST. Raised locally by a client; a router never sends it. */
 export class ConnectionError extends VoidRailError {
   static override readonly code = ErrorCode.CONNECTION_LOST;
@@ -281,6 +290,7 @@ const ERROR_CLASSES: readonly ErrorClass[] = [
   ShuttingDownError,
   ConnectionError,
   TaskNotFoundError,
+  ScheduleNotFoundError,
 ];
 
 const CLASS_BY_CODE: ReadonlyMap<string, ErrorClass> = new Map(ERROR_CLASSES.map((ErrorClass) => [ErrorClass.code, ErrorClass]));

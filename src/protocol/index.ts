@@ -43,6 +43,9 @@ export {
   ResultHeaderSchema,
   Role,
   ProgressHeaderSchema,
+  SCHEDULE_NAME_PATTERN,
+  type ScheduleWire,
+  ScheduleWireSchema,
   SubmitHeaderSchema,
   FlowHeaderSchema,
   TASK_ID_PATTERN,
@@ -156,6 +159,7 @@ export {
   RemoteError,
   ShuttingDownError,
   TaskNotFoundError,
+  ScheduleNotFoundError,
   TimeoutError,
   UNKNOWN_ERROR_CODE,
   ValidationError,
@@ -185,6 +189,14 @@ export {
 export type { ClustersInfo, DealerInfo, QueuesInfo, RouterInfo, ServicesInfo } from "./monitoring.ts";
 
 export { burstOf, parseRate, type Rate, RateSchema } from "./rates.ts";
+export {
+  type CatchUpMode,
+  type ScheduleDefinition,
+  type ScheduleInfo,
+  ScheduleInfoSchema,
+  ScheduleListSchema,
+  scheduleToWire,
+} from "./schedules.ts";
 export {
   checkLimitKeys,
   FINAL_TASK_STATES,

@@ -534,6 +534,38 @@ export const FlowHeaderSchema = v.object({
   resultTtlMs: v.optional(v.pipe(LongDurationMsSchema, v.minValue(1))),
 });
 export type FlowHeader = v.InferOutput<typeof FlowHeaderSchema>;
+/** Schedule names: what `client.schedules.set` takes as `name`. */
+export const SCHEDULE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const ScheduleNameSchema = v.pipe(
+  v.string(),
+  v.regex(SCHEDULE_NAME_PATTERN, "Invalid schedule name: 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"),
+);
+/** Shortest interval of an `every` schedule. */
+export const MIN_SCHEDULE_EVERY_MS = 1_000;
+
+/** A schedule as `TASK {op: "schedule.set"}` carries it: exactly one of `cron` and `everyMs`. */
+export const ScheduleWireSchema = v.pipe(
+  v.object({
+    name: ScheduleNameSchema,
+    cron: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
+    timezone: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(64))),
+    everyMs: v.optional(v.pipe(LongDurationMsSchema, v.minValue(MIN_SCHEDULE_EVERY_MS))),
+    method: MethodNameSchema,
+    /** Each fired task's arguments (JSON, in the header: it counts toward the header limit). */
+    args: v.optional(
+      v.pipe(
+        v.array(v.unknown()),
+        v.check((args) => isWithinJsonDepth(args, Limits.MAX_JSON_DEPTH), "Invalid args: nested too deep"),
+      ),
+    ),
+    options: v.optional(TaskOptionsSchema),
+    catchUp: v.optional(v.picklist(["none", "last", "all"])),
+    paused: v.optional(v.boolean()),
+  }),
+  v.check((s) => (s.cron === undefined) !== (s.everyMs === undefined), "Invalid schedule: give cron or every, exactly one"),
+  v.check((s) => s.timezone === undefined || s.cron !== undefined, "Invalid schedule: timezone goes with cron"),
+);
+export type ScheduleWire = v.InferOutput<typeof ScheduleWireSchema>;
 
 /** TASK: one operation on stored tasks; `op` says which. */
 export const TaskHeaderSchema = v.variant("op", [
@@ -552,6 +584,11 @@ export const TaskHeaderSchema = v.variant("op", [
     limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000))),
     cursor: v.optional(v.pipe(v.string(), v.maxLength(64))),
   }),
+  v.object({ id: RequestIdSchema, op: v.literal("schedule.set"), schedule: ScheduleWireSchema }),
+  v.object({ id: RequestIdSchema, op: v.literal("schedule.list") }),
+  v.object({ id: RequestIdSchema, op: v.literal("schedule.remove"), name: ScheduleNameSchema }),
+  v.object({ id: RequestIdSchema, op: v.literal("schedule.pause"), name: ScheduleNameSchema }),
+  v.object({ id: RequestIdSchema, op: v.literal("schedule.resume"), name: ScheduleNameSchema }),
 ]);
 export type TaskHeader = v.InferOutput<typeof TaskHeaderSchema>;
 

@@ -213,6 +213,14 @@ export const TaskInfoSchema = v.object({
   result: v.optional(v.unknown()),
   /** Why it failed, was revoked or expired; while retrying, the last attempt's error. */
   error: v.optional(TaskErrorSchema),
+  /** The schedule that fired it and the due time (ISO 8601) it fired for. */
+  schedule: v.optional(v.object({ name: v.string(), dueAt: v.string() })),
+  /** The submit's concurrency key and its limit, when it had one. */
+  concurrencyKey: v.optional(v.string()),
+  concurrencyLimit: v.optional(v.number()),
+  /** The submit's rate key and its rate, when it had one. */
+  rateKey: v.optional(v.string()),
+  rateKeyLimit: v.optional(v.string()),
 });
 export type TaskInfo = v.InferOutput<typeof TaskInfoSchema>;
 

@@ -100,7 +100,9 @@ export class Inbound {
     const message = decodeMessage(frames.slice(1), "router");
     if (!message.ok) {
       log.warn(`bad message from ${describePeer(routingId, session)}: ${message.error.message}`);
-      const id = message.kind === "REQUEST" || message.kind === "INFO" ? message.id : undefined;
+      // Kinds a client waits on by id get the error with it (a bad SUBMIT or TASK header too).
+      const kind = message.kind;
+      const id = kind === "REQUEST" || kind === "INFO" || kind === "SUBMIT" || kind === "TASK" ? message.id : undefined;
       outbound.error(routingId, id, errorToWire(message.error));
       return;
     }

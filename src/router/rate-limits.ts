@@ -11,6 +11,7 @@ import { TokenBucket } from "../util/token-bucket.ts";
 
 export class MethodRateLimits {
   private readonly configured = new Map<string, Rate>();
+  private readonly declaredRates = new Map<string, Rate>();
   private readonly buckets = new Map<string, TokenBucket>();
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
   /** What serves a method's queue when its next token is due (set once the dispatcher exists). */
@@ -26,25 +27,22 @@ export class MethodRateLimits {
       if (rate === undefined) continue;
       this.configured.set(method, rate);
       this.buckets.set(method, this.bucketOf(rate));
+      this.active = true;
     }
   }
 
-  /** Whether any method is limited: when none is, dispatch checks nothing else (no per-call cost). */
-  get active(): boolean {
-    return this.buckets.size > 0;
-  }
+  /** Whether any method is limited: when none is, dispatch checks this one field and nothing else. */
+  active = false;
 
   /** Whether `method` has a rate limit. */
   limits(method: string): boolean {
     return this.buckets.has(method);
   }
 
-  /** The rate in force for `method`, as "N/s|m|h" parts, for monitoring. */
+  /** The rate in force for `method`. */
   rateOf(method: string): Rate | undefined {
     return this.configured.get(method) ?? this.declaredRates.get(method);
   }
-
-  private readonly declaredRates = new Map<string, Rate>();
 
   /** A dealer registered `method` declaring `rateLimit` (or none: an earlier dealer's stays). */
   declared(method: string, rateLimit: string | undefined): void {
@@ -57,6 +55,7 @@ export class MethodRateLimits {
     const bucket = this.buckets.get(method);
     if (bucket) bucket.setRate({ ...rate, capacity: burstOf(rate) });
     else this.buckets.set(method, this.bucketOf(rate));
+    this.active = true;
   }
 
   /**

@@ -172,6 +172,8 @@ export class ServiceRouter {
     this.startedAt = Date.now();
     this.stopping = false;
     this.log.info(`router listening on ${this.boundAddress} (mode ${this.mode})`);
+    const rateLimits = Object.entries(this.config.rateLimits);
+    if (rateLimits.length > 0) this.log.info(`rate limits: ${rateLimits.map(([method, rate]) => `${method} ${rate}`).join(", ")}`);
     void consumeMessages(socket, (frames) => this.inbound.message(frames), this.log, "router");
   }
 

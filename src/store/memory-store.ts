@@ -7,6 +7,8 @@ import type {
   FlowLink,
   NewTask,
   QueuePosition,
+  ScheduleFields,
+  ScheduleRecord,
   StoredFlowLink,
   TaskFilter,
   TaskPage,
@@ -22,6 +24,7 @@ export class MemoryTaskStore implements TaskStore {
   private readonly byIdempotencyKey = new Map<string, string>();
   /** Flow links by flow id, in insertion order (parents first, steps in order). */
   private readonly links = new Map<string, Map<string, FlowLink>>();
+  private readonly schedules = new Map<string, ScheduleRecord>();
   private nextSeq = 1;
 
   async insert(task: NewTask): Promise<{ task: TaskRecord; created: boolean }> {
@@ -175,6 +178,32 @@ export class MemoryTaskStore implements TaskStore {
     return counts;
   }
 
+  async putSchedule(schedule: ScheduleRecord): Promise<void> {
+    this.schedules.set(schedule.name, copySchedule(schedule));
+  }
+
+  getSchedule(name: string): ScheduleRecord | undefined {
+    const schedule = this.schedules.get(name);
+    return schedule && copySchedule(schedule);
+  }
+
+  listSchedules(): ScheduleRecord[] {
+    return [...this.schedules.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map(copySchedule);
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    return this.schedules.delete(name);
+  }
+
+  async updateSchedule(name: string, fields: ScheduleFields): Promise<boolean> {
+    const schedule = this.schedules.get(name);
+    if (!schedule) return false;
+    if (fields.paused !== undefined) schedule.paused = fields.paused;
+    if (fields.since !== undefined) schedule.since = fields.since;
+    if (fields.lastDueAt !== undefined) schedule.lastDueAt = fields.lastDueAt;
+    return true;
+  }
+
   async close(): Promise<void> {}
 
   private forgetLink(flowId: string, taskId: string): void {
@@ -196,6 +225,10 @@ export class MemoryTaskStore implements TaskStore {
     }
     return earliest;
   }
+}
+
+function copySchedule(schedule: ScheduleRecord): ScheduleRecord {
+  return { ...schedule, options: structuredClone(schedule.options) };
 }
 
 function notStarted(state: TaskState): boolean {

@@ -85,6 +85,49 @@ export interface TaskRecord {
   error?: TaskError;
   /** The id of the flow (its root task) this task is a node of; absent for a task alone. */
   flowId?: string;
+  /** The schedule that fired it, and the due time it fired for. */
+  schedule?: ScheduleOrigin;
+}
+
+/** Where a fired task came from. */
+export interface ScheduleOrigin {
+  name: string;
+  /** The due time (ms since the epoch) it was fired for. */
+  dueAt: number;
+}
+
+/** How a schedule treats due times missed while the router was down. */
+export type CatchUp = "none" | "last" | "all";
+
+/** A schedule (`client.schedules.set`): fires a task of `method` at each due time. Times in ms since the epoch. */
+export interface ScheduleRecord {
+  /** Unique; the key of every verb. */
+  name: string;
+  /** A cron expression; exactly one of `cron` and `everyMs` is set. */
+  cron?: string;
+  /** IANA time zone of `cron`; absent: UTC. */
+  timezone?: string;
+  /** An interval, counted from `since`. */
+  everyMs?: number;
+  method: string;
+  /** Each fired task's arguments: the encoded JSON array. */
+  args: Uint8Array;
+  /** Each fired task's options, in their wire form (JSON). */
+  options: Record<string, unknown>;
+  catchUp: CatchUp;
+  paused: boolean;
+  createdAt: number;
+  /** When it was last set or resumed: due times at or before it never fire. */
+  since: number;
+  /** The latest due time fired, or passed over by its catch-up mode. */
+  lastDueAt?: number;
+}
+
+/** What `updateSchedule` may change. */
+export interface ScheduleFields {
+  paused?: boolean;
+  since?: number;
+  lastDueAt?: number;
 }
 
 /** What `insert` needs: the store assigns `seq`. */
@@ -213,6 +256,16 @@ export interface TaskStore {
   flowLinks(flowId: string): StoredFlowLink[];
   /** Ids of flows that have a task not yet final (after a restart: flows to carry on). */
   openFlows(): string[];
+  // ---- schedules ----
+  /** Stores a schedule, replacing the one of the same name, in one write. */
+  putSchedule(schedule: ScheduleRecord): Promise<void>;
+  getSchedule(name: string): ScheduleRecord | undefined;
+  /** Every schedule, by name. */
+  listSchedules(): ScheduleRecord[];
+  /** Deletes the schedule; false when there was none of that name. */
+  removeSchedule(name: string): Promise<boolean>;
+  /** Changes a stored schedule; false when there is none of that name. */
+  updateSchedule(name: string, fields: ScheduleFields): Promise<boolean>;
   /** Commits what is pending and releases the store. */
   close(): Promise<void>;
 }

@@ -4,12 +4,14 @@
  * subscriptions that end at the task's final state, at the client's CANCEL, or when its
  * connection goes.
  */
-import { encodeJsonOrThrow, errorToWire, TimeoutError, type VoidRailError } from "../protocol/index.ts";
+import { encodeJsonOrThrow, errorToWire, ShuttingDownError, TimeoutError, type VoidRailError } from "../protocol/index.ts";
 import type { ClientAnswers, ClientExtension, ExtensionMessage } from "../router/extension.ts";
 import { isFinal } from "../store/task-states.ts";
 import type { TaskRecord } from "../store/task-store.ts";
 import type { Logger } from "../util/log.ts";
 import type { FlowEngine } from "./flows/flow-engine.ts";
+import { isScheduleOp, serveScheduleOp } from "./schedules/schedule-ops.ts";
+import type { Scheduler } from "./schedules/scheduler.ts";
 import type { TaskManager } from "./task-manager.ts";
 import { encodeTaskInfo, encodeTaskInfos } from "./task-view.ts";
 import type { TaskEvent } from "./watchers.ts";
@@ -24,6 +26,8 @@ export class ClientTasks implements ClientExtension {
     private readonly tasks: TaskManager,
     private readonly flows: FlowEngine,
     private readonly log: Logger,
+    /** Serves the schedule ops; set once the scheduler runs. */
+    public scheduler?: Scheduler,
   ) {}
 
   message(client: ClientAnswers, message: ExtensionMessage): void {
@@ -62,6 +66,11 @@ export class ClientTasks implements ClientExtension {
       return;
     }
     const header = message.header;
+    if (isScheduleOp(header)) {
+      if (!this.scheduler) throw new ShuttingDownError("the scheduler is not running");
+      client.answer(id, await serveScheduleOp(this.scheduler, header));
+      return;
+    }
     switch (header.op) {
       case "get":
         client.answer(id, encodeTaskInfo(this.tasks.get(header.taskId)));

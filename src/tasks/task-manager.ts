@@ -17,7 +17,7 @@ import {
   type WireError,
 } from "../protocol/index.ts";
 import { isFinal, type TaskState, type TransitionName } from "../store/task-states.ts";
-import type { TaskError, TaskFilter, TaskPage, TaskRecord, TaskStore, TransitionFields } from "../store/task-store.ts";
+import type { ScheduleOrigin, TaskError, TaskFilter, TaskPage, TaskRecord, TaskStore, TransitionFields } from "../store/task-store.ts";
 import type { Logger } from "../util/log.ts";
 import { TokenBucket } from "../util/token-bucket.ts";
 import type { AttemptHandle, AttemptSink, TaskHost } from "./host.ts";
@@ -148,8 +148,18 @@ export class TaskManager {
 
   // ---- the client's verbs ----
 
-  /** Stores a new task (resolves once committed) and starts it when due and a slot is free. */
-  async submit(method: string, args: Uint8Array, options: TaskOptions, waitForDealer = false, require?: Tags): Promise<TaskRecord> {
+  /**
+   * Stores a new task (resolves once committed) and starts it when due and a slot is free.
+   * `require`: tags every attempt's dealer must have. `origin`: the schedule and due time that fired it.
+   */
+  async submit(
+    method: string,
+    args: Uint8Array,
+    options: TaskOptions,
+    waitForDealer = false,
+    require?: Tags,
+    origin?: ScheduleOrigin,
+  ): Promise<TaskRecord> {
     const requirement = require !== undefined && Object.keys(require).length > 0 ? require : undefined;
     const offered = this.host.method(method, requirement);
     if (!offered && !waitForDealer) {
@@ -168,6 +178,7 @@ export class TaskManager {
     const now = this.now();
     const task = resolveTask(newTaskId(now), method, args, options, offered?.taskDefaults ?? {}, now);
     if (requirement !== undefined) task.policy.require = requirement;
+    if (origin !== undefined) task.schedule = origin;
     const { task: record, created } = await this.store.insert(task);
     if (created) this.admit(record);
     return record;
@@ -203,6 +214,16 @@ export class TaskManager {
     const applied = await this.store.transition(id, succeeded ? "markJoined" : "markFailed", fields);
     if (applied) this.ended(id, succeeded ? "succeeded" : "failed");
     return applied;
+  }
+
+  /** Throws ValidationError when `options` cannot make a task of `method` (a schedule's, at set). */
+  checkOptions(method: string, options: TaskOptions): void {
+    const offered = this.host.method(method);
+    if (offered?.stream) {
+      throw new ValidationError(`${method} is a streaming method; a task runs a unary method`, { data: { path: "method" } });
+    }
+    const now = this.now();
+    resolveTask("check", method, new Uint8Array(), options, offered?.taskDefaults ?? {}, now);
   }
 
   /** The task, or TaskNotFoundError. */

@@ -11,6 +11,7 @@ import { ClientTasks } from "./client-tasks.ts";
 import { FlowEngine } from "./flows/flow-engine.ts";
 import { openTaskStore, type TaskStoreOption } from "./open-store.ts";
 import { RouterTaskHost } from "./router-host.ts";
+import { Scheduler } from "./schedules/scheduler.ts";
 import { TaskManager } from "./task-manager.ts";
 
 export interface ServiceRouterOptions extends CoreOptions {
@@ -49,6 +50,8 @@ export class ServiceRouter extends CoreRouter {
   tasks: TaskManager | undefined;
   /** The workflow engine (chain, group, chord, callbacks), once started. */
   flows: FlowEngine | undefined;
+  /** The schedules, once started. */
+  schedules: Scheduler | undefined;
   private readonly storeOption: TaskStoreOption;
   private readonly taskWindow: number | undefined;
   private readonly purgeIntervalMs: number | undefined;
@@ -87,7 +90,8 @@ export class ServiceRouter extends CoreRouter {
     });
     const flows = new FlowEngine({ store, host, tasks, logger: log });
     tasks.onFinished(flows.finished);
-    this.attachExtension(new ClientTasks(tasks, flows, log));
+    const clientTasks = new ClientTasks(tasks, flows, log);
+    this.attachExtension(clientTasks);
     try {
       await super.start();
     } catch (error) {
@@ -100,10 +104,22 @@ export class ServiceRouter extends CoreRouter {
     const held = await tasks.start();
     await flows.carryOn();
     log.info(`task store: ${description}; ${held}${open > 0 ? `; ${open} flow(s) carried on` : ""}`);
+    const scheduler = new Scheduler({
+      store,
+      fire: (firing) => tasks.submit(firing.method, firing.args, firing.options, true, undefined, firing.origin),
+      checkOptions: (method, options) => tasks.checkOptions(method, options),
+      logger: log,
+    });
+    this.schedules = scheduler;
+    clientTasks.scheduler = scheduler;
+    await scheduler.start();
   }
 
   /** Stops the router (attempts still running are retried after a restart), then closes the store. */
   override async stop(): Promise<void> {
+    this.schedules?.stop();
+    await this.schedules?.idle();
+    this.schedules = undefined;
     await super.stop();
     const tasks = this.tasks;
     this.tasks = undefined;

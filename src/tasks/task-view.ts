@@ -30,6 +30,13 @@ export interface TaskInfo {
   result?: unknown;
   /** Why it failed, was revoked or expired; while retrying, why the last attempt failed. */
   error?: TaskError;
+  /** The schedule that fired it, and the due time it fired for. */
+  schedule?: { name: string; dueAt: string };
+  /** The submit's keys, when it had them. */
+  concurrencyKey?: string;
+  concurrencyLimit?: number;
+  rateKey?: string;
+  rateKeyLimit?: string;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -53,6 +60,16 @@ export function taskInfoWithoutResult(record: TaskRecord): Omit<TaskInfo, "resul
   if (record.idempotencyKey !== undefined) info.idempotencyKey = record.idempotencyKey;
   if (record.progress !== undefined) info.progress = record.progress;
   if (record.error !== undefined) info.error = record.error;
+  const { concurrencyKey, concurrencyLimit, rateKey, rateKeyLimit } = record.policy;
+  if (concurrencyKey !== undefined) {
+    info.concurrencyKey = concurrencyKey;
+    info.concurrencyLimit = concurrencyLimit ?? 1;
+  }
+  if (rateKey !== undefined && rateKeyLimit !== undefined) {
+    info.rateKey = rateKey;
+    info.rateKeyLimit = rateKeyLimit;
+  }
+  if (record.schedule !== undefined) info.schedule = { name: record.schedule.name, dueAt: iso(record.schedule.dueAt) };
   return info;
 }
 

@@ -4,7 +4,7 @@
  */
 import { expect, test } from "bun:test";
 import { ValidationError } from "../../src/protocol/index.ts";
-import type { NewTask, TaskPolicy, TaskStore } from "../../src/store/task-store.ts";
+import type { NewTask, ScheduleRecord, TaskPolicy, TaskStore } from "../../src/store/task-store.ts";
 import { canTransition, TASK_STATES, type TaskState, TRANSITIONS, type TransitionName } from "../../src/store/task-states.ts";
 
 const POLICY: TaskPolicy = {
@@ -243,5 +243,78 @@ export function taskStoreCases(name: string, open: () => Promise<TaskStore> | Ta
     expect(store.counts().queued).toBe(500);
     const results = await Promise.all(inserts);
     expect(new Set(results.map((r) => r.task.seq)).size).toBe(500);
+  });
+
+  // ---- schedules ----
+
+  const schedule = (overrides: Partial<ScheduleRecord> = {}): ScheduleRecord => ({
+    name: "nightly",
+    cron: "0 3 * * *",
+    timezone: "Europe/Berlin",
+    method: "Report.generate",
+    args: new TextEncoder().encode('["daily"]'),
+    options: { priority: 7, retries: 2 },
+    catchUp: "last",
+    paused: false,
+    createdAt: 1_000,
+    since: 1_000,
+    ...overrides,
+  });
+
+  withStore("a schedule is stored, read back field by field, and listed by name", async (store) => {
+    await store.putSchedule(schedule({ name: "b-interval", cron: undefined, timezone: undefined, everyMs: 60_000, catchUp: "all" }));
+    await store.putSchedule(schedule({ name: "a-cron", lastDueAt: 5_000 }));
+    const cron = store.getSchedule("a-cron")!;
+    expect(cron).toMatchObject({ name: "a-cron", cron: "0 3 * * *", timezone: "Europe/Berlin", method: "Report.generate" });
+    expect(cron).toMatchObject({
+      options: { priority: 7, retries: 2 },
+      catchUp: "last",
+      paused: false,
+      createdAt: 1_000,
+      since: 1_000,
+      lastDueAt: 5_000,
+    });
+    expect(cron.everyMs).toBeUndefined();
+    expect(new TextDecoder().decode(cron.args)).toBe('["daily"]');
+    const interval = store.getSchedule("b-interval")!;
+    expect(interval).toMatchObject({ everyMs: 60_000, catchUp: "all" });
+    expect(interval.cron).toBeUndefined();
+    expect(interval.timezone).toBeUndefined();
+    expect(interval.lastDueAt).toBeUndefined();
+    expect(store.listSchedules().map((s) => s.name)).toEqual(["a-cron", "b-interval"]);
+    expect(store.getSchedule("missing")).toBeUndefined();
+  });
+
+  withStore("putting a schedule of a known name replaces it whole", async (store) => {
+    await store.putSchedule(schedule({ lastDueAt: 9_000, paused: true }));
+    await store.putSchedule(schedule({ cron: undefined, timezone: undefined, everyMs: 5_000, since: 20_000 }));
+    const replaced = store.getSchedule("nightly")!;
+    expect(replaced).toMatchObject({ everyMs: 5_000, since: 20_000, paused: false });
+    expect(replaced.cron).toBeUndefined();
+    expect(replaced.lastDueAt).toBeUndefined();
+    expect(store.listSchedules()).toHaveLength(1);
+  });
+
+  withStore("updateSchedule changes only the fields given; remove deletes; both say whether the name existed", async (store) => {
+    await store.putSchedule(schedule());
+    expect(await store.updateSchedule("nightly", { paused: true })).toBe(true);
+    expect(store.getSchedule("nightly")).toMatchObject({ paused: true, since: 1_000 });
+    expect(await store.updateSchedule("nightly", { paused: false, since: 7_000, lastDueAt: 6_000 })).toBe(true);
+    expect(store.getSchedule("nightly")).toMatchObject({ paused: false, since: 7_000, lastDueAt: 6_000, cron: "0 3 * * *" });
+    expect(await store.updateSchedule("missing", { paused: true })).toBe(false);
+    expect(await store.removeSchedule("nightly")).toBe(true);
+    expect(await store.removeSchedule("nightly")).toBe(false);
+    expect(store.getSchedule("nightly")).toBeUndefined();
+  });
+
+  withStore("a fired task keeps its schedule and due time; its idempotency key gives it back instead of a second one", async (store) => {
+    const origin = { name: "nightly", dueAt: 1_700_000_000_000 };
+    const first = await store.insert(newTask({ schedule: origin, idempotencyKey: "schedule:nightly:1700000000000" }));
+    expect(first.created).toBe(true);
+    expect(store.get(first.task.id)?.schedule).toEqual(origin);
+    const again = await store.insert(newTask({ schedule: origin, idempotencyKey: "schedule:nightly:1700000000000" }));
+    expect(again.created).toBe(false);
+    expect(again.task.id).toBe(first.task.id);
+    expect(store.get((await store.insert(newTask())).task.id)?.schedule).toBeUndefined();
   });
 }

@@ -108,6 +108,24 @@ describe("sqlite store file", () => {
     db.close();
   });
 
+  test("a store of schema 1 with tasks in it is migrated to schedules: its tasks stay, with no schedule", async () => {
+    const path = freshPath();
+    const db = new Database(path);
+    migrate(db, path, MIGRATIONS.slice(0, 1));
+    db.query(
+      `INSERT INTO tasks (id, method, args, state, priority, created_at, run_at, policy) VALUES ('old-1', 'S.m', X'5B5D', 'queued', 5, 1, 1, '{}')`,
+    ).run();
+    db.close();
+    const store = new SqliteTaskStore(path);
+    expect(store.get("old-1")).toMatchObject({ id: "old-1", state: "queued" });
+    expect(store.get("old-1")?.schedule).toBeUndefined();
+    expect(store.listSchedules()).toEqual([]);
+    await store.close();
+    const check = new Database(path);
+    expect(check.query("PRAGMA user_version").get()).toEqual({ user_version: LATEST_VERSION });
+    check.close();
+  });
+
   test("a file that is not SQLite is refused as CORRUPT", () => {
     const path = freshPath();
     writeFileSync(path, "this is not a database, just some bytes that are long enough to look like a header ".repeat(20));

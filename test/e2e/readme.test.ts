@@ -232,6 +232,27 @@ describe("a router, a dealer and the client on the defaults (port from VOIDRAIL_
     expect(JSON.parse(await runWith("voidrail task revoke 0192f3c0-5e1a-7b2c-9d4e-8f0a1b2c3d4e", id)).state).toBe("succeeded");
   }, 120_000);
 
+  test("schedules: add (cron in a zone, an interval), list, pause", async () => {
+    const daily = JSON.parse(
+      await ok(
+        `voidrail schedule add daily-report --cron "0 3 * * *" --timezone Europe/Berlin --method Report.generate --args '"daily"'`,
+        place,
+      ),
+    );
+    expect(daily).toMatchObject({ name: "daily-report", cron: "0 3 * * *", timezone: "Europe/Berlin", args: ["daily"] });
+    const minute = JSON.parse(
+      await ok(
+        `voidrail schedule add every-minute --every 60 --method System.check --catch-up none --options '{"priority": 8, "expires": 50}'`,
+        place,
+      ),
+    );
+    expect(minute).toMatchObject({ every: 60, catchUp: "none", options: { priority: 8, expiresMs: 50_000 } });
+    const names = JSON.parse(await ok("voidrail schedule list", place)).map((s: { name: string }) => s.name);
+    expect(names).toEqual(expect.arrayContaining(["daily-report", "every-minute"]));
+    expect(JSON.parse(await ok("voidrail schedule pause daily-report", place)).paused).toBe(true);
+    for (const name of ["daily-report", "every-minute"]) await runCli(["schedule", "remove", name, "--port", String(place.port)]);
+  });
+
   test("SIGTERM stops the dealer, then the router, each with exit 0 and a last word", async () => {
     await stop(dealer, "voidrail: dealer shutdown complete");
     await stop(router, "voidrail: router shutdown complete");

@@ -147,6 +147,7 @@ describe("rate limits and concurrency keys", () => {
     expect(journal.starts.map((s) => s.label).sort()).toEqual(["a0", "a1", "b0", "b1", "b2"]);
     const waiting = await Promise.all(busy.slice(2, 6).map((id) => client.getTask(id)));
     expect(waiting.every((t) => t.state === "queued")).toBe(true);
+    expect(waiting[0]).toMatchObject({ concurrencyKey: "tenant-7", concurrencyLimit: 2 });
     journal.gate.open();
     const tasks = await waitAll(client, busy);
     expect(tasks.every((t) => t.state === "succeeded")).toBe(true);

@@ -5,6 +5,7 @@ import {
   CancelledError,
   ConnectionError,
   TaskNotFoundError,
+  ScheduleNotFoundError,
   DealerLostError,
   decodeMessage,
   encodeMessage,
@@ -47,6 +48,7 @@ const classes = [
   [ShuttingDownError, "SHUTTING_DOWN", undefined],
   [ConnectionError, "CONNECTION_LOST", undefined],
   [TaskNotFoundError, "TASK_NOT_FOUND", { taskId: "0190a5f0-0000-7000-8000-000000000000" }],
+  [ScheduleNotFoundError, "SCHEDULE_NOT_FOUND", { name: "daily-report" }],
 ] as const;
 
 describe("error classes", () => {

@@ -16,6 +16,7 @@ export const subCommands: Record<string, Lazy> = {
   client: load(() => import("./client.ts")),
   serve: load(() => import("./serve.ts")),
   task: load(() => import("./task.ts")),
+  schedule: load(() => import("./schedule.ts")),
   // Hidden: what `dealer --instances N` starts N times.
   "dealer-child": load(() => import("./dealer-child.ts")),
 };

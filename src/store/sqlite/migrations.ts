@@ -71,6 +71,29 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 3,
+    name: "schedules",
+    sql: `
+      CREATE TABLE schedules (
+        name TEXT PRIMARY KEY,
+        cron TEXT,
+        timezone TEXT,
+        every_ms INTEGER,
+        method TEXT NOT NULL,
+        args BLOB NOT NULL,
+        options TEXT NOT NULL,
+        catch_up TEXT NOT NULL,
+        paused INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        since INTEGER NOT NULL,
+        last_due_at INTEGER,
+        CHECK ((cron IS NULL) <> (every_ms IS NULL))
+      );
+      ALTER TABLE tasks ADD COLUMN schedule_name TEXT;
+      ALTER TABLE tasks ADD COLUMN schedule_due_at INTEGER;
+    `,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

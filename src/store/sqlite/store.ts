@@ -9,9 +9,12 @@ import { Database, type Statement } from "bun:sqlite";
 import { decodeCursor, encodeCursor } from "../cursor.ts";
 import { StoreFailure, TaskStoreError } from "../errors.ts";
 import type {
+  CatchUp,
   FlowLink,
   NewTask,
   QueuePosition,
+  ScheduleFields,
+  ScheduleRecord,
   StoredFlowLink,
   TaskError,
   TaskFilter,
@@ -50,6 +53,8 @@ interface TaskRow {
   result: Uint8Array | null;
   error: string | null;
   flow_id: string | null;
+  schedule_name: string | null;
+  schedule_due_at: number | null;
 }
 
 interface FlowLinkRow {
@@ -64,6 +69,21 @@ interface FlowLinkRow {
   release: string | null;
   state: TaskState | null;
   method: string | null;
+}
+
+interface ScheduleRow {
+  name: string;
+  cron: string | null;
+  timezone: string | null;
+  every_ms: number | null;
+  method: string;
+  args: Uint8Array;
+  options: string;
+  catch_up: CatchUp;
+  paused: number;
+  created_at: number;
+  since: number;
+  last_due_at: number | null;
 }
 
 interface Pending {
@@ -305,6 +325,60 @@ export class SqliteTaskStore implements TaskStore {
     return counts;
   }
 
+  // ---- schedules ----
+
+  putSchedule(schedule: ScheduleRecord): Promise<void> {
+    this.write(
+      `INSERT OR REPLACE INTO schedules (name, cron, timezone, every_ms, method, args, options, catch_up, paused, created_at, since, last_due_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      schedule.name,
+      schedule.cron ?? null,
+      schedule.timezone ?? null,
+      schedule.everyMs ?? null,
+      schedule.method,
+      schedule.args,
+      JSON.stringify(schedule.options),
+      schedule.catchUp,
+      schedule.paused ? 1 : 0,
+      schedule.createdAt,
+      schedule.since,
+      schedule.lastDueAt ?? null,
+    );
+    return this.afterCommit(undefined);
+  }
+
+  getSchedule(name: string): ScheduleRecord | undefined {
+    const row = this.statement("SELECT * FROM schedules WHERE name = ?").get(name) as ScheduleRow | null;
+    return row ? scheduleFromRow(row) : undefined;
+  }
+
+  listSchedules(): ScheduleRecord[] {
+    return (this.statement("SELECT * FROM schedules ORDER BY name").all() as ScheduleRow[]).map(scheduleFromRow);
+  }
+
+  removeSchedule(name: string): Promise<boolean> {
+    return this.afterCommit(this.write("DELETE FROM schedules WHERE name = ?", name) === 1);
+  }
+
+  updateSchedule(name: string, fields: ScheduleFields): Promise<boolean> {
+    const sets: string[] = [];
+    const params: (string | number)[] = [];
+    if (fields.paused !== undefined) {
+      sets.push("paused = ?");
+      params.push(fields.paused ? 1 : 0);
+    }
+    if (fields.since !== undefined) {
+      sets.push("since = ?");
+      params.push(fields.since);
+    }
+    if (fields.lastDueAt !== undefined) {
+      sets.push("last_due_at = ?");
+      params.push(fields.lastDueAt);
+    }
+    if (sets.length === 0) return Promise.resolve(this.getSchedule(name) !== undefined);
+    return this.afterCommit(this.write(`UPDATE schedules SET ${sets.join(", ")} WHERE name = ?`, ...params, name) === 1);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.commit();
@@ -365,8 +439,9 @@ export class SqliteTaskStore implements TaskStore {
   }
 }
 
-const INSERT_TASK = `INSERT INTO tasks (id, method, args, state, priority, created_at, run_at, expires_at, idempotency_key, policy, flow_id)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const INSERT_TASK = `INSERT INTO tasks (id, method, args, state, priority, created_at, run_at, expires_at, idempotency_key, policy, flow_id,
+    schedule_name, schedule_due_at)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 function taskValues(task: NewTask): (string | number | Uint8Array | null)[] {
   return [
@@ -381,6 +456,8 @@ function taskValues(task: NewTask): (string | number | Uint8Array | null)[] {
     task.idempotencyKey ?? null,
     JSON.stringify(task.policy),
     task.flowId ?? null,
+    task.schedule?.name ?? null,
+    task.schedule?.dueAt ?? null,
   ];
 }
 
@@ -424,7 +501,26 @@ function fromRow(row: TaskRow): TaskRecord {
   if (row.result !== null) record.result = row.result;
   if (row.error !== null) record.error = JSON.parse(row.error) as TaskError;
   if (row.flow_id !== null) record.flowId = row.flow_id;
+  if (row.schedule_name !== null && row.schedule_due_at !== null) record.schedule = { name: row.schedule_name, dueAt: row.schedule_due_at };
   return record;
+}
+
+function scheduleFromRow(row: ScheduleRow): ScheduleRecord {
+  const schedule: ScheduleRecord = {
+    name: row.name,
+    method: row.method,
+    args: row.args,
+    options: JSON.parse(row.options) as Record<string, unknown>,
+    catchUp: row.catch_up,
+    paused: row.paused === 1,
+    createdAt: row.created_at,
+    since: row.since,
+  };
+  if (row.cron !== null) schedule.cron = row.cron;
+  if (row.timezone !== null) schedule.timezone = row.timezone;
+  if (row.every_ms !== null) schedule.everyMs = row.every_ms;
+  if (row.last_due_at !== null) schedule.lastDueAt = row.last_due_at;
+  return schedule;
 }
 
 /** SQLite's failures, as one line that says what is wrong with the file. */

@@ -19,6 +19,10 @@ const args = {
   "retry-on": { type: "string", description: "Comma-separated error codes or names that are retried, e.g. TimeoutError,ECONNRESET" },
   "idempotency-key": { type: "string", description: "The same key gives the same task, not a second run" },
   "wait-for-dealer": { type: "boolean", description: "Store it even if no service offers the method yet" },
+  "concurrency-key": { type: "string", description: "At most --concurrency-limit tasks with this key run at once (a tenant id, say)" },
+  "concurrency-limit": { type: "string", description: "Most tasks of --concurrency-key running at once (default 1)" },
+  "rate-key": { type: "string", description: "Tasks with this key share the rate --rate-key-limit (a customer id, say)" },
+  "rate-key-limit": { type: "string", description: "The rate of --rate-key: N/s, N/m or N/h" },
   ...taskConnectionArgs,
 } as const;
 
@@ -33,7 +37,7 @@ export default defineCommand({
       if (bad !== undefined) throw new CliError(bad, 2);
       const seconds = (flag: "countdown" | "expires" | "time-limit" | "retry-delay") =>
         parsed[flag] === undefined ? undefined : parseSeconds(parsed[flag], `--${flag}`);
-      const whole = (flag: "priority" | "retries") => {
+      const whole = (flag: "priority" | "retries" | "concurrency-limit") => {
         const text = parsed[flag];
         if (text === undefined) return undefined;
         if (!/^\d+$/.test(text)) throw new CliError(`--${flag} must be a whole number, got "${text}"`, 2);
@@ -57,6 +61,10 @@ export default defineCommand({
           .filter(Boolean),
         idempotencyKey: parsed["idempotency-key"],
         waitForDealer: parsed["wait-for-dealer"],
+        concurrencyKey: parsed["concurrency-key"],
+        concurrencyLimit: whole("concurrency-limit"),
+        rateKey: parsed["rate-key"],
+        rateKeyLimit: parsed["rate-key-limit"],
       };
       for (const key of Object.keys(options) as (keyof SubmitOptions)[]) if (options[key] === undefined) delete options[key];
       const task = await client.submit(method, parseCallArguments(parsed.args), options);
