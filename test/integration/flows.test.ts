@@ -24,6 +24,9 @@ import {
   task,
   ValidationError,
 } from "../../src/index.ts";
+import { SqliteTaskStore } from "../../src/store/sqlite/store.ts";
+import { planFlow } from "../../src/tasks/flows/flow-plan.ts";
+import { newTaskId } from "../../src/tasks/task-id.ts";
 import { Gate } from "../fixtures/services.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -384,3 +387,55 @@ for (const store of ["memory", "sqlite"] as const) {
     });
   });
 }
+
+describe("flows carried on after a restart", () => {
+  const cluster = new Cluster("tcp");
+  afterEach(async () => {
+    await cluster.dispose();
+    journal = new Journal();
+  });
+
+  test("a router that stopped between a step's success and the next step's release releases it once on start; the callback that was due fires once", async () => {
+    const path = join(dir, `carry-on-${++files}.db`);
+    // The store as a router killed at that moment leaves it: step 0 succeeded, step 1 still blocked,
+    // and a finished group member's onSuccess callback not yet released.
+    const store = new SqliteTaskStore(path);
+    const plan = planFlow(
+      {
+        kind: "chain",
+        steps: [
+          { kind: "task", method: "Flow.add", args: [1, 2] },
+          {
+            kind: "group",
+            members: [{ kind: "task", method: "Flow.double", args: [], onSuccess: { kind: "task", method: "Flow.echo", args: ["cb"] } }],
+          },
+          { kind: "task", method: "Flow.echo", args: [] },
+        ],
+      },
+      {},
+      { now: Date.now(), newId: newTaskId, defaultsOf: () => ({}) },
+    );
+    await store.insertFlow(plan.tasks, plan.links);
+    const [first, member] = [plan.tasks[1].id, plan.tasks[3].id];
+    for (const [id, result] of [
+      [first, "3"],
+      [member, "6"],
+    ] as const) {
+      await store.transition(id, "markReleased", { runAt: Date.now() });
+      await store.transition(id, "markRunning", { countAttempt: true });
+      await store.transition(id, "markSucceeded", {
+        result: new TextEncoder().encode(result),
+        finishedAt: Date.now(),
+        purgeAt: Date.now() + 60_000,
+      });
+    }
+    await store.close();
+
+    await cluster.router({ taskStore: path });
+    await cluster.dealer((options) => new Flow(options));
+    const client = await cluster.client({ timeout: 20 });
+    expect(await client.waitTask(plan.tasks[0].id, { timeout: 20 })).toEqual([[6]]);
+    await waitFor(() => journal.count("echo:") === 2, { timeoutMs: STEP_MS, message: "the last step and the callback" });
+    expect(journal.calls.sort()).toEqual(['echo:[6,"cb"]', "echo:[[6]]"]);
+  });
+});
