@@ -441,7 +441,7 @@ try {
       );
     }
     for (const name of round % 2 === 1 ? (["sqlite", "memory"] as const) : (["memory", "sqlite"] as const)) {
-      if (round === 1) await groupFanOut(setups[name].client, Math.min(GROUP, 1000)); // warm-up
+      if (round === 1) await groupFanOut(setups[name].client, Math.min(GROUP, 5000)); // warm-up, like the plain paths
       const seconds = await groupFanOut(setups[name].client, GROUP);
       const stepMs = await longChain(setups[name].client, CHAIN);
       results.groupSeconds[name].push(seconds);
