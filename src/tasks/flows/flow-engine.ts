@@ -191,8 +191,8 @@ export class FlowEngine {
     if (this.stopped) return;
     // What the transition wrote, without reading the record back.
     const released: TaskRecord = { ...record, ...fields, state: later ? "scheduled" : "queued" };
-    graph.record(node, released.state);
-    this.tasks.admit(released);
+    // Revoked while the release was being committed: the store holds the revoke.
+    if (graph.record(node, released.state)) this.tasks.admit(released);
   }
 
   private async settleCallbacks(graph: FlowGraph, node: FlowNode): Promise<void> {
