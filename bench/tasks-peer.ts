@@ -14,6 +14,12 @@ import { RouterMode, ServiceDealer, ServiceRouter, serviceMethod, silentLogger }
 let served = 0;
 
 class BenchTasks extends ServiceDealer {
+  /** A chord's callback in the workflow benchmark. */
+  @serviceMethod
+  sum(values: number[]) {
+    return values.reduce((total, value) => total + value, 0);
+  }
+
   @serviceMethod
   add(a: number, b: number) {
     served++;

@@ -2,11 +2,14 @@
  * Background tasks through the router: submit rate, end-to-end rate (submit → succeeded) with
  * 64 in flight and with a backlog queued up front, submit+wait latency, each with the SQLite
  * store and the memory store, next to a plain call() of the same method in the same run; then
- * the router's memory with 1,000,000 tasks queued in SQLite and while they drain.
+ * the router's memory with 1,000,000 tasks queued in SQLite and while they drain; and workflows in
+ * the same run: a 10,000-member group of trivial tasks to its chord callback (fan-out rate) and a
+ * 1,000-step chain (time per step), next to the plain tasks' figures.
  *
  *   npm run bench:tasks                  # writes its section of docs/benchmarks.md (with --cpu-prof .tmp/bench-tasks-prof)
  *   bun bench/tasks.ts --no-write --tasks 5000 --rounds 1 --million 0
  *   bun bench/tasks.ts --cpu-prof .tmp/prof --no-write   # also profiles the router on each store
+ *   bun bench/tasks.ts --sections flows --tasks 5000 --rounds 1 --backlog 0 --million 0   # a short run that writes the workflow section only
  *
  * Processes: each router and each dealer is its own process (bench/tasks-peer.ts); the client
  * runs in this one. Rounds alternate the SQLite store, the memory store and plain calls, and
@@ -17,7 +20,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { ClientDealer, silentLogger } from "../src/index.ts";
+import { ClientDealer, chain, chord, silentLogger, task } from "../src/index.ts";
 import { summarizeProfile } from "./cpu-profile.ts";
 import { machineLine, writeSection } from "./doc.ts";
 
@@ -29,9 +32,16 @@ const { values } = parseArgs({
     million: { type: "string", default: "1000000" },
     rounds: { type: "string", default: "5" },
     "cpu-prof": { type: "string" },
+    group: { type: "string", default: "10000" },
+    chain: { type: "string", default: "1000" },
+    /** Which sections of docs/benchmarks.md to write: "tasks", "flows" or both. */
+    sections: { type: "string", default: "tasks,flows" },
     "no-write": { type: "boolean", default: false },
   },
 });
+const GROUP = Number(values.group);
+const CHAIN = Number(values.chain);
+const SECTIONS = new Set(values.sections.split(","));
 const TASKS = Number(values.tasks);
 const SEQUENTIAL = Number(values.sequential);
 const BACKLOG = Number(values.backlog);
@@ -137,7 +147,7 @@ interface Figures {
   clientUs: number;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const median = (xs: number[]) => (xs.length === 0 ? Number.NaN : [...xs].sort((a, b) => a - b)[xs.length >> 1]);
 
 interface Setup {
   router: Peer;
@@ -202,6 +212,33 @@ async function tearDown(setup: Setup, signal: NodeJS.Signals = "SIGTERM"): Promi
   await setup.client.close();
   for (const dealer of setup.dealers) await stop(dealer);
   await stop(setup.router, signal);
+}
+
+// ---- workflows ----
+
+/** Seconds from submitFlow to the result of a chord over `members` trivial tasks (its callback sums them). */
+async function groupFanOut(client: ClientDealer, members: number): Promise<number> {
+  const flow = chord(
+    Array.from({ length: members }, (_, i) => task(METHOD, [i, 1])),
+    task("BenchTasks.sum"),
+  );
+  const start = performance.now();
+  const submitted = await client.submitFlow(flow);
+  const sum = await client.waitTask<number>(submitted.id, { timeout: 600 });
+  const seconds = (performance.now() - start) / 1000;
+  if (sum !== (members * (members + 1)) / 2) throw new Error(`the chord of ${members} gave ${sum}`);
+  return seconds;
+}
+
+/** Milliseconds per step of a chain of `steps` add(previous, 1) steps, submit to result. */
+async function longChain(client: ClientDealer, steps: number): Promise<number> {
+  const flow = chain(task(METHOD, [0, 1]), ...Array.from({ length: steps - 1 }, () => task(METHOD, [1])));
+  const start = performance.now();
+  const submitted = await client.submitFlow(flow);
+  const last = await client.waitTask<number>(submitted.id, { timeout: 600 });
+  const ms = performance.now() - start;
+  if (last !== steps) throw new Error(`the chain of ${steps} gave ${last}`);
+  return ms / steps;
 }
 
 // ---- backlogs ----
@@ -354,6 +391,8 @@ const results = {
   sequential: { sqlite: [] as Figures[], memory: [] as Figures[], call: [] as Figures[] },
   backlog: { sqlite: [] as BacklogFigures[], memory: [] as BacklogFigures[] },
   storeAlone: { sqlite: [] as number[], memory: [] as number[] },
+  groupSeconds: { sqlite: [] as number[], memory: [] as number[] },
+  chainStepMs: { sqlite: [] as number[], memory: [] as number[] },
 };
 
 function medianFigures(list: Figures[]): Figures {
@@ -401,11 +440,21 @@ try {
         `round ${round} ${path}: 64 in flight ${n(pipe.perSecond)}/s (router ${pipe.routerUs.toFixed(1)} µs, dealer ${pipe.dealerUs.toFixed(1)} µs, client ${pipe.clientUs.toFixed(1)} µs CPU each); sequential p50 ${seq.p50.toFixed(0)} µs p99 ${seq.p99.toFixed(0)} µs`,
       );
     }
+    for (const name of round % 2 === 1 ? (["sqlite", "memory"] as const) : (["memory", "sqlite"] as const)) {
+      if (round === 1) await groupFanOut(setups[name].client, Math.min(GROUP, 5000)); // warm-up, like the plain paths
+      const seconds = await groupFanOut(setups[name].client, GROUP);
+      const stepMs = await longChain(setups[name].client, CHAIN);
+      results.groupSeconds[name].push(seconds);
+      results.chainStepMs[name].push(stepMs);
+      log(
+        `round ${round} ${name} flows: ${n(GROUP)}-member group to its chord callback ${seconds.toFixed(2)} s (${n(GROUP / seconds)} tasks/s); ${n(CHAIN)}-step chain ${stepMs.toFixed(3)} ms per step`,
+      );
+    }
   }
   await tearDown(setups.sqlite);
   await tearDown(setups.memory);
 
-  for (let round = 1; round <= ROUNDS; round++) {
+  for (let round = 1; round <= (BACKLOG > 0 ? ROUNDS : 0); round++) {
     const order: StoreName[] = round % 2 === 1 ? ["sqlite", "memory"] : ["memory", "sqlite"];
     for (const name of order) {
       const figures = await backlog(stores[name](), BACKLOG, log);
@@ -520,7 +569,33 @@ try {
   );
   const text = section.join("\n");
   console.log(text);
-  if (!values["no-write"]) writeSection("docs/benchmarks.md", text);
+  if (!values["no-write"] && SECTIONS.has("tasks")) writeSection("docs/benchmarks.md", text);
+
+  const groupSeconds = { sqlite: median(results.groupSeconds.sqlite), memory: median(results.groupSeconds.memory) };
+  const stepMs = { sqlite: median(results.chainStepMs.sqlite), memory: median(results.chainStepMs.memory) };
+  const fanOut = { sqlite: GROUP / groupSeconds.sqlite, memory: GROUP / groupSeconds.memory };
+  const fanOutRatio = fanOut.sqlite / pipe.sqlite.perSecond;
+  const callMs = seq.call.p50 / 1000;
+  const stepOverheadMs = stepMs.sqlite - callMs;
+  const flows = [
+    "## Workflows (bench/tasks.ts)",
+    "",
+    `${machineLine()} Load average when it started: ${load.toFixed(2)} (the machine is shared; compare rows of one run).`,
+    "",
+    `Same run, same router and dealer processes as the background-task section (load_balance, one dealer running up to 100 at once). **Group fan-out**: one \`submitFlow(chord([${n(GROUP)} × task("BenchTasks.add", [i, 1])], task("BenchTasks.sum")))\`, timed from the submit to \`waitTask\`'s result (the chord callback's sum, checked): all ${n(GROUP)} members are stored in one transaction, released at once, run, joined and handed to the callback as one array. **Chain**: one \`chain\` of ${n(CHAIN)} steps \`add(previous, 1)\` (each gets the previous result as its first argument), submit to result, divided by the steps. Median of ${ROUNDS} round(s); the references are the plain-task rows of the same rounds.`,
+    "",
+    "| | SQLite | memory | reference (same run) |",
+    "|---|---:|---:|---|",
+    `| ${n(GROUP)}-member group to its chord callback, tasks/s | ${n(fanOut.sqlite)} (${groupSeconds.sqlite.toFixed(2)} s) | ${n(fanOut.memory)} (${groupSeconds.memory.toFixed(2)} s) | plain tasks end to end, 64 in flight: ${n(pipe.sqlite.perSecond)}/s SQLite, ${n(pipe.memory.perSecond)}/s memory |`,
+    `| ${n(CHAIN)}-step chain, ms per step | ${stepMs.sqlite.toFixed(3)} | ${stepMs.memory.toFixed(3)} | one plain call, sequential p50: ${callMs.toFixed(3)} ms; one task submit+wait p50: ${(seq.sqlite.p50 / 1000).toFixed(3)} ms (SQLite) |`,
+    "",
+    `Aims: group fan-out at the plain end-to-end task rate within 20 % — ${(fanOutRatio * 100).toFixed(0)} % of it with SQLite (${fanOutRatio >= 0.8 ? "met" : "missed"}); a chain step adds under 1 ms — ${stepMs.sqlite.toFixed(3)} ms per step with SQLite, ${stepOverheadMs.toFixed(3)} ms over a plain call's round trip (${stepOverheadMs < 1 ? "met" : "missed"}). A chain step costs one attempt (a router call to the dealer) plus two store commits (its release with the previous result spliced into its arguments, then its success) in turns of their own, since the next step can only be released after the previous one's result is committed; a group's members share those commits, so its rate is bound by the dealer's slots and the router's per-attempt work, not by the client.`,
+    "",
+    `Reproduce: \`npm run bench:tasks\` (both sections), or \`bun bench/tasks.ts --sections flows --tasks 5000 --rounds 1 --backlog 0 --million 0\` for a short run that writes this section only (\`--group ${GROUP} --chain ${CHAIN}\`).`,
+    "",
+  ].join("\n");
+  console.log(flows);
+  if (!values["no-write"] && SECTIONS.has("flows")) writeSection("docs/benchmarks.md", flows);
 } finally {
   for (const child of children) child.kill();
   await Promise.all([...children].map((child) => child.exited));

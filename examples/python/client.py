@@ -72,7 +72,7 @@ PROTOCOL_VERSION = 2  # the revision announced in HELLO; 2 adds background tasks
 TASKS_REVISION = 2  # SUBMIT and TASK only go out when the revision in force is at least this
 PAYLOAD_KINDS = {"REQUEST", "RESULT", "CHUNK"}  # the kinds with a 4th frame (§2); SUBMIT, which has one too, is only sent
 
-TASK_STATES = ("scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired")
+TASK_STATES = ("blocked", "scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired")
 FINAL_TASK_STATES = frozenset(("succeeded", "failed", "revoked", "expired"))
 TASK_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")  # UUIDv7 (§15.3)
 

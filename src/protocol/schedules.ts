@@ -1,6 +1,6 @@
 /**
  * Schedules at the API boundary: what `client.schedules.set` takes (seconds, the task options of
- * `submit`), its wire form, and the shape of the router's answers. docs/PROTOCOL.md §16 is the
+ * `submit`), its wire form, and the shape of the router's answers. docs/PROTOCOL.md §17 is the
  * normative description.
  */
 import * as v from "valibot";

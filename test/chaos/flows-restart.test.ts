@@ -27,6 +27,17 @@ function startsOf(dealer: DealerChild, tag: string): number {
   return dealer.named("started").filter((event) => event.tag === tag).length;
 }
 
+/**
+ * The dealer's reports come on its stdout, which this process may read after the router's
+ * answers: wait until each tag has reported `event` before counting starts.
+ */
+function reported(dealer: DealerChild, event: string, tags: string[]): Promise<void> {
+  return waitFor(() => tags.every((tag) => dealer.named(event).some((e) => e.tag === tag)), {
+    timeoutMs: 30_000,
+    message: `the dealer to report ${event} for ${tags.join(", ")}`,
+  });
+}
+
 /** Every task node of a flow tree, with its state. */
 function leaves(info: FlowInfo, out: FlowInfo[] = []): FlowInfo[] {
   if (info.kind === "task") out.push(info);
@@ -64,7 +75,7 @@ test("router SIGKILL mid-chain: the chain carries on from the step that was runn
   const client = await stage.client(router.address, { timeout: 30 });
   const steps = ["s0", "s1", "s2", "s3", "s4"];
   const flow = await client.submitFlow(
-    chain(task("FlowService.step", ["s0", 0]), ...steps.slice(1).map((tag) => task("FlowService.step", [tag, tag === "s2" ? 2_000 : 0]))),
+    chain(task("FlowService.step", ["s0", 0]), ...steps.slice(1).map((tag) => task("FlowService.step", [tag, tag === "s2" ? 3_000 : 0]))),
     { onSuccess: task("FlowService.step", ["callback", 0]) },
   );
   await waitFor(() => startsOf(dealer, "s2") === 1, { timeoutMs: 30_000, message: "step s2 to start" });
@@ -76,15 +87,18 @@ test("router SIGKILL mid-chain: the chain carries on from the step that was runn
   expect(await restarted.client.waitTask(flow.id, { timeout: 60 })).toBe("s0,s1,s2,s3,s4,");
   const after = await settled(restarted.client, flow.id);
   console.log(`[chaos] chain across a router SIGKILL: ${JSON.stringify(leaves(after).map((leaf) => leaf.state))}`);
+  await reported(dealer, "finished", [...steps, "callback"]);
 
   for (const tag of ["s0", "s1", "s3", "s4", "callback"]) expect({ tag, starts: startsOf(dealer, tag) }).toEqual({ tag, starts: 1 });
-  // s2 was cut off by the kill: it runs once more (a lost attempt), never more.
-  expect(startsOf(dealer, "s2")).toBe(2);
+  // s2 was cut off by the kill: it runs once more (a lost attempt), never more. (On a machine so
+  // loaded that s2 had finished before the kill, it must not have run again.)
+  const s2Finished = finishedBefore.includes(before[2].id);
+  expect(startsOf(dealer, "s2")).toBe(s2Finished ? 1 : 2);
   const byId = new Map(leaves(after).map((leaf) => [leaf.id, leaf]));
   for (const id of finishedBefore) expect(byId.get(id)?.state).toBe("succeeded");
   expect(after.onSuccess?.state).toBe("succeeded");
   const s2 = await restarted.client.getTask(after.steps![2].id);
-  expect(s2).toMatchObject({ state: "succeeded", attempts: 2, lostAttempts: 1 });
+  expect(s2).toMatchObject(s2Finished ? { state: "succeeded", attempts: 1 } : { state: "succeeded", attempts: 2, lostAttempts: 1 });
 }, 120_000);
 
 test("router SIGKILL mid-chord: the group finishes, no finished member runs again, the chord callback and the flow's callback fire once", async () => {
@@ -112,6 +126,8 @@ test("router SIGKILL mid-chord: the group finishes, no finished member runs agai
   expect(await restarted.client.waitTask(flow.id, { timeout: 60 })).toBe(members.length);
   const after = await settled(restarted.client, flow.id);
   console.log(`[chaos] chord across a router SIGKILL: ${finishedBefore.length} of ${members.length} members had finished at the kill`);
+  await reported(dealer, "finished", [...members, "callback"]);
+  await reported(dealer, "started", ["gather"]);
 
   expect(startsOf(dealer, "gather")).toBe(1);
   expect(dealer.named("started").find((event) => event.tag === "gather")?.count).toBe(members.length);

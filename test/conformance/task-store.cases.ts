@@ -4,7 +4,7 @@
  */
 import { expect, test } from "bun:test";
 import { ValidationError } from "../../src/protocol/index.ts";
-import type { NewTask, ScheduleRecord, TaskPolicy, TaskStore } from "../../src/store/task-store.ts";
+import type { FlowLink, NewTask, ScheduleRecord, TaskPolicy, TaskStore } from "../../src/store/task-store.ts";
 import { canTransition, TASK_STATES, type TaskState, TRANSITIONS, type TransitionName } from "../../src/store/task-states.ts";
 
 const POLICY: TaskPolicy = {
@@ -316,5 +316,105 @@ export function taskStoreCases(name: string, open: () => Promise<TaskStore> | Ta
     expect(again.created).toBe(false);
     expect(again.task.id).toBe(first.task.id);
     expect(store.get((await store.insert(newTask())).task.id)?.schedule).toBeUndefined();
+  });
+
+  // ---- flows ----
+
+  /** A chain of two task steps under a root, all blocked, as the flow planner stores them. */
+  const flowOf = (rootOverrides: Partial<NewTask> = {}) => {
+    const root = newTask({ method: "chain", state: "blocked", ...rootOverrides });
+    const a = newTask({ state: "blocked", flowId: root.id });
+    const b = newTask({ state: "blocked", flowId: root.id });
+    root.flowId = root.id;
+    const links: FlowLink[] = [
+      { taskId: root.id, flowId: root.id, position: 0, role: "step", kind: "chain" },
+      { taskId: a.id, flowId: root.id, parentId: root.id, position: 0, role: "step", kind: "task", release: { expiresMs: 500 } },
+      { taskId: b.id, flowId: root.id, parentId: root.id, position: 1, role: "step", kind: "task", immutable: true },
+    ];
+    return { tasks: [root, a, b], links, ids: [root.id, a.id, b.id] };
+  };
+
+  withStore(
+    "insertFlow stores every task and link at once; flowLinks gives them parents first with states; openFlows lists the flow",
+    async (store) => {
+      const flow = flowOf();
+      const { root, created } = await store.insertFlow(flow.tasks, flow.links);
+      expect(created).toBe(true);
+      expect(root).toMatchObject({ id: flow.ids[0], state: "blocked", flowId: flow.ids[0], method: "chain" });
+      for (const id of flow.ids) expect(store.get(id)).toMatchObject({ state: "blocked", flowId: flow.ids[0] });
+      const links = store.flowLinks(flow.ids[0]);
+      expect(links.map((link) => link.taskId)).toEqual(flow.ids);
+      expect(links[1]).toMatchObject({
+        parentId: flow.ids[0],
+        position: 0,
+        kind: "task",
+        state: "blocked",
+        method: "Svc.work",
+        release: { expiresMs: 500 },
+      });
+      expect(links[2]).toMatchObject({ position: 1, immutable: true });
+      expect(links[0].parentId).toBeUndefined();
+      expect(store.openFlows()).toEqual([flow.ids[0]]);
+      // Blocked tasks are neither queued, due, expiring nor running.
+      expect(store.queued("Svc.work", 10)).toEqual([]);
+      expect(store.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
+      expect(store.expiring(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
+      expect(store.counts().blocked).toBe(3);
+    },
+  );
+
+  withStore("a flow whose root's idempotency key is held stores nothing and returns that task", async (store) => {
+    const first = flowOf({ idempotencyKey: "flow-key" });
+    await store.insertFlow(first.tasks, first.links);
+    const second = flowOf({ idempotencyKey: "flow-key" });
+    const again = await store.insertFlow(second.tasks, second.links);
+    expect(again).toMatchObject({ created: false, root: { id: first.ids[0] } });
+    for (const id of second.ids) expect(store.get(id)).toBeUndefined();
+    expect(store.flowLinks(second.ids[0])).toEqual([]);
+  });
+
+  withStore("a flow that cannot be stored whole leaves nothing behind", async (store) => {
+    const taken = await store.insert(newTask());
+    const flow = flowOf();
+    // The last task reuses an id that exists: the whole flow is refused.
+    flow.tasks[2] = { ...flow.tasks[2], id: taken.task.id };
+    flow.links[2] = { ...flow.links[2], taskId: taken.task.id };
+    await expect(store.insertFlow(flow.tasks, flow.links)).rejects.toThrow();
+    expect(store.get(flow.ids[0])).toBeUndefined();
+    expect(store.get(flow.ids[1])).toBeUndefined();
+    expect(store.flowLinks(flow.ids[0])).toEqual([]);
+    expect(store.get(taken.task.id)?.flowId).toBeUndefined();
+  });
+
+  withStore("a step is released once (blocked → queued with its arguments and expiry), and a container joins once", async (store) => {
+    const flow = flowOf();
+    await store.insertFlow(flow.tasks, flow.links);
+    const args = new TextEncoder().encode('[7,"x"]');
+    expect(await store.transition(flow.ids[1], "markReleased", { args, runAt: 5, expiresAt: 505 })).toBe(true);
+    expect(await store.transition(flow.ids[1], "markReleased", { args: new Uint8Array([91, 93]) })).toBe(false);
+    const released = store.get(flow.ids[1])!;
+    expect(released).toMatchObject({ state: "queued", runAt: 5, expiresAt: 505 });
+    expect(new TextDecoder().decode(released.args)).toBe('[7,"x"]');
+    expect(store.queued("Svc.work", 10).map((task) => task.id)).toEqual([flow.ids[1]]);
+    expect(await store.transition(flow.ids[2], "markReleasedLater", { runAt: 9_000 })).toBe(true);
+    expect(store.due(9_000, 10).map((task) => task.id)).toEqual([flow.ids[2]]);
+    const result = new TextEncoder().encode("[1,2]");
+    expect(await store.transition(flow.ids[0], "markJoined", { result, finishedAt: 10 })).toBe(true);
+    expect(await store.transition(flow.ids[0], "markJoined", { result })).toBe(false);
+    expect(store.get(flow.ids[0])?.state).toBe("succeeded");
+    expect(store.flowLinks(flow.ids[0])[0].state).toBe("succeeded");
+  });
+
+  withStore("purge keeps a finished step while its flow's root is open, and drops it with its link after", async (store) => {
+    const flow = flowOf();
+    await store.insertFlow(flow.tasks, flow.links);
+    await store.transition(flow.ids[1], "markRevoked", { purgeAt: 1_000 });
+    expect(await store.purge(5_000, 10)).toBe(0);
+    expect(store.get(flow.ids[1])?.state).toBe("revoked");
+    await store.transition(flow.ids[2], "markRevoked", { purgeAt: 1_000 });
+    await store.transition(flow.ids[0], "markRevoked", { purgeAt: 1_000 });
+    expect(store.openFlows()).toEqual([]);
+    expect(await store.purge(5_000, 10)).toBe(3);
+    expect(store.flowLinks(flow.ids[0])).toEqual([]);
   });
 }

@@ -24,6 +24,11 @@ import {
   task,
   ValidationError,
 } from "../../src/index.ts";
+import { SqliteTaskStore } from "../../src/store/sqlite/store.ts";
+import { planFlow } from "../../src/tasks/flows/flow-plan.ts";
+import { newTaskId } from "../../src/tasks/task-id.ts";
+import { encodeMessage, PROTOCOL_VERSION } from "../../src/protocol/index.ts";
+import { WirePeer } from "../chaos/lib/wire-peer.ts";
 import { Gate } from "../fixtures/services.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -384,3 +389,109 @@ for (const store of ["memory", "sqlite"] as const) {
     });
   });
 }
+
+describe("flows carried on after a restart", () => {
+  const cluster = new Cluster("tcp");
+  afterEach(async () => {
+    await cluster.dispose();
+    journal = new Journal();
+  });
+
+  test("a router that stopped between a step's success and the next step's release releases it once on start; the callback that was due fires once", async () => {
+    const path = join(dir, `carry-on-${++files}.db`);
+    // The store as a router killed at that moment leaves it: step 0 succeeded, step 1 still blocked,
+    // and a finished group member's onSuccess callback not yet released.
+    const store = new SqliteTaskStore(path);
+    const plan = planFlow(
+      {
+        kind: "chain",
+        steps: [
+          { kind: "task", method: "Flow.add", args: [1, 2] },
+          {
+            kind: "group",
+            members: [{ kind: "task", method: "Flow.double", args: [], onSuccess: { kind: "task", method: "Flow.echo", args: ["cb"] } }],
+          },
+          { kind: "task", method: "Flow.echo", args: [] },
+        ],
+      },
+      {},
+      { now: Date.now(), newId: newTaskId, defaultsOf: () => ({}) },
+    );
+    await store.insertFlow(plan.tasks, plan.links);
+    const [first, member] = [plan.tasks[1].id, plan.tasks[3].id];
+    for (const [id, result] of [
+      [first, "3"],
+      [member, "6"],
+    ] as const) {
+      await store.transition(id, "markReleased", { runAt: Date.now() });
+      await store.transition(id, "markRunning", { countAttempt: true });
+      await store.transition(id, "markSucceeded", {
+        result: new TextEncoder().encode(result),
+        finishedAt: Date.now(),
+        purgeAt: Date.now() + 60_000,
+      });
+    }
+    await store.close();
+
+    await cluster.router({ taskStore: path });
+    await cluster.dealer((options) => new Flow(options));
+    const client = await cluster.client({ timeout: 20 });
+    expect(await client.waitTask(plan.tasks[0].id, { timeout: 20 })).toEqual([[6]]);
+    await waitFor(() => journal.count("echo:") === 2, { timeoutMs: STEP_MS, message: "the last step and the callback" });
+    expect(journal.calls.sort()).toEqual(['echo:[6,"cb"]', "echo:[[6]]"]);
+  });
+});
+
+describe("FLOW on the wire, from a peer that sends what it likes", () => {
+  const cluster = new Cluster("tcp");
+  afterEach(() => cluster.dispose());
+
+  test("bad trees are answered with an ERROR for their id, naming the node; nothing is stored; the connection stays", async () => {
+    await cluster.router({});
+    await cluster.dealer((options) => new Flow(options));
+    const peer = new WirePeer(cluster.address);
+    await peer.ready();
+    peer.send(encodeMessage("HELLO", { role: "client", version: PROTOCOL_VERSION }));
+    await peer.until(1, STEP_MS, "WELCOME");
+    const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+    let deep: unknown = { kind: "task", method: "Flow.add", args: [1, 1] };
+    for (let i = 0; i < 40; i++) deep = { kind: "chain", steps: [deep] };
+    const bad: [Uint8Array, string, string][] = [
+      [new TextEncoder().encode("{not json"), "VALIDATION_ERROR", "the flow is not JSON"],
+      [json([1, 2]), "VALIDATION_ERROR", "flow node flow: expected an object"],
+      [json(deep), "VALIDATION_ERROR", "nested deeper than 32"],
+      [
+        json({
+          kind: "group",
+          members: [
+            { kind: "task", method: "Flow.add" },
+            { kind: "task", method: "Gone.away" },
+          ],
+        }),
+        "NO_SUCH_METHOD",
+        "flow.members[1]",
+      ],
+      [
+        json({ kind: "chain", steps: [{ kind: "task", method: "Flow.add", options: { retries: -1 } }] }),
+        "VALIDATION_ERROR",
+        "flow.steps[0] (Flow.add): options.retries",
+      ],
+    ];
+    for (const [i, [payload]] of bad.entries()) peer.send(encodeMessage("FLOW", { id: 100 + i }, payload));
+    await peer.until(1 + bad.length, STEP_MS, "an answer to each bad FLOW");
+    const answers = peer.received;
+    for (const [i, [, code, text]] of bad.entries()) {
+      const answer = answers.find((m) => (m.header as { id?: number }).id === 100 + i);
+      expect({ i, kind: answer?.kind, code: (answer?.header as { code?: string } | undefined)?.code }).toEqual({ i, kind: "ERROR", code });
+      expect((answer!.header as { message: string }).message).toContain(text);
+    }
+    peer.send(encodeMessage("TASK", { id: 200, op: "list" }));
+    const [list] = await peer.until(2 + bad.length, STEP_MS, "the task list");
+    expect(JSON.parse(new TextDecoder().decode(list.payload as Uint8Array))).toEqual({ tasks: [] });
+    peer.send(encodeMessage("FLOW", { id: 201 }, json({ kind: "chain", steps: [{ kind: "task", method: "Flow.add", args: [2, 2] }] })));
+    const [stored] = await peer.until(3 + bad.length, STEP_MS, "the good FLOW's answer");
+    expect(stored.kind).toBe("RESULT");
+    expect(JSON.parse(new TextDecoder().decode(stored.payload as Uint8Array))).toMatchObject({ method: "chain" });
+    peer.close();
+  });
+});

@@ -173,7 +173,12 @@ export class SqliteTaskStore implements TaskStore {
     } catch (error) {
       this.db.exec("ROLLBACK TO flow");
       this.db.exec("RELEASE flow");
-      throw asStoreError(error, this.path);
+      const message = error instanceof Error ? error.message : String(error);
+      return Promise.reject(
+        new TaskStoreError(`the flow could not be stored in ${this.path} (nothing of it was): ${message}`, StoreFailure.UNWRITABLE, {
+          cause: error,
+        }),
+      );
     }
     return this.afterCommit({ root: fromRow(root), created: true });
   }

@@ -186,11 +186,13 @@ export class FlowEngine {
     const timing = node.release ?? {};
     const runAt = timing.etaMs !== undefined ? Math.max(now, timing.etaMs) : now + (timing.countdownMs ?? 0);
     const fields = { args, runAt, ...(timing.expiresMs !== undefined ? { expiresAt: now + timing.expiresMs } : {}) };
-    if (!(await this.store.transition(node.id, runAt > now ? "markReleasedLater" : "markReleased", fields))) return;
-    const released = this.store.get(node.id);
-    if (!released || this.stopped) return;
-    graph.record(node, released.state);
-    this.tasks.admit(released);
+    const later = runAt > now;
+    if (!(await this.store.transition(node.id, later ? "markReleasedLater" : "markReleased", fields))) return;
+    if (this.stopped) return;
+    // What the transition wrote, without reading the record back.
+    const released: TaskRecord = { ...record, ...fields, state: later ? "scheduled" : "queued" };
+    // Revoked while the release was being committed: the store holds the revoke.
+    if (graph.record(node, released.state)) this.tasks.admit(released);
   }
 
   private async settleCallbacks(graph: FlowGraph, node: FlowNode): Promise<void> {

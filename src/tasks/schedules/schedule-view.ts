@@ -1,4 +1,4 @@
-/** A schedule as clients see it (docs/PROTOCOL.md §16): the stored record, times as ISO strings. */
+/** A schedule as clients see it (docs/PROTOCOL.md §17): the stored record, times as ISO strings. */
 import type { ScheduleInfo } from "../../protocol/index.ts";
 import type { ScheduleRecord } from "../../store/task-store.ts";
 
