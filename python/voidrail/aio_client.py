@@ -16,7 +16,7 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
-from .connection import Key, api_key_or_env, configure_socket, router_address
+from .connection import Key, api_key_or_env, check_curve_keys, configure_socket, router_address
 from .errors import (
     AuthError,
     ConnectionLostError,
@@ -108,6 +108,7 @@ class AsyncClient:
         self.stream_window = stream_window
         self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self._curve = {"curve_server_key": curve_server_key, "curve_secret_key": curve_secret_key, "curve_public_key": curve_public_key}
+        check_curve_keys(**self._curve)
         self._heartbeat = (heartbeat_interval, heartbeat_timeout)
         self._context = context
         self.welcome: Optional[Dict[str, Any]] = None  # the WELCOME header in force
@@ -212,17 +213,19 @@ class AsyncClient:
 
         The REQUEST grants `window` chunks of credit and gives half back each time half has been
         consumed. Leaving the loop early (break, an exception, cancellation) sends CANCEL.
-        `timeout` bounds the whole stream.
+        `timeout` is the longest wait for the next chunk (as in the TypeScript client; 0: no limit).
         """
         split_method(method)
         seconds = self.timeout if timeout is None else timeout
+        if seconds:
+            timeout_ms(seconds)  # checks it
         credit = self.stream_window if window is None else window
         if isinstance(credit, bool) or not isinstance(credit, int) or not 1 <= credit <= MAX_CREDIT:
             raise ValidationError("window must be a whole number of chunks, at least 1", {"path": "window"})
-        header: Dict[str, Any] = {"method": method, "stream": True, "credit": credit, "timeoutMs": timeout_ms(seconds)}
+        header: Dict[str, Any] = {"method": method, "stream": True, "credit": credit}
         if wait_for_dealer:
             header["waitForDealer"] = True
-        return self._stream("REQUEST", header, self._encode_args(args), seconds, credit)
+        return self._stream("REQUEST", header, self._encode_args(args), seconds or None, credit)
 
     async def discover_services(self) -> Dict[str, Any]:
         """INFO "services": {method: {description?, params?, stream, metadata?, instances}}."""
@@ -282,7 +285,8 @@ class AsyncClient:
         raise task_failure(task)
 
     def watch_task(self, task_id: str, timeout: Optional[float] = None) -> AsyncIterator[Dict[str, Any]]:
-        """Yields the task's events ({state, progress?, at}) up to its final state. Leaving early stops the watch."""
+        """Yields the task's events ({state, progress?, at}) up to its final state. Leaving early stops the watch.
+        `timeout`: the longest wait for the next event (None: no limit)."""
         check_task_id(task_id)
         if timeout is not None:
             seconds_to_ms("timeout", timeout, positive=True, path="timeout")
@@ -369,7 +373,8 @@ class AsyncClient:
             await socket.send_multipart(encode_message(kind, {"id": request_id, **fields}, payload))
             return await future
         except asyncio.CancelledError:
-            if not future.done():
+            # Cancelling the awaiting task cancels `future` too; whether a reply came shows in the call table.
+            if self._calls.get(request_id) is future:
                 self._cancel(request_id)
             raise
         finally:
@@ -385,12 +390,8 @@ class AsyncClient:
         if payload is not None and payload.slots:
             self._require(BINARY_REVISION, "sending bytes")
         request_id = next(self._ids)
-        loop = asyncio.get_running_loop()
         queue: "asyncio.Queue[Union[Message, BaseException]]" = asyncio.Queue()
         self._calls[request_id] = queue
-        timer = None
-        if seconds is not None:
-            timer = loop.call_later(seconds + LOCAL_DEADLINE_GRACE_S, self._expire, request_id, seconds)
         over = False
         received = 0
         unacknowledged = 0
@@ -398,7 +399,13 @@ class AsyncClient:
         try:
             await socket.send_multipart(encode_message(kind, {"id": request_id, **fields}, payload))
             while True:
-                item = await queue.get()
+                if seconds is None or not queue.empty():
+                    item = await queue.get()
+                else:
+                    try:
+                        item = await asyncio.wait_for(queue.get(), seconds)
+                    except asyncio.TimeoutError:
+                        raise TimeoutError(f"no chunk of request {request_id} within {seconds} s", {"timeoutMs": int(seconds * 1000)}) from None
                 if isinstance(item, BaseException):
                     over = True
                     raise item
@@ -421,8 +428,6 @@ class AsyncClient:
                         self._send_now("CREDIT", {"id": request_id, "n": unacknowledged})
                         unacknowledged = 0
         finally:
-            if timer is not None:
-                timer.cancel()
             if self._calls.get(request_id) is queue:
                 del self._calls[request_id]
             if not over:

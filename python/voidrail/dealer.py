@@ -26,7 +26,7 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
-from .connection import Key, api_key_or_env, configure_socket, router_address
+from .connection import Key, api_key_or_env, check_curve_keys, configure_socket, router_address
 from .errors import (
     AuthError,
     CancelledError,
@@ -114,6 +114,7 @@ class ServiceDealer:
             curve_secret_key=curve_secret_key,
             curve_public_key=curve_public_key,
         )
+        check_curve_keys(curve_server_key, curve_secret_key, curve_public_key)
         self.dealer_id: Optional[str] = None
         self.welcome: Optional[Dict[str, Any]] = None
         self._methods = collect_methods(self)
