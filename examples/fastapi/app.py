@@ -2,7 +2,7 @@
 
 Run a router with the example services, then this app:
 
-    ./node_modules/.bin/bun bin/voidrail.js serve --module examples/services.ts     # router + EchoService on :5555
+    npx voidrail serve --module examples/services.ts     # a router and EchoService on :5555
     PYTHONPATH=python uvicorn --app-dir examples/fastapi app:app --port 8000
 
     curl 'localhost:8000/add?a=2&b=3'                      # {"sum": 5.0}
