@@ -278,3 +278,52 @@ async def test_curve_keys_go_to_pyzmq(tmp_path):
     finally:
         serving.cancel()
         router.close(0)
+
+
+class FakeRouter:
+    """A pyzmq ROUTER playing router: WELCOMEs each HELLO, answers REQUESTs with their arguments (method "Fake.echo"), holds "Fake.hold"."""
+
+    def __init__(self, endpoint):
+        import json
+
+        self.json = json
+        self.endpoint = endpoint
+        self.hellos = 0
+        self.socket = zmq.asyncio.Context.instance().socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.bind(endpoint)
+        self.task = asyncio.ensure_future(self.serve())
+
+    async def serve(self):
+        while True:
+            frames = await self.socket.recv_multipart()
+            peer, kind, header = frames[0], frames[2], self.json.loads(frames[3])
+            if kind == b"HELLO":
+                self.hellos += 1
+                welcome = {"role": "client", "version": 3, "heartbeatIntervalMs": 0, "heartbeatTimeoutMs": 0}
+                await self.socket.send_multipart([peer, b"VRP1", b"WELCOME", self.json.dumps(welcome).encode()])
+            elif kind == b"REQUEST" and header["method"] == "Fake.echo":
+                await self.socket.send_multipart([peer, b"VRP1", b"RESULT", self.json.dumps({"id": header["id"]}).encode(), frames[4]])
+
+    async def close(self):
+        self.task.cancel()
+        self.socket.close(0)
+
+
+async def test_a_dropped_connection_fails_the_calls_in_flight_and_the_client_says_HELLO_again(tmp_path):
+    endpoint = f"ipc://{tmp_path}/router"
+    router = FakeRouter(endpoint)
+    async with AsyncClient(endpoint, timeout=10) as client:
+        assert await client.invoke("Fake.echo", 1) == [1]
+        held = asyncio.ensure_future(client.invoke("Fake.hold"))
+        await asyncio.sleep(0.05)
+        await router.close()  # the router goes away with the call unanswered
+        with pytest.raises(voidrail.ConnectionLostError):
+            await held
+        router = FakeRouter(endpoint)  # and comes back on the same address
+        try:
+            # The next call waits for the new WELCOME, which the reconnected socket asks for by itself.
+            assert await client.invoke("Fake.echo", 2) == [2]
+            assert router.hellos == 1
+        finally:
+            await router.close()
