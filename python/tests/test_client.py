@@ -327,3 +327,49 @@ async def test_a_dropped_connection_fails_the_calls_in_flight_and_the_client_say
             assert router.hellos == 1
         finally:
             await router.close()
+
+
+async def test_a_python_dealer_registers_and_serves_over_curve(tmp_path):
+    """The ServiceDealer's CURVE keys go to pyzmq too: a pyzmq CURVE ROUTER plays router for it."""
+    import json
+
+    server_public, server_secret = zmq.curve_keypair()
+    router = zmq.asyncio.Context.instance().socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.curve_server = True
+    router.curve_secretkey = server_secret
+    endpoint = f"ipc://{tmp_path}/curve-dealer"
+    router.bind(endpoint)
+    seen = []
+    answered = asyncio.get_running_loop().create_future()
+
+    async def serve():
+        while True:
+            frames = await router.recv_multipart()
+            peer, kind, header = frames[0], frames[2].decode(), json.loads(frames[3])
+            seen.append(kind)
+            if kind == "HELLO":
+                assert header["role"] == "dealer" and header["methods"] == {"Curvy.double": {"stream": False}}
+                welcome = {"role": "dealer", "version": 3, "dealerId": "Curvy-1", "heartbeatIntervalMs": 0, "heartbeatTimeoutMs": 0}
+                await router.send_multipart([peer, b"VRP1", b"WELCOME", json.dumps(welcome).encode()])
+                await router.send_multipart([peer, b"VRP1", b"REQUEST", json.dumps({"id": 5, "method": "Curvy.double"}).encode(), b"[21]"])
+            elif kind == "RESULT":
+                answered.set_result((header, json.loads(frames[4])))
+
+    class Curvy(voidrail.ServiceDealer):
+        @voidrail.service_method
+        def double(self, n):
+            return 2 * n
+
+    serving = asyncio.ensure_future(serve())
+    dealer = Curvy(endpoint, curve_server_key=server_public, start_timeout=5)
+    try:
+        await dealer.start()
+        assert dealer.dealer_id == "Curvy-1"
+        assert await asyncio.wait_for(answered, 5) == ({"id": 5}, 42)
+        await dealer.stop()
+        await asyncio.sleep(0.2)  # DRAIN and BYE are on their way
+        assert seen == ["HELLO", "RESULT", "DRAIN", "BYE"]
+    finally:
+        serving.cancel()
+        router.close(0)

@@ -33,6 +33,16 @@ function expectPytestPassed(outcome: Awaited<ReturnType<typeof runPytest>>, mini
   }
 }
 
+describe("Python package (python/voidrail): pytest", () => {
+  test(
+    "python/tests/test_units.py: frames, binary values, errors, task options, method kinds, CLI flags",
+    async () => {
+      expectPytestPassed(await runPytest(["test_units.py"], {}, PYTEST_TIMEOUT_MS), 20);
+    },
+    PYTEST_TIMEOUT_MS + 10_000,
+  );
+});
+
 describe("Python client (python/voidrail) against TypeScript services: pytest", () => {
   const cluster = new Cluster("tcp");
   afterEach(() => cluster.dispose());
@@ -49,7 +59,7 @@ describe("Python client (python/voidrail) against TypeScript services: pytest", 
         { VOIDRAIL_TEST_ADDRESS: open.address, VOIDRAIL_TEST_AUTH_ADDRESS: guarded.address, VOIDRAIL_TEST_CLIENT_KEY: CLIENT_KEY },
         PYTEST_TIMEOUT_MS,
       );
-      expectPytestPassed(outcome, 12);
+      expectPytestPassed(outcome, 14);
     },
     PYTEST_TIMEOUT_MS + 10_000,
   );
