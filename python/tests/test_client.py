@@ -283,8 +283,11 @@ async def test_curve_keys_go_to_pyzmq(tmp_path):
 class FakeRouter:
     """A pyzmq ROUTER playing router: WELCOMEs each HELLO, answers REQUESTs with their arguments (method "Fake.echo"), holds "Fake.hold"."""
 
-    def __init__(self, endpoint):
+    def __init__(self, endpoint, answer_holds=False):
         import json
+
+        self.answer_holds = answer_holds
+        self.requests = []
 
         self.json = json
         self.endpoint = endpoint
@@ -302,7 +305,9 @@ class FakeRouter:
                 self.hellos += 1
                 welcome = {"role": "client", "version": 3, "heartbeatIntervalMs": 0, "heartbeatTimeoutMs": 0}
                 await self.socket.send_multipart([peer, b"VRP1", b"WELCOME", self.json.dumps(welcome).encode()])
-            elif kind == b"REQUEST" and header["method"] == "Fake.echo":
+            elif kind == b"REQUEST":
+                self.requests.append(header)
+            if kind == b"REQUEST" and (header["method"] == "Fake.echo" or self.answer_holds):
                 await self.socket.send_multipart([peer, b"VRP1", b"RESULT", self.json.dumps({"id": header["id"]}).encode(), frames[4]])
 
     async def close(self):
@@ -373,3 +378,25 @@ async def test_a_python_dealer_registers_and_serves_over_curve(tmp_path):
     finally:
         serving.cancel()
         router.close(0)
+
+
+async def test_an_idempotent_call_is_sent_again_after_a_reconnection(tmp_path):
+    endpoint = f"ipc://{tmp_path}/router"
+    router = FakeRouter(endpoint)
+    async with AsyncClient(endpoint, timeout=10) as client:
+        held = asyncio.ensure_future(client.invoke("Fake.hold", "again", idempotent=True))
+        plain = asyncio.ensure_future(client.invoke("Fake.hold", "once"))
+        await wait_until(lambda: _true(len(router.requests) == 2), "both calls to reach the router")
+        await router.close()
+        with pytest.raises(voidrail.ConnectionLostError):
+            await plain  # not idempotent: it fails
+        router = FakeRouter(endpoint, answer_holds=True)
+        try:
+            assert await held == ["again"]  # sent again on the new connection, and answered there
+            assert router.requests == [{"id": router.requests[0]["id"], "method": "Fake.hold", "timeoutMs": 10000, "idempotent": True, "waitForDealer": True}]
+        finally:
+            await router.close()
+
+
+async def _true(value):
+    return value

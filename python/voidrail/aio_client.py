@@ -117,6 +117,8 @@ class AsyncClient:
         self.welcome: Optional[Dict[str, Any]] = None  # the WELCOME header in force
         self._ids = itertools.count(1)
         self._calls: Dict[int, _Call] = {}
+        # Idempotent unary calls in flight, by id: what to send again after a reconnection (§8.3).
+        self._resend: Dict[int, "tuple[str, Dict[str, Any], Optional[Encoded]]"] = {}
         self._io: Optional[LoopSocket] = None
         self._monitor_io: Optional[LoopSocket] = None
         self._welcomed: Optional[asyncio.Event] = None
@@ -191,6 +193,9 @@ class AsyncClient:
 
         Raises the call's error rebuilt by its code (RemoteError, NoSuchMethodError, TimeoutError, ...).
         Cancelling the awaiting task (asyncio.CancelledError) sends CANCEL to the router.
+        `idempotent=True` says the call is safe to run twice: when the connection drops it is sent
+        again once the client is welcomed back (waiting for a dealer), instead of failing with
+        ConnectionLostError; its timeout still counts from the first send.
         """
         check_method(method)
         if timeout is None:
@@ -372,6 +377,8 @@ class AsyncClient:
             timer = loop.call_later(seconds + LOCAL_DEADLINE_GRACE_S, self._expire, request_id, seconds)
         try:
             fields["id"] = request_id
+            if fields.get("idempotent"):
+                self._resend[request_id] = (kind, fields, payload)
             io.send(encode_message(kind, fields, payload))
             return await future
         except asyncio.CancelledError:
@@ -382,6 +389,7 @@ class AsyncClient:
         finally:
             if timer is not None:
                 timer.cancel()
+            self._resend.pop(request_id, None)
             if self._calls.get(request_id) is future:
                 del self._calls[request_id]
 
@@ -456,6 +464,13 @@ class AsyncClient:
         except zmq.ZMQError:
             pass
 
+    def _send_frames(self, frames: List[Any]) -> None:
+        if self._io is not None and not self._closed:
+            try:
+                self._io.send(frames)
+            except zmq.ZMQError:
+                pass
+
     def _send_hello(self) -> None:
         hello: Dict[str, Any] = {"role": "client", "version": PROTOCOL_VERSION}
         if self.api_key is not None:
@@ -493,6 +508,10 @@ class AsyncClient:
         self.welcome = header
         assert self._welcomed is not None and self._hello_answer is not None
         self._welcomed.set()
+        # A restarted router knows no method until its dealers are back: the resent calls wait for one.
+        for request_id, (kind, fields, payload) in list(self._resend.items()):
+            if request_id in self._calls:
+                self._send_frames(encode_message(kind, {**fields, "waitForDealer": True}, payload))
         if not self._hello_answer.done():
             self._hello_answer.set_result(None)
 
@@ -515,7 +534,7 @@ class AsyncClient:
         if event == zmq.EVENT_DISCONNECTED:
             assert self._welcomed is not None
             self._welcomed.clear()
-            self._fail_all(ConnectionLostError(f"the connection to {self.router_address} closed"))
+            self._fail_all(ConnectionLostError(f"the connection to {self.router_address} closed"), keep=self._resend)
         elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
             # The first HELLO was queued before the connection existed; each later connection is new (§3).
             if self._connected_before:
@@ -529,11 +548,11 @@ class AsyncClient:
                 )
             )
 
-    def _fail_all(self, error: VoidRailError) -> None:
-        calls = list(self._calls.values())
-        self._calls.clear()
-        for call in calls:
-            _fail(call, error)
+    def _fail_all(self, error: VoidRailError, keep: Optional[Dict[int, Any]] = None) -> None:
+        """Fails every call in flight but those in `keep` (idempotent ones waiting to be sent again)."""
+        failed = [request_id for request_id in self._calls if keep is None or request_id not in keep]
+        for request_id in failed:
+            _fail(self._calls.pop(request_id), error)
 
 
 def _router_address(address: Optional[str]) -> str:
