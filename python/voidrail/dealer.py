@@ -166,6 +166,7 @@ class ServiceDealer:
         self._state = "connecting"
         socket.connect(self.router_address)
         self._send("HELLO", self._hello())
+        log.info("%s connecting to %s", self.service_name, self.router_address)
         try:
             if self.start_timeout > 0:
                 await asyncio.wait_for(asyncio.shield(self._registered), self.start_timeout)

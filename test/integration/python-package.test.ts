@@ -192,8 +192,11 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
     await untilRegistered(client, 2, dealers);
     const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => client.invoke("PyService.add", i, 1)));
     expect(results).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1));
-    const pids = new Set(await Promise.all(Array.from({ length: 50 }, () => client.invoke("PyService.pid"))));
-    expect(pids.size).toBeGreaterThanOrEqual(1);
+    // Both instances took part, and every call was answered once.
+    const succeeded = (await pythonDealersOf(client)).map((dealer) => dealer.counts.succeeded);
+    expect(succeeded).toHaveLength(2);
+    expect(succeeded.every((count) => count > 0)).toBe(true);
+    expect(succeeded[0] + succeeded[1]).toBe(1000);
   }, 60_000);
 
   test("timeouts and cancellation reach the Python method: async ones are cancelled, threaded ones see context.cancelled", async () => {
@@ -344,6 +347,17 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
     expect(await waitFor(dealers.exited, { timeoutMs: 10_000, message: "the dealer to exit" })).toBe(0);
     expect(await pythonDealersOf(client)).toEqual([]);
     expect(dealers.stderr).toContain("dealer shutdown complete");
+  }, 60_000);
+
+  test("no router: exits 78 after --start-timeout, saying why; SIGTERM while it waits exits 0 at once", async () => {
+    const alone = startPythonDealers(uniqueEndpoint("ipc"), ["--start-timeout", "0.5"]);
+    expect(await waitFor(alone.exited, { timeoutMs: 15_000, message: "the dealer to give up" })).toBe(78);
+    expect(alone.stderr).toContain("could not register with the router at ipc://");
+    const waiting = startPythonDealers(uniqueEndpoint("ipc"), ["--start-timeout", "60"]);
+    // Its signal handlers are in place before it starts connecting, which it logs.
+    await waitFor(() => waiting.stderr.includes("PyService connecting to ipc://"), { timeoutMs: 10_000, message: "the dealer to connect" });
+    waiting.signal("SIGTERM");
+    expect(await waitFor(waiting.exited, { timeoutMs: 10_000, message: "the waiting dealer to exit" })).toBe(0);
   }, 60_000);
 
   test("usage errors exit 2 with one line: a missing module, an unknown class, a bad --instances", async () => {
