@@ -3,7 +3,8 @@
     python3 bench/python-peer.py echo                      a pyzmq ROUTER that echoes (the floor); prints "ready <address>"
     python3 bench/python-peer.py dealer <address>          a Python ServiceDealer with PyBench.echo (def) and PyBench.aecho (async def)
     python3 bench/python-peer.py measure <address> <what> <calls> <sequential> <runs>
-        what: "raw" (a zmq.asyncio DEALER against the echo) or a method for AsyncClient.invoke;
+        what: "raw-blocking" (blocking pyzmq), "raw" (zmq.asyncio) or "raw-loop" (voidrail's LoopSocket), each a
+        DEALER against the echo, or a method for AsyncClient.invoke;
         prints one JSON line {"seq": {...}, "pipe": {...}}: calls/s, p50 and p99 in µs, median of the runs
 """
 
@@ -87,11 +88,82 @@ async def raw_caller(address):
     return call, lambda: (reader.cancel(), socket.close(0))
 
 
+async def loop_caller(address):
+    """The same over a plain pyzmq DEALER driven from the loop by voidrail's LoopSocket, as AsyncClient drives its socket."""
+    from voidrail.aio_socket import LoopSocket
+
+    waiting = {}
+    ids = iter(range(1, 1 << 62))
+    payload = json.dumps(["hello"]).encode()
+
+    def on_message(frames):
+        future = waiting.pop(int.from_bytes(frames[0], "big"), None)
+        if future is not None:
+            future.set_result(frames[1])
+
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    io = LoopSocket(socket, asyncio.get_running_loop(), on_message)
+    socket.connect(address)
+
+    async def call():
+        request_id = next(ids)
+        future = asyncio.get_running_loop().create_future()
+        waiting[request_id] = future
+        io.send([request_id.to_bytes(8, "big"), payload])
+        return await future
+
+    return call, lambda: io.close()
+
+
+def blocking(address, calls, sequential_calls, runs):
+    """Plain blocking pyzmq, no event loop: sequential send/recv, and a window of 64 requests kept outstanding."""
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.connect(address)
+    payload = json.dumps(["hello"]).encode()
+
+    def sequential_run():
+        latencies = []
+        start = time.perf_counter()
+        for i in range(sequential_calls):
+            t = time.perf_counter()
+            socket.send_multipart([i.to_bytes(8, "big"), payload])
+            socket.recv_multipart()
+            latencies.append((time.perf_counter() - t) * 1e6)
+        return figures(latencies, sequential_calls, time.perf_counter() - start)
+
+    def pipelined_run():
+        latencies = []
+        sent_at = {}
+        start = time.perf_counter()
+        issued = 0
+        while issued < min(IN_FLIGHT, calls):
+            sent_at[issued] = time.perf_counter()
+            socket.send_multipart([issued.to_bytes(8, "big"), payload])
+            issued += 1
+        for _ in range(calls):
+            request_id = int.from_bytes(socket.recv_multipart()[0], "big")
+            latencies.append((time.perf_counter() - sent_at.pop(request_id)) * 1e6)
+            if issued < calls:
+                sent_at[issued] = time.perf_counter()
+                socket.send_multipart([issued.to_bytes(8, "big"), payload])
+                issued += 1
+        return figures(latencies, calls, time.perf_counter() - start)
+
+    def median(run):
+        run()
+        results = [run() for _ in range(runs)]
+        return {key: sorted(result[key] for result in results)[len(results) // 2] for key in ("callsPerSecond", "p50", "p99")}
+
+    result = {"seq": median(sequential_run), "pipe": median(pipelined_run)}
+    socket.close(0)
+    print(json.dumps(result), flush=True)
+
+
 async def measure(address, what, calls, sequential_calls, runs):
     import voidrail
 
-    if what == "raw":
-        call, close = await raw_caller(address)
+    if what in ("raw", "raw-loop"):
+        call, close = await (raw_caller(address) if what == "raw" else loop_caller(address))
         client = None
     else:
         client = voidrail.AsyncClient(address, timeout=60)
@@ -149,6 +221,9 @@ if __name__ == "__main__":
         dealer(sys.argv[2])
     elif role == "measure":
         address, what, calls, sequential_calls, runs = sys.argv[2:7]
-        asyncio.run(measure(address, what, int(calls), int(sequential_calls), int(runs)))
+        if what == "raw-blocking":
+            blocking(address, int(calls), int(sequential_calls), int(runs))
+        else:
+            asyncio.run(measure(address, what, int(calls), int(sequential_calls), int(runs)))
     else:
         sys.exit(f"unknown role {role}")

@@ -9,6 +9,7 @@
  * Every peer is its own process on loopback TCP; the router runs load_balance. Needs Debian's
  * python3-zmq (/usr/bin/python3).
  */
+import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { ClientDealer, silentLogger } from "../src/index.ts";
 import { machineLine, writeSection } from "./doc.ts";
@@ -112,9 +113,15 @@ function record(label: string, result: { seq: Figures; pipe: Figures }): void {
   console.error(`${label}: seq p50 ${result.seq.p50.toFixed(0)} µs, 64 in flight ${Math.round(result.pipe.callsPerSecond)} calls/s`);
 }
 
+const loadAtStart = loadavg()[0];
 try {
   const echo = await spawnPeer([PYTHON, "bench/python-peer.py", "echo"]);
-  record("pyzmq DEALER (zmq.asyncio) ↔ pyzmq ROUTER echo, no broker: the floor for a Python caller", await measureFromPython(echo, "raw"));
+  record("pyzmq DEALER ↔ pyzmq ROUTER echo, blocking calls, no event loop (no broker)", await measureFromPython(echo, "raw-blocking"));
+  record("the same echo from asyncio through zmq.asyncio (pyzmq's own asyncio API)", await measureFromPython(echo, "raw"));
+  record(
+    "the same echo from asyncio through voidrail's LoopSocket (the AsyncClient's I/O path)",
+    await measureFromPython(echo, "raw-loop"),
+  );
   const router = await spawnPeer([process.execPath, "bench/rpc-peer.ts", "router", "load_balance"]);
   await spawnPeer([process.execPath, "bench/rpc-peer.ts", "dealer", router]);
   await spawnPeer([PYTHON, "bench/python-peer.py", "dealer", router]);
@@ -129,15 +136,15 @@ try {
   const section = [
     "## Python peers (bench/python.ts)",
     "",
-    machineLine(),
+    `${machineLine()} Load average when it started: ${loadAtStart.toFixed(1)} (other work on the machine makes the figures noisy; compare rows of one run).`,
     "",
-    `The Python package (python/voidrail, pyzmq on libzmq) as client and as service, through a load_balance ServiceRouter, calling a trivial \`echo("hello")\`. **Sequential**: ${SEQUENTIAL.toLocaleString("en-US")} calls one at a time; **64 in flight**: ${CALLS.toLocaleString("en-US")} calls from 64 concurrent callers. Median of ${RUNS} runs after a warm-up; every peer is its own process (Debian's /usr/bin/python3 with python3-zmq). The first row is pyzmq alone: a zmq.asyncio DEALER matching replies to ids against a pyzmq ROUTER that echoes, the I/O path the AsyncClient uses, without VoidRail.`,
+    `The Python package (python/voidrail, pyzmq on libzmq) as client and as service, through a load_balance ServiceRouter, calling a trivial \`echo("hello")\`. **Sequential**: ${SEQUENTIAL.toLocaleString("en-US")} calls one at a time; **64 in flight**: ${CALLS.toLocaleString("en-US")} calls from 64 concurrent callers. Median of ${RUNS} runs after a warm-up; every peer is its own process (Debian's /usr/bin/python3 with python3-zmq). The first three rows are pyzmq alone, the floor: a DEALER with per-request ids against a pyzmq ROUTER that echoes, no broker and no VoidRail, called with blocking pyzmq, with zmq.asyncio, and with the loop-driven socket the AsyncClient and the Python dealer use (voidrail/aio_socket.py).`,
     "",
     "| path | sequential calls/s | p50 µs | p99 µs | 64 in flight calls/s | p50 µs | p99 µs |",
     "|---|---:|---:|---:|---:|---:|---:|",
     ...rows,
     "",
-    "A Python caller is bound by the Python interpreter (one core, the event loop and pyzmq's asyncio layer), not by the router: compare its rows with the floor above. A plain `def` method pays a hand-off to a worker thread and back per call; `async def` runs on the dealer's event loop.",
+    "A Python peer is bound by the Python interpreter (one core for its event loop, JSON and pyzmq), not by the router: compare its rows with the floor rows above and with the all-TypeScript reference. zmq.asyncio makes a future per send and per receive; driving a plain socket from the loop's file-descriptor callback, as the package does, was about twice as fast in the AsyncClient (10,152 → 20,100 calls/s with 64 in flight against a TypeScript service, same machine, same hour). A plain `def` method pays a hand-off to a worker thread and back per call; `async def` runs on the dealer's event loop.",
     "",
     "Reproduce: `npm run bench:python` (options: `--calls 10000 --sequential-calls 2000 --runs 3 --no-write`); `npm run bench:rpc` runs it after its own rows.",
     "",
