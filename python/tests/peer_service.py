@@ -16,15 +16,12 @@ class OutOfStock(Exception):
     pass
 
 
-def hold_gil(seconds: float) -> None:
-    """Blocks in native code *holding the GIL*: ctypes.PyDLL calls C without releasing it (CDLL would release it)."""
+def hold_gil(seconds: int) -> None:
+    """Blocks in native code *holding the GIL* for `seconds`: ctypes.PyDLL calls C without releasing the GIL
+    (ctypes.CDLL would release it, as time.sleep does). One call, so no other thread runs meanwhile."""
     libc = ctypes.PyDLL(ctypes.util.find_library("c"))
-    libc.usleep.argtypes = [ctypes.c_uint]
-    remaining = int(seconds * 1_000_000)
-    while remaining > 0:  # usleep takes at most 1 000 000 µs on some libcs
-        step = min(remaining, 900_000)
-        libc.usleep(step)
-        remaining -= step
+    libc.sleep.argtypes = [ctypes.c_uint]
+    libc.sleep(seconds)
 
 
 class PyService(ServiceDealer):

@@ -13,10 +13,11 @@ import logging
 from typing import Any, AsyncIterator, Dict, List, Optional, Union
 
 import zmq
-import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
-from .connection import Key, api_key_or_env, configure_socket, router_address
+from .aio_socket import LoopSocket
+
+from .connection import Key, api_key_or_env, check_curve_keys, configure_socket, router_address
 from .errors import (
     AuthError,
     ConnectionLostError,
@@ -39,6 +40,7 @@ from .protocol import (
     encode_message,
     encode_value,
     payload_value,
+    check_method,
     split_method,
 )
 from .task_options import (
@@ -81,7 +83,7 @@ class AsyncClient:
     - `heartbeat_interval`/`heartbeat_timeout`: ZMTP PING to notice a dead router (default 1 s / 10 s).
     - `stream_window`: chunks of credit a stream grants (default 64; CREDIT gives half back as they are used).
     - `connect_timeout`: seconds to wait for the WELCOME (default: `timeout`).
-    - `context`: a zmq.asyncio.Context to use (default: the shared instance).
+    - `context`: a zmq.Context (or zmq.asyncio.Context) to make the socket in (default: the shared instance).
     """
 
     def __init__(
@@ -97,25 +99,28 @@ class AsyncClient:
         heartbeat_timeout: float = 10.0,
         stream_window: int = 64,
         connect_timeout: Optional[float] = None,
-        context: Optional[zmq.asyncio.Context] = None,
+        context: Optional[zmq.Context] = None,
     ) -> None:
         self.router_address = _router_address(router_address)
         self.api_key = api_key_or_env(api_key)
         timeout_ms(timeout)  # checks it
         self.timeout = timeout
+        self._timeout_ms = timeout_ms(timeout)
         if isinstance(stream_window, bool) or not isinstance(stream_window, int) or not 1 <= stream_window <= MAX_CREDIT:
             raise ValidationError("stream_window must be a whole number of chunks, at least 1", {"path": "stream_window"})
         self.stream_window = stream_window
         self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self._curve = {"curve_server_key": curve_server_key, "curve_secret_key": curve_secret_key, "curve_public_key": curve_public_key}
+        check_curve_keys(**self._curve)
         self._heartbeat = (heartbeat_interval, heartbeat_timeout)
         self._context = context
         self.welcome: Optional[Dict[str, Any]] = None  # the WELCOME header in force
         self._ids = itertools.count(1)
         self._calls: Dict[int, _Call] = {}
-        self._socket: Optional[zmq.asyncio.Socket] = None
-        self._monitor: Optional[zmq.asyncio.Socket] = None
-        self._tasks: List["asyncio.Task[None]"] = []
+        # Idempotent unary calls in flight, by id: what to send again after a reconnection (§8.3).
+        self._resend: Dict[int, "tuple[str, Dict[str, Any], Optional[Encoded]]"] = {}
+        self._io: Optional[LoopSocket] = None
+        self._monitor_io: Optional[LoopSocket] = None
         self._welcomed: Optional[asyncio.Event] = None
         self._hello_answer: Optional["asyncio.Future[None]"] = None
         self._connected_before = False
@@ -132,22 +137,23 @@ class AsyncClient:
 
     async def connect(self) -> None:
         """Connects, says HELLO and waits for the WELCOME. AuthError on a refused key, TimeoutError when no router answers."""
-        if self._socket is not None:
+        if self._io is not None:
             return
         loop = asyncio.get_running_loop()
-        context = self._context or zmq.asyncio.Context.instance()
+        # A plain (not zmq.asyncio) socket: LoopSocket drives it from the loop with far less work per message.
+        context = zmq.Context.shadow(self._context.underlying) if self._context is not None else zmq.Context.instance()
         socket = context.socket(zmq.DEALER)
         try:
             configure_socket(socket, heartbeat_interval=self._heartbeat[0], heartbeat_timeout=self._heartbeat[1], **self._curve)
         except BaseException:
             socket.close(0)
             raise
-        self._socket = socket
-        self._monitor = socket.get_monitor_socket(_MONITOR_EVENTS)
         self._welcomed = asyncio.Event()
         self._hello_answer = loop.create_future()
+        monitor = socket.get_monitor_socket(_MONITOR_EVENTS)
+        self._monitor_io = LoopSocket(monitor, loop, self._on_monitor_event)
+        self._io = LoopSocket(socket, loop, self._on_frames)
         socket.connect(self.router_address)
-        self._tasks = [loop.create_task(self._read()), loop.create_task(self._watch_connection())]
         self._send_hello()
         try:
             await asyncio.wait_for(asyncio.shield(self._hello_answer), self.connect_timeout)
@@ -162,25 +168,17 @@ class AsyncClient:
 
     async def close(self) -> None:
         """Fails the calls in flight with ConnectionLostError and closes the connection."""
-        if self._socket is None or self._closed:
+        if self._io is None or self._closed:
             return
         self._closed = True
         self._fail_all(ConnectionLostError("the client was closed"))
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
-        socket = self._socket
-        if self._monitor is not None:
-            try:
-                socket.disable_monitor()
-            except zmq.ZMQError:
-                pass
-            self._monitor.close(0)
-        socket.close(0)
+        try:
+            self._io.socket.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        if self._monitor_io is not None:
+            self._monitor_io.close()
+        self._io.close()
 
     @property
     def revision(self) -> int:
@@ -195,10 +193,16 @@ class AsyncClient:
 
         Raises the call's error rebuilt by its code (RemoteError, NoSuchMethodError, TimeoutError, ...).
         Cancelling the awaiting task (asyncio.CancelledError) sends CANCEL to the router.
+        `idempotent=True` says the call is safe to run twice: when the connection drops it is sent
+        again once the client is welcomed back (waiting for a dealer), instead of failing with
+        ConnectionLostError; its timeout still counts from the first send.
         """
-        split_method(method)
-        seconds = self.timeout if timeout is None else timeout
-        header: Dict[str, Any] = {"method": method, "timeoutMs": timeout_ms(seconds)}
+        check_method(method)
+        if timeout is None:
+            seconds, wire_timeout = self.timeout, self._timeout_ms
+        else:
+            seconds, wire_timeout = timeout, timeout_ms(timeout)
+        header: Dict[str, Any] = {"method": method, "timeoutMs": wire_timeout}
         if wait_for_dealer:
             header["waitForDealer"] = True
         if idempotent:
@@ -212,17 +216,19 @@ class AsyncClient:
 
         The REQUEST grants `window` chunks of credit and gives half back each time half has been
         consumed. Leaving the loop early (break, an exception, cancellation) sends CANCEL.
-        `timeout` bounds the whole stream.
+        `timeout` is the longest wait for the next chunk (as in the TypeScript client; 0: no limit).
         """
         split_method(method)
         seconds = self.timeout if timeout is None else timeout
+        if seconds:
+            timeout_ms(seconds)  # checks it
         credit = self.stream_window if window is None else window
         if isinstance(credit, bool) or not isinstance(credit, int) or not 1 <= credit <= MAX_CREDIT:
             raise ValidationError("window must be a whole number of chunks, at least 1", {"path": "window"})
-        header: Dict[str, Any] = {"method": method, "stream": True, "credit": credit, "timeoutMs": timeout_ms(seconds)}
+        header: Dict[str, Any] = {"method": method, "stream": True, "credit": credit}
         if wait_for_dealer:
             header["waitForDealer"] = True
-        return self._stream("REQUEST", header, self._encode_args(args), seconds, credit)
+        return self._stream("REQUEST", header, self._encode_args(args), seconds or None, credit)
 
     async def discover_services(self) -> Dict[str, Any]:
         """INFO "services": {method: {description?, params?, stream, metadata?, instances}}."""
@@ -282,7 +288,8 @@ class AsyncClient:
         raise task_failure(task)
 
     def watch_task(self, task_id: str, timeout: Optional[float] = None) -> AsyncIterator[Dict[str, Any]]:
-        """Yields the task's events ({state, progress?, at}) up to its final state. Leaving early stops the watch."""
+        """Yields the task's events ({state, progress?, at}) up to its final state. Leaving early stops the watch.
+        `timeout`: the longest wait for the next event (None: no limit)."""
         check_task_id(task_id)
         if timeout is not None:
             seconds_to_ms("timeout", timeout, positive=True, path="timeout")
@@ -343,19 +350,22 @@ class AsyncClient:
         self._require(TASKS_REVISION, what)
         return await self._unary("TASK", fields, None, seconds)
 
-    async def _ready(self) -> zmq.asyncio.Socket:
+    async def _ready(self) -> LoopSocket:
         """The socket, once the connection is welcomed (after a reconnection the HELLO is under way)."""
-        if self._socket is None or self._closed or self._welcomed is None:
+        if self._io is None or self._closed or self._welcomed is None:
             raise ConnectionLostError("the client is not connected: use `async with AsyncClient(...)` or await connect()")
         if not self._welcomed.is_set():
             try:
                 await asyncio.wait_for(self._welcomed.wait(), self.connect_timeout)
             except asyncio.TimeoutError:
                 raise ConnectionLostError(f"the connection to {self.router_address} is down") from None
-        return self._socket
+            if self._closed:
+                raise ConnectionLostError("the client was closed")
+        return self._io
 
     async def _unary(self, kind: str, fields: Dict[str, Any], payload: Optional[Encoded], seconds: Optional[float]) -> Any:
-        socket = await self._ready()
+        io = self._io if self._welcomed is not None and self._welcomed.is_set() and not self._closed else await self._ready()
+        assert io is not None
         if payload is not None and payload.slots:
             self._require(BINARY_REVISION, "sending bytes")
         request_id = next(self._ids)
@@ -366,39 +376,46 @@ class AsyncClient:
         if seconds is not None:
             timer = loop.call_later(seconds + LOCAL_DEADLINE_GRACE_S, self._expire, request_id, seconds)
         try:
-            await socket.send_multipart(encode_message(kind, {"id": request_id, **fields}, payload))
+            fields["id"] = request_id
+            if fields.get("idempotent"):
+                self._resend[request_id] = (kind, fields, payload)
+            io.send(encode_message(kind, fields, payload))
             return await future
         except asyncio.CancelledError:
-            if not future.done():
+            # Cancelling the awaiting task cancels `future` too; whether a reply came shows in the call table.
+            if self._calls.get(request_id) is future:
                 self._cancel(request_id)
             raise
         finally:
             if timer is not None:
                 timer.cancel()
+            self._resend.pop(request_id, None)
             if self._calls.get(request_id) is future:
                 del self._calls[request_id]
 
     async def _stream(
         self, kind: str, fields: Dict[str, Any], payload: Optional[Encoded], seconds: Optional[float], credit: Optional[int]
     ) -> AsyncIterator[Any]:
-        socket = await self._ready()
+        io = await self._ready()
         if payload is not None and payload.slots:
             self._require(BINARY_REVISION, "sending bytes")
         request_id = next(self._ids)
-        loop = asyncio.get_running_loop()
         queue: "asyncio.Queue[Union[Message, BaseException]]" = asyncio.Queue()
         self._calls[request_id] = queue
-        timer = None
-        if seconds is not None:
-            timer = loop.call_later(seconds + LOCAL_DEADLINE_GRACE_S, self._expire, request_id, seconds)
         over = False
         received = 0
         unacknowledged = 0
         batch = max(1, (credit or 2) // 2)
         try:
-            await socket.send_multipart(encode_message(kind, {"id": request_id, **fields}, payload))
+            io.send(encode_message(kind, {"id": request_id, **fields}, payload))
             while True:
-                item = await queue.get()
+                if seconds is None or not queue.empty():
+                    item = await queue.get()
+                else:
+                    try:
+                        item = await asyncio.wait_for(queue.get(), seconds)
+                    except asyncio.TimeoutError:
+                        raise TimeoutError(f"no chunk of request {request_id} within {seconds} s", {"timeoutMs": int(seconds * 1000)}) from None
                 if isinstance(item, BaseException):
                     over = True
                     raise item
@@ -421,8 +438,6 @@ class AsyncClient:
                         self._send_now("CREDIT", {"id": request_id, "n": unacknowledged})
                         unacknowledged = 0
         finally:
-            if timer is not None:
-                timer.cancel()
             if self._calls.get(request_id) is queue:
                 del self._calls[request_id]
             if not over:
@@ -442,12 +457,19 @@ class AsyncClient:
 
     def _send_now(self, kind: str, header: Dict[str, Any]) -> None:
         """Sends a small control message without waiting (CANCEL, CREDIT, HELLO); nothing to do on a closed socket."""
-        if self._socket is None or self._socket.closed:
+        if self._io is None or self._closed:
             return
         try:
-            self._socket.send_multipart(encode_message(kind, header))
+            self._io.send(encode_message(kind, header))
         except zmq.ZMQError:
             pass
+
+    def _send_frames(self, frames: List[Any]) -> None:
+        if self._io is not None and not self._closed:
+            try:
+                self._io.send(frames)
+            except zmq.ZMQError:
+                pass
 
     def _send_hello(self) -> None:
         hello: Dict[str, Any] = {"role": "client", "version": PROTOCOL_VERSION}
@@ -457,39 +479,39 @@ class AsyncClient:
 
     # ---- receiving ----
 
-    async def _read(self) -> None:
-        assert self._socket is not None
-        socket = self._socket
+    def _on_frames(self, frames: List[bytes]) -> None:
         calls = self._calls
-        while True:
-            frames = await socket.recv_multipart()
-            try:
-                message = decode_message(frames)
-            except ProtocolError as error:
-                log.warning("dropped a bad message from the router: %s", error.message)
-                request_id = error.data.get("id") if isinstance(error.data, dict) else None
-                if request_id in calls:
-                    _fail(calls.pop(request_id), error)
-                continue
-            request_id = message.header.get("id")
-            call = calls.get(request_id) if request_id is not None else None
-            if call is not None:
-                if isinstance(call, asyncio.Future):
-                    del calls[request_id]
-                    if not call.done():
-                        _settle(call, message)
-                else:
-                    call.put_nowait(message)
-            elif message.kind == "WELCOME":
-                self._on_welcome(message.header)
-            elif message.kind == "ERROR" and request_id is None:
-                self._on_connection_error(message.header)
-            # Anything else is for an id no longer waited for (timed out, cancelled): dropped (§6).
+        try:
+            message = decode_message(frames)
+        except ProtocolError as error:
+            log.warning("dropped a bad message from the router: %s", error.message)
+            request_id = error.data.get("id") if isinstance(error.data, dict) else None
+            if request_id in calls:
+                _fail(calls.pop(request_id), error)
+            return
+        request_id = message.header.get("id")
+        call = calls.get(request_id) if request_id is not None else None
+        if call is not None:
+            if isinstance(call, asyncio.Future):
+                del calls[request_id]
+                if not call.done():
+                    _settle(call, message)
+            else:
+                call.put_nowait(message)
+        elif message.kind == "WELCOME":
+            self._on_welcome(message.header)
+        elif message.kind == "ERROR" and request_id is None:
+            self._on_connection_error(message.header)
+        # Anything else is for an id no longer waited for (timed out, cancelled): dropped (§6).
 
     def _on_welcome(self, header: Dict[str, Any]) -> None:
         self.welcome = header
         assert self._welcomed is not None and self._hello_answer is not None
         self._welcomed.set()
+        # A restarted router knows no method until its dealers are back: the resent calls wait for one.
+        for request_id, (kind, fields, payload) in list(self._resend.items()):
+            if request_id in self._calls:
+                self._send_frames(encode_message(kind, {**fields, "waitForDealer": True}, payload))
         if not self._hello_answer.done():
             self._hello_answer.set_result(None)
 
@@ -507,29 +529,30 @@ class AsyncClient:
         elif reason != "ALREADY_HELLO":
             log.warning("the router reported: %s", error)
 
-    async def _watch_connection(self) -> None:
-        assert self._monitor is not None
-        while True:
-            event = parse_monitor_message(await self._monitor.recv_multipart())["event"]
-            if event == zmq.EVENT_DISCONNECTED:
-                assert self._welcomed is not None
-                self._welcomed.clear()
-                self._fail_all(ConnectionLostError(f"the connection to {self.router_address} closed"))
-            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                # The first HELLO was queued before the connection existed; each later connection is new (§3).
-                if self._connected_before:
-                    self._send_hello()
-                self._connected_before = True
-            elif event & _HANDSHAKE_FAILED and self._hello_answer is not None and not self._hello_answer.done():
-                self._hello_answer.set_exception(
-                    AuthError(f"the security handshake with {self.router_address} failed (wrong curve_server_key, or the router does not use CURVE)", {"reason": "HANDSHAKE"})
+    def _on_monitor_event(self, frames: List[bytes]) -> None:
+        event = parse_monitor_message(frames)["event"]
+        if event == zmq.EVENT_DISCONNECTED:
+            assert self._welcomed is not None
+            self._welcomed.clear()
+            self._fail_all(ConnectionLostError(f"the connection to {self.router_address} closed"), keep=self._resend)
+        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            # The first HELLO was queued before the connection existed; each later connection is new (§3).
+            if self._connected_before:
+                self._send_hello()
+            self._connected_before = True
+        elif event & _HANDSHAKE_FAILED and self._hello_answer is not None and not self._hello_answer.done():
+            self._hello_answer.set_exception(
+                AuthError(
+                    f"the security handshake with {self.router_address} failed (wrong curve_server_key, or the router does not use CURVE)",
+                    {"reason": "HANDSHAKE"},
                 )
+            )
 
-    def _fail_all(self, error: VoidRailError) -> None:
-        calls = list(self._calls.values())
-        self._calls.clear()
-        for call in calls:
-            _fail(call, error)
+    def _fail_all(self, error: VoidRailError, keep: Optional[Dict[int, Any]] = None) -> None:
+        """Fails every call in flight but those in `keep` (idempotent ones waiting to be sent again)."""
+        failed = [request_id for request_id in self._calls if keep is None or request_id not in keep]
+        for request_id in failed:
+            _fail(self._calls.pop(request_id), error)
 
 
 def _router_address(address: Optional[str]) -> str:

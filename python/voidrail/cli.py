@@ -158,13 +158,22 @@ async def run_in_process(classes: List[Type[ServiceDealer]], address: str, api_k
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
+    starting = asyncio.ensure_future(asyncio.gather(*(dealer.start() for dealer in dealers)))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        # A signal while waiting for the router: give up the start, there is nothing to drain.
+        starting.cancel()
+        await asyncio.gather(*(dealer.stop() for dealer in dealers), return_exceptions=True)
+        return 0
     try:
-        await asyncio.gather(*(dealer.start() for dealer in dealers))
+        starting.result()
     except VoidRailError as error:
+        stopping.cancel()
         log.error("%s", error.message)
         await asyncio.gather(*(dealer.stop() for dealer in dealers), return_exceptions=True)
         return EXIT_CANNOT_START
-    await stop.wait()
+    await stopping
     await asyncio.gather(*(dealer.stop() for dealer in dealers))
     log.info("dealer shutdown complete")
     return 0

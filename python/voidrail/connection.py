@@ -41,12 +41,28 @@ def api_key_or_env(api_key: Optional[str]) -> Optional[str]:
 
 
 def _z85(name: str, key: Key) -> bytes:
-    raw = key.encode("ascii") if isinstance(key, str) else key
+    try:
+        raw = key.encode("ascii") if isinstance(key, str) else bytes(key)
+    except (UnicodeEncodeError, TypeError):
+        raise ValidationError(f"{name} must be a Z85 key (40 characters) or 32 raw bytes", {"path": name}) from None
     if len(raw) == 32:
         return zmq.utils.z85.encode(raw)  # a raw 32-byte key
     if len(raw) != 40:
         raise ValidationError(f"{name} must be a Z85 key (40 characters) or 32 raw bytes", {"path": name})
     return raw
+
+
+def check_curve_keys(curve_server_key: Optional[Key] = None, curve_secret_key: Optional[Key] = None, curve_public_key: Optional[Key] = None) -> None:
+    """ValidationError unless the keys are Z85 (40 characters) or raw (32 bytes), the client pair given together, with a server key."""
+    if curve_server_key is None:
+        if curve_secret_key is not None or curve_public_key is not None:
+            raise ValidationError("curve_secret_key and curve_public_key need curve_server_key", {"path": "curve_server_key"})
+        return
+    if (curve_secret_key is None) != (curve_public_key is None):
+        raise ValidationError("give curve_secret_key and curve_public_key together", {"path": "curve_secret_key"})
+    for name, key in (("curve_server_key", curve_server_key), ("curve_secret_key", curve_secret_key), ("curve_public_key", curve_public_key)):
+        if key is not None:
+            _z85(name, key)
 
 
 def configure_socket(

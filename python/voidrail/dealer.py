@@ -23,10 +23,11 @@ import traceback
 from typing import Any, Callable, Dict, List, Optional
 
 import zmq
-import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
-from .connection import Key, api_key_or_env, configure_socket, router_address
+from .aio_socket import LoopSocket
+
+from .connection import Key, api_key_or_env, check_curve_keys, configure_socket, router_address
 from .errors import (
     AuthError,
     CancelledError,
@@ -54,7 +55,7 @@ _MONITOR_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
 class _Running:
     """A call in progress on this dealer."""
 
-    __slots__ = ("context", "task", "credit", "credit_changed", "in_thread", "progress_pending", "progress_sent_at", "progress_timer")
+    __slots__ = ("context", "task", "credit", "credit_changed", "in_thread", "progress_pending", "progress_sent_at", "progress_timer", "deadline_timer")
 
     def __init__(self, context: CallContext, credit: Optional[int]) -> None:
         self.context = context
@@ -65,6 +66,7 @@ class _Running:
         self.progress_pending: Any = _DONE
         self.progress_sent_at = 0.0
         self.progress_timer: Optional[asyncio.TimerHandle] = None
+        self.deadline_timer: Optional[asyncio.TimerHandle] = None
 
 
 class ServiceDealer:
@@ -114,16 +116,16 @@ class ServiceDealer:
             curve_secret_key=curve_secret_key,
             curve_public_key=curve_public_key,
         )
+        check_curve_keys(curve_server_key, curve_secret_key, curve_public_key)
         self.dealer_id: Optional[str] = None
         self.welcome: Optional[Dict[str, Any]] = None
         self._methods = collect_methods(self)
         if not self._methods:
             raise ValidationError(f"{self.service_name} has no @service_method methods", {"path": "methods"})
         self._state = "stopped"  # stopped → connecting → registered ⇄ connecting → draining → stopped
-        self._socket: Optional[zmq.asyncio.Socket] = None
-        self._monitor: Optional[zmq.asyncio.Socket] = None
+        self._io: Optional[LoopSocket] = None
+        self._monitor_io: Optional[LoopSocket] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._tasks: List["asyncio.Task[None]"] = []
         self._running: Dict[int, _Running] = {}
         self._registered: Optional["asyncio.Future[None]"] = None
         self._idle: Optional[asyncio.Event] = None
@@ -147,23 +149,24 @@ class ServiceDealer:
     async def start(self) -> None:
         """Connects and registers; returns once the router accepted the registration. AuthError on a refused key,
         ConnectionLostError after `start_timeout`. After a lost connection or a router restart it registers again by itself."""
-        if self._socket is not None:
+        if self._io is not None:
             return
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._loop_thread = threading.get_ident()
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.max_concurrent or 64, thread_name_prefix=f"{self.service_name}-call")
+        # One thread per slot; without max_concurrent the router's load_balance mode allows 100 at once.
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.max_concurrent or 100, thread_name_prefix=f"{self.service_name}-call")
         self._idle = asyncio.Event()
         self._idle.set()
         self._registered = loop.create_future()
-        socket = zmq.asyncio.Context.instance().socket(zmq.DEALER)
+        socket = zmq.Context.instance().socket(zmq.DEALER)
         configure_socket(socket, **self._socket_options)  # type: ignore[arg-type]
-        self._socket = socket
-        self._monitor = socket.get_monitor_socket(_MONITOR_EVENTS)
+        self._monitor_io = LoopSocket(socket.get_monitor_socket(_MONITOR_EVENTS), loop, self._on_monitor_event)
+        self._io = LoopSocket(socket, loop, self._on_frames)
         self._state = "connecting"
         socket.connect(self.router_address)
-        self._tasks = [loop.create_task(self._read()), loop.create_task(self._watch_connection())]
         self._send("HELLO", self._hello())
+        log.info("%s connecting to %s", self.service_name, self.router_address)
         try:
             if self.start_timeout > 0:
                 await asyncio.wait_for(asyncio.shield(self._registered), self.start_timeout)
@@ -178,7 +181,7 @@ class ServiceDealer:
 
     async def stop(self) -> None:
         """Drains and leaves: DRAIN (the router sends no new work), waits for the running calls, BYE, closes."""
-        if self._socket is None:
+        if self._io is None:
             return
         if self._state in ("registered", "connecting"):
             was_registered = self._state == "registered"
@@ -188,10 +191,8 @@ class ServiceDealer:
                 assert self._idle is not None
                 await self._idle.wait()
                 self._send("BYE", {})
-                # BYE must leave before the socket closes (linger is 0 otherwise).
-                assert self._socket is not None
-                self._socket.setsockopt(zmq.LINGER, 1000)
-        await self._close()
+        # BYE must leave before the socket closes: a second of linger (it is 0 otherwise).
+        await self._close(linger=1000)
         log.info("%s stopped", self.service_name)
 
     async def serve(self) -> None:
@@ -234,31 +235,23 @@ class ServiceDealer:
         """Runs serve() on a new event loop until drained: the usual entry point of a service script."""
         asyncio.run(self.serve())
 
-    async def _close(self) -> None:
+    async def _close(self, linger: int = 0) -> None:
         self._state = "stopped"
         for running in list(self._running.values()):
             self._abort(running, ConnectionLostError("the dealer stopped"))
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
-        self._tasks = []
         if self._registered is not None and not self._registered.done():
             self._registered.set_exception(ConnectionLostError("the dealer stopped before registering"))
-        if self._monitor is not None:
+        if self._io is not None:
             try:
-                assert self._socket is not None
-                self._socket.disable_monitor()
+                self._io.socket.disable_monitor()
             except zmq.ZMQError:
                 pass
-            self._monitor.close(0)
-            self._monitor = None
-        if self._socket is not None:
-            self._socket.close(0)
-            self._socket = None
+        if self._monitor_io is not None:
+            self._monitor_io.close()
+            self._monitor_io = None
+        if self._io is not None:
+            self._io.close(linger)
+            self._io = None
         if self._pool is not None:
             self._pool.shutdown(wait=False)
             self._pool = None
@@ -279,36 +272,32 @@ class ServiceDealer:
 
     # ---- receiving ----
 
-    async def _read(self) -> None:
-        assert self._socket is not None
-        socket = self._socket
-        while True:
-            frames = await socket.recv_multipart()
-            try:
-                message = decode_message(frames)
-            except ProtocolError as error:
-                log.warning("bad message from the router: %s", error.message)
-                request_id = error.data.get("id") if isinstance(error.data, dict) else None
-                if request_id is not None and frames[1:2] == [b"REQUEST"]:
-                    self._reply_error(request_id, error)
-                continue
-            kind = message.kind
-            if kind == "REQUEST":
-                self._on_request(message)
-            elif kind == "CANCEL":
-                running = self._running.get(message.header.get("id"))  # type: ignore[arg-type]
-                if running is not None:
-                    self._abort(running, CancelledError("cancelled"))
-            elif kind == "CREDIT":
-                running = self._running.get(message.header.get("id"))  # type: ignore[arg-type]
-                n = message.header.get("n")
-                if running is not None and running.credit is not None and isinstance(n, int) and n > 0:
-                    running.credit = min(2_147_483_647, running.credit + n)
-                    running.credit_changed.set()
-            elif kind == "WELCOME":
-                self._on_welcome(message.header)
-            elif kind == "ERROR" and "id" not in message.header:
-                self._on_connection_error(message.header)
+    def _on_frames(self, frames: List[bytes]) -> None:
+        try:
+            message = decode_message(frames)
+        except ProtocolError as error:
+            log.warning("bad message from the router: %s", error.message)
+            request_id = error.data.get("id") if isinstance(error.data, dict) else None
+            if request_id is not None and frames[1:2] == [b"REQUEST"]:
+                self._reply_error(request_id, error)
+            return
+        kind = message.kind
+        if kind == "REQUEST":
+            self._on_request(message)
+        elif kind == "CANCEL":
+            running = self._running.get(message.header.get("id"))  # type: ignore[arg-type]
+            if running is not None:
+                self._abort(running, CancelledError("cancelled"))
+        elif kind == "CREDIT":
+            running = self._running.get(message.header.get("id"))  # type: ignore[arg-type]
+            n = message.header.get("n")
+            if running is not None and running.credit is not None and isinstance(n, int) and n > 0:
+                running.credit = min(2_147_483_647, running.credit + n)
+                running.credit_changed.set()
+        elif kind == "WELCOME":
+            self._on_welcome(message.header)
+        elif kind == "ERROR" and "id" not in message.header:
+            self._on_connection_error(message.header)
 
     def _on_welcome(self, header: Dict[str, Any]) -> None:
         self.welcome = header
@@ -338,22 +327,20 @@ class ServiceDealer:
         elif reason != "ALREADY_HELLO":
             log.warning("the router reported: %s", error)
 
-    async def _watch_connection(self) -> None:
-        assert self._monitor is not None
-        while True:
-            event = parse_monitor_message(await self._monitor.recv_multipart())["event"]
-            if event == zmq.EVENT_DISCONNECTED:
-                if self._state == "registered":
-                    self._lost_at = time.monotonic()
-                    log.warning("%s lost the router; reconnecting", self.service_name)
-                    self._state = "connecting"
-                # The router has already re-dispatched or failed what this dealer held: stop working on it.
-                for running in list(self._running.values()):
-                    self._abort(running, ConnectionLostError("connection to the router lost"))
-            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                if self._connected_before and self._state != "draining":
-                    self._send("HELLO", self._hello())  # a new connection: register again (§3)
-                self._connected_before = True
+    def _on_monitor_event(self, frames: List[bytes]) -> None:
+        event = parse_monitor_message(frames)["event"]
+        if event == zmq.EVENT_DISCONNECTED:
+            if self._state == "registered":
+                self._lost_at = time.monotonic()
+                log.warning("%s lost the router; reconnecting", self.service_name)
+                self._state = "connecting"
+            # The router has already re-dispatched or failed what this dealer held: stop working on it.
+            for running in list(self._running.values()):
+                self._abort(running, ConnectionLostError("connection to the router lost"))
+        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            if self._connected_before and self._state != "draining":
+                self._send("HELLO", self._hello())  # a new connection: register again (§3)
+            self._connected_before = True
 
     # ---- running calls ----
 
@@ -401,7 +388,7 @@ class ServiceDealer:
         assert self._idle is not None and self._loop is not None
         self._idle.clear()
         if deadline is not None:
-            self._loop.call_later(deadline_ms / 1000, self._deadline_passed, request_id, running, deadline_ms)  # type: ignore[operator]
+            running.deadline_timer = self._loop.call_later(deadline_ms / 1000, self._deadline_passed, request_id, running, deadline_ms)  # type: ignore[operator]
         kwargs = {"context": context} if spec.context else {}
         running.task = self._loop.create_task(self._run(request_id, running, spec, bound, args, kwargs))
 
@@ -460,6 +447,8 @@ class ServiceDealer:
         finally:
             if running.progress_timer is not None:
                 running.progress_timer.cancel()
+            if running.deadline_timer is not None:
+                running.deadline_timer.cancel()
             self._running.pop(request_id, None)
             if not self._running and self._idle is not None:
                 self._idle.set()
@@ -498,9 +487,10 @@ class ServiceDealer:
                 self._check_fits(encoded, "chunk")
                 if running.credit is not None:
                     running.credit -= 1
-                assert self._socket is not None
+                if self._io is None:
+                    raise ConnectionLostError("the dealer stopped")
                 # Awaiting the send is the backpressure: a full connection pauses the producer.
-                await self._socket.send_multipart(encode_message("CHUNK", {"id": request_id, "seq": seq}, encoded))
+                await self._io.send_and_wait(encode_message("CHUNK", {"id": request_id, "seq": seq}, encoded))
                 seq += 1
         except BaseException:
             if spec.kind == "async_generator":
@@ -554,10 +544,10 @@ class ServiceDealer:
         self._send("ERROR", {"id": request_id, **error_to_wire(error)})
 
     def _send(self, kind: str, header: Dict[str, Any], payload: Any = None) -> None:
-        if self._socket is None or self._socket.closed:
+        if self._io is None:
             return
         try:
-            self._socket.send_multipart(encode_message(kind, header, payload))
+            self._io.send(encode_message(kind, header, payload))
         except (zmq.ZMQError, TypeError, ValueError) as error:
             log.warning("could not send %s: %s", kind, error)
 

@@ -112,7 +112,8 @@ def _lift_binary(value: Any, path: List[Union[str, int]], slots: List[Dict[str, 
             raise ValueError(f"a binary value sits {len(path)} levels deep; at most {MAX_BINARY_DEPTH} are allowed")
         if isinstance(value, memoryview):
             kind = _TYPE_BY_FORMAT.get(value.format.lstrip("@=<"), "Uint8Array")
-            frames.append(value if value.c_contiguous else value.tobytes())
+            # Frames are sent without copying: only a read-only, contiguous view is safe to hand over as it is.
+            frames.append(value if value.c_contiguous and value.readonly else value.tobytes())
         else:
             kind = "Uint8Array"
             frames.append(value if isinstance(value, bytes) else bytes(value))
@@ -241,6 +242,18 @@ def split_method(method: Any) -> Tuple[str, str]:
         if dot and _is_name(service) and _is_name(name):
             return service, name
     raise ValidationError(f"method must look like Service.method (e.g. EchoService.echo), not {str(method)[:80]!r}", {"path": "method"})
+
+
+_CHECKED_METHODS: set = set()
+
+
+def check_method(method: Any) -> None:
+    """split_method's check, remembered for the names seen (a client calls the same few methods over and over)."""
+    if method in _CHECKED_METHODS:
+        return
+    split_method(method)
+    if len(_CHECKED_METHODS) < 4096:
+        _CHECKED_METHODS.add(method)
 
 
 def _is_name(text: str) -> bool:

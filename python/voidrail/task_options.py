@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterable, Optional, Union
 
 from .errors import ProtocolError, ValidationError, VoidRailError, make_error
 
-TASK_STATES = ("scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired")
+TASK_STATES = ("blocked", "scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired")
 FINAL_TASK_STATES = frozenset(("succeeded", "failed", "revoked", "expired"))
 TASK_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")  # UUIDv7
 MAX_SECONDS = 10 * 365 * 86_400  # the longest duration a task option takes (ten years)

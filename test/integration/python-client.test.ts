@@ -1,6 +1,7 @@
 /**
- * examples/python/client.py, a VoidRail client written from docs/PROTOCOL.md with pyzmq, run by
- * Debian's /usr/bin/python3 against a real router and services started in this process.
+ * examples/python/client.py, a command-line client that is a thin example on the Python package
+ * (python/voidrail, on pyzmq), run by Debian's /usr/bin/python3 against a real router and services
+ * started in this process.
  *
  *   ./node_modules/.bin/bun test test/integration/python-client.test.ts
  *
@@ -416,12 +417,12 @@ describe("Python client (pyzmq) background tasks (protocol revision 2)", () => {
     expect(probe.events).toEqual([]);
   });
 
-  test("wait_task gives up at its timeout with TIMEOUT (CallTimeoutError, a TimeoutError) and the task goes on", async () => {
+  test("wait_task gives up at its timeout with TIMEOUT (voidrail.TimeoutError, a Python TimeoutError) and the task goes on", async () => {
     const address = await start();
     const result = await pythonClient(address, "--submit", "ProgressService.steps", "1", "--wait-task", "last", "--wait-timeout", "0.2");
     expectExit(result, 0);
     const [submitted, waited] = result.records;
-    expect(waited).toMatchObject({ op: "wait_task", task: submitted.result, error: { code: "TIMEOUT", class: "CallTimeoutError" } });
+    expect(waited).toMatchObject({ op: "wait_task", task: submitted.result, error: { code: "TIMEOUT", class: "TimeoutError" } });
     // The task is held by the probe's gate: once the gate opens, another wait sees it succeed.
     await waitFor(() => probe.events.length === 1, { timeoutMs: 10_000, message: "the task to start on its dealer" });
     probe.gate.open();
@@ -438,7 +439,7 @@ describe("Python client (pyzmq) background tasks (protocol revision 2)", () => {
 });
 
 describe("Python client (pyzmq) against a router of protocol revision 1", () => {
-  test("announces revision 2, and refuses SUBMIT and TASK where WELCOME says 1, sending neither", async () => {
+  test("announces revision 3, and refuses SUBMIT and TASK where WELCOME says 1, sending neither", async () => {
     // A stand-in router that answers HELLO with revision 1 and every REQUEST with its method's name.
     const router = new Router({ logger: null });
     await router.bind(uniqueEndpoint("tcp"));
@@ -476,7 +477,7 @@ describe("Python client (pyzmq) against a router of protocol revision 1", () => 
       expect(field(result.records[0], "error").message).toContain("needs protocol revision 2");
       // The REQUEST came after the refused verbs on the same connection, so they would have arrived before it.
       expect(seen.map((message) => message.kind)).toEqual(["HELLO", "REQUEST"]);
-      expect(seen[0].header).toMatchObject({ role: "client", version: 2 });
+      expect(seen[0].header).toMatchObject({ role: "client", version: 3 });
     } finally {
       router.close();
       await serving.catch(() => undefined);

@@ -1,0 +1,382 @@
+/**
+ * The Python package (python/voidrail) against real TypeScript peers: pytest runs the Python
+ * client against TypeScript services started here, and these tests call Python services (run by
+ * `python -m voidrail dealer`) with the TypeScript client.
+ *
+ *   ./node_modules/.bin/bun test test/integration/python-package.test.ts
+ *
+ * Needs Debian's python3-zmq, python3-pytest, python3-pytest-asyncio, python3-fastapi,
+ * python3-httpx (.ci/run installs them). Without them these tests fail and say so: never skipped.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { EchoService } from "../../examples/services.ts";
+import { ClientDealer, ServiceRouter, silentLogger } from "../../src/index.ts";
+import { PYTHON, PYTHON_PACKAGE, runPytest, TsPeerService } from "../fixtures/python-peers.ts";
+import { Cluster } from "../helpers/cluster.ts";
+import { onLines } from "../helpers/lines.ts";
+import { uniqueEndpoint, waitFor } from "../helpers/wait.ts";
+
+const PYTEST_TIMEOUT_MS = 180_000;
+const CLIENT_KEY = "client_python-package-test";
+const DEALER_KEY = "dealer_python-package-test";
+const SERVICE = "PyService";
+
+/** Fails with pytest's own output unless it ran at least `minimum` tests and every one passed. */
+function expectPytestPassed(outcome: Awaited<ReturnType<typeof runPytest>>, minimum: number): void {
+  const summary = `pytest exited ${outcome.exitCode}: ${outcome.tests} tests, ${outcome.failures} failed, ${outcome.errors} errors, ${outcome.skipped} skipped`;
+  if (outcome.exitCode !== 0 || !(outcome.tests >= minimum) || outcome.failures !== 0 || outcome.errors !== 0 || outcome.skipped !== 0) {
+    throw new Error(`${summary} (at least ${minimum} expected, none failing or skipped)\n${outcome.output}`);
+  }
+}
+
+describe("Python package (python/voidrail): pytest", () => {
+  test(
+    "python/tests/test_units.py: frames, binary values, errors, task options, method kinds, CLI flags",
+    async () => {
+      expectPytestPassed(await runPytest(["test_units.py"], {}, PYTEST_TIMEOUT_MS), 20);
+    },
+    PYTEST_TIMEOUT_MS + 10_000,
+  );
+});
+
+describe("Python client (python/voidrail) against TypeScript services: pytest", () => {
+  const cluster = new Cluster("tcp");
+  afterEach(() => cluster.dispose());
+
+  test(
+    "python/tests/test_client.py: every call kind, bytes, 1,000 concurrent invokes, timeouts, cancel, errors, auth, tasks, CURVE options",
+    async () => {
+      const open = await cluster.router({ taskStore: "memory" });
+      await cluster.dealer((options) => new TsPeerService({ ...options, maxConcurrent: 200 }));
+      const guarded = await cluster.router({ clientApiKeys: [CLIENT_KEY], taskStore: "memory" });
+      await cluster.dealer((options) => new TsPeerService({ ...options, maxConcurrent: 10 }));
+      const outcome = await runPytest(
+        ["test_client.py"],
+        { VOIDRAIL_TEST_ADDRESS: open.address, VOIDRAIL_TEST_AUTH_ADDRESS: guarded.address, VOIDRAIL_TEST_CLIENT_KEY: CLIENT_KEY },
+        PYTEST_TIMEOUT_MS,
+      );
+      expectPytestPassed(outcome, 14);
+    },
+    PYTEST_TIMEOUT_MS + 10_000,
+  );
+
+  test(
+    "python/tests/test_fastapi_example.py: the FastAPI example under httpx.AsyncClient calls, streams and submits to a TypeScript service",
+    async () => {
+      const router = await cluster.router({ taskStore: "memory" });
+      await cluster.dealer((options) => new EchoService({ ...options, maxConcurrent: 20 }));
+      const outcome = await runPytest(["test_fastapi_example.py"], { VOIDRAIL_TEST_ADDRESS: router.address }, PYTEST_TIMEOUT_MS);
+      expectPytestPassed(outcome, 4);
+    },
+    PYTEST_TIMEOUT_MS + 10_000,
+  );
+});
+
+/** `python -m voidrail dealer --module peer_service ...`, run from python/tests; its stderr is kept for failure messages. */
+class PythonDealers {
+  readonly process: ChildProcess;
+  readonly exited: Promise<number | null>;
+  stderr = "";
+
+  constructor(address: string, args: string[] = [], env: Record<string, string> = {}) {
+    this.process = spawn(PYTHON, ["-m", "voidrail", "dealer", "--module", "peer_service", "--address", address, ...args], {
+      cwd: join(PYTHON_PACKAGE, "tests"),
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, PYTHONPATH: PYTHON_PACKAGE, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1", ...env },
+    });
+    onLines(this.process.stderr!, (line) => {
+      this.stderr += `${line}\n`;
+    });
+    this.process.stdout!.resume();
+    this.exited = new Promise((resolve) => this.process.once("exit", (code, signal) => resolve(code ?? (signal ? -1 : null))));
+  }
+
+  signal(name: NodeJS.Signals): void {
+    if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill(name);
+  }
+
+  /** Ends the process (and, through their parent-death signal, its children) within the deadline. */
+  async stop(): Promise<void> {
+    this.signal("SIGTERM");
+    const ended = await Promise.race([this.exited.then(() => true), Bun.sleep(5_000).then(() => false)]);
+    if (!ended) {
+      this.signal("SIGKILL");
+      await this.exited;
+    }
+  }
+}
+
+const running: PythonDealers[] = [];
+
+function startPythonDealers(address: string, args: string[] = [], env: Record<string, string> = {}): PythonDealers {
+  const dealers = new PythonDealers(address, args, env);
+  running.push(dealers);
+  return dealers;
+}
+
+/** The router's entries for the registered PyService dealers. */
+async function pythonDealersOf(client: ClientDealer) {
+  return (await client.discoverClusters()).filter((dealer) => dealer.service === SERVICE);
+}
+
+async function untilRegistered(client: ClientDealer, count: number, dealers: PythonDealers) {
+  await waitFor(async () => (await pythonDealersOf(client)).length === count, {
+    timeoutMs: 20_000,
+    message: `${count} Python dealer(s) to register (stderr so far: ${dealers.stderr.trim() || "nothing"})`,
+    intervalMs: 50,
+  });
+  return pythonDealersOf(client);
+}
+
+describe("TypeScript clients against a Python service (python -m voidrail dealer)", () => {
+  const cluster = new Cluster("tcp");
+  afterEach(async () => {
+    for (const dealers of running.splice(0)) await dealers.stop();
+    await cluster.dispose();
+  });
+
+  test("every kind of Python method: sync, async, generator, async generator, bytes both ways, errors by code, discovery", async () => {
+    const router = await cluster.router();
+    const dealers = startPythonDealers(router.address, ["--max-concurrent", "4"]);
+    const client = await cluster.client();
+    const [registered] = await untilRegistered(client, 1, dealers);
+    expect(registered.maxConcurrent).toBe(4);
+    expect(await client.invoke("PyService.echo", { a: [1, "x", null] })).toEqual({ a: [1, "x", null] });
+    expect(await client.invoke("PyService.async_echo", "async")).toBe("async");
+    expect(await client.invoke("PyService.add", 2, 3)).toBe(5);
+    const collect = async (iterable: AsyncIterable<unknown>) => {
+      const items: unknown[] = [];
+      for await (const item of iterable) items.push(item);
+      return items;
+    };
+    expect(await collect(client.stream("PyService.numbers", 0, 300))).toEqual([...Array(300).keys()]);
+    expect(await collect(client.stream("PyService.async_numbers", 3, 6))).toEqual([3, 4, 5]);
+    const bytes = new Uint8Array(1 << 20).map((_, i) => i % 256);
+    const back = (await client.invoke("PyService.echo", { bytes, floats: new Float32Array([0.5]) })) as Record<string, Uint8Array>;
+    expect(back.bytes).toEqual(bytes);
+    // Python holds every binary value as bytes, so the Float32Array comes back as its 4 bytes (a Uint8Array).
+    expect(back.floats).toBeInstanceOf(Uint8Array);
+    expect(new DataView(back.floats.buffer, back.floats.byteOffset, 4).getFloat32(0, true)).toBe(0.5);
+
+    const failure = (await client.invoke("PyService.explode", "widget").catch((error) => error)) as Error & Record<string, unknown>;
+    expect(failure).toMatchObject({ code: "REMOTE_ERROR", message: "widget is out of stock", data: { name: "OutOfStock" } });
+    expect(String((failure.data as Record<string, unknown>).stack)).toContain("peer_service.py");
+    expect(await client.invoke("PyService.refuse").catch((error) => error)).toMatchObject({ code: "OUT_OF_STOCK", data: { left: 0 } });
+    expect(await client.invoke("PyService.bad_input").catch((error) => error)).toMatchObject({
+      code: "VALIDATION_ERROR",
+      data: { path: "args.0.name" },
+    });
+    expect(await client.invoke("PyService.not_json").catch((error) => error)).toMatchObject({
+      code: "VALIDATION_ERROR",
+      data: { path: "result" },
+    });
+    expect(await client.invoke("PyService.add", 1).catch((error) => error)).toMatchObject({
+      code: "VALIDATION_ERROR",
+      data: { path: "args" },
+    });
+
+    const services = await client.discoverServices();
+    expect(services["PyService.echo"]).toMatchObject({ description: "Returns its argument", stream: false, instances: 1 });
+    expect(services["PyService.numbers"]).toMatchObject({ stream: true });
+    expect(services["PyService.async_numbers"]).toMatchObject({ stream: true });
+  }, 60_000);
+
+  test("1,000 concurrent calls from one TypeScript client to two Python instances all come back right", async () => {
+    const router = await cluster.router();
+    const dealers = startPythonDealers(router.address, ["--instances", "2", "--max-concurrent", "50"]);
+    const client = await cluster.client({ timeout: 60 });
+    await untilRegistered(client, 2, dealers);
+    const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => client.invoke("PyService.add", i, 1)));
+    expect(results).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1));
+    // Both instances took part, and every call was answered once.
+    const succeeded = (await pythonDealersOf(client)).map((dealer) => dealer.counts.succeeded);
+    expect(succeeded).toHaveLength(2);
+    expect(succeeded.every((count) => count > 0)).toBe(true);
+    expect(succeeded[0] + succeeded[1]).toBe(1000);
+  }, 60_000);
+
+  test("timeouts and cancellation reach the Python method: async ones are cancelled, threaded ones see context.cancelled", async () => {
+    const router = await cluster.router();
+    const dealers = startPythonDealers(router.address, ["--max-concurrent", "8"]);
+    const client = await cluster.client();
+    await untilRegistered(client, 1, dealers);
+    const seen = (tag: string) => client.invoke<string | null>("PyService.seen_of", tag);
+    const until = (tag: string, prefix: string) =>
+      waitFor(async () => (await seen(tag))?.startsWith(prefix) === true, { timeoutMs: 10_000, message: `${tag} to be ${prefix}` });
+
+    // A client timeout: the router cancels the Python call at the deadline.
+    expect(await client.call("PyService.wait_for_cancel", ["t-timeout"], { timeout: 0.3 }).catch((error) => error)).toMatchObject({
+      code: "TIMEOUT",
+    });
+    await until("t-timeout", "cancelled");
+    // The router's CANCEL or the dealer's own deadline (deadlineMs), whichever comes first.
+    expect(await seen("t-timeout")).toMatch(/^cancelled:(CancelledError|TimeoutError)$/);
+
+    // An explicit cancel.
+    const abort = new AbortController();
+    const call = client.call("PyService.wait_for_cancel", ["t-abort"], { signal: abort.signal }).catch((error) => error);
+    await until("t-abort", "started");
+    abort.abort();
+    expect(await call).toMatchObject({ code: "CANCELLED" });
+    await until("t-abort", "cancelled");
+
+    // A plain (threaded) method learns it through context.cancelled.
+    const threaded = new AbortController();
+    const inThread = client.call("PyService.wait_in_thread", ["t-thread"], { signal: threaded.signal }).catch((error) => error);
+    await until("t-thread", "started");
+    threaded.abort();
+    expect(await inThread).toMatchObject({ code: "CANCELLED" });
+    await until("t-thread", "cancelled");
+
+    // The dealer's own deadline: an async sleep past the time left is cut off.
+    expect(await client.call("PyService.sleep", [30], { timeout: 0.3 }).catch((error) => error)).toMatchObject({ code: "TIMEOUT" });
+    expect(await client.invoke("PyService.add", 1, 1)).toBe(2);
+  }, 60_000);
+
+  test("a Python task attempt reports progress, seen by a TypeScript watcher; the result is stored", async () => {
+    const router = await cluster.router({ taskStore: "memory" });
+    const dealers = startPythonDealers(router.address);
+    const client = await cluster.client();
+    await untilRegistered(client, 1, dealers);
+    const task = await client.submit("PyService.steps", [4]);
+    const events: { state: string; progress?: unknown }[] = [];
+    for await (const event of client.watchTask(task.id)) events.push(event);
+    expect(events.at(-1)?.state).toBe("succeeded");
+    expect(events.map((event) => event.progress)).toContainEqual({ current: 4, total: 4 });
+    expect(await client.waitTask(task.id)).toEqual({ done: 4, task: task.id, attempt: 1 });
+  }, 60_000);
+
+  test("dealer authentication: the right key registers, a wrong one exits 78 with one line saying so", async () => {
+    const router = await cluster.router({ dealerApiKeys: [DEALER_KEY] });
+    const client = await cluster.client();
+    const good = startPythonDealers(router.address, [], { VOIDRAIL_API_KEY: DEALER_KEY });
+    await untilRegistered(client, 1, good);
+    expect(await client.invoke("PyService.echo", "keyed")).toBe("keyed");
+    const bad = startPythonDealers(router.address, ["--api-key", "dealer_wrong", "--start-timeout", "10"]);
+    expect(await waitFor(bad.exited, { timeoutMs: 15_000, message: "the dealer with a wrong key to exit" })).toBe(78);
+    expect(bad.stderr).toContain("the router refused this dealer's API key");
+  }, 60_000);
+
+  test("a Python instance SIGKILLed mid-call: the call is re-dispatched to the other instance, and the supervisor restarts the dead one", async () => {
+    const router = await cluster.router();
+    const dealers = startPythonDealers(router.address, ["--instances", "2"]);
+    const client = await cluster.client({ timeout: 30 });
+    await untilRegistered(client, 2, dealers);
+    const scratch = mkdtempSync(join(tmpdir(), "voidrail-py-"));
+    try {
+      const marker = join(scratch, "marker");
+      const call = client.invoke<number>("PyService.hold_once", marker);
+      await waitFor(
+        () => {
+          try {
+            return readFileSync(marker, "utf8").length > 0;
+          } catch {
+            return false;
+          }
+        },
+        { timeoutMs: 10_000, message: "the first instance to take the call" },
+      );
+      const victim = Number(readFileSync(marker, "utf8"));
+      process.kill(victim, "SIGKILL");
+      const answeredBy = await waitFor(call, { timeoutMs: 20_000, message: "the re-dispatched call to answer" });
+      expect(answeredBy).not.toBe(victim);
+      // The supervisor starts a new instance in the dead one's place.
+      await waitFor(async () => (await pythonDealersOf(client)).length === 2, { timeoutMs: 20_000, message: "the replacement instance" });
+      expect(dealers.stderr).toContain("exited with SIGKILL; restarting it");
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  test("a Python method holding the GIL in native code longer than the heartbeat timeout: its dealer stays registered", async () => {
+    // heartbeatTimeout 1 s: the router drops a dealer silent for 1 s. The method holds the GIL 3 s in a C call.
+    const router = await cluster.router({ heartbeatTimeout: 1 });
+    const dealers = startPythonDealers(router.address, ["--max-concurrent", "2"]);
+    const client = await cluster.client({ timeout: 30 });
+    const [before] = await untilRegistered(client, 1, dealers);
+    const held = (await client.invoke("PyService.hold_gil", 3)) as { longest_gap: number };
+    // Another Python thread could not run for the whole hold: the GIL really was held (so a heartbeat thread would have been silent).
+    expect(held.longest_gap).toBeGreaterThan(2.5);
+    const [after] = await pythonDealersOf(client);
+    expect(after?.id).toBe(before.id);
+    expect(after?.counts.dispatched).toBe(before.counts.dispatched + 1);
+    expect(dealers.stderr).not.toContain("lost the router");
+  }, 60_000);
+
+  test("a router restart: the Python dealer registers again by itself and serves", async () => {
+    let router = new ServiceRouter({ address: uniqueEndpoint("tcp"), logger: silentLogger, shutdownGrace: 0.2 });
+    await router.start();
+    // The same port again after the restart (the first one was picked by the OS).
+    const address = router.address;
+    try {
+      const dealers = startPythonDealers(address);
+      const first = new ClientDealer({ routerAddress: address, logger: silentLogger, timeout: 10 });
+      await first.connect();
+      await untilRegistered(first, 1, dealers);
+      await first.close();
+      await router.stop();
+      router = new ServiceRouter({ address, logger: silentLogger, shutdownGrace: 0.2 });
+      await router.start();
+      const second = new ClientDealer({ routerAddress: address, logger: silentLogger, timeout: 10 });
+      try {
+        await second.connect();
+        await untilRegistered(second, 1, dealers);
+        expect(await second.invoke("PyService.echo", "again")).toBe("again");
+        expect(dealers.stderr).toContain("reconnected to the router after");
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await router.stop();
+    }
+  }, 60_000);
+
+  test("SIGTERM drains: the running call finishes, the dealer leaves, the process exits 0", async () => {
+    const router = await cluster.router();
+    const dealers = startPythonDealers(router.address);
+    const client = await cluster.client();
+    await untilRegistered(client, 1, dealers);
+    const call = client.invoke("PyService.sleep", 1);
+    await waitFor(async () => (await pythonDealersOf(client))[0]?.load === 1, { timeoutMs: 10_000, message: "the call to be running" });
+    dealers.signal("SIGTERM");
+    expect(await call).toBe(1);
+    expect(await waitFor(dealers.exited, { timeoutMs: 10_000, message: "the dealer to exit" })).toBe(0);
+    expect(await pythonDealersOf(client)).toEqual([]);
+    expect(dealers.stderr).toContain("dealer shutdown complete");
+  }, 60_000);
+
+  test("no router: exits 78 after --start-timeout, saying why; SIGTERM while it waits exits 0 at once", async () => {
+    const alone = startPythonDealers(uniqueEndpoint("ipc"), ["--start-timeout", "0.5"]);
+    expect(await waitFor(alone.exited, { timeoutMs: 15_000, message: "the dealer to give up" })).toBe(78);
+    expect(alone.stderr).toContain("could not register with the router at ipc://");
+    const waiting = startPythonDealers(uniqueEndpoint("ipc"), ["--start-timeout", "60"]);
+    // Its signal handlers are in place before it starts connecting, which it logs.
+    await waitFor(() => waiting.stderr.includes("PyService connecting to ipc://"), { timeoutMs: 10_000, message: "the dealer to connect" });
+    waiting.signal("SIGTERM");
+    expect(await waitFor(waiting.exited, { timeoutMs: 10_000, message: "the waiting dealer to exit" })).toBe(0);
+  }, 60_000);
+
+  test("usage errors exit 2 with one line: a missing module, an unknown class, a bad --instances", async () => {
+    for (const [args, message] of [
+      [["--module", "no_such_module_here"], "no such module"],
+      [["--module", "peer_service", "--class", "Nope"], "--class Nope: not a ServiceDealer class"],
+      [["--module", "peer_service", "--instances", "zero"], '--instances must be a whole number, got "zero"'],
+      [["--module", "peer_service", "--address", "http://x"], "--address must look like tcp://host:port"],
+    ] as const) {
+      const child = spawn(PYTHON, ["-m", "voidrail", "dealer", ...args], {
+        cwd: join(PYTHON_PACKAGE, "tests"),
+        stdio: ["ignore", "ignore", "pipe"],
+        env: { ...process.env, PYTHONPATH: PYTHON_PACKAGE },
+      });
+      let stderr = "";
+      child.stderr!.on("data", (chunk) => (stderr += chunk));
+      const code = await waitFor(new Promise((resolve) => child.once("exit", resolve)), { timeoutMs: 10_000, message: args.join(" ") });
+      expect(code).toBe(2);
+      expect(stderr).toContain(message);
+    }
+  }, 60_000);
+});
