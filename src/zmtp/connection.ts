@@ -18,7 +18,7 @@ import {
   writeFrameHeader,
 } from "./codec.ts";
 import { ZmtpError, ZmtpErrorCode, ZmtpProtocolError } from "./errors.ts";
-import type { Mechanism, MechanismSession } from "./mechanism/mechanism.ts";
+import type { HandshakeResult, Mechanism, MechanismSession, MessageBox } from "./mechanism/mechanism.ts";
 import type { StreamHandlers, TransportStream } from "./transport/transport.ts";
 
 export type SocketType = "DEALER" | "ROUTER";
@@ -80,6 +80,10 @@ export class Connection {
   /** The peer's Identity property (empty when it set none). Valid once ready. */
   peerRoutingId: Buffer = Buffer.alloc(0);
   peerSocketType = "";
+  /** The peer's long-term CURVE public key (Z85); "" under NULL. Valid once ready. */
+  peerPublicKey = "";
+  /** What a CURVE server's authenticator named the peer; undefined otherwise. */
+  peerUserId: string | undefined = undefined;
   /** Free slot for the owning socket's per-peer state. */
   owned: unknown = undefined;
   readonly handlers: StreamHandlers;
@@ -87,6 +91,8 @@ export class Connection {
   private state = State.Greeting;
   private readonly decoder: Decoder;
   private session: MechanismSession | null = null;
+  /** Seals and opens every frame once an encrypting handshake is done; null under NULL (one branch per frame). */
+  private box: MessageBox | null = null;
   private peerMinorVersion = 1;
   private incoming: Buffer[] = [];
   private incomingSize = 0;
@@ -116,7 +122,9 @@ export class Connection {
     /** The endpoint this connection belongs to, for events and logs. */
     readonly endpoint: string,
   ) {
-    this.decoder = new Decoder({ maxFrameSize: options.maxMessageSize });
+    this.decoder = new Decoder({
+      maxFrameSize: options.maxMessageSize < 0 ? -1 : options.maxMessageSize + options.mechanism.frameOverhead,
+    });
     this.handlers = {
       data: (chunk) => this.onData(chunk),
       drain: () => this.onDrain(),
@@ -231,6 +239,7 @@ export class Connection {
         const item = this.decoder.next();
         if (item === undefined) break;
         if (item.kind === "greeting") this.onGreeting(item.greeting);
+        else if (this.box !== null) this.onSealedFrame(item.frame.body, item.frame.more || item.frame.command);
         else if (item.frame.command) this.onCommand(parseCommand(item.frame.body));
         else this.onFrame(item.frame.body, item.frame.more);
         if (this.isClosed()) return;
@@ -247,10 +256,10 @@ export class Connection {
     // A peer announcing a later 3.x (or a future major) speaks 3.1 to us; 3.0 has no PING/PONG.
     this.peerMinorVersion = greeting.major > 3 ? 1 : greeting.minor;
     this.state = State.Handshake;
-    this.session = this.options.mechanism.createSession({
-      "Socket-Type": this.options.socketType,
-      Identity: this.options.routingId,
-    });
+    this.session = this.options.mechanism.createSession(
+      { "Socket-Type": this.options.socketType, Identity: this.options.routingId },
+      { remoteAddress: this.stream.remoteAddress },
+    );
     for (const command of this.session.start()) this.appendFrame(command, FrameFlag.COMMAND);
     this.flushSoon();
   }
@@ -260,7 +269,11 @@ export class Connection {
     if (this.state === State.Handshake) {
       const result = this.session!.onCommand(command);
       for (const reply of result.send) this.appendFrame(reply, FrameFlag.COMMAND);
-      if (result.peerMetadata) this.completeHandshake(result.peerMetadata);
+      if (result.refused) {
+        this.close(result.refused, true);
+        return;
+      }
+      if (result.done) this.completeHandshake(result.done);
       this.flushSoon();
       return;
     }
@@ -282,7 +295,8 @@ export class Connection {
     }
   }
 
-  private completeHandshake(metadata: Map<string, Buffer>): void {
+  private completeHandshake(result: HandshakeResult): void {
+    const metadata = result.peerMetadata;
     const socketType = metadata.get("socket-type")?.toString("latin1") ?? "";
     if (!COMPATIBLE_PEERS[this.options.socketType].includes(socketType)) {
       throw new ZmtpProtocolError(
@@ -292,6 +306,10 @@ export class Connection {
     }
     this.peerSocketType = socketType;
     this.peerRoutingId = Buffer.from(metadata.get("identity") ?? Buffer.alloc(0));
+    this.peerPublicKey = result.peerPublicKey ?? "";
+    this.peerUserId = result.userId;
+    // Everything after the handshake's last (clear) command is boxed, in both directions.
+    this.box = result.box ?? null;
     this.state = State.Ready;
     this.session = null;
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
@@ -299,6 +317,19 @@ export class Connection {
     // ZMTP 3.0 peers get the timer too, for the silence rule in onHeartbeatTick.
     if (this.options.heartbeatIntervalMs > 0) this.startHeartbeatTimer(this.options.heartbeatIntervalMs);
     this.owner.onReady(this);
+  }
+
+  /**
+   * A frame of an encrypted connection: the outer frame carries no flags (libzmq ORs them into
+   * the message, so a MORE or COMMAND outside the box is refused); the real flags are inside.
+   */
+  private onSealedFrame(body: Buffer, outerFlags: boolean): void {
+    if (outerFlags) throw new ZmtpProtocolError("frame with MORE or COMMAND set outside the CURVE box");
+    const plaintext = this.box!.open(body);
+    const flags = plaintext[0];
+    const payload = plaintext.subarray(1);
+    if ((flags & FrameFlag.COMMAND) !== 0) this.onCommand(parseCommand(payload));
+    else this.onFrame(payload, (flags & FrameFlag.MORE) !== 0);
   }
 
   private onFrame(body: Buffer, more: boolean): void {
@@ -368,6 +399,10 @@ export class Connection {
   }
 
   private appendFrame(body: Uint8Array | string, flags: number): void {
+    if (this.box !== null) {
+      this.appendSealedFrame(this.box, body, flags);
+      return;
+    }
     const size = typeof body === "string" ? Buffer.byteLength(body) : body.length;
     const copied = size <= COPY_LIMIT;
     this.reserve(9 + (copied ? size : 0));
@@ -382,6 +417,26 @@ export class Connection {
       this.batch.set(body, this.batchEnd);
       this.batchEnd += size;
     }
+  }
+
+  /** Writes one frame as a boxed body (CURVE MESSAGE), sealed where it lies in the batch. */
+  private appendSealedFrame(box: MessageBox, payload: Uint8Array | string, flags: number): void {
+    const size = typeof payload === "string" ? Buffer.byteLength(payload) : payload.length;
+    const sealedSize = box.overhead + size;
+    this.reserve(9 + (sealedSize <= COPY_LIMIT ? sealedSize : 0));
+    this.batchEnd = writeFrameHeader(this.batch, this.batchEnd, sealedSize, 0);
+    let body: Buffer;
+    if (sealedSize <= COPY_LIMIT) {
+      body = this.batch.subarray(this.batchEnd, this.batchEnd + sealedSize);
+      this.batchEnd += sealedSize;
+    } else {
+      this.seal();
+      body = Buffer.allocUnsafe(sealedSize);
+      this.sealed.push(body);
+    }
+    if (typeof payload === "string") body.write(payload, box.overhead);
+    else body.set(payload, box.overhead);
+    box.seal(body, flags);
   }
 
   private writeRaw(bytes: Buffer): void {
@@ -454,6 +509,7 @@ export class Connection {
     const reason = error ? new ZmtpError(ZmtpErrorCode.CONNECTION_RESET, `connection lost: ${error.message}`, { cause: error }) : undefined;
     const wasReady = this.state === State.Ready;
     const midHandshake = !wasReady;
+    const mechanismReason = midHandshake && this.session !== null ? this.session.describeClose?.() : undefined;
     const unfinished = this.decoder.bufferedBytes + this.incomingSize;
     this.state = State.Closed;
     this.clearTimers();
@@ -466,6 +522,7 @@ export class Connection {
       this,
       reason ??
         truncated ??
+        mechanismReason ??
         (midHandshake
           ? new ZmtpProtocolError("peer closed the connection during the handshake", ZmtpErrorCode.CONNECTION_RESET)
           : undefined),

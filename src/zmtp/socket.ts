@@ -9,6 +9,7 @@ import { Connection, type ConnectionOptions, type ConnectionOwner, type SocketTy
 import { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
 import type { Mechanism } from "./mechanism/mechanism.ts";
+import { type CurveSocketOptions, curveMechanismFromOptions } from "./mechanism/curve.ts";
 import { nullMechanism } from "./mechanism/null.ts";
 import { nodeTransport } from "./transport/node.ts";
 import { Fifo } from "../util/fifo.ts";
@@ -25,7 +26,7 @@ export type MessageLike = Uint8Array | string | readonly (Uint8Array | string)[]
 export const SEND_DONE: Promise<void> = Promise.resolve();
 
 /** Options shared by every socket. Times are in milliseconds, names as in zeromq.js v6. */
-export interface SocketOptions {
+export interface SocketOptions extends CurveSocketOptions {
   /** Identity announced to peers [ZMQ_ROUTING_ID]. A Router uses a peer's to route to it. Default: none. */
   routingId?: string | Uint8Array;
   /** Messages queued per peer before send() waits [ZMQ_SNDHWM]. 0 = no limit. Default 1000. */
@@ -53,7 +54,7 @@ export interface SocketOptions {
   reconnectInterval?: number;
   /** Upper bound of the doubling reconnect delay; 0 = no backoff [ZMQ_RECONNECT_IVL_MAX]. Default 0. */
   reconnectMaxInterval?: number;
-  /** Security mechanism. Default: NULL. */
+  /** Security mechanism. Default: NULL, or CURVE when a `curve*` option is set. */
   mechanism?: Mechanism;
   /** "bun" (Bun.listen/Bun.connect) or "node" (node:net). Default: bun under Bun, node elsewhere. */
   transport?: "bun" | "node";
@@ -77,7 +78,9 @@ export interface ZmtpLogger {
 
 const consoleLogger: ZmtpLogger = { warn: (message) => console.warn(`[zmtp] ${message}`) };
 
-type ResolvedOptions = Required<Omit<SocketOptions, "routingId" | "transport" | "logger" | "helloMessage">> & { routingId: Buffer };
+type ResolvedOptions = Required<Omit<SocketOptions, "routingId" | "transport" | "logger" | "helloMessage" | keyof CurveSocketOptions>> & {
+  routingId: Buffer;
+};
 
 /** Events every socket emits; listeners get one object argument. */
 export interface SocketEventMap {
@@ -89,7 +92,15 @@ export interface SocketEventMap {
   /** A connection attempt failed; another follows after `delayMs`. */
   "connect:retry": { endpoint: string; delayMs: number; error: Error };
   /** The ZMTP handshake completed: the peer can now send and receive. */
-  handshake: { endpoint: string; routingId: Buffer; remoteAddress: string };
+  handshake: {
+    endpoint: string;
+    routingId: Buffer;
+    remoteAddress: string;
+    /** The peer's long-term CURVE public key (Z85); "" under NULL. */
+    publicKey: string;
+    /** What a CURVE server's authenticator named the peer. */
+    userId?: string;
+  };
   /** The handshake failed (protocol error, timeout, incompatible peer, duplicate id). */
   "handshake:error": { endpoint: string; remoteAddress: string; error: ZmtpError };
   /** A peer that had completed its handshake is gone; `error` says why unless it closed cleanly. */
@@ -185,9 +196,25 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
   private readonly helloMessage: SocketOptions["helloMessage"];
 
   constructor(options: SocketOptions = {}) {
-    const { routingId, transport, logger, helloMessage, ...rest } = options;
+    const {
+      routingId,
+      transport,
+      logger,
+      helloMessage,
+      curveServer,
+      curveSecretKey,
+      curvePublicKey,
+      curveServerKey,
+      curveAuthenticator,
+      ...rest
+    } = options;
     this.helloMessage = helloMessage;
     this.logger = logger === undefined ? consoleLogger : logger;
+    const curve = curveMechanismFromOptions({ curveServer, curveSecretKey, curvePublicKey, curveServerKey, curveAuthenticator });
+    if (curve !== undefined) {
+      if (rest.mechanism !== undefined) throw new TypeError("give either mechanism or the curve* options, not both");
+      rest.mechanism = curve;
+    }
     for (const [key, value] of Object.entries(rest)) {
       if (key !== "mechanism" && value !== undefined && (typeof value !== "number" || !Number.isFinite(value))) {
         throw new TypeError(`socket option ${key} must be a finite number`);
@@ -396,7 +423,13 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
       connection.owned = undefined;
       return;
     }
-    this.events.emit("handshake", { endpoint: connection.endpoint, routingId: peer.routingId, remoteAddress: connection.remoteAddress });
+    this.events.emit("handshake", {
+      endpoint: connection.endpoint,
+      routingId: peer.routingId,
+      remoteAddress: connection.remoteAddress,
+      publicKey: connection.peerPublicKey,
+      userId: connection.peerUserId,
+    });
   }
 
   private onConnectionMessage(connection: Connection, frames: Buffer[]): void {
