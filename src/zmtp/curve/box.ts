@@ -53,14 +53,14 @@ export function sharedKey(peerPublicKey: Uint8Array, secretKey: Uint8Array): Uin
 
 /** XSalsa20-Poly1305 seal (crypto_box_easy_afternm / crypto_secretbox_easy): MAC then ciphertext. */
 export function seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array): Uint8Array {
-  return xsalsa20poly1305(key, nonce).encrypt(plaintext);
+  return xsalsa20poly1305(key, nonce).encrypt(plainView(plaintext));
 }
 
 /** Opens what seal() made; null when the MAC does not verify (wrong key, nonce or bytes). */
 export function open(key: Uint8Array, nonce: Uint8Array, box: Uint8Array): Uint8Array | null {
   if (box.length < MAC_SIZE) return null;
   try {
-    return xsalsa20poly1305(key, nonce).decrypt(box);
+    return xsalsa20poly1305(key, nonce).decrypt(plainView(box));
   } catch {
     return null;
   }
@@ -72,7 +72,8 @@ export function open(key: Uint8Array, nonce: Uint8Array, box: Uint8Array): Uint8
  * free for the caller (noble uses it as scratch). Saves a copy and an allocation per frame.
  */
 export function sealInPlace(key: Uint8Array, nonce: Uint8Array, region: Uint8Array): void {
-  xsalsa20poly1305(key, nonce).encrypt(region.subarray(32), region);
+  const plain = plainView(region);
+  xsalsa20poly1305(key, nonce).encrypt(plain.subarray(32), plain);
 }
 
 /**
@@ -81,11 +82,19 @@ export function sealInPlace(key: Uint8Array, nonce: Uint8Array, region: Uint8Arr
  */
 export function openInto(key: Uint8Array, nonce: Uint8Array, box: Uint8Array, scratch: Uint8Array): boolean {
   try {
-    xsalsa20poly1305(key, nonce).decrypt(box, scratch);
+    xsalsa20poly1305(key, nonce).decrypt(plainView(box), plainView(scratch));
     return true;
   } catch {
     return false;
   }
+}
+
+/**
+ * The same bytes as a plain Uint8Array. noble's loops over a node:buffer Buffer (a Uint8Array
+ * subclass) ran 5-10x slower under Bun: 16 MiB sealed in ~1 s instead of ~0.1 s.
+ */
+function plainView(bytes: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function readWordLE(bytes: Uint8Array, offset: number): number {
