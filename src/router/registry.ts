@@ -40,6 +40,8 @@ export class RegisteredDealer implements CallHost, DealerView {
     /** Secret its heartbeat connection sends in BEAT (see DealerRegistry.beat). */
     readonly beatToken: string,
     now: number,
+    /** The CURVE public key (Z85) its connection used; "" without CURVE. */
+    readonly publicKey = "",
   ) {
     this.methods = new Map(Object.entries(methods));
     this.lastSeen = now;
@@ -100,7 +102,7 @@ export class DealerRegistry {
   }
 
   /** Registers the connection `routingId` as a dealer with the methods of its HELLO. */
-  register(routingId: Buffer, hello: DealerHelloHeader): RegisteredDealer {
+  register(routingId: Buffer, hello: DealerHelloHeader, publicKey = ""): RegisteredDealer {
     const dealer = new RegisteredDealer(
       `${hello.service}-${this.nextDealerNumber++}`,
       routingId,
@@ -110,6 +112,7 @@ export class DealerRegistry {
       hello.maxConcurrent ?? this.options.defaultMaxConcurrent,
       randomBytes(16).toString("base64url"),
       this.now(),
+      publicKey,
     );
     for (const method of dealer.methods.keys()) {
       let set = this.byMethod.get(method);

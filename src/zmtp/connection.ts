@@ -250,8 +250,19 @@ export class Connection {
   }
 
   private onGreeting(greeting: Greeting): void {
-    if (greeting.mechanism !== this.options.mechanism.name) {
-      throw new ZmtpProtocolError(`peer uses the ${greeting.mechanism} mechanism; this socket uses ${this.options.mechanism.name}`);
+    const ours = this.options.mechanism.name;
+    if (greeting.mechanism !== ours) {
+      // A security mismatch is a configuration error worth saying plainly on both sides.
+      const hint =
+        ours === "CURVE" && greeting.mechanism === "NULL"
+          ? " (an unencrypted peer: it needs this server's public key as curveServerKey)"
+          : ours === "NULL" && greeting.mechanism === "CURVE"
+            ? " (the peer requires CURVE encryption: set curveServerKey)"
+            : "";
+      throw new ZmtpProtocolError(
+        `peer uses the ${greeting.mechanism} mechanism; this socket uses ${ours}${hint}`,
+        ours === "NULL" && greeting.mechanism === "NULL" ? ZmtpErrorCode.PROTOCOL : ZmtpErrorCode.SECURITY,
+      );
     }
     // A peer announcing a later 3.x (or a future major) speaks 3.1 to us; 3.0 has no PING/PONG.
     this.peerMinorVersion = greeting.major > 3 ? 1 : greeting.minor;

@@ -10,6 +10,6 @@ export type { HandshakeResult, Mechanism, MechanismSession, MessageBox, PeerTran
 export { nullMechanism } from "./mechanism/null.ts";
 export { type CurveClientOptions, type CurveServerOptions, type CurveSocketOptions, curveClient, curveServer } from "./mechanism/curve.ts";
 export { type CurveAuthenticator, type CurveAuthRequest, type CurveAuthResult, curveAllowList } from "./curve/authenticator.ts";
-export { type CurveKey, type CurveKeyPair, curveKeyPair, curvePublicKey } from "./curve/keys.ts";
+export { type CurveKey, type CurveKeyPair, curveKeyPair, curvePublicKey, parseCurveKey } from "./curve/keys.ts";
 export { z85Decode, z85Encode } from "./curve/z85.ts";
 export { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";
