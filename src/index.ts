@@ -50,3 +50,4 @@ export type { FlowFailure, FlowInfo, GroupJoin } from "./protocol/index.ts";
 export { TaskStoreError, StoreFailure } from "./store/errors.ts";
 export type { TaskStoreOption } from "./tasks/open-store.ts";
 export type { ClustersInfo, DealerInfo, QueuesInfo, RouterInfo, ServicesInfo } from "./protocol/index.ts";
+export { type CurveKeyPair, curveKeyPair, curvePublicKey, z85Decode, z85Encode } from "./zmtp/index.ts";

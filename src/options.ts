@@ -8,6 +8,11 @@ import { API_KEY_PATTERN, ValidationError } from "./protocol/index.ts";
 export const EndpointOption = v.pipe(v.string(), v.regex(/^(tcp|ipc):\/\/.+/, "must be tcp://host:port or ipc://path"));
 export const ApiKeyOption = v.pipe(v.string(), v.regex(API_KEY_PATTERN, "must be 1-512 printable ASCII characters without spaces"));
 export const SecondsOption = v.pipe(v.number(), v.minValue(0));
+/** A CURVE key: 40 Z85 characters (libzmq's and zeromq.js's form) or 64 hex digits. */
+export const CurveKeyOption = v.pipe(
+  v.string(),
+  v.regex(/^(?:[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}|[0-9a-fA-F]{64})$/, "must be a CURVE key: 40 Z85 characters or 64 hex digits"),
+);
 
 /**
  * Longest wait between two attempts of a dealer or client to reach a router that is away (the
@@ -23,6 +28,53 @@ export function checkOptions(schema: v.GenericSchema, options: unknown, what: st
     const fields = result.issues.map((issue) => `${v.getDotPath(issue) ?? "options"} ${issue.message}`);
     throw new ValidationError(`invalid ${what} options: ${fields.join("; ")}`, { data: { path: v.getDotPath(result.issues[0]) ?? "" } });
   }
+}
+
+/** The CURVE keys a dealer or client connects with, after options and environment. */
+export interface ClientCurveKeys {
+  /** The router's public key. */
+  serverKey: string;
+  /** Ours; undefined: a fresh key pair per process (encrypted, but no identity the router can list). */
+  secretKey: string | undefined;
+}
+
+/**
+ * A dealer's or client's CURVE keys: `curveServerKey`/`curveSecretKey` options, then
+ * VOIDRAIL_CURVE_SERVER_KEY / VOIDRAIL_CURVE_SECRET_KEY. Undefined without a server key (NULL).
+ * A secret key from the environment alone is ignored: in `voidrail serve` it is the router's.
+ */
+export function clientCurveKeys(
+  options: { curveServerKey?: string; curveSecretKey?: string },
+  env: Record<string, string | undefined>,
+  what: string,
+): ClientCurveKeys | undefined {
+  const serverKey = options.curveServerKey ?? (env.VOIDRAIL_CURVE_SERVER_KEY?.trim() || undefined);
+  if (serverKey === undefined) {
+    if (options.curveSecretKey !== undefined) {
+      throw new ValidationError(`invalid ${what} options: curveSecretKey needs curveServerKey (the router's CURVE public key)`, {
+        data: { path: "curveServerKey" },
+      });
+    }
+    return undefined;
+  }
+  if (!v.is(CurveKeyOption, serverKey)) {
+    throw new ValidationError(
+      `invalid ${what} options: VOIDRAIL_CURVE_SERVER_KEY must be a CURVE key: 40 Z85 characters or 64 hex digits`,
+      {
+        data: { path: "curveServerKey" },
+      },
+    );
+  }
+  const secretKey = options.curveSecretKey ?? (env.VOIDRAIL_CURVE_SECRET_KEY?.trim() || undefined);
+  if (secretKey !== undefined && !v.is(CurveKeyOption, secretKey)) {
+    throw new ValidationError(
+      `invalid ${what} options: VOIDRAIL_CURVE_SECRET_KEY must be a CURVE key: 40 Z85 characters or 64 hex digits`,
+      {
+        data: { path: "curveSecretKey" },
+      },
+    );
+  }
+  return { serverKey, secretKey };
 }
 
 /** "a, b,c" → ["a", "b", "c"]; empty or unset → []. */

@@ -34,13 +34,23 @@ import {
   TagsSchema,
   TimeoutError,
   ValidationError,
+  curveRefusal,
+  curveSocketOptions,
   validationErrorFromIssues,
 } from "../protocol/index.ts";
-import { ApiKeyOption, checkOptions, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
+import {
+  ApiKeyOption,
+  checkOptions,
+  clientCurveKeys,
+  CurveKeyOption,
+  EndpointOption,
+  RECONNECT_MAX_INTERVAL_MS,
+  SecondsOption,
+} from "../options.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";
 import { Fifo } from "../util/fifo.ts";
 import { consumeMessages } from "../util/receive-loop.ts";
-import { Dealer, SEND_DONE } from "../zmtp/index.ts";
+import { Dealer, SEND_DONE, ZmtpErrorCode } from "../zmtp/index.ts";
 import { Schedules } from "./schedule-verbs.ts";
 import * as tasks from "./task-verbs.ts";
 import type { FlowOptions, SubmitWithCallbacks, TaskChannel, TaskListFilter } from "./task-verbs.ts";
@@ -60,6 +70,10 @@ export interface ClientDealerOptions {
   connectTimeout?: number;
   /** Chunks a stream may have in transit before the client asks for more. Default 64. */
   streamWindow?: number;
+  /** The router's CURVE public key (40 Z85 characters): the connection is then encrypted (env VOIDRAIL_CURVE_SERVER_KEY). */
+  curveServerKey?: string;
+  /** This client's CURVE secret key; its public key is its identity at the router (env VOIDRAIL_CURVE_SECRET_KEY). Default: a fresh key pair. */
+  curveSecretKey?: string;
   /** Logger. Default: quiet (warnings only via consola tagged "client"). */
   logger?: Logger;
 }
@@ -101,6 +115,8 @@ const OptionsSchema = v.object({
   heartbeatInterval: v.optional(SecondsOption),
   connectTimeout: v.optional(SecondsOption),
   streamWindow: v.optional(v.pipe(v.number(), v.integer(), v.minValue(2), v.maxValue(1_000_000))),
+  curveServerKey: v.optional(CurveKeyOption),
+  curveSecretKey: v.optional(CurveKeyOption),
   logger: v.optional(v.any()),
 });
 
@@ -142,7 +158,10 @@ function checkedRequire(require: Record<string, string> | undefined): Record<str
 }
 
 export class ClientDealer {
-  private readonly options: Required<Omit<ClientDealerOptions, "apiKey" | "logger">> & { apiKey?: string };
+  private readonly options: Required<Omit<ClientDealerOptions, "apiKey" | "logger" | "curveServerKey" | "curveSecretKey">> & {
+    apiKey?: string;
+  };
+  private readonly curve: { curveServerKey?: string; curveSecretKey?: string };
   private readonly log: Logger;
   private socket: Dealer | null = null;
   private nextId = 1;
@@ -165,6 +184,7 @@ export class ClientDealer {
       connectTimeout: options.connectTimeout ?? options.timeout ?? 30,
     };
     this.log = options.logger ?? (process.env.VOIDRAIL_LOG_LEVEL ? createLogger("client") : silentLogger);
+    this.curve = curveSocketOptions(clientCurveKeys(options, process.env, "ClientDealer"));
   }
 
   /**
@@ -189,9 +209,16 @@ export class ClientDealer {
         sendHighWaterMark: 10_000,
         receiveHighWaterMark: 10_000,
         logger: { warn: (message) => this.log.warn(message) },
+        ...this.curve,
       });
       this.socket = socket;
       socket.events.on("disconnect", () => this.onDisconnect());
+      // A refused CURVE handshake would only repeat on every reconnect: connect() fails at once.
+      socket.events.on("handshake:error", ({ error }) => {
+        if (error.code !== ZmtpErrorCode.SECURITY) return;
+        const refused = curveRefusal(error.message, this.options.routerAddress);
+        for (const waiter of this.welcomeWaiters.splice(0)) waiter.reject(refused);
+      });
       socket.connect(this.options.routerAddress);
       void consumeMessages(socket, (frames) => this.onMessage(frames), this.log, "client");
     }

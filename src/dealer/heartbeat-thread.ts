@@ -13,7 +13,10 @@
 import { Worker as NodeWorker } from "node:worker_threads";
 
 /** Messages main → worker. */
-export type ToHeartbeat = { type: "open"; routerAddress: string } | { type: "beat"; token: string; intervalMs: number } | { type: "close" };
+export type ToHeartbeat =
+  | { type: "open"; routerAddress: string; curve: { curveServerKey?: string; curveSecretKey?: string } }
+  | { type: "beat"; token: string; intervalMs: number }
+  | { type: "close" };
 
 /** Messages worker → main. */
 export type FromHeartbeat = { type: "log"; message: string } | { type: "closed" };
@@ -64,6 +67,8 @@ export class HeartbeatThread {
   constructor(
     routerAddress: string,
     private readonly onLog: (message: string) => void,
+    /** The dealer's CURVE options: the second connection is encrypted and identified like the first. */
+    curve: { curveServerKey?: string; curveSecretKey?: string } = {},
   ) {
     this.worker = startWorker(
       workerEntry(),
@@ -73,7 +78,7 @@ export class HeartbeatThread {
       },
       (message) => this.onLog(`the heartbeat thread failed: ${message}`),
     );
-    this.post({ type: "open", routerAddress });
+    this.post({ type: "open", routerAddress, curve });
   }
 
   /** Beats for the registration with this token from now on (each WELCOME brings a new one). */

@@ -52,6 +52,7 @@ mainThread.listen((message) => {
         sendTimeout: 0,
         reconnectInterval: 100,
         reconnectMaxInterval: RECONNECT_MAX_INTERVAL_MS,
+        ...message.curve,
         logger: { warn: (text) => post({ type: "log", message: `heartbeat connection: ${text}` }) },
       });
       connection.connect(message.routerAddress);

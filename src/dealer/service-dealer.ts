@@ -30,11 +30,21 @@ import {
   validationErrorFromIssues,
   VoidRailError,
   type WireError,
+  curveRefusal,
+  curveSocketOptions,
 } from "../protocol/index.ts";
-import { ApiKeyOption, checkOptions, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
+import {
+  ApiKeyOption,
+  checkOptions,
+  clientCurveKeys,
+  CurveKeyOption,
+  EndpointOption,
+  RECONNECT_MAX_INTERVAL_MS,
+  SecondsOption,
+} from "../options.ts";
 import { consumeMessages } from "../util/receive-loop.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";
-import { Dealer, SEND_DONE } from "../zmtp/index.ts";
+import { curvePublicKey, Dealer, SEND_DONE, ZmtpErrorCode } from "../zmtp/index.ts";
 import { gpuList, gpuTagFor, listGpus } from "./gpus.ts";
 import { HeartbeatThread } from "./heartbeat-thread.ts";
 import { binaryArgs, checkFits } from "./payloads.ts";
@@ -68,6 +78,10 @@ export interface ServiceDealerOptions {
    * Bun runs it as a Web Worker, Node (the compiled package) with node:worker_threads. Default true.
    */
   heartbeatThread?: boolean;
+  /** The router's CURVE public key (40 Z85 characters): the connection is then encrypted (env VOIDRAIL_CURVE_SERVER_KEY). */
+  curveServerKey?: string;
+  /** This dealer's CURVE secret key; its public key is its identity at the router (env VOIDRAIL_CURVE_SECRET_KEY). Default: a fresh key pair. */
+  curveSecretKey?: string;
   /** Logger (consola-compatible). Default: consola tagged with the service name. */
   logger?: Logger;
   /**
@@ -119,6 +133,8 @@ const OptionsSchema = v.object({
   instanceId: v.optional(v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,128}$/, "instanceId must be 1-128 printable ASCII characters"))),
   startTimeout: v.optional(SecondsOption),
   heartbeatThread: v.optional(v.boolean()),
+  curveServerKey: v.optional(CurveKeyOption),
+  curveSecretKey: v.optional(CurveKeyOption),
   logger: v.optional(v.any()),
   tags: v.optional(TagsSchema),
   gpus: v.optional(v.union([v.string(), v.array(v.string())])),
@@ -177,6 +193,7 @@ export class ServiceDealer {
   readonly serviceName: string;
   /** Router-assigned id, known once registered. */
   dealerId: string | undefined;
+  readonly #curve: { curveServerKey?: string; curveSecretKey?: string };
   readonly #dealerOptions: Required<
     Pick<ServiceDealerOptions, "routerAddress" | "heartbeatInterval" | "heartbeatTimeout" | "instanceId" | "startTimeout">
   > & {
@@ -224,6 +241,7 @@ export class ServiceDealer {
     };
     this.#log = options.logger ?? createLogger(this.serviceName);
     this.#heartbeatThread = options.heartbeatThread ?? true;
+    this.#curve = curveSocketOptions(clientCurveKeys(options, process.env, "ServiceDealer"));
     const explicitGpus = options.gpus !== undefined;
     this.#gpus = gpuList(options.gpus ?? process.env.VOIDRAIL_GPU);
     if (explicitGpus && this.#gpus.length > 0) {
@@ -278,6 +296,11 @@ export class ServiceDealer {
     return this.#gpus;
   }
 
+  /** This dealer's CURVE public key (Z85), its identity at a CURVE router; undefined without CURVE. */
+  get curvePublicKey(): string | undefined {
+    return this.#curve.curveSecretKey === undefined ? undefined : curvePublicKey(this.#curve.curveSecretKey);
+  }
+
   /** Whether the router has accepted this dealer's registration (and not lost it since). */
   get registered(): boolean {
     return this.#state === "registered";
@@ -308,11 +331,17 @@ export class ServiceDealer {
       reconnectMaxInterval: RECONNECT_MAX_INTERVAL_MS,
     };
     const warn = (message: string) => this.#log.warn(message);
-    const socket = new Dealer({ ...socketOptions, logger: { warn } });
+    const socket = new Dealer({ ...socketOptions, ...this.#curve, logger: { warn } });
     this.#socket = socket;
-    if (this.#heartbeatThread) this.#heartbeat = new HeartbeatThread(this.#dealerOptions.routerAddress, warn);
+    if (this.#heartbeatThread) this.#heartbeat = new HeartbeatThread(this.#dealerOptions.routerAddress, warn, this.#curve);
     this.#state = "connecting";
     socket.events.on("disconnect", () => this.#onDisconnect());
+    socket.events.on("handshake:error", ({ error }) => {
+      if (error.code !== ZmtpErrorCode.SECURITY || this.#registeredWaiters.length === 0) return;
+      const refused = curveRefusal(error.message, this.#dealerOptions.routerAddress);
+      this.#log.error(`${this.serviceName} could not register: ${refused.message}`);
+      for (const waiter of this.#registeredWaiters.splice(0)) waiter.reject(refused);
+    });
     socket.connect(this.#dealerOptions.routerAddress);
     void consumeMessages<Uint8Array[]>(socket, (frames) => this.#onMessage(frames), this.#log, this.serviceName);
     try {

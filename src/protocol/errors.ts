@@ -117,6 +117,8 @@ export const AuthFailure = {
   BAD_KEY: "BAD_KEY",
   /** A message other than HELLO on a connection that has not authenticated. */
   NOT_AUTHENTICATED: "NOT_AUTHENTICATED",
+  /** Raised locally: the router refused the CURVE handshake (wrong server key, or a key it does not allow). */
+  CURVE_REFUSED: "CURVE_REFUSED",
 } as const;
 export type AuthFailure = (typeof AuthFailure)[keyof typeof AuthFailure];
 

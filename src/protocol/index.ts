@@ -213,3 +213,4 @@ export {
   type TaskPage,
   TaskPageSchema,
 } from "./tasks.ts";
+export { curveRefusal, curveSocketOptions } from "./curve-identity.ts";

@@ -28,10 +28,21 @@ export class KeyChecker {
   }
 }
 
-/** Who must authenticate, and with which keys. */
+/**
+ * Which CURVE public keys (Z85) may take each role. An absent list leaves that role open to any
+ * key the CURVE handshake admitted; a list, even empty, restricts it to its keys.
+ */
+export interface CurveRoleKeys {
+  dealers?: readonly string[];
+  clients?: readonly string[];
+}
+
+/** Who must authenticate, and with which keys: API keys in HELLO, CURVE keys on the connection, or both. */
 export class Authenticator {
   private readonly dealerKeys: KeyChecker;
   private readonly clientKeys: KeyChecker;
+  private readonly dealerCurveKeys: ReadonlySet<string> | undefined;
+  private readonly clientCurveKeys: ReadonlySet<string> | undefined;
 
   constructor(
     dealerApiKeys: readonly string[],
@@ -40,19 +51,34 @@ export class Authenticator {
     readonly requireDealerAuth: boolean,
     /** Clients must present one of `clientApiKeys` in HELLO before anything else. */
     readonly requireClientAuth: boolean,
+    curveRoles: CurveRoleKeys = {},
   ) {
     this.dealerKeys = new KeyChecker(dealerApiKeys);
     this.clientKeys = new KeyChecker(clientApiKeys);
+    this.dealerCurveKeys = curveRoles.dealers ? new Set(curveRoles.dealers) : undefined;
+    this.clientCurveKeys = curveRoles.clients ? new Set(curveRoles.clients) : undefined;
   }
 
-  /** Whether a dealer HELLO with `apiKey` may register. */
-  dealerMayRegister(apiKey: string | undefined): boolean {
+  /** Whether a client role depends on the connection's CURVE key (a list of client keys is set). */
+  get restrictsClientKeys(): boolean {
+    return this.clientCurveKeys !== undefined;
+  }
+
+  /** Whether a dealer HELLO with `apiKey`, on a connection with CURVE key `publicKey` ("" without), may register. */
+  dealerMayRegister(apiKey: string | undefined, publicKey = ""): boolean {
+    if (this.dealerCurveKeys !== undefined && !this.dealerCurveKeys.has(publicKey)) return false;
     return !this.requireDealerAuth || this.dealerKeys.matches(apiKey);
   }
 
   /** Whether a client HELLO with `apiKey` is welcomed. */
-  clientMayConnect(apiKey: string | undefined): boolean {
+  clientMayConnect(apiKey: string | undefined, publicKey = ""): boolean {
+    if (!this.clientKeyAllowed(publicKey)) return false;
     return !this.requireClientAuth || this.clientKeys.matches(apiKey);
+  }
+
+  /** Whether a connection with CURVE key `publicKey` may act as a client at all. */
+  clientKeyAllowed(publicKey: string): boolean {
+    return this.clientCurveKeys === undefined || this.clientCurveKeys.has(publicKey);
   }
 }
 

@@ -4,9 +4,20 @@
  * Everything downstream reads the resolved `RouterConfig`, never the raw options.
  */
 import * as v from "valibot";
-import { ApiKeyOption, booleanFromEnv, checkOptions, EndpointOption, listFromEnv, SecondsOption, secondsFromEnv } from "../options.ts";
+import {
+  ApiKeyOption,
+  booleanFromEnv,
+  CurveKeyOption,
+  checkOptions,
+  EndpointOption,
+  listFromEnv,
+  SecondsOption,
+  secondsFromEnv,
+} from "../options.ts";
 import { RateSchema, RouterMode, ValidationError } from "../protocol/index.ts";
 import { createLogger, type Logger } from "../util/log.ts";
+import { parseCurveKey, z85Encode } from "../zmtp/index.ts";
+import type { CurveRoleKeys } from "./auth.ts";
 import { connectionTimings } from "./connection-timings.ts";
 
 /** The default `maxMessageSize`: room for a 256 MiB binary and the frames around it. */
@@ -50,6 +61,18 @@ export interface ServiceRouterOptions {
    * call before sending it. Default 257 MiB: a 256 MiB binary with its JSON and headers.
    */
   maxMessageSize?: number;
+  /**
+   * The router's long-term CURVE secret key (40 Z85 characters): every connection is then
+   * encrypted (CurveZMQ) and NULL peers are refused. Env VOIDRAIL_CURVE_SECRET_KEY.
+   */
+  curveSecretKey?: string;
+  /**
+   * CURVE public keys allowed to act as dealers and as clients (instead of API keys, or on top
+   * of them when both are set). An omitted list leaves that role to any key (and to API keys);
+   * with both lists, other keys are refused during the CURVE handshake. Env
+   * VOIDRAIL_CURVE_ALLOW_DEALERS, VOIDRAIL_CURVE_ALLOW_CLIENTS (comma-separated).
+   */
+  curveAllow?: { dealers?: string[]; clients?: string[] };
   /** Logger (consola-compatible). Default: consola tagged "router". */
   logger?: Logger;
 }
@@ -68,6 +91,8 @@ const OptionsSchema = v.object({
   defaultTimeout: v.optional(SecondsOption),
   shutdownGrace: v.optional(SecondsOption),
   maxMessageSize: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024))),
+  curveSecretKey: v.optional(CurveKeyOption),
+  curveAllow: v.optional(v.object({ dealers: v.optional(v.array(CurveKeyOption)), clients: v.optional(v.array(CurveKeyOption)) })),
   logger: v.optional(v.any()),
 });
 
@@ -94,6 +119,10 @@ export interface RouterConfig {
   /** Seconds a stopping router lets running requests finish. */
   readonly shutdownGrace: number;
   readonly maxMessageSize: number;
+  /** Set: the socket is a CURVE server with this secret key (Z85). */
+  readonly curveSecretKey: string | undefined;
+  /** Keys (Z85) per role; a role without a list is open to any admitted key. */
+  readonly curveRoles: CurveRoleKeys;
   readonly logger: Logger;
 }
 
@@ -115,6 +144,13 @@ export function resolveRouterConfig(options: ServiceRouterOptions, env: Record<s
   const heartbeatTimeout = options.heartbeatTimeout ?? secondsFromEnv(env.VOIDRAIL_HEARTBEAT_TIMEOUT) ?? 30;
   const timings = connectionTimings(heartbeatTimeout);
   const defaultTimeout = options.defaultTimeout ?? 0;
+  const curveSecretKey = options.curveSecretKey ?? (env.VOIDRAIL_CURVE_SECRET_KEY?.trim() || undefined);
+  const curveRoles = curveRolesFrom(options.curveAllow, env);
+  if (curveSecretKey === undefined && (curveRoles.dealers !== undefined || curveRoles.clients !== undefined)) {
+    throw new ValidationError("curveAllow needs curveSecretKey: key lists only mean something on a CURVE router", {
+      data: { path: "curveAllow" },
+    });
+  }
   return {
     address: options.address ?? "tcp://127.0.0.1:5555",
     mode: options.routerMode ?? RouterMode.FIFO,
@@ -133,6 +169,26 @@ export function resolveRouterConfig(options: ServiceRouterOptions, env: Record<s
     defaultTimeoutMs: defaultTimeout > 0 ? defaultTimeout * 1000 : undefined,
     shutdownGrace: options.shutdownGrace ?? 5,
     maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+    curveSecretKey: curveSecretKey === undefined ? undefined : z85(curveSecretKey, "curveSecretKey"),
+    curveRoles,
     logger: options.logger ?? createLogger("router"),
+  };
+}
+
+/** A key in Z85, however it was given; a ValidationError naming `path` when it is not a key. */
+function z85(key: string, path: string): string {
+  try {
+    return z85Encode(parseCurveKey(key, path));
+  } catch (error) {
+    throw new ValidationError(`invalid ServiceRouter options: ${(error as Error).message}`, { data: { path } });
+  }
+}
+
+function curveRolesFrom(allow: ServiceRouterOptions["curveAllow"], env: Record<string, string | undefined>): CurveRoleKeys {
+  const dealers = allow?.dealers ?? (env.VOIDRAIL_CURVE_ALLOW_DEALERS ? listFromEnv(env.VOIDRAIL_CURVE_ALLOW_DEALERS) : undefined);
+  const clients = allow?.clients ?? (env.VOIDRAIL_CURVE_ALLOW_CLIENTS ? listFromEnv(env.VOIDRAIL_CURVE_ALLOW_CLIENTS) : undefined);
+  return {
+    ...(dealers !== undefined ? { dealers: dealers.map((key, i) => z85(key, `curveAllow.dealers.${i}`)) } : {}),
+    ...(clients !== undefined ? { clients: clients.map((key, i) => z85(key, `curveAllow.clients.${i}`)) } : {}),
   };
 }

@@ -9,7 +9,7 @@ import { type MethodInfo, RouterMode, ShuttingDownError } from "../protocol/inde
 import { Deadlines } from "../util/deadlines.ts";
 import type { Logger } from "../util/log.ts";
 import { consumeMessages } from "../util/receive-loop.ts";
-import { Router } from "../zmtp/index.ts";
+import { type CurveAuthenticator, curvePublicKey, Router } from "../zmtp/index.ts";
 import { Authenticator } from "./auth.ts";
 import { type Call, CallTable, type ReplySink } from "./calls.ts";
 import type { ClientExtension, OwnedCallRequest } from "./extension.ts";
@@ -88,7 +88,13 @@ export class ServiceRouter {
       isStopping,
     });
     dispatcher.registry = this.registry;
-    const auth = new Authenticator(config.dealerApiKeys, config.clientApiKeys, config.requireDealerAuth, config.requireClientAuth);
+    const auth = new Authenticator(
+      config.dealerApiKeys,
+      config.clientApiKeys,
+      config.requireDealerAuth,
+      config.requireClientAuth,
+      config.curveRoles,
+    );
     this.sessions = new Sessions({
       auth,
       registry: this.registry,
@@ -102,6 +108,7 @@ export class ServiceRouter {
       isStopping,
       extension,
       hello,
+      publicKeyOf: (routingId) => this.socket?.publicKeyOf(routingId) ?? "",
     });
     this.infoBuilder = new RouterInfoBuilder({
       registry: this.registry,
@@ -155,6 +162,7 @@ export class ServiceRouter {
       sendHighWaterMark: 10_000,
       receiveHighWaterMark: 10_000,
       logger: { warn: (message) => this.log.warn(message) },
+      ...curveServerOptions(this.config),
     });
     socket.events.on("disconnect", ({ routingId, error }) => this.sessions.gone(routingId, error?.message));
     socket.events.on("oversize", ({ routingId, frames, size, limit }) => this.inbound.oversize(routingId, frames, size, limit));
@@ -171,7 +179,8 @@ export class ServiceRouter {
     this.boundAddress = socket.lastEndpoint ?? this.config.address;
     this.startedAt = Date.now();
     this.stopping = false;
-    this.log.info(`router listening on ${this.boundAddress} (mode ${this.mode})`);
+    const curve = this.config.curveSecretKey ? `, CURVE public key ${curvePublicKey(this.config.curveSecretKey)}` : "";
+    this.log.info(`router listening on ${this.boundAddress} (mode ${this.mode}${curve})`);
     const rateLimits = Object.entries(this.config.rateLimits);
     if (rateLimits.length > 0) this.log.info(`rate limits: ${rateLimits.map(([method, rate]) => `${method} ${rate}`).join(", ")}`);
     void consumeMessages(socket, (frames) => this.inbound.message(frames), this.log, "router");
@@ -282,4 +291,28 @@ export class ServiceRouter {
   info(topic: string): unknown {
     return this.infoBuilder.topic(topic);
   }
+}
+
+/**
+ * The CURVE options of the router's socket: none without a secret key. With key lists for both
+ * roles, keys on neither are refused in the handshake (ERROR 400, as libzmq's ZAP does); with a
+ * role left open, every client key is admitted and the roles are checked at HELLO.
+ */
+function curveServerOptions(config: RouterConfig): {
+  curveServer?: true;
+  curveSecretKey?: string;
+  curveAuthenticator?: CurveAuthenticator;
+} {
+  if (config.curveSecretKey === undefined) return {};
+  const { dealers, clients } = config.curveRoles;
+  if (dealers === undefined || clients === undefined) return { curveServer: true, curveSecretKey: config.curveSecretKey };
+  const admitted = new Set([...dealers, ...clients]);
+  return {
+    curveServer: true,
+    curveSecretKey: config.curveSecretKey,
+    curveAuthenticator: ({ publicKey }) =>
+      admitted.has(publicKey)
+        ? { allow: true, userId: publicKey }
+        : { allow: false, reason: `key ${publicKey} is in neither curveAllow list` },
+  };
 }

@@ -98,6 +98,8 @@ export interface SessionsContext {
   extension(): ClientExtension | undefined;
   /** The running socket's HELLO deadline (only when client keys are required). */
   hello(): HelloDeadline | null;
+  /** The CURVE public key (Z85) of the connection with this routing id; "" without CURVE. */
+  publicKeyOf(routingId: Buffer): string;
 }
 
 export class Sessions {
@@ -136,8 +138,9 @@ export class Sessions {
       heartbeatTimeoutMs: this.context.heartbeatTimeoutMs,
     };
     if (hello.role === "client") {
-      if (!auth.clientMayConnect(hello.apiKey)) {
-        log.warn(`client ${routingId.toString("hex")} failed authentication`);
+      const publicKey = this.context.publicKeyOf(routingId);
+      if (!auth.clientMayConnect(hello.apiKey, publicKey)) {
+        log.warn(`client ${routingId.toString("hex")}${publicKey ? ` (CURVE key ${publicKey})` : ""} failed authentication`);
         outbound.error(routingId, undefined, errorToWire(authError(AuthFailure.BAD_KEY)));
         return;
       }
@@ -148,8 +151,11 @@ export class Sessions {
       outbound.welcome(routingId, { role: "client", maxMessageSize: this.context.maxMessageSize, ...welcome });
       return;
     }
-    if (!auth.dealerMayRegister(hello.apiKey)) {
-      log.warn(`dealer ${hello.service} (${routingId.toString("hex")}) failed authentication`);
+    const publicKey = this.context.publicKeyOf(routingId);
+    if (!auth.dealerMayRegister(hello.apiKey, publicKey)) {
+      log.warn(
+        `dealer ${hello.service} (${routingId.toString("hex")}${publicKey ? `, CURVE key ${publicKey}` : ""}) failed authentication`,
+      );
       outbound.error(routingId, undefined, errorToWire(authError(AuthFailure.BAD_KEY)));
       return;
     }
@@ -162,7 +168,7 @@ export class Sessions {
       );
       return;
     }
-    const dealer = this.context.registry.register(routingId, hello);
+    const dealer = this.context.registry.register(routingId, hello, publicKey);
     this.context.hello()?.met(key);
     this.byKey.set(key, { role: "dealer", dealer });
     outbound.welcome(routingId, {
@@ -193,6 +199,15 @@ export class Sessions {
       return undefined;
     }
     if (session?.role === "client") return session.client;
+    // Checked once per connection (its first client message): its key cannot change.
+    if (this.context.auth.restrictsClientKeys && !this.context.auth.clientKeyAllowed(this.context.publicKeyOf(routingId))) {
+      this.context.log.warn(
+        `refused ${kind} from ${describePeer(routingId, session)}: its CURVE key ${this.context.publicKeyOf(routingId)} is not a client key`,
+      );
+      const answerId = kind === "REQUEST" || kind === "INFO" ? id : undefined;
+      outbound.error(routingId, answerId, errorToWire(authError(AuthFailure.BAD_KEY)));
+      return undefined;
+    }
     const client = new ClientSession(routingId, outbound);
     this.byKey.set(key, { role: "client", client });
     return client;

@@ -19,7 +19,7 @@ import {
   writeFrameHeader,
 } from "./codec.ts";
 import { ZmtpError, ZmtpErrorCode, ZmtpProtocolError } from "./errors.ts";
-import type { Mechanism, MechanismSession } from "./mechanism/mechanism.ts";
+import type { HandshakeResult, Mechanism, MechanismSession, MessageBox } from "./mechanism/mechanism.ts";
 import type { StreamHandlers, TransportStream } from "./transport/transport.ts";
 
 export type SocketType = "DEALER" | "ROUTER";
@@ -93,6 +93,10 @@ export class Connection {
   /** The peer's Identity property (empty when it set none). Valid once ready. */
   peerRoutingId: Buffer = Buffer.alloc(0);
   peerSocketType = "";
+  /** The peer's long-term CURVE public key (Z85); "" under NULL. Valid once ready. */
+  peerPublicKey = "";
+  /** What a CURVE server's authenticator named the peer; undefined otherwise. */
+  peerUserId: string | undefined = undefined;
   /** Free slot for the owning socket's per-peer state. */
   owned: unknown = undefined;
   readonly handlers: StreamHandlers;
@@ -100,6 +104,8 @@ export class Connection {
   private state = State.Greeting;
   private readonly decoder: Decoder;
   private session: MechanismSession | null = null;
+  /** Seals and opens every frame once an encrypting handshake is done; null under NULL (one branch per frame). */
+  private box: MessageBox | null = null;
   private peerMinorVersion = 1;
   private incoming: (Buffer | FrameParts)[] = [];
   private incomingSize = 0;
@@ -129,12 +135,18 @@ export class Connection {
     /** The endpoint this connection belongs to, for events and logs. */
     readonly endpoint: string,
   ) {
-    // Never below COPY_LIMIT: appendFrame copies frames up to it into the batch, which FrameParts cannot be.
+    const overhead = options.mechanism.frameOverhead;
+    // A frame on the wire may be the message's bound plus the box around it (CURVE).
+    const bound = options.maxMessageSize < 0 ? -1 : options.maxMessageSize + overhead;
+    // Never below COPY_LIMIT: appendFrame copies frames up to it into the batch, which FrameParts
+    // cannot be. Never under a box: a sealed frame is opened whole.
     const keepPartsAbove =
-      options.keepPartsAbove === undefined || options.keepPartsAbove < 0 ? -1 : Math.max(options.keepPartsAbove, COPY_LIMIT);
+      overhead > 0 || options.keepPartsAbove === undefined || options.keepPartsAbove < 0
+        ? -1
+        : Math.max(options.keepPartsAbove, COPY_LIMIT);
     this.decoder = options.discardOversize
-      ? new Decoder({ discardAbove: options.maxMessageSize, keepPartsAbove })
-      : new Decoder({ maxFrameSize: options.maxMessageSize, keepPartsAbove });
+      ? new Decoder({ discardAbove: bound, keepPartsAbove })
+      : new Decoder({ maxFrameSize: bound, keepPartsAbove });
     this.handlers = {
       data: (chunk) => this.onData(chunk),
       drain: () => this.onDrain(),
@@ -250,7 +262,9 @@ export class Connection {
         if (item === undefined) break;
         if (item.kind === "greeting") this.onGreeting(item.greeting);
         else if (item.kind === "discarded") this.onDiscarded(item.size);
+        // Pieces only without a box (keepPartsAbove is off under CURVE).
         else if (item.kind === "parts") this.onFrame(item.parts, item.more);
+        else if (this.box !== null) this.onSealedFrame(item.frame.body, item.frame.more || item.frame.command);
         else if (item.frame.command) this.onCommand(parseCommand(item.frame.body));
         else this.onFrame(item.frame.body, item.frame.more);
         if (this.isClosed()) return;
@@ -261,16 +275,27 @@ export class Connection {
   }
 
   private onGreeting(greeting: Greeting): void {
-    if (greeting.mechanism !== this.options.mechanism.name) {
-      throw new ZmtpProtocolError(`peer uses the ${greeting.mechanism} mechanism; this socket uses ${this.options.mechanism.name}`);
+    const ours = this.options.mechanism.name;
+    if (greeting.mechanism !== ours) {
+      // A security mismatch is a configuration error worth saying plainly on both sides.
+      const hint =
+        ours === "CURVE" && greeting.mechanism === "NULL"
+          ? " (an unencrypted peer: it needs this server's public key as curveServerKey)"
+          : ours === "NULL" && greeting.mechanism === "CURVE"
+            ? " (the peer requires CURVE encryption: set curveServerKey)"
+            : "";
+      throw new ZmtpProtocolError(
+        `peer uses the ${greeting.mechanism} mechanism; this socket uses ${ours}${hint}`,
+        ours === "NULL" && greeting.mechanism === "NULL" ? ZmtpErrorCode.PROTOCOL : ZmtpErrorCode.SECURITY,
+      );
     }
     // A peer announcing a later 3.x (or a future major) speaks 3.1 to us; 3.0 has no PING/PONG.
     this.peerMinorVersion = greeting.major > 3 ? 1 : greeting.minor;
     this.state = State.Handshake;
-    this.session = this.options.mechanism.createSession({
-      "Socket-Type": this.options.socketType,
-      Identity: this.options.routingId,
-    });
+    this.session = this.options.mechanism.createSession(
+      { "Socket-Type": this.options.socketType, Identity: this.options.routingId },
+      { remoteAddress: this.stream.remoteAddress },
+    );
     for (const command of this.session.start()) this.appendFrame(command, FrameFlag.COMMAND);
     this.flushSoon();
   }
@@ -280,7 +305,11 @@ export class Connection {
     if (this.state === State.Handshake) {
       const result = this.session!.onCommand(command);
       for (const reply of result.send) this.appendFrame(reply, FrameFlag.COMMAND);
-      if (result.peerMetadata) this.completeHandshake(result.peerMetadata);
+      if (result.refused) {
+        this.close(result.refused, true);
+        return;
+      }
+      if (result.done) this.completeHandshake(result.done);
       this.flushSoon();
       return;
     }
@@ -302,7 +331,8 @@ export class Connection {
     }
   }
 
-  private completeHandshake(metadata: Map<string, Buffer>): void {
+  private completeHandshake(result: HandshakeResult): void {
+    const metadata = result.peerMetadata;
     const socketType = metadata.get("socket-type")?.toString("latin1") ?? "";
     if (!COMPATIBLE_PEERS[this.options.socketType].includes(socketType)) {
       throw new ZmtpProtocolError(
@@ -312,6 +342,10 @@ export class Connection {
     }
     this.peerSocketType = socketType;
     this.peerRoutingId = Buffer.from(metadata.get("identity") ?? Buffer.alloc(0));
+    this.peerPublicKey = result.peerPublicKey ?? "";
+    this.peerUserId = result.userId;
+    // Everything after the handshake's last (clear) command is boxed, in both directions.
+    this.box = result.box ?? null;
     this.state = State.Ready;
     this.session = null;
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
@@ -319,6 +353,19 @@ export class Connection {
     // ZMTP 3.0 peers get the timer too, for the silence rule in onHeartbeatTick.
     if (this.options.heartbeatIntervalMs > 0) this.startHeartbeatTimer(this.options.heartbeatIntervalMs);
     this.owner.onReady(this);
+  }
+
+  /**
+   * A frame of an encrypted connection: the outer frame carries no flags (libzmq ORs them into
+   * the message, so a MORE or COMMAND outside the box is refused); the real flags are inside.
+   */
+  private onSealedFrame(body: Buffer, outerFlags: boolean): void {
+    if (outerFlags) throw new ZmtpProtocolError("frame with MORE or COMMAND set outside the CURVE box");
+    const plaintext = this.box!.open(body);
+    const flags = plaintext[0];
+    const payload = plaintext.subarray(1);
+    if ((flags & FrameFlag.COMMAND) !== 0) this.onCommand(parseCommand(payload));
+    else this.onFrame(payload, (flags & FrameFlag.MORE) !== 0);
   }
 
   private onFrame(body: Buffer | FrameParts, more: boolean): void {
@@ -397,6 +444,10 @@ export class Connection {
   }
 
   private appendFrame(body: Uint8Array | string | FrameParts, flags: number): void {
+    if (this.box !== null) {
+      this.appendSealedFrame(this.box, body, flags);
+      return;
+    }
     const size = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
     const copied = size <= COPY_LIMIT;
     this.reserve(9 + (copied ? size : 0));
@@ -415,6 +466,33 @@ export class Connection {
       this.batch.set(body as Uint8Array, this.batchEnd);
       this.batchEnd += size;
     }
+  }
+
+  /** Writes one frame as a boxed body (CURVE MESSAGE), sealed where it lies in the batch. */
+  private appendSealedFrame(box: MessageBox, payload: Uint8Array | string | FrameParts, flags: number): void {
+    const size = typeof payload === "string" ? Buffer.byteLength(payload) : payload.byteLength;
+    const sealedSize = box.overhead + size;
+    this.reserve(9 + (sealedSize <= COPY_LIMIT ? sealedSize : 0));
+    this.batchEnd = writeFrameHeader(this.batch, this.batchEnd, sealedSize, 0);
+    let body: Buffer;
+    if (sealedSize <= COPY_LIMIT) {
+      body = this.batch.subarray(this.batchEnd, this.batchEnd + sealedSize);
+      this.batchEnd += sealedSize;
+    } else {
+      this.seal();
+      body = Buffer.allocUnsafe(sealedSize);
+      this.sealed.push(body);
+    }
+    if (typeof payload === "string") body.write(payload, box.overhead);
+    else if (payload instanceof FrameParts) {
+      // Relayed from a connection without a box: the pieces are copied into this one's box.
+      let offset = box.overhead;
+      for (const part of payload.parts) {
+        body.set(part, offset);
+        offset += part.length;
+      }
+    } else body.set(payload, box.overhead);
+    box.seal(body, flags);
   }
 
   private writeRaw(bytes: Buffer): void {
@@ -487,6 +565,7 @@ export class Connection {
     const reason = error ? new ZmtpError(ZmtpErrorCode.CONNECTION_RESET, `connection lost: ${error.message}`, { cause: error }) : undefined;
     const wasReady = this.state === State.Ready;
     const midHandshake = !wasReady;
+    const mechanismReason = midHandshake && this.session !== null ? this.session.describeClose?.() : undefined;
     const unfinished = this.decoder.bufferedBytes + this.incomingSize;
     this.state = State.Closed;
     this.clearTimers();
@@ -499,6 +578,7 @@ export class Connection {
       this,
       reason ??
         truncated ??
+        mechanismReason ??
         (midHandshake
           ? new ZmtpProtocolError("peer closed the connection during the handshake", ZmtpErrorCode.CONNECTION_RESET)
           : undefined),

@@ -6,6 +6,11 @@ export const ZmtpErrorCode = {
   PROTOCOL: "EPROTO",
   /** A frame or message exceeded `maxMessageSize`. */
   MESSAGE_TOO_LARGE: "EMSGSIZE",
+  /**
+   * The security handshake failed: a key does not match (wrong server key, forged box), or the
+   * server's authenticator refused this client's key.
+   */
+  SECURITY: "EACCES",
   /** The handshake did not finish within `handshakeInterval`. */
   HANDSHAKE_TIMEOUT: "ETIMEDOUT",
   /** The peer's socket type cannot talk to ours (e.g. DEALER to PUB). */

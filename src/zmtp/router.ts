@@ -72,6 +72,11 @@ export class Router extends Socket {
     return [...this.byRoutingKey.values()].map((peer) => peer.routingId);
   }
 
+  /** The long-term CURVE public key (Z85) of the connected peer with this routing id; "" under NULL; undefined when none is connected. */
+  publicKeyOf(routingId: Uint8Array | string): string | undefined {
+    return this.byRoutingKey.get(keyOf(routingId))?.connection.peerPublicKey;
+  }
+
   /** Whether a peer with this routing id is connected. */
   hasPeer(routingId: Uint8Array | string): boolean {
     return this.byRoutingKey.has(keyOf(routingId));

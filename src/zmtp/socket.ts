@@ -10,6 +10,7 @@ import { Connection, type ConnectionOptions, type ConnectionOwner, type SocketTy
 import { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
 import type { Mechanism } from "./mechanism/mechanism.ts";
+import { type CurveSocketOptions, curveMechanismFromOptions } from "./mechanism/curve.ts";
 import { nullMechanism } from "./mechanism/null.ts";
 import { nodeTransport } from "./transport/node.ts";
 import { Fifo } from "../util/fifo.ts";
@@ -26,7 +27,7 @@ export type MessageLike = Uint8Array | string | readonly (Uint8Array | string | 
 export const SEND_DONE: Promise<void> = Promise.resolve();
 
 /** Options shared by every socket. Times are in milliseconds, names as in zeromq.js v6. */
-export interface SocketOptions {
+export interface SocketOptions extends CurveSocketOptions {
   /** Identity announced to peers [ZMQ_ROUTING_ID]. A Router uses a peer's to route to it. Default: none. */
   routingId?: string | Uint8Array;
   /** Messages queued per peer before send() waits [ZMQ_SNDHWM]. 0 = no limit. Default 1000. */
@@ -69,7 +70,7 @@ export interface SocketOptions {
   reconnectInterval?: number;
   /** Upper bound of the doubling reconnect delay; 0 = no backoff [ZMQ_RECONNECT_IVL_MAX]. Default 0. */
   reconnectMaxInterval?: number;
-  /** Security mechanism. Default: NULL. */
+  /** Security mechanism. Default: NULL, or CURVE when a `curve*` option is set. */
   mechanism?: Mechanism;
   /** "bun" (Bun.listen/Bun.connect) or "node" (node:net). Default: bun under Bun, node elsewhere. */
   transport?: "bun" | "node";
@@ -93,7 +94,9 @@ export interface ZmtpLogger {
 
 const consoleLogger: ZmtpLogger = { warn: (message) => console.warn(`[zmtp] ${message}`) };
 
-type ResolvedOptions = Required<Omit<SocketOptions, "routingId" | "transport" | "logger" | "helloMessage" | "discardOversize">> & {
+type ResolvedOptions = Required<
+  Omit<SocketOptions, "routingId" | "transport" | "logger" | "helloMessage" | "discardOversize" | keyof CurveSocketOptions>
+> & {
   routingId: Buffer;
 };
 
@@ -107,7 +110,15 @@ export interface SocketEventMap {
   /** A connection attempt failed; another follows after `delayMs`. */
   "connect:retry": { endpoint: string; delayMs: number; error: Error };
   /** The ZMTP handshake completed: the peer can now send and receive. */
-  handshake: { endpoint: string; routingId: Buffer; remoteAddress: string };
+  handshake: {
+    endpoint: string;
+    routingId: Buffer;
+    remoteAddress: string;
+    /** The peer's long-term CURVE public key (Z85); "" under NULL. */
+    publicKey: string;
+    /** What a CURVE server's authenticator named the peer. */
+    userId?: string;
+  };
   /** The handshake failed (protocol error, timeout, incompatible peer, duplicate id). */
   "handshake:error": { endpoint: string; remoteAddress: string; error: ZmtpError };
   /**
@@ -212,10 +223,27 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
   private readonly discardOversize: boolean;
 
   constructor(options: SocketOptions = {}) {
-    const { routingId, transport, logger, helloMessage, discardOversize, ...rest } = options;
+    const {
+      routingId,
+      transport,
+      logger,
+      helloMessage,
+      discardOversize,
+      curveServer,
+      curveSecretKey,
+      curvePublicKey,
+      curveServerKey,
+      curveAuthenticator,
+      ...rest
+    } = options;
     this.helloMessage = helloMessage;
     this.discardOversize = discardOversize === true;
     this.logger = logger === undefined ? consoleLogger : logger;
+    const curve = curveMechanismFromOptions({ curveServer, curveSecretKey, curvePublicKey, curveServerKey, curveAuthenticator });
+    if (curve !== undefined) {
+      if (rest.mechanism !== undefined) throw new TypeError("give either mechanism or the curve* options, not both");
+      rest.mechanism = curve;
+    }
     for (const [key, value] of Object.entries(rest)) {
       if (key !== "mechanism" && value !== undefined && (typeof value !== "number" || !Number.isFinite(value))) {
         throw new TypeError(`socket option ${key} must be a finite number`);
@@ -439,7 +467,13 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
       connection.owned = undefined;
       return;
     }
-    this.events.emit("handshake", { endpoint: connection.endpoint, routingId: peer.routingId, remoteAddress: connection.remoteAddress });
+    this.events.emit("handshake", {
+      endpoint: connection.endpoint,
+      routingId: peer.routingId,
+      remoteAddress: connection.remoteAddress,
+      publicKey: connection.peerPublicKey,
+      userId: connection.peerUserId,
+    });
   }
 
   private onConnectionMessage(connection: Connection, frames: Buffer[]): void {

@@ -14,6 +14,8 @@ import { join, resolve } from "node:path";
 import {
   ClientDealer,
   type ClientDealerOptions,
+  type CurveKeyPair,
+  curveKeyPair,
   type ServiceDealer,
   type ServiceDealerOptions,
   ServiceRouter,
@@ -27,6 +29,9 @@ import { onLines } from "./lines.ts";
 
 export const TRANSPORTS = ["tcp", "ipc"] as const;
 export type TransportName = (typeof TRANSPORTS)[number];
+/** tcp with CURVE on every connection: the router has a key pair, each dealer and client its own. */
+export const CURVE_TCP = "tcp+curve" as const;
+export type ClusterTransport = TransportName | typeof CURVE_TCP;
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BUN = join(ROOT, "node_modules/.bin/bun");
@@ -40,8 +45,16 @@ export class Cluster {
   private clients: ClientDealer[] = [];
   private children: DealerProcess[] = [];
   private current: ServiceRouter | undefined;
+  /** Set for CURVE_TCP: the keys every part of the cluster uses. */
+  readonly curve: { router: CurveKeyPair; dealer: CurveKeyPair; client: CurveKeyPair } | undefined;
 
-  constructor(readonly transport: TransportName) {}
+  constructor(readonly transport: ClusterTransport) {
+    this.curve = transport === CURVE_TCP ? { router: curveKeyPair(), dealer: curveKeyPair(), client: curveKeyPair() } : undefined;
+  }
+
+  private get endpointTransport(): TransportName {
+    return this.transport === CURVE_TCP ? "tcp" : this.transport;
+  }
 
   /** The router started last. */
   get address(): string {
@@ -51,7 +64,14 @@ export class Cluster {
 
   /** Starts a router on a fresh endpoint of this transport, or on `options.address`. */
   async router(options: ServiceRouterOptions = {}): Promise<ServiceRouter> {
-    const router = new ServiceRouter({ address: uniqueEndpoint(this.transport), shutdownGrace: 0.2, logger: silentLogger, ...options });
+    const curve = this.curve ? { curveSecretKey: this.curve.router.secretKey } : {};
+    const router = new ServiceRouter({
+      address: uniqueEndpoint(this.endpointTransport),
+      shutdownGrace: 0.2,
+      logger: silentLogger,
+      ...curve,
+      ...options,
+    });
     await router.start();
     this.routers.push(router);
     this.current = router;
@@ -67,7 +87,8 @@ export class Cluster {
 
   /** Builds a dealer without starting it (for tests of start() itself). */
   dealerStopped<T extends ServiceDealer>(make: (options: ServiceDealerOptions) => T, options: ServiceDealerOptions = {}): T {
-    const dealer = make({ routerAddress: this.address, logger: silentLogger, startTimeout: 5, ...options });
+    const curve = this.curve ? { curveServerKey: this.curve.router.publicKey, curveSecretKey: this.curve.dealer.secretKey } : {};
+    const dealer = make({ routerAddress: this.address, logger: silentLogger, startTimeout: 5, ...curve, ...options });
     this.dealers.push(dealer);
     return dealer;
   }
@@ -80,7 +101,8 @@ export class Cluster {
   }
 
   clientUnconnected(options: ClientDealerOptions = {}): ClientDealer {
-    const client = new ClientDealer({ routerAddress: this.address, logger: silentLogger, timeout: 10, ...options });
+    const curve = this.curve ? { curveServerKey: this.curve.router.publicKey, curveSecretKey: this.curve.client.secretKey } : {};
+    const client = new ClientDealer({ routerAddress: this.address, logger: silentLogger, timeout: 10, ...curve, ...options });
     this.clients.push(client);
     return client;
   }

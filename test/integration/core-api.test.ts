@@ -8,9 +8,10 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { RouterMode, ValidationError } from "../../src/index.ts";
 import { BaseGreeter, EchoService, InheritingService, PlainService } from "../fixtures/services.ts";
-import { Cluster, TRANSPORTS } from "../helpers/cluster.ts";
+import { CURVE_TCP, Cluster, TRANSPORTS } from "../helpers/cluster.ts";
 
-for (const transport of TRANSPORTS) {
+// Once more with CURVE on every connection (issue 13): the same API, encrypted.
+for (const transport of [...TRANSPORTS, CURVE_TCP]) {
   describe(`core API over ${transport}`, () => {
     const cluster = new Cluster(transport);
     afterEach(() => cluster.dispose());
@@ -136,7 +137,7 @@ for (const transport of TRANSPORTS) {
       expect(info.totalResponses).toBeGreaterThanOrEqual(2);
       expect(info.uptimeSeconds).toBeGreaterThanOrEqual(0);
       expect(info.uptimeSeconds).toBeLessThan(60);
-      expect(info.address).toStartWith(`${transport}://`);
+      expect(info.address).toStartWith(`${transport === CURVE_TCP ? "tcp" : transport}://`);
       if (transport === "tcp") expect(info.address).not.toEndWith(":0");
     });
 

@@ -7,6 +7,7 @@ import type { Mechanism } from "./mechanism.ts";
 export const nullMechanism: Mechanism = {
   name: "NULL",
   asServer: false,
+  frameOverhead: 0,
   createSession(metadata) {
     let done = false;
     return {
@@ -15,7 +16,7 @@ export const nullMechanism: Mechanism = {
         if (done) throw new ZmtpProtocolError(`unexpected ${command.name} command after READY`);
         if (command.name === "READY") {
           done = true;
-          return { send: [], peerMetadata: parseMetadata(command.data) };
+          return { send: [], done: { peerMetadata: parseMetadata(command.data) } };
         }
         if (command.name === "ERROR") throw new ZmtpProtocolError(`peer refused the handshake: ${parseErrorCommand(command.data)}`);
         throw new ZmtpProtocolError(`unexpected ${command.name} command during the NULL handshake`);
