@@ -55,12 +55,9 @@ export class RegisteredDealer implements CallHost, DealerView {
     /** Secret its heartbeat connection sends in BEAT (see DealerRegistry.beat). */
     readonly beatToken: string,
     now: number,
-<<<<<<< HEAD
     extra: { tags?: Tags; gpus?: string[]; settingUp?: boolean } = {},
-=======
     /** The CURVE public key (Z85) its connection used; "" without CURVE. */
     readonly publicKey = "",
->>>>>>> curve
   ) {
     this.methods = new Map(Object.entries(methods));
     this.lastSeen = now;
@@ -166,11 +163,8 @@ export class DealerRegistry {
       hello.maxConcurrent ?? this.options.defaultMaxConcurrent,
       randomBytes(16).toString("base64url"),
       this.now(),
-<<<<<<< HEAD
       { tags: hello.tags, gpus: hello.gpus, settingUp: hello.state === DealerHelloState.SETUP },
-=======
       publicKey,
->>>>>>> curve
     );
     for (const method of dealer.methods.keys()) {
       let set = this.byMethod.get(method);
