@@ -16,6 +16,7 @@
  * is the peak of that size's echoes alone (where the reset is refused, the lifetime peak so far).
  */
 import { readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { ClientDealer, silentLogger } from "../src/index.ts";
 import { Dealer } from "../src/zmtp/index.ts";
@@ -92,6 +93,7 @@ function payload(size: number): Uint8Array {
   return data;
 }
 
+const loadAtStart = loadavg()[0];
 const router = await spawnPeer(["router", "fifo"]);
 const dealer = await spawnPeer(["dealer", router.address]);
 const echo = await spawnPeer(["echo"]);
@@ -200,6 +202,8 @@ const section = [
   "",
   machineLine(),
   "",
+  `Load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end: on a shared machine compare the two columns of one run, not runs.`,
+  "",
   `One \`Uint8Array\` echoed by a service through the router (client → router → dealer → router → client, router and dealer in processes of their own), next to a direct ZMTP echo of the same bytes (\`voidrail/zmtp\` Dealer → a bare Router process that sends it back), one message in flight, ${ROUNDS} alternating rounds per size; median round trip; MB/s = 2 × size / RTT. Peak RSS: VmHWM of that size's echoes${peaksReset ? " (reset before each size)" : " (lifetime peak: the reset was refused)"}.`,
   "",
   "| size | echoes | router RTT | router MB/s | direct RTT | direct MB/s | router / direct | router peak RSS | dealer peak RSS |",
@@ -210,6 +214,8 @@ const section = [
   ),
   "",
   ...aims,
+  "",
+  "Reproduce: `npm run bench:payload` (options: `--sizes 1024,65536,... --rounds 3 --no-write`).",
   "",
 ].join("\n");
 
