@@ -16,6 +16,7 @@
  * is the peak of that size's echoes alone (where the reset is refused, the lifetime peak so far).
  */
 import { readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { ClientDealer, silentLogger } from "../src/index.ts";
 import { Dealer } from "../src/zmtp/index.ts";
@@ -92,6 +93,7 @@ function payload(size: number): Uint8Array {
   return data;
 }
 
+const loadAtStart = loadavg()[0];
 const router = await spawnPeer(["router", "fifo"]);
 const dealer = await spawnPeer(["dealer", router.address]);
 const echo = await spawnPeer(["echo"]);
@@ -179,8 +181,19 @@ const aims = sixteen
         `${(sixteen.routerMs / sixteen.directMs).toFixed(2)}× the direct echo's time (aim ≤ 2×: ${sixteen.routerMs <= 2 * sixteen.directMs ? "met" : "missed"}).`,
       `Peak router RSS over message size: ${rows
         .filter((row) => row.size >= 16 * MiB)
-        .map((row) => `${label(row.size)} ${(row.routerPeak / row.size).toFixed(1)}×`)
+        .map(
+          (row) =>
+            `${label(row.size)} ${(row.routerPeak / row.size).toFixed(1)}× (${((row.routerPeak - rows[0].routerPeak) / row.size).toFixed(1)}× above the 1 KiB row)`,
+        )
         .join(", ")} (aim < 3×; the RSS includes the runtime's own ~${Math.round(rows[0].routerPeak / MiB)} MiB).`,
+      "",
+      "Why the router costs what it costs: a call through it crosses loopback four times where the direct echo crosses it twice, " +
+        "and the router's own work on a large binary frame is close to nothing (it forwards the pieces the frame arrived in, without " +
+        "copying them into one buffer: `keepPartsAbove`). What remains on the path is the kernel's copies and the receive copy on the " +
+        "dealer and the client into a fresh buffer, whose page faults (~2 GB/s here) dominate; the direct echo pays that copy once " +
+        "per hop too. A unary echo holds its request (kept for a re-dispatch if the dealer is lost) while its result arrives, so the " +
+        "router's floor is 2× the message size plus the runtime, and the pieces it forwarded are garbage until the next collection " +
+        "(the router collects after every 64 MiB of large frames: router/collect-hint.ts).",
     ]
   : [];
 
@@ -188,6 +201,8 @@ const section = [
   "## Binary payloads through the router (bench/payload.ts)",
   "",
   machineLine(),
+  "",
+  `Load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end: on a shared machine compare the two columns of one run, not runs.`,
   "",
   `One \`Uint8Array\` echoed by a service through the router (client → router → dealer → router → client, router and dealer in processes of their own), next to a direct ZMTP echo of the same bytes (\`voidrail/zmtp\` Dealer → a bare Router process that sends it back), one message in flight, ${ROUNDS} alternating rounds per size; median round trip; MB/s = 2 × size / RTT. Peak RSS: VmHWM of that size's echoes${peaksReset ? " (reset before each size)" : " (lifetime peak: the reset was refused)"}.`,
   "",
@@ -199,6 +214,8 @@ const section = [
   ),
   "",
   ...aims,
+  "",
+  "Reproduce: `npm run bench:payload` (options: `--sizes 1024,65536,... --rounds 3 --no-write`).",
   "",
 ].join("\n");
 

@@ -182,8 +182,12 @@ export class Inbound {
       if (call?.state === "running") this.calls.finished(call, error);
       return;
     }
-    const answersRequest = session?.role !== "dealer" && id !== undefined && (kind === "REQUEST" || kind === "SUBMIT");
-    this.outbound.error(routingId, answersRequest ? id : undefined, errorToWire(error));
+    if (id !== undefined && (kind === "REQUEST" || kind === "SUBMIT")) {
+      // As for any request: a dealer may not send one, and with client keys only a welcomed client.
+      if (this.sessions.clientFor(routingId, key, session, kind, id) === undefined) return;
+      return this.outbound.error(routingId, id, errorToWire(error));
+    }
+    this.outbound.error(routingId, undefined, errorToWire(error));
   }
 
   /**

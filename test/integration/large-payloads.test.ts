@@ -154,5 +154,41 @@ for (const transport of TRANSPORTS) {
         peer.close();
       }
     });
+
+    test("a RESULT over maxMessageSize from a dealer that does not check fails that call with VALIDATION_ERROR; the dealer's slot is free for the next call", async () => {
+      const router = await cluster.router({ maxMessageSize: 1 * MiB });
+      const rogue = new Dealer({ logger: null });
+      try {
+        rogue.connect(router.address);
+        await rogue.send(
+          encodeMessage("HELLO", {
+            role: "dealer",
+            version: PROTOCOL_VERSION,
+            service: "Rogue",
+            methods: { "Rogue.blob": { stream: false } },
+          }),
+        );
+        await waitFor(rogue.receive(), { timeoutMs: 5_000, message: "the rogue dealer's WELCOME" });
+        const client = await cluster.client();
+        // FIFO: one call at a time per dealer, so the second call runs only once the first freed the slot.
+        const first = client.invoke("Rogue.blob", 1).catch((e: unknown) => e);
+        const second = client.invoke("Rogue.blob", 2);
+        for (const size of [3 * MiB, 10]) {
+          const request = decodeMessage(await waitFor(rogue.receive(), { timeoutMs: 5_000, message: "a REQUEST" }), "dealer");
+          if (!request.ok || request.kind !== "REQUEST") throw new Error("expected a REQUEST");
+          await rogue.send(
+            encodeMessage("RESULT", { id: request.header.id, binary: [{ path: [], type: "Uint8Array" }] }, encodeJsonOrThrow(null), [
+              new Uint8Array(size),
+            ]),
+          );
+        }
+        const error = await first;
+        expect(error).toBeInstanceOf(ValidationError);
+        expect((error as ValidationError).data).toMatchObject({ path: "result", limit: MiB });
+        expect(((await second) as Uint8Array).byteLength).toBe(10);
+      } finally {
+        rogue.close();
+      }
+    });
   });
 }
