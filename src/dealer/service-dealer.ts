@@ -109,6 +109,12 @@ export interface ServiceDealerOptions {
    * replacement first and then drains this instance.
    */
   onRecycle?: (reason: RecycleReason) => void;
+  /**
+   * @internal Awaited in stop() after teardown() and before the dealer unregisters: the
+   * supervisor keeps an instance registered (draining, so calls wait instead of failing) until
+   * its replacement has registered.
+   */
+  beforeLeave?: () => Promise<void>;
 }
 
 /** Why an instance asks to be recycled (ServiceDealerOptions.onRecycle). */
@@ -142,6 +148,7 @@ const OptionsSchema = v.object({
   maxMemory: v.optional(v.pipe(v.number(), v.gtValue(0))),
   memoryCheckInterval: v.optional(v.pipe(v.number(), v.gtValue(0), v.maxValue(86_400))),
   onRecycle: v.optional(v.function()),
+  beforeLeave: v.optional(v.function()),
 });
 
 const MiB = 1024 * 1024;
@@ -223,6 +230,7 @@ export class ServiceDealer {
   #setupRunning: Promise<unknown> | undefined;
   #tornDown = false;
   readonly #recycling: { maxCalls?: number; maxMemoryMiB?: number; checkMs: number; onRecycle?: (reason: RecycleReason) => void };
+  readonly #beforeLeave: (() => Promise<void>) | undefined;
   #callsFinished = 0;
   #recycleAsked = false;
   #memoryTimer: ReturnType<typeof setInterval> | undefined;
@@ -256,6 +264,7 @@ export class ServiceDealer {
       if (model !== undefined) tags = { ...tags, gpu: model };
     }
     this.#tags = tags !== undefined && Object.keys(tags).length > 0 ? { ...tags } : undefined;
+    this.#beforeLeave = options.beforeLeave;
     this.#recycling = {
       ...(options.maxCalls !== undefined ? { maxCalls: options.maxCalls } : {}),
       ...(options.maxMemory !== undefined ? { maxMemoryMiB: options.maxMemory } : {}),
@@ -281,8 +290,9 @@ export class ServiceDealer {
   async setup(): Promise<void> {}
 
   /**
-   * Runs once after the instance drained and left the router (stop()): free what setup() took.
-   * Not run when setup() failed. An error is logged; stop() still resolves. Default: nothing.
+   * Runs once after the instance drained (stop(): nothing runs on it any more), before it
+   * unregisters: free what setup() took. Not run when setup() failed. An error is logged; stop()
+   * still resolves. Default: nothing.
    */
   async teardown(): Promise<void> {}
 
@@ -445,6 +455,10 @@ export class ServiceDealer {
       if (this.#setupRunning !== undefined) await this.#setupRunning;
       if (this.#socket === socket) {
         if (this.#running.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+        // Still registered (draining: calls for its methods wait rather than fail) while what
+        // setup() took is freed: a replacement may need it (the GPU's memory).
+        await this.#runTeardown();
+        await this.#beforeLeave?.();
         await socket.send(encodeMessage("BYE", {}));
       }
     } else if (this.#setupRunning !== undefined) await this.#setupRunning;
