@@ -58,6 +58,11 @@ export class KeyLimits {
     this.released(`c:${key}`);
   }
 
+  /** Rate keys with a bucket in memory now (monitoring, tests). */
+  get rateKeysHeld(): number {
+    return this.buckets.size;
+  }
+
   /** Forgets full, idle buckets: a key seen once costs no memory for ever. */
   sweep(): void {
     for (const [key, bucket] of this.buckets) if (bucket.isFull && !this.timers.has(`r:${key}`)) this.buckets.delete(key);
