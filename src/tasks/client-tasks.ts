@@ -67,7 +67,7 @@ export class ClientTasks implements ClientExtension {
     }
     const header = message.header;
     if (isScheduleOp(header)) {
-      if (!this.scheduler) throw new ShuttingDownError("the scheduler is not running");
+      if (!this.scheduler) throw new ShuttingDownError("schedules are not served right now: the router is starting or stopping");
       client.answer(id, await serveScheduleOp(this.scheduler, header));
       return;
     }

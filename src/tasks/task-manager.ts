@@ -6,10 +6,8 @@
  * retries, revokes and purges, and tells watchers what happened.
  */
 import {
-  burstOf,
   errorToWire,
   NoSuchMethodError,
-  parseRate,
   type Tags,
   TaskNotFoundError,
   TimeoutError,
@@ -19,8 +17,8 @@ import {
 import { isFinal, type TaskState, type TransitionName } from "../store/task-states.ts";
 import type { ScheduleOrigin, TaskError, TaskFilter, TaskPage, TaskRecord, TaskStore, TransitionFields } from "../store/task-store.ts";
 import type { Logger } from "../util/log.ts";
-import { TokenBucket } from "../util/token-bucket.ts";
 import type { AttemptHandle, AttemptSink, TaskHost } from "./host.ts";
+import { KeyLimits } from "./key-limits.ts";
 import { MethodWindow, ranksBefore } from "./method-window.ts";
 import { ParkedTasks } from "./parked-tasks.ts";
 import { decideRetry } from "./retry-policy.ts";
@@ -90,10 +88,8 @@ export class TaskManager {
   private readonly parked = new Map<string, ParkedTasks>();
   /** For each block key ("c:" + concurrency key, "r:" + rate key): methods with tasks parked behind it. */
   private readonly parkedMethods = new Map<string, Set<string>>();
-  /** Attempts holding each concurrency key (started, not ended). */
-  private readonly runningByKey = new Map<string, number>();
-  private readonly rateKeyBuckets = new Map<string, TokenBucket>();
-  /** One timer per rate key out of tokens, and per method over its rate: they pump when a token is due. */
+  private readonly keys: KeyLimits;
+  /** One timer per method over its rate limit: it pumps the method when its next token is due. */
   private readonly rateTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private wakeTimer: ReturnType<typeof setTimeout> | undefined;
   private wakeAt = Number.POSITIVE_INFINITY;
@@ -110,6 +106,7 @@ export class TaskManager {
     this.purgeIntervalMs = options.purgeIntervalMs ?? 60_000;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.keys = new KeyLimits(this.now, (key) => this.released(key));
   }
 
   /**
@@ -141,6 +138,7 @@ export class TaskManager {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
     for (const timer of this.rateTimers.values()) clearTimeout(timer);
     this.rateTimers.clear();
+    this.keys.stop();
     this.wakeTimer = undefined;
     this.purgeTimer = undefined;
     await this.store.close();
@@ -358,7 +356,7 @@ export class TaskManager {
         void this.finish(task, "markExpired", expiredError(task));
         continue;
       }
-      const blockedBy = this.blockOf(task);
+      const blockedBy = this.keys.blockOf(task);
       if (blockedBy !== undefined) {
         if (!fromParked && (parked?.size ?? 0) >= MAX_PARKED_PER_METHOD) return;
         takeIt();
@@ -367,31 +365,14 @@ export class TaskManager {
       }
       const waitMs = this.host.takeRateToken(method);
       if (waitMs > 0) {
-        this.pumpIn(`m:${method}`, waitMs, [method]);
+        this.pumpIn(method, waitMs);
         return;
       }
       takeIt();
-      if (task.policy.rateKey !== undefined) this.rateKeyBucket(task)?.tryTake();
+      this.keys.started(task);
       free--;
       void this.startAttempt(task);
     }
-  }
-
-  /** The key that keeps `task` from starting now ("c:…" concurrency, "r:…" rate), if any. Takes nothing. */
-  private blockOf(task: TaskRecord): string | undefined {
-    const { concurrencyKey, concurrencyLimit, rateKey } = task.policy;
-    if (concurrencyKey !== undefined && (this.runningByKey.get(concurrencyKey) ?? 0) >= (concurrencyLimit ?? 1)) {
-      return `c:${concurrencyKey}`;
-    }
-    if (rateKey !== undefined) {
-      const waitMs = this.rateKeyBucket(task)?.msUntilNext() ?? 0;
-      if (waitMs > 0) {
-        const key = `r:${rateKey}`;
-        this.pumpIn(key, waitMs, undefined);
-        return key;
-      }
-    }
-    return undefined;
   }
 
   private park(method: string, key: string, task: TaskRecord): void {
@@ -417,33 +398,17 @@ export class TaskManager {
     if (methods.size === 0) this.parkedMethods.delete(key);
   }
 
-  /**
-   * After `waitMs`, releases rate key `key` ("r:…") or pumps `methods` (a method over its rate,
-   * "m:…"); one timer per key.
-   */
-  private pumpIn(key: string, waitMs: number, methods: string[] | undefined): void {
-    if (this.stopped || this.rateTimers.has(key)) return;
+  /** Pumps `method` after `waitMs`, when its next rate token is due; one timer per method. */
+  private pumpIn(method: string, waitMs: number): void {
+    if (this.stopped || this.rateTimers.has(method)) return;
     const timer = setTimeout(
       () => {
-        this.rateTimers.delete(key);
-        if (methods === undefined) this.released(key);
-        else for (const method of methods) this.pump(method);
+        this.rateTimers.delete(method);
+        this.pump(method);
       },
       Math.min(MAX_TIMER_MS, Math.max(1, waitMs)),
     );
-    this.rateTimers.set(key, timer);
-  }
-
-  /** The token bucket of `task`'s rate key; the latest rate submitted for a key applies. */
-  private rateKeyBucket(task: TaskRecord): TokenBucket | undefined {
-    const { rateKey, rateKeyLimit } = task.policy;
-    if (rateKey === undefined || rateKeyLimit === undefined) return undefined;
-    const rate = parseRate(rateKeyLimit);
-    if (rate === undefined) return undefined;
-    let bucket = this.rateKeyBuckets.get(rateKey);
-    if (!bucket) this.rateKeyBuckets.set(rateKey, (bucket = new TokenBucket({ ...rate, capacity: burstOf(rate), now: this.now })));
-    else bucket.setRate({ ...rate, capacity: burstOf(rate) });
-    return bucket;
+    this.rateTimers.set(method, timer);
   }
 
   /** An attempt stops holding its task's concurrency key (once, however it ended). */
@@ -451,12 +416,7 @@ export class TaskManager {
     if (this.attempts.get(attempt.task.id) === attempt) this.attempts.delete(attempt.task.id);
     if (attempt.ended) return;
     attempt.ended = true;
-    const key = attempt.task.policy.concurrencyKey;
-    if (key === undefined) return;
-    const held = (this.runningByKey.get(key) ?? 1) - 1;
-    if (held <= 0) this.runningByKey.delete(key);
-    else this.runningByKey.set(key, held);
-    this.released(`c:${key}`);
+    this.keys.ended(attempt.task);
   }
 
   private async startAttempt(task: TaskRecord): Promise<void> {
@@ -467,8 +427,7 @@ export class TaskManager {
     }
     const attempt: Attempt = { task, number: task.attempts + 1, handle: undefined, revoked: false, ended: false };
     this.attempts.set(task.id, attempt);
-    const key = task.policy.concurrencyKey;
-    if (key !== undefined) this.runningByKey.set(key, (this.runningByKey.get(key) ?? 0) + 1);
+    this.keys.holds(task);
     this.starting.set(task.method, (this.starting.get(task.method) ?? 0) + 1);
     let started: boolean;
     const startedAt = this.now();
@@ -592,8 +551,7 @@ export class TaskManager {
 
   private async purge(): Promise<void> {
     if (this.stopped) return;
-    // A full bucket holds nothing a new one would not: keys seen once cost no memory for ever.
-    for (const [key, bucket] of this.rateKeyBuckets) if (bucket.isFull && !this.rateTimers.has(`r:${key}`)) this.rateKeyBuckets.delete(key);
+    this.keys.sweep();
     try {
       while ((await this.store.purge(this.now(), BATCH)) === BATCH) {}
     } catch (error) {

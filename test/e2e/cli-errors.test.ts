@@ -36,7 +36,7 @@ describe("voidrail --version and --help", () => {
 describe("a wrong command line is one clear line and a non-zero exit", () => {
   test("unknown command", async () => {
     const result = await runCli(["rooter"]);
-    expectOneLineError(result, /unknown command "rooter" \(commands: router, dealer, client, serve, task\)/);
+    expectOneLineError(result, /unknown command "rooter" \(commands: router, dealer, client, serve, task, schedule\)/);
     expect(result.code).toBe(2);
   });
 

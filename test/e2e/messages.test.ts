@@ -127,7 +127,7 @@ test("bare voidrail: exit 2, the usage, and a last line saying no command was gi
   expect(result.stdout).toBe("");
   expect(result.stderr).toContain("USAGE voidrail router|dealer|client|serve");
   expect(result.stderr.trimEnd().split("\n").at(-1)).toBe(
-    "voidrail: no command given (commands: router, dealer, client, serve, task); see voidrail --help",
+    "voidrail: no command given (commands: router, dealer, client, serve, task, schedule); see voidrail --help",
   );
 });
 

@@ -65,7 +65,7 @@ async function setup() {
   const manager = new TaskManager({ store: new MemoryTaskStore(), host, logger: silentLogger });
   managers.push(manager);
   await manager.start();
-  const submit = (label: string, options: TaskOptions = {}) => manager.submit("Svc.work", encode([label]), options);
+  const submit = (label: string, options: TaskOptions = {}, method = "Svc.work") => manager.submit(method, encode([label]), options);
   return { host, manager, submit };
 }
 
@@ -125,5 +125,17 @@ describe("TaskManager keys", () => {
     await submit("y1", { rateKey: "y", rateKeyLimit: "1/h" });
     await waitFor(() => host.started().length === 2, { timeoutMs: STEP_MS, message: "x1 and y1 to start" });
     expect(host.started()).toEqual(["x1", "y1"]);
+  });
+
+  test("a concurrency key holds across methods: a task of another method waits for it too, and starts when it frees", async () => {
+    const { host, submit } = await setup();
+    await submit("report", { concurrencyKey: "tenant-7" }, "Svc.report");
+    await submit("export", { concurrencyKey: "tenant-7" }, "Svc.export");
+    await submit("other", {}, "Svc.export");
+    await waitFor(() => host.started().length === 2, { timeoutMs: STEP_MS, message: "report and the unkeyed task to start" });
+    expect(host.started()).toEqual(["report", "other"]);
+    host.finish("report");
+    await waitFor(() => host.started().length === 3, { timeoutMs: STEP_MS, message: "the other method's task of the key to start" });
+    expect(host.started()[2]).toBe("export");
   });
 });
