@@ -12,6 +12,8 @@ import {
   splitKeys,
   storeArg,
   taskStorePath,
+  httpArgs,
+  httpOptions,
 } from "./_shared.ts";
 import { CliError, runCli } from "../errors.ts";
 
@@ -37,6 +39,7 @@ const args = {
   "dealer-keys": { type: "string", description: "Comma-separated keys dealers must present (env VOIDRAIL_DEALER_API_KEYS)" },
   "client-keys": { type: "string", description: "Comma-separated keys clients must present (env VOIDRAIL_CLIENT_API_KEYS)" },
   ...storeArg,
+  ...httpArgs,
   "generate-keys": { type: "boolean", description: "Print a new dealer key and client key and the commands that use them, then exit" },
   ...logLevelArg,
 } as const;
@@ -65,6 +68,7 @@ export default defineCommand({
       const heartbeatTimeout = parseSeconds(parsed["heartbeat-timeout"], "--heartbeat-timeout");
       if (heartbeatTimeout < 0.05) throw new CliError("--heartbeat-timeout must be at least 0.05 s", 2);
       const maxQueue = parsed["max-queue"];
+      const http = httpOptions(parsed);
       const router = new ServiceRouter({
         address: routerEndpoint(parsed),
         routerMode: parsed.mode,
@@ -74,6 +78,7 @@ export default defineCommand({
         ...(parsed["client-keys"] !== undefined ? { clientApiKeys: splitKeys(parsed["client-keys"]) } : {}),
         ...(maxQueue !== undefined ? { maxQueueLength: Number.parseInt(maxQueue, 10) } : {}),
         taskStore: taskStorePath(parsed.store),
+        ...(http !== undefined ? { http } : {}),
       });
       // Signals are handled from before the start: a Ctrl-C right after "listening" must drain, not kill.
       const started = router.start();

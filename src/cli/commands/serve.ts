@@ -12,6 +12,8 @@ import {
   routerEndpoint,
   storeArg,
   taskStorePath,
+  httpArgs,
+  httpOptions,
 } from "./_shared.ts";
 
 const args = {
@@ -27,6 +29,7 @@ const args = {
     default: process.env.VOIDRAIL_HEARTBEAT_TIMEOUT || "30",
   },
   ...storeArg,
+  ...httpArgs,
 } as const;
 
 export default defineCommand({
@@ -40,12 +43,14 @@ export default defineCommand({
         throw new CliError(`--mode must be fifo or load_balance, got "${parsed.mode}"`, 2);
       // Flags are checked before the router starts; its address is known once it listens.
       const dealerFlags = dealerOptions(parsed, classNames, "");
+      const http = httpOptions(parsed);
       const { ServiceRouter } = await import("../../index.ts");
       const router = new ServiceRouter({
         address: routerEndpoint(parsed),
         routerMode: parsed.mode,
         heartbeatTimeout: parseSeconds(parsed["heartbeat-timeout"], "--heartbeat-timeout"),
         taskStore: taskStorePath(parsed.store),
+        ...(http !== undefined ? { http } : {}),
       });
       // Signals are handled from before the start: a Ctrl-C during start-up drains what has started.
       let starting: Promise<RunningDealers | undefined> = Promise.resolve(undefined);

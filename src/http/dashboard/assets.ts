@@ -8,7 +8,7 @@
 import htmJs from "htm" with { type: "text" };
 import preactJs from "preact" with { type: "text" };
 import hooksJs from "preact/hooks" with { type: "text" };
-import uplotJs from "uplot" with { type: "text" };
+import uplotJs from "uplot/dist/uPlot.esm.js" with { type: "text" };
 import uplotCss from "uplot/dist/uPlot.min.css" with { type: "text" };
 import appJs from "./app.js" with { type: "text" };
 import styleCss from "./style.css" with { type: "text" };
