@@ -470,6 +470,14 @@ export class ClientDealer {
     return tasks.revokeTask(this.channel, taskId, options);
   }
 
+  /**
+   * Runs a failed, revoked or expired task again, as a new task with the same method, arguments,
+   * priority and policy; resolves with the new task (its own id). The old record is kept as it was.
+   */
+  retryTask(taskId: string): Promise<TaskInfo> {
+    return tasks.retryTask(this.channel, taskId);
+  }
+
   /** Tasks newest first, filtered by state, method and creation time; pass `cursor` back for the next page. */
   listTasks(filter: TaskListFilter = {}): Promise<TaskPage> {
     return tasks.listTasks(this.channel, filter);

@@ -448,6 +448,8 @@ export const TaskHeaderSchema = v.variant("op", [
   v.object({ id: RequestIdSchema, op: v.literal("wait"), taskId: TaskIdSchema, timeoutMs: v.optional(PositiveDurationMsSchema) }),
   v.object({ id: RequestIdSchema, op: v.literal("watch"), taskId: TaskIdSchema }),
   v.object({ id: RequestIdSchema, op: v.literal("revoke"), taskId: TaskIdSchema, terminate: v.optional(v.boolean()) }),
+  /** A failed, revoked or expired task runs again as a new task (answered with the new task). */
+  v.object({ id: RequestIdSchema, op: v.literal("retry"), taskId: TaskIdSchema }),
   v.object({
     id: RequestIdSchema,
     op: v.literal("list"),
