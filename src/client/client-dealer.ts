@@ -428,6 +428,18 @@ export class ClientDealer {
     return this.info("queues") as Promise<QueuesInfo>;
   }
 
+  /**
+   * Drains a dealer (Celery's `control shutdown`): the router gives it no new calls and tells it
+   * to finish what it runs and leave. `dealerId` is the router's id for it (discoverClusters()).
+   * Rejects with ValidationError for an id no registered dealer has.
+   */
+  async drainDealer(dealerId: string): Promise<{ dealerId: string; draining: true }> {
+    if (typeof dealerId !== "string" || !/^[\x21-\x7e]{1,128}$/.test(dealerId))
+      throw new ValidationError("dealerId must be 1-128 printable ASCII characters", { data: { path: "dealerId" } });
+    await this.request((id) => encodeMessage("DRAIN", { id, dealerId }), this.options.timeout, `DRAIN ${dealerId}`, false);
+    return { dealerId, draining: true };
+  }
+
   private info(topic: InfoTopic): Promise<unknown> {
     return this.request((id) => encodeMessage("INFO", { id, topic }), this.options.timeout, `INFO ${topic}`, true);
   }

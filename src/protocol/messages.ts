@@ -426,7 +426,17 @@ export const InfoHeaderSchema = v.object({
 });
 export type InfoHeader = v.InferOutput<typeof InfoHeaderSchema>;
 
-export const DrainHeaderSchema = v.object({});
+/**
+ * DRAIN. From a dealer, and to a dealer: `{}`. From a client (an operator's drain): `{id, dealerId}`,
+ * answered by RESULT `{dealerId, draining: true}` or ERROR.
+ */
+export const DrainHeaderSchema = v.pipe(
+  v.object({
+    id: v.optional(RequestIdSchema),
+    dealerId: v.optional(v.pipe(v.string(), v.regex(ID_PATTERN, "Invalid dealer id"))),
+  }),
+  v.check((header) => (header.id === undefined) === (header.dealerId === undefined), "a client's DRAIN needs both id and dealerId"),
+);
 export type DrainHeader = v.InferOutput<typeof DrainHeaderSchema>;
 
 export const ByeHeaderSchema = v.object({});
