@@ -29,7 +29,10 @@ import {
   type TaskInfo,
   type TaskPage,
   TimeoutError,
+  type TraceContext,
+  TraceContextSchema,
   ValidationError,
+  validationErrorFromIssues,
 } from "../protocol/index.ts";
 import { ApiKeyOption, checkOptions, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";
@@ -71,6 +74,19 @@ export interface CallOptions {
    * its dealers have registered again.
    */
   idempotent?: boolean;
+  /** W3C `traceparent` of the caller's span: carried to the dealer untouched (the method's CallContext). */
+  traceparent?: string;
+  /** W3C `tracestate`, with `traceparent`. */
+  tracestate?: string;
+}
+
+/** CallOptions' trace fields, checked, as the REQUEST's `trace`; undefined when none. */
+function traceOf(options: CallOptions): TraceContext | undefined {
+  const { traceparent, tracestate } = options;
+  if (traceparent === undefined && tracestate === undefined) return undefined;
+  const checked = v.safeParse(TraceContextSchema, { traceparent, ...(tracestate !== undefined ? { tracestate } : {}) });
+  if (!checked.success) throw validationErrorFromIssues(checked.issues, "options");
+  return checked.output;
 }
 
 const OptionsSchema = v.object({
@@ -230,6 +246,8 @@ export class ClientDealer {
     if (timeoutSeconds > 0) header.timeoutMs = Math.max(1, Math.round(Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000));
     if (options.waitForDealer) header.waitForDealer = true;
     if (options.idempotent) header.idempotent = true;
+    const trace = traceOf(options);
+    if (trace !== undefined) header.trace = trace;
     const frames = encodeMessage("REQUEST", header, encodedArgs.json, binaryFrames);
     return new Promise<T>((resolve, reject) => {
       let deadline: Deadline | undefined;
@@ -286,6 +304,7 @@ export class ClientDealer {
     const window = this.options.streamWindow;
     const refill = Math.max(1, window >> 1);
     const timeoutSeconds = options.timeout ?? this.options.timeout;
+    const trace = traceOf(options);
     const buffered = new Fifo<unknown>();
     let finished: { error?: Error } | undefined;
     let wake: (() => void) | undefined;
@@ -349,6 +368,7 @@ export class ClientDealer {
         credit: window,
         ...(options.waitForDealer ? { waitForDealer: true } : {}),
         ...(encodedArgs.binary ? { binary: encodedArgs.binary.slots } : {}),
+        ...(trace !== undefined ? { trace } : {}),
       };
       this.send(socket, encodeMessage("REQUEST", header, encodedArgs.json, encodedArgs.binary?.frames));
     })();

@@ -411,6 +411,7 @@ export class ServiceDealer {
           method: fullName,
           ...(deadlineMs !== undefined ? { deadline: Date.now() + deadlineMs } : {}),
           ...(task ? { taskId: task.id, attempt: task.attempt } : {}),
+          ...(message.header.trace ? traceFields(message.header.trace) : {}),
           progress: progress ? (value) => progress.report(value) : () => {},
         };
         args = [...args, context];
@@ -496,4 +497,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     (typeof value === "object" || typeof value === "function") &&
     typeof (value as PromiseLike<unknown>).then === "function"
   );
+}
+
+/** A REQUEST's trace context as CallContext fields. */
+function traceFields(trace: { traceparent: string; tracestate?: string }): { traceparent: string; tracestate?: string } {
+  return trace.tracestate === undefined
+    ? { traceparent: trace.traceparent }
+    : { traceparent: trace.traceparent, tracestate: trace.tracestate };
 }

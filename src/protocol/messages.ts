@@ -241,6 +241,21 @@ const EpochMsSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
 const LongDurationMsSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0), v.maxValue(10 * 365 * 86_400_000));
 
 /** A task's options on the wire (milliseconds); also a method's task defaults in its registration. */
+/**
+ * W3C Trace Context: `traceparent` ("00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>"; a
+ * later version may append fields) and `tracestate` (vendor list). Carried as the caller gave
+ * them; the router never changes them.
+ */
+export const TRACEPARENT_PATTERN = /^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}(-[\x21-\x7e]*)?$/;
+export const TraceparentSchema = v.pipe(
+  v.string(),
+  v.maxLength(256),
+  v.regex(TRACEPARENT_PATTERN, "Invalid traceparent (W3C Trace Context)"),
+);
+export const TracestateSchema = v.pipe(v.string(), v.maxLength(512), v.regex(/^[\x20-\x7e]*$/, "Invalid tracestate (W3C Trace Context)"));
+export const TraceContextSchema = v.object({ traceparent: TraceparentSchema, tracestate: v.optional(TracestateSchema) });
+export type TraceContext = v.InferOutput<typeof TraceContextSchema>;
+
 export const TaskOptionsSchema = v.object({
   priority: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(9))),
   countdownMs: v.optional(LongDurationMsSchema),
@@ -255,6 +270,8 @@ export const TaskOptionsSchema = v.object({
   lostRetries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1000))),
   resultTtlMs: v.optional(v.pipe(LongDurationMsSchema, v.minValue(1))),
   idempotencyKey: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
+  /** The caller's trace context: every attempt's REQUEST carries it to the dealer. */
+  trace: v.optional(TraceContextSchema),
 });
 export type TaskOptionsWire = v.InferOutput<typeof TaskOptionsSchema>;
 
@@ -361,6 +378,8 @@ export const ClientRequestHeaderSchema = v.object({
   credit: v.optional(CreditSchema),
   /** Binary values of the arguments, one frame each after the payload (revision 3). */
   binary: v.optional(BinarySlotsSchema),
+  /** The caller's W3C trace context, forwarded untouched to the dealer. */
+  trace: v.optional(TraceContextSchema),
 });
 export type ClientRequestHeader = v.InferOutput<typeof ClientRequestHeaderSchema>;
 
@@ -376,6 +395,8 @@ export const DealerRequestHeaderSchema = v.object({
   task: v.optional(v.object({ id: TaskIdSchema, attempt: v.pipe(v.number(), v.integer(), v.minValue(1)) })),
   /** Binary values of the arguments, one frame each after the payload (revision 3). */
   binary: v.optional(BinarySlotsSchema),
+  /** The caller's W3C trace context, as the client (or the task's submit) gave it. */
+  trace: v.optional(TraceContextSchema),
 });
 export type DealerRequestHeader = v.InferOutput<typeof DealerRequestHeaderSchema>;
 

@@ -5,8 +5,8 @@
  * check what they receive. docs/PROTOCOL.md "Tasks" is the normative description.
  */
 import * as v from "valibot";
-import { validationErrorFromIssues } from "./errors.ts";
-import { TASK_STATE_NAMES, type TaskOptionsWire } from "./messages.ts";
+import { ValidationError, validationErrorFromIssues } from "./errors.ts";
+import { TASK_STATE_NAMES, type TaskOptionsWire, TraceparentSchema, TracestateSchema } from "./messages.ts";
 
 /** Per-method task defaults, as `@serviceMethod({ task })` takes them. Times in seconds. */
 export interface TaskDefaults {
@@ -42,6 +42,10 @@ export interface SubmitOptions extends TaskDefaults {
   idempotencyKey?: string;
   /** Store the task even if no dealer offers the method yet. Default false. */
   waitForDealer?: boolean;
+  /** W3C `traceparent` of the caller's span: each attempt's method sees it in its CallContext. */
+  traceparent?: string;
+  /** W3C `tracestate`, with `traceparent`. */
+  tracestate?: string;
 }
 
 const Seconds = v.pipe(v.number(), v.minValue(0), v.maxValue(10 * 365 * 86_400));
@@ -75,6 +79,8 @@ const SubmitOptionsSchema = v.strictObject({
   ),
   idempotencyKey: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
   waitForDealer: v.optional(v.boolean()),
+  traceparent: v.optional(TraceparentSchema),
+  tracestate: v.optional(TracestateSchema),
 });
 
 const ms = (seconds: number | undefined) => (seconds === undefined ? undefined : Math.round(seconds * 1000));
@@ -108,8 +114,11 @@ export function taskDefaultsToWire(options: TaskDefaults, path = "task"): TaskOp
 export function submitOptionsToWire(options: SubmitOptions): { options: TaskOptionsWire; waitForDealer: boolean } {
   const parsed = v.safeParse(SubmitOptionsSchema, options);
   if (!parsed.success) throw validationErrorFromIssues(parsed.issues, "options");
-  const { eta, idempotencyKey, waitForDealer, ...defaults } = parsed.output;
+  const { eta, idempotencyKey, waitForDealer, traceparent, tracestate, ...defaults } = parsed.output;
+  if (tracestate !== undefined && traceparent === undefined)
+    throw new ValidationError("tracestate needs a traceparent", { data: { path: "options.tracestate" } });
   const wire = defaultsToWire(defaults);
+  if (traceparent !== undefined) wire.trace = { traceparent, ...(tracestate !== undefined ? { tracestate } : {}) };
   if (eta !== undefined) wire.etaMs = (typeof eta === "string" ? new Date(eta) : eta).getTime();
   if (idempotencyKey !== undefined) wire.idempotencyKey = idempotencyKey;
   return { options: wire, waitForDealer: waitForDealer ?? false };
@@ -137,6 +146,9 @@ export const TaskInfoSchema = v.object({
   /** When the record will be deleted (finished tasks). */
   purgeAt: v.optional(v.string()),
   idempotencyKey: v.optional(v.string()),
+  /** The trace context it was submitted with. */
+  traceparent: v.optional(v.string()),
+  tracestate: v.optional(v.string()),
   /** The latest progress value the method reported. */
   progress: v.optional(v.unknown()),
   /** The method's return value (succeeded). */

@@ -13,6 +13,7 @@ import {
   type BinarySlot,
   type ErrorHeader,
   errorToWire,
+  type TraceContext,
   type VoidRailError,
   type WireError,
 } from "../protocol/index.ts";
@@ -117,6 +118,8 @@ export class Call {
   binary: BinaryFrames | undefined = undefined;
   /** Set when the call is an attempt of a background task (its REQUEST tells the dealer). */
   task: { readonly id: string; readonly attempt: number } | undefined = undefined;
+  /** The caller's W3C trace context, forwarded to the dealer as it came. */
+  trace: TraceContext | undefined = undefined;
   /** performance.now() at arrival: metrics read durations and queue ages from it. */
   readonly receivedAt = performance.now();
 
@@ -224,6 +227,7 @@ export class CallTable {
       call.args,
       call.task,
       call.binary,
+      call.trace,
     );
     this.events.emit("call.dispatched", call);
   }

@@ -33,4 +33,6 @@ export interface OwnedCallRequest {
   /** The attempt's time limit; the call then fails with TIMEOUT on its dealer and for its owner. */
   timeoutMs?: number;
   task: { id: string; attempt: number };
+  /** The task's W3C trace context, forwarded to the dealer. */
+  trace?: { traceparent: string; tracestate?: string };
 }

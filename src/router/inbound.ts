@@ -184,6 +184,7 @@ export class Inbound {
     const timeoutMs = header.timeoutMs ?? this.context.defaultTimeoutMs;
     const call = calls.received(client, header, args, this.context.maxRedispatch, timeoutMs);
     call.binary = binaryOf(header.binary, binary);
+    if (header.trace !== undefined) call.trace = header.trace;
     client.outstanding.set(header.id, call);
     if (this.context.isStopping()) return calls.finished(call, new ShuttingDownError("the router is stopping"));
     const dealers = this.registry.offering(method);
@@ -250,6 +251,7 @@ export class Inbound {
     const { calls } = this.context;
     const call = calls.received(sink, { id: 0, method: request.method }, request.args, 0, request.timeoutMs);
     call.task = request.task;
+    if (request.trace !== undefined) call.trace = request.trace;
     if (this.context.isStopping()) {
       calls.finished(call, new ShuttingDownError("the router is stopping"));
       return call;

@@ -31,6 +31,8 @@ export interface TaskPolicy extends RetryPolicy {
   timeLimitMs?: number;
   /** How long a finished task's record is kept. */
   resultTtlMs: number;
+  /** The W3C trace context given at submit; every attempt carries it to its dealer. */
+  trace?: { traceparent: string; tracestate?: string };
 }
 
 /** An error as stored and sent: the wire's `{ code, message, data? }`. */

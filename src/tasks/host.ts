@@ -17,6 +17,8 @@ export interface AttemptRequest {
   args: Uint8Array;
   /** The attempt's time limit: the router cancels it and fails it with TIMEOUT. */
   timeoutMs?: number;
+  /** The task's W3C trace context (from its submit). */
+  trace?: { traceparent: string; tracestate?: string };
 }
 
 /** Where an attempt's outcome goes. Exactly one of `result` and `error` is called, once. */

@@ -49,6 +49,7 @@ export class RouterTaskHost implements TaskHost {
         args: request.args,
         ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
         task: { id: request.taskId, attempt: request.attempt },
+        ...(request.trace !== undefined ? { trace: request.trace } : {}),
       },
       sink,
     );

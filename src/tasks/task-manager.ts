@@ -303,6 +303,7 @@ export class TaskManager {
         method: task.method,
         args: task.args,
         ...(task.policy.timeLimitMs !== undefined ? { timeoutMs: task.policy.timeLimitMs } : {}),
+        ...(task.policy.trace !== undefined ? { trace: task.policy.trace } : {}),
       },
       sink,
     );

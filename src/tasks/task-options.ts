@@ -58,6 +58,8 @@ export function resolveTask(
   };
   const timeLimitMs = pick("timeLimitMs");
   if (timeLimitMs !== undefined) policy.timeLimitMs = timeLimitMs;
+  // Per submit only: a method's defaults never carry a trace.
+  if (submit.trace !== undefined) policy.trace = submit.trace;
   const task: NewTask = {
     id,
     method,

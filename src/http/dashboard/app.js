@@ -151,6 +151,7 @@ function TaskDetail({ task, onRevoke, onRetry }) {
       <dt>Method</dt><dd class="mono">${task.method}</dd>
       <dt>Attempts</dt><dd>${task.attempts}${task.lostAttempts ? ` (${task.lostAttempts} cut off by a lost dealer)` : ""}</dd>
       <dt>Priority</dt><dd>${task.priority}</dd>
+      ${task.traceparent ? html`<dt>Trace</dt><dd class="mono">${task.traceparent}</dd>` : null}
       ${task.progress !== undefined ? html`<dt>Progress</dt><dd class="mono">${JSON.stringify(task.progress)}</dd>` : null}
       ${task.result !== undefined ? html`<dt>Result</dt><dd><pre>${JSON.stringify(task.result, null, 2)}</pre></dd>` : null}
       ${task.error ? html`<dt>Error</dt><dd class="error"><span class="mono">${task.error.code}</span>: ${task.error.message}</dd>` : null}
