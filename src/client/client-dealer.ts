@@ -37,6 +37,7 @@ import {
 import { ApiKeyOption, checkOptions, EndpointOption, RECONNECT_MAX_INTERVAL_MS, SecondsOption } from "../options.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";
 import { Fifo } from "../util/fifo.ts";
+import { endSpan, loadOtel, otel, startSpan, traceHeadersOf } from "../util/otel.ts";
 import { consumeMessages } from "../util/receive-loop.ts";
 import { Dealer, SEND_DONE } from "../zmtp/index.ts";
 import * as tasks from "./task-verbs.ts";
@@ -158,6 +159,8 @@ export class ClientDealer {
    * client's timeout.
    */
   async connect(): Promise<void> {
+    // Started now, awaited after the socket exists: two connect() calls must not race to make two.
+    const otelLoaded = loadOtel();
     if (!this.socket) {
       const intervalMs = Math.round(this.options.heartbeatInterval * 1000);
       const socket = new Dealer({
@@ -180,6 +183,7 @@ export class ClientDealer {
       socket.connect(this.options.routerAddress);
       void consumeMessages(socket, (frames) => this.onMessage(frames), this.log, "client");
     }
+    await otelLoaded;
     if (this.welcomed) return;
     // The router refused our key on this connection and will not welcome it: say so at once.
     if (this.authFailure) throw this.authFailure;
@@ -246,10 +250,16 @@ export class ClientDealer {
     if (timeoutSeconds > 0) header.timeoutMs = Math.max(1, Math.round(Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000));
     if (options.waitForDealer) header.waitForDealer = true;
     if (options.idempotent) header.idempotent = true;
-    const trace = traceOf(options);
+    let trace = traceOf(options);
+    // With OpenTelemetry and no trace context given: a client span, whose context the call carries.
+    const api = trace === undefined ? otel() : undefined;
+    const span = api === undefined ? undefined : startSpan(api, method, api.SpanKind.CLIENT, api.context.active());
+    if (span !== undefined) trace = traceHeadersOf(api!, span);
     if (trace !== undefined) header.trace = trace;
     const frames = encodeMessage("REQUEST", header, encodedArgs.json, binaryFrames);
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<T>((done, fail) => {
+      const resolve = span === undefined ? done : (value: T) => (endSpan(api!, span), done(value));
+      const reject = span === undefined ? fail : (error: Error) => (endSpan(api!, span, error), fail(error));
       let deadline: Deadline | undefined;
       const onAbort = () => {
         this.cancel(id);
@@ -470,8 +480,21 @@ export class ClientDealer {
    * Submits `method(...args)` as a background task; resolves once the router has stored it.
    * @example const task = await client.submit("Img.resize", [bytes], { priority: 7, retries: 3 }); task.id
    */
-  submit(method: string, args: unknown[] = [], options: SubmitOptions = {}): Promise<TaskInfo> {
-    return tasks.submit(this.channel, method, args, options);
+  async submit(method: string, args: unknown[] = [], options: SubmitOptions = {}): Promise<TaskInfo> {
+    // With OpenTelemetry and no trace context given: a producer span, the parent of every attempt's.
+    const api = options.traceparent === undefined && options.tracestate === undefined ? otel() : undefined;
+    if (api === undefined) return tasks.submit(this.channel, method, args, options);
+    const span = startSpan(api, `${method} submit`, api.SpanKind.PRODUCER, api.context.active());
+    const headers = traceHeadersOf(api, span);
+    try {
+      const task = await tasks.submit(this.channel, method, args, headers ? { ...options, ...headers } : options);
+      span.setAttribute("voidrail.task_id", task.id);
+      endSpan(api, span);
+      return task;
+    } catch (error) {
+      endSpan(api, span, error);
+      throw error;
+    }
   }
 
   /** The task's state, progress, result or error, attempts and times; TaskNotFoundError for an unknown id. */

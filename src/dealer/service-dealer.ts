@@ -32,6 +32,7 @@ import { ApiKeyOption, checkOptions, EndpointOption, RECONNECT_MAX_INTERVAL_MS, 
 import { consumeMessages } from "../util/receive-loop.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";
 import { Dealer, SEND_DONE } from "../zmtp/index.ts";
+import { contextFromHeaders, endSpan, loadOtel, otel, startSpan } from "../util/otel.ts";
 import { HeartbeatThread } from "./heartbeat-thread.ts";
 import { binaryArgs, checkFits } from "./payloads.ts";
 import { ProgressReporter } from "./progress-reporter.ts";
@@ -176,6 +177,7 @@ export class ServiceDealer {
    */
   async start(): Promise<void> {
     if (this.#socket) return this.#whenRegistered();
+    const otelLoaded = loadOtel();
     const definitions = collectMethods(this);
     if (definitions.length === 0) throw new ValidationError(`${this.serviceName} has no @serviceMethod methods`);
     this.#methods = new Map(definitions.map((definition) => [definition.name, definition]));
@@ -197,6 +199,7 @@ export class ServiceDealer {
     void consumeMessages<Uint8Array[]>(socket, (frames) => this.#onMessage(frames), this.#log, this.serviceName);
     try {
       await this.#whenRegistered(this.#dealerOptions.startTimeout);
+      await otelLoaded;
     } catch (error) {
       await this.#closeSocket();
       throw error;
@@ -403,6 +406,19 @@ export class ServiceDealer {
       call.deadline = this.#deadlines.add(deadlineMs, () => cancellation.abort(new TimeoutError(`deadline of ${deadlineMs} ms passed`)));
     }
     this.#running.set(id, call);
+    // With OpenTelemetry: a server span for the run, child of the caller's trace context.
+    const api = otel();
+    const trace = message.header.trace;
+    const span =
+      api === undefined
+        ? undefined
+        : startSpan(
+            api,
+            fullName,
+            task ? api.SpanKind.CONSUMER : api.SpanKind.SERVER,
+            trace ? contextFromHeaders(api, trace.traceparent, trace.tracestate) : api.ROOT_CONTEXT,
+          );
+    let failure: unknown;
     try {
       if (definition.context) {
         const context: CallContext = {
@@ -417,7 +433,11 @@ export class ServiceDealer {
         args = [...args, context];
       }
       const fn = (this as unknown as Record<string, (...a: unknown[]) => unknown>)[definition.property];
-      const result = fn.apply(this, args);
+      // The method runs inside its span's context, so spans it makes are children of it.
+      const result =
+        span === undefined
+          ? fn.apply(this, args)
+          : api!.context.with(api!.trace.setSpan(api!.context.active(), span), () => fn.apply(this, args));
       if (definition.stream) await this.#streamResult(id, call, result);
       else {
         // A synchronous method's value is sent at once: no turn of the microtask queue.
@@ -431,10 +451,12 @@ export class ServiceDealer {
         else this.#reply(encodeMessage("RESULT", { id }, encoded.json));
       }
     } catch (error) {
+      failure = error;
       if (cancellation.aborted) progress?.cancel();
       else progress?.flush();
       this.#replyError(id, cancellation.aborted && !(error instanceof VoidRailError) ? cancellation.reason : error);
     } finally {
+      if (span !== undefined) endSpan(api!, span, failure);
       call.deadline?.cancel();
       this.#running.delete(id);
       if (this.#running.size === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();

@@ -5,6 +5,7 @@
  * hundreds of points) from npm, and the dashboard's own script and style beside this file.
  * Loaded only when the HTTP server starts: import attributes of type "text" need Bun.
  */
+/// <reference path="./text-modules.d.ts" />
 import htmJs from "htm" with { type: "text" };
 import preactJs from "preact" with { type: "text" };
 import hooksJs from "preact/hooks" with { type: "text" };
