@@ -1,6 +1,7 @@
 /**
  * The other processes of bench/rpc.ts. Prints one line "ready <address>" once it can serve.
- *   bun bench/rpc-peer.ts router <mode>          a ServiceRouter on an ephemeral port
+ *   bun bench/rpc-peer.ts router <mode> [http]   a ServiceRouter on an ephemeral port (http: with its HTTP
+ *                                                server on too; the line is then "ready <address> <http url>")
  *   bun bench/rpc-peer.ts dealer <address> [inline]   a BenchService dealer (inline: no heartbeat thread)
  *   bun bench/rpc-peer.ts echo                   a bare ZMTP Router that echoes (the baseline)
  *   bun bench/rpc-peer.ts tcp-echo               a plain TCP server that echoes bytes (no ZMTP at all)
@@ -21,9 +22,10 @@ if (role === "router") {
     address: "tcp://127.0.0.1:0",
     routerMode: argument === "fifo" ? RouterMode.FIFO : RouterMode.LOAD_BALANCE,
     logger: silentLogger,
+    ...(process.argv[4] === "http" ? { http: { port: 0 } } : {}),
   });
   await router.start();
-  console.log(`ready ${router.address}`);
+  console.log(`ready ${router.address}${router.httpUrl ? ` ${router.httpUrl}` : ""}`);
   process.on("SIGINT", () => process.exit(0));
 } else if (role === "dealer") {
   const heartbeatThread = process.argv[4] !== "inline";

@@ -16,6 +16,8 @@ const bytecode = !values["no-bytecode"];
 const result = await Bun.build({
   entrypoints: ["src/cli/main.ts", "src/dealer/heartbeat-worker.ts"],
   compile: { outfile: values.outfile, autoloadPackageJson: true },
+  // An optional peer: found in the application's node_modules at run time, or not at all.
+  external: ["@opentelemetry/api"],
   minify: true,
   // Precompiled bytecode spares parsing the whole bundle at every start (`voidrail --version`:
   // ~16 ms instead of ~37 ms here; bench/startup.ts). Bytecode needs an explicit module format.

@@ -33,6 +33,8 @@ import {
   type TaskPage,
   TagsSchema,
   TimeoutError,
+  type TraceContext,
+  TraceContextSchema,
   ValidationError,
   curveRefusal,
   curveSocketOptions,
@@ -49,6 +51,7 @@ import {
 } from "../options.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";
 import { Fifo } from "../util/fifo.ts";
+import { endSpan, loadOtel, otel, startSpan, traceHeadersOf } from "../util/otel.ts";
 import { consumeMessages } from "../util/receive-loop.ts";
 import { Dealer, SEND_DONE, ZmtpErrorCode } from "../zmtp/index.ts";
 import { Schedules } from "./schedule-verbs.ts";
@@ -106,6 +109,19 @@ export interface CallOptions {
    * such dealer: NoSuchMethodError naming the requirement, unless `waitForDealer`.
    */
   require?: Record<string, string>;
+  /** W3C `traceparent` of the caller's span: carried to the dealer untouched (the method's CallContext). */
+  traceparent?: string;
+  /** W3C `tracestate`, with `traceparent`. */
+  tracestate?: string;
+}
+
+/** CallOptions' trace fields, checked, as the REQUEST's `trace`; undefined when none. */
+function traceOf(options: CallOptions): TraceContext | undefined {
+  const { traceparent, tracestate } = options;
+  if (traceparent === undefined && tracestate === undefined) return undefined;
+  const checked = v.safeParse(TraceContextSchema, { traceparent, ...(tracestate !== undefined ? { tracestate } : {}) });
+  if (!checked.success) throw validationErrorFromIssues(checked.issues, "options");
+  return checked.output;
 }
 
 const OptionsSchema = v.object({
@@ -193,6 +209,8 @@ export class ClientDealer {
    * client's timeout.
    */
   async connect(): Promise<void> {
+    // Started now, awaited after the socket exists: two connect() calls must not race to make two.
+    const otelLoaded = loadOtel();
     if (!this.socket) {
       const intervalMs = Math.round(this.options.heartbeatInterval * 1000);
       const socket = new Dealer({
@@ -222,6 +240,7 @@ export class ClientDealer {
       socket.connect(this.options.routerAddress);
       void consumeMessages(socket, (frames) => this.onMessage(frames), this.log, "client");
     }
+    await otelLoaded;
     if (this.welcomed) return;
     // The router refused our key on this connection and will not welcome it: say so at once.
     if (this.authFailure) throw this.authFailure;
@@ -291,8 +310,16 @@ export class ClientDealer {
     if (options.idempotent) header.idempotent = true;
     const require = checkedRequire(options.require);
     if (require !== undefined) header.require = require;
+    let trace = traceOf(options);
+    // With OpenTelemetry and no trace context given: a client span, whose context the call carries.
+    const api = trace === undefined ? otel() : undefined;
+    const span = api === undefined ? undefined : startSpan(api, method, api.SpanKind.CLIENT, api.context.active());
+    if (span !== undefined) trace = traceHeadersOf(api!, span);
+    if (trace !== undefined) header.trace = trace;
     const frames = encodeMessage("REQUEST", header, encodedArgs.json, binaryFrames);
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<T>((done, fail) => {
+      const resolve = span === undefined ? done : (value: T) => (endSpan(api!, span), done(value));
+      const reject = span === undefined ? fail : (error: Error) => (endSpan(api!, span, error), fail(error));
       let deadline: Deadline | undefined;
       const onAbort = () => {
         this.cancel(id);
@@ -347,6 +374,7 @@ export class ClientDealer {
     const window = this.options.streamWindow;
     const refill = Math.max(1, window >> 1);
     const timeoutSeconds = options.timeout ?? this.options.timeout;
+    const trace = traceOf(options);
     const buffered = new Fifo<unknown>();
     let finished: { error?: Error } | undefined;
     let wake: (() => void) | undefined;
@@ -413,6 +441,7 @@ export class ClientDealer {
         ...(options.waitForDealer ? { waitForDealer: true } : {}),
         ...(encodedArgs.binary ? { binary: encodedArgs.binary.slots } : {}),
         ...(require !== undefined ? { require } : {}),
+        ...(trace !== undefined ? { trace } : {}),
       };
       this.send(socket, encodeMessage("REQUEST", header, encodedArgs.json, encodedArgs.binary?.frames));
     })();
@@ -492,6 +521,18 @@ export class ClientDealer {
     return this.info("queues") as Promise<QueuesInfo>;
   }
 
+  /**
+   * Drains a dealer (Celery's `control shutdown`): the router gives it no new calls and tells it
+   * to finish what it runs and leave. `dealerId` is the router's id for it (discoverClusters()).
+   * Rejects with ValidationError for an id no registered dealer has.
+   */
+  async drainDealer(dealerId: string): Promise<{ dealerId: string; draining: true }> {
+    if (typeof dealerId !== "string" || !/^[\x21-\x7e]{1,128}$/.test(dealerId))
+      throw new ValidationError("dealerId must be 1-128 printable ASCII characters", { data: { path: "dealerId" } });
+    await this.request((id) => encodeMessage("DRAIN", { id, dealerId }), this.options.timeout, `DRAIN ${dealerId}`, false);
+    return { dealerId, draining: true };
+  }
+
   private info(topic: InfoTopic): Promise<unknown> {
     return this.request((id) => encodeMessage("INFO", { id, topic }), this.options.timeout, `INFO ${topic}`, true);
   }
@@ -502,8 +543,21 @@ export class ClientDealer {
    * Submits `method(...args)` as a background task; resolves once the router has stored it.
    * @example const task = await client.submit("Img.resize", [bytes], { priority: 7, retries: 3 }); task.id
    */
-  submit(method: string, args: unknown[] = [], options: SubmitWithCallbacks = {}): Promise<TaskInfo> {
-    return tasks.submit(this.channel, method, args, options);
+  async submit(method: string, args: unknown[] = [], options: SubmitWithCallbacks = {}): Promise<TaskInfo> {
+    // With OpenTelemetry and no trace context given: a producer span, the parent of every attempt's.
+    const api = options.traceparent === undefined && options.tracestate === undefined ? otel() : undefined;
+    if (api === undefined) return tasks.submit(this.channel, method, args, options);
+    const span = startSpan(api, `${method} submit`, api.SpanKind.PRODUCER, api.context.active());
+    const headers = traceHeadersOf(api, span);
+    try {
+      const task = await tasks.submit(this.channel, method, args, headers ? { ...options, ...headers } : options);
+      span.setAttribute("voidrail.task_id", task.id);
+      endSpan(api, span);
+      return task;
+    } catch (error) {
+      endSpan(api, span, error);
+      throw error;
+    }
   }
 
   /**
@@ -547,6 +601,14 @@ export class ClientDealer {
   /** Revokes the task: if it has not started it never will; if it runs, its AbortSignal fires. */
   revokeTask(taskId: string, options: { terminate?: boolean } = {}): Promise<TaskInfo> {
     return tasks.revokeTask(this.channel, taskId, options);
+  }
+
+  /**
+   * Runs a failed, revoked or expired task again, as a new task with the same method, arguments,
+   * priority and policy; resolves with the new task (its own id). The old record is kept as it was.
+   */
+  retryTask(taskId: string): Promise<TaskInfo> {
+    return tasks.retryTask(this.channel, taskId);
   }
 
   /** Tasks newest first, filtered by state, method and creation time; pass `cursor` back for the next page. */

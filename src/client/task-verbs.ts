@@ -272,6 +272,13 @@ export async function revokeTask(channel: TaskChannel, taskId: string, options: 
   return checked(TaskInfoSchema, answer, "revokeTask");
 }
 
+/** A failed, revoked or expired task again, as a new task (TaskManager.retry); resolves with the new task. */
+export async function retryTask(channel: TaskChannel, taskId: string): Promise<TaskInfo> {
+  checkTaskId(taskId);
+  const answer = await channel.request((id) => encodeMessage("TASK", { id, op: "retry", taskId }), ANSWER_TIMEOUT_SECONDS, "retryTask");
+  return checked(TaskInfoSchema, answer, "retryTask");
+}
+
 export async function listTasks(channel: TaskChannel, filter: TaskListFilter): Promise<TaskPage> {
   if (filter.state !== undefined && !(TASK_STATE_NAMES as readonly string[]).includes(filter.state)) {
     throw new ValidationError(`state must be one of ${TASK_STATE_NAMES.join(", ")}`, { data: { path: "state" } });

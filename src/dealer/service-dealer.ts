@@ -45,6 +45,7 @@ import {
 import { consumeMessages } from "../util/receive-loop.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";
 import { curvePublicKey, Dealer, SEND_DONE, ZmtpErrorCode } from "../zmtp/index.ts";
+import { contextFromHeaders, endSpan, loadOtel, otel, startSpan } from "../util/otel.ts";
 import { gpuList, gpuTagFor, listGpus } from "./gpus.ts";
 import { HeartbeatThread } from "./heartbeat-thread.ts";
 import { binaryArgs, checkFits } from "./payloads.ts";
@@ -328,6 +329,7 @@ export class ServiceDealer {
    */
   async start(): Promise<void> {
     if (this.#socket) return this.#whenRegistered();
+    const otelLoaded = loadOtel();
     const definitions = collectMethods(this);
     if (definitions.length === 0) throw new ValidationError(`${this.serviceName} has no @serviceMethod methods`);
     this.#methods = new Map(definitions.map((definition) => [definition.name, definition]));
@@ -356,6 +358,7 @@ export class ServiceDealer {
     void consumeMessages<Uint8Array[]>(socket, (frames) => this.#onMessage(frames), this.#log, this.serviceName);
     try {
       await this.#whenRegistered(this.#dealerOptions.startTimeout);
+      await otelLoaded;
     } catch (error) {
       await this.#closeSocket();
       throw error;
@@ -676,6 +679,19 @@ export class ServiceDealer {
       call.deadline = this.#deadlines.add(deadlineMs, () => cancellation.abort(new TimeoutError(`deadline of ${deadlineMs} ms passed`)));
     }
     this.#running.set(id, call);
+    // With OpenTelemetry: a server span for the run, child of the caller's trace context.
+    const api = otel();
+    const trace = message.header.trace;
+    const span =
+      api === undefined
+        ? undefined
+        : startSpan(
+            api,
+            fullName,
+            task ? api.SpanKind.CONSUMER : api.SpanKind.SERVER,
+            trace ? contextFromHeaders(api, trace.traceparent, trace.tracestate) : api.ROOT_CONTEXT,
+          );
+    let failure: unknown;
     try {
       if (definition.context) {
         const context: CallContext = {
@@ -684,12 +700,17 @@ export class ServiceDealer {
           method: fullName,
           ...(deadlineMs !== undefined ? { deadline: Date.now() + deadlineMs } : {}),
           ...(task ? { taskId: task.id, attempt: task.attempt } : {}),
+          ...(message.header.trace ? traceFields(message.header.trace) : {}),
           progress: progress ? (value) => progress.report(value) : () => {},
         };
         args = [...args, context];
       }
       const fn = (this as unknown as Record<string, (...a: unknown[]) => unknown>)[definition.property];
-      const result = fn.apply(this, args);
+      // The method runs inside its span's context, so spans it makes are children of it.
+      const result =
+        span === undefined
+          ? fn.apply(this, args)
+          : api!.context.with(api!.trace.setSpan(api!.context.active(), span), () => fn.apply(this, args));
       if (definition.stream) await this.#streamResult(id, call, result, definition.compress);
       else {
         // A synchronous method's value is sent at once: no turn of the microtask queue.
@@ -703,10 +724,12 @@ export class ServiceDealer {
         else this.#reply(encodeMessage("RESULT", { id }, encoded.json));
       }
     } catch (error) {
+      failure = error;
       if (cancellation.aborted) progress?.cancel();
       else progress?.flush();
       this.#replyError(id, cancellation.aborted && !(error instanceof VoidRailError) ? cancellation.reason : error);
     } finally {
+      if (span !== undefined) endSpan(api!, span, failure);
       call.deadline?.cancel();
       this.#running.delete(id);
       if (this.#running.size === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
@@ -770,4 +793,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     (typeof value === "object" || typeof value === "function") &&
     typeof (value as PromiseLike<unknown>).then === "function"
   );
+}
+
+/** A REQUEST's trace context as CallContext fields. */
+function traceFields(trace: { traceparent: string; tracestate?: string }): { traceparent: string; tracestate?: string } {
+  return trace.tracestate === undefined
+    ? { traceparent: trace.traceparent }
+    : { traceparent: trace.traceparent, tracestate: trace.tracestate };
 }

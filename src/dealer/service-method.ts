@@ -28,6 +28,10 @@ export interface CallContext {
   taskId?: string;
   /** Which attempt of its task this is, from 1; undefined for a plain call. */
   attempt?: number;
+  /** The caller's W3C `traceparent` (CallOptions / SubmitOptions), untouched; undefined when none was given. */
+  traceparent?: string;
+  /** The caller's W3C `tracestate`, with `traceparent`. */
+  tracestate?: string;
   /**
    * Reports progress of a task (any JSON, e.g. `{ current: 3, total: 10 }`): stored as the task's
    * latest progress and sent to its watchers. Throttled (the latest value wins), so it is cheap to

@@ -10,6 +10,8 @@ import { ServiceRouter as TaskServiceRouter, type ServiceRouterOptions as TaskRo
 import { createLogger, type Logger } from "../util/log.ts";
 import { type HttpConfig, type HttpOptions, resolveHttpConfig } from "./http-options.ts";
 import type { HttpServer } from "./http-server.ts";
+import type { RouterTracing } from "../observability/router-tracing.ts";
+import { loadOtel, otel } from "../util/otel.ts";
 
 export type { HttpOptions };
 
@@ -32,6 +34,8 @@ export class ServiceRouter extends TaskServiceRouter {
   private readonly httpConfig: HttpConfig | undefined;
   private readonly httpLog: Logger;
   private httpServer: HttpServer | undefined;
+  /** Router spans, when @opentelemetry/api is installed. */
+  private tracing: RouterTracing | undefined;
 
   constructor(options: ServiceRouterOptions = {}) {
     super(options);
@@ -46,6 +50,16 @@ export class ServiceRouter extends TaskServiceRouter {
 
   override async start(): Promise<void> {
     await super.start();
+    if (this.tracing === undefined) {
+      // Router spans when an OpenTelemetry SDK is registered by now (register it before start()).
+      await loadOtel();
+      const api = otel();
+      if (api !== undefined) {
+        const { RouterTracing } = await import("../observability/router-tracing.ts");
+        this.tracing = new RouterTracing(this.events, api);
+        this.tracing.attach();
+      }
+    }
     const config = this.httpConfig;
     if (config === undefined || this.httpServer !== undefined) return;
     if (typeof Bun === "undefined") {

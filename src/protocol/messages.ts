@@ -289,6 +289,21 @@ const LongDurationMsSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0), 
 const LimitKeySchema = v.pipe(v.string(), v.minLength(1), v.maxLength(256));
 
 /** A task's options on the wire (milliseconds); also a method's task defaults in its registration. */
+/**
+ * W3C Trace Context: `traceparent` ("00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>"; a
+ * later version may append fields) and `tracestate` (vendor list). Carried as the caller gave
+ * them; the router never changes them.
+ */
+export const TRACEPARENT_PATTERN = /^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}(-[\x21-\x7e]*)?$/;
+export const TraceparentSchema = v.pipe(
+  v.string(),
+  v.maxLength(256),
+  v.regex(TRACEPARENT_PATTERN, "Invalid traceparent (W3C Trace Context)"),
+);
+export const TracestateSchema = v.pipe(v.string(), v.maxLength(512), v.regex(/^[\x20-\x7e]*$/, "Invalid tracestate (W3C Trace Context)"));
+export const TraceContextSchema = v.object({ traceparent: TraceparentSchema, tracestate: v.optional(TracestateSchema) });
+export type TraceContext = v.InferOutput<typeof TraceContextSchema>;
+
 export const TaskOptionsSchema = v.object({
   priority: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(9))),
   countdownMs: v.optional(LongDurationMsSchema),
@@ -309,6 +324,8 @@ export const TaskOptionsSchema = v.object({
   /** At most `concurrencyLimit` (default 1) tasks with the same concurrency key run at once, across methods. */
   concurrencyKey: v.optional(LimitKeySchema),
   concurrencyLimit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65_535))),
+  /** The caller's trace context: every attempt's REQUEST carries it to the dealer. */
+  trace: v.optional(TraceContextSchema),
 });
 export type TaskOptionsWire = v.InferOutput<typeof TaskOptionsSchema>;
 
@@ -437,6 +454,8 @@ export const ClientRequestHeaderSchema = v.object({
   binary: v.optional(BinarySlotsSchema),
   /** Run only on a dealer whose tags include all of these (`{ gpu: "h200" }`). */
   require: v.optional(TagsSchema),
+  /** The caller's W3C trace context, forwarded untouched to the dealer. */
+  trace: v.optional(TraceContextSchema),
 });
 export type ClientRequestHeader = v.InferOutput<typeof ClientRequestHeaderSchema>;
 
@@ -452,6 +471,8 @@ export const DealerRequestHeaderSchema = v.object({
   task: v.optional(v.object({ id: TaskIdSchema, attempt: v.pipe(v.number(), v.integer(), v.minValue(1)) })),
   /** Binary values of the arguments, one frame each after the payload (revision 3). */
   binary: v.optional(BinarySlotsSchema),
+  /** The caller's W3C trace context, as the client (or the task's submit) gave it. */
+  trace: v.optional(TraceContextSchema),
 });
 export type DealerRequestHeader = v.InferOutput<typeof DealerRequestHeaderSchema>;
 
@@ -502,7 +523,17 @@ export const InfoHeaderSchema = v.object({
 });
 export type InfoHeader = v.InferOutput<typeof InfoHeaderSchema>;
 
-export const DrainHeaderSchema = v.object({});
+/**
+ * DRAIN. From a dealer, and to a dealer: `{}`. From a client (an operator's drain): `{id, dealerId}`,
+ * answered by RESULT `{dealerId, draining: true}` or ERROR.
+ */
+export const DrainHeaderSchema = v.pipe(
+  v.object({
+    id: v.optional(RequestIdSchema),
+    dealerId: v.optional(v.pipe(v.string(), v.regex(ID_PATTERN, "Invalid dealer id"))),
+  }),
+  v.check((header) => (header.id === undefined) === (header.dealerId === undefined), "a client's DRAIN needs both id and dealerId"),
+);
 export type DrainHeader = v.InferOutput<typeof DrainHeaderSchema>;
 
 export const ByeHeaderSchema = v.object({});
@@ -574,6 +605,8 @@ export const TaskHeaderSchema = v.variant("op", [
   v.object({ id: RequestIdSchema, op: v.literal("watch"), taskId: TaskIdSchema }),
   v.object({ id: RequestIdSchema, op: v.literal("flow"), taskId: TaskIdSchema }),
   v.object({ id: RequestIdSchema, op: v.literal("revoke"), taskId: TaskIdSchema, terminate: v.optional(v.boolean()) }),
+  /** A failed, revoked or expired task runs again as a new task (answered with the new task). */
+  v.object({ id: RequestIdSchema, op: v.literal("retry"), taskId: TaskIdSchema }),
   v.object({
     id: RequestIdSchema,
     op: v.literal("list"),

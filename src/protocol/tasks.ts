@@ -6,7 +6,7 @@
  */
 import * as v from "valibot";
 import { ValidationError, validationErrorFromIssues } from "./errors.ts";
-import { type MethodInfo, TagsSchema, TASK_STATE_NAMES, type TaskOptionsWire } from "./messages.ts";
+import { type MethodInfo, TagsSchema, TASK_STATE_NAMES, type TaskOptionsWire, TraceparentSchema, TracestateSchema } from "./messages.ts";
 import { RateSchema } from "./rates.ts";
 
 /** A method's task defaults on the wire (HELLO `methods[m].task`). */
@@ -72,6 +72,10 @@ export interface SubmitOptions extends TaskDefaults {
   waitForDealer?: boolean;
   /** Tags the dealer of every attempt must have (`{ gpu: "h200" }`); see CallOptions.require. */
   require?: Record<string, string>;
+  /** W3C `traceparent` of the caller's span: each attempt's method sees it in its CallContext. */
+  traceparent?: string;
+  /** W3C `tracestate`, with `traceparent`. */
+  tracestate?: string;
 }
 
 const Seconds = v.pipe(v.number(), v.minValue(0), v.maxValue(10 * 365 * 86_400));
@@ -114,6 +118,8 @@ const SubmitOptionsSchema = v.strictObject({
   idempotencyKey: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
   waitForDealer: v.optional(v.boolean()),
   require: v.optional(TagsSchema),
+  traceparent: v.optional(TraceparentSchema),
+  tracestate: v.optional(TracestateSchema),
 });
 
 const ms = (seconds: number | undefined) => (seconds === undefined ? undefined : Math.round(seconds * 1000));
@@ -154,14 +160,28 @@ export function submitOptionsToWire(options: SubmitOptions): {
 } {
   const parsed = v.safeParse(SubmitOptionsSchema, options);
   if (!parsed.success) throw validationErrorFromIssues(parsed.issues, "options");
-  const { eta, idempotencyKey, waitForDealer, require, rateKey, rateKeyLimit, concurrencyKey, concurrencyLimit, ...defaults } =
-    parsed.output;
+  const {
+    eta,
+    idempotencyKey,
+    waitForDealer,
+    require,
+    rateKey,
+    rateKeyLimit,
+    concurrencyKey,
+    concurrencyLimit,
+    traceparent,
+    tracestate,
+    ...defaults
+  } = parsed.output;
+  if (tracestate !== undefined && traceparent === undefined)
+    throw new ValidationError("tracestate needs a traceparent", { data: { path: "options.tracestate" } });
   const wire = defaultsToWire(defaults);
   checkLimitKeys({ rateKey, rateKeyLimit, concurrencyKey, concurrencyLimit }, "options");
   if (rateKey !== undefined) wire.rateKey = rateKey;
   if (rateKeyLimit !== undefined) wire.rateKeyLimit = rateKeyLimit;
   if (concurrencyKey !== undefined) wire.concurrencyKey = concurrencyKey;
   if (concurrencyLimit !== undefined) wire.concurrencyLimit = concurrencyLimit;
+  if (traceparent !== undefined) wire.trace = { traceparent, ...(tracestate !== undefined ? { tracestate } : {}) };
   if (eta !== undefined) wire.etaMs = (typeof eta === "string" ? new Date(eta) : eta).getTime();
   if (idempotencyKey !== undefined) wire.idempotencyKey = idempotencyKey;
   const hasRequire = require !== undefined && Object.keys(require).length > 0;
@@ -207,6 +227,9 @@ export const TaskInfoSchema = v.object({
   /** When the record will be deleted (finished tasks). */
   purgeAt: v.optional(v.string()),
   idempotencyKey: v.optional(v.string()),
+  /** The trace context it was submitted with. */
+  traceparent: v.optional(v.string()),
+  tracestate: v.optional(v.string()),
   /** The latest progress value the method reported. */
   progress: v.optional(v.unknown()),
   /** The method's return value (succeeded). */

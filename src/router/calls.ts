@@ -13,6 +13,7 @@ import {
   type BinarySlot,
   type ErrorHeader,
   errorToWire,
+  type TraceContext,
   type VoidRailError,
   type WireError,
 } from "../protocol/index.ts";
@@ -119,6 +120,8 @@ export class Call {
   task: { readonly id: string; readonly attempt: number } | undefined = undefined;
   /** Tags its dealer must have (REQUEST `require`); undefined: any dealer offering the method. */
   require: Readonly<Record<string, string>> | undefined = undefined;
+  /** The caller's W3C trace context, forwarded to the dealer as it came. */
+  trace: TraceContext | undefined = undefined;
   /** performance.now() at arrival: metrics read durations and queue ages from it. */
   readonly receivedAt = performance.now();
 
@@ -226,6 +229,7 @@ export class CallTable {
       call.args,
       call.task,
       call.binary,
+      call.trace,
     );
     this.events.emit("call.dispatched", call);
   }

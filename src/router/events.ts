@@ -27,6 +27,8 @@ export interface CallView {
   readonly receivedAt: number;
   /** Set when the call is an attempt of a background task. */
   readonly task: { readonly id: string; readonly attempt: number } | undefined;
+  /** The caller's W3C trace context, when it gave one. */
+  readonly trace: { readonly traceparent: string; readonly tracestate?: string } | undefined;
 }
 
 /** A registered dealer as listeners see it. */

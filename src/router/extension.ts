@@ -38,4 +38,6 @@ export interface OwnedCallRequest {
   task: { id: string; attempt: number };
   /** Tags its dealer must have (the task's `require`). */
   require?: Readonly<Record<string, string>>;
+  /** The task's W3C trace context, forwarded to the dealer. */
+  trace?: { traceparent: string; tracestate?: string };
 }

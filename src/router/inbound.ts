@@ -34,6 +34,8 @@ import { type DealerRegistry, noSuchMethod, type RegisteredDealer } from "./regi
 import { normalizeRequirement } from "./requirements.ts";
 import { type ClientSession, describePeer, type Sessions } from "./sessions.ts";
 
+const encoder = new TextEncoder();
+
 /** Messages that only a registered dealer may send. */
 type DealerMessage = Exclude<
   RouterMessage,
@@ -131,6 +133,20 @@ export class Inbound {
         if (client) this.credit(client, message.header.id, message.header.n);
         return;
       }
+      case "DRAIN": {
+        // A dealer drains itself ({}); a client drains a dealer by id (an operator's drain).
+        const { id, dealerId } = message.header;
+        if (id === undefined || dealerId === undefined || session?.role === "dealer") break;
+        const client = sessions.clientFor(routingId, key, session, message.kind, id);
+        if (!client) return;
+        if (this.drainDealer(dealerId)) client.answer(id, encoder.encode(JSON.stringify({ dealerId, draining: true })));
+        else
+          client.answerError(
+            id,
+            errorToWire(new ValidationError(`no registered dealer has the id ${dealerId}`, { data: { path: "dealerId", dealerId } })),
+          );
+        return;
+      }
       case "SUBMIT":
       case "FLOW":
       case "TASK": {
@@ -145,18 +161,18 @@ export class Inbound {
           );
         return;
       }
-      default:
-        if (session?.role !== "dealer") {
-          outbound.protocolError(
-            routingId,
-            describePeer(routingId, session),
-            ProtocolFailure.NOT_REGISTERED,
-            `${message.kind} from a connection that is not a registered dealer`,
-          );
-          return;
-        }
-        return this.fromDealer(key, session.dealer, message);
     }
+    // What is left comes from dealers only.
+    if (session?.role !== "dealer") {
+      outbound.protocolError(
+        routingId,
+        describePeer(routingId, session),
+        ProtocolFailure.NOT_REGISTERED,
+        `${message.kind} from a connection that is not a registered dealer`,
+      );
+      return;
+    }
+    return this.fromDealer(key, session.dealer, message);
   }
 
   /**
@@ -221,6 +237,7 @@ export class Inbound {
     const call = calls.received(client, header, args, this.context.maxRedispatch, timeoutMs);
     call.binary = binaryOf(header.binary, binary);
     if (header.require !== undefined) call.require = normalizeRequirement(header.require);
+    if (header.trace !== undefined) call.trace = header.trace;
     client.outstanding.set(header.id, call);
     if (this.context.isStopping()) return calls.finished(call, new ShuttingDownError("the router is stopping"));
     const dealers = this.registry.offering(method);
@@ -244,6 +261,18 @@ export class Inbound {
     }
     if (timeoutMs !== undefined) call.timer = this.context.deadlines.add(timeoutMs, () => this.timedOut(call, timeoutMs));
     this.dispatcher.admit(call);
+  }
+
+  /**
+   * An operator's drain: the dealer with router id `dealerId` gets no new calls from now on and
+   * is told (DRAIN) to finish what it runs and leave. False for an id no registered dealer has.
+   */
+  drainDealer(dealerId: string): boolean {
+    const dealer = this.registry.byId(dealerId);
+    if (dealer === undefined) return false;
+    if (!dealer.draining) this.registry.drain(dealer);
+    this.outbound.drain(dealer.routingId);
+    return true;
   }
 
   private info(client: ClientSession, id: number, topic: string): void {
@@ -278,6 +307,7 @@ export class Inbound {
     const call = calls.received(sink, { id: 0, method: request.method }, request.args, 0, request.timeoutMs);
     call.task = request.task;
     call.require = normalizeRequirement(request.require);
+    if (request.trace !== undefined) call.trace = request.trace;
     if (this.context.isStopping()) {
       calls.finished(call, new ShuttingDownError("the router is stopping"));
       return call;

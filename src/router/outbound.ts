@@ -13,6 +13,7 @@ import {
   encodeMessage,
   errorToWire,
   ProtocolError,
+  type TraceContext,
   type WireError,
 } from "../protocol/index.ts";
 import type { Logger } from "../util/log.ts";
@@ -27,6 +28,7 @@ interface DealerRequest {
   deadlineMs?: number;
   task?: { id: string; attempt: number };
   binary?: BinarySlot[];
+  trace?: TraceContext;
 }
 
 /** What the rest of the router sends through (a fake in unit tests). */
@@ -90,8 +92,11 @@ export class Outbound {
     args: Uint8Array,
     task?: { id: string; attempt: number },
     binary?: BinaryFrames,
+    trace?: TraceContext,
   ): void {
     const header: DealerRequest = { id, method };
+    // The caller's trace context goes on as it came: the router is not a hop of the trace.
+    if (trace !== undefined) header.trace = trace;
     if (stream) header.stream = true;
     if (credit !== undefined) header.credit = credit;
     if (deadline !== undefined) header.deadlineMs = Math.max(1, deadline - Date.now());

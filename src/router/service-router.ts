@@ -280,11 +280,7 @@ export class ServiceRouter {
    * finish what it runs and leave. Returns false for an id no registered dealer has.
    */
   drainDealer(dealerId: string): boolean {
-    const dealer = this.registry.byId(dealerId);
-    if (dealer === undefined) return false;
-    if (!dealer.draining) this.registry.drain(dealer);
-    this.outbound.drain(dealer.routingId);
-    return true;
+    return this.inbound.drainDealer(dealerId);
   }
 
   /** The data behind INFO topics; also handy in-process. */

@@ -39,6 +39,8 @@ export interface TaskPolicy extends RetryPolicy {
   /** At most `concurrencyLimit` tasks with this key run at once, across methods. */
   concurrencyKey?: string;
   concurrencyLimit?: number;
+  /** The W3C trace context given at submit; every attempt carries it to its dealer. */
+  trace?: { traceparent: string; tracestate?: string };
 }
 
 /** An error as stored and sent: the wire's `{ code, message, data? }`. */

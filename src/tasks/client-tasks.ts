@@ -78,6 +78,9 @@ export class ClientTasks implements ClientExtension {
       case "revoke":
         client.answer(id, encodeTaskInfo(await this.tasks.revoke(header.taskId, { terminate: header.terminate === true })));
         return;
+      case "retry":
+        client.answer(id, encodeTaskInfo(await this.tasks.retry(header.taskId)));
+        return;
       case "list": {
         const page = this.tasks.list({
           limit: header.limit ?? 50,

@@ -19,6 +19,8 @@ export interface AttemptRequest {
   timeoutMs?: number;
   /** Tags the attempt's dealer must have; it waits in the router's queue for one that is free. */
   require?: Readonly<Record<string, string>>;
+  /** The task's W3C trace context (from its submit). */
+  trace?: { traceparent: string; tracestate?: string };
 }
 
 /** Where an attempt's outcome goes. Exactly one of `result` and `error` is called, once. */

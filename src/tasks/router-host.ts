@@ -54,6 +54,7 @@ export class RouterTaskHost implements TaskHost {
         ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
         task: { id: request.taskId, attempt: request.attempt },
         ...(request.require !== undefined ? { require: request.require } : {}),
+        ...(request.trace !== undefined ? { trace: request.trace } : {}),
       },
       sink,
     );

@@ -459,6 +459,7 @@ export class TaskManager {
         args: task.args,
         ...(task.policy.timeLimitMs !== undefined ? { timeoutMs: task.policy.timeLimitMs } : {}),
         ...(task.policy.require !== undefined ? { require: task.policy.require } : {}),
+        ...(task.policy.trace !== undefined ? { trace: task.policy.trace } : {}),
       },
       sink,
     );

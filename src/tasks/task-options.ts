@@ -68,6 +68,8 @@ export function resolveTask(
     policy.concurrencyKey = submit.concurrencyKey;
     policy.concurrencyLimit = submit.concurrencyLimit ?? 1;
   }
+  // Per submit only: a method's defaults never carry a trace.
+  if (submit.trace !== undefined) policy.trace = submit.trace;
   const task: NewTask = {
     id,
     method,

@@ -25,6 +25,9 @@ export interface TaskInfo {
   /** When the record will be deleted. */
   purgeAt?: string;
   idempotencyKey?: string;
+  /** The W3C trace context it was submitted with. */
+  traceparent?: string;
+  tracestate?: string;
   progress?: unknown;
   /** The method's return value, once succeeded. */
   result?: unknown;
@@ -58,6 +61,11 @@ export function taskInfoWithoutResult(record: TaskRecord): Omit<TaskInfo, "resul
   if (record.finishedAt !== undefined) info.finishedAt = iso(record.finishedAt);
   if (record.purgeAt !== undefined) info.purgeAt = iso(record.purgeAt);
   if (record.idempotencyKey !== undefined) info.idempotencyKey = record.idempotencyKey;
+  const trace = record.policy.trace;
+  if (trace !== undefined) {
+    info.traceparent = trace.traceparent;
+    if (trace.tracestate !== undefined) info.tracestate = trace.tracestate;
+  }
   if (record.progress !== undefined) info.progress = record.progress;
   if (record.error !== undefined) info.error = record.error;
   const { concurrencyKey, concurrencyLimit, rateKey, rateKeyLimit } = record.policy;

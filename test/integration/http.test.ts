@@ -225,6 +225,12 @@ describe("the JSON API", () => {
     expect((await client.getTask(copy.id)).state).toBe("succeeded");
     // Retrying a task that succeeded is refused.
     expect((await fetch(`${url}/api/tasks/${copy.id}/retry`, { method: "POST" })).status).toBe(400);
+    // The same verb for clients (voidrail task retry): another new task from the revoked one.
+    const again = await client.retryTask(held.id);
+    expect(again.id).not.toBe(held.id);
+    expect(again.id).not.toBe(copy.id);
+    await client.waitTask(again.id, { timeout: 10 });
+    await expect(client.retryTask(copy.id)).rejects.toThrow("only a failed, revoked or expired task");
 
     const bad: [string, number, RequestInit?][] = [
       ["/api/tasks?state=bogus", 400],

@@ -214,6 +214,16 @@ describe("malformed input is a ProtocolError naming what is wrong", () => {
     expectFailure(raw("BYE", "{}"), "dealer", ProtocolFailure.UNEXPECTED_KIND);
   });
 
+  test("DRAIN from a client names a dealer and its request id, both or neither", () => {
+    const both = decodeMessage(raw("DRAIN", '{"id":4,"dealerId":"EchoService-1"}'), "router");
+    expect(both.ok && both.kind === "DRAIN" && both.header).toEqual({ id: 4, dealerId: "EchoService-1" });
+    const plain = decodeMessage(raw("DRAIN", "{}"), "router");
+    expect(plain.ok && plain.header).toEqual({});
+    expect(decodeMessage(raw("DRAIN", '{"dealerId":"EchoService-1"}'), "router").ok).toBe(false);
+    expect(decodeMessage(raw("DRAIN", '{"id":4,"dealerId":"has space"}'), "router").ok).toBe(false);
+    expect(decodeMessage(raw("DRAIN", "{}"), "dealer").ok).toBe(true);
+  });
+
   test("wrong frame count for the kind", () => {
     expectFailure(
       raw("REQUEST", '{"id":1,"method":"A.b"}'),

@@ -62,6 +62,38 @@ export function parseRateLimits(values: string[]): Record<string, string> | unde
   return limits;
 }
 
+export const httpArgs = {
+  "http-port": {
+    type: "string",
+    description: "Serve the dashboard, /metrics and /api on this port (off by default, env VOIDRAIL_HTTP_PORT)",
+  },
+  "http-host": { type: "string", description: "Interface for the HTTP server (default 127.0.0.1; another needs --http-token)" },
+  "http-token": { type: "string", description: "Token the HTTP server requires, except on /healthz (env VOIDRAIL_HTTP_TOKEN)" },
+} as const satisfies ArgsDef;
+
+/** The router's `http` option from --http-* flags; undefined leaves it to VOIDRAIL_HTTP_PORT. */
+export function httpOptions(args: {
+  "http-port"?: string;
+  "http-host"?: string;
+  "http-token"?: string;
+}): { port?: number; host?: string; token?: string } | undefined {
+  const portText = args["http-port"];
+  const host = args["http-host"];
+  const token = args["http-token"];
+  if (portText === undefined && host === undefined && token === undefined) return undefined;
+  if (portText === undefined && !env.VOIDRAIL_HTTP_PORT?.trim())
+    throw new CliError("--http-host and --http-token need --http-port (or VOIDRAIL_HTTP_PORT)", 2);
+  const options: { port?: number; host?: string; token?: string } = {};
+  if (portText !== undefined) {
+    if (!/^\d{1,5}$/.test(portText.trim()) || Number(portText) > 65535)
+      throw new CliError(`--http-port must be a port number, got "${portText}"`, 2);
+    options.port = Number(portText);
+  }
+  if (host !== undefined) options.host = host;
+  if (token !== undefined) options.token = token;
+  return options;
+}
+
 export const logLevelArg = {
   "log-level": { type: "string", description: "silent, error, warn, info or debug (env VOIDRAIL_LOG_LEVEL)" },
 } as const satisfies ArgsDef;

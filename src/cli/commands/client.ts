@@ -11,6 +11,7 @@ const args = {
   "router-info": { type: "boolean", description: "Show the router's mode, dealers and request counts" },
   "queue-status": { type: "boolean", description: "Show each method's queue length and free/busy dealers" },
   call: { type: "string", description: "Method to call, e.g. EchoService.echo" },
+  drain: { type: "string", description: "Drain the dealer with this id (see --clusters): it takes no new calls, finishes and leaves" },
   args: { type: "string", description: `Arguments as JSON: '"text"', '42', '[5, 3]' (two arguments), '{"name":"John"}' (one object)` },
   timeout: { type: "string", description: "Seconds before the call fails", default: "30" },
   require: { type: "string", description: "With --call: name=value the dealer must have, e.g. --require gpu=h200 (repeatable)" },
@@ -43,7 +44,10 @@ export function parseCallArguments(text: string | undefined): unknown[] {
 }
 
 export default defineCommand({
-  meta: { name: "client", description: "Call a method, or look at the router (--list, --clusters, --router-info, --queue-status)" },
+  meta: {
+    name: "client",
+    description: "Call a method, drain a dealer, or look at the router (--list, --clusters, --router-info, --queue-status)",
+  },
   args,
   run: ({ args: parsed, rawArgs }) =>
     runCli(async () => {
@@ -51,7 +55,8 @@ export default defineCommand({
       applyLogLevel(parsed["log-level"], "warn");
       const actions = (["list", "clusters", "router-info", "queue-status"] as const).filter((name) => parsed[name]);
       if (parsed.call !== undefined) actions.push("call" as never);
-      if (actions.length !== 1) throw new CliError("choose one of --call, --list, --clusters, --router-info, --queue-status", 2);
+      if (parsed.drain !== undefined) actions.push("drain" as never);
+      if (actions.length !== 1) throw new CliError("choose one of --call, --drain, --list, --clusters, --router-info, --queue-status", 2);
       if (parsed.args !== undefined && parsed.call === undefined) throw new CliError("--args goes with --call", 2);
       const callArguments = parseCallArguments(parsed.args);
       if (requireFlags.length > 0 && parsed.call === undefined) throw new CliError("--require goes with --call", 2);
@@ -94,7 +99,10 @@ async function runAction(
   callOptions: CallOptions,
 ): Promise<void> {
   await client.connect();
-  if (parsed.call !== undefined) {
+  if (parsed.drain !== undefined) {
+    const drained = await client.drainDealer(parsed.drain);
+    console.log(asTable ? `${drained.dealerId} is draining: it finishes its calls and leaves` : JSON.stringify(drained));
+  } else if (parsed.call !== undefined) {
     const services = await client.discoverServices();
     if (services[parsed.call]?.stream) {
       for await (const chunk of client.callStream(parsed.call, callArguments, callOptions)) console.log(JSON.stringify(chunk));

@@ -14,6 +14,8 @@ import {
   splitKeys,
   storeArg,
   taskStorePath,
+  httpArgs,
+  httpOptions,
 } from "./_shared.ts";
 import { CliError, runCli } from "../errors.ts";
 
@@ -44,6 +46,7 @@ const args = {
   "client-keys": { type: "string", description: "Comma-separated keys clients must present (env VOIDRAIL_CLIENT_API_KEYS)" },
   ...storeArg,
   ...rateLimitArg,
+  ...httpArgs,
   "generate-keys": { type: "boolean", description: "Print a new dealer key and client key and the commands that use them, then exit" },
   ...logLevelArg,
 } as const;
@@ -76,6 +79,7 @@ export default defineCommand({
       const maxMessageMiB = parsed["max-message-size"];
       if (maxMessageMiB !== undefined && !/^[1-9][0-9]{0,6}$/.test(maxMessageMiB))
         throw new CliError(`--max-message-size must be a whole number of MiB (1 or more), got "${maxMessageMiB}"`, 2);
+      const http = httpOptions(parsed);
       const router = new ServiceRouter({
         address: routerEndpoint(parsed),
         routerMode: parsed.mode,
@@ -87,6 +91,7 @@ export default defineCommand({
         ...(maxMessageMiB !== undefined ? { maxMessageSize: Number(maxMessageMiB) * 1024 * 1024 } : {}),
         taskStore: taskStorePath(parsed.store),
         ...(rateLimits !== undefined ? { rateLimits } : {}),
+        ...(http !== undefined ? { http } : {}),
       });
       // Signals are handled from before the start: a Ctrl-C right after "listening" must drain, not kill.
       const started = router.start();

@@ -14,6 +14,8 @@ import {
   routerEndpoint,
   storeArg,
   taskStorePath,
+  httpArgs,
+  httpOptions,
 } from "./_shared.ts";
 
 const args = {
@@ -30,6 +32,7 @@ const args = {
   },
   ...storeArg,
   ...rateLimitArg,
+  ...httpArgs,
 } as const;
 
 export default defineCommand({
@@ -44,6 +47,7 @@ export default defineCommand({
         throw new CliError(`--mode must be fifo or load_balance, got "${parsed.mode}"`, 2);
       // Flags are checked before the router starts; its address is known once it listens.
       const dealerFlags = dealerOptions(parsed, classNames, "", tag);
+      const http = httpOptions(parsed);
       const { ServiceRouter } = await import("../../index.ts");
       const router = new ServiceRouter({
         address: routerEndpoint(parsed),
@@ -51,6 +55,7 @@ export default defineCommand({
         heartbeatTimeout: parseSeconds(parsed["heartbeat-timeout"], "--heartbeat-timeout"),
         taskStore: taskStorePath(parsed.store),
         ...(rateLimits !== undefined ? { rateLimits } : {}),
+        ...(http !== undefined ? { http } : {}),
       });
       // Signals are handled from before the start: a Ctrl-C during start-up drains what has started.
       let starting: Promise<RunningDealers | undefined> = Promise.resolve(undefined);

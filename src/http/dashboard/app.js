@@ -20,6 +20,15 @@ async function api(path, options = {}) {
   return body;
 }
 
+/** 12345 → "12.3k": axis labels that fit. */
+function compact(n) {
+  if (n == null) return "";
+  const a = Math.abs(n);
+  if (a >= 1e6) return `${+(n / 1e6).toFixed(1)}M`;
+  if (a >= 1e3) return `${+(n / 1e3).toFixed(1)}k`;
+  return `${+n.toFixed(2)}`;
+}
+
 function ago(iso) {
   if (!iso) return "";
   const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
@@ -58,8 +67,8 @@ function Chart({ title, points, series }) {
         height: 160,
         legend: { show: true },
         scales: { x: { time: true } },
-        series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: true }))],
-        axes: [{}, { size: 50 }],
+        series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: true, points: { show: false } }))],
+        axes: [{}, { size: 64, values: (_, ticks) => ticks.map(compact) }],
       },
       [[], ...series.map(() => [])],
       box.current,
@@ -142,6 +151,7 @@ function TaskDetail({ task, onRevoke, onRetry }) {
       <dt>Method</dt><dd class="mono">${task.method}</dd>
       <dt>Attempts</dt><dd>${task.attempts}${task.lostAttempts ? ` (${task.lostAttempts} cut off by a lost dealer)` : ""}</dd>
       <dt>Priority</dt><dd>${task.priority}</dd>
+      ${task.traceparent ? html`<dt>Trace</dt><dd class="mono">${task.traceparent}</dd>` : null}
       ${task.progress !== undefined ? html`<dt>Progress</dt><dd class="mono">${JSON.stringify(task.progress)}</dd>` : null}
       ${task.result !== undefined ? html`<dt>Result</dt><dd><pre>${JSON.stringify(task.result, null, 2)}</pre></dd>` : null}
       ${task.error ? html`<dt>Error</dt><dd class="error"><span class="mono">${task.error.code}</span>: ${task.error.message}</dd>` : null}
@@ -260,4 +270,7 @@ function App() {
     ${toast ? html`<div class=${`toast ${toast.bad ? "bad" : ""}`} role="status">${toast.text}</div>` : null}`;
 }
 
-render(html`<${App} />`, document.getElementById("app"));
+const root = document.getElementById("app");
+// The "Loading…" placeholder is plain HTML: preact renders beside what it did not create.
+root.textContent = "";
+render(html`<${App} />`, root);

@@ -5,10 +5,11 @@
  * hundreds of points) from npm, and the dashboard's own script and style beside this file.
  * Loaded only when the HTTP server starts: import attributes of type "text" need Bun.
  */
+/// <reference path="./text-modules.d.ts" />
 import htmJs from "htm" with { type: "text" };
 import preactJs from "preact" with { type: "text" };
 import hooksJs from "preact/hooks" with { type: "text" };
-import uplotJs from "uplot" with { type: "text" };
+import uplotJs from "uplot/dist/uPlot.esm.js" with { type: "text" };
 import uplotCss from "uplot/dist/uPlot.min.css" with { type: "text" };
 import appJs from "./app.js" with { type: "text" };
 import styleCss from "./style.css" with { type: "text" };

@@ -4,3 +4,8 @@ declare module "*.css" {
   const text: string;
   export default text;
 }
+
+declare module "uplot/dist/uPlot.esm.js" {
+  const text: string;
+  export default text;
+}

@@ -1,0 +1,172 @@
+/**
+ * The dashboard in a real headless Chromium (Debian's `chromium`, driven by playwright-core):
+ * it refuses without the token, loads without console errors, shows the registered dealers,
+ * follows dealers joining and leaving and calls running (Server-Sent Events), finds a task by
+ * id and revokes it while it runs, and fits a phone's width. A screenshot under load is saved
+ * to test-artifacts/dashboard.png.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import type { ClientDealer, ServiceDealer, ServiceRouter } from "../../src/index.ts";
+import { Cluster, ROOT } from "../helpers/cluster.ts";
+import { EchoService, GatedService, Probe } from "../fixtures/services.ts";
+
+const TOKEN = "dashboard-test-token";
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ARTIFACTS = join(ROOT, "test-artifacts");
+/** Time for the page to show a change: the feed pushes once a second; a loaded machine is slow. */
+const LIVE_MS = 15_000;
+
+let browser: Browser;
+let cluster: Cluster;
+let router: ServiceRouter;
+let client: ClientDealer;
+let url: string;
+const probe = new Probe();
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (see .ci/run)`);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  cluster = new Cluster("tcp");
+  router = await cluster.router({ http: { port: 0, token: TOKEN } });
+  url = router.httpUrl!;
+  await cluster.dealer((options) => new GatedService(options, probe), { maxConcurrent: 2 });
+  client = await cluster.client();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await cluster?.dispose();
+});
+
+/** A page with its console errors and uncaught exceptions collected. */
+async function openPage(width = 1280, height = 900): Promise<{ page: Page; errors: string[] }> {
+  const context = await browser.newContext({ viewport: { width, height } });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(message.text());
+  });
+  page.on("pageerror", (error) => errors.push(error.message));
+  return { page, errors };
+}
+
+async function signedIn(width?: number, height?: number): Promise<{ page: Page; errors: string[] }> {
+  const opened = await openPage(width, height);
+  const response = await opened.page.goto(`${url}/?token=${TOKEN}`);
+  expect(response?.status()).toBe(200);
+  await opened.page.waitForSelector('[data-stat="live"] strong:text("connected")', { timeout: LIVE_MS });
+  return opened;
+}
+
+describe("the dashboard in Chromium", () => {
+  test("refuses without the token: the login form, and 401 from the API", async () => {
+    const { page } = await openPage();
+    const response = await page.goto(`${url}/`);
+    expect(response?.status()).toBe(401);
+    expect(await page.locator("form[action='/login'] input[name=token]").count()).toBe(1);
+    const api = await page.evaluate(async () => (await fetch("/api/router")).status);
+    expect(api).toBe(401);
+    await page.fill("input[name=token]", "wrong-token-value");
+    await page.click("button[type=submit]");
+    await page.waitForSelector(".error");
+    await page.fill("input[name=token]", TOKEN);
+    await page.click("button[type=submit]");
+    await page.waitForSelector("#dealers", { timeout: LIVE_MS });
+    await page.context().close();
+  });
+
+  test("loads without console errors and shows the registered dealers", async () => {
+    const { page, errors } = await signedIn();
+    await page.waitForSelector('#dealers tr[data-dealer^="GatedService-"]', { timeout: LIVE_MS });
+    expect(await page.locator("#queues tr[data-method='GatedService.hold']").count()).toBe(1);
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  test("follows a dealer joining and leaving, and calls running", async () => {
+    const { page, errors } = await signedIn();
+    const echo: ServiceDealer = await cluster.dealer((options) => new EchoService(options));
+    await page.waitForSelector('#dealers tr[data-dealer^="EchoService-"]', { timeout: LIVE_MS });
+    const before = Number(await page.locator('[data-stat="calls"] strong').textContent());
+    for (let i = 0; i < 40; i++) await client.call("EchoService.add", [i, i]);
+    await page.waitForFunction((least) => Number(document.querySelector('[data-stat="calls"] strong')?.textContent) >= least, before + 40, {
+      timeout: LIVE_MS,
+    });
+    await echo.stop();
+    await page.waitForSelector('#dealers tr[data-dealer^="EchoService-"]', { state: "detached", timeout: LIVE_MS });
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  test("finds a task by id and revokes it while it runs", async () => {
+    const { page, errors } = await signedIn();
+    const task = await client.submit("GatedService.hold", ["to-revoke"]);
+    await page.fill("#task-search", task.id);
+    await page.click("#task-find");
+    const row = page.locator(`#tasks tr[data-task="${task.id}"]`);
+    await row.waitFor({ timeout: LIVE_MS });
+    expect(await page.locator("#tasks tbody tr").count()).toBe(1);
+    await row.click();
+    await page.waitForSelector(`#task-detail[data-task="${task.id}"] #task-state:text("running")`, { timeout: LIVE_MS });
+    await page.click("#revoke");
+    await page.waitForSelector('#task-state:text("revoked")', { timeout: LIVE_MS });
+    expect((await client.getTask(task.id)).state).toBe("revoked");
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  test("under load, on a laptop and a phone: a screenshot for the README", async () => {
+    const echo = await cluster.dealer((options) => new EchoService(options), { maxConcurrent: 4 });
+    await cluster.dealer((options) => new EchoService(options), { instanceId: "worker-b", maxConcurrent: 4 });
+    // Some work waits in the queue while the gated dealer is busy, some tasks finish or fail.
+    const held = [0, 1, 2, 3, 4].map((i) => client.call("GatedService.hold", [`load-${i}`]).catch(() => undefined));
+    for (let i = 0; i < 3; i++) await client.submit("EchoService.add", [i, 1]);
+    await client.submit("EchoService.add", ["not a number", 1]);
+    let running = true;
+    const load = (async () => {
+      while (running) await Promise.all(Array.from({ length: 8 }, (_, i) => client.call("EchoService.square", [i])));
+    })();
+    const { page, errors } = await signedIn(1280, 1100);
+    await page.waitForFunction(() => document.querySelectorAll("#dealers tr[data-dealer]").length >= 3, undefined, { timeout: LIVE_MS });
+    // Let a few seconds of points reach the charts.
+    await page.waitForFunction(
+      () =>
+        Number(document.querySelector('[data-stat="calls"] strong')?.textContent) > 0 && document.querySelectorAll(".u-legend").length >= 3,
+      undefined,
+      { timeout: LIVE_MS },
+    );
+    const start = Date.now();
+    await page.waitForFunction((t) => Date.now() - t > 4000, start, { timeout: LIVE_MS, polling: 500 });
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, "dashboard.png"), fullPage: true });
+
+    const phone = await signedIn(390, 844);
+    await phone.page.waitForSelector("#dealers tr[data-dealer]", { timeout: LIVE_MS });
+    const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await phone.page.screenshot({ path: join(ARTIFACTS, "dashboard-phone.png"), fullPage: true });
+    running = false;
+    await load;
+    probe.gate.open();
+    await Promise.all(held);
+    await echo.stop();
+    expect(errors).toEqual([]);
+    expect(phone.errors).toEqual([]);
+    await page.context().close();
+    await phone.page.context().close();
+  });
+});
