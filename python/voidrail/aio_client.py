@@ -141,7 +141,7 @@ class AsyncClient:
             return
         loop = asyncio.get_running_loop()
         # A plain (not zmq.asyncio) socket: LoopSocket drives it from the loop with far less work per message.
-        context = zmq.Context.shadow(self._context.underlying) if self._context is not None else zmq.Context.instance()
+        context: zmq.Context = zmq.Context.shadow(self._context.underlying) if self._context is not None else zmq.Context.instance()
         socket = context.socket(zmq.DEALER)
         try:
             configure_socket(socket, heartbeat_interval=self._heartbeat[0], heartbeat_timeout=self._heartbeat[1], **self._curve)
@@ -490,8 +490,8 @@ class AsyncClient:
                 _fail(calls.pop(request_id), error)
             return
         request_id = message.header.get("id")
-        call = calls.get(request_id) if request_id is not None else None
-        if call is not None:
+        call = calls.get(request_id) if isinstance(request_id, int) else None
+        if call is not None and isinstance(request_id, int):
             if isinstance(call, asyncio.Future):
                 del calls[request_id]
                 if not call.done():
