@@ -136,7 +136,10 @@ class AsyncClient:
         await self.close()
 
     async def connect(self) -> None:
-        """Connects, says HELLO and waits for the WELCOME. AuthError on a refused key, TimeoutError when no router answers."""
+        """Connects, says HELLO and waits for the WELCOME. AuthError on a refused key, TimeoutError when no router answers.
+        A client connects once: after close(), make a new one."""
+        if self._closed:
+            raise ConnectionLostError("this AsyncClient was closed: make a new one to connect again")
         if self._io is not None:
             return
         loop = asyncio.get_running_loop()
@@ -172,6 +175,8 @@ class AsyncClient:
             return
         self._closed = True
         self._fail_all(ConnectionLostError("the client was closed"))
+        if self._welcomed is not None:
+            self._welcomed.set()  # calls waiting for a WELCOME go on, see the client closed, and fail
         try:
             self._io.socket.disable_monitor()
         except zmq.ZMQError:

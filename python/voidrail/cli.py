@@ -231,9 +231,11 @@ def supervise(args: argparse.Namespace, classes: List[Type[ServiceDealer]], inst
         for slot in slots.values():
             process = slot.get("process")
             if process is None:
-                if not stopping and time.monotonic() >= slot.get("restart_at", 0):
+                if stopping or slot.get("restart_at") == float("inf"):
+                    continue
+                if time.monotonic() >= slot.get("restart_at", 0):
                     start(slot)
-                    alive += 1
+                alive += 1  # running again, or waiting out its pause before the restart
                 continue
             code = process.poll()
             if code is None:
