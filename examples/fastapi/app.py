@@ -3,7 +3,7 @@
 Run a router with the example services, then this app:
 
     npx voidrail serve --module examples/services.ts     # a router and EchoService on :5555
-    PYTHONPATH=python uvicorn --app-dir examples/fastapi app:app --port 8000
+    PYTHONPATH=python python3 -m uvicorn --app-dir examples/fastapi app:app --port 8000
 
     curl 'localhost:8000/add?a=2&b=3'                      # {"sum": 5.0}
     curl -N 'localhost:8000/numbers?start=0&end=5'         # server-sent events, one per chunk

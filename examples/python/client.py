@@ -12,7 +12,7 @@ small demo against a router that serves EchoService; it prints one JSON line per
 
 In a program, use the package itself (it is what this script calls):
 
-    import voidrail
+    import voidrail  # noqa: F401 - found here, used below
 
     with voidrail.Client("tcp://127.0.0.1:5555", api_key=None, timeout=30) as client:
         client.invoke("EchoService.echo", "hi")                    # -> "hi"
@@ -52,10 +52,10 @@ except ImportError:  # pragma: no cover - depends on the machine
     sys.exit("client.py: pyzmq is not installed for this Python (Debian: apt-get install python3-zmq)")
 
 try:
-    import voidrail
+    import voidrail  # noqa: F401 - found here, used below
 except ImportError:  # not installed: the package of this repository
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
-    import voidrail
+    import voidrail  # noqa: F401 - found here, used below
 
 from voidrail import CallTimeoutError, Client, ValidationError, VoidRailError  # noqa: E402,F401 - CallTimeoutError: the old name
 from voidrail.task_options import TASK_STATES  # noqa: E402

@@ -136,12 +136,15 @@ class AsyncClient:
         await self.close()
 
     async def connect(self) -> None:
-        """Connects, says HELLO and waits for the WELCOME. AuthError on a refused key, TimeoutError when no router answers."""
+        """Connects, says HELLO and waits for the WELCOME. AuthError on a refused key, TimeoutError when no router answers.
+        A client connects once: after close(), make a new one."""
+        if self._closed:
+            raise ConnectionLostError("this AsyncClient was closed: make a new one to connect again")
         if self._io is not None:
             return
         loop = asyncio.get_running_loop()
         # A plain (not zmq.asyncio) socket: LoopSocket drives it from the loop with far less work per message.
-        context = zmq.Context.shadow(self._context.underlying) if self._context is not None else zmq.Context.instance()
+        context: zmq.Context = zmq.Context.shadow(self._context.underlying) if self._context is not None else zmq.Context.instance()
         socket = context.socket(zmq.DEALER)
         try:
             configure_socket(socket, heartbeat_interval=self._heartbeat[0], heartbeat_timeout=self._heartbeat[1], **self._curve)
@@ -172,6 +175,8 @@ class AsyncClient:
             return
         self._closed = True
         self._fail_all(ConnectionLostError("the client was closed"))
+        if self._welcomed is not None:
+            self._welcomed.set()  # calls waiting for a WELCOME go on, see the client closed, and fail
         try:
             self._io.socket.disable_monitor()
         except zmq.ZMQError:
@@ -490,8 +495,8 @@ class AsyncClient:
                 _fail(calls.pop(request_id), error)
             return
         request_id = message.header.get("id")
-        call = calls.get(request_id) if request_id is not None else None
-        if call is not None:
+        call = calls.get(request_id) if isinstance(request_id, int) else None
+        if call is not None and isinstance(request_id, int):
             if isinstance(call, asyncio.Future):
                 del calls[request_id]
                 if not call.done():

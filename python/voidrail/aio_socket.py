@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any, Callable, Deque, List, Optional, Sequence
+from typing import Any, Callable, Deque, List, Optional, Sequence, cast
 
 import zmq
 
@@ -37,7 +37,7 @@ class LoopSocket:
         self._drained: Optional[asyncio.Event] = None
         self._check_scheduled = False
         self._closed = False
-        self._fd = socket.getsockopt(zmq.FD)
+        self._fd = cast(int, socket.getsockopt(zmq.FD))
         loop.add_reader(self._fd, self._service)
         # The FD only signals changes: what arrived before add_reader (or whose signal another call consumed) is looked for now.
         self._schedule_check()
@@ -85,7 +85,7 @@ class LoopSocket:
         socket = self.socket
         while not self._closed:
             try:
-                events = socket.getsockopt(_EVENTS)
+                events = cast(int, socket.getsockopt(_EVENTS))
             except zmq.ZMQError:
                 return  # closed under us
             progressed = False

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from types import ModuleType
-from typing import Dict, List, Optional, Sequence, Type
+from typing import Any, Dict, List, Optional, Sequence, Type
 
 from .dealer import ServiceDealer
 from .errors import VoidRailError
@@ -158,9 +158,9 @@ async def run_in_process(classes: List[Type[ServiceDealer]], address: str, api_k
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
-    starting = asyncio.ensure_future(asyncio.gather(*(dealer.start() for dealer in dealers)))
-    stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    starting: "asyncio.Future[Any]" = asyncio.ensure_future(asyncio.gather(*(dealer.start() for dealer in dealers)))
+    stopping: "asyncio.Future[Any]" = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
     if not starting.done():
         # A signal while waiting for the router: give up the start, there is nothing to drain.
         starting.cancel()
@@ -231,9 +231,11 @@ def supervise(args: argparse.Namespace, classes: List[Type[ServiceDealer]], inst
         for slot in slots.values():
             process = slot.get("process")
             if process is None:
-                if not stopping and time.monotonic() >= slot.get("restart_at", 0):
+                if stopping or slot.get("restart_at") == float("inf"):
+                    continue
+                if time.monotonic() >= slot.get("restart_at", 0):
                     start(slot)
-                    alive += 1
+                alive += 1  # running again, or waiting out its pause before the restart
                 continue
             code = process.poll()
             if code is None:

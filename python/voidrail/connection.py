@@ -7,6 +7,7 @@ import re
 from typing import Optional, Union
 
 import zmq
+from zmq.utils import z85
 
 from .errors import ValidationError
 
@@ -46,7 +47,7 @@ def _z85(name: str, key: Key) -> bytes:
     except (UnicodeEncodeError, TypeError):
         raise ValidationError(f"{name} must be a Z85 key (40 characters) or 32 raw bytes", {"path": name}) from None
     if len(raw) == 32:
-        return zmq.utils.z85.encode(raw)  # a raw 32-byte key
+        return z85.encode(raw)  # a raw 32-byte key
     if len(raw) != 40:
         raise ValidationError(f"{name} must be a Z85 key (40 characters) or 32 raw bytes", {"path": name})
     return raw

@@ -159,7 +159,7 @@ class ServiceDealer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._registered = loop.create_future()
-        socket = zmq.Context.instance().socket(zmq.DEALER)
+        socket: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
         configure_socket(socket, **self._socket_options)  # type: ignore[arg-type]
         self._monitor_io = LoopSocket(socket.get_monitor_socket(_MONITOR_EVENTS), loop, self._on_monitor_event)
         self._io = LoopSocket(socket, loop, self._on_frames)
@@ -262,7 +262,7 @@ class ServiceDealer:
             "version": PROTOCOL_VERSION,
             "service": self.service_name,
             "instanceId": self.instance_id,
-            "methods": describe([spec for spec, _, _ in self._methods.values()], self.service_name),
+            "methods": describe([spec for spec, _, _ in self._methods.values()], str(self.service_name)),
         }
         if self.max_concurrent is not None:
             hello["maxConcurrent"] = self.max_concurrent
@@ -369,7 +369,7 @@ class ServiceDealer:
         except TypeError as error:
             return self._reply_error(request_id, ValidationError(f"{method}: {error}", {"path": "args"}))
         task = header.get("task") if isinstance(header.get("task"), dict) else None
-        deadline_ms = header.get("deadlineMs")
+        deadline_ms: int = header.get("deadlineMs") or 0
         deadline = time.time() + deadline_ms / 1000 if isinstance(deadline_ms, int) and deadline_ms > 0 else None
         credit = header.get("credit") if spec.stream and isinstance(header.get("credit"), int) else None
         running: Optional[_Running] = None
@@ -388,7 +388,7 @@ class ServiceDealer:
         assert self._idle is not None and self._loop is not None
         self._idle.clear()
         if deadline is not None:
-            running.deadline_timer = self._loop.call_later(deadline_ms / 1000, self._deadline_passed, request_id, running, deadline_ms)  # type: ignore[operator]
+            running.deadline_timer = self._loop.call_later(deadline_ms / 1000, self._deadline_passed, request_id, running, deadline_ms)
         kwargs = {"context": context} if spec.context else {}
         running.task = self._loop.create_task(self._run(request_id, running, spec, bound, args, kwargs))
 

@@ -10,7 +10,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EchoService } from "../../examples/services.ts";
@@ -82,9 +82,10 @@ class PythonDealers {
   readonly exited: Promise<number | null>;
   stderr = "";
 
-  constructor(address: string, args: string[] = [], env: Record<string, string> = {}) {
-    this.process = spawn(PYTHON, ["-m", "voidrail", "dealer", "--module", "peer_service", "--address", address, ...args], {
-      cwd: join(PYTHON_PACKAGE, "tests"),
+  constructor(address: string, args: string[] = [], env: Record<string, string> = {}, whole?: { cwd: string; args: string[] }) {
+    const command = whole ? whole.args : ["dealer", "--module", "peer_service", "--address", address, ...args];
+    this.process = spawn(PYTHON, ["-m", "voidrail", ...command], {
+      cwd: whole?.cwd ?? join(PYTHON_PACKAGE, "tests"),
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, PYTHONPATH: PYTHON_PACKAGE, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1", ...env },
     });
@@ -358,6 +359,37 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
     await waitFor(() => waiting.stderr.includes("PyService connecting to ipc://"), { timeoutMs: 10_000, message: "the dealer to connect" });
     waiting.signal("SIGTERM");
     expect(await waitFor(waiting.exited, { timeoutMs: 10_000, message: "the waiting dealer to exit" })).toBe(0);
+  }, 60_000);
+
+  test("the README's Python service (From Python and FastAPI) runs as given, two instances, and serves", async () => {
+    const readme = readFileSync(join(PYTHON_PACKAGE, "..", "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## From Python and FastAPI"), readme.indexOf("## Command line"));
+    const service = /```python\n(# my_service\.py\n[\s\S]*?)```/.exec(section)?.[1];
+    const command = /```sh\n(python -m voidrail dealer [^\n]*)\n```/.exec(section)?.[1];
+    expect(service).toBeDefined();
+    expect(command).toBe("python -m voidrail dealer --module my_service --instances 2 --address tcp://127.0.0.1:5555");
+    const scratch = mkdtempSync(join(tmpdir(), "voidrail-readme-py-"));
+    try {
+      writeFileSync(join(scratch, "my_service.py"), service!);
+      const router = await cluster.router();
+      const args = command!
+        .split(" ")
+        .slice(3)
+        .map((word) => (word === "tcp://127.0.0.1:5555" ? router.address : word));
+      const child = new PythonDealers(router.address, [], {}, { cwd: scratch, args });
+      running.push(child);
+      const client = await cluster.client();
+      await waitFor(async () => (await client.discoverClusters()).filter((dealer) => dealer.service === "Vision").length === 2, {
+        timeoutMs: 20_000,
+        message: `two Vision instances (stderr: ${child.stderr})`,
+      });
+      expect(await client.invoke("Vision.bright", new Uint8Array([0, 201, 255, 100]))).toBe(2);
+      const frames: unknown[] = [];
+      for await (const frame of client.stream("Vision.frames", 3)) frames.push(frame);
+      expect(frames).toEqual([0, 1, 2]);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   }, 60_000);
 
   test("usage errors exit 2 with one line: a missing module, an unknown class, a bad --instances", async () => {
