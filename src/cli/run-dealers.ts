@@ -17,6 +17,9 @@ export interface DealerRunOptions {
   apiKey?: string;
   /** Seconds to wait for the router before giving up. */
   startTimeout: number;
+  /** CURVE: the router's public key and this dealer's secret key (children get them in their environment, never in argv). */
+  curveServerKey?: string;
+  curveSecretKey?: string;
 }
 
 export interface RunningDealers {
@@ -50,6 +53,8 @@ export async function runInProcess(options: DealerRunOptions): Promise<RunningDe
       apiKey: options.apiKey,
       startTimeout: options.startTimeout,
       ...(options.maxConcurrent !== undefined ? { maxConcurrent: options.maxConcurrent } : {}),
+      ...(options.curveServerKey !== undefined ? { curveServerKey: options.curveServerKey } : {}),
+      ...(options.curveSecretKey !== undefined ? { curveSecretKey: options.curveSecretKey } : {}),
     });
     try {
       await service.start();
@@ -123,7 +128,12 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       "--supervised",
       ...(options.maxConcurrent !== undefined ? ["--max-concurrent", String(options.maxConcurrent)] : []),
     ];
-    const env = { ...process.env, ...(options.apiKey ? { VOIDRAIL_API_KEY: options.apiKey } : {}) };
+    const env = {
+      ...process.env,
+      ...(options.apiKey ? { VOIDRAIL_API_KEY: options.apiKey } : {}),
+      ...(options.curveServerKey ? { VOIDRAIL_CURVE_SERVER_KEY: options.curveServerKey } : {}),
+      ...(options.curveSecretKey ? { VOIDRAIL_CURVE_SECRET_KEY: options.curveSecretKey } : {}),
+    };
     // stdin is the child's lifeline: nothing is written to it, and its end (this process gone,
     // even by SIGKILL) makes the child drain and exit instead of running on as an orphan.
     const proc = Bun.spawn(args, { stdout: "pipe", stderr: "inherit", stdin: "pipe", env });

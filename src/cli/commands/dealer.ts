@@ -7,6 +7,8 @@ import {
   applyLogLevel,
   checkFlags,
   connectionArgs,
+  curveClientArgs,
+  curveClientFlags,
   logLevelArg,
   onShutdown,
   parsePositiveInteger,
@@ -27,6 +29,7 @@ export const dealerArgs = {
   "start-timeout": { type: "string", description: "Seconds to wait for the router before giving up", default: "30" },
   ...connectionArgs,
   ...apiKeyArg,
+  ...curveClientArgs,
   ...logLevelArg,
 } as const;
 
@@ -43,6 +46,7 @@ export function dealerOptions(parsed: Record<string, unknown>, classNames: strin
     ...(maxConcurrent !== undefined ? { maxConcurrent: parsePositiveInteger(maxConcurrent, "--max-concurrent", 65535) } : {}),
     apiKey: (parsed["api-key"] as string | undefined) ?? (process.env.VOIDRAIL_API_KEY || undefined),
     startTimeout: parseSeconds(parsed["start-timeout"] as string, "--start-timeout"),
+    ...curveClientFlags(parsed),
   };
 }
 

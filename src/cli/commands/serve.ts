@@ -9,6 +9,7 @@ import {
   EXIT_STORE_UNUSABLE,
   onShutdown,
   parseSeconds,
+  readCurveSecretKeyFile,
   routerEndpoint,
   storeArg,
   taskStorePath,
@@ -38,10 +39,20 @@ export default defineCommand({
       applyLogLevel(parsed["log-level"], "info");
       if (parsed.mode !== "fifo" && parsed.mode !== "load_balance")
         throw new CliError(`--mode must be fifo or load_balance, got "${parsed.mode}"`, 2);
+      // Here --curve-secret-key-file is the router's key; the dealers connect with its public key.
+      if (parsed["curve-server-key"] !== undefined)
+        throw new CliError(
+          "serve derives the dealers' --curve-server-key from --curve-secret-key-file (the router's key): leave it out",
+          2,
+        );
+      const routerSecretFile = parsed["curve-secret-key-file"];
+      const curveSecretKey =
+        routerSecretFile === undefined ? undefined : readCurveSecretKeyFile(routerSecretFile, "--curve-secret-key-file");
       // Flags are checked before the router starts; its address is known once it listens.
-      const dealerFlags = dealerOptions(parsed, classNames, "");
-      const { ServiceRouter } = await import("../../index.ts");
+      const dealerFlags = dealerOptions({ ...parsed, "curve-secret-key-file": undefined }, classNames, "");
+      const { ServiceRouter, curvePublicKey } = await import("../../index.ts");
       const router = new ServiceRouter({
+        ...(curveSecretKey !== undefined ? { curveSecretKey } : {}),
         address: routerEndpoint(parsed),
         routerMode: parsed.mode,
         heartbeatTimeout: parseSeconds(parsed["heartbeat-timeout"], "--heartbeat-timeout"),
@@ -69,7 +80,11 @@ export default defineCommand({
         const unusableStore = (error as { code?: unknown }).code === "STORE_ERROR";
         throw new CliError(`cannot start the router: ${(error as Error).message}`, unusableStore ? EXIT_STORE_UNUSABLE : 1);
       }
-      const options = { ...dealerFlags, routerAddress: router.address };
+      const options = {
+        ...dealerFlags,
+        routerAddress: router.address,
+        ...(curveSecretKey !== undefined ? { curveServerKey: curvePublicKey(curveSecretKey) } : {}),
+      };
       starting = options.instances > 1 ? runSupervised(options) : runInProcess(options);
       const dealers = await starting.catch(async (error) => {
         await router.stop();
