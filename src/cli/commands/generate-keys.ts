@@ -21,8 +21,8 @@ export function generateKeys(outDir: string | undefined): void {
   const secretFile = (role: string) => (dir === undefined ? `${role}.secret` : join(dir, `${role}.secret`));
   if (dir !== undefined) writeKeyFiles(dir, pairs);
 
-  console.log(`dealer API key: ${dealerKey}`);
-  console.log(`client API key: ${clientKey}`);
+  console.log(`dealer key: ${dealerKey}`);
+  console.log(`client key: ${clientKey}`);
   console.log("");
   console.log(`voidrail router --require-auth --dealer-keys ${dealerKey} --client-keys ${clientKey}`);
   console.log(`voidrail dealer --module ./services.ts --api-key ${dealerKey}`);
