@@ -30,6 +30,9 @@ export interface DealerRunOptions {
   apiKey?: string;
   /** Seconds to wait for the router before giving up. */
   startTimeout: number;
+  /** CURVE: the router's public key and this dealer's secret key (children get them in their environment, never in argv). */
+  curveServerKey?: string;
+  curveSecretKey?: string;
 }
 
 /** Whether the dealers need supervised child processes: several instances, or recycling (someone must start the replacement). */
@@ -79,6 +82,8 @@ export async function runInProcess(options: DealerRunOptions): Promise<RunningDe
       startTimeout: options.startTimeout,
       ...(options.maxConcurrent !== undefined ? { maxConcurrent: options.maxConcurrent } : {}),
       ...(Object.keys(tags).length > 0 ? { tags } : {}),
+      ...(options.curveServerKey !== undefined ? { curveServerKey: options.curveServerKey } : {}),
+      ...(options.curveSecretKey !== undefined ? { curveSecretKey: options.curveSecretKey } : {}),
     });
     try {
       await service.start();
@@ -202,7 +207,12 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       ...(options.maxCallsPerInstance !== undefined ? ["--max-calls", String(options.maxCallsPerInstance)] : []),
       ...(options.maxMemoryPerInstance !== undefined ? ["--max-memory", String(options.maxMemoryPerInstance)] : []),
     ];
-    const env: Record<string, string | undefined> = { ...process.env, ...(options.apiKey ? { VOIDRAIL_API_KEY: options.apiKey } : {}) };
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      ...(options.apiKey ? { VOIDRAIL_API_KEY: options.apiKey } : {}),
+      ...(options.curveServerKey ? { VOIDRAIL_CURVE_SERVER_KEY: options.curveServerKey } : {}),
+      ...(options.curveSecretKey ? { VOIDRAIL_CURVE_SECRET_KEY: options.curveSecretKey } : {}),
+    };
     const gpus = options.plan.gpus?.[child.instance - 1];
     if (gpus !== undefined) setGpuEnvironment(env, gpus);
     // stdin is the child's lifeline: nothing is written to it, and its end (this process gone,

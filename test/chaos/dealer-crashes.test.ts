@@ -7,12 +7,23 @@
  *   ./node_modules/.bin/bun test test/chaos/dealer-crashes.test.ts
  */
 import { expect, test } from "bun:test";
-import { runDealerCrashes } from "./scenarios/dealer-crashes.ts";
+import { withCurveEverywhere } from "./lib/curve-env.ts";
+import { type DealerCrashFigures, runDealerCrashes } from "./scenarios/dealer-crashes.ts";
 
 test("dealers killed with SIGKILL every 2 s under 64 calls in flight: every call ends with its result or a typed error, none lost, none hung, none answered twice", async () => {
   const figures = await runDealerCrashes({ calls: 20_000, workMs: 40 });
   console.log(`[chaos] scenario 1 dealer crashes: ${JSON.stringify({ ...figures, lost: figures.lost.length })}`);
+  expectSound(figures);
+}, 120_000);
 
+// Once more with CURVE on every connection (issue 13): shorter, with kills twice as often.
+test("with CURVE: dealers killed every second under 64 calls in flight: the same guarantees", async () => {
+  const figures = await withCurveEverywhere(() => runDealerCrashes({ calls: 8_000, workMs: 40, killEveryMs: 1000 }));
+  console.log(`[chaos] scenario 1 dealer crashes, CURVE: ${JSON.stringify({ ...figures, lost: figures.lost.length })}`);
+  expectSound(figures);
+}, 120_000);
+
+function expectSound(figures: DealerCrashFigures): void {
   expect(figures.lost).toEqual([]);
   expect(figures.hung).toBe(0);
   expect(figures.duplicateReplies).toBe(0);
@@ -24,4 +35,4 @@ test("dealers killed with SIGKILL every 2 s under 64 calls in flight: every call
   expect(figures.inFlightAtLoss).toBeGreaterThan(0);
   expect(figures.redispatched + (figures.failed.DealerLostError ?? 0)).toBe(figures.inFlightAtLoss);
   expect(figures.leftInRouter).toEqual({ queued: 0, running: 0 });
-}, 120_000);
+}

@@ -11,6 +11,7 @@ import { afterEach, expect, test } from "bun:test";
 import { ConnectionError } from "../../src/index.ts";
 import { RECONNECT_MAX_INTERVAL_MS } from "../../src/options.ts";
 import { LOAD_SLACK_MS, waitFor } from "../helpers/wait.ts";
+import { withCurveEverywhere } from "./lib/curve-env.ts";
 import { CallLedger, ReplyTap } from "./lib/ledger.ts";
 import { Stage } from "./lib/stage.ts";
 
@@ -31,7 +32,20 @@ const BACK_WITHIN_MS = RECONNECT_MAX_INTERVAL_MS + Math.max(1000, LOAD_SLACK_MS)
 const stage = new Stage();
 afterEach(() => stage.dispose());
 
-test(`a router killed ${ROUNDS} times with calls queued and in flight: lost calls fail with ConnectionError, idempotent ones are resent and succeed, dealers re-register, new calls succeed within the peers' reconnect interval`, async () => {
+test(
+  `a router killed ${ROUNDS} times with calls queued and in flight: lost calls fail with ConnectionError, idempotent ones are resent and succeed, dealers re-register, new calls succeed within the peers' reconnect interval`,
+  () => restartRounds("scenario 3 router restart"),
+  120_000,
+);
+
+// Once more with CURVE on every connection (issue 13): every reconnect is a new CURVE handshake.
+test(
+  "with CURVE: the same restarts, the same guarantees",
+  () => withCurveEverywhere(() => restartRounds("scenario 3 router restart, CURVE")),
+  120_000,
+);
+
+async function restartRounds(label: string): Promise<void> {
   let router = await stage.router({ heartbeatTimeout: 2 });
   const address = router.address;
   const dealers = await Promise.all(
@@ -115,9 +129,9 @@ test(`a router killed ${ROUNDS} times with calls queued and in flight: lost call
     expect(reregisteredMs).toBeLessThan(BACK_WITHIN_MS);
   }
 
-  console.log(`[chaos] scenario 3 router restart: ${JSON.stringify({ rounds: figures, duplicates: tap.duplicates.length })}`);
+  console.log(`[chaos] ${label}: ${JSON.stringify({ rounds: figures, duplicates: tap.duplicates.length })}`);
   expect(tap.duplicates).toEqual([]);
-}, 120_000);
+}
 
 test("an idempotent call resent to a restarted router before its dealer is back waits for the dealer and succeeds", async () => {
   const first = await stage.router({ heartbeatTimeout: 2 });

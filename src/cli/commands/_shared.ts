@@ -1,4 +1,5 @@
 /** Argument fragments and helpers shared by the subcommands. */
+import { readFileSync } from "node:fs";
 import type { ArgsDef } from "citty";
 import { CliError } from "../errors.ts";
 
@@ -20,6 +21,66 @@ export const connectionArgs = {
 export const apiKeyArg = {
   "api-key": { type: "string", description: "API key (env VOIDRAIL_API_KEY)" },
 } as const satisfies ArgsDef;
+
+/** CURVE for a dealer or client: the router's public key, and our secret key from a file (a key in argv shows in `ps`). */
+export const curveClientArgs = {
+  "curve-server-key": {
+    type: "string",
+    description: "The router's CURVE public key (40 Z85 characters): encrypt the connection (env VOIDRAIL_CURVE_SERVER_KEY)",
+  },
+  "curve-secret-key-file": {
+    type: "string",
+    description: "File holding this peer's CURVE secret key (its public key is its identity; env VOIDRAIL_CURVE_SECRET_KEY)",
+  },
+} as const satisfies ArgsDef;
+
+const Z85_KEY = /^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/;
+
+/**
+ * Reads a CURVE secret key file: the 40-character Z85 key on a line of its own (what
+ * `voidrail router --generate-keys --out DIR` writes), or a libzmq/pyzmq certificate's
+ * `secret-key = "..."` line. Anything else is a one-line CliError.
+ */
+export function readCurveSecretKeyFile(path: string, flag: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new CliError(`cannot read ${flag} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 2);
+  }
+  const certificate = /secret-key\s*=\s*"([^"]{40})"/.exec(text);
+  const candidates = certificate
+    ? [certificate[1]]
+    : text
+        .split(/\r?\n/)
+        .map((line) => line.trim())
+        .filter((line) => line !== "" && !line.startsWith("#"));
+  const key = candidates.find((line) => Z85_KEY.test(line));
+  if (key === undefined || (!certificate && candidates.length !== 1)) {
+    throw new CliError(`${flag} ${path} does not hold one CURVE secret key (40 Z85 characters on a line of its own)`, 2);
+  }
+  return key;
+}
+
+/** A CURVE public key given on the command line, checked. */
+export function curveKeyFlag(value: string, flag: string): string {
+  const key = value.trim();
+  if (!Z85_KEY.test(key)) throw new CliError(`${flag} must be a CURVE public key of 40 Z85 characters, got "${value}"`, 2);
+  return key;
+}
+
+/** The curve options of a dealer or client from its flags (unset flags leave the environment to decide). */
+export function curveClientFlags(parsed: Record<string, unknown>): { curveServerKey?: string; curveSecretKey?: string } {
+  const serverKey = parsed["curve-server-key"] as string | undefined;
+  const secretFile = parsed["curve-secret-key-file"] as string | undefined;
+  if (secretFile !== undefined && serverKey === undefined && !process.env.VOIDRAIL_CURVE_SERVER_KEY) {
+    throw new CliError("--curve-secret-key-file needs --curve-server-key (the router's CURVE public key)", 2);
+  }
+  return {
+    ...(serverKey !== undefined ? { curveServerKey: curveKeyFlag(serverKey, "--curve-server-key") } : {}),
+    ...(secretFile !== undefined ? { curveSecretKey: readCurveSecretKeyFile(secretFile, "--curve-secret-key-file") } : {}),
+  };
+}
 
 export const storeArg = {
   store: {

@@ -3,7 +3,17 @@ import { defineCommand, type ParsedArgs } from "citty";
 import type { CallOptions, ClientDealer } from "../../index.ts";
 import { CliError, describeCodedError, isAuthFailure, refusedKeyHint, runCli } from "../errors.ts";
 import { printTable } from "../table.ts";
-import { apiKeyArg, applyLogLevel, checkFlags, connectionArgs, logLevelArg, parseSeconds, routerEndpoint } from "./_shared.ts";
+import {
+  apiKeyArg,
+  applyLogLevel,
+  checkFlags,
+  connectionArgs,
+  curveClientArgs,
+  curveClientFlags,
+  logLevelArg,
+  parseSeconds,
+  routerEndpoint,
+} from "./_shared.ts";
 
 const args = {
   list: { type: "boolean", description: "List the methods services offer" },
@@ -19,6 +29,7 @@ const args = {
   json: { type: "boolean", description: "Print JSON even on a terminal" },
   ...connectionArgs,
   ...apiKeyArg,
+  ...curveClientArgs,
   ...logLevelArg,
 } as const;
 
@@ -75,6 +86,7 @@ export default defineCommand({
         timeout,
         connectTimeout: parseSeconds(parsed["connect-timeout"], "--connect-timeout"),
         apiKey: parsed["api-key"] ?? (process.env.VOIDRAIL_API_KEY || undefined),
+        ...curveClientFlags(parsed),
         logger: process.env.VOIDRAIL_LOG_LEVEL === "debug" ? undefined : silentLogger,
       });
       const asTable = process.stdout.isTTY === true && !parsed.json;

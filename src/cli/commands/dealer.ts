@@ -9,6 +9,8 @@ import {
   applyLogLevel,
   checkFlags,
   connectionArgs,
+  curveClientArgs,
+  curveClientFlags,
   logLevelArg,
   onShutdown,
   parsePositiveInteger,
@@ -37,6 +39,7 @@ export const dealerArgs = {
   "max-memory-per-instance": { type: "string", description: "Replace an instance once its RSS passes this many MiB" },
   ...connectionArgs,
   ...apiKeyArg,
+  ...curveClientArgs,
   ...logLevelArg,
 } as const;
 
@@ -69,6 +72,7 @@ export function dealerOptions(
     ...(maxConcurrent !== undefined ? { maxConcurrent: parsePositiveInteger(maxConcurrent, "--max-concurrent", 65535) } : {}),
     apiKey: (parsed["api-key"] as string | undefined) ?? (process.env.VOIDRAIL_API_KEY || undefined),
     startTimeout: parseSeconds(parsed["start-timeout"] as string, "--start-timeout"),
+    ...curveClientFlags(parsed),
   };
 }
 

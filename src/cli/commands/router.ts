@@ -7,9 +7,11 @@ import {
   EXIT_STORE_UNUSABLE,
   logLevelArg,
   onShutdown,
+  curveKeyFlag,
   parseRateLimits,
   parseSeconds,
   rateLimitArg,
+  readCurveSecretKeyFile,
   routerEndpoint,
   splitKeys,
   storeArg,
@@ -44,10 +46,26 @@ const args = {
   "require-auth": { type: "boolean", description: "Require API keys (env VOIDRAIL_REQUIRE_AUTH)" },
   "dealer-keys": { type: "string", description: "Comma-separated keys dealers must present (env VOIDRAIL_DEALER_API_KEYS)" },
   "client-keys": { type: "string", description: "Comma-separated keys clients must present (env VOIDRAIL_CLIENT_API_KEYS)" },
+  "curve-secret-key-file": {
+    type: "string",
+    description: "File holding the router's CURVE secret key: encrypt every connection, refuse NULL peers (env VOIDRAIL_CURVE_SECRET_KEY)",
+  },
+  "curve-allow-dealers": {
+    type: "string",
+    description: "Comma-separated CURVE public keys that may register as dealers (env VOIDRAIL_CURVE_ALLOW_DEALERS)",
+  },
+  "curve-allow-clients": {
+    type: "string",
+    description: "Comma-separated CURVE public keys that may act as clients (env VOIDRAIL_CURVE_ALLOW_CLIENTS)",
+  },
   ...storeArg,
   ...rateLimitArg,
   ...httpArgs,
-  "generate-keys": { type: "boolean", description: "Print a new dealer key and client key and the commands that use them, then exit" },
+  "generate-keys": {
+    type: "boolean",
+    description: "Print new API keys and CURVE key pairs (router, dealer, client) and the commands that use them, then exit",
+  },
+  out: { type: "string", description: "With --generate-keys: write the CURVE keys as files (mode 0600) into this directory" },
   ...logLevelArg,
 } as const;
 
@@ -58,18 +76,13 @@ export default defineCommand({
     runCli(async () => {
       const { "rate-limit": rateLimitFlags } = checkFlags(rawArgs, args, ["rate-limit"]);
       const rateLimits = parseRateLimits(rateLimitFlags);
-      const { ApiKeyManager, ServiceRouter } = await import("../../index.ts");
+      const { ServiceRouter } = await import("../../index.ts");
       if (parsed["generate-keys"]) {
-        const dealerKey = ApiKeyManager.generateKey("dealer");
-        const clientKey = ApiKeyManager.generateKey("client");
-        console.log(`dealer key: ${dealerKey}`);
-        console.log(`client key: ${clientKey}`);
-        console.log("");
-        console.log(`voidrail router --require-auth --dealer-keys ${dealerKey} --client-keys ${clientKey}`);
-        console.log(`voidrail dealer --module ./services.ts --api-key ${dealerKey}`);
-        console.log(`voidrail client --list --api-key ${clientKey}`);
+        const { generateKeys } = await import("./generate-keys.ts");
+        generateKeys(parsed.out);
         return;
       }
+      if (parsed.out !== undefined) throw new CliError("--out is for --generate-keys", 2);
       applyLogLevel(parsed["log-level"], "info");
       if (parsed.mode !== "fifo" && parsed.mode !== "load_balance")
         throw new CliError(`--mode must be fifo or load_balance, got "${parsed.mode}"`, 2);
@@ -92,6 +105,7 @@ export default defineCommand({
         taskStore: taskStorePath(parsed.store),
         ...(rateLimits !== undefined ? { rateLimits } : {}),
         ...(http !== undefined ? { http } : {}),
+        ...curveRouterFlags(parsed),
       });
       // Signals are handled from before the start: a Ctrl-C right after "listening" must drain, not kill.
       const started = router.start();
@@ -113,3 +127,26 @@ export default defineCommand({
       await new Promise(() => {});
     }),
 });
+
+/** The router's CURVE options from its flags; unset flags leave VOIDRAIL_CURVE_* to decide. */
+function curveRouterFlags(parsed: Record<string, unknown>): {
+  curveSecretKey?: string;
+  curveAllow?: { dealers?: string[]; clients?: string[] };
+} {
+  const secretFile = parsed["curve-secret-key-file"] as string | undefined;
+  const list = (flag: string) => {
+    const value = parsed[flag] as string | undefined;
+    return value === undefined ? undefined : (splitKeys(value) ?? []).map((key) => curveKeyFlag(key, `--${flag}`));
+  };
+  const dealers = list("curve-allow-dealers");
+  const clients = list("curve-allow-clients");
+  const curveAllow =
+    dealers !== undefined || clients !== undefined ? { ...(dealers ? { dealers } : {}), ...(clients ? { clients } : {}) } : undefined;
+  if (curveAllow && secretFile === undefined && !process.env.VOIDRAIL_CURVE_SECRET_KEY) {
+    throw new CliError("--curve-allow-dealers/--curve-allow-clients need --curve-secret-key-file (the router's CURVE secret key)", 2);
+  }
+  return {
+    ...(secretFile !== undefined ? { curveSecretKey: readCurveSecretKeyFile(secretFile, "--curve-secret-key-file") } : {}),
+    ...(curveAllow ? { curveAllow } : {}),
+  };
+}

@@ -11,6 +11,7 @@ import {
   parseRateLimits,
   parseSeconds,
   rateLimitArg,
+  readCurveSecretKeyFile,
   routerEndpoint,
   storeArg,
   taskStorePath,
@@ -45,11 +46,21 @@ export default defineCommand({
       applyLogLevel(parsed["log-level"], "info");
       if (parsed.mode !== "fifo" && parsed.mode !== "load_balance")
         throw new CliError(`--mode must be fifo or load_balance, got "${parsed.mode}"`, 2);
+      // Here --curve-secret-key-file is the router's key; the dealers connect with its public key.
+      if (parsed["curve-server-key"] !== undefined)
+        throw new CliError(
+          "serve derives the dealers' --curve-server-key from --curve-secret-key-file (the router's key): leave it out",
+          2,
+        );
+      const routerSecretFile = parsed["curve-secret-key-file"];
+      const curveSecretKey =
+        routerSecretFile === undefined ? undefined : readCurveSecretKeyFile(routerSecretFile, "--curve-secret-key-file");
       // Flags are checked before the router starts; its address is known once it listens.
-      const dealerFlags = dealerOptions(parsed, classNames, "", tag);
+      const dealerFlags = dealerOptions({ ...parsed, "curve-secret-key-file": undefined }, classNames, "", tag);
       const http = httpOptions(parsed);
-      const { ServiceRouter } = await import("../../index.ts");
+      const { ServiceRouter, curvePublicKey } = await import("../../index.ts");
       const router = new ServiceRouter({
+        ...(curveSecretKey !== undefined ? { curveSecretKey } : {}),
         address: routerEndpoint(parsed),
         routerMode: parsed.mode,
         heartbeatTimeout: parseSeconds(parsed["heartbeat-timeout"], "--heartbeat-timeout"),
@@ -79,7 +90,11 @@ export default defineCommand({
         const unusableStore = (error as { code?: unknown }).code === "STORE_ERROR";
         throw new CliError(`cannot start the router: ${(error as Error).message}`, unusableStore ? EXIT_STORE_UNUSABLE : 1);
       }
-      const options = { ...dealerFlags, routerAddress: router.address };
+      const options = {
+        ...dealerFlags,
+        routerAddress: router.address,
+        ...(curveSecretKey !== undefined ? { curveServerKey: curvePublicKey(curveSecretKey) } : {}),
+      };
       starting = needsSupervisor(options) ? runSupervised(options) : runInProcess(options);
       const dealers = await starting.catch(async (error) => {
         await router.stop();
