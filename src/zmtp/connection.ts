@@ -129,7 +129,7 @@ export class Connection {
     /** The endpoint this connection belongs to, for events and logs. */
     readonly endpoint: string,
   ) {
-    // Never below COPY_LIMIT: appendFrame copies frames up to it into the batch, which FrameParts cannot be.
+    // Never below COPY_LIMIT: smaller frames are cheaper copied than kept in pieces.
     const keepPartsAbove =
       options.keepPartsAbove === undefined || options.keepPartsAbove < 0 ? -1 : Math.max(options.keepPartsAbove, COPY_LIMIT);
     this.decoder = options.discardOversize
@@ -410,9 +410,14 @@ export class Connection {
       return;
     }
     if (typeof body === "string") this.batchEnd += this.batch.write(body, this.batchEnd);
-    else {
-      // Only frames over COPY_LIMIT can be FrameParts (their sizes start at keepPartsAbove).
-      this.batch.set(body as Uint8Array, this.batchEnd);
+    else if (body instanceof FrameParts) {
+      // Received ones are larger than COPY_LIMIT; this is for one an application built itself.
+      for (const part of body.parts) {
+        this.batch.set(part, this.batchEnd);
+        this.batchEnd += part.byteLength;
+      }
+    } else {
+      this.batch.set(body, this.batchEnd);
       this.batchEnd += size;
     }
   }
