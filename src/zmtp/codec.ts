@@ -43,12 +43,17 @@ export interface Frame {
  * it writes the pieces as they are; `toBuffer()` copies them into one Buffer for a reader.
  */
 export class FrameParts {
+  /** Throws RangeError when `byteLength` is not the parts' total: the frame header would lie. */
   constructor(
     /** The body's bytes, in order: views into received chunks. */
     readonly parts: readonly Buffer[],
     /** Total bytes of the body. */
     readonly byteLength: number,
-  ) {}
+  ) {
+    let total = 0;
+    for (const part of parts) total += part.byteLength;
+    if (total !== byteLength) throw new RangeError(`FrameParts of ${total} bytes announced as ${byteLength}`);
+  }
 
   /** The body as one Buffer (a copy). */
   toBuffer(): Buffer {

@@ -138,8 +138,8 @@ export class Connection {
     const overhead = options.mechanism.frameOverhead;
     // A frame on the wire may be the message's bound plus the box around it (CURVE).
     const bound = options.maxMessageSize < 0 ? -1 : options.maxMessageSize + overhead;
-    // Never below COPY_LIMIT: appendFrame copies frames up to it into the batch, which FrameParts
-    // cannot be. Never under a box: a sealed frame is opened whole.
+    // Never below COPY_LIMIT: smaller frames are cheaper copied than kept in pieces. Never under a
+    // box: a sealed frame is opened whole.
     const keepPartsAbove =
       overhead > 0 || options.keepPartsAbove === undefined || options.keepPartsAbove < 0
         ? -1
@@ -461,9 +461,14 @@ export class Connection {
       return;
     }
     if (typeof body === "string") this.batchEnd += this.batch.write(body, this.batchEnd);
-    else {
-      // Only frames over COPY_LIMIT can be FrameParts (their sizes start at keepPartsAbove).
-      this.batch.set(body as Uint8Array, this.batchEnd);
+    else if (body instanceof FrameParts) {
+      // Received ones are larger than COPY_LIMIT; this is for one an application built itself.
+      for (const part of body.parts) {
+        this.batch.set(part, this.batchEnd);
+        this.batchEnd += part.byteLength;
+      }
+    } else {
+      this.batch.set(body, this.batchEnd);
       this.batchEnd += size;
     }
   }

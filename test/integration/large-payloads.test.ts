@@ -65,6 +65,10 @@ for (const transport of TRANSPORTS) {
       expect(smallBack.toString()).toBe("small");
       expect(bigBack).toBeInstanceOf(Buffer);
       expect(digest(bigBack)).toBe(digest(sent));
+      // Small FrameParts an application builds itself go out as their bytes too.
+      await relay.send(["receiver", new FrameParts([Buffer.from("fra"), Buffer.from("me")], 5)]);
+      const [joined] = await waitFor(receiver.receive(), { timeoutMs: 5_000, message: "the small FrameParts" });
+      expect(joined.toString()).toBe("frame");
     } finally {
       for (const socket of [sender, receiver, relay]) socket.close();
     }

@@ -15,6 +15,7 @@ import {
   encodeMetadata,
   encodePing,
   FrameFlag,
+  FrameParts,
   frameHeaderSize,
   GREETING_SIZE,
   parseCommand,
@@ -629,5 +630,12 @@ describe("a whole stream", () => {
     decoder.push(frame.subarray(80_000));
     expect(decoder.next()?.kind).toBe("frame");
     expect(decoder.bufferedBytes).toBe(0);
+  });
+});
+
+describe("FrameParts", () => {
+  test("its size must be its parts' total; toBuffer joins them", () => {
+    expect(() => new FrameParts([ascii("ab"), ascii("c")], 4)).toThrow(RangeError);
+    expect(new FrameParts([ascii("ab"), ascii("c")], 3).toBuffer().toString()).toBe("abc");
   });
 });
