@@ -33,6 +33,11 @@ const IN_FLIGHT = 64;
 const children: ReturnType<typeof Bun.spawn>[] = [];
 
 async function spawnPeer(...args: string[]): Promise<string> {
+  return (await spawnPeerLine(...args))[0];
+}
+
+/** The words after "ready" on the peer's first line: its address, then anything else it said. */
+async function spawnPeerLine(...args: string[]): Promise<string[]> {
   const child = Bun.spawn([process.execPath, "bench/rpc-peer.ts", ...args], { stdout: "pipe", stderr: "inherit" });
   children.push(child);
   const reader = child.stdout.getReader();
@@ -45,7 +50,7 @@ async function spawnPeer(...args: string[]): Promise<string> {
     text += new TextDecoder().decode(value);
   }
   reader.releaseLock();
-  return text.trim().split(" ")[1];
+  return text.trim().split(" ").slice(1);
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -147,13 +152,25 @@ async function rawTcpPingPong(): Promise<Figures> {
   return result;
 }
 
-async function throughRouter(mode: string, dealers: number, thread = "thread"): Promise<{ seq: Figures; pipe: Figures }> {
-  const address = await spawnPeer("router", mode);
+async function throughRouter(mode: string, dealers: number, thread = "thread", http = false): Promise<{ seq: Figures; pipe: Figures }> {
+  const [address, httpUrl] = await spawnPeerLine("router", mode, ...(http ? ["http"] : []));
+  // With the HTTP server on: a client scraping /metrics every second, as Prometheus would.
+  let polling = http;
+  const poller = (async () => {
+    while (polling) {
+      const response = await fetch(`${httpUrl}/metrics`);
+      if (response.status !== 200) throw new Error(`/metrics answered ${response.status}`);
+      await response.text();
+      await Bun.sleep(1000);
+    }
+  })();
   for (let i = 0; i < dealers; i++) await spawnPeer("dealer", address, thread);
   const client = new ClientDealer({ routerAddress: address, timeout: 60, logger: silentLogger });
   await client.connect();
   const call = () => client.invoke("BenchService.echo", "hello");
   const result = { seq: await medianOf(() => sequential(call)), pipe: await medianOf(() => pipelined(call)) };
+  polling = false;
+  await poller;
   await client.close();
   for (const child of children.splice(0)) child.kill();
   return result;
@@ -186,6 +203,12 @@ try {
       record(`${mode}-${dealers}`, `through the router, ${mode}`, String(dealers), await throughRouter(mode, dealers));
   }
   record(
+    "http-1",
+    "through the router, load_balance, HTTP server on and /metrics scraped every second",
+    "1",
+    await throughRouter("load_balance", 1, "thread", true),
+  );
+  record(
     "inline-1",
     "through the router, load_balance, dealer without heartbeat thread",
     "1",
@@ -200,6 +223,7 @@ try {
   }
   const best = measured["load_balance-1"];
   const inline = measured["inline-1"];
+  const withHttp = measured["http-1"];
   const echo = measured.echo;
   const oneCpu = measured["one-cpu"];
   const echoOneCpu = measured["echo-one-cpu"];
@@ -221,6 +245,8 @@ try {
     `**Where sequential time goes.** A call through the router makes four hops between processes (client → router → dealer → router → client); the direct echo makes two. On this machine a hop costs most when it wakes an idle CPU: the VM's kernel runs with guest halt-polling off (\`haltpoll.guest_halt_poll_ns=0\` on its command line), so an idle vCPU halts and waking it goes through the hypervisor. In this run a round trip over plain TCP between two processes, with no ZMTP at all, took ${us(tcp.p50)}, so four hops cannot take less than about ${us(2 * tcp.p50)}; the direct ZMTP echo took ${us(echo.seq.p50)}.${echoOneCpu ? ` With every process pinned to one CPU, where a hop is a plain context switch, the echo took ${us(echoOneCpu.seq.p50)} and the call through the router ${us(oneCpu.seq.p50)}.` : ""} The sequential target is within reach only where hops are cheap.`,
     "",
     `**Dealer without its heartbeat thread** (\`heartbeatThread: false\`), same run: sequential p50 ${us(inline.seq.p50)} vs ${us(best.seq.p50)} with it; ${perSecond(inline.pipe)} vs ${perSecond(best.pipe)} calls/s with 64 in flight. The thread only sends a BEAT per heartbeat interval, so it costs next to nothing; without it a dealer stops answering heartbeats while a method blocks its event loop, and a busy dealer declared dead gets its work run twice. (Until 2026-11-25 the dealer's whole connection lived on that thread and every request and reply crossed between threads: 432 µs and 27,898 calls/s in this table then.)`,
+    "",
+    `**HTTP server on** (\`http: { port }\`, a client fetching \`/metrics\` every second), same run: ${perSecond(withHttp.pipe)} vs ${perSecond(best.pipe)} calls/s with 64 in flight (${((withHttp.pipe.callsPerSecond / best.pipe.callsPerSecond - 1) * 100).toFixed(1)} %; target: no drop over 5 %), sequential p50 ${us(withHttp.seq.p50)} vs ${us(best.seq.p50)}. bench/http-overhead.ts alternates the two in rounds for a closer comparison.`,
     "",
     "**Throughput work so far** (each measured with this benchmark): frames pass through without Buffer wrapping; one heap-backed timer serves all call deadlines; the dealer's heartbeats moved to their own connection on a worker thread, so requests and replies no longer cross threads; a connection writes every 32 messages instead of once per tick, so the next process starts on a large batch early and both CPUs work at once; an AbortController is made only for methods that see a signal; receive loops drain what has arrived without a promise per message; routing keys are cached by frame identity. Where the CPU goes now, 64 in flight: router ~11-14 µs per call, client ~8-10, dealer ~7-9 (user + system, all its threads).",
     "",

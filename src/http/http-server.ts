@@ -70,6 +70,8 @@ export class HttpServer {
       hostname: config.host,
       // SSE streams stay open; each disables its own timeout (server.timeout below).
       idleTimeout: 30,
+      // Bodies are small JSON or a login form: a bigger one is refused before it is buffered.
+      maxRequestBodySize: 64 * 1024,
       fetch: (request, server) => this.handle(request, server),
       error: (error) => {
         this.parts.log.error(`http: ${error.stack ?? error.message}`);
@@ -125,6 +127,13 @@ export class HttpServer {
       });
     }
 
+    const response = await this.authorized(request, url, server, path, method);
+    // A valid `?token=` signs the browser in on any route, as the dashboard link does.
+    if (auth.via === "query") response.headers.append("set-cookie", this.auth.cookie(url.searchParams.get("token")!));
+    return response;
+  }
+
+  private async authorized(request: Request, url: URL, server: Server<undefined>, path: string, method: string): Promise<Response> {
     if (path === "/" || path === "/index.html")
       return method === "GET" ? new Response(this.page, { headers: HTML_HEADERS }) : methodNotAllowed("GET");
     if (path.startsWith("/assets/")) {

@@ -48,8 +48,8 @@ function formatLabels(labels: Labels | undefined, extra?: [string, string]): str
 }
 
 /**
- * Counts observations into fixed buckets. `observe` is a short scan over the bounds (a dozen):
- * cheap enough for the call path.
+ * Counts observations into fixed buckets. `observe` is a binary search over the bounds (about
+ * four comparisons for eighteen): cheap enough for the call path.
  */
 export class Histogram {
   /** Observations per bucket, not cumulative; the last slot is +Inf. */
@@ -64,10 +64,16 @@ export class Histogram {
   }
 
   observe(value: number): void {
+    // Binary search for the first bound >= value (le is inclusive); past the last: +Inf.
     const bounds = this.bounds;
-    let i = 0;
-    while (i < bounds.length && value > bounds[i]) i++;
-    this.counts[i]++;
+    let low = 0;
+    let high = bounds.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (value > bounds[mid]) low = mid + 1;
+      else high = mid;
+    }
+    this.counts[low]++;
     this.sum += value;
     this.count++;
   }

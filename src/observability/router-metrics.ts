@@ -8,7 +8,7 @@
  * counted as "other"), services (capped the same way), fixed outcome, state and reason names.
  * Never task ids, client ids, host names or error text.
  */
-import type { ClustersInfo } from "../protocol/index.ts";
+import type { ClustersInfo, RouterInfo } from "../protocol/index.ts";
 import type { CallView, RouterEvents } from "../router/events.ts";
 import { ExpositionWriter, Histogram, SECONDS_BUCKETS, TASK_SECONDS_BUCKETS } from "./exposition.ts";
 import { writeProcessMetrics } from "./process-metrics.ts";
@@ -16,7 +16,7 @@ import { writeProcessMetrics } from "./process-metrics.ts";
 /** What the metrics read from a router (a ServiceRouter with its task layer fits). */
 export interface MetricsSource {
   readonly events: RouterEvents;
-  info(topic: "clusters"): unknown;
+  info(topic: "clusters" | "router"): unknown;
   /** Methods with calls waiting: how many, and performance.now() of the oldest's arrival. */
   waitingCalls(): ReadonlyMap<string, { count: number; oldestReceivedAt: number }>;
   /** What a dealer registered for `method`, if one offers it now. */
@@ -68,23 +68,16 @@ export function lossReasonOf(why: string): string {
 
 /** Per-method series of calls. */
 class MethodSeries {
-  readonly outcomes = new Map<string, number>();
+  /** Calls that ended well: the common case, a plain field instead of a Map entry. */
+  ok = 0;
+  /** Calls that ended otherwise, by outcome label. */
+  readonly failures = new Map<string, number>();
   readonly duration = new Histogram(SECONDS_BUCKETS);
   readonly dispatchWait = new Histogram(SECONDS_BUCKETS);
   redispatches = 0;
   taskRetries = 0;
   readonly taskRuntime = new Histogram(TASK_SECONDS_BUCKETS);
   readonly taskWait = new Histogram(TASK_SECONDS_BUCKETS);
-}
-
-/** A snapshot of the call counters, for the dashboard's charts (cumulative since start). */
-export interface CallTotals {
-  requests: number;
-  errors: number;
-  durationSumSeconds: number;
-  /** Estimated from the histogram buckets. */
-  p50Seconds: number | undefined;
-  p99Seconds: number | undefined;
 }
 
 /**
@@ -100,13 +93,9 @@ export class RouterMetrics {
   private readonly losses = new Map<string, Map<string, number>>();
   private readonly maxLabelValues: number;
   private readonly services = new Set<string>();
-  /** All calls together, for the dashboard (quantiles over every method). */
-  private readonly allDurations = new Histogram(SECONDS_BUCKETS);
-  private allRequests = 0;
-  private allErrors = 0;
-  /** Calls since the last takeInterval (the dashboard's per-second points). */
-  private interval = new Histogram(SECONDS_BUCKETS);
-  private intervalErrors = 0;
+  /** Per-bucket counts over all methods and the failures at the last takeInterval. */
+  private lastCounts = new Float64Array(SECONDS_BUCKETS.length + 1);
+  private lastFailures = 0;
   private readonly unsubscribe: (() => void)[] = [];
 
   constructor(
@@ -147,17 +136,14 @@ export class RouterMetrics {
 
   private readonly onFinished = (call: CallView): void => {
     const series = this.series(call.method);
-    const outcome = outcomeOf(call.outcome);
-    series.outcomes.set(outcome, (series.outcomes.get(outcome) ?? 0) + 1);
+    const code = call.outcome;
+    if (code === "RESULT" || code === "END") series.ok++;
+    else {
+      const outcome = outcomeOf(code);
+      series.failures.set(outcome, (series.failures.get(outcome) ?? 0) + 1);
+    }
     const seconds = (performance.now() - call.receivedAt) / 1000;
     series.duration.observe(seconds);
-    this.allDurations.observe(seconds);
-    this.interval.observe(seconds);
-    this.allRequests++;
-    if (outcome !== "ok") {
-      this.allErrors++;
-      this.intervalErrors++;
-    }
     if (call.task !== undefined) series.taskRuntime.observe(seconds);
   };
 
@@ -186,29 +172,27 @@ export class RouterMetrics {
     return this.services.has(service) ? service : OTHER;
   }
 
-  /** Totals since start over all methods (the dashboard's throughput and latency). */
-  totals(): CallTotals {
-    return {
-      requests: this.allRequests,
-      errors: this.allErrors,
-      durationSumSeconds: this.allDurations.sum,
-      p50Seconds: this.allDurations.quantile(0.5),
-      p99Seconds: this.allDurations.quantile(0.99),
-    };
-  }
-
-  /** Calls that ended since the previous call of this method, and their latency quantiles. */
+  /**
+   * Calls that ended since the previous call of this method, and their latency quantiles: the
+   * difference of the per-method histograms, summed, so the call path counts each call once.
+   */
   takeInterval(): { calls: number; errors: number; p50Seconds: number | undefined; p99Seconds: number | undefined } {
-    const interval = this.interval;
-    const taken = {
-      calls: interval.count,
-      errors: this.intervalErrors,
-      p50Seconds: interval.quantile(0.5),
-      p99Seconds: interval.quantile(0.99),
-    };
-    this.interval = new Histogram(SECONDS_BUCKETS);
-    this.intervalErrors = 0;
-    return taken;
+    const counts = new Float64Array(SECONDS_BUCKETS.length + 1);
+    let failures = 0;
+    for (const series of this.byMethod.values()) {
+      const c = series.duration.counts;
+      for (let i = 0; i < c.length; i++) counts[i] += c[i];
+      for (const n of series.failures.values()) failures += n;
+    }
+    const interval = new Histogram(SECONDS_BUCKETS);
+    for (let i = 0; i < counts.length; i++) {
+      interval.counts[i] = Math.max(0, counts[i] - this.lastCounts[i]);
+      interval.count += interval.counts[i];
+    }
+    const errors = Math.max(0, failures - this.lastFailures);
+    this.lastCounts = counts;
+    this.lastFailures = failures;
+    return { calls: interval.count, errors, p50Seconds: interval.quantile(0.5), p99Seconds: interval.quantile(0.99) };
   }
 
   /** The exposition text of every metric, gauges read now. */
@@ -233,12 +217,16 @@ export class RouterMetrics {
       "Calls that ended, by method and outcome (ok, error, timeout, cancelled, no_dealer, rejected, dealer_lost, shutting_down).",
     );
     for (const method of methods) {
-      for (const [outcome, n] of this.byMethod.get(method)!.outcomes) out.sample("voidrail_requests_total", n, { method, outcome });
+      const series = this.byMethod.get(method)!;
+      if (series.ok > 0) out.sample("voidrail_requests_total", series.ok, { method, outcome: "ok" });
+      for (const [outcome, n] of series.failures) out.sample("voidrail_requests_total", n, { method, outcome });
     }
     out.family("voidrail_request_duration_seconds", "histogram", "Time from a call's arrival at the router to its end, queueing included.");
     for (const method of methods) out.histogram("voidrail_request_duration_seconds", this.byMethod.get(method)!.duration, { method });
     out.family("voidrail_dispatch_wait_seconds", "histogram", "Time from a call's arrival to its dispatch to a dealer.");
     for (const method of methods) out.histogram("voidrail_dispatch_wait_seconds", this.byMethod.get(method)!.dispatchWait, { method });
+    out.family("voidrail_requests_inflight", "gauge", "Calls on dealers now (running, or cancelled and not yet answered).");
+    out.sample("voidrail_requests_inflight", (this.source.info("router") as RouterInfo).inProgressRequests);
     out.family("voidrail_redispatches_total", "counter", "Calls queued again after their dealer was lost before replying.");
     for (const method of methods) out.sample("voidrail_redispatches_total", this.byMethod.get(method)!.redispatches, { method });
   }

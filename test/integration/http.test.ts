@@ -7,6 +7,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { ServiceRouter } from "../../src/index.ts";
 import { Cluster } from "../helpers/cluster.ts";
+import { seededRandom } from "../helpers/random.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { EchoService, GatedService, Probe } from "../fixtures/services.ts";
 
@@ -73,6 +74,7 @@ describe("GET /metrics", () => {
     expect(sampleValue(text, 'voidrail_queue_depth{method="GatedService.hold"}')).toBe(2);
     expect(sampleValue(text, 'voidrail_queue_oldest_age_seconds{method="GatedService.hold"}')).toBeGreaterThan(0);
     expect(sampleValue(text, 'voidrail_dealer_busy_slots{service="GatedService"}')).toBe(1);
+    expect(sampleValue(text, "voidrail_requests_inflight")).toBe(1);
     probe.gate.open();
     await Promise.all(calls);
     const after = await scrape(router.httpUrl!);
@@ -97,7 +99,31 @@ describe("GET /metrics", () => {
     );
     expect(Date.now() - killedAt).toBeLessThan(heartbeatTimeout * 1000 * 3 + 2000);
     const losses = text.split("\n").filter((line) => line.startsWith('voidrail_dealer_losses_total{service="CrashService"'));
-    expect(losses.length).toBe(1);
+    expect(losses).toEqual(['voidrail_dealer_losses_total{service="CrashService",reason="disconnect"} 1']);
+  });
+
+  test("a frozen dealer (SIGSTOP: its connection stays open) leaves the gauges within the heartbeat timeout", async () => {
+    const heartbeatTimeout = 1;
+    const router = await cluster.router({ http: { port: 0 }, heartbeatTimeout });
+    const child = await cluster.spawnDealer("CrashService");
+    expect(sampleValue(await scrape(router.httpUrl!), 'voidrail_dealers{service="CrashService",state="active"}')).toBe(1);
+    child.kill("SIGSTOP");
+    try {
+      const frozenAt = Date.now();
+      let text = "";
+      await waitFor(
+        async () => {
+          text = await scrape(router.httpUrl!);
+          return sampleValue(text, 'voidrail_dealers{service="CrashService",state="active"}') === undefined;
+        },
+        // The router declares a silent peer gone after heartbeatTimeout (plus a heartbeat interval's slack).
+        { timeoutMs: heartbeatTimeout * 1000 * 3 + 2000, message: "the frozen dealer to leave voidrail_dealers", intervalMs: 50 },
+      );
+      expect(Date.now() - frozenAt).toBeGreaterThanOrEqual(heartbeatTimeout * 1000 * 0.5);
+      expect(sampleValue(text, 'voidrail_dealer_losses_total{service="CrashService",reason="heartbeat_timeout"}')).toBe(1);
+    } finally {
+      child.kill("SIGCONT");
+    }
   });
 });
 
@@ -143,6 +169,9 @@ describe("auth", () => {
     const router = await cluster.router({ http: { port: 0, token: TOKEN } });
     const url = router.httpUrl!;
     expect((await fetch(`${url}/api/router`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+    const apiLink = await fetch(`${url}/api/router?token=${TOKEN}`);
+    expect(apiLink.status).toBe(200);
+    expect(apiLink.headers.get("set-cookie")).toContain("voidrail_token=");
     const link = await fetch(`${url}/?token=${TOKEN}`, { redirect: "manual" });
     expect(link.status).toBe(303);
     expect(link.headers.get("location")).toBe("/");
@@ -205,6 +234,22 @@ describe("the JSON API", () => {
     expect(running.tasks.map((t) => t.id)).toEqual([held.id]);
     const byMethod = (await (await fetch(`${url}/api/tasks?method=GatedService.quick`)).json()) as { tasks: { id: string }[] };
     expect(byMethod.tasks.map((t) => t.id)).toEqual([quick.id]);
+    const created = Date.parse(held.createdAt);
+    const inWindow = (await (
+      await fetch(`${url}/api/tasks?from=${new Date(created - 60_000).toISOString()}&to=${created + 60_000}`)
+    ).json()) as {
+      tasks: { id: string }[];
+    };
+    expect(inWindow.tasks.map((t) => t.id).sort()).toEqual([held.id, quick.id].sort());
+    const later = (await (await fetch(`${url}/api/tasks?from=${created + 60_000}`)).json()) as { tasks: unknown[] };
+    expect(later.tasks).toEqual([]);
+    const paged = (await (await fetch(`${url}/api/tasks?limit=1`)).json()) as { tasks: { id: string }[]; cursor?: string };
+    expect(paged.tasks.length).toBe(1);
+    const next = (await (await fetch(`${url}/api/tasks?limit=1&cursor=${encodeURIComponent(paged.cursor!)}`)).json()) as {
+      tasks: { id: string }[];
+    };
+    expect(next.tasks.length).toBe(1);
+    expect(next.tasks[0].id).not.toBe(paged.tasks[0].id);
     const one = (await (await fetch(`${url}/api/tasks/${held.id}`)).json()) as { state: string; method: string };
     expect(one.method).toBe("GatedService.hold");
 
@@ -274,5 +319,51 @@ describe("the JSON API", () => {
     expect(response.status).toBe(202);
     await waitFor(() => (router.info("clusters") as unknown[]).length === 0, { timeoutMs: 5000, message: "the drained dealer to leave" });
     expect(dealer.dealerId).toBe(info.id);
+  });
+});
+
+describe("bad input", () => {
+  test("random paths, queries, methods and bodies get 4xx JSON answers, never a 500 or a crash", async () => {
+    const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 100_000);
+    const random = seededRandom(seed);
+    const router = await cluster.router({ http: { port: 0 } });
+    const url = router.httpUrl!;
+    const paths = [
+      "/api/tasks",
+      "/api/tasks/",
+      "/api/router",
+      "/api/dealers/x/drain",
+      "/api/tasks/abc/revoke",
+      "/metrics",
+      "/api/",
+      "/assets/",
+      "/login",
+    ];
+    const keys = ["id", "state", "method", "from", "to", "limit", "cursor", "token", "x"];
+    const noise = () => encodeURIComponent(random.bytes(random.int(40)).toString("latin1"));
+    for (let i = 0; i < 300; i++) {
+      const path = random.next() < 0.3 ? `/${noise()}/${noise()}` : `${random.pick(paths)}${random.next() < 0.3 ? noise() : ""}`;
+      const query = Array.from({ length: random.int(4) }, () => `${random.pick(keys)}=${noise()}`).join("&");
+      const method = random.pick(["GET", "POST", "PUT", "DELETE", "PATCH"]);
+      const headers: Record<string, string> = random.next() < 0.5 ? { "content-type": "application/json" } : {};
+      const body =
+        method === "GET"
+          ? undefined
+          : random.next() < 0.5
+            ? new Uint8Array(random.bytes(random.int(300)))
+            : JSON.stringify({ terminate: random.pick([1, "x", null, true]) });
+      const response = await fetch(`${url}${path}${query ? `?${query}` : ""}`, { method, headers, body });
+      const what = { seed, method, path, query, status: response.status };
+      expect(what.status < 500 ? "ok" : JSON.stringify(what)).toBe("ok");
+      await response.arrayBuffer();
+    }
+    // Still up and answering.
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const big = await fetch(`${url}/api/tasks/0190d4c2-7a8b-7c3d-8e4f-0123456789ab/revoke`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "x".repeat(200_000),
+    });
+    expect(big.status).toBe(413);
   });
 });
