@@ -6,7 +6,7 @@
 import { Buffer } from "node:buffer";
 import { ZmtpProtocolError } from "../errors.ts";
 import type { MessageBox } from "../mechanism/mechanism.ts";
-import { MAC_SIZE, openInto, sealInPlace } from "./box.ts";
+import { MAC_SIZE, PrefixedBoxStream } from "./box.ts";
 import { nonceWithPrefix, readCounter, writeCounter } from "./nonce.ts";
 
 const MESSAGE_NAME = Buffer.from("\x07MESSAGE", "latin1");
@@ -22,6 +22,8 @@ export class CurveMessageBox implements MessageBox {
   readonly overhead = MESSAGE_OVERHEAD;
   private readonly sendNonce: Uint8Array;
   private readonly receiveNonce: Uint8Array;
+  private readonly sender: PrefixedBoxStream;
+  private readonly receiver: PrefixedBoxStream;
   private nextSendCounter: number;
   private lastReceivedCounter: number;
 
@@ -41,14 +43,16 @@ export class CurveMessageBox implements MessageBox {
     this.receiveNonce = nonceWithPrefix(asServer ? "CurveZMQMESSAGEC" : "CurveZMQMESSAGES");
     this.nextSendCounter = nextSendCounter;
     this.lastReceivedCounter = lastReceivedCounter;
+    this.sender = new PrefixedBoxStream(key, this.sendNonce.subarray(0, 16));
+    this.receiver = new PrefixedBoxStream(key, this.receiveNonce.subarray(0, 16));
   }
 
   seal(body: Uint8Array, flags: number): void {
     // libzmq's in-box flags use msg_t's bits: 0x01 MORE, 0x02 COMMAND.
     body[MESSAGE_OVERHEAD - 1] = (flags & 0x01) | ((flags & WIRE_COMMAND) !== 0 ? BOX_COMMAND : 0);
     writeCounter(this.sendNonce, 16, this.nextSendCounter++);
-    // The region starts 16 bytes before the MAC: noble's encrypt uses it as scratch.
-    sealInPlace(this.key, this.sendNonce, body);
+    // The region starts 16 bytes before the MAC: scratch for the Poly1305 key.
+    this.sender.seal(this.sendNonce.subarray(16), body);
     body.set(MESSAGE_NAME, 0);
     body.set(this.sendNonce.subarray(16), 8);
   }
@@ -67,11 +71,12 @@ export class CurveMessageBox implements MessageBox {
     }
     this.receiveNonce.set(body.subarray(8, 16), 16);
     const box = body.subarray(BOX_OFFSET);
-    const scratch = Buffer.allocUnsafe(box.length + 32);
-    if (!openInto(this.key, this.receiveNonce, box, scratch))
+    const region = Buffer.allocUnsafe(box.length + 16);
+    if (!this.receiver.open(body.subarray(8, 16), box, region)) {
       throw new ZmtpProtocolError("CURVE MESSAGE box does not open (corrupted or forged)");
+    }
     this.lastReceivedCounter = counter;
-    const plaintext = scratch.subarray(48);
+    const plaintext = region.subarray(32);
     const boxFlags = plaintext[0];
     plaintext[0] = (boxFlags & 0x01) | ((boxFlags & BOX_COMMAND) !== 0 ? WIRE_COMMAND : 0);
     return plaintext;
