@@ -14,19 +14,7 @@ import {
   scheduleToWire,
   ValidationError,
 } from "../protocol/index.ts";
-import type { TaskChannel } from "./task-verbs.ts";
-
-const ANSWER_TIMEOUT_SECONDS = 30;
-
-function checked<T>(schema: v.GenericSchema<unknown, T>, value: unknown, what: string): T {
-  const parsed = v.safeParse(schema, value);
-  if (!parsed.success) {
-    throw new ProtocolError(`the router's answer to ${what} is not what the protocol says: ${parsed.issues[0].message}`, {
-      data: { reason: "BAD_ANSWER" },
-    });
-  }
-  return parsed.output;
-}
+import { ANSWER_TIMEOUT_SECONDS, checked, type TaskChannel } from "./task-verbs.ts";
 
 function checkName(name: string): void {
   if (typeof name !== "string" || !SCHEDULE_NAME_PATTERN.test(name)) {

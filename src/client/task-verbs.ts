@@ -57,9 +57,10 @@ export interface TaskListFilter {
 }
 
 /** Answers to the task verbs get a deadline of their own: the router answers at once. */
-const ANSWER_TIMEOUT_SECONDS = 30;
+export const ANSWER_TIMEOUT_SECONDS = 30;
 
-function checked<T>(schema: v.GenericSchema<unknown, T>, value: unknown, what: string): T {
+/** The router's answer checked against its schema; ProtocolError BAD_ANSWER when it is not that. */
+export function checked<T>(schema: v.GenericSchema<unknown, T>, value: unknown, what: string): T {
   const parsed = v.safeParse(schema, value);
   if (!parsed.success) {
     throw new ProtocolError(`the router's answer to ${what} is not what the protocol says: ${parsed.issues[0].message}`, {
