@@ -2,9 +2,13 @@
 import { expect, test } from "bun:test";
 import { CollectHint } from "../../src/router/collect-hint.ts";
 
-test("collects once per `everyBytes` of large frames, counting from the last collection", () => {
+test("collects once per `everyBytes` of large frames while collections are quick", () => {
   let collections = 0;
-  const hint = new CollectHint(100, () => collections++);
+  const hint = new CollectHint(
+    100,
+    () => collections++,
+    () => 0,
+  );
   hint.note(60);
   expect(collections).toBe(0);
   hint.note(40);
@@ -12,5 +16,24 @@ test("collects once per `everyBytes` of large frames, counting from the last col
   hint.note(99);
   expect(collections).toBe(1);
   hint.note(250);
+  expect(collections).toBe(2);
+});
+
+test("a collection that took T ms makes the next wait for T times as many bytes", () => {
+  let clock = 0;
+  let collections = 0;
+  const hint = new CollectHint(
+    100,
+    () => {
+      collections++;
+      clock += 30;
+    },
+    () => clock,
+  );
+  hint.note(100);
+  expect(collections).toBe(1);
+  hint.note(2999);
+  expect(collections).toBe(1);
+  hint.note(1);
   expect(collections).toBe(2);
 });
