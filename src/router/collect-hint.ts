@@ -6,12 +6,14 @@
  * on 16 MiB echoes 212–214 MiB without a nudge, 161 with a full collection after every 64 MiB of
  * large frames (168–179 with an asynchronous one); on 128 MiB echoes 419–531 without, 435 with.
  *
- * A full collection stops the router for as long as it takes: a millisecond or two for a router
+ * A full collection stops the router for as long as it takes: a few milliseconds for a router
  * that only relays, tens of milliseconds with a large heap (a task window, many calls). So the
  * bound grows with that cost: after a collection that took T ms, the next waits for
- * `everyBytes` × max(1, T) of large frames, which keeps collections to a few per cent of the time
- * even at a gigabyte per second of binary traffic.
+ * `everyBytes` × max(1, T / QUICK_MS) of large frames, which keeps collections to a few per cent
+ * of the time even at a gigabyte per second of binary traffic.
  */
+const QUICK_MS = 4;
+
 export class CollectHint {
   private sinceLast = 0;
   private threshold: number;
@@ -31,7 +33,7 @@ export class CollectHint {
     this.sinceLast = 0;
     const started = this.now();
     this.collect();
-    this.threshold = this.everyBytes * Math.max(1, this.now() - started);
+    this.threshold = this.everyBytes * Math.max(1, (this.now() - started) / QUICK_MS);
   }
 }
 

@@ -19,14 +19,14 @@ test("collects once per `everyBytes` of large frames while collections are quick
   expect(collections).toBe(2);
 });
 
-test("a collection that took T ms makes the next wait for T times as many bytes", () => {
+test("a collection that took T ms (over 4) makes the next wait for T / 4 times as many bytes", () => {
   let clock = 0;
   let collections = 0;
   const hint = new CollectHint(
     100,
     () => {
       collections++;
-      clock += 30;
+      clock += 120;
     },
     () => clock,
   );
