@@ -6,34 +6,33 @@
  * on 16 MiB echoes 212–214 MiB without a nudge, 161 with a full collection after every 64 MiB of
  * large frames (168–179 with an asynchronous one); on 128 MiB echoes 419–531 without, 435 with.
  *
- * A full collection stops the router for as long as it takes: a few milliseconds for a router
- * that only relays, tens of milliseconds with a large heap (a task window, many calls). So the
- * bound grows with that cost: after a collection that took T ms, the next waits for
- * `everyBytes` × max(1, T / QUICK_MS) of large frames, which keeps collections to a few per cent
- * of the time even at a gigabyte per second of binary traffic.
+ * A full collection stops the router while it runs: a few milliseconds for a router that only
+ * relays, tens with a large heap (a task window, many calls). So collections are also spaced by
+ * time, at least MIN_INTERVAL_MS apart and ten times as long as the last one took, which keeps
+ * them under a tenth of the router's time whatever its heap.
  */
-const QUICK_MS = 4;
+const MIN_INTERVAL_MS = 100;
 
 export class CollectHint {
   private sinceLast = 0;
-  private threshold: number;
+  private notBefore = 0;
 
   constructor(
     private readonly everyBytes: number,
     private readonly collect: () => void = collectNow,
     private readonly now: () => number = () => performance.now(),
-  ) {
-    this.threshold = everyBytes;
-  }
+  ) {}
 
   /** `bytes` of large frames came in. */
   note(bytes: number): void {
     this.sinceLast += bytes;
-    if (this.sinceLast < this.threshold) return;
-    this.sinceLast = 0;
+    if (this.sinceLast < this.everyBytes) return;
     const started = this.now();
+    if (started < this.notBefore) return;
+    this.sinceLast = 0;
     this.collect();
-    this.threshold = this.everyBytes * Math.max(1, (this.now() - started) / QUICK_MS);
+    const ended = this.now();
+    this.notBefore = ended + Math.max(MIN_INTERVAL_MS, 10 * (ended - started));
   }
 }
 
