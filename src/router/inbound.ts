@@ -70,7 +70,7 @@ export class Inbound {
   private readonly calls: CallTable;
   private readonly outbound: OutboundPort;
   private readonly log: Logger;
-  /** The pieces of large frames are garbage once forwarded: collect after every 64 MiB of them. */
+  /** The pieces of large frames are garbage once forwarded: collect after every 64 MiB of them (more if collecting is slow). */
   private readonly collectHint = new CollectHint(64 * 1024 * 1024);
 
   constructor(private readonly context: InboundContext) {
@@ -98,7 +98,6 @@ export class Inbound {
       const frame = frames[i] as Buffer | FrameParts;
       if (frame instanceof FrameParts) this.collectHint.note(frame.byteLength);
     }
-
     const message = decodeMessage(frames.slice(1), "router");
     if (!message.ok) {
       log.warn(`bad message from ${describePeer(routingId, session)}: ${message.error.message}`);
@@ -193,8 +192,10 @@ export class Inbound {
     this.log.warn(`discarded a message from ${who}: ${text}`);
     if (session?.role === "dealer" && id !== undefined && (kind === "RESULT" || kind === "CHUNK")) {
       this.registry.heard(session.dealer);
-      const call = session.dealer.inFlight.get(id);
+      // A RESULT ends the call as an ERROR from its dealer would; after a CHUNK the dealer goes on
+      // streaming, so the call fails and the dealer is told to stop (CANCEL).
       if (kind === "RESULT") return this.reply(session.dealer, id, { kind: "ERROR", header: { id, ...errorToWire(error) } });
+      const call = session.dealer.inFlight.get(id);
       if (call?.state === "running") this.calls.finished(call, error);
       return;
     }

@@ -194,5 +194,42 @@ for (const transport of TRANSPORTS) {
         rogue.close();
       }
     });
+
+    test("a CHUNK over maxMessageSize fails that stream with VALIDATION_ERROR and its dealer is told to stop (CANCEL)", async () => {
+      const router = await cluster.router({ maxMessageSize: 1 * MiB });
+      const rogue = new Dealer({ logger: null });
+      try {
+        rogue.connect(router.address);
+        await rogue.send(
+          encodeMessage("HELLO", {
+            role: "dealer",
+            version: PROTOCOL_VERSION,
+            service: "Rogue",
+            methods: { "Rogue.tiles": { stream: true } },
+          }),
+        );
+        await waitFor(rogue.receive(), { timeoutMs: 5_000, message: "the rogue dealer's WELCOME" });
+        const client = await cluster.client();
+        const consumed = (async () => {
+          for await (const _ of client.stream("Rogue.tiles")) return "a chunk arrived";
+          return "the stream ended";
+        })().catch((e: unknown) => e);
+        const request = decodeMessage(await waitFor(rogue.receive(), { timeoutMs: 5_000, message: "the REQUEST" }), "dealer");
+        if (!request.ok || request.kind !== "REQUEST") throw new Error("expected a REQUEST");
+        const id = request.header.id;
+        await rogue.send(
+          encodeMessage("CHUNK", { id, seq: 0, binary: [{ path: [], type: "Uint8Array" }] }, encodeJsonOrThrow(null), [
+            new Uint8Array(2 * MiB),
+          ]),
+        );
+        const error = await waitFor(consumed, { timeoutMs: 10_000, message: "the stream to fail" });
+        expect(error).toBeInstanceOf(ValidationError);
+        expect((error as ValidationError).data).toMatchObject({ path: "chunk", limit: MiB });
+        const cancel = decodeMessage(await waitFor(rogue.receive(), { timeoutMs: 5_000, message: "the CANCEL" }), "dealer");
+        expect(cancel.ok && cancel.kind === "CANCEL" && cancel.header.id).toBe(id);
+      } finally {
+        rogue.close();
+      }
+    });
   });
 }
