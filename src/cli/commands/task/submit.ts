@@ -3,7 +3,7 @@ import { defineCommand } from "citty";
 import type { SubmitOptions } from "../../../index.ts";
 import { CliError } from "../../errors.ts";
 import { parseCallArguments } from "../client.ts";
-import { parseSeconds } from "../_shared.ts";
+import { checkFlags, parseSeconds } from "../_shared.ts";
 import { positional, runTaskCommand, taskConnectionArgs } from "./_client.ts";
 
 const args = {
@@ -23,6 +23,7 @@ const args = {
   "concurrency-limit": { type: "string", description: "Most tasks of --concurrency-key running at once (default 1)" },
   "rate-key": { type: "string", description: "Tasks with this key share the rate --rate-key-limit (a customer id, say)" },
   "rate-key-limit": { type: "string", description: "The rate of --rate-key: N/s, N/m or N/h" },
+  require: { type: "string", description: "name=value the dealer of every attempt must have, e.g. --require gpu=h200 (repeatable)" },
   ...taskConnectionArgs,
 } as const;
 
@@ -46,6 +47,9 @@ export default defineCommand({
       const backoff = parsed.backoff;
       if (backoff !== undefined && backoff !== "fixed" && backoff !== "exponential")
         throw new CliError(`--backoff must be fixed or exponential, got "${backoff}"`, 2);
+      // Every --require given (citty keeps only the last); loaded only when used.
+      const requireFlags = checkFlags(rawArgs, args, ["require"]).require;
+      const require = requireFlags.length > 0 ? (await import("../../tag-flags.ts")).parseTags(requireFlags, "--require") : undefined;
       const options: SubmitOptions = {
         priority: whole("priority"),
         countdown: seconds("countdown"),
@@ -65,6 +69,7 @@ export default defineCommand({
         concurrencyLimit: whole("concurrency-limit"),
         rateKey: parsed["rate-key"],
         rateKeyLimit: parsed["rate-key-limit"],
+        require,
       };
       for (const key of Object.keys(options) as (keyof SubmitOptions)[]) if (options[key] === undefined) delete options[key];
       const task = await client.submit(method, parseCallArguments(parsed.args), options);
