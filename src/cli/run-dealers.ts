@@ -2,9 +2,16 @@
  * Runs service classes as dealers: in this process (one instance each), or as N supervised child
  * processes per class. The supervisor restarts a crashed child with backoff, never restarts one
  * that failed to start (that is reported once), and drains every child on shutdown.
+ *
+ * Recycling (--max-calls-per-instance, --max-memory-per-instance): an instance that passes a
+ * limit says so (a "recycle" event); the supervisor starts its replacement with the same devices
+ * and tags, and once that one has registered (its setup() done) it sends the old one SIGTERM: it
+ * drains (finishes what it runs; what crossed its DRAIN goes to other dealers) and exits. No
+ * capacity gap, no call lost; the log says why each instance was replaced.
  */
 import { createLogger } from "../util/log.ts";
 import { EXIT_STARTUP_FAILURE, startupFailure } from "./errors.ts";
+import type { InstancePlan } from "./instance-flags.ts";
 import { loadServiceClasses, resolveServiceModule } from "./load-services.ts";
 import type { ServiceDealer } from "../index.ts";
 
@@ -12,11 +19,22 @@ export interface DealerRunOptions {
   modulePath: string;
   classNames: string[];
   instances: number;
+  /** Devices and tags of each instance (instance k at index k - 1). */
+  plan: InstancePlan;
+  /** Replace an instance after this many calls. */
+  maxCallsPerInstance?: number;
+  /** Replace an instance once its RSS passes this many MiB. */
+  maxMemoryPerInstance?: number;
   routerAddress: string;
   maxConcurrent?: number;
   apiKey?: string;
   /** Seconds to wait for the router before giving up. */
   startTimeout: number;
+}
+
+/** Whether the dealers need supervised child processes: several instances, or recycling (someone must start the replacement). */
+export function needsSupervisor(options: DealerRunOptions): boolean {
+  return options.instances > 1 || options.maxCallsPerInstance !== undefined || options.maxMemoryPerInstance !== undefined;
 }
 
 export interface RunningDealers {
@@ -30,6 +48,12 @@ export interface RunningDealers {
 
 const log = () => createLogger("dealer");
 
+/** What an instance's devices become in its environment: CUDA_VISIBLE_DEVICES for CUDA, VOIDRAIL_GPU for VoidRail and the user. */
+function setGpuEnvironment(env: Record<string, string | undefined>, gpus: readonly string[]): void {
+  env.CUDA_VISIBLE_DEVICES = gpus.join(",");
+  env.VOIDRAIL_GPU = gpus.join(",");
+}
+
 /**
  * The module file `--module` names, logged when it came from a dotted module path (the seed's
  * `--module myapp.services`): the user should see which file that turned into.
@@ -42,14 +66,19 @@ function moduleFile(modulePath: string): string {
 
 /** One process, one instance of each class. */
 export async function runInProcess(options: DealerRunOptions): Promise<RunningDealers> {
+  // Instance 1's devices, set before the module loads: a library that reads them at import sees them.
+  const gpus = options.plan.gpus?.[0];
+  if (gpus !== undefined) setGpuEnvironment(process.env, gpus);
   const classes = await loadServiceClasses(moduleFile(options.modulePath), options.classNames);
   const services: ServiceDealer[] = [];
+  const tags = options.plan.tags[0] ?? {};
   for (const [name, cls] of classes) {
     const service = new cls({
       routerAddress: options.routerAddress,
       apiKey: options.apiKey,
       startTimeout: options.startTimeout,
       ...(options.maxConcurrent !== undefined ? { maxConcurrent: options.maxConcurrent } : {}),
+      ...(Object.keys(tags).length > 0 ? { tags } : {}),
     });
     try {
       await service.start();
@@ -68,14 +97,27 @@ export async function runInProcess(options: DealerRunOptions): Promise<RunningDe
   };
 }
 
+type ChildProcess = ReturnType<typeof Bun.spawn>;
+
 type ChildState =
-  | { kind: "starting"; process: ReturnType<typeof Bun.spawn> }
-  | { kind: "running"; process: ReturnType<typeof Bun.spawn>; since: number }
+  | { kind: "starting"; process: ChildProcess }
+  | { kind: "running"; process: ChildProcess; since: number }
+  /** Replaced (recycled): drains after SIGTERM and exits; never restarted. */
+  | { kind: "retiring"; process: ChildProcess }
   | { kind: "waiting"; timer: ReturnType<typeof setTimeout> }
   | { kind: "stopped" };
 
+/** What an instance says when it passes a limit (ServiceDealer's RecycleReason). */
+interface RecycleEvent {
+  limit?: string;
+  calls?: number;
+  rssMiB?: number;
+}
+
 interface Child {
   className: string;
+  /** Its number among its class's instances, from 1: what decides its GPUs and tags. */
+  instance: number;
   state: ChildState;
   restarts: number;
   /**
@@ -86,6 +128,14 @@ interface Child {
   dealerId?: string;
   /** What the instance said when it could not start (its "startup-failed" event). */
   startupFailure?: string;
+  /** Being replaced: the instance started in its place, until that one has registered. */
+  replacement?: Child;
+  /** For a replacement: the instance it takes over from, drained once this one is registered. */
+  replaces?: Child;
+  /** Why it asked to be recycled, in words (for the log lines about it). */
+  recycleReason?: string;
+  /** A recycle asked for before the instance said "registered"; acted on at registration. */
+  pendingRecycle?: RecycleEvent;
 }
 
 /** The command line that starts another copy of this program (the binary, or bun + script). */
@@ -94,10 +144,16 @@ export function selfCommand(): string[] {
   return compiled ? [process.execPath] : [process.execPath, Bun.main];
 }
 
-/** N child processes per class, supervised. */
+/**
+ * N child processes per class, supervised. Instance k of a class (from 1) gets the devices and
+ * tags `options.plan` gives instance k, and a replacement gets those of the instance it replaces.
+ */
 export async function runSupervised(options: DealerRunOptions): Promise<RunningDealers> {
   // Load once here so a bad module is reported once, before any child starts; the children get
-  // the resolved file, so a dotted --module is resolved (and logged) once too.
+  // the resolved file, so a dotted --module is resolved (and logged) once too. With --gpus the
+  // supervisor sees no GPU itself: a module that touches CUDA at import takes no memory on GPU 0
+  // in a process that never serves.
+  if (options.plan.gpus !== undefined) process.env.CUDA_VISIBLE_DEVICES = "";
   const modulePath = moduleFile(options.modulePath);
   const classes = await loadServiceClasses(modulePath, options.classNames);
   const logger = log();
@@ -109,6 +165,7 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
   });
 
   const spawnChild = (child: Child) => {
+    const tags = options.plan.tags[child.instance - 1] ?? {};
     const args = [
       ...selfCommand(),
       "dealer-child",
@@ -122,8 +179,13 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       String(options.startTimeout),
       "--supervised",
       ...(options.maxConcurrent !== undefined ? ["--max-concurrent", String(options.maxConcurrent)] : []),
+      ...(Object.keys(tags).length > 0 ? ["--tags", JSON.stringify(tags)] : []),
+      ...(options.maxCallsPerInstance !== undefined ? ["--max-calls", String(options.maxCallsPerInstance)] : []),
+      ...(options.maxMemoryPerInstance !== undefined ? ["--max-memory", String(options.maxMemoryPerInstance)] : []),
     ];
-    const env = { ...process.env, ...(options.apiKey ? { VOIDRAIL_API_KEY: options.apiKey } : {}) };
+    const env: Record<string, string | undefined> = { ...process.env, ...(options.apiKey ? { VOIDRAIL_API_KEY: options.apiKey } : {}) };
+    const gpus = options.plan.gpus?.[child.instance - 1];
+    if (gpus !== undefined) setGpuEnvironment(env, gpus);
     // stdin is the child's lifeline: nothing is written to it, and its end (this process gone,
     // even by SIGKILL) makes the child drain and exit instead of running on as an orphan.
     const proc = Bun.spawn(args, { stdout: "pipe", stderr: "inherit", stdin: "pipe", env });
@@ -134,7 +196,7 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
     void Promise.all([proc.exited, watchOutput(child, proc)]).then(([code]) => onExit(child, proc, code));
   };
 
-  const watchOutput = async (child: Child, proc: ReturnType<typeof Bun.spawn>) => {
+  const watchOutput = async (child: Child, proc: ChildProcess) => {
     const decoder = new TextDecoder();
     let buffered = "";
     for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) {
@@ -152,18 +214,28 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
   };
 
   /** Handles one line of an instance's stdout if it is an event; false for anything else. */
-  const onEvent = (child: Child, proc: ReturnType<typeof Bun.spawn>, line: string): boolean => {
+  const onEvent = (child: Child, proc: ChildProcess, line: string): boolean => {
     if (!line.startsWith('{"event":')) return false;
-    let event: { event?: string; dealerId?: string; message?: string };
+    let event: { event?: string; dealerId?: string; message?: string } & RecycleEvent;
     try {
       event = JSON.parse(line);
     } catch {
       return false;
     }
-    if (child.state.kind !== "starting" || child.state.process !== proc) return true;
+    const state = child.state;
+    if ((state.kind !== "starting" && state.kind !== "running") || state.process !== proc) return true;
+    if (event.event === "recycle") {
+      if (state.kind === "starting") child.pendingRecycle = event;
+      else recycle(child, proc, event);
+      return true;
+    }
+    if (state.kind !== "starting") return true;
     if (event.event === "registered") {
       child.state = { kind: "running", process: proc, since: Date.now() };
       child.dealerId = event.dealerId;
+      if (child.replaces !== undefined) retire(child.replaces, child);
+      if (child.pendingRecycle !== undefined) recycle(child, proc, child.pendingRecycle);
+      child.pendingRecycle = undefined;
     } else if (event.event === "startup-failed") {
       child.startupFailure = event.message;
     }
@@ -171,23 +243,85 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
   };
 
   /** How messages name an instance: its router id once registered. */
-  const describeChild = (child: Child, proc: ReturnType<typeof Bun.spawn>) =>
+  const describeChild = (child: Child, proc: ChildProcess) =>
     child.dealerId !== undefined ? `${child.dealerId} (pid ${proc.pid})` : `a ${child.className} instance (pid ${proc.pid})`;
 
-  const onExit = (child: Child, proc: ReturnType<typeof Bun.spawn>, code: number) => {
+  /** Why an instance asked to be recycled, in the flags' words. */
+  const describeRecycle = (event: RecycleEvent) =>
+    event.limit === "maxMemory"
+      ? `its RSS of ${event.rssMiB ?? "?"} MiB passed --max-memory-per-instance ${options.maxMemoryPerInstance}`
+      : `it served ${event.calls ?? "?"} calls (--max-calls-per-instance ${options.maxCallsPerInstance})`;
+
+  /** An instance passed a limit: a replacement starts; the old one drains once it is registered. */
+  const recycle = (child: Child, proc: ChildProcess, event: RecycleEvent) => {
+    if (stopping || child.replacement !== undefined) return;
+    const why = describeRecycle(event);
+    if (event.limit === "maxMemory" && (event.calls ?? 0) === 0) {
+      // Before serving anything it is already too big (a model loaded in setup()): a replacement
+      // would be the same, and replacing it would never end.
+      logger.warn(`${describeChild(child, proc)}: ${why} before serving any call; it is not replaced (raise the limit)`);
+      return;
+    }
+    child.recycleReason = why;
+    logger.info(`replacing ${describeChild(child, proc)}: ${why}; starting its replacement`);
+    const replacement: Child = { className: child.className, instance: child.instance, state: { kind: "stopped" }, restarts: 0 };
+    replacement.replaces = child;
+    child.replacement = replacement;
+    children.push(replacement);
+    spawnChild(replacement);
+  };
+
+  /** The replacement is registered: the old instance drains (SIGTERM) and exits, and is not restarted. */
+  const retire = (old: Child, replacement: Child) => {
+    replacement.replaces = undefined;
+    old.replacement = undefined;
+    const state = old.state;
+    if (state.kind !== "running" && state.kind !== "starting") return;
+    const newProc = replacement.state.kind === "running" ? replacement.state.process : undefined;
+    logger.info(
+      `${describeChild(old, state.process)} replaced by ${newProc ? describeChild(replacement, newProc) : replacement.dealerId} (${old.recycleReason}); draining it`,
+    );
+    old.state = { kind: "retiring", process: state.process };
+    state.process.kill("SIGTERM");
+  };
+
+  const forget = (child: Child) => {
+    const index = children.indexOf(child);
+    if (index >= 0) children.splice(index, 1);
+  };
+
+  const onExit = (child: Child, proc: ChildProcess, code: number) => {
     const state = child.state;
+    if (state.kind === "retiring" && state.process === proc) {
+      child.state = { kind: "stopped" };
+      forget(child);
+      logger.info(`${describeChild(child, proc)} drained and exited (code ${code}) after being replaced`);
+      return;
+    }
     if ((state.kind !== "starting" && state.kind !== "running") || state.process !== proc) return;
     if (stopping) {
       child.state = { kind: "stopped" };
       return;
     }
-    if (state.kind === "starting" && (code === EXIT_STARTUP_FAILURE || child.restarts === 0)) {
+    if (child.replacement !== undefined) {
+      // It went before its replacement was up: the replacement takes its place, no restart.
+      logger.warn(`${describeChild(child, proc)} exited (code ${code}) while its replacement starts`);
+      child.replacement.replaces = undefined;
+      child.state = { kind: "stopped" };
+      forget(child);
+      return;
+    }
+    const replacing = child.replaces !== undefined;
+    if (state.kind === "starting" && (code === EXIT_STARTUP_FAILURE || (child.restarts === 0 && !replacing))) {
       // A child that never came up will not come up by retrying: report once and stop all. The
       // others are stopping too (they fail alike), and what they say is not repeated.
       child.state = { kind: "stopped" };
       stopping = true;
-      for (const other of children)
-        if (other.state.kind === "starting" || other.state.kind === "running") other.state.process.kill("SIGKILL");
+      for (const other of children) {
+        const otherState = other.state;
+        if (otherState.kind === "starting" || otherState.kind === "running" || otherState.kind === "retiring")
+          otherState.process.kill("SIGKILL");
+      }
       console.error(`voidrail: ${child.startupFailure ?? `${child.className} failed to start (exit code ${code})`}`);
       finish(EXIT_STARTUP_FAILURE);
       return;
@@ -202,13 +336,19 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
   };
 
   for (const className of classes.keys()) {
-    for (let i = 1; i <= options.instances; i++) {
-      const child: Child = { className, state: { kind: "stopped" }, restarts: 0 };
+    for (let instance = 1; instance <= options.instances; instance++) {
+      const child: Child = { className, instance, state: { kind: "stopped" }, restarts: 0 };
       children.push(child);
       spawnChild(child);
     }
   }
-  logger.info(`started ${children.length} instance(s) of ${[...classes.keys()].join(", ")}`);
+  const gpuNote = options.plan.gpus
+    ? ` on GPU(s) ${options.plan.gpus.map((group, k) => `${k + 1}:${group.join("+")}`).join(" ")} (instance:devices)`
+    : "";
+  logger.info(`started ${children.length} instance(s) of ${[...classes.keys()].join(", ")}${gpuNote}`);
+
+  const live = (state: ChildState): state is Extract<ChildState, { process: ChildProcess }> =>
+    state.kind === "starting" || state.kind === "running" || state.kind === "retiring";
 
   return {
     finished,
@@ -218,8 +358,9 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       for (const child of children) {
         const state = child.state;
         if (state.kind === "waiting") clearTimeout(state.timer);
-        if (state.kind === "starting" || state.kind === "running") {
-          state.process.kill("SIGTERM");
+        if (live(state)) {
+          // A retiring one drains already: a second SIGTERM would force it out mid-call.
+          if (state.kind !== "retiring") state.process.kill("SIGTERM");
           exits.push(state.process.exited);
         }
       }
@@ -230,7 +371,7 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       stopping = true;
       for (const child of children) {
         const state = child.state;
-        if (state.kind === "starting" || state.kind === "running") state.process.kill("SIGKILL");
+        if (live(state)) state.process.kill("SIGKILL");
       }
     },
   };

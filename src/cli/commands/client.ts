@@ -107,9 +107,23 @@ async function runAction(client: ClientDealer, parsed: ParsedArgs<typeof args>, 
   } else if (parsed.clusters) {
     const clusters = await client.discoverClusters();
     if (!asTable) console.log(JSON.stringify(clusters, null, 2));
-    else
+    else {
+      // Devices and tags get columns only when some dealer has them: most clusters have none.
+      const withGpus = clusters.some((c) => (c.gpus?.length ?? 0) > 0);
+      const withTags = clusters.some((c) => Object.keys(c.tags ?? {}).length > 0);
       printTable(
-        ["id", "instance", "state", "busy", "load", "dispatched", "succeeded", "failed"],
+        [
+          "id",
+          "instance",
+          "state",
+          "busy",
+          "load",
+          "dispatched",
+          "succeeded",
+          "failed",
+          ...(withGpus ? ["gpus"] : []),
+          ...(withTags ? ["tags"] : []),
+        ],
         clusters.map((c) => [
           c.id,
           c.instanceId ?? "",
@@ -119,8 +133,17 @@ async function runAction(client: ClientDealer, parsed: ParsedArgs<typeof args>, 
           String(c.counts.dispatched),
           String(c.counts.succeeded),
           String(c.counts.failed),
+          ...(withGpus ? [(c.gpus ?? []).join(",")] : []),
+          ...(withTags
+            ? [
+                Object.entries(c.tags ?? {})
+                  .map(([name, value]) => `${name}=${value}`)
+                  .join(" "),
+              ]
+            : []),
         ]),
       );
+    }
   } else if (parsed["router-info"]) {
     const info = await client.getRouterInfo();
     if (!asTable) console.log(JSON.stringify(info, null, 2));

@@ -3,7 +3,9 @@
  *
  * With --supervised (what the supervisor passes) the instance talks to its supervisor on stdout,
  * one JSON event per line: `{"event":"registered",...}` once registered, and
- * `{"event":"startup-failed","message":...}` before exiting 78 when it cannot start, so that the
+ * `{"event":"startup-failed","message":...}` before exiting 78 when it cannot start (a bad module,
+ * a setup() that threw), `{"event":"recycle","limit":...}` when it passed --max-calls or
+ * --max-memory (it serves on until the supervisor drains it), so that the
  * supervisor reports a startup failure once instead of every instance printing it. The supervisor
  * also owns shutdown:
  * - SIGTERM drains. SIGINT is ignored: Ctrl-C in a terminal reaches the whole process group, and
@@ -15,7 +17,20 @@
 import { defineCommand, type ParsedArgs } from "citty";
 import { CliError, EXIT_STARTUP_FAILURE, runCli, startupFailure } from "../errors.ts";
 import { loadServiceClasses } from "../load-services.ts";
+import type { RecycleReason } from "../../dealer/service-dealer.ts";
 import { apiKeyArg, applyLogLevel, logLevelArg, onShutdown, parsePositiveInteger, parseSeconds } from "./_shared.ts";
+
+/** `--tags '{"gpu":"h200"}'` (what the supervisor passes) → tags; the ServiceDealer checks them. */
+function parseTagsJson(text: string | undefined): Record<string, string> | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) return value as Record<string, string>;
+  } catch {
+    // Reported below.
+  }
+  throw new CliError(`--tags must be a JSON object, got ${text}`, 2);
+}
 
 const childArgs = {
   module: { type: "string", required: true },
@@ -24,6 +39,9 @@ const childArgs = {
   "max-concurrent": { type: "string" },
   "start-timeout": { type: "string", default: "30" },
   supervised: { type: "boolean", description: "Started by a supervisor: events on stdout, stdin is its lifeline" },
+  tags: { type: "string", description: "The instance's tags as a JSON object" },
+  "max-calls": { type: "string" },
+  "max-memory": { type: "string", description: "MiB" },
   ...apiKeyArg,
   ...logLevelArg,
 } as const;
@@ -50,11 +68,19 @@ async function runInstance(args: ParsedArgs<typeof childArgs>, supervised: boole
   const classes = await loadServiceClasses(args.module, [className]);
   const cls = classes.get(className)!;
   const maxConcurrent = args["max-concurrent"];
+  const tags = parseTagsJson(args.tags);
+  const maxCalls = args["max-calls"];
+  const maxMemory = args["max-memory"];
   const service = new cls({
     routerAddress: args.address,
     apiKey: args["api-key"] ?? (process.env.VOIDRAIL_API_KEY || undefined),
     startTimeout: parseSeconds(args["start-timeout"], "--start-timeout"),
     ...(maxConcurrent !== undefined ? { maxConcurrent: parsePositiveInteger(maxConcurrent, "--max-concurrent", 65535) } : {}),
+    ...(tags !== undefined ? { tags } : {}),
+    ...(maxCalls !== undefined ? { maxCalls: parsePositiveInteger(maxCalls, "--max-calls") } : {}),
+    ...(maxMemory !== undefined ? { maxMemory: parsePositiveInteger(maxMemory, "--max-memory") } : {}),
+    // Under a supervisor a limit is its business: it starts a replacement, then drains this one.
+    ...(supervised ? { onRecycle: (reason: RecycleReason) => console.log(JSON.stringify({ event: "recycle", ...reason })) } : {}),
   });
   if (supervised) process.on("SIGINT", () => {});
   const shutdown = onShutdown(

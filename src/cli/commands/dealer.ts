@@ -1,7 +1,8 @@
 /** `voidrail dealer`: starts the ServiceDealer classes of a module, in this process or as N supervised instances each. */
 import { defineCommand } from "citty";
 import { CliError, runCli } from "../errors.ts";
-import { runInProcess, runSupervised } from "../run-dealers.ts";
+import { planInstances, parseTags } from "../instance-flags.ts";
+import { type DealerRunOptions, needsSupervisor, runInProcess, runSupervised } from "../run-dealers.ts";
 import {
   apiKeyArg,
   applyLogLevel,
@@ -25,20 +26,44 @@ export const dealerArgs = {
   },
   "max-concurrent": { type: "string", description: "Calls one instance runs at once (default: 1 in fifo, 100 in load_balance)" },
   "start-timeout": { type: "string", description: "Seconds to wait for the router before giving up", default: "30" },
+  gpus: {
+    type: "string",
+    description: "GPUs to share out, one per instance round robin (CUDA_VISIBLE_DEVICES): 0,1 or all (found with nvidia-smi -L)",
+  },
+  "gpus-per-instance": { type: "string", description: "GPUs each instance gets from --gpus (default 1)" },
+  tag: { type: "string", description: "name=value a call can require, e.g. --tag region=eu (repeatable; --gpus adds gpu=<model>)" },
+  "max-calls-per-instance": { type: "string", description: "Replace an instance after it has served this many calls" },
+  "max-memory-per-instance": { type: "string", description: "Replace an instance once its RSS passes this many MiB" },
   ...connectionArgs,
   ...apiKeyArg,
   ...logLevelArg,
 } as const;
 
-/** Parses the dealer flags shared by `dealer` and `serve`. */
-export function dealerOptions(parsed: Record<string, unknown>, classNames: string[], routerAddress: string) {
+/** Parses the dealer flags shared by `dealer` and `serve`; `tagFlags` are every --tag given. */
+export function dealerOptions(
+  parsed: Record<string, unknown>,
+  classNames: string[],
+  routerAddress: string,
+  tagFlags: string[] = [],
+): DealerRunOptions {
   if (!parsed.module)
     throw new CliError("--module is required: the .ts or .js file (or dotted module path) that exports your ServiceDealer classes", 2);
   const maxConcurrent = parsed["max-concurrent"] as string | undefined;
+  const instances = parsePositiveInteger(parsed.instances as string, "--instances", 256);
+  const optional = (flag: string, max?: number) => {
+    const text = parsed[flag] as string | undefined;
+    return text === undefined ? undefined : parsePositiveInteger(text, `--${flag}`, max);
+  };
+  const perInstance = optional("gpus-per-instance", 64);
+  const maxCalls = optional("max-calls-per-instance");
+  const maxMemory = optional("max-memory-per-instance", 16 * 1024 * 1024);
   return {
     modulePath: parsed.module as string,
     classNames,
-    instances: parsePositiveInteger(parsed.instances as string, "--instances", 256),
+    instances,
+    plan: planInstances(instances, parsed.gpus as string | undefined, perInstance, parseTags(tagFlags)),
+    ...(maxCalls !== undefined ? { maxCallsPerInstance: maxCalls } : {}),
+    ...(maxMemory !== undefined ? { maxMemoryPerInstance: maxMemory } : {}),
     routerAddress,
     ...(maxConcurrent !== undefined ? { maxConcurrent: parsePositiveInteger(maxConcurrent, "--max-concurrent", 65535) } : {}),
     apiKey: (parsed["api-key"] as string | undefined) ?? (process.env.VOIDRAIL_API_KEY || undefined),
@@ -51,10 +76,10 @@ export default defineCommand({
   args: dealerArgs,
   run: ({ args: parsed, rawArgs }) =>
     runCli(async () => {
-      const { class: classNames } = checkFlags(rawArgs, dealerArgs, ["class"]);
+      const { class: classNames, tag } = checkFlags(rawArgs, dealerArgs, ["class", "tag"]);
       applyLogLevel(parsed["log-level"], "info");
-      const options = dealerOptions(parsed, classNames, routerEndpoint(parsed));
-      const dealers = options.instances > 1 ? await runSupervised(options) : await runInProcess(options);
+      const options = dealerOptions(parsed, classNames, routerEndpoint(parsed), tag);
+      const dealers = needsSupervisor(options) ? await runSupervised(options) : await runInProcess(options);
       onShutdown(
         async () => {
           await dealers.drain();

@@ -1,7 +1,7 @@
 /** `voidrail serve`: a router and the dealers of a module in one command, drained together on shutdown. */
 import { defineCommand } from "citty";
 import { CliError, runCli } from "../errors.ts";
-import { type RunningDealers, runInProcess, runSupervised } from "../run-dealers.ts";
+import { needsSupervisor, type RunningDealers, runInProcess, runSupervised } from "../run-dealers.ts";
 import { dealerArgs, dealerOptions } from "./dealer.ts";
 import {
   applyLogLevel,
@@ -34,12 +34,12 @@ export default defineCommand({
   args,
   run: ({ args: parsed, rawArgs }) =>
     runCli(async () => {
-      const { class: classNames } = checkFlags(rawArgs, args, ["class"]);
+      const { class: classNames, tag } = checkFlags(rawArgs, args, ["class", "tag"]);
       applyLogLevel(parsed["log-level"], "info");
       if (parsed.mode !== "fifo" && parsed.mode !== "load_balance")
         throw new CliError(`--mode must be fifo or load_balance, got "${parsed.mode}"`, 2);
       // Flags are checked before the router starts; its address is known once it listens.
-      const dealerFlags = dealerOptions(parsed, classNames, "");
+      const dealerFlags = dealerOptions(parsed, classNames, "", tag);
       const { ServiceRouter } = await import("../../index.ts");
       const router = new ServiceRouter({
         address: routerEndpoint(parsed),
@@ -70,7 +70,7 @@ export default defineCommand({
         throw new CliError(`cannot start the router: ${(error as Error).message}`, unusableStore ? EXIT_STORE_UNUSABLE : 1);
       }
       const options = { ...dealerFlags, routerAddress: router.address };
-      starting = options.instances > 1 ? runSupervised(options) : runInProcess(options);
+      starting = needsSupervisor(options) ? runSupervised(options) : runInProcess(options);
       const dealers = await starting.catch(async (error) => {
         await router.stop();
         throw error;
