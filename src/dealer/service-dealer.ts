@@ -357,9 +357,10 @@ export class ServiceDealer {
 
   /** Counts a finished call toward maxCalls. */
   #countCall(): void {
+    // Counted even without maxCalls: a maxMemory recycle says how many calls the instance served.
+    this.#callsFinished++;
     const max = this.#recycling.maxCalls;
     if (max === undefined) return;
-    this.#callsFinished++;
     if (this.#callsFinished >= max) this.#askRecycle("maxCalls", `served ${this.#callsFinished} calls (maxCalls ${max})`);
   }
 
