@@ -327,7 +327,6 @@ export class ServiceDealer {
   /** Runs setup() once; then READY (serving), or, when it throws, BYE and a rejected start(). */
   async #runSetup(): Promise<void> {
     const started = Date.now();
-    this.#log.info(`${this.serviceName} running setup()`);
     const running = (async () => this.setup())();
     this.#setupRunning = running.catch(() => undefined);
     try {
@@ -348,7 +347,7 @@ export class ServiceDealer {
     if (this.#state === "setup") {
       this.#state = "registered";
       await this.#socket?.send(encodeMessage("READY", {}));
-      this.#log.info(`${this.serviceName} setup() finished in ${seconds} s; serving`);
+      this.#log.info(`${this.serviceName} ${this.dealerId} setup() finished in ${seconds} s; serving`);
     } else if (this.#state === "stopped" || this.#state === "draining") {
       this.#log.info(`${this.serviceName} setup() finished in ${seconds} s, but the dealer is stopping`);
     }
@@ -555,7 +554,8 @@ export class ServiceDealer {
     // Until setup() has finished the router holds it in "setup" (its HELLO said so).
     this.#state = this.#needsSetup && !this.#setupDone ? "setup" : "registered";
     // The instance id (host:pid) says which process this is, as the router's log line does.
-    const registered = `registered as ${this.dealerId} (${this.#dealerOptions.instanceId}) with ${this.#methods.size} method(s)`;
+    const settingUp = this.#state === "setup" ? "; running setup() before taking calls" : "";
+    const registered = `registered as ${this.dealerId} (${this.#dealerOptions.instanceId}) with ${this.#methods.size} method(s)${settingUp}`;
     if (this.#lostRouterAt !== undefined) {
       // The pair to "lost the router": someone watching the log learns that the outage is over.
       const seconds = ((Date.now() - this.#lostRouterAt) / 1000).toFixed(1);

@@ -8,7 +8,7 @@
 import { QueueFullError } from "../protocol/index.ts";
 import type { Call, CallTable } from "./calls.ts";
 import type { RouterEvents } from "./events.ts";
-import type { Queues } from "./queues.ts";
+import type { MethodQueue, Queues } from "./queues.ts";
 import type { DealerRegistry, Redispatch, RegisteredDealer } from "./registry.ts";
 import { meetsRequirement } from "./requirements.ts";
 
@@ -120,7 +120,7 @@ export class Dispatcher implements Redispatch {
    * that meets its requirement; one that no free dealer meets keeps its place and does not hold
    * up the calls behind it that others can run.
    */
-  private serveRestricted(method: string, queue: NonNullable<ReturnType<Queues<Call>["get"]>>): void {
+  private serveRestricted(method: string, queue: MethodQueue<Call>): void {
     for (const call of queue.snapshot()) {
       if (this.freeDealers(method, undefined).length === 0) return;
       const free = this.freeDealers(method, call.require);
@@ -134,18 +134,24 @@ export class Dispatcher implements Redispatch {
   serveDealer(dealer: RegisteredDealer): void {
     while (dealer.hasFreeSlot) {
       let oldest: Call | undefined;
+      let oldestQueue: MethodQueue<Call> | undefined;
       for (const method of dealer.methods.keys()) {
         const queue = this.queues.get(method);
         if (queue === undefined) continue;
+        // Without calls that require tags the head is the one; otherwise the first this dealer meets.
         const head = queue.restricted === 0 ? queue.peek() : queue.firstMeeting(dealer.tags);
-        if (head && (!oldest || head.seq < oldest.seq)) oldest = head;
+        if (head && (!oldest || head.seq < oldest.seq)) {
+          oldest = head;
+          oldestQueue = queue;
+        }
       }
-      if (!oldest) {
+      if (!oldest || !oldestQueue) {
         // Nothing of the router's own waits for it: tell whoever has other work (tasks).
         this.events?.emit("dealer.free", dealer);
         return;
       }
-      this.queues.get(oldest.method)!.takeCall(oldest);
+      if (oldestQueue.restricted === 0) oldestQueue.take();
+      else oldestQueue.takeCall(oldest);
       this.calls.dispatched(oldest, dealer);
     }
   }
@@ -153,8 +159,13 @@ export class Dispatcher implements Redispatch {
   /** Free dealers offering `method` that meet `require` (all free ones, without a requirement). */
   private freeDealers(method: string, require: Call["require"]): RegisteredDealer[] {
     const free: RegisteredDealer[] = [];
-    for (const dealer of this.registry.offering(method) ?? [])
-      if (dealer.hasFreeSlot && (require === undefined || meetsRequirement(dealer.tags, require))) free.push(dealer);
+    const offering = this.registry.offering(method);
+    if (offering === undefined) return free;
+    if (require === undefined) {
+      for (const dealer of offering) if (dealer.hasFreeSlot) free.push(dealer);
+    } else {
+      for (const dealer of offering) if (dealer.hasFreeSlot && meetsRequirement(dealer.tags, require)) free.push(dealer);
+    }
     return free;
   }
 }

@@ -43,6 +43,7 @@ interface WhoAmI {
 }
 
 let fakeBin: string;
+let fakeNvidiaSmiTwo: string;
 let emptyBin: string;
 const clients: ClientDealer[] = [];
 
@@ -59,6 +60,7 @@ const H200 = (i: number) => `GPU ${i}: NVIDIA H200 (UUID: GPU-5f1c0b2e-7a3d-4c1e
 
 beforeAll(async () => {
   fakeBin = fakeNvidiaSmi([0, 1, 2, 3].map(H200));
+  fakeNvidiaSmiTwo = fakeNvidiaSmi([0, 1].map(H200));
   emptyBin = mkdtempSync(join(tmpdir(), "voidrail-no-smi-"));
   await buildBinary();
 }, 120_000);
@@ -68,6 +70,7 @@ afterEach(async () => {
 });
 afterAll(() => {
   rmSync(fakeBin, { recursive: true, force: true });
+  rmSync(fakeNvidiaSmiTwo, { recursive: true, force: true });
   rmSync(emptyBin, { recursive: true, force: true });
 });
 
@@ -321,3 +324,24 @@ describe("recycling", () => {
     await router.exited();
   }, 90_000);
 });
+
+test("examples/gpu/services.ts: one GPU per instance, the model loaded in setup(), embeddings as Float32Array", async () => {
+  const port = await freePort();
+  const router = await startRouter(port, "load_balance");
+  const dealer = spawnCli(["dealer", "--module", "examples/gpu/services.ts", "--instances", "2", "--gpus", "all", "--port", String(port)], {
+    env: pathWith(fakeNvidiaSmiTwo),
+  });
+  await dealer.waitForOutput(/Embedder Embedder-\d+ setup\(\) finished in [\d.]+ s; serving/, { count: 2, timeoutMs: STEP_MS });
+  expect(dealer.output.match(/Embedder model loaded on cuda \(GPU [01]\)/g)).toHaveLength(2);
+  const c = await client(port);
+  const embedding = await c.call<Float32Array>("Embedder.embed", ["a red bicycle"], { require: { gpu: "h200" } });
+  expect(embedding).toBeInstanceOf(Float32Array);
+  expect(embedding.length).toBe(64);
+  expect(await c.invoke<number>("Embedder.similarity", "a red bicycle", "A red bicycle!")).toBeCloseTo(1, 3);
+  const devices = await Promise.all(Array.from({ length: 8 }, () => c.invoke<{ cudaVisibleDevices: string }>("Embedder.device")));
+  expect(new Set(devices.map((d) => d.cudaVisibleDevices))).toEqual(new Set(["0", "1"]));
+  dealer.signal("SIGTERM");
+  expect(await dealer.exited(STEP_MS)).toBe(0);
+  router.signal("SIGTERM");
+  await router.exited();
+}, 60_000);
