@@ -321,7 +321,8 @@ export class ServiceDealer {
       throw error;
     }
     if (this.#needsSetup) await this.#runSetup();
-    this.#startMemoryChecks();
+    // Not for a dealer that was stopped while its setup() ran.
+    if (this.#socket !== null && (this.#state as DealerState) !== "draining") this.#startMemoryChecks();
   }
 
   /** Runs setup() once; then READY (serving), or, when it throws, BYE and a rejected start(). */
