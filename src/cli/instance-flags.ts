@@ -1,8 +1,7 @@
 /**
- * Parses the flags that shape each supervised instance: `--gpus`, `--gpus-per-instance`, `--tag`
- * and the recycling limits. A mistake is a CliError (exit 2, one line), found before anything starts.
+ * Parses the flags that give each supervised instance its devices and tags: `--gpus`,
+ * `--gpus-per-instance`, and the tags of `--tag` (tag-flags.ts). A mistake is a CliError (exit 2, one line), found before anything starts.
  */
-import { Limits, TAG_NAME_PATTERN, TAG_VALUE_PATTERN } from "../protocol/index.ts";
 import { assignGpus, type GpuDevice, gpuList, gpuTagFor, listGpus } from "../dealer/gpus.ts";
 import { createLogger } from "../util/log.ts";
 import { CliError } from "./errors.ts";
@@ -16,24 +15,6 @@ export interface InstancePlan {
 }
 
 const GPU_ID = /^(\d{1,3}|GPU-[0-9A-Fa-f-]{1,64}|MIG-[0-9A-Za-z/-]{1,96})$/;
-
-/** `--tag name=value` (repeatable) → tags; a name given twice is a mistake, not "the last wins". */
-export function parseTags(flags: readonly string[]): Record<string, string> {
-  const tags: Record<string, string> = {};
-  for (const flag of flags) {
-    const equals = flag.indexOf("=");
-    if (equals <= 0) throw new CliError(`--tag must be name=value, e.g. --tag gpu=h200, got "${flag}"`, 2);
-    const name = flag.slice(0, equals).trim();
-    const value = flag.slice(equals + 1).trim();
-    if (!TAG_NAME_PATTERN.test(name))
-      throw new CliError(`--tag ${flag}: the name must be letters, digits, _, . or - (starting with a letter or _)`, 2);
-    if (!TAG_VALUE_PATTERN.test(value)) throw new CliError(`--tag ${flag}: the value must be 1-128 printable characters without spaces`, 2);
-    if (name in tags) throw new CliError(`--tag ${name} is given twice`, 2);
-    tags[name] = value;
-  }
-  if (Object.keys(tags).length > Limits.MAX_TAGS) throw new CliError(`at most ${Limits.MAX_TAGS} --tag flags`, 2);
-  return tags;
-}
 
 /**
  * The devices `--gpus` names: "all" (from `nvidia-smi -L`: missing is an error) or a list of

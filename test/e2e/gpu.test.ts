@@ -201,6 +201,12 @@ test("--tag and require: calls go only to dealers with the tags (FIFO among them
   const missing = await c.call("GpuService.whoami", [], { require: { region: "asia" } }).catch((error: Error) => error);
   expect(missing).toBeInstanceOf(NoSuchMethodError);
   expect((missing as Error).message).toBe("no service offers GpuService.whoami with region=asia");
+  // The same from the command line: client --call --require.
+  const viaCli = JSON.parse(await runCliOk(["client", "--call", "GpuService.whoami", "--require", "region=us", "--port", String(port)]));
+  expect(viaCli.tags.region).toBe("us");
+  const refused = await runCli(["client", "--call", "GpuService.whoami", "--require", "region=asia", "--port", String(port)]);
+  expect(refused.code).toBe(1);
+  expectOneLineError(refused, /^voidrail: NO_SUCH_METHOD: no service offers GpuService\.whoami with region=asia$/);
   const waiting = c.call<WhoAmI>("GpuService.whoami", [], { require: { region: "asia" }, waitForDealer: true });
   const asia = spawnCli(["dealer", "--module", MODULE, "--tag", "region=asia", "--port", String(port)]);
   expect((await waitFor(waiting, { timeoutMs: STEP_MS, message: "the call waiting for region=asia" })).tags.region).toBe("asia");

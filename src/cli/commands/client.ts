@@ -1,6 +1,6 @@
 /** `voidrail client`: calls a method, or lists services, dealers, queues and the router's state (tables on a terminal, JSON in a pipe). */
 import { defineCommand, type ParsedArgs } from "citty";
-import type { ClientDealer } from "../../index.ts";
+import type { CallOptions, ClientDealer } from "../../index.ts";
 import { CliError, describeCodedError, isAuthFailure, refusedKeyHint, runCli } from "../errors.ts";
 import { printTable } from "../table.ts";
 import { apiKeyArg, applyLogLevel, checkFlags, connectionArgs, logLevelArg, parseSeconds, routerEndpoint } from "./_shared.ts";
@@ -13,6 +13,7 @@ const args = {
   call: { type: "string", description: "Method to call, e.g. EchoService.echo" },
   args: { type: "string", description: `Arguments as JSON: '"text"', '42', '[5, 3]' (two arguments), '{"name":"John"}' (one object)` },
   timeout: { type: "string", description: "Seconds before the call fails", default: "30" },
+  require: { type: "string", description: "With --call: name=value the dealer must have, e.g. --require gpu=h200 (repeatable)" },
   "connect-timeout": { type: "string", description: "Seconds to wait for the router", default: "5" },
   json: { type: "boolean", description: "Print JSON even on a terminal" },
   ...connectionArgs,
@@ -46,13 +47,16 @@ export default defineCommand({
   args,
   run: ({ args: parsed, rawArgs }) =>
     runCli(async () => {
-      checkFlags(rawArgs, args);
+      const { require: requireFlags } = checkFlags(rawArgs, args, ["require"]);
       applyLogLevel(parsed["log-level"], "warn");
       const actions = (["list", "clusters", "router-info", "queue-status"] as const).filter((name) => parsed[name]);
       if (parsed.call !== undefined) actions.push("call" as never);
       if (actions.length !== 1) throw new CliError("choose one of --call, --list, --clusters, --router-info, --queue-status", 2);
       if (parsed.args !== undefined && parsed.call === undefined) throw new CliError("--args goes with --call", 2);
       const callArguments = parseCallArguments(parsed.args);
+      if (requireFlags.length > 0 && parsed.call === undefined) throw new CliError("--require goes with --call", 2);
+      // Loaded only when used: the client's start-up stays lean.
+      const require = requireFlags.length > 0 ? (await import("../tag-flags.ts")).parseTags(requireFlags, "--require") : {};
       const timeout = parseSeconds(parsed.timeout, "--timeout");
       const [{ ClientDealer, silentLogger }, { describeBadMethodName }] = await Promise.all([
         import("../../index.ts"),
@@ -70,7 +74,7 @@ export default defineCommand({
       });
       const asTable = process.stdout.isTTY === true && !parsed.json;
       try {
-        await runAction(client, parsed, callArguments, asTable);
+        await runAction(client, parsed, callArguments, asTable, Object.keys(require).length > 0 ? { require } : {});
       } catch (error) {
         if (isAuthFailure(error)) throw new CliError(`${describeCodedError(error)}${refusedKeyHint(error, "client")}`);
         throw error;
@@ -82,14 +86,20 @@ export default defineCommand({
 });
 
 /** Runs the one action the flags chose and prints its result. */
-async function runAction(client: ClientDealer, parsed: ParsedArgs<typeof args>, callArguments: unknown[], asTable: boolean): Promise<void> {
+async function runAction(
+  client: ClientDealer,
+  parsed: ParsedArgs<typeof args>,
+  callArguments: unknown[],
+  asTable: boolean,
+  callOptions: CallOptions,
+): Promise<void> {
   await client.connect();
   if (parsed.call !== undefined) {
     const services = await client.discoverServices();
     if (services[parsed.call]?.stream) {
-      for await (const chunk of client.stream(parsed.call, ...callArguments)) console.log(JSON.stringify(chunk));
+      for await (const chunk of client.callStream(parsed.call, callArguments, callOptions)) console.log(JSON.stringify(chunk));
     } else {
-      console.log(JSON.stringify(await client.call(parsed.call, callArguments), null, asTable ? 2 : undefined));
+      console.log(JSON.stringify(await client.call(parsed.call, callArguments, callOptions), null, asTable ? 2 : undefined));
     }
   } else if (parsed.list) {
     const services = await client.discoverServices();

@@ -1,7 +1,8 @@
 /** `voidrail dealer`: starts the ServiceDealer classes of a module, in this process or as N supervised instances each. */
 import { defineCommand } from "citty";
 import { CliError, runCli } from "../errors.ts";
-import { planInstances, parseTags } from "../instance-flags.ts";
+import { planInstances } from "../instance-flags.ts";
+import { parseTags } from "../tag-flags.ts";
 import { type DealerRunOptions, needsSupervisor, runInProcess, runSupervised } from "../run-dealers.ts";
 import {
   apiKeyArg,
