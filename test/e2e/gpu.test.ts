@@ -266,45 +266,54 @@ describe("setup() and teardown()", () => {
 });
 
 describe("recycling", () => {
-  test("--max-calls-per-instance 5 under load: instances are replaced (the log says why), no call is lost or fails", async () => {
-    const port = await freePort();
-    const router = await startRouter(port);
-    const dealer = spawnCli(
-      ["dealer", "--module", MODULE, "--instances", "2", "--max-calls-per-instance", "5", "--gpus", "0,1", "--port", String(port)],
-      { env: { ...pathWith(fakeBin), GPU_FIXTURE_SETUP_MS: "200" } },
-    );
-    await dealer.waitForOutput(/registered as/, { count: 2, timeoutMs: STEP_MS });
-    const c = await client(port);
-    const answers = await Promise.all(Array.from({ length: 40 }, () => c.invoke<WhoAmI>("GpuService.whoami", 25)));
-    expect(answers).toHaveLength(40);
-    for (const answer of answers) expect(answer.modelLoaded).toBe(true);
-    const pids = new Set(answers.map((answer) => answer.pid));
-    expect(pids.size).toBeGreaterThan(2);
-    await dealer.waitForOutput(
-      /replacing GpuService-\d+ \(pid \d+\): it served \d+ calls \(--max-calls-per-instance 5\); starting its replacement/,
-      {
+  for (const mode of ["fifo", "load_balance"]) {
+    test(`--max-calls-per-instance 5 under load (${mode}): instances are replaced (the log says why), no call is lost or fails`, async () => {
+      const port = await freePort();
+      const router = await startRouter(port, mode);
+      const dealer = spawnCli(
+        ["dealer", "--module", MODULE, "--instances", "2", "--max-calls-per-instance", "5", "--gpus", "0,1", "--port", String(port)],
+        { env: { ...pathWith(fakeBin), GPU_FIXTURE_SETUP_MS: "200" } },
+      );
+      await dealer.waitForOutput(/registered as/, { count: 2, timeoutMs: STEP_MS });
+      const c = await client(port);
+      // Waves of 20 concurrent calls until replacements have served some (at most 30 waves).
+      const answers: WhoAmI[] = [];
+      const pids = new Set<number>();
+      for (let wave = 0; wave < 30 && (pids.size < 4 || wave < 3); wave++) {
+        const results = await Promise.all(Array.from({ length: 20 }, () => c.invoke<WhoAmI>("GpuService.whoami", 25)));
+        for (const answer of results) {
+          answers.push(answer);
+          pids.add(answer.pid);
+        }
+      }
+      for (const answer of answers) expect(answer.modelLoaded).toBe(true);
+      expect(pids.size).toBeGreaterThanOrEqual(4);
+      await dealer.waitForOutput(
+        /replacing GpuService-\d+ \(pid \d+\): it served \d+ calls \(--max-calls-per-instance 5\); starting its replacement/,
+        {
+          timeoutMs: STEP_MS,
+        },
+      );
+      await dealer.waitForOutput(/GpuService-\d+ \(pid \d+\) replaced by GpuService-\d+ \(pid \d+\) \(it served \d+ calls/, {
         timeoutMs: STEP_MS,
-      },
-    );
-    await dealer.waitForOutput(/GpuService-\d+ \(pid \d+\) replaced by GpuService-\d+ \(pid \d+\) \(it served \d+ calls/, {
-      timeoutMs: STEP_MS,
-    });
-    await dealer.waitForOutput(/drained and exited \(code 0\) after being replaced/, { timeoutMs: STEP_MS });
-    // A replacement keeps its predecessor's device: two instances, one on each GPU, at any time.
-    await waitFor(
-      async () => {
-        const now = await clusters(port);
-        return now.length === 2 && now.every((cl) => cl.state === "active");
-      },
-      { timeoutMs: STEP_MS, intervalMs: 100, message: "two active instances after the recycling" },
-    );
-    expect((await clusters(port)).map((cl) => (cl.gpus ?? []).join(",")).sort()).toEqual(["0", "1"]);
-    expect(dealer.output).not.toMatch(/exited \(code \d+\); restarting/);
-    dealer.signal("SIGTERM");
-    expect(await dealer.exited(STEP_MS)).toBe(0);
-    router.signal("SIGTERM");
-    await router.exited();
-  }, 90_000);
+      });
+      await dealer.waitForOutput(/drained and exited \(code 0\) after being replaced/, { timeoutMs: STEP_MS });
+      // A replacement keeps its predecessor's device: two instances, one on each GPU, at any time.
+      await waitFor(
+        async () => {
+          const now = await clusters(port);
+          return now.length === 2 && now.every((cl) => cl.state === "active");
+        },
+        { timeoutMs: STEP_MS, intervalMs: 100, message: "two active instances after the recycling" },
+      );
+      expect((await clusters(port)).map((cl) => (cl.gpus ?? []).join(",")).sort()).toEqual(["0", "1"]);
+      expect(dealer.output).not.toMatch(/exited \(code \d+\); restarting/);
+      dealer.signal("SIGTERM");
+      expect(await dealer.exited(STEP_MS)).toBe(0);
+      router.signal("SIGTERM");
+      await router.exited();
+    }, 90_000);
+  }
 
   test("--max-memory-per-instance: an instance whose RSS passes the limit is replaced, and its calls complete", async () => {
     const port = await freePort();
