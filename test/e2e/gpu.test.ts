@@ -223,18 +223,30 @@ describe("setup() and teardown()", () => {
     const port = await freePort();
     const router = await startRouter(port);
     const dealer = spawnCli(["dealer", "--module", MODULE, "--instances", "2", "--port", String(port)], {
-      env: { GPU_FIXTURE_SETUP_MS: "1500" },
+      env: { GPU_FIXTURE_SETUP_MS: "3000" },
     });
-    await waitFor(async () => (await clusters(port)).filter((cl) => cl.state === "setup").length === 2, {
-      timeoutMs: STEP_MS,
-      intervalMs: 50,
-      message: "two instances in setup",
-    });
+    // How discovery first showed each instance: in setup (its setup() lasts 3 s; we look every 50 ms).
+    const firstSeen = new Map<string, string>();
     const c = await client(port);
-    const during = Array.from({ length: 4 }, () => c.invoke<WhoAmI>("GpuService.whoami"));
+    let during: Promise<WhoAmI>[] = [];
+    await waitFor(
+      async () => {
+        for (const cl of await clusters(port)) if (!firstSeen.has(cl.id)) firstSeen.set(cl.id, cl.state);
+        // Calls made while the first instance is in setup: they wait for a loaded model.
+        if (firstSeen.size > 0 && during.length === 0) during = Array.from({ length: 4 }, () => c.invoke<WhoAmI>("GpuService.whoami"));
+        return firstSeen.size === 2;
+      },
+      { timeoutMs: STEP_MS, intervalMs: 50, message: "both instances to register" },
+    );
+    expect([...firstSeen.values()]).toEqual(["setup", "setup"]);
     const answers = await Promise.all(during);
     for (const answer of answers) expect(answer.modelLoaded).toBe(true);
-    expect((await clusters(port)).map((cl) => cl.state)).toEqual(["active", "active"]);
+    // The calls may all have gone to the instance that was ready first; the other one follows.
+    await waitFor(async () => (await clusters(port)).every((cl) => cl.state === "active"), {
+      timeoutMs: STEP_MS,
+      intervalMs: 50,
+      message: "both instances active after their setup()",
+    });
     dealer.signal("SIGTERM");
     expect(await dealer.exited(STEP_MS)).toBe(0);
     expect(dealer.output.match(/teardown after/g)).toHaveLength(2);
@@ -298,9 +310,12 @@ describe("recycling", () => {
         timeoutMs: STEP_MS,
       });
       await dealer.waitForOutput(/drained and exited \(code 0\) after being replaced/, { timeoutMs: STEP_MS });
-      // A replacement keeps its predecessor's device: two instances, one on each GPU, at any time.
+      // A replacement keeps its predecessor's device: once every replacement asked for is done,
+      // two instances, one on each GPU.
+      const count = (pattern: RegExp) => (dealer.output.match(pattern) ?? []).length;
       await waitFor(
         async () => {
+          if (count(/replacing GpuService-/g) !== count(/after being replaced/g)) return false;
           const now = await clusters(port);
           return now.length === 2 && now.every((cl) => cl.state === "active");
         },
