@@ -7,6 +7,9 @@
  *   ./node_modules/.bin/bun test test/integration/tags-setup.test.ts
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { NoSuchMethodError, type RecycleReason, ServiceDealer, type ServiceDealerOptions, serviceMethod } from "../../src/index.ts";
 import { Cluster, TRANSPORTS } from "../helpers/cluster.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -243,3 +246,40 @@ for (const transport of TRANSPORTS) {
     });
   });
 }
+
+describe("the gpus option (library users)", () => {
+  const cluster = new Cluster("tcp");
+  const saved = { path: process.env.PATH, cuda: process.env.CUDA_VISIBLE_DEVICES, gpu: process.env.VOIDRAIL_GPU };
+  let fakeBin = "";
+  afterEach(async () => {
+    await cluster.dispose();
+    process.env.PATH = saved.path;
+    for (const [name, value] of [
+      ["CUDA_VISIBLE_DEVICES", saved.cuda],
+      ["VOIDRAIL_GPU", saved.gpu],
+    ] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    if (fakeBin) rmSync(fakeBin, { recursive: true, force: true });
+  });
+
+  test("gpus sets CUDA_VISIBLE_DEVICES and VOIDRAIL_GPU before setup(), shows in discovery, and tags the model from nvidia-smi -L", async () => {
+    fakeBin = mkdtempSync(join(tmpdir(), "voidrail-fake-smi-"));
+    writeFileSync(
+      join(fakeBin, "nvidia-smi"),
+      "#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-00000000-0000-0000-0000-000000000000)'\necho 'GPU 1: NVIDIA H200 (UUID: GPU-11111111-1111-1111-1111-111111111111)'\n",
+    );
+    chmodSync(join(fakeBin, "nvidia-smi"), 0o755);
+    process.env.PATH = `${fakeBin}:${saved.path ?? "/usr/bin:/bin"}`;
+    await cluster.router();
+    const dealer = await cluster.dealer((o) => new TaggedService(o), { gpus: "1", tags: { name: "lib" } });
+    expect(process.env.CUDA_VISIBLE_DEVICES).toBe("1");
+    expect(process.env.VOIDRAIL_GPU).toBe("1");
+    expect(dealer.gpus).toEqual(["1"]);
+    const client = await cluster.client();
+    const [info] = await client.discoverClusters();
+    expect(info.gpus).toEqual(["1"]);
+    expect(info.tags).toEqual({ name: "lib", gpu: "h200" });
+  });
+});
