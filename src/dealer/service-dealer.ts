@@ -335,7 +335,7 @@ export class ServiceDealer {
     } catch (error) {
       const message = (error as Error)?.message ?? String(error);
       this.#log.error(`${this.serviceName} setup() failed: ${message}`);
-      if (this.#socket && this.#state === "setup") await this.#socket.send(encodeMessage("BYE", {}));
+      if (this.#socket && (this.#state === "setup" || this.#state === "draining")) await this.#socket.send(encodeMessage("BYE", {}));
       await this.#closeSocket();
       // A plain Error that keeps the service's own one as its cause: start() failed because of it.
       throw new Error(`setup() failed: ${message}`, { cause: error });
@@ -410,10 +410,13 @@ export class ServiceDealer {
     if (this.#state === "registered" || this.#state === "setup") {
       this.#state = "draining";
       await socket.send(encodeMessage("DRAIN", {}));
-      // A setup() under way finishes first: teardown() must not race it.
+      // A setup() under way finishes first: teardown() must not race it. One that failed has
+      // already left (BYE) and closed the connection.
       if (this.#setupRunning !== undefined) await this.#setupRunning;
-      if (this.#running.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
-      await socket.send(encodeMessage("BYE", {}));
+      if (this.#socket === socket) {
+        if (this.#running.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+        await socket.send(encodeMessage("BYE", {}));
+      }
     } else if (this.#setupRunning !== undefined) await this.#setupRunning;
     await this.#closeSocket();
     await this.#runTeardown();

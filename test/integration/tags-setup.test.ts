@@ -231,6 +231,20 @@ for (const transport of TRANSPORTS) {
       expect(ModelService.teardownCalls).toBe(teardownsBefore);
     });
 
+    test("stop() during setup(): it waits for setup() to end, leaves without taking work, and runs teardown() once", async () => {
+      await cluster.router();
+      const client = await cluster.client();
+      const service = cluster.dealerStopped((o) => new ModelService(o));
+      const started = service.start();
+      await waitFor(service.setupEntered, { timeoutMs: STEP_MS, message: "setup() to begin" });
+      const teardownsBefore = ModelService.teardownCalls;
+      const stopped = service.stop();
+      service.finishSetup();
+      await waitFor(Promise.all([started, stopped]), { timeoutMs: STEP_MS, message: "start() and stop() to end" });
+      expect(ModelService.teardownCalls).toBe(teardownsBefore + 1);
+      expect(await client.discoverClusters()).toEqual([]);
+    });
+
     test("maxCalls: the hook hears once that the limit passed; without a hook the dealer drains and stops", async () => {
       await cluster.router();
       const heard: RecycleReason[] = [];
