@@ -136,6 +136,25 @@ interface Child {
   recycleReason?: string;
   /** A recycle asked for before the instance said "registered"; acted on at registration. */
   pendingRecycle?: RecycleEvent;
+  /**
+   * For a retiring instance held registered after its drain: the replacement that could not
+   * start beside it, started once it says "released" (or has exited).
+   */
+  heldFor?: Child;
+  /** For that replacement: the held instance to let go ("leave") once this one has registered. */
+  releases?: Child;
+}
+
+/** Writes one command line to an instance's stdin (dealer-child reads "hold" and "leave"). */
+function tell(proc: ChildProcess, command: "hold" | "leave"): void {
+  const stdin = proc.stdin;
+  if (stdin === undefined || typeof stdin === "number") return;
+  try {
+    stdin.write(`${command}\n`);
+    stdin.flush();
+  } catch {
+    // It has exited: nothing to tell.
+  }
 }
 
 /** The command line that starts another copy of this program (the binary, or bun + script). */
@@ -223,6 +242,16 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       return false;
     }
     const state = child.state;
+    if (state.kind === "retiring" && state.process === proc && event.event === "released") {
+      // Drained and torn down, still registered: its replacement can have the device now.
+      const next = child.heldFor;
+      child.heldFor = undefined;
+      if (next !== undefined && !stopping) {
+        next.releases = child;
+        spawnChild(next);
+      } else tell(proc, "leave");
+      return true;
+    }
     if ((state.kind !== "starting" && state.kind !== "running") || state.process !== proc) return true;
     if (event.event === "recycle") {
       if (state.kind === "starting") child.pendingRecycle = event;
@@ -234,6 +263,9 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       child.state = { kind: "running", process: proc, since: Date.now() };
       child.dealerId = event.dealerId;
       if (child.replaces !== undefined) retire(child.replaces, child);
+      const held = child.releases;
+      child.releases = undefined;
+      if (held !== undefined && held.state.kind === "retiring") tell(held.state.process, "leave");
       if (child.pendingRecycle !== undefined) recycle(child, proc, child.pendingRecycle);
       child.pendingRecycle = undefined;
     } else if (event.event === "startup-failed") {
@@ -296,6 +328,10 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       child.state = { kind: "stopped" };
       forget(child);
       logger.info(`${describeChild(child, proc)} drained and exited (code ${code}) after being replaced`);
+      // It went without saying "released": its held replacement starts now.
+      const next = child.heldFor;
+      child.heldFor = undefined;
+      if (next !== undefined && !stopping) spawnChild(next);
       return;
     }
     if ((state.kind !== "starting" && state.kind !== "running") || state.process !== proc) return;
@@ -311,8 +347,26 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       forget(child);
       return;
     }
-    const replacing = child.replaces !== undefined;
-    if (state.kind === "starting" && (code === EXIT_STARTUP_FAILURE || (child.restarts === 0 && !replacing))) {
+    const old = child.replaces;
+    if (state.kind === "starting" && old !== undefined && old.state.kind === "running") {
+      // Beside the old instance it could not start (its setup() ran out of GPU memory, say): the
+      // old one drains and tears down first but stays registered (calls wait, none fails), the
+      // replacement starts again on the freed device, and the old one leaves once it is up.
+      logger.warn(
+        `the replacement of ${describeChild(old, old.state.process)} failed to start (exit code ${code}${child.startupFailure ? `: ${child.startupFailure}` : ""}); draining ${old.dealerId ?? "it"} first, then starting it again`,
+      );
+      child.replaces = undefined;
+      child.state = { kind: "stopped" };
+      child.restarts = 1;
+      old.replacement = undefined;
+      old.heldFor = child;
+      const oldProcess = old.state.process;
+      old.state = { kind: "retiring", process: oldProcess };
+      tell(oldProcess, "hold");
+      oldProcess.kill("SIGTERM");
+      return;
+    }
+    if (state.kind === "starting" && (code === EXIT_STARTUP_FAILURE || child.restarts === 0)) {
       // A child that never came up will not come up by retrying: report once and stop all. The
       // others are stopping too (they fail alike), and what they say is not repeated.
       child.state = { kind: "stopped" };
@@ -359,8 +413,10 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
         const state = child.state;
         if (state.kind === "waiting") clearTimeout(state.timer);
         if (live(state)) {
-          // A retiring one drains already: a second SIGTERM would force it out mid-call.
+          // A retiring one drains already: a second SIGTERM would force it out mid-call. One held
+          // registered for its replacement may go.
           if (state.kind !== "retiring") state.process.kill("SIGTERM");
+          else tell(state.process, "leave");
           exits.push(state.process.exited);
         }
       }

@@ -94,6 +94,12 @@ export interface ServiceDealerOptions {
    * replacement first and then drains this instance.
    */
   onRecycle?: (reason: RecycleReason) => void;
+  /**
+   * @internal Awaited in stop() after teardown() and before the dealer unregisters: the
+   * supervisor keeps an instance registered (draining, so calls wait instead of failing) until
+   * its replacement has registered.
+   */
+  beforeLeave?: () => Promise<void>;
 }
 
 /** Why an instance asks to be recycled (ServiceDealerOptions.onRecycle). */
@@ -125,6 +131,7 @@ const OptionsSchema = v.object({
   maxMemory: v.optional(v.pipe(v.number(), v.gtValue(0))),
   memoryCheckInterval: v.optional(v.pipe(v.number(), v.gtValue(0), v.maxValue(86_400))),
   onRecycle: v.optional(v.function()),
+  beforeLeave: v.optional(v.function()),
 });
 
 const MiB = 1024 * 1024;
@@ -205,6 +212,7 @@ export class ServiceDealer {
   #setupRunning: Promise<unknown> | undefined;
   #tornDown = false;
   readonly #recycling: { maxCalls?: number; maxMemoryMiB?: number; checkMs: number; onRecycle?: (reason: RecycleReason) => void };
+  readonly #beforeLeave: (() => Promise<void>) | undefined;
   #callsFinished = 0;
   #recycleAsked = false;
   #memoryTimer: ReturnType<typeof setInterval> | undefined;
@@ -237,6 +245,7 @@ export class ServiceDealer {
       if (model !== undefined) tags = { ...tags, gpu: model };
     }
     this.#tags = tags !== undefined && Object.keys(tags).length > 0 ? { ...tags } : undefined;
+    this.#beforeLeave = options.beforeLeave;
     this.#recycling = {
       ...(options.maxCalls !== undefined ? { maxCalls: options.maxCalls } : {}),
       ...(options.maxMemory !== undefined ? { maxMemoryMiB: options.maxMemory } : {}),
@@ -415,6 +424,10 @@ export class ServiceDealer {
       if (this.#setupRunning !== undefined) await this.#setupRunning;
       if (this.#socket === socket) {
         if (this.#running.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+        // Still registered (draining: calls for its methods wait rather than fail) while what
+        // setup() took is freed: a replacement may need it (the GPU's memory).
+        await this.#runTeardown();
+        await this.#beforeLeave?.();
         await socket.send(encodeMessage("BYE", {}));
       }
     } else if (this.#setupRunning !== undefined) await this.#setupRunning;

@@ -12,7 +12,9 @@
  *   the supervisor already turns it into a SIGTERM for each instance; counting both as two signals
  *   would force an exit in the middle of a call.
  * - stdin is a pipe from the supervisor. Its end means the supervisor is gone (killed), and the
- *   instance drains and exits instead of running on as an orphan.
+ *   instance drains and exits instead of running on as an orphan. The supervisor writes one
+ *   command per line on it: "hold" (after the coming drain and teardown(), stay registered and
+ *   say `{"event":"released"}`) and "leave" (unregister now).
  */
 import { defineCommand, type ParsedArgs } from "citty";
 import { CliError, EXIT_STARTUP_FAILURE, runCli, startupFailure } from "../errors.ts";
@@ -71,6 +73,18 @@ async function runInstance(args: ParsedArgs<typeof childArgs>, supervised: boole
   const tags = parseTagsJson(args.tags);
   const maxCalls = args["max-calls"];
   const maxMemory = args["max-memory"];
+  // The supervisor may ask (a "hold" line on stdin, before its SIGTERM) that this instance stays
+  // registered after its drain and teardown() until its replacement has registered ("leave").
+  let holding = false;
+  let leave: () => void = () => {};
+  const mayLeave = new Promise<void>((resolve) => {
+    leave = resolve;
+  });
+  const beforeLeave = async () => {
+    if (!holding) return;
+    console.log(JSON.stringify({ event: "released", pid: process.pid }));
+    await mayLeave;
+  };
   const service = new cls({
     routerAddress: args.address,
     apiKey: args["api-key"] ?? (process.env.VOIDRAIL_API_KEY || undefined),
@@ -80,7 +94,9 @@ async function runInstance(args: ParsedArgs<typeof childArgs>, supervised: boole
     ...(maxCalls !== undefined ? { maxCalls: parsePositiveInteger(maxCalls, "--max-calls") } : {}),
     ...(maxMemory !== undefined ? { maxMemory: parsePositiveInteger(maxMemory, "--max-memory") } : {}),
     // Under a supervisor a limit is its business: it starts a replacement, then drains this one.
-    ...(supervised ? { onRecycle: (reason: RecycleReason) => console.log(JSON.stringify({ event: "recycle", ...reason })) } : {}),
+    ...(supervised
+      ? { onRecycle: (reason: RecycleReason) => console.log(JSON.stringify({ event: "recycle", ...reason })), beforeLeave }
+      : {}),
   });
   if (supervised) process.on("SIGINT", () => {});
   const shutdown = onShutdown(
@@ -93,9 +109,19 @@ async function runInstance(args: ParsedArgs<typeof childArgs>, supervised: boole
   );
   if (supervised) {
     void (async () => {
-      for await (const _ of process.stdin) {
-        // Nothing is sent on this pipe; only its end matters.
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for await (const chunk of process.stdin) {
+        buffered += typeof chunk === "string" ? chunk : decoder.decode(chunk as Uint8Array, { stream: true });
+        let newline: number;
+        while ((newline = buffered.indexOf("\n")) >= 0) {
+          const command = buffered.slice(0, newline).trim();
+          buffered = buffered.slice(newline + 1);
+          if (command === "hold") holding = true;
+          else if (command === "leave") leave();
+        }
       }
+      leave();
       shutdown("supervisor gone");
     })();
   }
