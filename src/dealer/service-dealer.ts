@@ -271,8 +271,9 @@ export class ServiceDealer {
   async setup(): Promise<void> {}
 
   /**
-   * Runs once after the instance drained and left the router (stop()): free what setup() took.
-   * Not run when setup() failed. An error is logged; stop() still resolves. Default: nothing.
+   * Runs once after the instance drained (stop(): nothing runs on it any more), before it
+   * unregisters: free what setup() took. Not run when setup() failed. An error is logged; stop()
+   * still resolves. Default: nothing.
    */
   async teardown(): Promise<void> {}
 
