@@ -212,6 +212,8 @@ test("--tag and require: calls go only to dealers with the tags (FIFO among them
   expect((await waitFor(waiting, { timeoutMs: STEP_MS, message: "the call waiting for region=asia" })).tags.region).toBe("asia");
   const task = await c.submit("GpuService.whoami", [], { require: { region: "us" } });
   expect((await c.waitTask<WhoAmI>(task.id, { timeout: 20 })).tags.region).toBe("us");
+  const taskId = (await runCliOk(["task", "submit", "GpuService.whoami", "--require", "region=eu", "--port", String(port)])).trim();
+  expect(JSON.parse(await runCliOk(["task", "wait", taskId, "--port", String(port)])).tags.region).toBe("eu");
   for (const dealer of [eu, us, asia]) dealer.signal("SIGTERM");
   for (const dealer of [eu, us, asia]) expect(await dealer.exited(STEP_MS)).toBe(0);
   router.signal("SIGTERM");

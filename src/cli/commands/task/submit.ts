@@ -3,7 +3,7 @@ import { defineCommand } from "citty";
 import type { SubmitOptions } from "../../../index.ts";
 import { CliError } from "../../errors.ts";
 import { parseCallArguments } from "../client.ts";
-import { parseSeconds } from "../_shared.ts";
+import { checkFlags, parseSeconds } from "../_shared.ts";
 import { positional, runTaskCommand, taskConnectionArgs } from "./_client.ts";
 
 const args = {
@@ -19,6 +19,7 @@ const args = {
   "retry-on": { type: "string", description: "Comma-separated error codes or names that are retried, e.g. TimeoutError,ECONNRESET" },
   "idempotency-key": { type: "string", description: "The same key gives the same task, not a second run" },
   "wait-for-dealer": { type: "boolean", description: "Store it even if no service offers the method yet" },
+  require: { type: "string", description: "name=value the dealer of every attempt must have, e.g. --require gpu=h200 (repeatable)" },
   ...taskConnectionArgs,
 } as const;
 
@@ -42,6 +43,9 @@ export default defineCommand({
       const backoff = parsed.backoff;
       if (backoff !== undefined && backoff !== "fixed" && backoff !== "exponential")
         throw new CliError(`--backoff must be fixed or exponential, got "${backoff}"`, 2);
+      // Every --require given (citty keeps only the last); loaded only when used.
+      const requireFlags = checkFlags(rawArgs, args, ["require"]).require;
+      const require = requireFlags.length > 0 ? (await import("../../tag-flags.ts")).parseTags(requireFlags, "--require") : undefined;
       const options: SubmitOptions = {
         priority: whole("priority"),
         countdown: seconds("countdown"),
@@ -57,6 +61,7 @@ export default defineCommand({
           .filter(Boolean),
         idempotencyKey: parsed["idempotency-key"],
         waitForDealer: parsed["wait-for-dealer"],
+        require,
       };
       for (const key of Object.keys(options) as (keyof SubmitOptions)[]) if (options[key] === undefined) delete options[key];
       const task = await client.submit(method, parseCallArguments(parsed.args), options);
