@@ -113,6 +113,11 @@ export class ServiceRouter extends CoreRouter {
     this.schedules = scheduler;
     clientTasks.scheduler = scheduler;
     await scheduler.start();
+    const schedules = scheduler.list();
+    if (schedules.length > 0) {
+      const paused = schedules.filter((schedule) => schedule.paused).length;
+      log.info(`schedules: ${schedules.length}${paused > 0 ? ` (${paused} paused)` : ""}`);
+    }
   }
 
   /** Stops the router (attempts still running are retried after a restart), then closes the store. */
