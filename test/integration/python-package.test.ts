@@ -10,12 +10,12 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EchoService } from "../../examples/services.ts";
 import { ClientDealer, ServiceRouter, silentLogger } from "../../src/index.ts";
-import { PYTHON, PYTHON_PACKAGE, runPytest, TsPeerService } from "../fixtures/python-peers.ts";
+import { PYTHON, PYTHON_PACKAGE, runProcess, runPytest, TsPeerService } from "../fixtures/python-peers.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { onLines } from "../helpers/lines.ts";
 import { uniqueEndpoint, waitFor } from "../helpers/wait.ts";
@@ -41,6 +41,40 @@ describe("Python package (python/voidrail): pytest", () => {
     },
     PYTEST_TIMEOUT_MS + 10_000,
   );
+});
+
+describe("Python package (python/voidrail): pip install", () => {
+  test("pip installs ./python into a virtual environment: importable from anywhere, typed (py.typed), pyzmq its only dependency", async () => {
+    const scratch = mkdtempSync(join(tmpdir(), "voidrail-pip-"));
+    try {
+      // A copy, so that setuptools' in-tree build leaves nothing in the checkout.
+      cpSync(PYTHON_PACKAGE, join(scratch, "python"), { recursive: true, filter: (path) => !/__pycache__|\.egg-info|\/build$/.test(path) });
+      const venv = join(scratch, "venv");
+      // --system-site-packages: Debian's pyzmq and setuptools serve it, so nothing is downloaded.
+      const made = await runProcess([PYTHON, "-m", "venv", "--system-site-packages", venv], { timeoutMs: 60_000 });
+      expect(made.stderr).toBe("");
+      const installed = await runProcess(
+        [join(venv, "bin/python"), "-m", "pip", "install", "--no-build-isolation", "--no-index", "-q", join(scratch, "python")],
+        { cwd: scratch, timeoutMs: 120_000 },
+      );
+      if (installed.exitCode !== 0) throw new Error(`pip install failed:\n${installed.stdout}${installed.stderr}`);
+      const check = await runProcess(
+        [
+          join(venv, "bin/python"),
+          "-c",
+          "import importlib.metadata as m, os, voidrail; print(voidrail.__file__); print(os.path.exists(os.path.join(os.path.dirname(voidrail.__file__), 'py.typed'))); print(m.requires('voidrail'))",
+        ],
+        { cwd: scratch, timeoutMs: 30_000, env: { PYTHONPATH: "" } },
+      );
+      const [file, typed, requires] = check.stdout.trim().split("\n");
+      expect(file).toStartWith(join(venv, "lib"));
+      expect(typed).toBe("True");
+      // One requirement, pyzmq ("pyzmq>=22", or "pyzmq (>=22)" as older setuptools write it).
+      expect(requires).toMatch(/^\['pyzmq ?\(?>=22\)?'\]$/);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 200_000);
 });
 
 describe("Python client (python/voidrail) against TypeScript services: pytest", () => {
