@@ -6,7 +6,8 @@ method stuck in native code that holds the GIL (or a CPU-bound pure-Python loop)
 this dealer miss heartbeats. A Python heartbeat thread would not help there (it needs the GIL to
 run), which is why this dealer opens no BEAT connection: the one it has is answered below Python.
 Requests that arrive meanwhile wait in libzmq's queue (at most max_concurrent of them, since the
-router never sends more), so its reader can never stop reading PINGs on a full pipe.
+router never sends more, with their CANCELs and CREDITs); the queue is sized above that, so libzmq
+never stops reading, and answering PINGs, on a full pipe.
 """
 
 from __future__ import annotations
@@ -161,6 +162,9 @@ class ServiceDealer:
         self._registered = loop.create_future()
         socket: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
         configure_socket(socket, **self._socket_options)  # type: ignore[arg-type]
+        # libzmq stops reading (and answering PING) when the receive queue is full: room for every request the router may
+        # send at once (max_concurrent) with their CANCELs and CREDITs, so a dealer whose methods hold the GIL stays live.
+        socket.setsockopt(zmq.RCVHWM, max(1000, 4 * (self.max_concurrent or 100)))
         self._monitor_io = LoopSocket(socket.get_monitor_socket(_MONITOR_EVENTS), loop, self._on_monitor_event)
         self._io = LoopSocket(socket, loop, self._on_frames)
         self._state = "connecting"
