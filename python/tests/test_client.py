@@ -122,6 +122,23 @@ async def test_cancelling_the_awaiting_task_sends_CANCEL(address):
         assert await client.invoke(f"{S}.add", 1, 1) == 2
 
 
+async def test_a_slow_reader_holds_the_producer_back_with_credit(address):
+    async with AsyncClient(address, timeout=10, stream_window=4) as client:
+        tag = str(uuid.uuid4())
+        stream = client.stream(f"{S}.counted", tag, 1000)
+        assert [await stream.__anext__(), await stream.__anext__()] == [0, 1]
+        # Two read: the window of 4 and the 2 handed back are all the service may have made, however long we wait.
+        await wait_until(lambda: _at_least(client, tag, 4), "the producer to fill the window")
+        assert await client.invoke(f"{S}.producedOf", tag) <= 6
+        rest = [item async for item in stream]
+        assert rest == list(range(2, 1000))
+        assert await client.invoke(f"{S}.producedOf", tag) == 1000
+
+
+async def _at_least(client, tag, count):
+    return await client.invoke(f"{S}.producedOf", tag) >= count
+
+
 async def test_leaving_a_stream_early_cancels_it(address):
     async with AsyncClient(address, timeout=10) as client:
         tag = str(uuid.uuid4())

@@ -220,6 +220,24 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
     expect(services["PyService.async_numbers"]).toMatchObject({ stream: true });
   }, 60_000);
 
+  test("a Python generator waits for the client's credit: a slow TypeScript reader holds the producer back", async () => {
+    const router = await cluster.router();
+    const dealers = startPythonDealers(router.address, ["--max-concurrent", "4"]);
+    const client = await cluster.client({ streamWindow: 4 });
+    await untilRegistered(client, 1, dealers);
+    const produced = () => client.invoke<number>("PyService.produced_of", "slow-reader");
+    const iterator = client.stream<number>("PyService.counted", "slow-reader", 1000)[Symbol.asyncIterator]();
+    expect((await iterator.next()).value).toBe(0);
+    expect((await iterator.next()).value).toBe(1);
+    // Two read: the window of 4 and the 2 handed back are all it may have made, however long we wait.
+    await waitFor(async () => (await produced()) >= 4, { timeoutMs: 10_000, message: "the producer to fill the window" });
+    expect(await produced()).toBeLessThanOrEqual(6);
+    let last = 1;
+    for (let step = await iterator.next(); !step.done; step = await iterator.next()) last = step.value;
+    expect(last).toBe(999);
+    expect(await produced()).toBe(1000);
+  }, 60_000);
+
   test("1,000 concurrent calls from one TypeScript client to two Python instances all come back right", async () => {
     const router = await cluster.router();
     const dealers = startPythonDealers(router.address, ["--instances", "2", "--max-concurrent", "50"]);
