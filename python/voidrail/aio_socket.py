@@ -13,10 +13,13 @@ left to do, and a send schedules one more look on the next turn of the loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from typing import Any, Callable, Deque, List, Optional, Sequence, cast
 
 import zmq
+
+log = logging.getLogger("voidrail")
 
 OnMessage = Callable[[List[bytes]], None]
 # Plain ints: pyzmq's enum flags cost an enum operation per use, and these run per message.
@@ -111,7 +114,10 @@ class LoopSocket:
                         break
                     while socket.getsockopt(_RCVMORE):
                         frames.append(recv(_NOBLOCK))
-                    self._on_message(frames)
+                    try:
+                        self._on_message(frames)
+                    except Exception:  # noqa: BLE001 - one bad message must not stop the reading (its signal is consumed)
+                        log.exception("voidrail: a received message could not be handled")
                     if self._closed:
                         return
             if not progressed:
