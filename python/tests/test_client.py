@@ -416,3 +416,38 @@ async def test_an_idempotent_call_is_sent_again_after_a_reconnection(tmp_path):
 
 async def _true(value):
     return value
+
+
+async def test_a_python_client_calls_a_python_service_in_the_same_process(address):
+    """Both Python peers on one event loop and one router: the dealer's thread pool and the client's calls do not get in each other's way."""
+
+    class Local(voidrail.ServiceDealer):
+        @voidrail.service_method
+        def checksum(self, blob):
+            return sum(blob)
+
+        @voidrail.service_method
+        async def pieces(self, blob, size):
+            for start in range(0, len(blob), size):
+                yield blob[start : start + size]
+
+        @voidrail.service_method
+        def fail(self):
+            raise ValueError("no")
+
+    name = f"Local_{uuid.uuid4().hex[:8]}"
+    dealer = Local(address, service_name=name, max_concurrent=8)
+    await dealer.start()
+    try:
+        async with AsyncClient(address, timeout=10) as client:
+            blob = bytes(range(256)) * 16
+            assert await client.invoke(f"{name}.checksum", blob) == sum(blob)
+            assert b"".join([piece async for piece in client.stream(f"{name}.pieces", blob, 1000)]) == blob
+            results = await asyncio.gather(*(client.invoke(f"{name}.checksum", bytes([i])) for i in range(200)))
+            assert results == list(range(200))
+            with pytest.raises(voidrail.RemoteError) as raised:
+                await client.invoke(f"{name}.fail")
+            assert raised.value.data["name"] == "ValueError"
+    finally:
+        await dealer.stop()
+    assert not dealer.registered
