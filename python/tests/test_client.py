@@ -250,6 +250,12 @@ def test_the_synchronous_client(address):
             if n == 5:
                 break  # leaves the stream early: CANCEL goes out, the client goes on
         assert client.invoke(f"{S}.echo", "after") == "after"
+        # Several threads share the one Client; each call blocks only its own thread.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            sums = list(pool.map(lambda i: client.invoke(f"{S}.add", i, i), range(400)))
+        assert sums == [2 * i for i in range(400)]
 
 
 async def test_curve_keys_go_to_pyzmq(tmp_path):
