@@ -144,7 +144,7 @@ try {
     "|---|---:|---:|---:|---:|---:|---:|",
     ...rows,
     "",
-    "A Python peer is bound by the Python interpreter (one core for its event loop, JSON and pyzmq), not by the router: compare its rows with the floor rows above and with the all-TypeScript reference. zmq.asyncio makes a future per send and per receive; driving a plain socket from the loop's file-descriptor callback, as the package does, was about twice as fast in the AsyncClient (10,152 → 20,100 calls/s with 64 in flight against a TypeScript service, same machine, same hour). A plain `def` method pays a hand-off to a worker thread and back per call; `async def` runs on the dealer's event loop.",
+    "A Python peer is bound by the Python interpreter (one core for its event loop, JSON and pyzmq), not by the router: compare its rows with the floor rows above and with the all-TypeScript reference. zmq.asyncio makes a future per send and per receive; driving a plain socket from the loop's file-descriptor callback, as the package does, doubled the AsyncClient's calls/s (10,152 → 20,100 with 64 in flight against a TypeScript service, in a profiling run on this machine), and sending and receiving frame by frame with plain-int flags (pyzmq's `send_multipart`/`recv_multipart` do an enum operation per frame) took it to about 31,000. A plain `def` method pays a hand-off to a worker thread and back per call; `async def` runs on the dealer's event loop.",
     "",
     "Reproduce: `npm run bench:python` (options: `--calls 10000 --sequential-calls 2000 --runs 3 --no-write`); `npm run bench:rpc` runs it after its own rows.",
     "",

@@ -91,6 +91,17 @@ class PyService(ServiceDealer):
         return "stopped"
 
     @service_method
+    def counted(self, tag, n):
+        """Streams 0 … n-1, counting what it has produced (in a worker thread, paused while the client has no credit)."""
+        for i in range(n):
+            PyService.produced[tag] = i + 1
+            yield i
+
+    @service_method
+    def produced_of(self, tag):
+        return PyService.produced.get(tag, 0)
+
+    @service_method
     def seen_of(self, tag):
         return PyService.seen.get(tag)
 
@@ -136,3 +147,4 @@ class PyService(ServiceDealer):
 
 
 PyService.seen = {}  # type: ignore[attr-defined]
+PyService.produced = {}  # type: ignore[attr-defined]

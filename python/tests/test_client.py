@@ -122,6 +122,23 @@ async def test_cancelling_the_awaiting_task_sends_CANCEL(address):
         assert await client.invoke(f"{S}.add", 1, 1) == 2
 
 
+async def test_a_slow_reader_holds_the_producer_back_with_credit(address):
+    async with AsyncClient(address, timeout=10, stream_window=4) as client:
+        tag = str(uuid.uuid4())
+        stream = client.stream(f"{S}.counted", tag, 1000)
+        assert [await stream.__anext__(), await stream.__anext__()] == [0, 1]
+        # Two read: the window of 4 and the 2 handed back are all the service may have made, however long we wait.
+        await wait_until(lambda: _at_least(client, tag, 4), "the producer to fill the window")
+        assert await client.invoke(f"{S}.producedOf", tag) <= 6
+        rest = [item async for item in stream]
+        assert rest == list(range(2, 1000))
+        assert await client.invoke(f"{S}.producedOf", tag) == 1000
+
+
+async def _at_least(client, tag, count):
+    return await client.invoke(f"{S}.producedOf", tag) >= count
+
+
 async def test_leaving_a_stream_early_cancels_it(address):
     async with AsyncClient(address, timeout=10) as client:
         tag = str(uuid.uuid4())
@@ -233,6 +250,12 @@ def test_the_synchronous_client(address):
             if n == 5:
                 break  # leaves the stream early: CANCEL goes out, the client goes on
         assert client.invoke(f"{S}.echo", "after") == "after"
+        # Several threads share the one Client; each call blocks only its own thread.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            sums = list(pool.map(lambda i: client.invoke(f"{S}.add", i, i), range(400)))
+        assert sums == [2 * i for i in range(400)]
 
 
 async def test_curve_keys_go_to_pyzmq(tmp_path):
@@ -399,3 +422,38 @@ async def test_an_idempotent_call_is_sent_again_after_a_reconnection(tmp_path):
 
 async def _true(value):
     return value
+
+
+async def test_a_python_client_calls_a_python_service_in_the_same_process(address):
+    """Both Python peers on one event loop and one router: the dealer's thread pool and the client's calls do not get in each other's way."""
+
+    class Local(voidrail.ServiceDealer):
+        @voidrail.service_method
+        def checksum(self, blob):
+            return sum(blob)
+
+        @voidrail.service_method
+        async def pieces(self, blob, size):
+            for start in range(0, len(blob), size):
+                yield blob[start : start + size]
+
+        @voidrail.service_method
+        def fail(self):
+            raise ValueError("no")
+
+    name = f"Local_{uuid.uuid4().hex[:8]}"
+    dealer = Local(address, service_name=name, max_concurrent=8)
+    await dealer.start()
+    try:
+        async with AsyncClient(address, timeout=10) as client:
+            blob = bytes(range(256)) * 16
+            assert await client.invoke(f"{name}.checksum", blob) == sum(blob)
+            assert b"".join([piece async for piece in client.stream(f"{name}.pieces", blob, 1000)]) == blob
+            results = await asyncio.gather(*(client.invoke(f"{name}.checksum", bytes([i])) for i in range(200)))
+            assert results == list(range(200))
+            with pytest.raises(voidrail.RemoteError) as raised:
+                await client.invoke(f"{name}.fail")
+            assert raised.value.data["name"] == "ValueError"
+    finally:
+        await dealer.stop()
+    assert not dealer.registered

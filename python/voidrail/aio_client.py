@@ -384,7 +384,10 @@ class AsyncClient:
             fields["id"] = request_id
             if fields.get("idempotent"):
                 self._resend[request_id] = (kind, fields, payload)
-            io.send(encode_message(kind, fields, payload))
+            try:
+                io.send(encode_message(kind, fields, payload))
+            except zmq.ZMQError as error:
+                raise ConnectionLostError(f"could not send to {self.router_address}: {error}") from None
             return await future
         except asyncio.CancelledError:
             # Cancelling the awaiting task cancels `future` too; whether a reply came shows in the call table.

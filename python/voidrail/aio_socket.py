@@ -13,10 +13,13 @@ left to do, and a send schedules one more look on the next turn of the loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from typing import Any, Callable, Deque, List, Optional, Sequence, cast
 
 import zmq
+
+log = logging.getLogger("voidrail")
 
 OnMessage = Callable[[List[bytes]], None]
 # Plain ints: pyzmq's enum flags cost an enum operation per use, and these run per message.
@@ -24,6 +27,8 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
+_SNDMORE_NOBLOCK = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
+_RCVMORE = int(zmq.RCVMORE)
 
 
 class LoopSocket:
@@ -44,14 +49,22 @@ class LoopSocket:
 
     def send(self, frames: Sequence[Any]) -> None:
         """Sends now if the socket takes it, else queues it (in order) until it does. Raises ZMQError on a closed socket."""
-        if self._outbox:
+        if self._outbox or not self._send_now(frames):
             self._outbox.append(frames)
-        else:
-            try:
-                self.socket.send_multipart(frames, _NOBLOCK, copy=False)
-            except zmq.Again:
-                self._outbox.append(frames)
         self._schedule_check()
+
+    def _send_now(self, frames: Sequence[Any]) -> bool:
+        """One multipart message without blocking; False when the socket cannot take it now (nothing was sent).
+        libzmq takes a multipart message whole or not at all: once its first frame is in, the others go too."""
+        send = self.socket.send
+        last = len(frames) - 1
+        try:
+            send(frames[0], _SNDMORE_NOBLOCK if last else _NOBLOCK, copy=False)
+        except zmq.Again:
+            return False
+        for index in range(1, last + 1):
+            send(frames[index], _SNDMORE_NOBLOCK if index < last else _NOBLOCK, copy=False)
+        return True
 
     async def send_and_wait(self, frames: Sequence[Any]) -> None:
         """Sends, then waits until the queue behind it is empty: backpressure for a producer (stream chunks)."""
@@ -93,12 +106,18 @@ class LoopSocket:
                 progressed = self._flush()
             if events & _POLLIN:
                 progressed = True
+                recv = socket.recv
                 for _ in range(256):  # then look at the outbox and the loop's other work again
                     try:
-                        frames = socket.recv_multipart(_NOBLOCK)
+                        frames = [recv(_NOBLOCK)]
                     except zmq.Again:
                         break
-                    self._on_message(frames)
+                    while socket.getsockopt(_RCVMORE):
+                        frames.append(recv(_NOBLOCK))
+                    try:
+                        self._on_message(frames)
+                    except Exception:  # noqa: BLE001 - one bad message must not stop the reading (its signal is consumed)
+                        log.exception("voidrail: a received message could not be handled")
                     if self._closed:
                         return
             if not progressed:
@@ -107,9 +126,7 @@ class LoopSocket:
     def _flush(self) -> bool:
         sent = False
         while self._outbox:
-            try:
-                self.socket.send_multipart(self._outbox[0], _NOBLOCK, copy=False)
-            except zmq.Again:
+            if not self._send_now(self._outbox[0]):
                 break
             self._outbox.popleft()
             sent = True

@@ -6,13 +6,15 @@ method stuck in native code that holds the GIL (or a CPU-bound pure-Python loop)
 this dealer miss heartbeats. A Python heartbeat thread would not help there (it needs the GIL to
 run), which is why this dealer opens no BEAT connection: the one it has is answered below Python.
 Requests that arrive meanwhile wait in libzmq's queue (at most max_concurrent of them, since the
-router never sends more), so its reader can never stop reading PINGs on a full pipe.
+router never sends more, with their CANCELs and CREDITs); the queue is sized above that, so libzmq
+never stops reading, and answering PINGs, on a full pipe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import logging
 import os
 import signal
@@ -55,13 +57,25 @@ _MONITOR_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
 class _Running:
     """A call in progress on this dealer."""
 
-    __slots__ = ("context", "task", "credit", "credit_changed", "in_thread", "progress_pending", "progress_sent_at", "progress_timer", "deadline_timer")
+    __slots__ = (
+        "cancel_reason",
+        "context",
+        "task",
+        "credit",
+        "credit_changed",
+        "in_thread",
+        "progress_pending",
+        "progress_sent_at",
+        "progress_timer",
+        "deadline_timer",
+    )
 
-    def __init__(self, context: CallContext, credit: Optional[int]) -> None:
-        self.context = context
+    def __init__(self, credit: Optional[int], stream: bool) -> None:
+        self.cancel_reason: Optional[VoidRailError] = None  # set once: cancelled, past its deadline, or the router lost
+        self.context: Optional[CallContext] = None  # made only for methods that take one
         self.task: Optional["asyncio.Task[None]"] = None
         self.credit = credit
-        self.credit_changed = asyncio.Event()
+        self.credit_changed: Optional[asyncio.Event] = asyncio.Event() if stream else None
         self.in_thread = False  # a plain method or generator step is running in a worker thread now
         self.progress_pending: Any = _DONE
         self.progress_sent_at = 0.0
@@ -120,6 +134,8 @@ class ServiceDealer:
         self.dealer_id: Optional[str] = None
         self.welcome: Optional[Dict[str, Any]] = None
         self._methods = collect_methods(self)
+        # Positional arity of each method, to check most calls without inspect's bind (None: bind decides).
+        self._arity = {name: _arity(signature) for name, (_, _, signature) in self._methods.items()}
         if not self._methods:
             raise ValidationError(f"{self.service_name} has no @service_method methods", {"path": "methods"})
         self._state = "stopped"  # stopped → connecting → registered ⇄ connecting → draining → stopped
@@ -161,6 +177,9 @@ class ServiceDealer:
         self._registered = loop.create_future()
         socket: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
         configure_socket(socket, **self._socket_options)  # type: ignore[arg-type]
+        # libzmq stops reading (and answering PING) when the receive queue is full: room for every request the router may
+        # send at once (max_concurrent) with their CANCELs and CREDITs, so a dealer whose methods hold the GIL stays live.
+        socket.setsockopt(zmq.RCVHWM, max(1000, 4 * (self.max_concurrent or 100)))
         self._monitor_io = LoopSocket(socket.get_monitor_socket(_MONITOR_EVENTS), loop, self._on_monitor_event)
         self._io = LoopSocket(socket, loop, self._on_frames)
         self._state = "connecting"
@@ -291,7 +310,7 @@ class ServiceDealer:
         elif kind == "CREDIT":
             running = self._running.get(message.header.get("id"))  # type: ignore[arg-type]
             n = message.header.get("n")
-            if running is not None and running.credit is not None and isinstance(n, int) and n > 0:
+            if running is not None and running.credit is not None and running.credit_changed is not None and isinstance(n, int) and n > 0:
                 running.credit = min(2_147_483_647, running.credit + n)
                 running.credit_changed.set()
         elif kind == "WELCOME":
@@ -364,32 +383,37 @@ class ServiceDealer:
             return self._reply_error(request_id, error)
         if not isinstance(args, list):
             return self._reply_error(request_id, ProtocolError("the arguments are not a JSON array", {"reason": "NOT_ARRAY"}))
-        try:
-            signature.bind(*args)
-        except TypeError as error:
-            return self._reply_error(request_id, ValidationError(f"{method}: {error}", {"path": "args"}))
+        arity = self._arity[spec.name]
+        if arity is None or not arity[0] <= len(args) <= arity[1]:
+            try:
+                signature.bind(*args)
+            except TypeError as error:
+                return self._reply_error(request_id, ValidationError(f"{method}: {error}", {"path": "args"}))
         task = header.get("task") if isinstance(header.get("task"), dict) else None
         deadline_ms: int = header.get("deadlineMs") or 0
         deadline = time.time() + deadline_ms / 1000 if isinstance(deadline_ms, int) and deadline_ms > 0 else None
         credit = header.get("credit") if spec.stream and isinstance(header.get("credit"), int) else None
-        running: Optional[_Running] = None
+        running = _Running(credit, spec.stream)
+        kwargs: Dict[str, Any] = {}
+        if spec.context:
 
-        def report(value: Any) -> None:
-            if task is None or running is None:
-                return  # PROGRESS is for task attempts only (§15.5)
-            if self._loop is not None and not self._in_loop_thread():
-                self._loop.call_soon_threadsafe(self._report_progress, request_id, running, value)
-            else:
-                self._report_progress(request_id, running, value)
+            def report(value: Any) -> None:
+                if task is None:
+                    return  # PROGRESS is for task attempts only (§15.5)
+                if self._loop is not None and not self._in_loop_thread():
+                    self._loop.call_soon_threadsafe(self._report_progress, request_id, running, value)
+                else:
+                    self._report_progress(request_id, running, value)
 
-        context = CallContext(request_id, method, deadline, task.get("id") if task else None, task.get("attempt") if task else None, report)  # type: ignore[arg-type]
-        running = _Running(context, credit)
+            task_id = task.get("id") if task else None
+            attempt = task.get("attempt") if task else None
+            running.context = CallContext(request_id, method, deadline, task_id, attempt, report)  # type: ignore[arg-type]
+            kwargs["context"] = running.context
         self._running[request_id] = running
         assert self._idle is not None and self._loop is not None
         self._idle.clear()
         if deadline is not None:
             running.deadline_timer = self._loop.call_later(deadline_ms / 1000, self._deadline_passed, request_id, running, deadline_ms)
-        kwargs = {"context": context} if spec.context else {}
         running.task = self._loop.create_task(self._run(request_id, running, spec, bound, args, kwargs))
 
     def _in_loop_thread(self) -> bool:
@@ -400,12 +424,14 @@ class ServiceDealer:
             self._abort(running, TimeoutError(f"deadline of {deadline_ms} ms passed", {"timeoutMs": deadline_ms}))
 
     def _abort(self, running: _Running, reason: VoidRailError) -> None:
-        context = running.context
-        if context.cancelled.is_set():
+        if running.cancel_reason is not None:
             return
-        context.cancel_reason = reason
-        context.cancelled.set()
-        running.credit_changed.set()
+        running.cancel_reason = reason
+        if running.context is not None:
+            running.context.cancel_reason = reason
+            running.context.cancelled.set()
+        if running.credit_changed is not None:
+            running.credit_changed.set()
         # A thread cannot be interrupted: its result is awaited, then replaced by the reason. Async code is cancelled.
         if running.task is not None and not running.in_thread:
             running.task.cancel()
@@ -425,8 +451,8 @@ class ServiceDealer:
                 await self._stream(request_id, running, spec, bound(*args, **kwargs))
                 self._flush_progress(request_id, running)
                 return
-            if running.context.cancelled.is_set():
-                raise running.context.cancel_reason or CancelledError("cancelled")
+            if running.cancel_reason is not None:
+                raise running.cancel_reason
             try:
                 encoded = encode_value(value)
             except (TypeError, ValueError) as error:
@@ -435,10 +461,10 @@ class ServiceDealer:
             self._flush_progress(request_id, running)
             self._send("RESULT", {"id": request_id}, encoded)
         except asyncio.CancelledError:
-            self._reply_error(request_id, running.context.cancel_reason or CancelledError("cancelled"))
+            self._reply_error(request_id, running.cancel_reason or CancelledError("cancelled"))
         except BaseException as error:  # noqa: B036 - every failure of a method is the caller's answer
-            if running.context.cancelled.is_set() and not isinstance(error, VoidRailError):
-                error = running.context.cancel_reason or CancelledError("cancelled")
+            if running.cancel_reason is not None and not isinstance(error, VoidRailError):
+                error = running.cancel_reason
             else:
                 self._flush_progress(request_id, running)
             self._reply_error(request_id, error)
@@ -456,15 +482,16 @@ class ServiceDealer:
     async def _stream(self, request_id: int, running: _Running, spec: MethodSpec, iterator: Any) -> None:
         """Sends a generator's items as CHUNKs, never more than the client's credit; END after the last."""
         loop = asyncio.get_running_loop()
-        context = running.context
+        credit_changed = running.credit_changed
+        assert credit_changed is not None
         seq = 0
         try:
             while True:
-                while running.credit == 0 and not context.cancelled.is_set():
-                    running.credit_changed.clear()
-                    await running.credit_changed.wait()
-                if context.cancelled.is_set():
-                    raise context.cancel_reason or CancelledError("cancelled")
+                while running.credit == 0 and running.cancel_reason is None:
+                    credit_changed.clear()
+                    await credit_changed.wait()
+                if running.cancel_reason is not None:
+                    raise running.cancel_reason
                 if spec.kind == "async_generator":
                     try:
                         item = await iterator.__anext__()
@@ -478,8 +505,8 @@ class ServiceDealer:
                         running.in_thread = False
                     if item is _DONE:
                         break
-                if context.cancelled.is_set():
-                    raise context.cancel_reason or CancelledError("cancelled")
+                if running.cancel_reason is not None:
+                    raise running.cancel_reason
                 try:
                     encoded = encode_value(item)
                 except (TypeError, ValueError) as error:
@@ -550,6 +577,21 @@ class ServiceDealer:
             self._io.send(encode_message(kind, header, payload))
         except (zmq.ZMQError, TypeError, ValueError) as error:
             log.warning("could not send %s: %s", kind, error)
+
+
+def _arity(signature: inspect.Signature) -> Optional["tuple[int, float]"]:
+    """(fewest, most) positional arguments the signature takes, or None when keyword-only parameters make bind necessary."""
+    least, most = 0, 0.0
+    for parameter in signature.parameters.values():
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            most += 1
+            if parameter.default is parameter.empty:
+                least += 1
+        elif parameter.kind == parameter.VAR_POSITIONAL:
+            most = float("inf")
+        elif parameter.kind == parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
+            return None
+    return least, most
 
 
 def router_address_or_env(address: Optional[str]) -> str:

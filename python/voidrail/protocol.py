@@ -144,7 +144,7 @@ def _lift_binary(value: Any, path: List[Union[str, int]], slots: List[Dict[str, 
 def decode_value(payload: bytes, slots: Optional[List[Dict[str, Any]]], frames: Sequence[bytes], what: str = "payload") -> Any:
     """The JSON payload with each binary frame put back where its slot says, as `bytes`. ProtocolError when they do not fit."""
     try:
-        value = json.loads(payload)
+        value = json.loads(bytes(payload).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise ProtocolError(f"{what} is not UTF-8 JSON: {error}", {"reason": "BAD_JSON", "frame": 3}) from None
     if not slots:
@@ -202,7 +202,8 @@ def decode_message(frames: Sequence[bytes]) -> Message:
     if len(frames[2]) > MAX_HEADER_BYTES:
         raise ProtocolError("header over 64 KiB", {"reason": "HEADER_TOO_LARGE"})
     try:
-        header = json.loads(frames[2])
+        # Decoding first spares json its encoding detection on bytes.
+        header = json.loads(bytes(frames[2]).decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("header is not UTF-8 JSON", {"reason": "BAD_JSON", "frame": 2}) from None
     if not isinstance(header, dict):

@@ -7,6 +7,7 @@ import threading
 from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, TypeVar
 
 from .aio_client import AsyncClient
+from .connection import Key
 
 T = TypeVar("T")
 
@@ -18,8 +19,17 @@ class Client:
     plain iterators. The calls of several threads may share one Client (each blocks only itself).
     """
 
-    def __init__(self, router_address: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 30, **options: Any) -> None:
-        self._async = AsyncClient(router_address, api_key, timeout, **options)
+    def __init__(
+        self,
+        router_address: Optional[str] = None,
+        api_key: Optional[str] = None,
+        timeout: float = 30,
+        curve_server_key: Optional[Key] = None,
+        curve_secret_key: Optional[Key] = None,
+        curve_public_key: Optional[Key] = None,
+        **options: Any,
+    ) -> None:
+        self._async = AsyncClient(router_address, api_key, timeout, curve_server_key, curve_secret_key, curve_public_key, **options)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="voidrail-client", daemon=True)
         self._thread.start()

@@ -10,12 +10,12 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EchoService } from "../../examples/services.ts";
 import { ClientDealer, ServiceRouter, silentLogger } from "../../src/index.ts";
-import { PYTHON, PYTHON_PACKAGE, runPytest, TsPeerService } from "../fixtures/python-peers.ts";
+import { PYTHON, PYTHON_PACKAGE, runProcess, runPytest, TsPeerService } from "../fixtures/python-peers.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { onLines } from "../helpers/lines.ts";
 import { uniqueEndpoint, waitFor } from "../helpers/wait.ts";
@@ -41,6 +41,40 @@ describe("Python package (python/voidrail): pytest", () => {
     },
     PYTEST_TIMEOUT_MS + 10_000,
   );
+});
+
+describe("Python package (python/voidrail): pip install", () => {
+  test("pip installs ./python into a virtual environment: importable from anywhere, typed (py.typed), pyzmq its only dependency", async () => {
+    const scratch = mkdtempSync(join(tmpdir(), "voidrail-pip-"));
+    try {
+      // A copy, so that setuptools' in-tree build leaves nothing in the checkout.
+      cpSync(PYTHON_PACKAGE, join(scratch, "python"), { recursive: true, filter: (path) => !/__pycache__|\.egg-info|\/build$/.test(path) });
+      const venv = join(scratch, "venv");
+      // --system-site-packages: Debian's pyzmq and setuptools serve it, so nothing is downloaded.
+      const made = await runProcess([PYTHON, "-m", "venv", "--system-site-packages", venv], { timeoutMs: 60_000 });
+      expect(made.stderr).toBe("");
+      const installed = await runProcess(
+        [join(venv, "bin/python"), "-m", "pip", "install", "--no-build-isolation", "--no-index", "-q", join(scratch, "python")],
+        { cwd: scratch, timeoutMs: 120_000 },
+      );
+      if (installed.exitCode !== 0) throw new Error(`pip install failed:\n${installed.stdout}${installed.stderr}`);
+      const check = await runProcess(
+        [
+          join(venv, "bin/python"),
+          "-c",
+          "import importlib.metadata as m, os, voidrail; print(voidrail.__file__); print(os.path.exists(os.path.join(os.path.dirname(voidrail.__file__), 'py.typed'))); print(m.requires('voidrail'))",
+        ],
+        { cwd: scratch, timeoutMs: 30_000, env: { PYTHONPATH: "" } },
+      );
+      const [file, typed, requires] = check.stdout.trim().split("\n");
+      expect(file).toStartWith(join(venv, "lib"));
+      expect(typed).toBe("True");
+      // One requirement, pyzmq ("pyzmq>=22", or "pyzmq (>=22)" as older setuptools write it).
+      expect(requires).toMatch(/^\['pyzmq ?\(?>=22\)?'\]$/);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 200_000);
 });
 
 describe("Python client (python/voidrail) against TypeScript services: pytest", () => {
@@ -186,6 +220,24 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
     expect(services["PyService.async_numbers"]).toMatchObject({ stream: true });
   }, 60_000);
 
+  test("a Python generator waits for the client's credit: a slow TypeScript reader holds the producer back", async () => {
+    const router = await cluster.router();
+    const dealers = startPythonDealers(router.address, ["--max-concurrent", "4"]);
+    const client = await cluster.client({ streamWindow: 4 });
+    await untilRegistered(client, 1, dealers);
+    const produced = () => client.invoke<number>("PyService.produced_of", "slow-reader");
+    const iterator = client.stream<number>("PyService.counted", "slow-reader", 1000)[Symbol.asyncIterator]();
+    expect((await iterator.next()).value).toBe(0);
+    expect((await iterator.next()).value).toBe(1);
+    // Two read: the window of 4 and the 2 handed back are all it may have made, however long we wait.
+    await waitFor(async () => (await produced()) >= 4, { timeoutMs: 10_000, message: "the producer to fill the window" });
+    expect(await produced()).toBeLessThanOrEqual(6);
+    let last = 1;
+    for (let step = await iterator.next(); !step.done; step = await iterator.next()) last = step.value;
+    expect(last).toBe(999);
+    expect(await produced()).toBe(1000);
+  }, 60_000);
+
   test("1,000 concurrent calls from one TypeScript client to two Python instances all come back right", async () => {
     const router = await cluster.router();
     const dealers = startPythonDealers(router.address, ["--instances", "2", "--max-concurrent", "50"]);
@@ -294,14 +346,14 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
   }, 60_000);
 
   test("a Python method holding the GIL in native code longer than the heartbeat timeout: its dealer stays registered", async () => {
-    // heartbeatTimeout 1 s: the router drops a dealer silent for 1 s. The method holds the GIL 3 s in a C call.
-    const router = await cluster.router({ heartbeatTimeout: 1 });
+    // heartbeatTimeout 2 s: the router drops a dealer silent for 2 s. The method holds the GIL 5 s in one C call.
+    const router = await cluster.router({ heartbeatTimeout: 2 });
     const dealers = startPythonDealers(router.address, ["--max-concurrent", "2"]);
     const client = await cluster.client({ timeout: 30 });
     const [before] = await untilRegistered(client, 1, dealers);
-    const held = (await client.invoke("PyService.hold_gil", 3)) as { longest_gap: number };
+    const held = (await client.invoke("PyService.hold_gil", 5)) as { longest_gap: number };
     // Another Python thread could not run for the whole hold: the GIL really was held (so a heartbeat thread would have been silent).
-    expect(held.longest_gap).toBeGreaterThan(2.5);
+    expect(held.longest_gap).toBeGreaterThan(4.5);
     const [after] = await pythonDealersOf(client);
     expect(after?.id).toBe(before.id);
     expect(after?.counts.dispatched).toBe(before.counts.dispatched + 1);
