@@ -68,29 +68,6 @@ export function open(key: Uint8Array, nonce: Uint8Array, box: Uint8Array): Uint8
 }
 
 /**
- * Seals in place, for the hot MESSAGE path: `region` is `plaintext length + 32` bytes with the
- * plaintext at offset 32; afterwards region[16..] holds MAC and ciphertext and region[0..16] is
- * free for the caller (noble uses it as scratch). Saves a copy and an allocation per frame.
- */
-export function sealInPlace(key: Uint8Array, nonce: Uint8Array, region: Uint8Array): void {
-  const plain = plainView(region);
-  xsalsa20poly1305(key, nonce).encrypt(plain.subarray(32), plain);
-}
-
-/**
- * Opens `box` into `scratch` (box length + 32 bytes); the plaintext is scratch[48..]. Returns
- * false when the MAC does not verify.
- */
-export function openInto(key: Uint8Array, nonce: Uint8Array, box: Uint8Array, scratch: Uint8Array): boolean {
-  try {
-    xsalsa20poly1305(key, nonce).decrypt(plainView(box), plainView(scratch));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
  * The same bytes as a plain Uint8Array. noble's loops over a node:buffer Buffer (a Uint8Array
  * subclass) ran 5-10x slower under Bun: 16 MiB sealed in ~1 s instead of ~0.1 s.
  */
