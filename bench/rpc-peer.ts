@@ -4,6 +4,7 @@
  *                                                server on too; the line is then "ready <address> <http url>")
  *   bun bench/rpc-peer.ts dealer <address> [inline]   a BenchService dealer (inline: no heartbeat thread)
  *   bun bench/rpc-peer.ts echo                   a bare ZMTP Router that echoes (the baseline)
+ * With VOIDRAIL_CURVE_SECRET_KEY / VOIDRAIL_CURVE_SERVER_KEY set, every role runs CURVE.
  *   bun bench/rpc-peer.ts tcp-echo               a plain TCP server that echoes bytes (no ZMTP at all)
  */
 import { RouterMode, ServiceDealer, ServiceRouter, serviceMethod, silentLogger } from "../src/index.ts";
@@ -34,7 +35,9 @@ if (role === "router") {
   console.log(`ready ${argument}`);
   process.on("SIGINT", () => process.exit(0));
 } else if (role === "echo") {
-  const router = new Router();
+  // CURVE when the benchmark set VOIDRAIL_CURVE_SECRET_KEY (ServiceRouter reads it by itself).
+  const secret = process.env.VOIDRAIL_CURVE_SECRET_KEY;
+  const router = new Router(secret ? { curveServer: true, curveSecretKey: secret } : {});
   await router.bind("tcp://127.0.0.1:0");
   console.log(`ready ${router.lastEndpoint}`);
   for await (const message of router) void router.send(message);

@@ -14,7 +14,7 @@
 import { spawnSync } from "node:child_process";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
-import { ClientDealer, silentLogger } from "../src/index.ts";
+import { ClientDealer, curveKeyPair, silentLogger } from "../src/index.ts";
 import { Dealer } from "../src/zmtp/index.ts";
 import { machineLine, writeSection } from "./doc.ts";
 
@@ -38,7 +38,7 @@ async function spawnPeer(...args: string[]): Promise<string> {
 
 /** The words after "ready" on the peer's first line: its address, then anything else it said. */
 async function spawnPeerLine(...args: string[]): Promise<string[]> {
-  const child = Bun.spawn([process.execPath, "bench/rpc-peer.ts", ...args], { stdout: "pipe", stderr: "inherit" });
+  const child = Bun.spawn([process.execPath, "bench/rpc-peer.ts", ...args], { stdout: "pipe", stderr: "inherit", env: { ...process.env } });
   children.push(child);
   const reader = child.stdout.getReader();
   let text = "";
@@ -108,7 +108,8 @@ async function medianOf(run: () => Promise<Figures>): Promise<Figures> {
 /** The baseline: a Dealer calling a bare echoing Router, with per-request ids like a client's. */
 async function directEcho(): Promise<{ seq: Figures; pipe: Figures }> {
   const address = await spawnPeer("echo");
-  const dealer = new Dealer();
+  const serverKey = process.env.VOIDRAIL_CURVE_SERVER_KEY;
+  const dealer = new Dealer(serverKey ? { curveServerKey: serverKey, curveSecretKey: curveKeyPair().secretKey } : {});
   dealer.connect(address);
   const waiting = new Map<number, () => void>();
   let nextId = 1;
@@ -176,6 +177,22 @@ async function throughRouter(mode: string, dealers: number, thread = "thread", h
   return result;
 }
 
+/**
+ * Runs `measure` with CURVE on every connection: the peers (spawned now) and this process's
+ * client read VOIDRAIL_CURVE_SECRET_KEY / VOIDRAIL_CURVE_SERVER_KEY.
+ */
+async function withCurve<T>(measure: () => Promise<T>): Promise<T> {
+  const keys = curveKeyPair();
+  process.env.VOIDRAIL_CURVE_SECRET_KEY = keys.secretKey;
+  process.env.VOIDRAIL_CURVE_SERVER_KEY = keys.publicKey;
+  try {
+    return await measure();
+  } finally {
+    delete process.env.VOIDRAIL_CURVE_SECRET_KEY;
+    delete process.env.VOIDRAIL_CURVE_SERVER_KEY;
+  }
+}
+
 /** Pins this process (all its threads) and so every child spawned from now on to `cpuList`. */
 function pinTo(cpuList: string): boolean {
   return spawnSync("taskset", ["-a", "-p", "-c", cpuList, String(process.pid)], { stdio: "ignore" }).status === 0;
@@ -202,6 +219,14 @@ try {
     for (const dealers of [1, 2])
       record(`${mode}-${dealers}`, `through the router, ${mode}`, String(dealers), await throughRouter(mode, dealers));
   }
+  record("echo-curve", "direct DEALER↔ROUTER echo (no broker), **CURVE**", "–", await withCurve(directEcho));
+  for (const child of children.splice(0)) child.kill();
+  record(
+    "load_balance-1-curve",
+    "through the router, load_balance, **CURVE**",
+    "1",
+    await withCurve(() => throughRouter("load_balance", 1)),
+  );
   record(
     "http-1",
     "through the router, load_balance, HTTP server on and /metrics scraped every second",
@@ -222,6 +247,9 @@ try {
     pinTo(`0-${cpus().length - 1}`);
   }
   const best = measured["load_balance-1"];
+  const curve = measured["load_balance-1-curve"];
+  const echoCurve = measured["echo-curve"];
+  const kept = curve.pipe.callsPerSecond / best.pipe.callsPerSecond;
   const inline = measured["inline-1"];
   const withHttp = measured["http-1"];
   const echo = measured.echo;
@@ -247,6 +275,7 @@ try {
     `**Dealer without its heartbeat thread** (\`heartbeatThread: false\`), same run: sequential p50 ${us(inline.seq.p50)} vs ${us(best.seq.p50)} with it; ${perSecond(inline.pipe)} vs ${perSecond(best.pipe)} calls/s with 64 in flight. The thread only sends a BEAT per heartbeat interval, so it costs next to nothing; without it a dealer stops answering heartbeats while a method blocks its event loop, and a busy dealer declared dead gets its work run twice. (Until 2026-11-25 the dealer's whole connection lived on that thread and every request and reply crossed between threads: 432 µs and 27,898 calls/s in this table then.)`,
     "",
     `**HTTP server on** (\`http: { port }\`, a client fetching \`/metrics\` every second), same run: ${perSecond(withHttp.pipe)} vs ${perSecond(best.pipe)} calls/s with 64 in flight (${((withHttp.pipe.callsPerSecond / best.pipe.callsPerSecond - 1) * 100).toFixed(1)} %; target: no drop over 5 %), sequential p50 ${us(withHttp.seq.p50)} vs ${us(best.seq.p50)}. bench/http-overhead.ts alternates the two in rounds for a closer comparison.`,
+    `**CURVE** (issue 13; every connection encrypted: client, router, dealer and its heartbeat connection), load_balance, 1 dealer, same run: 64 in flight ${perSecond(curve.pipe)} vs ${perSecond(best.pipe)} calls/s with NULL: CURVE keeps ${(100 * kept).toFixed(0)}% (aim: costs at most 40%, i.e. keeps ≥ 60% — ${kept >= 0.6 ? "met" : "missed"}); sequential p50 ${us(curve.seq.p50)} vs ${us(best.seq.p50)}. The direct echo keeps ${((100 * echoCurve.pipe.callsPerSecond) / echo.pipe.callsPerSecond).toFixed(0)}% under CURVE. A call crosses four connections, and on each its frames (a VoidRail message is 2-3 frames) are sealed by the sender and opened by the receiver: the router alone seals and opens ~8 frames per call, each a Salsa20 + Poly1305 pass in JavaScript (≈5-10 µs for a small frame, mostly per-call overhead in the library rather than bytes).`,
     "",
     "**Throughput work so far** (each measured with this benchmark): frames pass through without Buffer wrapping; one heap-backed timer serves all call deadlines; the dealer's heartbeats moved to their own connection on a worker thread, so requests and replies no longer cross threads; a connection writes every 32 messages instead of once per tick, so the next process starts on a large batch early and both CPUs work at once; an AbortController is made only for methods that see a signal; receive loops drain what has arrived without a promise per message; routing keys are cached by frame identity. Where the CPU goes now, 64 in flight: router ~11-14 µs per call, client ~8-10, dealer ~7-9 (user + system, all its threads).",
     "",

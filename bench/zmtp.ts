@@ -30,7 +30,8 @@ import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Dealer, Router } from "../src/zmtp/index.ts";
+import { curveKeyPair, Dealer, Router } from "../src/zmtp/index.ts";
+import { CurveMessageBox } from "../src/zmtp/curve/message-box.ts";
 import { writeSection } from "./doc.ts";
 
 // ---------------------------------------------------------------- options
@@ -61,6 +62,7 @@ const { values: args } = parseArgs({
     runs: { type: "string", default: "5" },
     "run-timeout-ms": { type: "string", default: "60000" },
     pairs: { type: "string" },
+    curve: { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
     doc: { type: "string", default: "docs/benchmarks.md" },
   },
@@ -83,7 +85,13 @@ function positiveInt(name: string, text: string): number {
 
 // ---------------------------------------------------------------- the sockets under test
 
-type Impl = "ours" | "zeromq";
+type Impl = "ours" | "zeromq" | "pyzmq";
+
+/** With --curve, our sockets run CURVE with these keys (one process: both ends know them). */
+const curveKeys = args.curve ? { server: curveKeyPair(), client: curveKeyPair() } : undefined;
+const curveServerOptions = () => (curveKeys ? { curveServer: true, curveSecretKey: curveKeys.server.secretKey } : {});
+const curveClientOptions = () =>
+  curveKeys ? { curveServerKey: curveKeys.server.publicKey, curveSecretKey: curveKeys.client.secretKey } : {};
 
 /** What a measuring loop needs from a Dealer, whichever library provides it. */
 interface EchoClient {
@@ -114,7 +122,7 @@ function ourTransport(): "bun" | "node" {
 
 async function startEchoServer(impl: Impl): Promise<EchoServer> {
   if (impl === "ours") {
-    const router = new Router({ transport: ourTransport() });
+    const router = new Router({ transport: ourTransport(), ...curveServerOptions() });
     await router.bind("tcp://127.0.0.1:0");
     void (async () => {
       for await (const message of router) await router.send(message);
@@ -136,7 +144,7 @@ async function startEchoServer(impl: Impl): Promise<EchoServer> {
 
 async function startEchoClient(impl: Impl, endpoint: string): Promise<EchoClient> {
   if (impl === "ours") {
-    const dealer = new Dealer({ transport: ourTransport() });
+    const dealer = new Dealer({ transport: ourTransport(), ...curveClientOptions() });
     dealer.connect(endpoint);
     return { send: (payload) => dealer.send(payload), receive: () => dealer.receive(), close: () => dealer.close() };
   }
@@ -246,7 +254,7 @@ function runtimeDescription(): Record<string, string> {
   return typeof Bun !== "undefined" ? { runtime: "bun", version: Bun.version } : { runtime: "node", version: process.versions.node };
 }
 
-function parseImpl(): Impl {
+function parseImpl(): "ours" | "zeromq" {
   if (args.impl !== "ours" && args.impl !== "zeromq") fail(`--impl must be ours or zeromq, got ${args.impl}`);
   return args.impl;
 }
@@ -294,6 +302,84 @@ async function roleDealer(): Promise<void> {
   process.exit(0);
 }
 
+/** What CURVE costs beyond a small message's rate: handshakes, and bytes of a big message. */
+interface CurveCosts {
+  handshakeMs: { curve: number; null: number };
+  /** One 16 MiB frame through a MESSAGE box, median MB/s (10^6 bytes). */
+  seal16MiBMBps: number;
+  open16MiBMBps: number;
+  /** A 16 MiB message Dealer → Router → Dealer in one process: bytes both ways / round trip. */
+  echo16MiBMBps: { curve: number; null: number };
+}
+
+const BIG = 16 * 1024 * 1024;
+
+/** Handshake time (connect() to the handshake event) and 16 MiB figures, CURVE next to NULL. */
+async function roleCurveCosts(): Promise<void> {
+  const server = curveKeyPair();
+  const handshakes = async (curve: boolean): Promise<number> => {
+    const router = new Router(curve ? { curveServer: true, curveSecretKey: server.secretKey } : {});
+    await router.bind("tcp://127.0.0.1:0");
+    const samples: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const dealer = new Dealer(curve ? { curveServerKey: server.publicKey, curveSecretKey: curveKeyPair().secretKey } : {});
+      const started = performance.now();
+      const done = new Promise<void>((resolveDone) => dealer.events.once("handshake", () => resolveDone()));
+      dealer.connect(router.lastEndpoint!);
+      await withDeadline(done, 10_000, "a handshake");
+      samples.push(performance.now() - started);
+      dealer.close();
+    }
+    router.close();
+    return median(samples.slice(5));
+  };
+  const key = new Uint8Array(32).fill(7);
+  const sealer = new CurveMessageBox(key, false, 3, 1);
+  const opener = new CurveMessageBox(key, true, 2, 2);
+  const sealRates: number[] = [];
+  const openRates: number[] = [];
+  for (let run = 0; run < 5; run++) {
+    const body = Buffer.allocUnsafe(sealer.overhead + BIG);
+    body.fill(0x61, sealer.overhead);
+    let started = performance.now();
+    sealer.seal(body, 0);
+    sealRates.push(BIG / 1e6 / ((performance.now() - started) / 1000));
+    started = performance.now();
+    opener.open(body);
+    openRates.push(BIG / 1e6 / ((performance.now() - started) / 1000));
+  }
+  const echo = async (curve: boolean): Promise<number> => {
+    const router = new Router(curve ? { curveServer: true, curveSecretKey: server.secretKey } : {});
+    await router.bind("tcp://127.0.0.1:0");
+    void (async () => {
+      for await (const message of router) await router.send(message);
+    })().catch(() => {});
+    const dealer = new Dealer(curve ? { curveServerKey: server.publicKey, curveSecretKey: curveKeyPair().secretKey } : {});
+    dealer.connect(router.lastEndpoint!);
+    const payload = Buffer.alloc(BIG, 0x62);
+    const rates: number[] = [];
+    for (let run = 0; run < 4; run++) {
+      const started = performance.now();
+      await dealer.send(payload);
+      const [reply] = await withDeadline(dealer.receive(), 60_000, "a 16 MiB echo");
+      if (reply.length !== BIG) throw new Error(`16 MiB echo came back as ${reply.length} bytes`);
+      if (run > 0) rates.push((2 * BIG) / 1e6 / ((performance.now() - started) / 1000));
+    }
+    dealer.close();
+    router.close();
+    return median(rates);
+  };
+  const costs: CurveCosts = {
+    handshakeMs: { curve: await handshakes(true), null: await handshakes(false) },
+    seal16MiBMBps: median(sealRates),
+    open16MiBMBps: median(openRates),
+    echo16MiBMBps: { curve: await echo(true), null: await echo(false) },
+  };
+  emit({ costs });
+  emit({ done: true });
+  process.exit(0);
+}
+
 // ---------------------------------------------------------------- orchestrator
 
 const HERE = typeof import.meta.dir === "string" ? import.meta.dir : dirname(fileURLToPath(import.meta.url));
@@ -301,12 +387,16 @@ const ROOT = resolve(HERE, "..");
 const BUN = join(ROOT, "node_modules/.bin/bun");
 const NODE = process.env.VOIDRAIL_NODE || "node";
 const NODE_BUNDLE = join(ROOT, ".tmp/bench-zmtp.mjs");
+/** Debian's python3, where python3-zmq (libzmq with libsodium, so CURVE) is installed. */
+const PYTHON = process.env.VOIDRAIL_PYTHON || "/usr/bin/python3";
 const SECTION_HEADING = "## ZMTP echo (bench/zmtp.ts)";
 
-/** How to start one end: a command line under Bun (this file) or Node (the bundle). */
+/** How to start one end: a command line under Bun (this file), Node (the bundle) or Python (pyzmq). */
 interface Side {
-  runtime: "bun" | "node";
+  runtime: "bun" | "node" | "python";
   impl: Impl;
+  /** CURVE on this pair's connection. */
+  curve?: boolean;
 }
 
 interface Pair {
@@ -334,6 +424,24 @@ const PAIRS: Pair[] = [
     label: "zeromq.js on Node ↔ zeromq.js on Node (libzmq)",
     dealer: { runtime: "node", impl: "zeromq" },
     router: { runtime: "node", impl: "zeromq" },
+  },
+  {
+    id: "ours-bun-curve",
+    label: "ours on Bun ↔ ours on Bun, **CURVE**",
+    dealer: { runtime: "bun", impl: "ours", curve: true },
+    router: { runtime: "bun", impl: "ours", curve: true },
+  },
+  {
+    id: "pyzmq",
+    label: "pyzmq ↔ pyzmq (libzmq, Python)",
+    dealer: { runtime: "python", impl: "pyzmq" },
+    router: { runtime: "python", impl: "pyzmq" },
+  },
+  {
+    id: "pyzmq-curve",
+    label: "pyzmq ↔ pyzmq (libzmq), **CURVE**",
+    dealer: { runtime: "python", impl: "pyzmq", curve: true },
+    router: { runtime: "python", impl: "pyzmq", curve: true },
   },
   {
     id: "ours-bun-dealer",
@@ -378,8 +486,10 @@ function commandFor(side: Side, role: "pair" | "router" | "dealer", extra: strin
     "--run-timeout-ms",
     String(benchOptions.runTimeoutMs),
     ...(side.impl === "ours" ? ["--transport", side.runtime] : []),
+    ...(side.curve ? ["--curve"] : []),
     ...extra,
   ];
+  if (side.runtime === "python") return [PYTHON, [join(ROOT, "bench/pyzmq-echo.py"), ...common]];
   return side.runtime === "bun" ? [BUN, [join(ROOT, "bench/zmtp.ts"), ...common]] : [NODE, [NODE_BUNDLE, ...common]];
 }
 
@@ -509,7 +619,67 @@ function bundleForNode(): void {
   if (built.status !== 0) throw new Error(`bun build failed:\n${built.stdout}\n${built.stderr}`);
 }
 
-function renderSection(results: PairResult[], machine: Record<string, string>): string {
+/** Runs the curve-costs child; undefined (and a line saying why) when it fails. */
+async function measureCurveCosts(): Promise<CurveCosts | undefined> {
+  process.stdout.write("CURVE costs (handshake, 16 MiB)\n");
+  const child = startChild(BUN, [join(ROOT, "bench/zmtp.ts"), "--role", "curve-costs"], "ignore");
+  try {
+    let costs: CurveCosts | undefined;
+    await withDeadline(
+      (async () => {
+        for await (const line of child.lines) {
+          const message = JSON.parse(line) as { costs?: CurveCosts; done?: boolean };
+          if (message.costs) costs = message.costs;
+          if (message.done) return;
+        }
+      })(),
+      300_000,
+      "curve-costs",
+    );
+    if (costs) process.stdout.write(`  ${JSON.stringify(costs)}\n`);
+    return costs;
+  } catch (error) {
+    process.stdout.write(`  FAILED: ${(error as Error).message}\n${child.stderr()}\n`);
+    child.process.kill("SIGKILL");
+    return undefined;
+  }
+}
+
+/** The CURVE lines of the section: its price next to NULL's, ours and libzmq's, and the aims. */
+function renderCurve(results: PairResult[], costs: CurveCosts | undefined): string[] {
+  const find = (id: string) => results.find((r) => r.pair.id === id && !r.error);
+  const ours = find("ours-bun");
+  const oursCurve = find("ours-bun-curve");
+  const py = find("pyzmq");
+  const pyCurve = find("pyzmq-curve");
+  const lines: string[] = [];
+  const share = (curve: PairResult, plain: PairResult) => median(curve.pipelined) / median(plain.pipelined);
+  if (ours && oursCurve) {
+    lines.push(
+      `**CURVE vs NULL, pipelined, same run:** ours ${fmtInt(median(oursCurve.pipelined))} vs ${fmtInt(median(ours.pipelined))} msg/s (CURVE keeps ${(100 * share(oursCurve, ours)).toFixed(0)}%); sequential p50 ${median(oursCurve.p50Us).toFixed(1)} vs ${median(ours.p50Us).toFixed(1)} µs.` +
+        (py && pyCurve
+          ? ` libzmq (pyzmq): ${fmtInt(median(pyCurve.pipelined))} vs ${fmtInt(median(py.pipelined))} msg/s (keeps ${(100 * share(pyCurve, py)).toFixed(0)}%), p50 ${median(pyCurve.p50Us).toFixed(1)} vs ${median(py.p50Us).toFixed(1)} µs. Our CURVE ÷ libzmq's CURVE: ${(median(oursCurve.pipelined) / median(pyCurve.pipelined)).toFixed(1)}x.`
+          : ""),
+      "",
+    );
+  }
+  if (costs) {
+    lines.push(
+      "CURVE beyond small messages (ours on Bun, one process; `--role curve-costs`):",
+      "",
+      "| measure | CURVE | NULL | aim | met |",
+      "|---|---:|---:|---|---|",
+      `| handshake, connect() to ready (median of 35) | ${costs.handshakeMs.curve.toFixed(2)} ms | ${costs.handshakeMs.null.toFixed(2)} ms | < 5 ms | ${costs.handshakeMs.curve < 5 ? "yes" : "no"} |`,
+      `| seal one 16 MiB frame | ${fmtInt(costs.seal16MiBMBps)} MB/s | – | ≥ 150 MB/s | ${costs.seal16MiBMBps >= 150 ? "yes" : "no"} |`,
+      `| open one 16 MiB frame | ${fmtInt(costs.open16MiBMBps)} MB/s | – | | |`,
+      `| 16 MiB echo, bytes both ways / round trip | ${fmtInt(costs.echo16MiBMBps.curve)} MB/s | ${fmtInt(costs.echo16MiBMBps.null)} MB/s | | |`,
+      "",
+    );
+  }
+  return lines;
+}
+
+function renderSection(results: PairResult[], machine: Record<string, string>, costs?: CurveCosts): string {
   const o = benchOptions;
   const lines: string[] = [
     SECTION_HEADING,
@@ -550,6 +720,7 @@ function renderSection(results: PairResult[], machine: Record<string, string>): 
       "",
     );
   }
+  lines.push(...renderCurve(results, costs));
   const failed = results.filter((r) => r.error);
   if (failed.length > 0) {
     lines.push("Failed pairs:", "");
@@ -564,6 +735,7 @@ function renderSection(results: PairResult[], machine: Record<string, string>): 
     "- zeromq.js v6 allows one pending send() per socket, so every send is awaited before the next (our sockets are driven the same way). Its Routers are created with `mandatory: true`: libzmq's ROUTER otherwise silently drops messages to a peer over its send high-water mark (default 1000), and the pipelined Dealer would wait forever for the lost echoes; with `mandatory` send() waits for room instead, which is what our Router always does. High-water marks are left at 1000 everywhere.",
     "- Between invocations of the script the figures move by tens of percent on a small virtual machine like this one (ours on Bun has ranged from about 600,000 to 1,000,000 msg/s here). Compare rows of one invocation; that is why the ratio above is taken from one run.",
     "- Each run has a deadline (`--run-timeout-ms`, default 60 s) and each child process a deadline covering all its runs; a pair that misses one is reported as failed.",
+    "- CURVE rows (issue 13): the same echo with CurveZMQ on the connection: every frame sealed by the sender and opened by the receiver (XSalsa20-Poly1305 from @noble/ciphers, pure TypeScript), in this one JavaScript thread for both ends. The pyzmq rows are libzmq driven from Python (a poll loop in the main thread, the echo Router on a second thread): Python's per-message cost bounds their rate, so the telling figure is pyzmq CURVE as a share of pyzmq NULL, libzmq's own price for CURVE (libsodium, C).",
     "",
     "Reproduce: `npm ci && npm run bench:zmtp` (needs Node ≥ 20 for the zeromq.js and Node rows). Options: `--runs 5 --messages 200000 --size 100 --round-trips 20000 --pairs ours-bun,zeromq-node --no-write`; pair ids: " +
       PAIRS.map((p) => `\`${p.id}\``).join(", ") +
@@ -600,7 +772,8 @@ async function orchestrate(): Promise<void> {
     libzmq: results.find((r) => r.libzmq)?.libzmq ?? "unknown",
     zeromq: zeromqPackage.version,
   };
-  const section = renderSection(results, machine);
+  const costs = wanted.includes("ours-bun-curve") ? await measureCurveCosts() : undefined;
+  const section = renderSection(results, machine, costs);
   process.stdout.write(`\n${section}\n`);
   if (!args["no-write"]) {
     const docPath = resolve(ROOT, args.doc!);
@@ -610,7 +783,12 @@ async function orchestrate(): Promise<void> {
   process.exit(results.some((r) => r.error) ? 1 : 0);
 }
 
-const roles: Record<string, () => Promise<void>> = { pair: rolePair, router: roleRouter, dealer: roleDealer };
+const roles: Record<string, () => Promise<void>> = {
+  pair: rolePair,
+  router: roleRouter,
+  dealer: roleDealer,
+  "curve-costs": roleCurveCosts,
+};
 const role = args.role === undefined ? orchestrate : roles[args.role];
 if (role === undefined) fail(`unknown --role ${args.role}`);
 role().catch((error) => fail(error instanceof Error ? (error.stack ?? error.message) : String(error)));

@@ -7,7 +7,8 @@
 import { describe, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import { encodeCommand, parseCommand } from "../../src/zmtp/codec.ts";
-import { open, seal, sharedKey } from "../../src/zmtp/curve/box.ts";
+import { xsalsa20poly1305 } from "@noble/ciphers/salsa.js";
+import { open, PrefixedBoxStream, seal, sharedKey } from "../../src/zmtp/curve/box.ts";
 import { CurveMessageBox } from "../../src/zmtp/curve/message-box.ts";
 import { ZmtpErrorCode, ZmtpProtocolError } from "../../src/zmtp/errors.ts";
 import { curveAllowList, curveClient, curveKeyPair, curvePublicKey, curveServer, z85Decode, z85Encode } from "../../src/zmtp/index.ts";
@@ -390,5 +391,28 @@ describe("CURVE handshake (libzmq tests/test_security_curve.cpp)", () => {
       return zeroed;
     });
     expect(outcome.error?.message).toMatch(/cannot open the client's HELLO/);
+  });
+});
+
+describe("the small-frame fast path (curve/small-box.ts) against @noble/ciphers", () => {
+  test("seal and open give crypto_box_easy_afternm's bytes for every length 0-600 and around the 2048-byte switch", () => {
+    const lengths = [...Array.from({ length: 601 }, (_, i) => i), 2000, 2014, 2015, 2016, 2017, 2030, 2047, 2048, 2049, 4096];
+    for (const length of lengths) {
+      const key = crypto.getRandomValues(new Uint8Array(32));
+      const nonce = crypto.getRandomValues(new Uint8Array(24));
+      const plain = crypto.getRandomValues(new Uint8Array(length));
+      const expected = xsalsa20poly1305(key, nonce).encrypt(plain);
+      const stream = new PrefixedBoxStream(key, nonce.subarray(0, 16));
+      const region = new Uint8Array(length + 32);
+      region.set(plain, 32);
+      stream.seal(nonce.subarray(16), region);
+      expect(Buffer.from(region.subarray(16)).equals(Buffer.from(expected))).toBe(true);
+      const opened = new Uint8Array(expected.length + 16);
+      expect(stream.open(nonce.subarray(16), expected, opened)).toBe(true);
+      expect(Buffer.from(opened.subarray(32)).equals(Buffer.from(plain))).toBe(true);
+      const forged = Uint8Array.from(expected);
+      forged[(length * 7) % forged.length] ^= 0x10;
+      expect(stream.open(nonce.subarray(16), forged, new Uint8Array(expected.length + 16))).toBe(false);
+    }
   });
 });

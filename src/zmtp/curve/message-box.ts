@@ -33,12 +33,7 @@ export class CurveMessageBox implements MessageBox {
    * @param nextSendCounter our next nonce (the handshake used the ones before it).
    * @param lastReceivedCounter the peer's last handshake nonce; its MESSAGEs must be above it.
    */
-  constructor(
-    private readonly key: Uint8Array,
-    asServer: boolean,
-    nextSendCounter: number,
-    lastReceivedCounter: number,
-  ) {
+  constructor(key: Uint8Array, asServer: boolean, nextSendCounter: number, lastReceivedCounter: number) {
     this.sendNonce = nonceWithPrefix(asServer ? "CurveZMQMESSAGES" : "CurveZMQMESSAGEC");
     this.receiveNonce = nonceWithPrefix(asServer ? "CurveZMQMESSAGEC" : "CurveZMQMESSAGES");
     this.nextSendCounter = nextSendCounter;
