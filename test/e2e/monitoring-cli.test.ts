@@ -74,6 +74,9 @@ describe("operator verbs", () => {
       message: "the drained dealer to leave",
       intervalMs: 200,
     });
+    // A dealer process drained at the router ends by itself, exit 0.
+    expect(await dealer.exited(15_000)).toBe(0);
+    expect(dealer.output).toContain("drained by the router");
     const unknown = await runCli(["client", "--drain", "Nobody-7", "--port", port]);
     expect(unknown.code).not.toBe(0);
     expectOneLineError(unknown, /no registered dealer has the id Nobody-7/);

@@ -75,7 +75,7 @@ export default defineCommand({
         throw new CliError(`cannot start the router: ${(error as Error).message}`, unusableStore ? EXIT_STORE_UNUSABLE : 1);
       }
       const options = { ...dealerFlags, routerAddress: router.address };
-      starting = options.instances > 1 ? runSupervised(options) : runInProcess(options);
+      starting = options.instances > 1 ? runSupervised(options) : runInProcess(options, false);
       const dealers = await starting.catch(async (error) => {
         await router.stop();
         throw error;
