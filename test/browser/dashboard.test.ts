@@ -97,7 +97,7 @@ describe("the dashboard in Chromium", () => {
     await page.context().close();
   });
 
-  test("follows a dealer joining and leaving, and calls running", async () => {
+  test("follows a dealer joining, calls running, and the dealer leaving when drained from the page", async () => {
     const { page, errors } = await signedIn();
     const echo: ServiceDealer = await cluster.dealer((options) => new EchoService(options));
     await page.waitForSelector('#dealers tr[data-dealer^="EchoService-"]', { timeout: LIVE_MS });
@@ -106,8 +106,10 @@ describe("the dashboard in Chromium", () => {
     await page.waitForFunction((least) => Number(document.querySelector('[data-stat="calls"] strong')?.textContent) >= least, before + 40, {
       timeout: LIVE_MS,
     });
-    await echo.stop();
+    // It leaves by the page's Drain button: the router drains it and it stops by itself.
+    await page.locator(`#dealers tr[data-dealer="${echo.dealerId}"] button`).click();
     await page.waitForSelector('#dealers tr[data-dealer^="EchoService-"]', { state: "detached", timeout: LIVE_MS });
+    await echo.drainedByRouter;
     expect(errors).toEqual([]);
     await page.context().close();
   });
@@ -151,6 +153,11 @@ describe("the dashboard in Chromium", () => {
     );
     const start = Date.now();
     await page.waitForFunction((t) => Date.now() - t > 4000, start, { timeout: LIVE_MS, polling: 500 });
+    // A failed task opened: its error, attempts and timeline show beside the list.
+    await page.locator("#tasks tbody tr:has(.badge.failed)").first().click({ timeout: LIVE_MS });
+    await page.waitForSelector('#task-detail #task-state:text("failed")', { timeout: LIVE_MS });
+    await page.waitForSelector('#task-detail pre:text("not a number")', { timeout: LIVE_MS });
+    expect(await page.locator("#task-detail #retry").count()).toBe(1);
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, "dashboard.png"), fullPage: true });
 

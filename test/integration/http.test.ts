@@ -250,8 +250,9 @@ describe("the JSON API", () => {
     };
     expect(next.tasks.length).toBe(1);
     expect(next.tasks[0].id).not.toBe(paged.tasks[0].id);
-    const one = (await (await fetch(`${url}/api/tasks/${held.id}`)).json()) as { state: string; method: string };
+    const one = (await (await fetch(`${url}/api/tasks/${held.id}`)).json()) as { state: string; method: string; args: unknown };
     expect(one.method).toBe("GatedService.hold");
+    expect(one.args).toEqual(["a"]);
 
     const revoked = await fetch(`${url}/api/tasks/${held.id}/revoke`, {
       method: "POST",
