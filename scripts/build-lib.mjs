@@ -5,7 +5,7 @@
  * Plain JavaScript on purpose: a Node user packing from a git checkout needs no Bun for this.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -19,6 +19,10 @@ const localTsc = join(root, "node_modules", ".bin", "tsc");
 const tsc = spawnSync(existsSync(localTsc) ? localTsc : "tsc", ["-p", join(root, "tsconfig.build.json")], { stdio: "inherit" });
 if (tsc.error) fail(`cannot run tsc (npm install first): ${tsc.error.message}`);
 if (tsc.status !== 0) fail(`tsc -p tsconfig.build.json failed (exit ${tsc.status ?? tsc.signal})`);
+
+// The dashboard's own files, which assets.ts imports as text (tsc does not copy them). The HTTP
+// server needs Bun, which reads src/; they are here so that every import in lib/ resolves.
+for (const file of ["app.js", "style.css"]) cpSync(join(root, "src/http/dashboard", file), join(lib, "http/dashboard", file));
 
 // The entry points of package.json's exports, and the worker that heartbeat-thread.js starts by path.
 for (const file of ["index.js", "index.d.ts", "zmtp/index.js", "zmtp/index.d.ts", "dealer/heartbeat-worker.js"])

@@ -67,8 +67,11 @@ function moduleFile(modulePath: string): string {
   return resolved.file;
 }
 
-/** One process, one instance of each class. */
-export async function runInProcess(options: DealerRunOptions): Promise<RunningDealers> {
+/**
+ * One process, one instance of each class. With `endWhenDrained` (`voidrail dealer`), `finished`
+ * resolves 0 once an operator has drained every service at the router; `serve` keeps running.
+ */
+export async function runInProcess(options: DealerRunOptions, endWhenDrained = true): Promise<RunningDealers> {
   // Instance 1's devices, set before the module loads: a library that reads them at import sees them.
   const gpus = options.plan.gpus?.[0];
   if (gpus !== undefined) setGpuEnvironment(process.env, gpus);
@@ -98,7 +101,13 @@ export async function runInProcess(options: DealerRunOptions): Promise<RunningDe
       await Promise.all(services.map((service) => service.stop()));
     },
     kill: () => process.exit(130),
-    finished: new Promise(() => {}),
+    // Drained at the router (voidrail client --drain, the dashboard), every service stopped: exit 0.
+    finished: endWhenDrained
+      ? Promise.all(services.map((service) => service.drainedByRouter)).then(() => {
+          console.error("voidrail: drained by the router; dealer shutdown complete");
+          return 0;
+        })
+      : new Promise(() => {}),
   };
 }
 

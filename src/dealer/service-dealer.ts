@@ -218,6 +218,12 @@ export class ServiceDealer {
   readonly #deadlines = new Deadlines();
   #registeredWaiters: { resolve(): void; reject(error: Error): void }[] = [];
   #idleWaiters: (() => void)[] = [];
+  #drained!: () => void;
+  /**
+   * Resolves once an operator drained this dealer at the router (`voidrail client --drain`, the
+   * dashboard) and it has stopped; never for a stop() of its own. `voidrail dealer` exits then.
+   */
+  readonly drainedByRouter: Promise<void> = new Promise((resolve) => (this.#drained = resolve));
   /** The router's maxMessageSize, from its WELCOME. */
   #routerMaxMessageSize: number | undefined;
   /** When the connection of a registered dealer was lost; cleared once registered again. */
@@ -596,7 +602,7 @@ export class ServiceDealer {
       case "DRAIN":
         // An operator drained this dealer at the router: finish, leave, and say so to whoever waits.
         this.#log.info(`${this.serviceName} was asked by the router to drain`);
-        void this.stop();
+        void this.stop().then(() => this.#drained());
         return;
     }
   }

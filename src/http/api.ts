@@ -90,11 +90,24 @@ function safeGet(tasks: TaskManager, id: string) {
   }
 }
 
-/** GET /api/tasks/:id */
+const ARGS_KEY = new TextEncoder().encode(',"args":');
+
+/** A task's JSON with its argument array spliced in as stored (the dashboard shows it). */
+function withArgs(info: Uint8Array, args: Uint8Array): Uint8Array {
+  const out = new Uint8Array(info.length - 1 + ARGS_KEY.length + args.length + 1);
+  out.set(info.subarray(0, info.length - 1), 0);
+  out.set(ARGS_KEY, info.length - 1);
+  out.set(args, info.length - 1 + ARGS_KEY.length);
+  out[out.length - 1] = 0x7d;
+  return out;
+}
+
+/** GET /api/tasks/:id: the task with its arguments. */
 export function getTask(source: ApiSource, id: string): Response {
   if (!TASK_ID.test(id)) return httpError(400, "VALIDATION_ERROR", "id: must be a task id (UUIDv7)");
   try {
-    return jsonBytes(encodeTaskInfo(tasksOf(source).get(id)));
+    const record = tasksOf(source).get(id);
+    return jsonBytes(withArgs(encodeTaskInfo(record), record.args));
   } catch (error) {
     return errorResponse(error);
   }

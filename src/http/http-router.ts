@@ -49,6 +49,9 @@ export class ServiceRouter extends TaskServiceRouter {
   }
 
   override async start(): Promise<void> {
+    if (this.httpConfig !== undefined && typeof Bun === "undefined") {
+      throw new ValidationError("the HTTP server (http option) needs Bun: run the router with bun or the voidrail binary");
+    }
     await super.start();
     if (this.tracing === undefined) {
       // Router spans when an OpenTelemetry SDK is registered by now (register it before start()).
@@ -62,10 +65,6 @@ export class ServiceRouter extends TaskServiceRouter {
     }
     const config = this.httpConfig;
     if (config === undefined || this.httpServer !== undefined) return;
-    if (typeof Bun === "undefined") {
-      await super.stop();
-      throw new ValidationError("the HTTP server (http option) needs Bun: run the router with bun or the voidrail binary");
-    }
     try {
       this.httpServer = await this.startHttp(config);
     } catch (error) {

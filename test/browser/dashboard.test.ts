@@ -18,6 +18,8 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = join(ROOT, "test-artifacts");
 /** Time for the page to show a change: the feed pushes once a second; a loaded machine is slow. */
 const LIVE_MS = 15_000;
+/** A test's own limit: a few live updates and a browser page or two on a loaded machine. */
+const TEST_MS = 90_000;
 
 let browser: Browser;
 let cluster: Cluster;
@@ -45,12 +47,12 @@ beforeAll(async () => {
   url = router.httpUrl!;
   await cluster.dealer((options) => new GatedService(options, probe), { maxConcurrent: 2 });
   client = await cluster.client();
-});
+}, TEST_MS);
 
 afterAll(async () => {
   await browser?.close();
   await cluster?.dispose();
-});
+}, TEST_MS);
 
 /** A page with its console errors and uncaught exceptions collected. */
 async function openPage(width = 1280, height = 900): Promise<{ page: Page; errors: string[] }> {
@@ -73,100 +75,132 @@ async function signedIn(width?: number, height?: number): Promise<{ page: Page; 
 }
 
 describe("the dashboard in Chromium", () => {
-  test("refuses without the token: the login form, and 401 from the API", async () => {
-    const { page } = await openPage();
-    const response = await page.goto(`${url}/`);
-    expect(response?.status()).toBe(401);
-    expect(await page.locator("form[action='/login'] input[name=token]").count()).toBe(1);
-    const api = await page.evaluate(async () => (await fetch("/api/router")).status);
-    expect(api).toBe(401);
-    await page.fill("input[name=token]", "wrong-token-value");
-    await page.click("button[type=submit]");
-    await page.waitForSelector(".error");
-    await page.fill("input[name=token]", TOKEN);
-    await page.click("button[type=submit]");
-    await page.waitForSelector("#dealers", { timeout: LIVE_MS });
-    await page.context().close();
-  });
+  test(
+    "refuses without the token: the login form, and 401 from the API",
+    async () => {
+      const { page } = await openPage();
+      const response = await page.goto(`${url}/`);
+      expect(response?.status()).toBe(401);
+      expect(await page.locator("form[action='/login'] input[name=token]").count()).toBe(1);
+      const api = await page.evaluate(async () => (await fetch("/api/router")).status);
+      expect(api).toBe(401);
+      await page.fill("input[name=token]", "wrong-token-value");
+      await page.click("button[type=submit]");
+      await page.waitForSelector(".error");
+      await page.fill("input[name=token]", TOKEN);
+      await page.click("button[type=submit]");
+      await page.waitForSelector("#dealers", { timeout: LIVE_MS });
+      await page.context().close();
+    },
+    TEST_MS,
+  );
 
-  test("loads without console errors and shows the registered dealers", async () => {
-    const { page, errors } = await signedIn();
-    await page.waitForSelector('#dealers tr[data-dealer^="GatedService-"]', { timeout: LIVE_MS });
-    expect(await page.locator("#queues tr[data-method='GatedService.hold']").count()).toBe(1);
-    expect(errors).toEqual([]);
-    await page.context().close();
-  });
+  test(
+    "loads without console errors and shows the registered dealers",
+    async () => {
+      const { page, errors } = await signedIn();
+      await page.waitForSelector('#dealers tr[data-dealer^="GatedService-"]', { timeout: LIVE_MS });
+      expect(await page.locator("#queues tr[data-method='GatedService.hold']").count()).toBe(1);
+      expect(errors).toEqual([]);
+      await page.context().close();
+    },
+    TEST_MS,
+  );
 
-  test("follows a dealer joining and leaving, and calls running", async () => {
-    const { page, errors } = await signedIn();
-    const echo: ServiceDealer = await cluster.dealer((options) => new EchoService(options));
-    await page.waitForSelector('#dealers tr[data-dealer^="EchoService-"]', { timeout: LIVE_MS });
-    const before = Number(await page.locator('[data-stat="calls"] strong').textContent());
-    for (let i = 0; i < 40; i++) await client.call("EchoService.add", [i, i]);
-    await page.waitForFunction((least) => Number(document.querySelector('[data-stat="calls"] strong')?.textContent) >= least, before + 40, {
-      timeout: LIVE_MS,
-    });
-    await echo.stop();
-    await page.waitForSelector('#dealers tr[data-dealer^="EchoService-"]', { state: "detached", timeout: LIVE_MS });
-    expect(errors).toEqual([]);
-    await page.context().close();
-  });
+  test(
+    "follows a dealer joining, calls running, and the dealer leaving when drained from the page",
+    async () => {
+      const { page, errors } = await signedIn();
+      const echo: ServiceDealer = await cluster.dealer((options) => new EchoService(options));
+      await page.waitForSelector('#dealers tr[data-dealer^="EchoService-"]', { timeout: LIVE_MS });
+      const before = Number(await page.locator('[data-stat="calls"] strong').textContent());
+      for (let i = 0; i < 40; i++) await client.call("EchoService.add", [i, i]);
+      await page.waitForFunction(
+        (least) => Number(document.querySelector('[data-stat="calls"] strong')?.textContent) >= least,
+        before + 40,
+        {
+          timeout: LIVE_MS,
+        },
+      );
+      // It leaves by the page's Drain button: the router drains it and it stops by itself.
+      await page.locator(`#dealers tr[data-dealer="${echo.dealerId}"] button`).click();
+      await page.waitForSelector('#dealers tr[data-dealer^="EchoService-"]', { state: "detached", timeout: LIVE_MS });
+      await echo.drainedByRouter;
+      expect(errors).toEqual([]);
+      await page.context().close();
+    },
+    TEST_MS,
+  );
 
-  test("finds a task by id and revokes it while it runs", async () => {
-    const { page, errors } = await signedIn();
-    const task = await client.submit("GatedService.hold", ["to-revoke"]);
-    await page.fill("#task-search", task.id);
-    await page.click("#task-find");
-    const row = page.locator(`#tasks tr[data-task="${task.id}"]`);
-    await row.waitFor({ timeout: LIVE_MS });
-    expect(await page.locator("#tasks tbody tr").count()).toBe(1);
-    await row.click();
-    await page.waitForSelector(`#task-detail[data-task="${task.id}"] #task-state:text("running")`, { timeout: LIVE_MS });
-    await page.click("#revoke");
-    await page.waitForSelector('#task-state:text("revoked")', { timeout: LIVE_MS });
-    expect((await client.getTask(task.id)).state).toBe("revoked");
-    expect(errors).toEqual([]);
-    await page.context().close();
-  });
+  test(
+    "finds a task by id and revokes it while it runs",
+    async () => {
+      const { page, errors } = await signedIn();
+      const task = await client.submit("GatedService.hold", ["to-revoke"]);
+      await page.fill("#task-search", task.id);
+      await page.click("#task-find");
+      const row = page.locator(`#tasks tr[data-task="${task.id}"]`);
+      await row.waitFor({ timeout: LIVE_MS });
+      expect(await page.locator("#tasks tbody tr").count()).toBe(1);
+      await row.click();
+      await page.waitForSelector(`#task-detail[data-task="${task.id}"] #task-state:text("running")`, { timeout: LIVE_MS });
+      await page.click("#revoke");
+      await page.waitForSelector('#task-state:text("revoked")', { timeout: LIVE_MS });
+      expect((await client.getTask(task.id)).state).toBe("revoked");
+      expect(errors).toEqual([]);
+      await page.context().close();
+    },
+    TEST_MS,
+  );
 
-  test("under load, on a laptop and a phone: a screenshot for the README", async () => {
-    const echo = await cluster.dealer((options) => new EchoService(options), { maxConcurrent: 4 });
-    await cluster.dealer((options) => new EchoService(options), { instanceId: "worker-b", maxConcurrent: 4 });
-    // Some work waits in the queue while the gated dealer is busy, some tasks finish or fail.
-    const held = [0, 1, 2, 3, 4].map((i) => client.call("GatedService.hold", [`load-${i}`]).catch(() => undefined));
-    for (let i = 0; i < 3; i++) await client.submit("EchoService.add", [i, 1]);
-    await client.submit("EchoService.add", ["not a number", 1]);
-    let running = true;
-    const load = (async () => {
-      while (running) await Promise.all(Array.from({ length: 8 }, (_, i) => client.call("EchoService.square", [i])));
-    })();
-    const { page, errors } = await signedIn(1280, 1100);
-    await page.waitForFunction(() => document.querySelectorAll("#dealers tr[data-dealer]").length >= 3, undefined, { timeout: LIVE_MS });
-    // Let a few seconds of points reach the charts.
-    await page.waitForFunction(
-      () =>
-        Number(document.querySelector('[data-stat="calls"] strong')?.textContent) > 0 && document.querySelectorAll(".u-legend").length >= 3,
-      undefined,
-      { timeout: LIVE_MS },
-    );
-    const start = Date.now();
-    await page.waitForFunction((t) => Date.now() - t > 4000, start, { timeout: LIVE_MS, polling: 500 });
-    mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: join(ARTIFACTS, "dashboard.png"), fullPage: true });
+  test(
+    "under load, on a laptop and a phone: a screenshot for the README",
+    async () => {
+      const echo = await cluster.dealer((options) => new EchoService(options), { maxConcurrent: 4 });
+      await cluster.dealer((options) => new EchoService(options), { instanceId: "worker-b", maxConcurrent: 4 });
+      // Some work waits in the queue while the gated dealer is busy, some tasks finish or fail.
+      const held = [0, 1, 2, 3, 4].map((i) => client.call("GatedService.hold", [`load-${i}`]).catch(() => undefined));
+      for (let i = 0; i < 3; i++) await client.submit("EchoService.add", [i, 1]);
+      await client.submit("EchoService.add", ["not a number", 1]);
+      let running = true;
+      const load = (async () => {
+        while (running) await Promise.all(Array.from({ length: 8 }, (_, i) => client.call("EchoService.square", [i])));
+      })();
+      const { page, errors } = await signedIn(1280, 1100);
+      await page.waitForFunction(() => document.querySelectorAll("#dealers tr[data-dealer]").length >= 3, undefined, { timeout: LIVE_MS });
+      // Let a few seconds of points reach the charts.
+      await page.waitForFunction(
+        () =>
+          Number(document.querySelector('[data-stat="calls"] strong')?.textContent) > 0 &&
+          document.querySelectorAll(".u-legend").length >= 3,
+        undefined,
+        { timeout: LIVE_MS },
+      );
+      const start = Date.now();
+      await page.waitForFunction((t) => Date.now() - t > 4000, start, { timeout: LIVE_MS, polling: 500 });
+      // A failed task opened: its error, attempts and timeline show beside the list.
+      await page.locator("#tasks tbody tr:has(.badge.failed)").first().click({ timeout: LIVE_MS });
+      await page.waitForSelector('#task-detail #task-state:text("failed")', { timeout: LIVE_MS });
+      await page.waitForSelector('#task-detail pre:text("not a number")', { timeout: LIVE_MS });
+      expect(await page.locator("#task-detail #retry").count()).toBe(1);
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, "dashboard.png"), fullPage: true });
 
-    const phone = await signedIn(390, 844);
-    await phone.page.waitForSelector("#dealers tr[data-dealer]", { timeout: LIVE_MS });
-    const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    expect(overflow).toBeLessThanOrEqual(0);
-    await phone.page.screenshot({ path: join(ARTIFACTS, "dashboard-phone.png"), fullPage: true });
-    running = false;
-    await load;
-    probe.gate.open();
-    await Promise.all(held);
-    await echo.stop();
-    expect(errors).toEqual([]);
-    expect(phone.errors).toEqual([]);
-    await page.context().close();
-    await phone.page.context().close();
-  });
+      const phone = await signedIn(390, 844);
+      await phone.page.waitForSelector("#dealers tr[data-dealer]", { timeout: LIVE_MS });
+      const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow).toBeLessThanOrEqual(0);
+      await phone.page.screenshot({ path: join(ARTIFACTS, "dashboard-phone.png"), fullPage: true });
+      running = false;
+      await load;
+      probe.gate.open();
+      await Promise.all(held);
+      await echo.stop();
+      expect(errors).toEqual([]);
+      expect(phone.errors).toEqual([]);
+      await page.context().close();
+      await phone.page.context().close();
+    },
+    TEST_MS,
+  );
 });

@@ -33,7 +33,7 @@ describe("voidrail router --http-port", () => {
       expect((await response.text()).length).toBeGreaterThan(500);
     }
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
-  });
+  }, 90_000);
 
   test("VOIDRAIL_HTTP_PORT and VOIDRAIL_HTTP_TOKEN do the same", async () => {
     const [port, httpPort] = [await freePort(), await freePort()];
@@ -43,7 +43,7 @@ describe("voidrail router --http-port", () => {
     await router.waitForOutput(`?token=${TOKEN}`, { timeoutMs: 20_000 });
     expect((await fetch(`http://127.0.0.1:${httpPort}/api/router`)).status).toBe(401);
     expect((await fetch(`http://127.0.0.1:${httpPort}/api/router`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
-  });
+  }, 90_000);
 
   test("a non-loopback --http-host without a token is refused with one line; bad flags too", async () => {
     const port = String(await freePort());
@@ -56,7 +56,7 @@ describe("voidrail router --http-port", () => {
     const hostAlone = await runCli(["router", "--port", port, "--http-host", "127.0.0.1"]);
     expect(hostAlone.code).toBe(2);
     expectOneLineError(hostAlone, /need --http-port/);
-  });
+  }, 90_000);
 });
 
 describe("operator verbs", () => {
@@ -74,10 +74,13 @@ describe("operator verbs", () => {
       message: "the drained dealer to leave",
       intervalMs: 200,
     });
+    // A dealer process drained at the router ends by itself, exit 0.
+    expect(await dealer.exited(15_000)).toBe(0);
+    expect(dealer.output).toContain("drained by the router");
     const unknown = await runCli(["client", "--drain", "Nobody-7", "--port", port]);
     expect(unknown.code).not.toBe(0);
     expectOneLineError(unknown, /no registered dealer has the id Nobody-7/);
-  });
+  }, 90_000);
 
   test("voidrail task retry ID: a failed task runs again as a new task", async () => {
     const port = String(await freePort());
@@ -95,5 +98,5 @@ describe("operator verbs", () => {
     const again = await runCli(["task", "retry", "0190d4c2-7a8b-7c3d-8e4f-0123456789ab", ...p]);
     expect(again.code).not.toBe(0);
     expectOneLineError(again, /0190d4c2-7a8b-7c3d-8e4f-0123456789ab/);
-  });
+  }, 90_000);
 });

@@ -61,7 +61,7 @@ describe("GET /metrics", () => {
     if (check.error) throw new Error(`promtool is needed (apt-get install prometheus): ${check.error.message}`);
     expect(`${check.stdout}${check.stderr}`.trim()).toBe("");
     expect(check.status).toBe(0);
-  });
+  }, 30_000);
 
   test("queue depth and the oldest call's age while calls wait; busy slots while they run", async () => {
     const router = await cluster.router({ http: { port: 0 } });
@@ -80,7 +80,7 @@ describe("GET /metrics", () => {
     const after = await scrape(router.httpUrl!);
     expect(sampleValue(after, 'voidrail_queue_depth{method="GatedService.hold"}')).toBe(0);
     expect(sampleValue(after, 'voidrail_dispatch_wait_seconds_count{method="GatedService.hold"}')).toBe(3);
-  });
+  }, 30_000);
 
   test("a dealer killed with SIGKILL leaves the gauges within the heartbeat timeout", async () => {
     const heartbeatTimeout = 1;
@@ -100,7 +100,7 @@ describe("GET /metrics", () => {
     expect(Date.now() - killedAt).toBeLessThan(heartbeatTimeout * 1000 * 3 + 2000);
     const losses = text.split("\n").filter((line) => line.startsWith('voidrail_dealer_losses_total{service="CrashService"'));
     expect(losses).toEqual(['voidrail_dealer_losses_total{service="CrashService",reason="disconnect"} 1']);
-  });
+  }, 30_000);
 
   test("a frozen dealer (SIGSTOP: its connection stays open) leaves the gauges within the heartbeat timeout", async () => {
     const heartbeatTimeout = 1;
@@ -124,7 +124,7 @@ describe("GET /metrics", () => {
     } finally {
       child.kill("SIGCONT");
     }
-  });
+  }, 30_000);
 });
 
 describe("auth", () => {
@@ -163,7 +163,7 @@ describe("auth", () => {
     }
     const json = (await (await fetch(`${url}/api/router`)).json()) as { error: { code: string } };
     expect(json.error.code).toBe("UNAUTHORIZED");
-  });
+  }, 30_000);
 
   test("the token works as a Bearer header, as a ?token= link that sets the cookie, as the login form's cookie", async () => {
     const router = await cluster.router({ http: { port: 0, token: TOKEN } });
@@ -192,7 +192,7 @@ describe("auth", () => {
     const badForm = await fetch(`${url}/login`, { method: "POST", body: new URLSearchParams({ token: "wrong-one!" }), redirect: "manual" });
     expect(badForm.status).toBe(401);
     expect((await fetch(`${url}/metrics`, { headers: { cookie: pair } })).status).toBe(200);
-  });
+  }, 30_000);
 
   test("without a token the server refuses to bind a non-loopback address", () => {
     expect(() => new ServiceRouter({ http: { port: 0, host: "0.0.0.0" } })).toThrow("without a token");
@@ -201,7 +201,7 @@ describe("auth", () => {
     expect(() => new ServiceRouter({ http: { port: 0, host: "localhost" } })).not.toThrow();
     expect(() => new ServiceRouter({ http: { port: 70000 } })).toThrow("http");
     expect(() => new ServiceRouter({ http: { port: 0, token: "short" } })).toThrow("token");
-  });
+  }, 30_000);
 });
 
 describe("the JSON API", () => {
@@ -217,7 +217,7 @@ describe("the JSON API", () => {
         expect(body).toEqual(expected);
       }
     }
-  });
+  }, 30_000);
 
   test("tasks: search by id, state and method; revoke; retry as a new task; bad input is a 400, never a crash", async () => {
     const router = await cluster.router({ http: { port: 0 } });
@@ -250,8 +250,9 @@ describe("the JSON API", () => {
     };
     expect(next.tasks.length).toBe(1);
     expect(next.tasks[0].id).not.toBe(paged.tasks[0].id);
-    const one = (await (await fetch(`${url}/api/tasks/${held.id}`)).json()) as { state: string; method: string };
+    const one = (await (await fetch(`${url}/api/tasks/${held.id}`)).json()) as { state: string; method: string; args: unknown };
     expect(one.method).toBe("GatedService.hold");
+    expect(one.args).toEqual(["a"]);
 
     const revoked = await fetch(`${url}/api/tasks/${held.id}/revoke`, {
       method: "POST",
@@ -309,7 +310,7 @@ describe("the JSON API", () => {
     }
     // Still serving.
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
-  });
+  }, 30_000);
 
   test("drain: the dealer gets no new calls, finishes, and leaves", async () => {
     const router = await cluster.router({ http: { port: 0 } });
@@ -319,7 +320,7 @@ describe("the JSON API", () => {
     expect(response.status).toBe(202);
     await waitFor(() => (router.info("clusters") as unknown[]).length === 0, { timeoutMs: 5000, message: "the drained dealer to leave" });
     expect(dealer.dealerId).toBe(info.id);
-  });
+  }, 30_000);
 });
 
 describe("bad input", () => {
@@ -365,5 +366,5 @@ describe("bad input", () => {
       body: "x".repeat(200_000),
     });
     expect(big.status).toBe(413);
-  });
+  }, 30_000);
 });

@@ -1,14 +1,17 @@
 /**
- * With @opentelemetry/api and an SDK: the client, the router and the dealer make spans of one
- * trace for a call (client → router queue/route → dealer run → the method's own spans) and for a
- * task (submit → attempt). The spans are recorded in a child process (the SDK is global).
+ * With @opentelemetry/api and an SDK in each process: the client, the router and the dealer,
+ * three processes, make spans of one trace for a call (client → router queue/route → dealer run
+ * → the method's own spans) and for a task (submit → attempt).
  */
-import { describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
+import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { BUN, ROOT } from "../helpers/cluster.ts";
-import { uniqueEndpoint } from "../helpers/wait.ts";
+import { onLines } from "../helpers/lines.ts";
+import { uniqueEndpoint, waitFor } from "../helpers/wait.ts";
 
 interface RecordedSpan {
+  role: string;
   name: string;
   kind: number;
   traceId: string;
@@ -16,8 +19,6 @@ interface RecordedSpan {
   parentSpanId: string | null;
   status: number;
   attributes: Record<string, unknown>;
-  startMs: number;
-  endMs: number;
 }
 
 // SpanKind values of @opentelemetry/api.
@@ -27,65 +28,78 @@ const CLIENT = 2;
 const PRODUCER = 3;
 const CONSUMER = 4;
 
-async function recordSpans(): Promise<RecordedSpan[]> {
-  const child = Bun.spawn([BUN, join(ROOT, "test/fixtures/otel-spans.ts"), uniqueEndpoint("tcp")], {
-    cwd: ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const timer = setTimeout(() => child.kill(), 30_000);
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`otel-spans.ts exited ${code}\n${stderr}`);
-  return stdout
-    .split("\n")
-    .filter((line) => line.trim() !== "")
-    .map((line) => JSON.parse(line) as RecordedSpan);
+/** A fixture process, its output lines and the spans it printed. */
+class SpanProcess {
+  readonly lines: string[] = [];
+  readonly child: ChildProcess;
+  private stderr = "";
+
+  constructor(role: string, address: string) {
+    this.child = spawn(BUN, [join(ROOT, "test/fixtures/otel-spans.ts"), role, address], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+    onLines(this.child.stdout!, (line) => this.lines.push(line));
+    this.child.stderr!.on("data", (chunk) => (this.stderr += chunk));
+  }
+
+  async line(text: string): Promise<void> {
+    await waitFor(() => this.lines.includes(text), { timeoutMs: 20_000, message: `"${text}" from the fixture (stderr: ${this.stderr})` });
+  }
+
+  /** Asks for the spans (a line on stdin) and waits for them. */
+  async spans(): Promise<RecordedSpan[]> {
+    this.child.stdin!.write("dump\n");
+    await this.line("end");
+    return this.lines.filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as RecordedSpan);
+  }
 }
 
-describe("OpenTelemetry spans", () => {
-  test("one trace per call and per task across client, router and dealer", async () => {
-    const spans = await recordSpans();
-    const byName = (name: string) => spans.filter((span) => span.name === name);
-    const one = (name: string, traceId: string) => {
-      const found = byName(name).filter((span) => span.traceId === traceId);
-      expect({ name, count: found.length }).toEqual({ name, count: 1 });
+const started: SpanProcess[] = [];
+afterEach(() => {
+  for (const process of started.splice(0)) if (process.child.exitCode === null) process.child.kill("SIGKILL");
+});
+
+describe("OpenTelemetry spans across three processes", () => {
+  test("one trace per call and per task: client, router and dealer spans, parent to child", async () => {
+    // A fresh ipc path: all three know the address before the router binds (tcp port 0 would not do).
+    const address = uniqueEndpoint("ipc");
+    const router = new SpanProcess("router", address);
+    started.push(router);
+    await router.line("ready");
+    const dealer = new SpanProcess("dealer", address);
+    started.push(dealer);
+    await dealer.line("ready");
+    const client = new SpanProcess("client", address);
+    started.push(client);
+    const spans = [...(await client.spans()), ...(await dealer.spans()), ...(await router.spans())];
+
+    const find = (traceId: string, role: string, kind: number, name?: string) => {
+      const found = spans.filter(
+        (s) => s.traceId === traceId && s.role === role && s.kind === kind && (name === undefined || s.name === name),
+      );
+      expect({ role, kind, name, count: found.length }).toEqual({ role, kind, name, count: 1 });
       return found[0];
     };
 
-    const [parentCall] = byName("parent call");
+    const parentCall = spans.find((s) => s.name === "parent call")!;
     const call = parentCall.traceId;
-    const client = spans.filter((span) => span.traceId === call && span.kind === CLIENT)[0];
-    expect(client.name).toBe("Traced.work");
-    expect(client.kind).toBe(CLIENT);
-    expect(client.parentSpanId).toBe(parentCall.spanId);
-    expect(client.attributes["rpc.system"]).toBe("voidrail");
-    const queue = one("Traced.work queue", call);
-    const route = one("Traced.work route", call);
-    for (const span of [queue, route]) {
-      expect(span.kind).toBe(INTERNAL);
-      expect(span.parentSpanId).toBe(client.spanId);
+    const clientSpan = find(call, "client", CLIENT, "Traced.work");
+    expect(clientSpan.parentSpanId).toBe(parentCall.spanId);
+    expect(clientSpan.attributes["rpc.system"]).toBe("voidrail");
+    for (const name of ["Traced.work queue", "Traced.work route"]) {
+      expect(find(call, "router", INTERNAL, name).parentSpanId).toBe(clientSpan.spanId);
     }
-    expect(route.attributes["voidrail.outcome"]).toBe("ok");
-    const run = spans.find((span) => span.traceId === call && span.kind === SERVER)!;
-    expect(run.name).toBe("Traced.work");
+    expect(find(call, "router", INTERNAL, "Traced.work route").attributes["voidrail.outcome"]).toBe("ok");
     // The router forwards the client's context untouched: the dealer's span is the client span's child.
-    expect(run.parentSpanId).toBe(client.spanId);
-    const inner = spans.filter((span) => span.name === "inner work" && span.traceId === call);
-    expect(inner.length).toBe(1);
-    expect(inner[0].parentSpanId).toBe(run.spanId);
-    expect(client.startMs).toBeLessThanOrEqual(run.startMs);
-    expect(client.endMs).toBeGreaterThanOrEqual(run.endMs);
+    const run = find(call, "dealer", SERVER, "Traced.work");
+    expect(run.parentSpanId).toBe(clientSpan.spanId);
+    expect(find(call, "dealer", INTERNAL, "inner work").parentSpanId).toBe(run.spanId);
 
-    const [parentTask] = byName("parent task");
-    const taskTrace = parentTask.traceId;
-    expect(taskTrace).not.toBe(call);
-    const submit = one("Traced.work submit", taskTrace);
-    expect(submit.kind).toBe(PRODUCER);
+    const parentTask = spans.find((s) => s.name === "parent task")!;
+    const task = parentTask.traceId;
+    expect(task).not.toBe(call);
+    const submit = find(task, "client", PRODUCER, "Traced.work submit");
     expect(submit.parentSpanId).toBe(parentTask.spanId);
-    const attempt = spans.find((span) => span.traceId === taskTrace && span.kind === CONSUMER)!;
-    expect(attempt.name).toBe("Traced.work");
+    const attempt = find(task, "dealer", CONSUMER, "Traced.work");
     expect(attempt.parentSpanId).toBe(submit.spanId);
-    expect(one("Traced.work route", taskTrace).attributes["voidrail.task_id"]).toBe(submit.attributes["voidrail.task_id"]);
-  }, 40_000);
+    expect(find(task, "router", INTERNAL, "Traced.work route").attributes["voidrail.task_id"]).toBe(submit.attributes["voidrail.task_id"]);
+  }, 60_000);
 });

@@ -55,7 +55,7 @@ for (const transport of TRANSPORTS) {
       const chunks: unknown[] = [];
       for await (const chunk of client.callStream("TraceEcho.seenStream", [2], { traceparent: TRACEPARENT })) chunks.push(chunk);
       expect(chunks).toEqual([TRACEPARENT, TRACEPARENT]);
-    });
+    }, 30_000);
 
     test("a task carries its trace context to every attempt, and shows it when read back", async () => {
       await cluster.router();
@@ -72,7 +72,7 @@ for (const transport of TRANSPORTS) {
       const info = await client.getTask(task.id);
       expect(info.traceparent).toBe(TRACEPARENT);
       expect(info.tracestate).toBe(TRACESTATE);
-    });
+    }, 30_000);
 
     test("a task's trace context survives a router restart on a SQLite store", async () => {
       const file = join(mkdtempSync(join(tmpdir(), "voidrail-trace-")), "tasks.db");
@@ -84,7 +84,7 @@ for (const transport of TRANSPORTS) {
       await cluster.dealer((options) => new TraceEcho(options));
       const again = await cluster.client();
       expect(await again.waitTask(task.id, { timeout: 10 })).toEqual({ traceparent: TRACEPARENT, tracestate: null, attempt: 1 });
-    });
+    }, 30_000);
 
     test("a malformed traceparent is refused before anything is sent", async () => {
       await cluster.router();
@@ -103,6 +103,6 @@ for (const transport of TRANSPORTS) {
       await expect(client.call("TraceEcho.seen", [], { tracestate: "a=b" })).rejects.toBeInstanceOf(ValidationError);
       // Still fine afterwards.
       expect(await client.call("TraceEcho.seen", [], { traceparent: TRACEPARENT })).toMatchObject({ traceparent: TRACEPARENT });
-    });
+    }, 30_000);
   });
 }

@@ -67,7 +67,7 @@ export default defineCommand({
       const actions = (["list", "clusters", "router-info", "queue-status"] as const).filter((name) => parsed[name]);
       if (parsed.call !== undefined) actions.push("call" as never);
       if (parsed.drain !== undefined) actions.push("drain" as never);
-      if (actions.length !== 1) throw new CliError("choose one of --call, --drain, --list, --clusters, --router-info, --queue-status", 2);
+      if (actions.length !== 1) throw new CliError("choose one of --call, --list, --clusters, --router-info, --queue-status, --drain", 2);
       if (parsed.args !== undefined && parsed.call === undefined) throw new CliError("--args goes with --call", 2);
       const callArguments = parseCallArguments(parsed.args);
       if (requireFlags.length > 0 && parsed.call === undefined) throw new CliError("--require goes with --call", 2);

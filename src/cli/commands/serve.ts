@@ -95,7 +95,7 @@ export default defineCommand({
         routerAddress: router.address,
         ...(curveSecretKey !== undefined ? { curveServerKey: curvePublicKey(curveSecretKey) } : {}),
       };
-      starting = needsSupervisor(options) ? runSupervised(options) : runInProcess(options);
+      starting = needsSupervisor(options) ? runSupervised(options) : runInProcess(options, false);
       const dealers = await starting.catch(async (error) => {
         await router.stop();
         throw error;

@@ -151,6 +151,7 @@ function TaskDetail({ task, onRevoke, onRetry }) {
       <dt>Method</dt><dd class="mono">${task.method}</dd>
       <dt>Attempts</dt><dd>${task.attempts}${task.lostAttempts ? ` (${task.lostAttempts} cut off by a lost dealer)` : ""}</dd>
       <dt>Priority</dt><dd>${task.priority}</dd>
+      ${task.args !== undefined ? html`<dt>Arguments</dt><dd><pre class="mono">${JSON.stringify(task.args)}</pre></dd>` : null}
       ${task.traceparent ? html`<dt>Trace</dt><dd class="mono">${task.traceparent}</dd>` : null}
       ${task.progress !== undefined ? html`<dt>Progress</dt><dd class="mono">${JSON.stringify(task.progress)}</dd>` : null}
       ${task.result !== undefined ? html`<dt>Result</dt><dd><pre>${JSON.stringify(task.result, null, 2)}</pre></dd>` : null}
@@ -189,6 +190,12 @@ function Tasks({ counts, notify }) {
   useEffect(() => {
     load();
   }, [filter, JSON.stringify(counts)]);
+  // The list has no arguments: the task's own page (GET /api/tasks/:id) has them.
+  const select = async (task) => {
+    setSelected(task);
+    const full = await api(`/api/tasks/${task.id}`).catch(() => null);
+    if (full) setSelected(full);
+  };
   const act = async (path, message) => {
     try {
       const task = await api(path, { method: "POST", body: "{}" });
@@ -222,7 +229,7 @@ function Tasks({ counts, notify }) {
     <div class="table-wrap"><table id="tasks">
       <thead><tr><th>Id</th><th>Method</th><th>State</th><th>Attempts</th><th>Created</th></tr></thead>
       <tbody>${(tasks ?? []).map(
-        (t) => html`<tr data-task=${t.id} class=${selected?.id === t.id ? "selected" : ""} onClick=${() => setSelected(t)}>
+        (t) => html`<tr data-task=${t.id} class=${selected?.id === t.id ? "selected" : ""} onClick=${() => select(t)}>
           <td class="mono">${t.id.slice(0, 8)}…${t.id.slice(-4)}</td><td class="mono">${t.method}</td>
           <td><span class=${`badge ${t.state}`}>${t.state}</span></td><td>${t.attempts}</td><td>${ago(t.createdAt)}</td></tr>`,
       )}</tbody>
