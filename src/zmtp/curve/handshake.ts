@@ -33,9 +33,17 @@ export class CurveHandshakeError extends Error {
 
 // ---- HELLO (client → server) ----
 
-export function encodeHello(serverKey: Uint8Array, clientShortPublic: Uint8Array, clientShortSecret: Uint8Array, counter: number): Buffer {
-  const key = sharedKey(serverKey, clientShortSecret);
-  if (key === null) throw new CurveHandshakeError("curveServerKey is not a usable public key", true);
+/**
+ * The key of HELLO and WELCOME, crypto_box_beforenm(S, c') = beforenm(C', s): computed once per
+ * handshake on each side (an X25519 is most of a handshake's cost).
+ */
+export function helloKey(publicKey: Uint8Array, secretKey: Uint8Array, what: string): Uint8Array {
+  const key = sharedKey(publicKey, secretKey);
+  if (key === null) throw new CurveHandshakeError(`${what} is not a usable public key`, true);
+  return key;
+}
+
+export function encodeHello(key: Uint8Array, clientShortPublic: Uint8Array, counter: number): Buffer {
   const nonce = nonceWithPrefix("CurveZMQHELLO---");
   writeCounter(nonce, 16, counter);
   const data = Buffer.alloc(HELLO_DATA_SIZE);
@@ -48,7 +56,7 @@ export function encodeHello(serverKey: Uint8Array, clientShortPublic: Uint8Array
 }
 
 /** Opens a HELLO with the server's key; returns the client's short-term key and nonce counter. */
-export function openHello(data: Buffer, serverSecret: Uint8Array): { clientShortPublic: Uint8Array; counter: number } {
+export function openHello(data: Buffer, serverSecret: Uint8Array): { clientShortPublic: Uint8Array; counter: number; key: Uint8Array } {
   if (data.length !== HELLO_DATA_SIZE) throw new CurveHandshakeError(`malformed HELLO: ${data.length + 6} bytes, not 200`, false);
   if (data[0] !== 1 || data[1] !== 0)
     throw new CurveHandshakeError(`HELLO asks for CurveZMQ ${data[0]}.${data[1]}; only 1.0 is spoken`, false);
@@ -58,16 +66,17 @@ export function openHello(data: Buffer, serverSecret: Uint8Array): { clientShort
   const nonce = nonceWithPrefix("CurveZMQHELLO---");
   nonce.set(data.subarray(106, 114), 16);
   const plain = key === null ? null : open(key, nonce, data.subarray(114));
-  if (plain === null) throw new CurveHandshakeError("cannot open the client's HELLO: the client has the wrong server key", true);
-  return { clientShortPublic, counter };
+  if (key === null || plain === null)
+    throw new CurveHandshakeError("cannot open the client's HELLO: the client has the wrong server key", true);
+  return { clientShortPublic, counter, key };
 }
 
 // ---- WELCOME (server → client) ----
 
 /** Builds the WELCOME and the cookie it carries, sealed with a per-connection `cookieKey`. */
 export function encodeWelcome(
+  key: Uint8Array,
   clientShortPublic: Uint8Array,
-  serverSecret: Uint8Array,
   serverShortPublic: Uint8Array,
   serverShortSecret: Uint8Array,
   cookieKey: Uint8Array,
@@ -84,8 +93,6 @@ export function encodeWelcome(
   welcomePlain.set(cookieBox, 48);
   const welcomeNonce = nonceWithPrefix("WELCOME-");
   welcomeNonce.set(randomBytes(16), 8);
-  const key = sharedKey(clientShortPublic, serverSecret);
-  if (key === null) throw new CurveHandshakeError("the client's short-term key is not a usable public key", true);
   const data = Buffer.alloc(WELCOME_DATA_SIZE);
   data.set(welcomeNonce.subarray(8), 0);
   data.set(seal(key, welcomeNonce, welcomePlain), 16);
@@ -93,16 +100,11 @@ export function encodeWelcome(
 }
 
 /** Opens a WELCOME; returns the server's short-term key and the cookie to echo in INITIATE. */
-export function openWelcome(
-  data: Buffer,
-  serverKey: Uint8Array,
-  clientShortSecret: Uint8Array,
-): { serverShortPublic: Uint8Array; cookie: Uint8Array } {
+export function openWelcome(data: Buffer, key: Uint8Array): { serverShortPublic: Uint8Array; cookie: Uint8Array } {
   if (data.length !== WELCOME_DATA_SIZE) throw new CurveHandshakeError(`malformed WELCOME: ${data.length + 8} bytes, not 168`, false);
   const nonce = nonceWithPrefix("WELCOME-");
   nonce.set(data.subarray(0, 16), 8);
-  const key = sharedKey(serverKey, clientShortSecret);
-  const plain = key === null ? null : open(key, nonce, data.subarray(16));
+  const plain = open(key, nonce, data.subarray(16));
   if (plain === null) throw new CurveHandshakeError("cannot open the server's WELCOME: curveServerKey does not match the server", true);
   return { serverShortPublic: plain.slice(0, 32), cookie: plain.slice(32, 128) };
 }

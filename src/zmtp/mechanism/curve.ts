@@ -14,6 +14,7 @@ import {
   encodeInitiate,
   encodeReady,
   encodeWelcome,
+  helloKey,
   openHello,
   openInitiate,
   openReady,
@@ -89,6 +90,7 @@ class CurveClientSession implements MechanismSession {
   private state = ClientState.ExpectWelcome;
   private readonly shortTerm = generateKeyPair();
   private shortTermKey: Uint8Array | null = null;
+  private helloKey: Uint8Array | null = null;
   private sentHello = false;
 
   constructor(
@@ -101,7 +103,8 @@ class CurveClientSession implements MechanismSession {
   start(): Buffer[] {
     this.sentHello = true;
     try {
-      return [encodeHello(this.serverKey, this.shortTerm.publicKey, this.shortTerm.secretKey, 1)];
+      this.helloKey = helloKey(this.serverKey, this.shortTerm.secretKey, "curveServerKey");
+      return [encodeHello(this.helloKey, this.shortTerm.publicKey, 1)];
     } catch (error) {
       throw handshakeFailure(error);
     }
@@ -117,7 +120,7 @@ class CurveClientSession implements MechanismSession {
         );
       }
       if (this.state === ClientState.ExpectWelcome && command.name === "WELCOME") {
-        const welcome = openWelcome(command.data, this.serverKey, this.shortTerm.secretKey);
+        const welcome = openWelcome(command.data, this.helloKey!);
         const key = sharedKey(welcome.serverShortPublic, this.shortTerm.secretKey);
         if (key === null) throw new CurveHandshakeError("the server's short-term key is not a usable public key", true);
         this.shortTermKey = key;
@@ -200,9 +203,7 @@ class CurveServerSession implements MechanismSession {
         this.lastClientCounter = hello.counter;
         this.state = ServerState.ExpectInitiate;
         return {
-          send: [
-            encodeWelcome(hello.clientShortPublic, this.secretKey, this.shortTerm.publicKey, this.shortTerm.secretKey, this.cookieKey),
-          ],
+          send: [encodeWelcome(hello.key, hello.clientShortPublic, this.shortTerm.publicKey, this.shortTerm.secretKey, this.cookieKey)],
         };
       }
       if (this.state === ServerState.ExpectInitiate && command.name === "INITIATE") {
