@@ -31,6 +31,7 @@ export class SmallBox {
   private readonly s = new Uint16Array(8);
   private readonly tag = new Uint8Array(16);
   private readonly polyKey = new Uint8Array(32);
+  private readonly words = new Uint16Array(8);
 
   constructor(subkey: Uint8Array) {
     const input = this.input;
@@ -42,9 +43,12 @@ export class SmallBox {
     for (let i = 0; i < 4; i++) input[11 + i] = word(subkey, 16 + 4 * i);
   }
 
-  /** Seals in place: region = 32 bytes scratch, then plaintext; leaves [16 zero][MAC][ciphertext]. */
-  seal(counter: Uint8Array, region: Uint8Array): void {
-    this.setNonce(counter);
+  /**
+   * Seals in place: region = 32 bytes scratch, then plaintext; leaves [16 zero][MAC][ciphertext].
+   * The nonce's last 8 bytes are the big-endian counter high:low (numbers, so no view per frame).
+   */
+  seal(counterHigh: number, counterLow: number, region: Uint8Array): void {
+    this.setNonce(counterHigh, counterLow);
     this.block(0);
     const ks = this.keystreamBytes;
     const length = region.length - 32;
@@ -59,28 +63,30 @@ export class SmallBox {
   }
 
   /**
-   * Opens box (MAC then ciphertext) into region (box length + 16): plaintext at region[32..].
-   * False when the MAC does not verify (region's plaintext part is then not written).
+   * Opens the box at source[at..] (MAC then ciphertext) into region (box length + 16): plaintext
+   * at region[32..]. False when the MAC does not verify (no plaintext is written then).
    */
-  open(counter: Uint8Array, box: Uint8Array, region: Uint8Array): boolean {
-    this.setNonce(counter);
+  open(counterHigh: number, counterLow: number, source: Uint8Array, at: number, region: Uint8Array): boolean {
+    this.setNonce(counterHigh, counterLow);
     this.block(0);
     const ks = this.keystreamBytes;
-    const length = box.length - 16;
-    this.mac(box, 16, length, ks);
+    const length = source.length - at - 16;
+    this.mac(source, at + 16, length, ks);
     let difference = 0;
-    for (let i = 0; i < 16; i++) difference |= this.tag[i] ^ box[i];
+    for (let i = 0; i < 16; i++) difference |= this.tag[i] ^ source[at + i];
     if (difference !== 0) return false;
     const first = Math.min(32, length);
-    for (let i = 0; i < first; i++) region[32 + i] = box[16 + i] ^ ks[32 + i];
-    for (let i = 32; i < length; i++) region[32 + i] = box[16 + i];
+    const start = at + 16;
+    for (let i = 0; i < first; i++) region[32 + i] = source[start + i] ^ ks[32 + i];
+    for (let i = 32; i < length; i++) region[32 + i] = source[start + i];
     this.xorFrom(region, 64, 1);
     return true;
   }
 
-  private setNonce(counter: Uint8Array): void {
-    this.input[6] = word(counter, 0);
-    this.input[7] = word(counter, 4);
+  /** Salsa20's nonce words are the little-endian reading of the big-endian counter bytes. */
+  private setNonce(high: number, low: number): void {
+    this.input[6] = byteSwap(high);
+    this.input[7] = byteSwap(low);
   }
 
   /** XORs region[from..] with keystream blocks from `blockNumber` on. */
@@ -306,16 +312,15 @@ export class SmallBox {
       g[i] = value - carry * 8192;
     }
     const limbs = carry >= 1 ? g : h;
-    const w = [
-      (limbs[0] | (limbs[1] << 13)) & 0xffff,
-      ((limbs[1] >>> 3) | (limbs[2] << 10)) & 0xffff,
-      ((limbs[2] >>> 6) | (limbs[3] << 7)) & 0xffff,
-      ((limbs[3] >>> 9) | (limbs[4] << 4)) & 0xffff,
-      ((limbs[4] >>> 12) | (limbs[5] << 1) | (limbs[6] << 14)) & 0xffff,
-      ((limbs[6] >>> 2) | (limbs[7] << 11)) & 0xffff,
-      ((limbs[7] >>> 5) | (limbs[8] << 8)) & 0xffff,
-      ((limbs[8] >>> 8) | (limbs[9] << 5)) & 0xffff,
-    ];
+    const w = this.words;
+    w[0] = (limbs[0] | (limbs[1] << 13)) & 0xffff;
+    w[1] = ((limbs[1] >>> 3) | (limbs[2] << 10)) & 0xffff;
+    w[2] = ((limbs[2] >>> 6) | (limbs[3] << 7)) & 0xffff;
+    w[3] = ((limbs[3] >>> 9) | (limbs[4] << 4)) & 0xffff;
+    w[4] = ((limbs[4] >>> 12) | (limbs[5] << 1) | (limbs[6] << 14)) & 0xffff;
+    w[5] = ((limbs[6] >>> 2) | (limbs[7] << 11)) & 0xffff;
+    w[6] = ((limbs[7] >>> 5) | (limbs[8] << 8)) & 0xffff;
+    w[7] = ((limbs[8] >>> 8) | (limbs[9] << 5)) & 0xffff;
     let sum = 0;
     for (let i = 0; i < 8; i++) {
       sum = w[i] + this.s[i] + (sum >>> 16);
@@ -327,6 +332,10 @@ export class SmallBox {
 
 function word(bytes: Uint8Array, offset: number): number {
   return (bytes[offset] | (bytes[offset + 1] << 8) | (bytes[offset + 2] << 16) | (bytes[offset + 3] << 24)) >>> 0;
+}
+
+function byteSwap(value: number): number {
+  return (((value & 0xff) << 24) | ((value & 0xff00) << 8) | ((value >>> 8) & 0xff00) | (value >>> 24)) >>> 0;
 }
 
 function u16(bytes: Uint8Array, offset: number): number {
