@@ -7,6 +7,7 @@ import { Buffer } from "node:buffer";
 import { ZmtpProtocolError } from "../errors.ts";
 import type { MessageBox } from "../mechanism/mechanism.ts";
 import { MAC_SIZE, PrefixedBoxStream } from "./box.ts";
+import { SMALL_FRAME_LIMIT } from "./small-box.ts";
 import { nonceWithPrefix, readCounter, writeCounter } from "./nonce.ts";
 
 const MESSAGE_NAME = Buffer.from("\x07MESSAGE", "latin1");
@@ -45,11 +46,16 @@ export class CurveMessageBox implements MessageBox {
   seal(body: Uint8Array, flags: number): void {
     // libzmq's in-box flags use msg_t's bits: 0x01 MORE, 0x02 COMMAND.
     body[MESSAGE_OVERHEAD - 1] = (flags & 0x01) | ((flags & WIRE_COMMAND) !== 0 ? BOX_COMMAND : 0);
-    writeCounter(this.sendNonce, 16, this.nextSendCounter++);
+    const counter = this.nextSendCounter++;
     // The region starts 16 bytes before the MAC: scratch for the Poly1305 key.
-    this.sender.seal(this.sendNonce.subarray(16), body);
-    body.set(MESSAGE_NAME, 0);
-    body.set(this.sendNonce.subarray(16), 8);
+    const small = this.sender.small;
+    if (small !== undefined && body.length <= SMALL_FRAME_LIMIT) small.seal(Math.floor(counter / 0x1_0000_0000), counter >>> 0, body);
+    else {
+      writeCounter(this.sendNonce, 16, counter);
+      this.sender.seal(this.sendNonce.subarray(16), body);
+    }
+    for (let i = 0; i < 8; i++) body[i] = MESSAGE_NAME[i];
+    writeCounter(body, 8, counter);
   }
 
   open(body: Buffer): Buffer {
@@ -64,10 +70,14 @@ export class CurveMessageBox implements MessageBox {
         `CURVE MESSAGE nonce ${counter} is not above the last one (${this.lastReceivedCounter}): replayed or reordered`,
       );
     }
-    this.receiveNonce.set(body.subarray(8, 16), 16);
-    const box = body.subarray(BOX_OFFSET);
-    const region = Buffer.allocUnsafe(box.length + 16);
-    if (!this.receiver.open(body.subarray(8, 16), box, region)) {
+    const boxLength = body.length - BOX_OFFSET;
+    const region = Buffer.allocUnsafe(boxLength + 16);
+    const small = this.receiver.small;
+    const opened =
+      small !== undefined && boxLength <= SMALL_FRAME_LIMIT
+        ? small.open(readWord(body, 8), readWord(body, 12), body, BOX_OFFSET, region)
+        : this.receiver.open(body.subarray(8, 16), body.subarray(BOX_OFFSET), region);
+    if (!opened) {
       throw new ZmtpProtocolError("CURVE MESSAGE box does not open (corrupted or forged)");
     }
     this.lastReceivedCounter = counter;
@@ -76,6 +86,10 @@ export class CurveMessageBox implements MessageBox {
     plaintext[0] = (boxFlags & 0x01) | ((boxFlags & BOX_COMMAND) !== 0 ? WIRE_COMMAND : 0);
     return plaintext;
   }
+}
+
+function readWord(bytes: Uint8Array, offset: number): number {
+  return ((bytes[offset] << 24) | (bytes[offset + 1] << 16) | (bytes[offset + 2] << 8) | bytes[offset + 3]) >>> 0;
 }
 
 function startsWithName(body: Buffer): boolean {

@@ -25,12 +25,11 @@ export class SmallBox {
   private readonly keystreamBytes = new Uint8Array(this.keystream.buffer);
   // Poly1305 state, 13-bit limbs (130 bits).
   private readonly h = new Float64Array(10);
-  private readonly r = new Float64Array(10);
-  private readonly r5 = new Float64Array(10);
   private readonly d = new Float64Array(10);
   private readonly s = new Uint16Array(8);
   private readonly tag = new Uint8Array(16);
   private readonly polyKey = new Uint8Array(32);
+  private readonly words = new Uint16Array(8);
 
   constructor(subkey: Uint8Array) {
     const input = this.input;
@@ -42,9 +41,12 @@ export class SmallBox {
     for (let i = 0; i < 4; i++) input[11 + i] = word(subkey, 16 + 4 * i);
   }
 
-  /** Seals in place: region = 32 bytes scratch, then plaintext; leaves [16 zero][MAC][ciphertext]. */
-  seal(counter: Uint8Array, region: Uint8Array): void {
-    this.setNonce(counter);
+  /**
+   * Seals in place: region = 32 bytes scratch, then plaintext; leaves [16 zero][MAC][ciphertext].
+   * The nonce's last 8 bytes are the big-endian counter high:low (numbers, so no view per frame).
+   */
+  seal(counterHigh: number, counterLow: number, region: Uint8Array): void {
+    this.setNonce(counterHigh, counterLow);
     this.block(0);
     const ks = this.keystreamBytes;
     const length = region.length - 32;
@@ -59,28 +61,30 @@ export class SmallBox {
   }
 
   /**
-   * Opens box (MAC then ciphertext) into region (box length + 16): plaintext at region[32..].
-   * False when the MAC does not verify (region's plaintext part is then not written).
+   * Opens the box at source[at..] (MAC then ciphertext) into region (box length + 16): plaintext
+   * at region[32..]. False when the MAC does not verify (no plaintext is written then).
    */
-  open(counter: Uint8Array, box: Uint8Array, region: Uint8Array): boolean {
-    this.setNonce(counter);
+  open(counterHigh: number, counterLow: number, source: Uint8Array, at: number, region: Uint8Array): boolean {
+    this.setNonce(counterHigh, counterLow);
     this.block(0);
     const ks = this.keystreamBytes;
-    const length = box.length - 16;
-    this.mac(box, 16, length, ks);
+    const length = source.length - at - 16;
+    this.mac(source, at + 16, length, ks);
     let difference = 0;
-    for (let i = 0; i < 16; i++) difference |= this.tag[i] ^ box[i];
+    for (let i = 0; i < 16; i++) difference |= this.tag[i] ^ source[at + i];
     if (difference !== 0) return false;
     const first = Math.min(32, length);
-    for (let i = 0; i < first; i++) region[32 + i] = box[16 + i] ^ ks[32 + i];
-    for (let i = 32; i < length; i++) region[32 + i] = box[16 + i];
+    const start = at + 16;
+    for (let i = 0; i < first; i++) region[32 + i] = source[start + i] ^ ks[32 + i];
+    for (let i = 32; i < length; i++) region[32 + i] = source[start + i];
     this.xorFrom(region, 64, 1);
     return true;
   }
 
-  private setNonce(counter: Uint8Array): void {
-    this.input[6] = word(counter, 0);
-    this.input[7] = word(counter, 4);
+  /** Salsa20's nonce words are the little-endian reading of the big-endian counter bytes. */
+  private setNonce(high: number, low: number): void {
+    this.input[6] = byteSwap(high);
+    this.input[7] = byteSwap(low);
   }
 
   /** XORs region[from..] with keystream blocks from `blockNumber` on. */
@@ -204,7 +208,6 @@ export class SmallBox {
 
   /** Poly1305 of bytes[start..start+length] with the key in keyBytes[0..32], into this.tag. */
   private mac(bytes: Uint8Array, start: number, length: number, keyBytes: Uint8Array): void {
-    const { h, r, r5, d } = this;
     const k0 = u16(keyBytes, 0),
       k1 = u16(keyBytes, 2),
       k2 = u16(keyBytes, 4),
@@ -213,22 +216,37 @@ export class SmallBox {
       k5 = u16(keyBytes, 10),
       k6 = u16(keyBytes, 12),
       k7 = u16(keyBytes, 14);
-    // r, clamped (RFC 8439 §2.5), split into 13-bit limbs.
-    r[0] = k0 & 0x1fff;
-    r[1] = ((k0 >>> 13) | (k1 << 3)) & 0x1fff;
-    r[2] = ((k1 >>> 10) | (k2 << 6)) & 0x1f03;
-    r[3] = ((k2 >>> 7) | (k3 << 9)) & 0x1fff;
-    r[4] = ((k3 >>> 4) | (k4 << 12)) & 0x00ff;
-    r[5] = (k4 >>> 1) & 0x1ffe;
-    r[6] = ((k4 >>> 14) | (k5 << 2)) & 0x1fff;
-    r[7] = ((k5 >>> 11) | (k6 << 5)) & 0x1f81;
-    r[8] = ((k6 >>> 8) | (k7 << 8)) & 0x1fff;
-    r[9] = (k7 >>> 5) & 0x007f;
-    for (let i = 0; i < 10; i++) {
-      r5[i] = 5 * r[i];
-      h[i] = 0;
-    }
+    // r, clamped (RFC 8439 §2.5), split into 13-bit limbs; sN = 5·rN for the limbs that wrap.
+    const r0 = k0 & 0x1fff;
+    const r1 = ((k0 >>> 13) | (k1 << 3)) & 0x1fff;
+    const r2 = ((k1 >>> 10) | (k2 << 6)) & 0x1f03;
+    const r3 = ((k2 >>> 7) | (k3 << 9)) & 0x1fff;
+    const r4 = ((k3 >>> 4) | (k4 << 12)) & 0x00ff;
+    const r5 = (k4 >>> 1) & 0x1ffe;
+    const r6 = ((k4 >>> 14) | (k5 << 2)) & 0x1fff;
+    const r7 = ((k5 >>> 11) | (k6 << 5)) & 0x1f81;
+    const r8 = ((k6 >>> 8) | (k7 << 8)) & 0x1fff;
+    const r9 = (k7 >>> 5) & 0x007f;
+    const s1 = 5 * r1,
+      s2 = 5 * r2,
+      s3 = 5 * r3,
+      s4 = 5 * r4,
+      s5 = 5 * r5,
+      s6 = 5 * r6,
+      s7 = 5 * r7,
+      s8 = 5 * r8,
+      s9 = 5 * r9;
     for (let i = 0; i < 8; i++) this.s[i] = u16(keyBytes, 16 + 2 * i);
+    let h0 = 0,
+      h1 = 0,
+      h2 = 0,
+      h3 = 0,
+      h4 = 0,
+      h5 = 0,
+      h6 = 0,
+      h7 = 0,
+      h8 = 0,
+      h9 = 0;
     const block = this.tag; // scratch for a padded final block
     for (let offset = 0; offset < length; offset += 16) {
       const take = Math.min(16, length - offset);
@@ -251,35 +269,73 @@ export class SmallBox {
         t5 = u16(source, at + 10),
         t6 = u16(source, at + 12),
         t7 = u16(source, at + 14);
-      h[0] += t0 & MASK13;
-      h[1] += ((t0 >>> 13) | (t1 << 3)) & MASK13;
-      h[2] += ((t1 >>> 10) | (t2 << 6)) & MASK13;
-      h[3] += ((t2 >>> 7) | (t3 << 9)) & MASK13;
-      h[4] += ((t3 >>> 4) | (t4 << 12)) & MASK13;
-      h[5] += (t4 >>> 1) & MASK13;
-      h[6] += ((t4 >>> 14) | (t5 << 2)) & MASK13;
-      h[7] += ((t5 >>> 11) | (t6 << 5)) & MASK13;
-      h[8] += ((t6 >>> 8) | (t7 << 8)) & MASK13;
-      h[9] += (t7 >>> 5) | highBit;
+      h0 += t0 & MASK13;
+      h1 += ((t0 >>> 13) | (t1 << 3)) & MASK13;
+      h2 += ((t1 >>> 10) | (t2 << 6)) & MASK13;
+      h3 += ((t2 >>> 7) | (t3 << 9)) & MASK13;
+      h4 += ((t3 >>> 4) | (t4 << 12)) & MASK13;
+      h5 += (t4 >>> 1) & MASK13;
+      h6 += ((t4 >>> 14) | (t5 << 2)) & MASK13;
+      h7 += ((t5 >>> 11) | (t6 << 5)) & MASK13;
+      h8 += ((t6 >>> 8) | (t7 << 8)) & MASK13;
+      h9 += (t7 >>> 5) | highBit;
       // h *= r mod 2^130 - 5: limbs past the top wrap around times 5 (2^130 ≡ 5). Terms stay
       // below 2^32 and their sums below 2^36: exact in doubles.
-      for (let i = 0; i < 10; i++) {
-        let sum = 0;
-        for (let j = 0; j <= i; j++) sum += h[j] * r[i - j];
-        for (let j = i + 1; j < 10; j++) sum += h[j] * r5[i + 10 - j];
-        d[i] = sum;
-      }
-      let carry = 0;
-      for (let i = 0; i < 10; i++) {
-        const value = d[i] + carry;
-        carry = Math.floor(value / 8192);
-        h[i] = value - carry * 8192;
-      }
-      const wrapped = h[0] + carry * 5;
-      carry = Math.floor(wrapped / 8192);
-      h[0] = wrapped - carry * 8192;
-      h[1] += carry;
+      const d0 = h0 * r0 + h1 * s9 + h2 * s8 + h3 * s7 + h4 * s6 + h5 * s5 + h6 * s4 + h7 * s3 + h8 * s2 + h9 * s1;
+      const d1 = h0 * r1 + h1 * r0 + h2 * s9 + h3 * s8 + h4 * s7 + h5 * s6 + h6 * s5 + h7 * s4 + h8 * s3 + h9 * s2;
+      const d2 = h0 * r2 + h1 * r1 + h2 * r0 + h3 * s9 + h4 * s8 + h5 * s7 + h6 * s6 + h7 * s5 + h8 * s4 + h9 * s3;
+      const d3 = h0 * r3 + h1 * r2 + h2 * r1 + h3 * r0 + h4 * s9 + h5 * s8 + h6 * s7 + h7 * s6 + h8 * s5 + h9 * s4;
+      const d4 = h0 * r4 + h1 * r3 + h2 * r2 + h3 * r1 + h4 * r0 + h5 * s9 + h6 * s8 + h7 * s7 + h8 * s6 + h9 * s5;
+      const d5 = h0 * r5 + h1 * r4 + h2 * r3 + h3 * r2 + h4 * r1 + h5 * r0 + h6 * s9 + h7 * s8 + h8 * s7 + h9 * s6;
+      const d6 = h0 * r6 + h1 * r5 + h2 * r4 + h3 * r3 + h4 * r2 + h5 * r1 + h6 * r0 + h7 * s9 + h8 * s8 + h9 * s7;
+      const d7 = h0 * r7 + h1 * r6 + h2 * r5 + h3 * r4 + h4 * r3 + h5 * r2 + h6 * r1 + h7 * r0 + h8 * s9 + h9 * s8;
+      const d8 = h0 * r8 + h1 * r7 + h2 * r6 + h3 * r5 + h4 * r4 + h5 * r3 + h6 * r2 + h7 * r1 + h8 * r0 + h9 * s9;
+      const d9 = h0 * r9 + h1 * r8 + h2 * r7 + h3 * r6 + h4 * r5 + h5 * r4 + h6 * r3 + h7 * r2 + h8 * r1 + h9 * r0;
+      let c = Math.floor(d0 / 8192);
+      h0 = d0 - c * 8192;
+      const v1 = d1 + c;
+      c = Math.floor(v1 / 8192);
+      h1 = v1 - c * 8192;
+      const v2 = d2 + c;
+      c = Math.floor(v2 / 8192);
+      h2 = v2 - c * 8192;
+      const v3 = d3 + c;
+      c = Math.floor(v3 / 8192);
+      h3 = v3 - c * 8192;
+      const v4 = d4 + c;
+      c = Math.floor(v4 / 8192);
+      h4 = v4 - c * 8192;
+      const v5 = d5 + c;
+      c = Math.floor(v5 / 8192);
+      h5 = v5 - c * 8192;
+      const v6 = d6 + c;
+      c = Math.floor(v6 / 8192);
+      h6 = v6 - c * 8192;
+      const v7 = d7 + c;
+      c = Math.floor(v7 / 8192);
+      h7 = v7 - c * 8192;
+      const v8 = d8 + c;
+      c = Math.floor(v8 / 8192);
+      h8 = v8 - c * 8192;
+      const v9 = d9 + c;
+      c = Math.floor(v9 / 8192);
+      h9 = v9 - c * 8192;
+      h0 += c * 5;
+      c = Math.floor(h0 / 8192);
+      h0 -= c * 8192;
+      h1 += c;
     }
+    const h = this.h;
+    h[0] = h0;
+    h[1] = h1;
+    h[2] = h2;
+    h[3] = h3;
+    h[4] = h4;
+    h[5] = h5;
+    h[6] = h6;
+    h[7] = h7;
+    h[8] = h8;
+    h[9] = h9;
     this.finish();
   }
 
@@ -306,16 +362,15 @@ export class SmallBox {
       g[i] = value - carry * 8192;
     }
     const limbs = carry >= 1 ? g : h;
-    const w = [
-      (limbs[0] | (limbs[1] << 13)) & 0xffff,
-      ((limbs[1] >>> 3) | (limbs[2] << 10)) & 0xffff,
-      ((limbs[2] >>> 6) | (limbs[3] << 7)) & 0xffff,
-      ((limbs[3] >>> 9) | (limbs[4] << 4)) & 0xffff,
-      ((limbs[4] >>> 12) | (limbs[5] << 1) | (limbs[6] << 14)) & 0xffff,
-      ((limbs[6] >>> 2) | (limbs[7] << 11)) & 0xffff,
-      ((limbs[7] >>> 5) | (limbs[8] << 8)) & 0xffff,
-      ((limbs[8] >>> 8) | (limbs[9] << 5)) & 0xffff,
-    ];
+    const w = this.words;
+    w[0] = (limbs[0] | (limbs[1] << 13)) & 0xffff;
+    w[1] = ((limbs[1] >>> 3) | (limbs[2] << 10)) & 0xffff;
+    w[2] = ((limbs[2] >>> 6) | (limbs[3] << 7)) & 0xffff;
+    w[3] = ((limbs[3] >>> 9) | (limbs[4] << 4)) & 0xffff;
+    w[4] = ((limbs[4] >>> 12) | (limbs[5] << 1) | (limbs[6] << 14)) & 0xffff;
+    w[5] = ((limbs[6] >>> 2) | (limbs[7] << 11)) & 0xffff;
+    w[6] = ((limbs[7] >>> 5) | (limbs[8] << 8)) & 0xffff;
+    w[7] = ((limbs[8] >>> 8) | (limbs[9] << 5)) & 0xffff;
     let sum = 0;
     for (let i = 0; i < 8; i++) {
       sum = w[i] + this.s[i] + (sum >>> 16);
@@ -327,6 +382,10 @@ export class SmallBox {
 
 function word(bytes: Uint8Array, offset: number): number {
   return (bytes[offset] | (bytes[offset + 1] << 8) | (bytes[offset + 2] << 16) | (bytes[offset + 3] << 24)) >>> 0;
+}
+
+function byteSwap(value: number): number {
+  return (((value & 0xff) << 24) | ((value & 0xff00) << 8) | ((value >>> 8) & 0xff00) | (value >>> 24)) >>> 0;
 }
 
 function u16(bytes: Uint8Array, offset: number): number {
