@@ -394,8 +394,8 @@ describe("CURVE handshake (libzmq tests/test_security_curve.cpp)", () => {
   });
 });
 
-describe("MESSAGE boxes (the small-frame path of curve/small-box.ts and noble's for big frames) against @noble/ciphers", () => {
-  test("a sealed MESSAGE is crypto_box_easy_afternm's bytes, and opens what noble seals, for every length 0-600 and around the 2048-byte switch", () => {
+describe("MESSAGE boxes against @noble/ciphers", () => {
+  test("a sealed MESSAGE is crypto_box_easy_afternm's bytes, and opens what noble seals, for every length 0-600 and around 2048 bytes", () => {
     const lengths = [...Array.from({ length: 601 }, (_, i) => i), 1990, 2000, 2014, 2015, 2016, 2017, 2030, 2047, 2048, 4096];
     for (const length of lengths) {
       const key = crypto.getRandomValues(new Uint8Array(32));

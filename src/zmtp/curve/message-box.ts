@@ -7,7 +7,6 @@ import { Buffer } from "node:buffer";
 import { ZmtpProtocolError } from "../errors.ts";
 import type { MessageBox } from "../mechanism/mechanism.ts";
 import { MAC_SIZE, PrefixedBoxStream } from "./box.ts";
-import { SMALL_FRAME_LIMIT } from "./small-box.ts";
 import { nonceWithPrefix, readCounter, writeCounter } from "./nonce.ts";
 
 const MESSAGE_NAME = Buffer.from("\x07MESSAGE", "latin1");
@@ -48,12 +47,8 @@ export class CurveMessageBox implements MessageBox {
     body[MESSAGE_OVERHEAD - 1] = (flags & 0x01) | ((flags & WIRE_COMMAND) !== 0 ? BOX_COMMAND : 0);
     const counter = this.nextSendCounter++;
     // The region starts 16 bytes before the MAC: scratch for the Poly1305 key.
-    const small = this.sender.small;
-    if (small !== undefined && body.length <= SMALL_FRAME_LIMIT) small.seal(Math.floor(counter / 0x1_0000_0000), counter >>> 0, body);
-    else {
-      writeCounter(this.sendNonce, 16, counter);
-      this.sender.seal(this.sendNonce.subarray(16), body);
-    }
+    writeCounter(this.sendNonce, 16, counter);
+    this.sender.seal(this.sendNonce.subarray(16), body);
     for (let i = 0; i < 8; i++) body[i] = MESSAGE_NAME[i];
     writeCounter(body, 8, counter);
   }
@@ -72,12 +67,7 @@ export class CurveMessageBox implements MessageBox {
     }
     const boxLength = body.length - BOX_OFFSET;
     const region = Buffer.allocUnsafe(boxLength + 16);
-    const small = this.receiver.small;
-    const opened =
-      small !== undefined && boxLength <= SMALL_FRAME_LIMIT
-        ? small.open(readWord(body, 8), readWord(body, 12), body, BOX_OFFSET, region)
-        : this.receiver.open(body.subarray(8, 16), body.subarray(BOX_OFFSET), region);
-    if (!opened) {
+    if (!this.receiver.open(body.subarray(8, 16), body.subarray(BOX_OFFSET), region)) {
       throw new ZmtpProtocolError("CURVE MESSAGE box does not open (corrupted or forged)");
     }
     this.lastReceivedCounter = counter;
@@ -86,10 +76,6 @@ export class CurveMessageBox implements MessageBox {
     plaintext[0] = (boxFlags & 0x01) | ((boxFlags & BOX_COMMAND) !== 0 ? WIRE_COMMAND : 0);
     return plaintext;
   }
-}
-
-function readWord(bytes: Uint8Array, offset: number): number {
-  return ((bytes[offset] << 24) | (bytes[offset + 1] << 16) | (bytes[offset + 2] << 8) | bytes[offset + 3]) >>> 0;
 }
 
 function startsWithName(body: Buffer): boolean {
