@@ -338,9 +338,10 @@ export class TaskManager {
     let free = this.host.freeSlots(method) - (this.starting.get(method) ?? 0);
     if (free <= 0) return;
     const window = this.window(method);
-    const parked = this.parked.get(method);
     const now = this.now();
     while (free > 0) {
+      // Read each turn: the first task this pump parks creates the method's ParkedTasks.
+      const parked = this.parked.get(method);
       const head = window.peek();
       const ready = parked?.peekReady();
       const fromParked = ready !== undefined && (head === undefined || ranksBefore(ready.task, head));
