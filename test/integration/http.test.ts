@@ -410,7 +410,8 @@ describe("GPU dealers, flows and schedules", () => {
     const router = await cluster.router({ http: { port: 0 } });
     const url = router.httpUrl!;
     const probe = new Probe();
-    await cluster.dealer((options) => new GatedService(options, probe), { maxConcurrent: 2 });
+    // Three slots: the flow's first step, one keyed task, and a free one the second keyed task may not take.
+    await cluster.dealer((options) => new GatedService(options, probe), { maxConcurrent: 3 });
     const client = await cluster.client();
     const root = await client.submitFlow(
       chain(task("GatedService.hold", ["first"]), group([task("GatedService.quick", ["a"]), task("GatedService.quick", ["b"])])),
@@ -436,8 +437,20 @@ describe("GPU dealers, flows and schedules", () => {
     expect(blockedInTree.length).toBeGreaterThanOrEqual(3);
     expect(blocked.tasks.map((t) => t.id).sort()).toEqual(blockedInTree.map((node) => node.id).sort());
     expect(sampleValue(await scrape(url), 'voidrail_tasks{state="blocked"}')).toBe(blockedInTree.length);
+    // Two tasks of one concurrency key (limit 1) while a slot is free: the second waits parked.
+    const keyed = [0, 1].map((i) => client.submit("GatedService.hold", [`tenant-${i}`], { concurrencyKey: "tenant-a" }));
+    const [firstKeyed, secondKeyed] = await Promise.all(keyed);
+    await waitFor(() => probe.active === 2, { timeoutMs: 5000, message: "the first keyed task to run" });
+    await waitFor(async () => sampleValue(await scrape(url), "voidrail_tasks_parked") === 1, {
+      timeoutMs: 5000,
+      message: "the second keyed task to be counted parked",
+    });
+    expect((await client.getTask(secondKeyed.id)).state).toBe("queued");
     probe.gate.open();
     await client.waitTask(root.id, { timeout: 10 });
+    await client.waitTask(firstKeyed.id, { timeout: 10 });
+    await client.waitTask(secondKeyed.id, { timeout: 10 });
+    expect(sampleValue(await scrape(url), "voidrail_tasks_parked")).toBe(0);
     const done = (await (await fetch(`${url}/api/flows/${root.id}`)).json()) as FlowInfo;
     expect(done.state).toBe("succeeded");
     expect(done.steps![1].members!.map((m) => m.state)).toEqual(["succeeded", "succeeded"]);
