@@ -268,6 +268,12 @@ export class TaskManager {
         data: { path: "taskId", taskId: id },
       });
     }
+    // A workflow's chain, group or chord record is no method a dealer runs: a copy would wait for ever.
+    if (old.flowId !== undefined && (old.method === "chain" || old.method === "group" || old.method === "chord")) {
+      throw new ValidationError(`task ${id} is the ${old.method} of a workflow, not a method: submit the flow again to rerun it`, {
+        data: { path: "taskId", taskId: id },
+      });
+    }
     const now = this.now();
     const { task: record } = await this.store.insert({
       id: newTaskId(now),

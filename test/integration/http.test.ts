@@ -454,6 +454,14 @@ describe("GPU dealers, flows and schedules", () => {
     const done = (await (await fetch(`${url}/api/flows/${root.id}`)).json()) as FlowInfo;
     expect(done.state).toBe("succeeded");
     expect(done.steps![1].members!.map((m) => m.state)).toEqual(["succeeded", "succeeded"]);
+    // A flow's chain record is no method: retrying it is refused (a copy would wait for ever).
+    const later = await client.submitFlow(
+      chain(task("GatedService.quick", ["later"], { countdown: 3600 }), task("GatedService.quick", ["then"])),
+    );
+    expect((await client.revokeTask(later.id)).state).toBe("revoked");
+    const refused = await fetch(`${url}/api/tasks/${later.id}/retry`, { method: "POST" });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toContain("the chain of a workflow");
     // A task alone is a one-node tree; bad ids are refused.
     const single = await client.submit("GatedService.quick", ["solo"]);
     expect(await (await fetch(`${url}/api/flows/${single.id}`)).json()).toMatchObject({ id: single.id, kind: "task" });
