@@ -202,10 +202,15 @@ describe("the dashboard in Chromium", () => {
         await page.waitForSelector(`#flow-tree li[data-flow-node="${node.id}"][data-state="${node.state}"]`, { timeout: LIVE_MS });
       }
       expect(await page.locator("#flow-tree li[data-flow-node]").count()).toBe(nodes.length);
+      // The failed chain is no method to run again: no retry button (its failed member has one).
+      expect(await page.locator("#task-detail #retry").count()).toBe(0);
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.locator("#task-detail").screenshot({ path: join(ARTIFACTS, "dashboard-flow.png") });
       // A node picked in the tree opens that task, and the tree stays with the whole flow.
       const failedMember = tree.steps![1].members![1];
       await page.locator(`#flow-tree li[data-flow-node="${failedMember.id}"] > button`).click();
       await page.waitForSelector(`#task-detail[data-task="${failedMember.id}"] #task-state:text("failed")`, { timeout: LIVE_MS });
+      expect(await page.locator("#task-detail #retry").count()).toBe(1);
       await page.waitForSelector(`#flow-tree li[data-flow-node="${flow.id}"]`, { timeout: LIVE_MS });
 
       // Schedules: listed live; paused and resumed by the page's button, as the router then reports.

@@ -255,7 +255,7 @@ function TaskDetail({ task, counts, onRevoke, onRetry, onSelect }) {
     </dl>
     <div class="actions">
       ${final ? null : html`<button id="revoke" class="danger" onClick=${() => onRevoke(task.id)}>Revoke</button>`}
-      ${final && task.state !== "succeeded" ? html`<button id="retry" onClick=${() => onRetry(task.id)}>Retry as a new task</button>` : null}
+      ${final && task.state !== "succeeded" && !FLOW_KINDS.includes(task.method) ? html`<button id="retry" onClick=${() => onRetry(task.id)}>Retry as a new task</button>` : null}
     </div>
   </div>`;
 }
