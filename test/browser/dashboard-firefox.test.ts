@@ -94,7 +94,8 @@ describe("the dashboard in Firefox", () => {
     async () => {
       const { page, errors } = await signedIn(1280, 900);
       const saved = { cuda: process.env.CUDA_VISIBLE_DEVICES, gpu: process.env.VOIDRAIL_GPU };
-      const dealer = await cluster.dealer((options) => new EchoService(options), { gpus: ["0"], tags: { zone: "eu-1" } });
+      // A gpu tag given: the dealer does not ask nvidia-smi, whose answer the process keeps (tags-setup.test.ts fakes it).
+      const dealer = await cluster.dealer((options) => new EchoService(options), { gpus: ["0"], tags: { zone: "eu-1", gpu: "h200" } });
       for (const [name, value] of [
         ["CUDA_VISIBLE_DEVICES", saved.cuda],
         ["VOIDRAIL_GPU", saved.gpu],

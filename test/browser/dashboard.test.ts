@@ -162,7 +162,8 @@ describe("the dashboard in Chromium", () => {
       const saved = { cuda: process.env.CUDA_VISIBLE_DEVICES, gpu: process.env.VOIDRAIL_GPU };
       let gpuDealer: ServiceDealer;
       try {
-        gpuDealer = await cluster.dealer((options) => new EchoService(options), { gpus: ["0", "1"], tags: { zone: "eu-1" } });
+        // A gpu tag given: the dealer does not ask nvidia-smi, whose answer the process keeps (tags-setup.test.ts fakes it).
+        gpuDealer = await cluster.dealer((options) => new EchoService(options), { gpus: ["0", "1"], tags: { zone: "eu-1", gpu: "h200" } });
       } finally {
         for (const [name, value] of [
           ["CUDA_VISIBLE_DEVICES", saved.cuda],
@@ -191,6 +192,7 @@ describe("the dashboard in Chromium", () => {
       expect(await row.locator('[data-col="host"]').textContent()).toBe(hostname());
       expect(await row.locator('[data-col="gpus"]').textContent()).toBe("0, 1");
       expect(await row.locator('[data-col="tags"]').textContent()).toContain("zone=eu-1");
+      expect(await row.locator('[data-col="tags"]').textContent()).toContain("gpu=h200");
 
       // The flow's root found by id: its tree, each node with its state as getFlow reports it.
       await page.fill("#task-search", flow.id);

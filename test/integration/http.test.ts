@@ -369,7 +369,8 @@ describe("GPU dealers, flows and schedules", () => {
     try {
       const router = await cluster.router({ http: { port: 0 } });
       const url = router.httpUrl!;
-      const gpu = await cluster.dealer((options) => new EchoService(options), { gpus: ["0", "1"], tags: { zone: "eu-1" } });
+      // A gpu tag given: the dealer does not ask nvidia-smi, whose answer the process keeps (tags-setup.test.ts fakes it).
+      const gpu = await cluster.dealer((options) => new EchoService(options), { gpus: ["0", "1"], tags: { zone: "eu-1", gpu: "h200" } });
       const slow = cluster.dealerStopped((options) => new SlowSetupService(options), { instanceId: "loader:4242" });
       const started = slow.start();
       const inSetup = async () => {
@@ -385,7 +386,7 @@ describe("GPU dealers, flows and schedules", () => {
       }[];
       const echo = clusters.find((d) => d.id === gpu.dealerId)!;
       expect(echo.gpus).toEqual(["0", "1"]);
-      expect(echo.tags).toEqual({ zone: "eu-1" });
+      expect(echo.tags).toEqual({ zone: "eu-1", gpu: "h200" });
       expect(clusters.find((d) => d.instanceId === "loader:4242")).toBeDefined();
       let text = await scrape(url);
       expect(sampleValue(text, 'voidrail_dealers{service="SlowSetupService",state="setup"}')).toBe(1);
