@@ -1,9 +1,12 @@
 /**
- * Owns the JSON API under /api: the INFO topics, task search and the actions (revoke, retry,
- * drain). Every query parameter and body is checked with valibot; a bad one is a 400 naming it.
+ * Owns the JSON API under /api: the INFO topics, task search, flows and the actions (revoke,
+ * retry, drain); schedules are in api-schedules.ts. Every query parameter and body is checked
+ * with valibot; a bad one is a 400 naming it.
  */
 import * as v from "valibot";
 import { MethodNameSchema, TASK_STATE_NAMES, ValidationError } from "../protocol/index.ts";
+import type { FlowEngine } from "../tasks/flows/flow-engine.ts";
+import type { Scheduler } from "../tasks/schedules/scheduler.ts";
 import type { TaskManager } from "../tasks/task-manager.ts";
 import { encodeTaskInfo, encodeTaskInfos } from "../tasks/task-view.ts";
 import { errorResponse, httpError, json, jsonBytes } from "./responses.ts";
@@ -13,6 +16,8 @@ export interface ApiSource {
   info(topic: string): unknown;
   drainDealer(dealerId: string): boolean;
   readonly tasks: TaskManager | undefined;
+  readonly flows?: Pick<FlowEngine, "describe"> | undefined;
+  readonly schedules?: Pick<Scheduler, "list" | "pause" | "resume" | "nextDueAt"> | undefined;
 }
 
 export const INFO_TOPICS = ["router", "services", "clusters", "queues"] as const;
@@ -47,7 +52,7 @@ const TaskQuerySchema = v.strictObject({
 
 const RevokeBodySchema = v.strictObject({ terminate: v.optional(v.boolean()) });
 
-function firstIssue(issues: readonly v.BaseIssue<unknown>[]): string {
+export function firstIssue(issues: readonly v.BaseIssue<unknown>[]): string {
   const issue = issues[0];
   const path = v.getDotPath(issue);
   return path ? `${path}: ${issue.message}` : issue.message;
@@ -90,31 +95,48 @@ function safeGet(tasks: TaskManager, id: string) {
   }
 }
 
-const ARGS_KEY = new TextEncoder().encode(',"args":');
+const encoder = new TextEncoder();
 
-/** A task's JSON with its argument array spliced in as stored (the dashboard shows it). */
-function withArgs(info: Uint8Array, args: Uint8Array): Uint8Array {
-  const out = new Uint8Array(info.length - 1 + ARGS_KEY.length + args.length + 1);
+/** A task's JSON with `,"key":value` bytes added before its closing brace. */
+function withField(info: Uint8Array, key: string, value: Uint8Array): Uint8Array {
+  const head = encoder.encode(`,${JSON.stringify(key)}:`);
+  const out = new Uint8Array(info.length - 1 + head.length + value.length + 1);
   out.set(info.subarray(0, info.length - 1), 0);
-  out.set(ARGS_KEY, info.length - 1);
-  out.set(args, info.length - 1 + ARGS_KEY.length);
+  out.set(head, info.length - 1);
+  out.set(value, info.length - 1 + head.length);
   out[out.length - 1] = 0x7d;
   return out;
 }
 
-/** GET /api/tasks/:id: the task with its arguments. */
+/**
+ * GET /api/tasks/:id: the task with its arguments (as stored) and, for a node of a workflow,
+ * its `flowId` (the root's id), so the page can show the flow's tree.
+ */
 export function getTask(source: ApiSource, id: string): Response {
   if (!TASK_ID.test(id)) return httpError(400, "VALIDATION_ERROR", "id: must be a task id (UUIDv7)");
   try {
     const record = tasksOf(source).get(id);
-    return jsonBytes(withArgs(encodeTaskInfo(record), record.args));
+    let body = withField(encodeTaskInfo(record), "args", record.args);
+    if (record.flowId !== undefined) body = withField(body, "flowId", encoder.encode(JSON.stringify(record.flowId)));
+    return jsonBytes(body);
+  } catch (error) {
+    return errorResponse(error);
+  }
+}
+
+/** GET /api/flows/:id: the flow tree rooted at task `id` with each node's state (the engine's describe, as getFlow). */
+export function getFlow(source: ApiSource, id: string): Response {
+  if (!TASK_ID.test(id)) return httpError(400, "VALIDATION_ERROR", "id: must be a task id (UUIDv7)");
+  try {
+    if (!source.flows) throw new ValidationError("the task layer is not running");
+    return json(source.flows.describe(id));
   } catch (error) {
     return errorResponse(error);
   }
 }
 
 /** Reads a JSON object body of at most 16 KiB; an empty body is `{}`. */
-async function jsonBody(request: Request): Promise<{ ok: true; value: unknown } | { ok: false; response: Response }> {
+export async function jsonBody(request: Request): Promise<{ ok: true; value: unknown } | { ok: false; response: Response }> {
   const type = request.headers.get("content-type") ?? "";
   const text = await request.text();
   if (text.length > 16 * 1024) return { ok: false, response: httpError(413, "VALIDATION_ERROR", "the body is larger than 16 KiB") };

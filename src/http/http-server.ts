@@ -9,6 +9,10 @@
  *   POST /api/tasks/:id/revoke      {terminate?: boolean}
  *   POST /api/tasks/:id/retry       a new task with the same method and arguments
  *   POST /api/dealers/:id/drain     the dealer finishes its work and leaves
+ *   GET  /api/flows/:id             the flow tree rooted at task :id, each node's state
+ *   GET  /api/schedules             every schedule, with its next due time
+ *   POST /api/schedules/:name/pause, /resume
+ *   GET  /api/history               the live feed's last ten minutes of points
  *   GET  /api/events                the live feed (Server-Sent Events)
  *   GET  /, /assets/*               the dashboard; GET/POST /login its sign-in form
  * Any request handler that throws answers 500 without details; the server never goes down
@@ -18,7 +22,8 @@ import type { Server } from "bun";
 import type { Logger } from "../util/log.ts";
 import type { RouterMetrics } from "../observability/router-metrics.ts";
 import { EXPOSITION_CONTENT_TYPE } from "../observability/exposition.ts";
-import { type ApiSource, drainDealer, getTask, INFO_TOPICS, retryTask, revokeTask, searchTasks } from "./api.ts";
+import { type ApiSource, drainDealer, getFlow, getTask, INFO_TOPICS, retryTask, revokeTask, searchTasks } from "./api.ts";
+import { listSchedules, pauseOrResume } from "./api-schedules.ts";
 import { HttpAuth } from "./auth.ts";
 import type { HttpConfig } from "./http-options.ts";
 import type { LiveFeed, LiveSource } from "./live.ts";
@@ -177,6 +182,16 @@ export class HttpServer {
       if (action === undefined) return method === "GET" ? getTask(source, id) : methodNotAllowed("GET");
       if (action === "revoke") return method === "POST" ? revokeTask(source, id, request) : methodNotAllowed("POST");
       if (action === "retry") return method === "POST" ? retryTask(source, id, request) : methodNotAllowed("POST");
+    }
+    if (first === "flows" && id !== undefined && action === undefined) {
+      if (id === null) return httpError(400, "VALIDATION_ERROR", "id: bad percent-encoding");
+      return method === "GET" ? getFlow(source, id) : methodNotAllowed("GET");
+    }
+    if (first === "schedules") {
+      if (id === undefined) return method === "GET" ? listSchedules(source) : methodNotAllowed("GET");
+      if (id === null) return httpError(400, "VALIDATION_ERROR", "name: bad percent-encoding");
+      if (action === "pause" || action === "resume")
+        return method === "POST" ? pauseOrResume(source, id, action, request) : methodNotAllowed("POST");
     }
     if (first === "dealers" && id !== undefined && action === "drain") {
       if (id === null) return httpError(400, "VALIDATION_ERROR", "id: bad percent-encoding");

@@ -5,7 +5,9 @@
  * whatever happens in between (per-event pushes are what jammed Flower), and a comment line
  * every 15 s so that a proxy that buffers or drops idle connections keeps the stream open.
  */
-import type { ClustersInfo, QueuesInfo, RouterInfo } from "../protocol/index.ts";
+import type { ClustersInfo, QueuesInfo, RouterInfo, ScheduleInfo } from "../protocol/index.ts";
+import type { Scheduler } from "../tasks/schedules/scheduler.ts";
+import { scheduleInfo } from "../tasks/schedules/schedule-view.ts";
 import type { RouterMetrics } from "../observability/router-metrics.ts";
 import type { MetricsSource } from "../observability/router-metrics.ts";
 
@@ -32,11 +34,17 @@ export interface LiveSnapshot {
   /** Per method: oldest waiting call's age in seconds. */
   queueAges: Record<string, number>;
   tasks: Record<string, number> | null;
+  /** The schedules (the first MAX_SCHEDULES by name), null without the task layer. */
+  schedules: ScheduleInfo[] | null;
 }
 
 export interface LiveSource extends MetricsSource {
   info(topic: string): unknown;
+  readonly schedules?: Pick<Scheduler, "list" | "nextDueAt"> | undefined;
 }
+
+/** Schedules per snapshot: the panel shows a list, not thousands; GET /api/schedules has all. */
+const MAX_SCHEDULES = 200;
 
 const HISTORY_POINTS = 600;
 const HEARTBEAT_MS = 15_000;
@@ -120,7 +128,17 @@ export class LiveFeed {
       queues: this.source.info("queues") as QueuesInfo,
       queueAges,
       tasks: this.source.tasks ? this.source.tasks.stats().counts : null,
+      schedules: this.schedules(),
     };
+  }
+
+  private schedules(): ScheduleInfo[] | null {
+    const scheduler = this.source.schedules;
+    if (!scheduler) return null;
+    return scheduler
+      .list()
+      .slice(0, MAX_SCHEDULES)
+      .map((record) => scheduleInfo(record, scheduler.nextDueAt(record)));
   }
 
   private tick(): void {

@@ -30,7 +30,13 @@ export function errorResponse(error: unknown): Response {
   if (error instanceof VoidRailError) {
     const wire = errorToWire(error);
     const status =
-      wire.code === "TASK_NOT_FOUND" ? 404 : wire.code === "VALIDATION_ERROR" ? 400 : wire.code === "NO_SUCH_METHOD" ? 404 : 409;
+      wire.code === "TASK_NOT_FOUND" || wire.code === "SCHEDULE_NOT_FOUND"
+        ? 404
+        : wire.code === "VALIDATION_ERROR"
+          ? 400
+          : wire.code === "NO_SUCH_METHOD"
+            ? 404
+            : 409;
     return json({ error: { code: wire.code, message: wire.message } }, status);
   }
   return httpError(500, "INTERNAL", "the request failed inside the router (see its log)");

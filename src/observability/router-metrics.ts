@@ -21,7 +21,9 @@ export interface MetricsSource {
   waitingCalls(): ReadonlyMap<string, { count: number; oldestReceivedAt: number }>;
   /** What a dealer registered for `method`, if one offers it now. */
   offeredMethod(method: string): unknown;
-  readonly tasks?: { stats(): { counts: Readonly<Record<string, number>> } } | undefined;
+  readonly tasks?: { stats(): { counts: Readonly<Record<string, number>>; parked?: number } } | undefined;
+  /** The schedules, once the task layer runs. */
+  readonly schedules?: { list(): readonly { paused: boolean }[] } | undefined;
 }
 
 export interface RouterMetricsOptions {
@@ -232,20 +234,22 @@ export class RouterMetrics {
   }
 
   private writeDealers(out: ExpositionWriter): void {
-    const byService = new Map<string, { active: number; draining: number; slots: number; busy: number }>();
+    const byService = new Map<string, { setup: number; active: number; draining: number; slots: number; busy: number }>();
     for (const dealer of this.source.info("clusters") as ClustersInfo) {
       const service = this.serviceLabel(dealer.service);
       let entry = byService.get(service);
-      if (!entry) byService.set(service, (entry = { active: 0, draining: 0, slots: 0, busy: 0 }));
+      if (!entry) byService.set(service, (entry = { setup: 0, active: 0, draining: 0, slots: 0, busy: 0 }));
       if (dealer.state === "draining") entry.draining++;
+      else if (dealer.state === "setup") entry.setup++;
       else entry.active++;
       entry.slots += dealer.maxConcurrent;
       entry.busy += Math.min(dealer.load, dealer.maxConcurrent);
     }
     const services = [...byService.keys()].sort();
-    out.family("voidrail_dealers", "gauge", "Registered dealers, by service and state (active, draining).");
+    out.family("voidrail_dealers", "gauge", "Registered dealers, by service and state (setup, active, draining).");
     for (const service of services) {
       const entry = byService.get(service)!;
+      out.sample("voidrail_dealers", entry.setup, { service, state: "setup" });
       out.sample("voidrail_dealers", entry.active, { service, state: "active" });
       out.sample("voidrail_dealers", entry.draining, { service, state: "draining" });
     }
@@ -285,9 +289,22 @@ export class RouterMetrics {
   private writeTasks(out: ExpositionWriter): void {
     const tasks = this.source.tasks;
     if (tasks === undefined) return;
-    const counts = tasks.stats().counts;
-    out.family("voidrail_tasks", "gauge", "Stored background tasks, by state.");
+    const stats = tasks.stats();
+    const counts = stats.counts;
+    out.family("voidrail_tasks", "gauge", "Stored background tasks, by state (blocked: a workflow node waiting for its turn).");
     for (const state of Object.keys(counts).sort()) out.sample("voidrail_tasks", counts[state], { state });
+    if (stats.parked !== undefined) {
+      out.family("voidrail_tasks_parked", "gauge", "Queued tasks held back by their concurrency key or rate key.");
+      out.sample("voidrail_tasks_parked", stats.parked);
+    }
+    const schedules = this.source.schedules?.list();
+    if (schedules !== undefined) {
+      let paused = 0;
+      for (const schedule of schedules) if (schedule.paused) paused++;
+      out.family("voidrail_schedules", "gauge", "Schedules the router keeps, by state (active, paused).");
+      out.sample("voidrail_schedules", schedules.length - paused, { state: "active" });
+      out.sample("voidrail_schedules", paused, { state: "paused" });
+    }
     const methods = [...this.byMethod.keys()].sort();
     out.family("voidrail_task_retries_total", "counter", "Task attempts after the first (retries and re-runs after a lost dealer).");
     for (const method of methods) out.sample("voidrail_task_retries_total", this.byMethod.get(method)!.taskRetries, { method });

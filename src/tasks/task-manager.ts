@@ -268,6 +268,12 @@ export class TaskManager {
         data: { path: "taskId", taskId: id },
       });
     }
+    // A workflow's chain, group or chord record is no method a dealer runs: a copy would wait for ever.
+    if (old.flowId !== undefined && (old.method === "chain" || old.method === "group" || old.method === "chord")) {
+      throw new ValidationError(`task ${id} is the ${old.method} of a workflow, not a method: submit the flow again to rerun it`, {
+        data: { path: "taskId", taskId: id },
+      });
+    }
     const now = this.now();
     const { task: record } = await this.store.insert({
       id: newTaskId(now),
@@ -338,9 +344,10 @@ export class TaskManager {
     let free = this.host.freeSlots(method) - (this.starting.get(method) ?? 0);
     if (free <= 0) return;
     const window = this.window(method);
-    const parked = this.parked.get(method);
     const now = this.now();
     while (free > 0) {
+      // Read each turn: the first task this pump parks creates the method's ParkedTasks.
+      const parked = this.parked.get(method);
       const head = window.peek();
       const ready = parked?.peekReady();
       const fromParked = ready !== undefined && (head === undefined || ranksBefore(ready.task, head));

@@ -2,14 +2,16 @@
  * The dashboard in a real headless Chromium (Debian's `chromium`, driven by playwright-core):
  * it refuses without the token, loads without console errors, shows the registered dealers,
  * follows dealers joining and leaving and calls running (Server-Sent Events), finds a task by
- * id and revokes it while it runs, and fits a phone's width. A screenshot under load is saved
+ * id and revokes it while it runs, shows a dealer's host, GPUs and tags, a flow's tree and the
+ * schedules (one paused and resumed from the page), and fits a phone's width. A screenshot under load is saved
  * to test-artifacts/dashboard.png.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
-import type { ClientDealer, ServiceDealer, ServiceRouter } from "../../src/index.ts";
+import { type ClientDealer, chain, group, type ServiceDealer, type ServiceRouter, task } from "../../src/index.ts";
 import { Cluster, ROOT } from "../helpers/cluster.ts";
 import { EchoService, GatedService, Probe } from "../fixtures/services.ts";
 
@@ -147,6 +149,98 @@ describe("the dashboard in Chromium", () => {
       await page.click("#revoke");
       await page.waitForSelector('#task-state:text("revoked")', { timeout: LIVE_MS });
       expect((await client.getTask(task.id)).state).toBe("revoked");
+      expect(errors).toEqual([]);
+      await page.context().close();
+    },
+    TEST_MS,
+  );
+
+  test(
+    "shows a dealer's host, GPUs and tags, a flow's tree with each node's state, and pauses and resumes a schedule",
+    async () => {
+      // `gpus` sets CUDA_VISIBLE_DEVICES and VOIDRAIL_GPU for the process: put them back so later dealers have none.
+      const saved = { cuda: process.env.CUDA_VISIBLE_DEVICES, gpu: process.env.VOIDRAIL_GPU };
+      let gpuDealer: ServiceDealer;
+      try {
+        // A gpu tag given: the dealer does not ask nvidia-smi, whose answer the process keeps (tags-setup.test.ts fakes it).
+        gpuDealer = await cluster.dealer((options) => new EchoService(options), { gpus: ["0", "1"], tags: { zone: "eu-1", gpu: "h200" } });
+      } finally {
+        for (const [name, value] of [
+          ["CUDA_VISIBLE_DEVICES", saved.cuda],
+          ["VOIDRAIL_GPU", saved.gpu],
+        ] as const) {
+          if (value === undefined) delete process.env[name];
+          else process.env[name] = value;
+        }
+      }
+      await client.schedules.set({
+        name: "nightly-report",
+        cron: "0 3 * * *",
+        timezone: "Europe/Berlin",
+        method: "EchoService.add",
+        args: [1, 2],
+      });
+      await client.schedules.set({ name: "hourly-sum", every: 3600, method: "EchoService.add", args: [3, 4] });
+      const flow = await client.submitFlow(
+        chain(task("EchoService.add", [1, 2]), group([task("EchoService.add", [10]), task("EchoService.add", ["not a number"])])),
+      );
+      await client.waitTask(flow.id, { timeout: LIVE_MS / 1000 }).catch(() => undefined);
+      const { page, errors } = await signedIn();
+
+      const row = page.locator(`#dealers tr[data-dealer="${gpuDealer.dealerId}"]`);
+      await row.waitFor({ timeout: LIVE_MS });
+      expect(await row.locator('[data-col="host"]').textContent()).toBe(hostname());
+      expect(await row.locator('[data-col="gpus"]').textContent()).toBe("0, 1");
+      expect(await row.locator('[data-col="tags"]').textContent()).toContain("zone=eu-1");
+      expect(await row.locator('[data-col="tags"]').textContent()).toContain("gpu=h200");
+
+      // The flow's root found by id: its tree, each node with its state as getFlow reports it.
+      await page.fill("#task-search", flow.id);
+      await page.click("#task-find");
+      await page.locator(`#tasks tr[data-task="${flow.id}"]`).click({ timeout: LIVE_MS });
+      const tree = await client.getFlow(flow.id);
+      const nodes = [tree, ...tree.steps!, ...tree.steps![1].members!];
+      for (const node of nodes) {
+        await page.waitForSelector(`#flow-tree li[data-flow-node="${node.id}"][data-state="${node.state}"]`, { timeout: LIVE_MS });
+      }
+      expect(await page.locator("#flow-tree li[data-flow-node]").count()).toBe(nodes.length);
+      // The failed chain is no method to run again: no retry button (its failed member has one).
+      expect(await page.locator("#task-detail #retry").count()).toBe(0);
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.locator("#task-detail").screenshot({ path: join(ARTIFACTS, "dashboard-flow.png") });
+      // A node picked in the tree opens that task, and the tree stays with the whole flow.
+      const failedMember = tree.steps![1].members![1];
+      await page.locator(`#flow-tree li[data-flow-node="${failedMember.id}"] > button`).click();
+      await page.waitForSelector(`#task-detail[data-task="${failedMember.id}"] #task-state:text("failed")`, { timeout: LIVE_MS });
+      expect(await page.locator("#task-detail #retry").count()).toBe(1);
+      await page.waitForSelector(`#flow-tree li[data-flow-node="${flow.id}"]`, { timeout: LIVE_MS });
+
+      // Schedules: listed live; paused and resumed by the page's button, as the router then reports.
+      const schedule = page.locator('#schedules tr[data-schedule="nightly-report"]');
+      await page.waitForSelector('#schedules tr[data-schedule="nightly-report"][data-paused="false"]', { timeout: LIVE_MS });
+      expect(await schedule.textContent()).toContain("0 3 * * *");
+      expect(await schedule.textContent()).toContain("Europe/Berlin");
+      expect(await page.locator('#schedules tr[data-schedule="hourly-sum"]').textContent()).toContain("every 3600 s");
+      await schedule.locator("button").click();
+      await page.waitForSelector('#schedules tr[data-schedule="nightly-report"][data-paused="true"]', { timeout: LIVE_MS });
+      expect((await client.schedules.list()).find((s) => s.name === "nightly-report")?.paused).toBe(true);
+      await schedule.locator("button:text('Resume')").click();
+      await page.waitForSelector('#schedules tr[data-schedule="nightly-report"][data-paused="false"]', { timeout: LIVE_MS });
+      expect((await client.schedules.list()).find((s) => s.name === "nightly-report")?.paused).toBe(false);
+      // A flow waiting on a step due in an hour: its next step is blocked, and the state filter finds it.
+      const waiting = await client.submitFlow(chain(task("EchoService.add", [1, 2], { countdown: 3600 }), task("EchoService.add", [3])));
+      const waitingTree = await client.getFlow(waiting.id);
+      const blockedStep = waitingTree.steps![1];
+      expect(blockedStep.state).toBe("blocked");
+      await page.fill("#task-search", "");
+      await page.selectOption("select[name=state]", "blocked");
+      await page.click("#task-find");
+      await page.locator(`#tasks tr[data-task="${blockedStep.id}"]`).click({ timeout: LIVE_MS });
+      await page.waitForSelector(`#task-detail[data-task="${blockedStep.id}"] #task-state:text("blocked")`, { timeout: LIVE_MS });
+      await page.waitForSelector(`#flow-tree li[data-flow-node="${waitingTree.steps![0].id}"][data-state="scheduled"]`, {
+        timeout: LIVE_MS,
+      });
+      await client.revokeTask(waiting.id);
       expect(errors).toEqual([]);
       await page.context().close();
     },

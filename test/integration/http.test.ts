@@ -5,7 +5,17 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { ServiceRouter } from "../../src/index.ts";
+import {
+  chain,
+  type FlowInfo,
+  group,
+  type ScheduleInfo,
+  ServiceDealer,
+  type ServiceDealerOptions,
+  ServiceRouter,
+  serviceMethod,
+  task,
+} from "../../src/index.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { seededRandom } from "../helpers/random.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -137,6 +147,9 @@ describe("auth", () => {
     "/api/queues",
     "/api/tasks",
     "/api/events",
+    "/api/history",
+    "/api/schedules",
+    "/api/flows/0190d4c2-7a8b-7c3d-8e4f-0123456789ab",
     "/assets/app.js",
   ];
 
@@ -158,6 +171,8 @@ describe("auth", () => {
       ["/api/tasks/0190d4c2-7a8b-7c3d-8e4f-0123456789ab/revoke", { method: "POST" }],
       ["/api/tasks/0190d4c2-7a8b-7c3d-8e4f-0123456789ab/retry", { method: "POST" }],
       ["/api/dealers/X-1/drain", { method: "POST" }],
+      ["/api/schedules/nightly/pause", { method: "POST" }],
+      ["/api/schedules/nightly/resume", { method: "POST" }],
     ] as const) {
       expect({ path, status: (await fetch(`${url}${path}`, init)).status }).toEqual({ path, status: 401 });
     }
@@ -323,6 +338,199 @@ describe("the JSON API", () => {
   }, 30_000);
 });
 
+/** A dealer whose setup() waits until the test lets it finish (a model loading). */
+class SlowSetupService extends ServiceDealer {
+  private release: () => void = () => {};
+  private readonly gate = new Promise<void>((resolve) => {
+    this.release = resolve;
+  });
+
+  constructor(options: ServiceDealerOptions) {
+    super(options);
+  }
+
+  finishSetup(): void {
+    this.release();
+  }
+
+  override async setup() {
+    await this.gate;
+  }
+
+  @serviceMethod
+  ready() {
+    return true;
+  }
+}
+
+describe("GPU dealers, flows and schedules", () => {
+  test("clusters carry tags, GPUs and the setup state; /metrics counts setup dealers", async () => {
+    const saved = { cuda: process.env.CUDA_VISIBLE_DEVICES, gpu: process.env.VOIDRAIL_GPU };
+    try {
+      const router = await cluster.router({ http: { port: 0 } });
+      const url = router.httpUrl!;
+      // A gpu tag given: the dealer does not ask nvidia-smi, whose answer the process keeps (tags-setup.test.ts fakes it).
+      const gpu = await cluster.dealer((options) => new EchoService(options), { gpus: ["0", "1"], tags: { zone: "eu-1", gpu: "h200" } });
+      const slow = cluster.dealerStopped((options) => new SlowSetupService(options), { instanceId: "loader:4242" });
+      const started = slow.start();
+      const inSetup = async () => {
+        const clusters = (await (await fetch(`${url}/api/clusters`)).json()) as { service: string; state: string }[];
+        return clusters.some((d) => d.service === "SlowSetupService" && d.state === "setup");
+      };
+      await waitFor(inSetup, { timeoutMs: 5000, message: "the slow dealer to register in setup" });
+      const clusters = (await (await fetch(`${url}/api/clusters`)).json()) as {
+        id: string;
+        instanceId?: string;
+        tags?: Record<string, string>;
+        gpus?: string[];
+      }[];
+      const echo = clusters.find((d) => d.id === gpu.dealerId)!;
+      expect(echo.gpus).toEqual(["0", "1"]);
+      expect(echo.tags).toEqual({ zone: "eu-1", gpu: "h200" });
+      expect(clusters.find((d) => d.instanceId === "loader:4242")).toBeDefined();
+      let text = await scrape(url);
+      expect(sampleValue(text, 'voidrail_dealers{service="SlowSetupService",state="setup"}')).toBe(1);
+      expect(sampleValue(text, 'voidrail_dealers{service="SlowSetupService",state="active"}')).toBe(0);
+      slow.finishSetup();
+      await waitFor(started, { timeoutMs: 5000, message: "the slow dealer to finish its setup" });
+      await waitFor(async () => !(await inSetup()), { timeoutMs: 5000, message: "the dealer to leave the setup state" });
+      text = await scrape(url);
+      expect(sampleValue(text, 'voidrail_dealers{service="SlowSetupService",state="active"}')).toBe(1);
+    } finally {
+      for (const [name, value] of [
+        ["CUDA_VISIBLE_DEVICES", saved.cuda],
+        ["VOIDRAIL_GPU", saved.gpu],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  }, 30_000);
+
+  test("flows: the tree with each node's state as getFlow answers it; a step's flowId; blocked tasks by state", async () => {
+    const router = await cluster.router({ http: { port: 0 } });
+    const url = router.httpUrl!;
+    const probe = new Probe();
+    // Three slots: the flow's first step, one keyed task, and a free one the second keyed task may not take.
+    await cluster.dealer((options) => new GatedService(options, probe), { maxConcurrent: 3 });
+    const client = await cluster.client();
+    const root = await client.submitFlow(
+      chain(task("GatedService.hold", ["first"]), group([task("GatedService.quick", ["a"]), task("GatedService.quick", ["b"])])),
+    );
+    await waitFor(() => probe.active === 1, { timeoutMs: 5000, message: "the first step to run" });
+    const tree = (await (await fetch(`${url}/api/flows/${root.id}`)).json()) as FlowInfo;
+    expect(tree).toEqual(JSON.parse(JSON.stringify(await client.getFlow(root.id))));
+    expect(tree.kind).toBe("chain");
+    expect(tree.steps!.map((s) => [s.kind, s.state])).toEqual([
+      ["task", "running"],
+      ["group", "blocked"],
+    ]);
+    const first = tree.steps![0];
+    const step = (await (await fetch(`${url}/api/tasks/${first.id}`)).json()) as { flowId?: string; method: string };
+    expect(step.flowId).toBe(root.id);
+    expect(step.method).toBe("GatedService.hold");
+    const alone = (await (await fetch(`${url}/api/tasks/${root.id}`)).json()) as { flowId?: string; method: string };
+    expect(alone.method).toBe("chain");
+    // The state filter finds exactly the nodes the tree shows blocked: the group and its members at least.
+    const blocked = (await (await fetch(`${url}/api/tasks?state=blocked`)).json()) as { tasks: { id: string }[] };
+    const nodes = (node: FlowInfo): FlowInfo[] => [node, ...[...(node.steps ?? []), ...(node.members ?? [])].flatMap(nodes)];
+    const blockedInTree = nodes(tree).filter((node) => node.state === "blocked");
+    expect(blockedInTree.length).toBeGreaterThanOrEqual(3);
+    expect(blocked.tasks.map((t) => t.id).sort()).toEqual(blockedInTree.map((node) => node.id).sort());
+    expect(sampleValue(await scrape(url), 'voidrail_tasks{state="blocked"}')).toBe(blockedInTree.length);
+    // Two tasks of one concurrency key (limit 1) while a slot is free: the second waits parked.
+    const keyed = [0, 1].map((i) => client.submit("GatedService.hold", [`tenant-${i}`], { concurrencyKey: "tenant-a" }));
+    const [firstKeyed, secondKeyed] = await Promise.all(keyed);
+    await waitFor(() => probe.active === 2, { timeoutMs: 5000, message: "the first keyed task to run" });
+    await waitFor(async () => sampleValue(await scrape(url), "voidrail_tasks_parked") === 1, {
+      timeoutMs: 5000,
+      message: "the second keyed task to be counted parked",
+    });
+    expect((await client.getTask(secondKeyed.id)).state).toBe("queued");
+    probe.gate.open();
+    await client.waitTask(root.id, { timeout: 10 });
+    await client.waitTask(firstKeyed.id, { timeout: 10 });
+    await client.waitTask(secondKeyed.id, { timeout: 10 });
+    expect(sampleValue(await scrape(url), "voidrail_tasks_parked")).toBe(0);
+    const done = (await (await fetch(`${url}/api/flows/${root.id}`)).json()) as FlowInfo;
+    expect(done.state).toBe("succeeded");
+    expect(done.steps![1].members!.map((m) => m.state)).toEqual(["succeeded", "succeeded"]);
+    // A flow's chain record is no method: retrying it is refused (a copy would wait for ever).
+    const later = await client.submitFlow(
+      chain(task("GatedService.quick", ["later"], { countdown: 3600 }), task("GatedService.quick", ["then"])),
+    );
+    expect((await client.revokeTask(later.id)).state).toBe("revoked");
+    const refused = await fetch(`${url}/api/tasks/${later.id}/retry`, { method: "POST" });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toContain("the chain of a workflow");
+    // A task alone is a one-node tree; bad ids are refused.
+    const single = await client.submit("GatedService.quick", ["solo"]);
+    expect(await (await fetch(`${url}/api/flows/${single.id}`)).json()).toMatchObject({ id: single.id, kind: "task" });
+    expect((await fetch(`${url}/api/flows/not-an-id`)).status).toBe(400);
+    expect((await fetch(`${url}/api/flows/0190d4c2-7a8b-7c3d-8e4f-0123456789ab`)).status).toBe(404);
+    expect((await fetch(`${url}/api/flows/${root.id}`, { method: "POST" })).status).toBe(405);
+  }, 30_000);
+
+  test("schedules: listed as the client lists them, paused and resumed by POST, counted in /metrics", async () => {
+    const router = await cluster.router({ http: { port: 0, token: TOKEN } });
+    const url = router.httpUrl!;
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const post = { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: "{}" };
+    await cluster.dealer((options) => new EchoService(options));
+    const client = await cluster.client();
+    await client.schedules.set({
+      name: "nightly-report",
+      cron: "0 3 * * *",
+      timezone: "Europe/Berlin",
+      method: "EchoService.add",
+      args: [1, 2],
+    });
+    await client.schedules.set({ name: "hourly", every: 3600, method: "EchoService.add", args: [3, 4] });
+    const listed = (await (await fetch(`${url}/api/schedules`, { headers: auth })).json()) as { schedules: ScheduleInfo[] };
+    expect(listed).toEqual(JSON.parse(JSON.stringify({ schedules: await client.schedules.list() })));
+    expect(listed.schedules.map((s) => s.name).sort()).toEqual(["hourly", "nightly-report"]);
+    expect(listed.schedules.every((s) => s.nextDueAt !== undefined && !s.paused)).toBe(true);
+
+    // Actions need the token too.
+    expect((await fetch(`${url}/api/schedules`)).status).toBe(401);
+    expect((await fetch(`${url}/api/schedules/hourly/pause`, { method: "POST" })).status).toBe(401);
+    const paused = await fetch(`${url}/api/schedules/hourly/pause`, post);
+    expect(paused.status).toBe(200);
+    const pausedInfo = (await paused.json()) as ScheduleInfo;
+    expect(pausedInfo.paused).toBe(true);
+    expect(pausedInfo.nextDueAt).toBeUndefined();
+    expect((await client.schedules.list()).find((s) => s.name === "hourly")!.paused).toBe(true);
+    let text = await scrape(url, auth);
+    expect(sampleValue(text, 'voidrail_schedules{state="paused"}')).toBe(1);
+    expect(sampleValue(text, 'voidrail_schedules{state="active"}')).toBe(1);
+    const resumed = await fetch(`${url}/api/schedules/hourly/resume`, post);
+    expect(resumed.status).toBe(200);
+    expect(((await resumed.json()) as ScheduleInfo).paused).toBe(false);
+    text = await scrape(url, auth);
+    expect(sampleValue(text, 'voidrail_schedules{state="paused"}')).toBe(0);
+    expect(sampleValue(text, 'voidrail_schedules{state="active"}')).toBe(2);
+
+    const bad: [string, number, RequestInit][] = [
+      ["/api/schedules/nobody/pause", 404, post],
+      ["/api/schedules/-bad-name/pause", 400, post],
+      [`/api/schedules/${"x".repeat(200)}/resume`, 400, post],
+      ["/api/schedules/%E0%A4%A/pause", 400, post],
+      ["/api/schedules/hourly/pause", 400, { ...post, body: '{"paused":true}' }],
+      ["/api/schedules/hourly/pause", 400, { ...post, body: "[1]" }],
+      ["/api/schedules/hourly/pause", 415, { method: "POST", headers: auth, body: "paused=1" }],
+      ["/api/schedules/hourly/pause", 405, { headers: auth }],
+      ["/api/schedules/hourly/remove", 404, post],
+      ["/api/schedules", 405, post],
+    ];
+    for (const [path, status, init] of bad) {
+      const response = await fetch(`${url}${path}`, init);
+      expect({ path, status: response.status }).toEqual({ path, status });
+      expect(typeof ((await response.json()) as { error: { message: string } }).error.message).toBe("string");
+    }
+    expect((await client.schedules.list()).every((s) => !s.paused)).toBe(true);
+  }, 30_000);
+});
+
 describe("bad input", () => {
   test("random paths, queries, methods and bodies get 4xx JSON answers, never a 500 or a crash", async () => {
     const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 100_000);
@@ -335,6 +543,10 @@ describe("bad input", () => {
       "/api/router",
       "/api/dealers/x/drain",
       "/api/tasks/abc/revoke",
+      "/api/flows/",
+      "/api/schedules",
+      "/api/schedules/nightly/pause",
+      "/api/schedules/x/resume",
       "/metrics",
       "/api/",
       "/assets/",

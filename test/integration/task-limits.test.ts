@@ -164,6 +164,24 @@ describe("rate limits and concurrency keys", () => {
     expect(journal.maxByKey.get("tenant-8")).toBeLessThanOrEqual(3);
   });
 
+  test(
+    "a task parked behind its key runs when the key frees, with slots free and nothing else queued",
+    async () => {
+      await cluster.router();
+      await cluster.dealer((options) => new Limited({ ...options, maxConcurrent: 3 }));
+      const client = await cluster.client();
+      const first = await client.submit("Limited.keyed", ["tenant-9", "c0"], { concurrencyKey: "tenant-9" });
+      const second = await client.submit("Limited.keyed", ["tenant-9", "c1"], { concurrencyKey: "tenant-9" });
+      await waitFor(() => journal.starts.length === 1, { timeoutMs: STEP_MS, message: "the first of tenant-9 to start" });
+      expect((await client.getTask(second.id)).state).toBe("queued");
+      journal.gate.open();
+      const tasks = await waitAll(client, [first.id, second.id]);
+      expect(tasks.map((t) => t.state)).toEqual(["succeeded", "succeeded"]);
+      expect(journal.maxByKey.get("tenant-9")).toBe(1);
+    },
+    2 * STEP_MS,
+  );
+
   test("concurrency keys hold while dealers churn through many tasks", async () => {
     await cluster.router({ routerMode: "load_balance" });
     await cluster.dealer((options) => new Limited({ ...options, maxConcurrent: 8 }));

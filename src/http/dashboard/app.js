@@ -7,7 +7,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 
 const html = htm.bind(h);
-const TASK_STATES = ["scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired"];
+const TASK_STATES = ["blocked", "scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired"];
 
 async function api(path, options = {}) {
   const response = await fetch(path, {
@@ -27,6 +27,22 @@ function compact(n) {
   if (a >= 1e6) return `${+(n / 1e6).toFixed(1)}M`;
   if (a >= 1e3) return `${+(n / 1e3).toFixed(1)}k`;
   return `${+n.toFixed(2)}`;
+}
+
+/** When, relative to now: "in 5 min" or "3 s ago". */
+function when(iso) {
+  if (!iso) return "";
+  const seconds = (Date.parse(iso) - Date.now()) / 1000;
+  if (seconds < 0) return ago(iso);
+  if (seconds < 60) return `in ${seconds.toFixed(0)} s`;
+  if (seconds < 3600) return `in ${(seconds / 60).toFixed(0)} min`;
+  return `in ${(seconds / 3600).toFixed(1)} h`;
+}
+
+/** The host of a dealer's instanceId, as a dealer labels itself by default ("host:pid"). */
+function hostOf(instanceId) {
+  const match = /^(.+):(\d+)$/.exec(instanceId ?? "");
+  return match ? match[1] : "";
 }
 
 function ago(iso) {
@@ -106,11 +122,14 @@ function Dealers({ clusters, onDrain }) {
     <h2>Dealers <small>${clusters.length}</small></h2>
     ${clusters.length === 0 ? html`<p class="empty">No dealer is registered.</p>` : null}
     <div class="table-wrap"><table id="dealers">
-      <thead><tr><th>Dealer</th><th>Service</th><th>Instance</th><th>State</th><th>Load</th><th>Done / failed</th><th>Last heartbeat</th><th></th></tr></thead>
+      <thead><tr><th>Dealer</th><th>Service</th><th>Instance</th><th>Host</th><th>GPU</th><th>Tags</th><th>State</th><th>Load</th><th>Done / failed</th><th>Last heartbeat</th><th></th></tr></thead>
       <tbody>${clusters.map(
-        (d) => html`<tr data-dealer=${d.id}>
+        (d) => html`<tr data-dealer=${d.id} data-state=${d.state}>
           <td class="mono">${d.id}</td><td>${d.service}</td><td class="mono">${d.instanceId ?? ""}</td>
-          <td><span class=${`badge ${d.state}`}>${d.state}</span></td>
+          <td class="mono" data-col="host">${hostOf(d.instanceId)}</td>
+          <td class="mono" data-col="gpus">${(d.gpus ?? []).join(", ")}</td>
+          <td data-col="tags">${Object.entries(d.tags ?? {}).map(([k, v]) => html`<span class="tag">${k}=${v}</span> `)}</td>
+          <td><span class=${`badge ${d.state}`} title=${d.state === "setup" ? "running its setup(): gets no work yet" : ""}>${d.state}</span></td>
           <td><meter min="0" max=${d.maxConcurrent} value=${d.load}></meter> ${d.load}/${d.maxConcurrent}</td>
           <td>${d.counts.succeeded} / ${d.counts.failed}</td><td>${ago(d.lastHeartbeat)}</td>
           <td>${d.state === "active" ? html`<button class="small" onClick=${() => onDrain(d.id)}>Drain</button>` : ""}</td>
@@ -136,7 +155,81 @@ function Queues({ queues, ages }) {
   </section>`;
 }
 
-function TaskDetail({ task, onRevoke, onRetry }) {
+const FLOW_KINDS = ["chain", "group", "chord"];
+
+/** One node of a flow and what hangs below it, as GET /api/flows/:id describes it. */
+function FlowNode({ node, role, current, onSelect }) {
+  const children = [
+    ...(node.steps ?? []).map((child, i) => [`step ${i + 1}`, child]),
+    ...(node.members ?? []).map((child, i) => [`member ${i + 1}`, child]),
+    ...(node.group ? [["group", node.group]] : []),
+    ...(node.callback ? [["callback", node.callback]] : []),
+    ...(node.onSuccess ? [["on success", node.onSuccess]] : []),
+    ...(node.onFailure ? [["on failure", node.onFailure]] : []),
+  ];
+  const state = node.state ?? "purged";
+  return html`<li data-flow-node=${node.id} data-kind=${node.kind} data-state=${state}>
+    ${role ? html`<span class="role">${role}</span> ` : null}
+    <button type="button" class=${`link ${node.id === current ? "current" : ""}`} onClick=${() => onSelect(node.id)}>
+      ${node.kind === "task" ? html`<span class="mono">${node.method ?? "task"}</span>` : html`<b>${node.kind}</b>${node.join && node.join !== "all" ? ` (${node.join})` : ""}`}
+    </button>
+    <span class=${`badge ${state}`}>${state}</span>
+    ${children.length ? html`<ul>${children.map(([r, child]) => html`<${FlowNode} node=${child} role=${r} current=${current} onSelect=${onSelect} />`)}</ul>` : null}
+  </li>`;
+}
+
+/** The tree of the flow a task belongs to (from its root), refreshed as task counts change. */
+function FlowTree({ task, counts, onSelect }) {
+  const root = task.flowId ?? (FLOW_KINDS.includes(task.method) ? task.id : undefined);
+  const [flow, setFlow] = useState(null);
+  const [error, setError] = useState("");
+  useEffect(() => {
+    if (!root) return;
+    api(`/api/flows/${root}`)
+      .then((tree) => {
+        setFlow(tree);
+        setError("");
+      })
+      .catch((e) => setError(e.message));
+  }, [root, task.state, JSON.stringify(counts)]);
+  if (!root) return null;
+  return html`<dt>Flow</dt><dd id="flow-tree">${error ? html`<span class="error">${error}</span>` : null}
+    ${flow ? html`<ul class="flow"><${FlowNode} node=${flow} current=${task.id} onSelect=${onSelect} /></ul>` : null}</dd>`;
+}
+
+function Schedules({ schedules, notify }) {
+  if (!schedules) return null;
+  const act = async (name, action) => {
+    try {
+      await api(`/api/schedules/${encodeURIComponent(name)}/${action}`, { method: "POST", body: "{}" });
+      notify(`Schedule ${name} ${action === "pause" ? "paused" : "resumed"}`);
+    } catch (e) {
+      notify(e.message, true);
+    }
+  };
+  return html`<section class="card">
+    <h2>Schedules <small>${schedules.length}</small></h2>
+    ${schedules.length === 0 ? html`<p class="empty">No schedule is set (client.schedules.set, voidrail task schedule).</p>` : null}
+    ${
+      schedules.length
+        ? html`<div class="table-wrap"><table id="schedules">
+      <thead><tr><th>Name</th><th>When</th><th>Time zone</th><th>Method</th><th>State</th><th>Last due</th><th>Next due</th><th></th></tr></thead>
+      <tbody>${schedules.map(
+        (s) => html`<tr data-schedule=${s.name} data-paused=${String(s.paused)}>
+          <td class="mono">${s.name}</td><td class="mono">${s.cron ?? (s.every !== undefined ? `every ${s.every} s` : "")}</td>
+          <td>${s.timezone ?? (s.cron ? "UTC" : "")}</td><td class="mono">${s.method}</td>
+          <td><span class=${`badge ${s.paused ? "paused" : "active"}`}>${s.paused ? "paused" : "active"}</span></td>
+          <td title=${s.lastDueAt ?? ""}>${ago(s.lastDueAt)}</td><td title=${s.nextDueAt ?? ""}>${s.paused ? "" : when(s.nextDueAt)}</td>
+          <td><button class="small" onClick=${() => act(s.name, s.paused ? "resume" : "pause")}>${s.paused ? "Resume" : "Pause"}</button></td>
+        </tr>`,
+      )}</tbody>
+    </table></div>`
+        : null
+    }
+  </section>`;
+}
+
+function TaskDetail({ task, counts, onRevoke, onRetry, onSelect }) {
   const timeline = [
     ["created", task.createdAt],
     ["due", task.runAt],
@@ -152,6 +245,8 @@ function TaskDetail({ task, onRevoke, onRetry }) {
       <dt>Attempts</dt><dd>${task.attempts}${task.lostAttempts ? ` (${task.lostAttempts} cut off by a lost dealer)` : ""}</dd>
       <dt>Priority</dt><dd>${task.priority}</dd>
       ${task.args !== undefined ? html`<dt>Arguments</dt><dd><pre class="mono">${JSON.stringify(task.args)}</pre></dd>` : null}
+      <${FlowTree} task=${task} counts=${counts} onSelect=${onSelect} />
+      ${task.schedule ? html`<dt>Schedule</dt><dd><span class="mono">${task.schedule.name}</span>, due ${new Date(task.schedule.dueAt).toLocaleString()}</dd>` : null}
       ${task.traceparent ? html`<dt>Trace</dt><dd class="mono">${task.traceparent}</dd>` : null}
       ${task.progress !== undefined ? html`<dt>Progress</dt><dd class="mono">${JSON.stringify(task.progress)}</dd>` : null}
       ${task.result !== undefined ? html`<dt>Result</dt><dd><pre>${JSON.stringify(task.result, null, 2)}</pre></dd>` : null}
@@ -160,7 +255,7 @@ function TaskDetail({ task, onRevoke, onRetry }) {
     </dl>
     <div class="actions">
       ${final ? null : html`<button id="revoke" class="danger" onClick=${() => onRevoke(task.id)}>Revoke</button>`}
-      ${final && task.state !== "succeeded" ? html`<button id="retry" onClick=${() => onRetry(task.id)}>Retry as a new task</button>` : null}
+      ${final && task.state !== "succeeded" && !FLOW_KINDS.includes(task.method) ? html`<button id="retry" onClick=${() => onRetry(task.id)}>Retry as a new task</button>` : null}
     </div>
   </div>`;
 }
@@ -196,6 +291,11 @@ function Tasks({ counts, notify }) {
     const full = await api(`/api/tasks/${task.id}`).catch(() => null);
     if (full) setSelected(full);
   };
+  // A node picked in a flow's tree: only its id is known until its record arrives.
+  const selectId = async (id) => {
+    const full = await api(`/api/tasks/${id}`).catch((e) => notify(e.message, true));
+    if (full) setSelected(full);
+  };
   const act = async (path, message) => {
     try {
       const task = await api(path, { method: "POST", body: "{}" });
@@ -221,7 +321,7 @@ function Tasks({ counts, notify }) {
     ${error ? html`<p class="error">${error}</p>` : null}
     ${
       selected
-        ? html`<${TaskDetail} task=${selected}
+        ? html`<${TaskDetail} task=${selected} counts=${counts} onSelect=${selectId}
       onRevoke=${(id) => act(`/api/tasks/${id}/revoke`, () => `Task ${id} revoked`)}
       onRetry=${(id) => act(`/api/tasks/${id}/retry`, (t) => `Retried as ${t.id}`)} />`
         : null
@@ -272,6 +372,7 @@ function App() {
       </div>
       <${Dealers} clusters=${snapshot?.clusters} onDrain=${drain} />
       <${Queues} queues=${snapshot?.queues} ages=${snapshot?.queueAges} />
+      <${Schedules} schedules=${snapshot?.schedules} notify=${notify} />
       <${Tasks} counts=${snapshot?.tasks} notify=${notify} />
     </main>
     ${toast ? html`<div class=${`toast ${toast.bad ? "bad" : ""}`} role="status">${toast.text}</div>` : null}`;
