@@ -17,7 +17,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from .aio_socket import LoopSocket
 
-from .connection import Key, api_key_or_env, check_curve_keys, configure_socket, router_address
+from .connection import Key, api_key_or_env, check_curve_keys, configure_socket, curve_keys_or_env, handshake_failure, router_address
 from .errors import (
     AuthError,
     ConnectionLostError,
@@ -40,6 +40,7 @@ from .protocol import (
     encode_message,
     encode_value,
     payload_value,
+    check_labels,
     check_method,
     split_method,
 )
@@ -110,6 +111,7 @@ class AsyncClient:
             raise ValidationError("stream_window must be a whole number of chunks, at least 1", {"path": "stream_window"})
         self.stream_window = stream_window
         self.connect_timeout = timeout if connect_timeout is None else connect_timeout
+        curve_server_key, curve_secret_key = curve_keys_or_env(curve_server_key, curve_secret_key)
         self._curve = {"curve_server_key": curve_server_key, "curve_secret_key": curve_secret_key, "curve_public_key": curve_public_key}
         check_curve_keys(**self._curve)
         self._heartbeat = (heartbeat_interval, heartbeat_timeout)
@@ -162,8 +164,9 @@ class AsyncClient:
             await asyncio.wait_for(asyncio.shield(self._hello_answer), self.connect_timeout)
         except asyncio.TimeoutError:
             await self.close()
+            hint = " (with CURVE: check curve_server_key, the router's public key)" if self._curve["curve_server_key"] is not None else ""
             raise TimeoutError(
-                f"no WELCOME from {self.router_address} within {self.connect_timeout} s", {"timeoutMs": int(self.connect_timeout * 1000)}
+                f"no WELCOME from {self.router_address} within {self.connect_timeout} s{hint}", {"timeoutMs": int(self.connect_timeout * 1000)}
             ) from None
         except BaseException:
             await self.close()
@@ -193,7 +196,15 @@ class AsyncClient:
 
     # ---- calls ----
 
-    async def invoke(self, method: str, *args: Any, timeout: Optional[float] = None, wait_for_dealer: bool = False, idempotent: bool = False) -> Any:
+    async def invoke(
+        self,
+        method: str,
+        *args: Any,
+        timeout: Optional[float] = None,
+        wait_for_dealer: bool = False,
+        idempotent: bool = False,
+        require: Optional[Dict[str, str]] = None,
+    ) -> Any:
         """Calls `method` ("Service.method") with positional `args` and returns its result.
 
         Raises the call's error rebuilt by its code (RemoteError, NoSuchMethodError, TimeoutError, ...).
@@ -201,8 +212,11 @@ class AsyncClient:
         `idempotent=True` says the call is safe to run twice: when the connection drops it is sent
         again once the client is welcomed back (waiting for a dealer), instead of failing with
         ConnectionLostError; its timeout still counts from the first send.
+        `require={"gpu": "h200"}`: only a dealer whose tags hold every entry runs it (PROTOCOL.md §7.4);
+        NoSuchMethodError when none has them (unless `wait_for_dealer`).
         """
         check_method(method)
+        required = check_labels(require, "require")
         if timeout is None:
             seconds, wire_timeout = self.timeout, self._timeout_ms
         else:
@@ -212,10 +226,18 @@ class AsyncClient:
             header["waitForDealer"] = True
         if idempotent:
             header["idempotent"] = True
+        if required:
+            header["require"] = required
         return await self._unary("REQUEST", header, self._encode_args(args), seconds)
 
     def stream(
-        self, method: str, *args: Any, timeout: Optional[float] = None, window: Optional[int] = None, wait_for_dealer: bool = False
+        self,
+        method: str,
+        *args: Any,
+        timeout: Optional[float] = None,
+        window: Optional[int] = None,
+        wait_for_dealer: bool = False,
+        require: Optional[Dict[str, str]] = None,
     ) -> AsyncIterator[Any]:
         """Yields the items of a streaming method as they come (`async for chunk in client.stream(...)`), with flow control.
 
@@ -224,6 +246,7 @@ class AsyncClient:
         `timeout` is the longest wait for the next chunk (as in the TypeScript client; 0: no limit).
         """
         split_method(method)
+        required = check_labels(require, "require")
         seconds = self.timeout if timeout is None else timeout
         if seconds:
             timeout_ms(seconds)  # checks it
@@ -233,6 +256,8 @@ class AsyncClient:
         header: Dict[str, Any] = {"method": method, "stream": True, "credit": credit}
         if wait_for_dealer:
             header["waitForDealer"] = True
+        if required:
+            header["require"] = required
         return self._stream("REQUEST", header, self._encode_args(args), seconds or None, credit)
 
     async def discover_services(self) -> Dict[str, Any]:
@@ -253,7 +278,9 @@ class AsyncClient:
 
     # ---- background tasks (§15) ----
 
-    async def submit(self, method: str, *args: Any, wait_for_dealer: bool = False, **options: Any) -> Dict[str, Any]:
+    async def submit(
+        self, method: str, *args: Any, wait_for_dealer: bool = False, require: Optional[Dict[str, str]] = None, **options: Any
+    ) -> Dict[str, Any]:
         """Submits `method(*args)` as a background task; returns the stored task (a dict, §15.4).
 
         Options (seconds here, ms on the wire): priority, countdown or eta, expires, time_limit,
@@ -261,6 +288,7 @@ class AsyncClient:
         option raises ValidationError naming it, and nothing is sent.
         """
         split_method(method)
+        required = check_labels(require, "require")
         wire_options = task_options(**options)
         payload = self._encode_args(args)
         if payload.slots:
@@ -271,6 +299,8 @@ class AsyncClient:
             header["options"] = wire_options
         if wait_for_dealer:
             header["waitForDealer"] = True
+        if required:
+            header["require"] = required
         return check_task(await self._unary("SUBMIT", header, payload, self.timeout), "submit")
 
     async def get_task(self, task_id: str) -> Dict[str, Any]:
@@ -538,7 +568,8 @@ class AsyncClient:
             log.warning("the router reported: %s", error)
 
     def _on_monitor_event(self, frames: List[bytes]) -> None:
-        event = parse_monitor_message(frames)["event"]
+        message = parse_monitor_message(frames)
+        event = message["event"]
         if event == zmq.EVENT_DISCONNECTED:
             assert self._welcomed is not None
             self._welcomed.clear()
@@ -549,12 +580,7 @@ class AsyncClient:
                 self._send_hello()
             self._connected_before = True
         elif event & _HANDSHAKE_FAILED and self._hello_answer is not None and not self._hello_answer.done():
-            self._hello_answer.set_exception(
-                AuthError(
-                    f"the security handshake with {self.router_address} failed (wrong curve_server_key, or the router does not use CURVE)",
-                    {"reason": "HANDSHAKE"},
-                )
-            )
+            self._hello_answer.set_exception(handshake_failure(event, message["value"], self.router_address, "client"))
 
     def _fail_all(self, error: VoidRailError, keep: Optional[Dict[int, Any]] = None) -> None:
         """Fails every call in flight but those in `keep` (idempotent ones waiting to be sent again)."""

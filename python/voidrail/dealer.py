@@ -29,7 +29,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from .aio_socket import LoopSocket
 
-from .connection import Key, api_key_or_env, check_curve_keys, configure_socket, router_address
+from .connection import Key, api_key_or_env, check_curve_keys, HANDSHAKE_FAILED_EVENTS, configure_socket, curve_keys_or_env, handshake_failure, router_address
 from .errors import (
     AuthError,
     CancelledError,
@@ -43,7 +43,7 @@ from .errors import (
     error_to_wire,
     explain_refused_key,
 )
-from .protocol import BINARY_REVISION, PROTOCOL_VERSION, Message, decode_message, encode_message, encode_value, payload_value
+from .protocol import BINARY_REVISION, check_labels, PROTOCOL_VERSION, Message, decode_message, encode_message, encode_value, payload_value
 from .service import NAME, CallContext, MethodSpec, collect_methods, describe
 
 log = logging.getLogger("voidrail.dealer")
@@ -51,7 +51,7 @@ log = logging.getLogger("voidrail.dealer")
 PROGRESS_INTERVAL_S = 0.1  # at most one PROGRESS per task attempt this often (the latest value wins)
 HEADROOM_BYTES = 64 * 1024  # what the other frames of a message may take beside its payload (WELCOME.maxMessageSize)
 _DONE = object()
-_MONITOR_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+_MONITOR_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | HANDSHAKE_FAILED_EVENTS
 
 
 class _Running:
@@ -92,10 +92,13 @@ class ServiceDealer:
     - `max_concurrent`: calls this instance runs at once (default: the router decides, fifo 1, load_balance 100).
     - `heartbeat_interval`/`heartbeat_timeout`: ZMTP PING to notice a dead router (default 0.5 s / 5 s).
     - `start_timeout`: start() gives up after this many seconds without a WELCOME (default 30; 0 waits forever).
-    - `curve_server_key`, `curve_secret_key`, `curve_public_key`: CURVE encryption, as for AsyncClient.
+    - `curve_server_key`, `curve_secret_key`, `curve_public_key`: CURVE encryption, as for AsyncClient
+      (default VOIDRAIL_CURVE_SERVER_KEY, VOIDRAIL_CURVE_SECRET_KEY; the public key is derived from the secret one).
+    - `tags`: labels a request can `require` (PROTOCOL.md §7.4), e.g. {"gpu": "h200"} (or the class's `tags`).
     """
 
     service_name: Optional[str] = None
+    tags: Optional[Dict[str, str]] = None
 
     def __init__(
         self,
@@ -111,8 +114,10 @@ class ServiceDealer:
         curve_server_key: Optional[Key] = None,
         curve_secret_key: Optional[Key] = None,
         curve_public_key: Optional[Key] = None,
+        tags: Optional[Dict[str, str]] = None,
     ) -> None:
         self.router_address = router_address_or_env(router_address)
+        self.tags = check_labels(tags if tags is not None else type(self).tags, "tags")
         name = service_name or type(self).service_name or type(self).__name__
         if not NAME.match(name):
             raise ValidationError(f"service name {name!r} is not an identifier", {"path": "service_name"})
@@ -123,6 +128,7 @@ class ServiceDealer:
         self.max_concurrent = max_concurrent
         self.instance_id = (instance_id or f"{socket_module.gethostname()}:{os.getpid()}")[:128].replace(" ", "_")
         self.start_timeout = start_timeout
+        curve_server_key, curve_secret_key = curve_keys_or_env(curve_server_key, curve_secret_key)
         self._socket_options = dict(
             heartbeat_interval=heartbeat_interval,
             heartbeat_timeout=heartbeat_timeout,
@@ -283,6 +289,8 @@ class ServiceDealer:
             "instanceId": self.instance_id,
             "methods": describe([spec for spec, _, _ in self._methods.values()], str(self.service_name)),
         }
+        if self.tags:
+            hello["tags"] = self.tags
         if self.max_concurrent is not None:
             hello["maxConcurrent"] = self.max_concurrent
         if self.api_key is not None:
@@ -347,8 +355,15 @@ class ServiceDealer:
             log.warning("the router reported: %s", error)
 
     def _on_monitor_event(self, frames: List[bytes]) -> None:
-        event = parse_monitor_message(frames)["event"]
-        if event == zmq.EVENT_DISCONNECTED:
+        message = parse_monitor_message(frames)
+        event = message["event"]
+        if event & HANDSHAKE_FAILED_EVENTS:
+            error = handshake_failure(event, message["value"], self.router_address, "dealer")
+            if self._registered is not None and not self._registered.done():
+                self._registered.set_exception(error)  # start() fails at once instead of waiting out start_timeout
+            else:
+                log.error("%s: %s", self.service_name, error.message)
+        elif event == zmq.EVENT_DISCONNECTED:
             if self._state == "registered":
                 self._lost_at = time.monotonic()
                 log.warning("%s lost the router; reconnecting", self.service_name)

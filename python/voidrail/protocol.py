@@ -8,6 +8,7 @@ the JSON holds null where each one was and the header's `binary` says where and 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .errors import ProtocolError
@@ -261,3 +262,24 @@ def _is_name(text: str) -> bool:
     return 0 < len(text) <= 128 and (text[0].isascii() and (text[0].isalpha() or text[0] == "_")) and all(
         c.isascii() and (c.isalnum() or c == "_") for c in text
     )
+
+
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+_LABEL_VALUE = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+def check_labels(labels: Any, what: str) -> Optional[Dict[str, str]]:
+    """A dealer's HELLO.tags or a request's `require` (§4.1, §7.4): at most 32 name: value strings, names like gpu or
+    region.zone, values 1-128 printable ASCII without spaces. ValidationError naming the bad entry."""
+    from .errors import ValidationError
+
+    if labels is None:
+        return None
+    if not isinstance(labels, dict) or len(labels) > 32:
+        raise ValidationError(f"{what} must be a dict of at most 32 name: value strings", {"path": what})
+    for name, value in labels.items():
+        if not isinstance(name, str) or not _LABEL_NAME.match(name):
+            raise ValidationError(f"{what}: the name {name!r} must be a letter or _ then letters, digits, _ . - (at most 64)", {"path": f"{what}.{name}"})
+        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
+            raise ValidationError(f"{what}.{name}: the value must be 1-128 printable ASCII characters without spaces", {"path": f"{what}.{name}"})
+    return dict(labels)

@@ -14,9 +14,9 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EchoService } from "../../examples/services.ts";
-import { ClientDealer, ServiceRouter, silentLogger } from "../../src/index.ts";
+import { ClientDealer, curveKeyPair, ServiceRouter, silentLogger } from "../../src/index.ts";
 import { PYTHON, PYTHON_PACKAGE, runProcess, runPytest, TsPeerService } from "../fixtures/python-peers.ts";
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster, CURVE_TCP } from "../helpers/cluster.ts";
 import { onLines } from "../helpers/lines.ts";
 import { uniqueEndpoint, waitFor } from "../helpers/wait.ts";
 
@@ -105,6 +105,35 @@ describe("Python client (python/voidrail) against TypeScript services: pytest", 
       await cluster.dealer((options) => new EchoService({ ...options, maxConcurrent: 20 }));
       const outcome = await runPytest(["test_fastapi_example.py"], { VOIDRAIL_TEST_ADDRESS: router.address }, PYTEST_TIMEOUT_MS);
       expectPytestPassed(outcome, 4);
+    },
+    PYTEST_TIMEOUT_MS + 10_000,
+  );
+});
+
+describe("Python peers against a TypeScript CURVE router with key lists (curveSecretKey + curveAllow): pytest", () => {
+  const cluster = new Cluster(CURVE_TCP);
+  afterEach(() => cluster.dispose());
+
+  test(
+    "python/tests/test_curve_tags.py: allowed keys call and register, a key on no list gets AuthError, tags and require",
+    async () => {
+      const keys = cluster.curve!;
+      const router = await cluster.router({
+        taskStore: "memory",
+        curveAllow: { dealers: [keys.dealer.publicKey], clients: [keys.client.publicKey] },
+      });
+      await cluster.dealer((options) => new TsPeerService({ ...options, maxConcurrent: 10 }));
+      const outcome = await runPytest(
+        ["test_curve_tags.py"],
+        {
+          VOIDRAIL_TEST_CURVE_ADDRESS: router.address,
+          VOIDRAIL_TEST_CURVE_SERVER_KEY: keys.router.publicKey,
+          VOIDRAIL_TEST_CURVE_CLIENT_SECRET: keys.client.secretKey,
+          VOIDRAIL_TEST_CURVE_DEALER_SECRET: keys.dealer.secretKey,
+        },
+        PYTEST_TIMEOUT_MS,
+      );
+      expectPytestPassed(outcome, 6);
     },
     PYTEST_TIMEOUT_MS + 10_000,
   );
@@ -461,6 +490,87 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
       const code = await waitFor(new Promise((resolve) => child.once("exit", resolve)), { timeoutMs: 10_000, message: args.join(" ") });
       expect(code).toBe(2);
       expect(stderr).toContain(message);
+    }
+  }, 60_000);
+});
+
+describe("python -m voidrail dealer with CURVE flags and --tag, against a TypeScript CURVE router", () => {
+  const cluster = new Cluster(CURVE_TCP);
+  afterEach(async () => {
+    for (const dealers of running.splice(0)) await dealers.stop();
+    await cluster.dispose();
+  });
+
+  test("--curve-server-key and --curve-secret-key-file register 2 instances (the secret in their environment, not argv); --tag reaches require", async () => {
+    const keys = cluster.curve!;
+    const router = await cluster.router({ curveAllow: { dealers: [keys.dealer.publicKey], clients: [keys.client.publicKey] } });
+    const scratch = mkdtempSync(join(tmpdir(), "voidrail-py-curve-"));
+    try {
+      const secretFile = join(scratch, "dealer.secret");
+      writeFileSync(secretFile, `${keys.dealer.secretKey}\n`, { mode: 0o600 });
+      const args = [
+        "--instances",
+        "2",
+        "--curve-server-key",
+        keys.router.publicKey,
+        "--curve-secret-key-file",
+        secretFile,
+        "--tag",
+        "gpu=h200",
+      ];
+      const dealers = startPythonDealers(router.address, args);
+      const client = await cluster.client();
+      const registered = await untilRegistered(client, 2, dealers);
+      for (const dealer of registered) {
+        expect(dealer.tags).toEqual({ gpu: "h200" });
+        expect(dealer.publicKey).toBe(keys.dealer.publicKey);
+        // The children got the secret key in their environment; no command line holds it.
+        const pid = Number(String(dealer.instanceId).split(":").at(-1));
+        expect(readFileSync(`/proc/${pid}/cmdline`, "utf8")).not.toContain(keys.dealer.secretKey);
+        expect(readFileSync(`/proc/${pid}/environ`, "utf8")).toContain(`VOIDRAIL_CURVE_SECRET_KEY=${keys.dealer.secretKey}`);
+      }
+      expect(await client.call("PyService.echo", ["tagged"], { require: { gpu: "h200" } })).toBe("tagged");
+      expect(await client.call("PyService.echo", ["x"], { require: { gpu: "a100" } }).catch((error) => error)).toMatchObject({
+        code: "NO_SUCH_METHOD",
+      });
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  test("a dealer key on no list exits 78 at once saying the router refused its CURVE key; an unreadable key file exits 2", async () => {
+    const keys = cluster.curve!;
+    const router = await cluster.router({ curveAllow: { dealers: [keys.dealer.publicKey], clients: [keys.client.publicKey] } });
+    const scratch = mkdtempSync(join(tmpdir(), "voidrail-py-curve-"));
+    try {
+      const strangerFile = join(scratch, "stranger.secret");
+      writeFileSync(strangerFile, `# not on the list\n${curveKeyPair().secretKey}\n`, { mode: 0o600 });
+      // start-timeout 30: the refusal, not the timeout, ends it.
+      const refused = startPythonDealers(router.address, [
+        "--curve-server-key",
+        keys.router.publicKey,
+        "--curve-secret-key-file",
+        strangerFile,
+      ]);
+      expect(await waitFor(refused.exited, { timeoutMs: 20_000, message: "the refused dealer to exit" })).toBe(78);
+      expect(refused.stderr).toContain("refused this dealer's CURVE key");
+      const badFile = join(scratch, "bad.secret");
+      writeFileSync(badFile, "not a key\n");
+      for (const [args, message] of [
+        [["--curve-server-key", keys.router.publicKey, "--curve-secret-key-file", badFile], "does not hold one CURVE secret key"],
+        [
+          ["--curve-server-key", keys.router.publicKey, "--curve-secret-key-file", join(scratch, "missing")],
+          "cannot read --curve-secret-key-file",
+        ],
+        [["--curve-server-key", "short"], "--curve-server-key must be a CURVE public key"],
+        [["--tag", "gpu"], "--tag takes NAME=VALUE"],
+      ] as const) {
+        const child = startPythonDealers(router.address, [...args]);
+        expect(await waitFor(child.exited, { timeoutMs: 10_000, message: args.join(" ") })).toBe(2);
+        expect(child.stderr).toContain(message);
+      }
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
     }
   }, 60_000);
 });
