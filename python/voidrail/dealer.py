@@ -4,7 +4,9 @@ Liveness while a method holds the GIL: the router checks dealers with ZMTP PING 
 libzmq answers PING with PONG on its own I/O thread, a C++ thread that never takes the GIL, so a
 method stuck in native code that holds the GIL (or a CPU-bound pure-Python loop) does not make
 this dealer miss heartbeats. A Python heartbeat thread would not help there (it needs the GIL to
-run), which is why this dealer opens no BEAT connection: the one it has is answered below Python.
+run), so liveness rests on the connection libzmq answers below Python. The dealer still opens a
+BEAT connection on a thread of its own (beat.py): it is where the router sends TERMINATE, which
+ends the process when a revoke with terminate finds a method ignoring its cancellation.
 Requests that arrive meanwhile wait in libzmq's queue (at most max_concurrent of them, since the
 router never sends more, with their CANCELs and CREDITs); the queue is sized above that, so libzmq
 never stops reading, and answering PINGs, on a full pipe.
@@ -17,6 +19,7 @@ import concurrent.futures
 import inspect
 import logging
 import os
+import re
 import signal
 import socket as socket_module
 import threading
@@ -28,6 +31,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from .aio_socket import LoopSocket
+from .beat import HeartbeatThread
 
 from .connection import Key, api_key_or_env, check_curve_keys, HANDSHAKE_FAILED_EVENTS, configure_socket, curve_keys_or_env, handshake_failure, router_address
 from .errors import (
@@ -51,6 +55,7 @@ log = logging.getLogger("voidrail.dealer")
 PROGRESS_INTERVAL_S = 0.1  # at most one PROGRESS per task attempt this often (the latest value wins)
 HEADROOM_BYTES = 64 * 1024  # what the other frames of a message may take beside its payload (WELCOME.maxMessageSize)
 _DONE = object()
+BEAT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
 _MONITOR_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | HANDSHAKE_FAILED_EVENTS
 
 
@@ -94,6 +99,8 @@ class ServiceDealer:
     - `start_timeout`: start() gives up after this many seconds without a WELCOME (default 30; 0 waits forever).
     - `curve_server_key`, `curve_secret_key`, `curve_public_key`: CURVE encryption, as for AsyncClient
       (default VOIDRAIL_CURVE_SERVER_KEY, VOIDRAIL_CURVE_SECRET_KEY; the public key is derived from the secret one).
+    - `heartbeat_thread`: open the heartbeat connection (BEAT, §4.13) on a thread of its own, through which a revoke
+      with terminate ends this process when a method ignores its cancellation (default True).
     - `tags`: labels a request can `require` (PROTOCOL.md §7.4), e.g. {"gpu": "h200"} (or the class's `tags`).
     """
 
@@ -115,6 +122,7 @@ class ServiceDealer:
         curve_secret_key: Optional[Key] = None,
         curve_public_key: Optional[Key] = None,
         tags: Optional[Dict[str, str]] = None,
+        heartbeat_thread: bool = True,
     ) -> None:
         self.router_address = router_address_or_env(router_address)
         self.tags = check_labels(tags if tags is not None else type(self).tags, "tags")
@@ -156,6 +164,8 @@ class ServiceDealer:
         self._lost_at: Optional[float] = None
         self._stop_requested: Optional[asyncio.Event] = None
         self._loop_thread: Optional[int] = None
+        self.heartbeat_thread = heartbeat_thread
+        self._beats: Optional[HeartbeatThread] = None
 
     @property
     def registered(self) -> bool:
@@ -262,6 +272,9 @@ class ServiceDealer:
 
     async def _close(self, linger: int = 0) -> None:
         self._state = "stopped"
+        if self._beats is not None:
+            beats, self._beats = self._beats, None
+            await asyncio.get_running_loop().run_in_executor(None, beats.stop)
         for running in list(self._running.values()):
             self._abort(running, ConnectionLostError("the dealer stopped"))
         if self._registered is not None and not self._registered.done():
@@ -329,6 +342,11 @@ class ServiceDealer:
     def _on_welcome(self, header: Dict[str, Any]) -> None:
         self.welcome = header
         self.dealer_id = header.get("dealerId")
+        token = header.get("beatToken")
+        if self.heartbeat_thread and isinstance(token, str) and BEAT_TOKEN.match(token):
+            if self._beats is None:
+                self._beats = HeartbeatThread(self.router_address, self._socket_options, str(self.service_name))
+            self._beats.vouch_for(token, header.get("heartbeatIntervalMs"))
         if self._state == "draining":
             return
         self._state = "registered"

@@ -431,6 +431,40 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
     expect(dealers.stderr).toContain("dealer shutdown complete");
   }, 60_000);
 
+  test("a revoke with terminate ends a Python process whose method ignores its cancellation (TERMINATE on the BEAT connection)", async () => {
+    const router = await cluster.router({ taskStore: "memory" });
+    const dealers = startPythonDealers(router.address, ["--module", "stubborn_service"]);
+    const client = await cluster.client();
+    await waitFor(async () => (await client.discoverClusters()).some((dealer) => dealer.service === "Stubborn"), {
+      timeoutMs: 20_000,
+      message: `Stubborn to register (stderr: ${dealers.stderr})`,
+    });
+    const scratch = mkdtempSync(join(tmpdir(), "voidrail-py-terminate-"));
+    try {
+      const marker = join(scratch, "pid");
+      const task = await client.submit("Stubborn.ignore_cancel", [marker]);
+      await waitFor(
+        () => {
+          try {
+            return readFileSync(marker, "utf8").length > 0;
+          } catch {
+            return false;
+          }
+        },
+        { timeoutMs: 10_000, message: "the attempt to start" },
+      );
+      expect(Number(readFileSync(marker, "utf8"))).toBe(dealers.process.pid!);
+      expect((await client.revokeTask(task.id, { terminate: true })).state).toBe("revoked");
+      // CANCEL, then after the router's 1 s grace TERMINATE: the process ends by SIGKILL long before the method's minute.
+      await waitFor(dealers.exited, { timeoutMs: 15_000, message: `the terminated dealer to exit (stderr: ${dealers.stderr})` });
+      expect(dealers.process.signalCode).toBe("SIGKILL");
+      expect(dealers.stderr).toContain("terminated by the router: Stubborn.ignore_cancel was revoked with terminate");
+      expect((await client.getTask(task.id)).state).toBe("revoked");
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   test("no router: exits 78 after --start-timeout, saying why; SIGTERM while it waits exits 0 at once", async () => {
     const alone = startPythonDealers(uniqueEndpoint("ipc"), ["--start-timeout", "0.5"]);
     expect(await waitFor(alone.exited, { timeoutMs: 15_000, message: "the dealer to give up" })).toBe(78);
