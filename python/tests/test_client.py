@@ -457,3 +457,21 @@ async def test_a_python_client_calls_a_python_service_in_the_same_process(addres
     finally:
         await dealer.stop()
     assert not dealer.registered
+
+
+async def test_compressed_results_from_a_typescript_service_are_inflated(address, monkeypatch):
+    from voidrail import protocol
+
+    inflated = []
+    real = protocol.inflate
+
+    def counting(frame, codec, size, what="payload"):
+        inflated.append(codec)
+        return real(frame, codec, size, what)
+
+    monkeypatch.setattr(protocol, "inflate", counting)
+    expected = bytes((i >> 6) % 251 for i in range(300_000))
+    async with AsyncClient(address, timeout=10) as client:
+        assert await client.invoke(f"{S}.gzipped", 300_000) == {"bytes": expected}
+        assert await client.invoke(f"{S}.zstded", 300_000) == {"bytes": expected}
+    assert inflated == ["gzip", "zstd"]  # they came compressed, as the methods' compress option says

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .errors import ProtocolError
@@ -159,6 +160,8 @@ def decode_value(payload: bytes, slots: Optional[List[Dict[str, Any]]], frames: 
         size = _ELEMENT_SIZE.get(kind) if isinstance(kind, str) else None
         if not isinstance(path, list) or size is None:
             raise ProtocolError(f"{what}: a binary entry is not {{path, type}} with a known type", {"reason": "SCHEMA", "path": "binary"})
+        if "compression" in slot or "size" in slot:
+            frame = inflate(frame, slot.get("compression"), slot.get("size"), what)
         nbytes = memoryview(frame).nbytes
         if nbytes % size != 0:
             raise ProtocolError(f"{what}: a {kind} frame of {nbytes} bytes is not whole elements", {"reason": "SCHEMA", "path": "binary"})
@@ -173,6 +176,80 @@ def decode_value(payload: bytes, slots: Optional[List[Dict[str, Any]]], frames: 
             raise ProtocolError(f"{what}: binary path {path} does not lead to a null", {"reason": "SCHEMA", "path": "binary"})
         container[key] = bytes(frame)
     return holder[0]
+
+
+MAX_INFLATED_BYTES = 1_073_741_824  # §5.2: a compressed slot's `size` bound
+
+
+def inflate(frame: bytes, codec: Any, size: Any, what: str = "payload") -> bytes:
+    """A compressed binary frame (§5.2) inflated, never to more than `size` + 1 bytes. ProtocolError when the slot's
+    fields are wrong, the data is not valid for its codec, it inflates to another length, or the codec is missing here."""
+    if codec is None or size is None:
+        raise ProtocolError(f"{what}: a binary entry has compression or size without the other", {"reason": "SCHEMA", "path": "binary"})
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_INFLATED_BYTES:
+        raise ProtocolError(f"{what}: a compressed binary entry's size must be 0 to {MAX_INFLATED_BYTES}", {"reason": "SCHEMA", "path": "binary"})
+    if codec == "gzip":
+        # wbits 31: a gzip (RFC 1952) member, header and trailer checked by zlib.
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            data = inflater.decompress(bytes(frame), size + 1)
+        except zlib.error as error:
+            raise ProtocolError(f"{what}: a gzip frame is not valid gzip data: {error}", {"reason": "BAD_COMPRESSION", "codec": "gzip"}) from None
+        complete = inflater.eof and not inflater.unconsumed_tail
+    elif codec == "zstd":
+        data, complete = _inflate_zstd(bytes(frame), size, what)
+    else:
+        raise ProtocolError(f"{what}: unknown compression {str(codec)[:40]!r} (zstd and gzip exist)", {"reason": "SCHEMA", "path": "binary"})
+    if len(data) != size or not complete:
+        raise ProtocolError(
+            f"{what}: a {codec} frame inflates to {f'more than {size}' if len(data) > size else len(data)} bytes, its entry says {size}",
+            {"reason": "BAD_COMPRESSION", "codec": codec},
+        )
+    return data
+
+
+def _zstd_module() -> Any:
+    """The standard library's compression.zstd (Python 3.14), else the zstandard package, else None."""
+    try:
+        from compression import zstd  # type: ignore[import-not-found]
+
+        return zstd
+    except ImportError:
+        pass
+    try:
+        import zstandard  # type: ignore[import-not-found]
+
+        return zstandard
+    except ImportError:
+        return None
+
+
+def _inflate_zstd(frame: bytes, size: int, what: str) -> "tuple[bytes, bool]":
+    module = _zstd_module()
+    if module is None:
+        raise ProtocolError(
+            f"{what}: a binary value came compressed with zstd, which this Python cannot inflate "
+            "(it needs Python 3.14's compression.zstd or the zstandard package); gzip works everywhere",
+            {"reason": "UNSUPPORTED_COMPRESSION", "codec": "zstd"},
+        )
+    try:
+        if module.__name__ == "compression.zstd":
+            inflater = module.ZstdDecompressor()
+            data = inflater.decompress(frame, max_length=size + 1)
+            return data, inflater.eof
+        # zstandard: a reader, so that at most size + 1 bytes are ever inflated, whatever the frame claims.
+        with module.ZstdDecompressor().stream_reader(frame) as reader:
+            parts = []
+            wanted = size + 1
+            while wanted > 0:
+                part = reader.read(wanted)
+                if not part:
+                    break
+                parts.append(part)
+                wanted -= len(part)
+        return b"".join(parts), True
+    except Exception as error:  # noqa: BLE001 - each module has its own error class
+        raise ProtocolError(f"{what}: a zstd frame is not valid zstd data: {error}", {"reason": "BAD_COMPRESSION", "codec": "zstd"}) from None
 
 
 def _has(container: Any, key: Any) -> bool:

@@ -226,6 +226,13 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
     expect(back.floats).toBeInstanceOf(Uint8Array);
     expect(new DataView(back.floats.buffer, back.floats.byteOffset, 4).getFloat32(0, true)).toBe(0.5);
 
+    // Compressed arguments (PROTOCOL.md §5.2): the Python dealer inflates gzip with zlib, zstd with python3-zstandard.
+    const compressible = new Uint8Array(200_000).map((_, i) => (i >> 6) % 251);
+    for (const codec of ["gzip", "zstd"] as const) {
+      const echoed = await client.call("PyService.echo", [{ codec, compressible }], { compress: { codec, force: true } });
+      expect(echoed).toEqual({ codec, compressible });
+    }
+
     const failure = (await client.invoke("PyService.explode", "widget").catch((error) => error)) as Error & Record<string, unknown>;
     expect(failure).toMatchObject({ code: "REMOTE_ERROR", message: "widget is out of stock", data: { name: "OutOfStock" } });
     expect(String((failure.data as Record<string, unknown>).stack)).toContain("peer_service.py");
