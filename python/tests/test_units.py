@@ -217,7 +217,7 @@ def test_compressed_binary_frames_are_inflated_gzip_with_zlib_zstd_with_a_module
         decode_value(b'{"x":null}', [slot], [b"not gzip at all"])
     assert garbage.value.data == {"reason": "BAD_COMPRESSION", "codec": "gzip"}
 
-    zstd = protocol._zstd_module()
+    zstd = protocol.zstd_module()
     assert zstd is not None, "python3-zstandard (or Python 3.14's compression.zstd) is needed for these tests; .ci/run installs it"
     compressed = zstd.ZstdCompressor().compress(data) if hasattr(zstd, "ZstdCompressor") else zstd.compress(data)
     zslot = {**slot, "compression": "zstd"}
@@ -226,7 +226,7 @@ def test_compressed_binary_frames_are_inflated_gzip_with_zlib_zstd_with_a_module
         decode_value(b'{"x":null}', [{**zslot, "size": 10}], [compressed])
     assert short.value.data["reason"] == "BAD_COMPRESSION"
     # Without a zstd module the error names the codec and what would provide it.
-    monkeypatch.setattr(protocol, "_zstd_module", lambda: None)
+    monkeypatch.setattr(protocol, "zstd_module", lambda: None)
     with pytest.raises(voidrail.ProtocolError) as missing:
         decode_value(b'{"x":null}', [zslot], [compressed])
     assert missing.value.data == {"reason": "UNSUPPORTED_COMPRESSION", "codec": "zstd"}
@@ -246,3 +246,26 @@ def test_tags_and_require_are_checked(monkeypatch):
     assert cli.tags_flag(["gpu=h200", "region=eu,zone=a"]) == {"gpu": "h200", "region": "eu", "zone": "a"}
     with pytest.raises(cli.UsageError):
         cli.tags_flag(["gpu"])
+
+
+def test_what_compress_compresses():
+    import gzip as gzip_module
+
+    from voidrail.compress import check_compress, compress_value
+
+    data = _compressible(50_000)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(5000)
+    encoded = encode_value([data, b"tiny", png, memoryview(bytes(4000)).cast("f")])
+    packed = compress_value(encoded, check_compress("gzip"))
+    assert [slot.get("compression") for slot in packed.slots] == ["gzip", None, None, "gzip"]
+    assert packed.slots[0]["size"] == len(data) and packed.slots[3] == {"path": [3], "type": "Float32Array", "compression": "gzip", "size": 4000}
+    assert gzip_module.decompress(packed.frames[0]) == data
+    assert decode_value(packed.json, packed.slots, packed.frames) == [data, b"tiny", png, bytes(4000)]
+    forced = compress_value(encoded, check_compress({"codec": "zstd", "force": True}))
+    assert [slot.get("compression") for slot in forced.slots] == ["zstd"] * 4
+    assert decode_value(forced.json, forced.slots, forced.frames) == [data, b"tiny", png, bytes(4000)]
+    assert compress_value(encoded, None) is encoded
+    for bad, path in (("lz4", "compress.codec"), ({"codec": "gzip", "level": 12}, "compress.level"), ({"codec": "gzip", "force": 1}, "compress.force"), (3, "compress")):
+        with pytest.raises(voidrail.ValidationError) as failed:
+            check_compress(bad)
+        assert failed.value.data["path"] == path

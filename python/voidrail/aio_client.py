@@ -16,6 +16,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from .aio_socket import LoopSocket
+from .compress import check_compress, compress_value
 
 from .connection import Key, api_key_or_env, check_curve_keys, configure_socket, curve_keys_or_env, handshake_failure, router_address
 from .errors import (
@@ -204,6 +205,7 @@ class AsyncClient:
         wait_for_dealer: bool = False,
         idempotent: bool = False,
         require: Optional[Dict[str, str]] = None,
+        compress: Any = None,
     ) -> Any:
         """Calls `method` ("Service.method") with positional `args` and returns its result.
 
@@ -214,9 +216,11 @@ class AsyncClient:
         ConnectionLostError; its timeout still counts from the first send.
         `require={"gpu": "h200"}`: only a dealer whose tags hold every entry runs it (PROTOCOL.md §7.4);
         NoSuchMethodError when none has them (unless `wait_for_dealer`).
+        `compress="gzip"` (or "zstd", or {"codec", "force", "level"}) compresses its binary arguments (§5.2).
         """
         check_method(method)
         required = check_labels(require, "require")
+        compression = check_compress(compress)
         if timeout is None:
             seconds, wire_timeout = self.timeout, self._timeout_ms
         else:
@@ -228,7 +232,7 @@ class AsyncClient:
             header["idempotent"] = True
         if required:
             header["require"] = required
-        return await self._unary("REQUEST", header, self._encode_args(args), seconds)
+        return await self._unary("REQUEST", header, compress_value(self._encode_args(args), compression), seconds)
 
     def stream(
         self,
@@ -238,6 +242,7 @@ class AsyncClient:
         window: Optional[int] = None,
         wait_for_dealer: bool = False,
         require: Optional[Dict[str, str]] = None,
+        compress: Any = None,
     ) -> AsyncIterator[Any]:
         """Yields the items of a streaming method as they come (`async for chunk in client.stream(...)`), with flow control.
 
@@ -247,6 +252,7 @@ class AsyncClient:
         """
         split_method(method)
         required = check_labels(require, "require")
+        compression = check_compress(compress)
         seconds = self.timeout if timeout is None else timeout
         if seconds:
             timeout_ms(seconds)  # checks it
@@ -258,7 +264,7 @@ class AsyncClient:
             header["waitForDealer"] = True
         if required:
             header["require"] = required
-        return self._stream("REQUEST", header, self._encode_args(args), seconds or None, credit)
+        return self._stream("REQUEST", header, compress_value(self._encode_args(args), compression), seconds or None, credit)
 
     async def discover_services(self) -> Dict[str, Any]:
         """INFO "services": {method: {description?, params?, stream, metadata?, instances}}."""

@@ -32,6 +32,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from .aio_socket import LoopSocket
 from .beat import HeartbeatThread
+from .compress import compress_value
 
 from .connection import Key, api_key_or_env, check_curve_keys, HANDSHAKE_FAILED_EVENTS, configure_socket, curve_keys_or_env, handshake_failure, router_address
 from .errors import (
@@ -487,7 +488,7 @@ class ServiceDealer:
             if running.cancel_reason is not None:
                 raise running.cancel_reason
             try:
-                encoded = encode_value(value)
+                encoded = compress_value(encode_value(value), spec.compress)
             except (TypeError, ValueError) as error:
                 raise ValidationError(f"the result of {spec.name} cannot be sent as JSON: {error}", {"path": "result"}) from None
             self._check_fits(encoded, "result")
@@ -541,7 +542,7 @@ class ServiceDealer:
                 if running.cancel_reason is not None:
                     raise running.cancel_reason
                 try:
-                    encoded = encode_value(item)
+                    encoded = compress_value(encode_value(item), spec.compress)
                 except (TypeError, ValueError) as error:
                     raise ValidationError(f"a chunk of {spec.name} cannot be sent as JSON: {error}", {"path": "chunk"}) from None
                 self._check_fits(encoded, "chunk")

@@ -208,7 +208,7 @@ def inflate(frame: bytes, codec: Any, size: Any, what: str = "payload") -> bytes
     return data
 
 
-def _zstd_module() -> Any:
+def zstd_module() -> Any:
     """The standard library's compression.zstd (Python 3.14), else the zstandard package, else None."""
     try:
         from compression import zstd  # type: ignore[import-not-found]
@@ -225,7 +225,7 @@ def _zstd_module() -> Any:
 
 
 def _inflate_zstd(frame: bytes, size: int, what: str) -> "tuple[bytes, bool]":
-    module = _zstd_module()
+    module = zstd_module()
     if module is None:
         raise ProtocolError(
             f"{what}: a binary value came compressed with zstd, which this Python cannot inflate "

@@ -233,6 +233,10 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
       expect(echoed).toEqual({ codec, compressible });
     }
 
+    // And compressed results and chunks from Python (@service_method(compress=...)), inflated by the TypeScript client.
+    expect(await client.invoke("PyService.compressible", 200_000)).toEqual({ bytes: compressible, small: new Uint8Array(100).fill(7) });
+    expect(await collect(client.stream("PyService.zstd_chunks", 3))).toEqual([0, 1, 2].map((i) => new Uint8Array(10).fill(i)));
+
     const failure = (await client.invoke("PyService.explode", "widget").catch((error) => error)) as Error & Record<string, unknown>;
     expect(failure).toMatchObject({ code: "REMOTE_ERROR", message: "widget is out of stock", data: { name: "OutOfStock" } });
     expect(String((failure.data as Record<string, unknown>).stack)).toContain("peer_service.py");
