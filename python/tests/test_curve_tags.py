@@ -6,7 +6,6 @@ public key; client list: VOIDRAIL_TEST_CURVE_CLIENT_SECRET's) with the TypeScrip
 
 import asyncio
 import os
-import time
 
 import pytest
 import zmq
@@ -75,13 +74,11 @@ async def test_the_keys_come_from_the_environment_too(curve, monkeypatch):
 
 async def test_a_key_on_neither_list_is_refused_with_an_auth_error_before_the_connect_timeout(curve):
     _, stranger = zmq.curve_keypair()
-    started = time.monotonic()
     with pytest.raises(voidrail.AuthError) as refused:
         await AsyncClient(curve["address"], timeout=10, connect_timeout=8, curve_server_key=curve["server"], curve_secret_key=stranger).connect()
     # An AuthError, not the TimeoutError that the connect timeout would raise: the refusal itself was seen.
     assert refused.value.data["reason"] == "CURVE_REFUSED"
     assert "curveAllow" in refused.value.message
-    assert time.monotonic() - started < 8
     # A Python dealer with a stranger's key fails start() the same way, without waiting out start_timeout.
     dealer = tagged(curve, "stranger", None, secret=stranger)
     with pytest.raises(voidrail.AuthError) as refused_dealer:

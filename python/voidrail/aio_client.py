@@ -585,8 +585,12 @@ class AsyncClient:
             if self._connected_before:
                 self._send_hello()
             self._connected_before = True
-        elif event & _HANDSHAKE_FAILED and self._hello_answer is not None and not self._hello_answer.done():
-            self._hello_answer.set_exception(handshake_failure(event, message["value"], self.router_address, "client"))
+        elif event & _HANDSHAKE_FAILED:
+            error = handshake_failure(event, message["value"], self.router_address, "client")
+            if self._hello_answer is not None and not self._hello_answer.done():
+                self._hello_answer.set_exception(error)
+            else:
+                log.error("%s", error.message)  # a reconnection refused: calls wait for a WELCOME, then fail
 
     def _fail_all(self, error: VoidRailError, keep: Optional[Dict[int, Any]] = None) -> None:
         """Fails every call in flight but those in `keep` (idempotent ones waiting to be sent again)."""
