@@ -153,7 +153,7 @@ class ServiceDealer:
         self._arity = {name: _arity(signature) for name, (_, _, signature) in self._methods.items()}
         if not self._methods:
             raise ValidationError(f"{self.service_name} has no @service_method methods", {"path": "methods"})
-        self._state = "stopped"  # stopped → connecting → registered ⇄ connecting → draining → stopped
+        self._state = "stopped"  # stopped → connecting → (setup →) registered ⇄ connecting → draining → stopped
         self._io: Optional[LoopSocket] = None
         self._monitor_io: Optional[LoopSocket] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -167,6 +167,11 @@ class ServiceDealer:
         self._loop_thread: Optional[int] = None
         self.heartbeat_thread = heartbeat_thread
         self._beats: Optional[HeartbeatThread] = None
+        # A subclass with its own setup() registers in state "setup" and sends READY once it has run (§4.14).
+        self._needs_setup = type(self).setup is not ServiceDealer.setup
+        self._setup_done = False
+        self._setup_running: Optional["asyncio.Future[Any]"] = None
+        self._teardown_due = not self._needs_setup
 
     @property
     def registered(self) -> bool:
@@ -178,6 +183,17 @@ class ServiceDealer:
         return len(self._running)
 
     # ---- lifecycle ----
+
+    def setup(self) -> Any:
+        """Override to get ready before any call comes (load a model onto the GPU): the dealer registers in state
+        "setup" (discovery shows it; calls for its methods wait in the router's queue), runs this, then sends READY
+        and serves. A plain `def` runs in a worker thread, an `async def` on the loop. Raising fails start()."""
+        return None
+
+    def teardown(self) -> Any:
+        """Override to free what setup() took: runs once after the drain, while still registered (draining), before BYE.
+        Not run when setup() failed. An error is logged."""
+        return None
 
     async def start(self) -> None:
         """Connects and registers; returns once the router accepted the registration. AuthError on a refused key,
@@ -214,21 +230,83 @@ class ServiceDealer:
         except BaseException:
             await self._close()
             raise
+        if self._needs_setup and not self._setup_done:
+            await self._run_setup()
+
+    async def _run_setup(self) -> None:
+        """setup() once; then READY (serving), or, when it raises, BYE and a VoidRailError out of start()."""
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        log.info("%s %s running setup()", self.service_name, self.dealer_id)
+        if inspect.iscoroutinefunction(self.setup):
+            running: "asyncio.Future[Any]" = asyncio.ensure_future(self.setup())
+        else:
+            running = loop.run_in_executor(self._pool, self.setup)
+        self._setup_running = running
+
+        def finished(future: "asyncio.Future[Any]") -> None:
+            # Here, not after the await below: start() may be cancelled (a signal) while setup() goes on.
+            self._setup_running = None
+            if not future.cancelled() and future.exception() is None:
+                self._setup_done = True
+                self._teardown_due = True
+
+        running.add_done_callback(finished)
+        try:
+            await asyncio.shield(running)
+        except Exception as error:  # noqa: BLE001 - any failure of setup() is a failed start
+            message = f"{self.service_name} setup() failed: {type(error).__name__}: {error}"
+            log.error("%s", message)
+            if self._state in ("setup", "connecting"):
+                self._send("BYE", {})
+            await self._close(linger=1000)
+            raise VoidRailError(message, {"reason": "SETUP_FAILED"}, code="SETUP_FAILED") from error
+        seconds = time.monotonic() - started
+        if self._state == "setup":
+            self._send("READY", {})
+            self._state = "registered"
+            log.info("%s %s setup() finished in %.1f s; serving", self.service_name, self.dealer_id, seconds)
+        else:
+            # Lost meanwhile (the next HELLO says nothing of setup) or stopping.
+            log.info("%s setup() finished in %.1f s", self.service_name, seconds)
+
+    async def _run_teardown(self) -> None:
+        if not self._teardown_due:
+            return
+        self._teardown_due = False
+        try:
+            if inspect.iscoroutinefunction(self.teardown):
+                await self.teardown()
+            elif self._pool is not None:
+                await asyncio.get_running_loop().run_in_executor(self._pool, self.teardown)
+            else:
+                self.teardown()
+        except Exception as error:  # noqa: BLE001 - logged; the dealer leaves all the same
+            log.error("%s teardown() failed: %s: %s", self.service_name, type(error).__name__, error)
 
     async def stop(self) -> None:
         """Drains and leaves: DRAIN (the router sends no new work), waits for the running calls, BYE, closes."""
         if self._io is None:
             return
-        if self._state in ("registered", "connecting"):
-            was_registered = self._state == "registered"
+        if self._state in ("registered", "connecting", "setup"):
+            was_registered = self._state in ("registered", "setup")
             self._state = "draining"
             if was_registered:
                 self._send("DRAIN", {})
+            if self._setup_running is not None:
+                # A setup() under way finishes first: teardown() must not race it (one that fails closes by itself).
+                await asyncio.gather(asyncio.shield(self._setup_running), return_exceptions=True)
+            if was_registered and self._io is not None:
                 assert self._idle is not None
                 await self._idle.wait()
+                # Still registered (draining) while what setup() took is freed: a replacement may need it (GPU memory).
+                await self._run_teardown()
                 self._send("BYE", {})
+        if self._io is None:
+            return
         # BYE must leave before the socket closes: a second of linger (it is 0 otherwise).
         await self._close(linger=1000)
+        await self._run_teardown()
         log.info("%s stopped", self.service_name)
 
     async def serve(self) -> None:
@@ -305,6 +383,8 @@ class ServiceDealer:
         }
         if self.tags:
             hello["tags"] = self.tags
+        if self._needs_setup and not self._setup_done:
+            hello["state"] = "setup"
         if self.max_concurrent is not None:
             hello["maxConcurrent"] = self.max_concurrent
         if self.api_key is not None:
@@ -350,7 +430,7 @@ class ServiceDealer:
             self._beats.vouch_for(token, header.get("heartbeatIntervalMs"))
         if self._state == "draining":
             return
-        self._state = "registered"
+        self._state = "setup" if self._needs_setup and not self._setup_done else "registered"
         registered = f"registered as {self.dealer_id} ({self.instance_id}) with {len(self._methods)} method(s)"
         if self._lost_at is not None:
             log.info("%s reconnected to the router after %.1f s; %s", self.service_name, time.monotonic() - self._lost_at, registered)
@@ -383,7 +463,7 @@ class ServiceDealer:
             else:
                 log.error("%s: %s", self.service_name, error.message)
         elif event == zmq.EVENT_DISCONNECTED:
-            if self._state == "registered":
+            if self._state in ("registered", "setup"):
                 self._lost_at = time.monotonic()
                 log.warning("%s lost the router; reconnecting", self.service_name)
                 self._state = "connecting"
@@ -403,6 +483,9 @@ class ServiceDealer:
         method = header.get("method")
         if not isinstance(request_id, int):
             return
+        if self._state == "setup":
+            # Only a router that ignores `state` sends one: refused untouched, as while draining (§4.14).
+            return self._reply_error(request_id, ShuttingDownError(f"{self.service_name} is still in setup() and did not start {method}", {"notStarted": True}))
         if self._state == "draining":
             # It crossed our DRAIN on the wire: refusing it untouched lets the router give it to another dealer (§4.12).
             return self._reply_error(request_id, ShuttingDownError(f"{self.service_name} is draining and did not start {method}", {"notStarted": True}))

@@ -476,6 +476,41 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
     }
   }, 60_000);
 
+  test("setup(): registered in state setup, calls wait for READY, then served; teardown() after the drain; a failing setup() exits 78", async () => {
+    const router = await cluster.router();
+    const client = await cluster.client({ timeout: 30 });
+    const scratch = mkdtempSync(join(tmpdir(), "voidrail-py-setup-"));
+    try {
+      const env = { SETUP_GATE: join(scratch, "gate"), TEARDOWN_MARK: join(scratch, "teardown") };
+      const dealers = startPythonDealers(router.address, ["--module", "setup_service"], env);
+      const loader = async () => (await client.discoverClusters()).find((dealer) => dealer.service === "Loader");
+      await waitFor(async () => (await loader())?.state === "setup", {
+        timeoutMs: 20_000,
+        message: `Loader in setup (stderr: ${dealers.stderr})`,
+      });
+      // While it sets up, a call waits in the queue instead of failing with NO_SUCH_METHOD.
+      const call = client.invoke("Loader.predict", 7);
+      await waitFor(async () => (await client.getQueueStatus())["Loader.predict"]?.queueLength === 1, {
+        timeoutMs: 10_000,
+        message: "the call to wait in the queue",
+      });
+      writeFileSync(env.SETUP_GATE, "");
+      expect(await call).toEqual({ model: "model from gate", x: 7 });
+      expect((await loader())?.state).toBe("active");
+      expect(dealers.stderr).toContain("setup() finished in");
+      dealers.signal("SIGTERM");
+      expect(await waitFor(dealers.exited, { timeoutMs: 10_000, message: "the dealer to drain and exit" })).toBe(0);
+      expect(readFileSync(env.TEARDOWN_MARK, "utf8")).toBe("freed model from gate");
+
+      const failing = startPythonDealers(router.address, ["--module", "setup_service"], { ...env, SETUP_FAIL: "1" });
+      expect(await waitFor(failing.exited, { timeoutMs: 20_000, message: "the failing setup to exit" })).toBe(78);
+      expect(failing.stderr).toContain("Loader setup() failed: RuntimeError: no model file");
+      expect(await loader()).toBeUndefined();
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   test("no router: exits 78 after --start-timeout, saying why; SIGTERM while it waits exits 0 at once", async () => {
     const alone = startPythonDealers(uniqueEndpoint("ipc"), ["--start-timeout", "0.5"]);
     expect(await waitFor(alone.exited, { timeoutMs: 15_000, message: "the dealer to give up" })).toBe(78);
