@@ -44,6 +44,10 @@ class PyService(ServiceDealer):
         for i in range(count):
             yield bytes([i]) * 10
 
+    @service_method(context=True)
+    def trace_of(self, context: CallContext):
+        return {"traceparent": context.traceparent, "tracestate": context.tracestate}
+
     @service_method
     def add(self, a, b):
         return a + b

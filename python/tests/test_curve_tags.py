@@ -46,6 +46,10 @@ class Tagged(ServiceDealer):
             yield f"{self.label}:{i}"
 
     @service_method(context=True)
+    def traced(self, context):
+        return [context.traceparent, context.tracestate]
+
+    @service_method(context=True)
     def job(self, n, context):
         return {"by": self.label, "n": n, "task": context.task_id}
 
@@ -133,3 +137,24 @@ async def test_a_wrong_server_key_fails_connect_at_its_timeout_saying_what_to_ch
     with pytest.raises(voidrail.TimeoutError) as failed:
         await AsyncClient(curve["address"], timeout=10, connect_timeout=1, curve_server_key=wrong_public, curve_secret_key=curve["client"]).connect()
     assert "curve_server_key" in failed.value.message
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+async def test_trace_context_reaches_a_python_method_through_the_router(curve):
+    dealer = tagged(curve, "traced", None)
+    await dealer.start()
+    try:
+        async with AsyncClient(curve["address"], timeout=10, curve_server_key=curve["server"], curve_secret_key=curve["client"]) as client:
+            assert await client.invoke("Tagged.traced", traceparent=TRACEPARENT, tracestate="vendor=1") == [TRACEPARENT, "vendor=1"]
+            assert await client.invoke("Tagged.traced") == [None, None]
+            task = await client.submit("Tagged.traced", traceparent=TRACEPARENT)
+            assert await client.wait_task(task["id"], timeout=10) == [TRACEPARENT, None]  # every attempt carries it
+            assert (await client.get_task(task["id"])).get("traceparent") == TRACEPARENT
+            for bad in ("00-" + "0" * 32 + "-b7ad6b7169203331-01", "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "nope"):
+                with pytest.raises(voidrail.ValidationError) as refused:
+                    await client.invoke("Tagged.traced", traceparent=bad)
+                assert refused.value.data["path"] == "traceparent"
+    finally:
+        await dealer.stop()

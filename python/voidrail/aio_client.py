@@ -43,6 +43,7 @@ from .protocol import (
     payload_value,
     check_labels,
     check_method,
+    trace_context,
     split_method,
 )
 from .task_options import (
@@ -206,6 +207,8 @@ class AsyncClient:
         idempotent: bool = False,
         require: Optional[Dict[str, str]] = None,
         compress: Any = None,
+        traceparent: Optional[str] = None,
+        tracestate: Optional[str] = None,
     ) -> Any:
         """Calls `method` ("Service.method") with positional `args` and returns its result.
 
@@ -217,10 +220,12 @@ class AsyncClient:
         `require={"gpu": "h200"}`: only a dealer whose tags hold every entry runs it (PROTOCOL.md §7.4);
         NoSuchMethodError when none has them (unless `wait_for_dealer`).
         `compress="gzip"` (or "zstd", or {"codec", "force", "level"}) compresses its binary arguments (§5.2).
+        `traceparent`/`tracestate`: the caller's W3C trace context, carried to the method untouched (§4.3).
         """
         check_method(method)
         required = check_labels(require, "require")
         compression = check_compress(compress)
+        trace = trace_context(traceparent, tracestate)
         if timeout is None:
             seconds, wire_timeout = self.timeout, self._timeout_ms
         else:
@@ -232,6 +237,8 @@ class AsyncClient:
             header["idempotent"] = True
         if required:
             header["require"] = required
+        if trace:
+            header["trace"] = trace
         return await self._unary("REQUEST", header, compress_value(self._encode_args(args), compression), seconds)
 
     def stream(
@@ -243,6 +250,8 @@ class AsyncClient:
         wait_for_dealer: bool = False,
         require: Optional[Dict[str, str]] = None,
         compress: Any = None,
+        traceparent: Optional[str] = None,
+        tracestate: Optional[str] = None,
     ) -> AsyncIterator[Any]:
         """Yields the items of a streaming method as they come (`async for chunk in client.stream(...)`), with flow control.
 
@@ -253,6 +262,7 @@ class AsyncClient:
         split_method(method)
         required = check_labels(require, "require")
         compression = check_compress(compress)
+        trace = trace_context(traceparent, tracestate)
         seconds = self.timeout if timeout is None else timeout
         if seconds:
             timeout_ms(seconds)  # checks it
@@ -264,6 +274,8 @@ class AsyncClient:
             header["waitForDealer"] = True
         if required:
             header["require"] = required
+        if trace:
+            header["trace"] = trace
         return self._stream("REQUEST", header, compress_value(self._encode_args(args), compression), seconds or None, credit)
 
     async def discover_services(self) -> Dict[str, Any]:
@@ -285,7 +297,14 @@ class AsyncClient:
     # ---- background tasks (§15) ----
 
     async def submit(
-        self, method: str, *args: Any, wait_for_dealer: bool = False, require: Optional[Dict[str, str]] = None, **options: Any
+        self,
+        method: str,
+        *args: Any,
+        wait_for_dealer: bool = False,
+        require: Optional[Dict[str, str]] = None,
+        traceparent: Optional[str] = None,
+        tracestate: Optional[str] = None,
+        **options: Any,
     ) -> Dict[str, Any]:
         """Submits `method(*args)` as a background task; returns the stored task (a dict, §15.4).
 
@@ -295,11 +314,14 @@ class AsyncClient:
         """
         split_method(method)
         required = check_labels(require, "require")
+        trace = trace_context(traceparent, tracestate)
         wire_options = task_options(**options)
         payload = self._encode_args(args)
         if payload.slots:
             raise ValidationError("background tasks do not take binary arguments yet (PROTOCOL.md §5.1)", {"path": "args"})
         self._require(TASKS_REVISION, "submit")
+        if trace:
+            wire_options["trace"] = trace  # SUBMIT carries it among the task options (§15.2)
         header: Dict[str, Any] = {"method": method}
         if wire_options:
             header["options"] = wire_options

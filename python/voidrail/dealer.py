@@ -524,7 +524,18 @@ class ServiceDealer:
 
             task_id = task.get("id") if task else None
             attempt = task.get("attempt") if task else None
-            running.context = CallContext(request_id, method, deadline, task_id, attempt, report)  # type: ignore[arg-type]
+            trace = header.get("trace") if isinstance(header.get("trace"), dict) else {}
+            traceparent, tracestate = trace.get("traceparent"), trace.get("tracestate")
+            running.context = CallContext(
+                request_id,
+                method,  # type: ignore[arg-type]
+                deadline,
+                task_id,
+                attempt,
+                report,
+                traceparent if isinstance(traceparent, str) else None,
+                tracestate if isinstance(tracestate, str) else None,
+            )
             kwargs["context"] = running.context
         self._running[request_id] = running
         assert self._idle is not None and self._loop is not None

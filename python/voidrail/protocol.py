@@ -360,3 +360,30 @@ def check_labels(labels: Any, what: str) -> Optional[Dict[str, str]]:
         if not isinstance(value, str) or not _LABEL_VALUE.match(value):
             raise ValidationError(f"{what}.{name}: the value must be 1-128 printable ASCII characters without spaces", {"path": f"{what}.{name}"})
     return dict(labels)
+
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-[\x21-\x7e]*)?$")
+_TRACESTATE = re.compile(r"^[\x20-\x7e]{0,512}$")
+
+
+def trace_context(traceparent: Any, tracestate: Any) -> Optional[Dict[str, str]]:
+    """REQUEST/SUBMIT `trace` (§4.3): a W3C traceparent (and tracestate), checked; None when neither is given."""
+    from .errors import ValidationError
+
+    if traceparent is None and tracestate is None:
+        return None
+    if (
+        not isinstance(traceparent, str)
+        or len(traceparent) > 256
+        or not _TRACEPARENT.match(traceparent)
+        or traceparent.startswith("ff")
+        or traceparent[3:35] == "0" * 32
+        or traceparent[36:52] == "0" * 16
+    ):
+        raise ValidationError("traceparent must be a W3C traceparent, e.g. 00-<32 hex>-<16 hex>-01 (ids not all zeros)", {"path": "traceparent"})
+    trace = {"traceparent": traceparent}
+    if tracestate is not None:
+        if not isinstance(tracestate, str) or not _TRACESTATE.match(tracestate):
+            raise ValidationError("tracestate must be printable ASCII, at most 512 characters", {"path": "tracestate"})
+        trace["tracestate"] = tracestate
+    return trace

@@ -121,6 +121,7 @@ class CallContext:
       Async methods are cancelled (asyncio.CancelledError) as well.
     - `deadline`: time.time() by which the router gives up, or None.
     - `task_id`, `attempt`: set when the call is an attempt of a background task.
+    - `traceparent`, `tracestate`: the caller's W3C trace context as it sent it (REQUEST.trace), or None.
     - `progress(value)`: reports a task's progress (any JSON); safe from any thread, throttled to one
       PROGRESS per 100 ms (the latest value wins; the last one goes out before the outcome).
     """
@@ -133,6 +134,8 @@ class CallContext:
         task_id: Optional[str],
         attempt: Optional[int],
         report: Callable[[Any], None],
+        traceparent: Optional[str] = None,
+        tracestate: Optional[str] = None,
     ) -> None:
         self.request_id = request_id
         self.method = method
@@ -141,6 +144,8 @@ class CallContext:
         self.attempt = attempt
         self.cancelled = threading.Event()
         self.cancel_reason: Optional[BaseException] = None
+        self.traceparent = traceparent
+        self.tracestate = tracestate
         self._report = report
 
     @property

@@ -237,6 +237,10 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
     expect(await client.invoke("PyService.compressible", 200_000)).toEqual({ bytes: compressible, small: new Uint8Array(100).fill(7) });
     expect(await collect(client.stream("PyService.zstd_chunks", 3))).toEqual([0, 1, 2].map((i) => new Uint8Array(10).fill(i)));
 
+    // A TypeScript caller's trace context, as the Python method's CallContext sees it.
+    const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    expect(await client.call("PyService.trace_of", [], { traceparent, tracestate: "ts=1" })).toEqual({ traceparent, tracestate: "ts=1" });
+
     const failure = (await client.invoke("PyService.explode", "widget").catch((error) => error)) as Error & Record<string, unknown>;
     expect(failure).toMatchObject({ code: "REMOTE_ERROR", message: "widget is out of stock", data: { name: "OutOfStock" } });
     expect(String((failure.data as Record<string, unknown>).stack)).toContain("peer_service.py");
