@@ -188,6 +188,8 @@ export class ClientDealer {
   private authFailure: Error | undefined;
   /** The router's maxMessageSize, from its WELCOME (undefined: it did not say). */
   private routerMaxMessageSize: number | undefined;
+  /** The revision in force, from the WELCOME: compressed binary values need 4 (PROTOCOL.md §12). */
+  private revision = 1;
 
   constructor(options: ClientDealerOptions = {}) {
     checkOptions(OptionsSchema, options, "ClientDealer");
@@ -297,7 +299,7 @@ export class ClientDealer {
     checkMethodName(method);
     // Connected and welcomed: no await, so a call costs no extra turn of the microtask queue.
     const socket = this.socket !== null && this.welcomed && this.authFailure === undefined ? this.socket : await this.ready();
-    const encodedArgs = encodeValue(args, "args", resolveCompress(options.compress, "compress"));
+    const encodedArgs = encodeValue(args, "args", this.compressionFor(options.compress));
     if (!encodedArgs.ok) throw encodedArgs.error;
     checkFits(encodedArgs.json, encodedArgs.binary?.frames, this.routerMaxMessageSize, "args");
     const timeoutSeconds = options.timeout ?? this.options.timeout;
@@ -426,7 +428,7 @@ export class ClientDealer {
       checkMethodName(method);
       const require = checkedRequire(options.require);
       const socket = await this.ready();
-      const encodedArgs = encodeValue(args, "args", resolveCompress(options.compress, "compress"));
+      const encodedArgs = encodeValue(args, "args", this.compressionFor(options.compress));
       if (!encodedArgs.ok) throw encodedArgs.error;
       checkFits(encodedArgs.json, encodedArgs.binary?.frames, this.routerMaxMessageSize, "args");
       id = this.nextId++;
@@ -694,11 +696,18 @@ export class ClientDealer {
     this.dispatch(message);
   }
 
+  /** A call's compression plan (the option is checked either way); none below revision 4, whose peers cannot inflate. */
+  private compressionFor(option: CallOptions["compress"]): ReturnType<typeof resolveCompress> {
+    const plan = resolveCompress(option, "compress");
+    return this.revision >= 4 ? plan : undefined;
+  }
+
   private dispatch(message: ClientMessage): void {
     switch (message.kind) {
       case "WELCOME":
         this.welcomed = true;
         this.routerMaxMessageSize = message.header.maxMessageSize;
+        this.revision = message.header.version;
         this.authFailure = undefined;
         for (const waiter of this.welcomeWaiters.splice(0)) waiter.resolve();
         return;

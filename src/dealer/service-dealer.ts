@@ -226,6 +226,8 @@ export class ServiceDealer {
   readonly drainedByRouter: Promise<void> = new Promise((resolve) => (this.#drained = resolve));
   /** The router's maxMessageSize, from its WELCOME. */
   #routerMaxMessageSize: number | undefined;
+  /** The revision in force, from the WELCOME: results are compressed only at 4 or above (PROTOCOL.md §12). */
+  #revision = 1;
   /** When the connection of a registered dealer was lost; cleared once registered again. */
   #lostRouterAt: number | undefined;
   readonly #tags: Record<string, string> | undefined;
@@ -610,6 +612,7 @@ export class ServiceDealer {
   #onWelcome(header: DealerWelcomeHeader): void {
     this.dealerId = header.dealerId;
     this.#routerMaxMessageSize = header.maxMessageSize;
+    this.#revision = header.version;
     if (header.beatToken !== undefined && header.heartbeatIntervalMs > 0)
       this.#heartbeat?.vouchFor(header.beatToken, header.heartbeatIntervalMs);
     if (this.#state === "draining") return;
@@ -717,12 +720,13 @@ export class ServiceDealer {
         span === undefined
           ? fn.apply(this, args)
           : api!.context.with(api!.trace.setSpan(api!.context.active(), span), () => fn.apply(this, args));
-      if (definition.stream) await this.#streamResult(id, call, result, definition.compress);
+      const compress = this.#revision >= 4 ? definition.compress : undefined;
+      if (definition.stream) await this.#streamResult(id, call, result, compress);
       else {
         // A synchronous method's value is sent at once: no turn of the microtask queue.
         const value = isThenable(result) ? await result : result;
         if (cancellation.aborted) throw cancellation.reason;
-        const encoded = encodeValue(value, "result", definition.compress);
+        const encoded = encodeValue(value, "result", compress);
         if (!encoded.ok) throw encoded.error;
         checkFits(encoded.json, encoded.binary?.frames, this.#routerMaxMessageSize, "result");
         progress?.flush();

@@ -25,7 +25,7 @@ export {
 export const PROTOCOL_ID = "VRP1";
 
 /** The protocol revision this implementation speaks inside VRP1; sent in HELLO and WELCOME. 2 adds tasks (docs/PROTOCOL.md §15). */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /**
  * Bounds every receiver enforces. Lengths of strings are in UTF-16 code units (JavaScript

@@ -177,6 +177,18 @@ describe("CURVE: bad input on an encrypted connection", () => {
     expect(setup.warnings.some((line) => line.includes("NULL mechanism; this socket uses CURVE"))).toBe(true);
   });
 
+  test("a ZMTP 1.0 greeting followed by a sneaky message is refused and the message never delivered (libzmq's test)", async () => {
+    const setup = await setUp();
+    let delivered = 0;
+    setup.router.events.on("handshake", () => delivered++);
+    const raw = await RawPeer.connect(setup.router.lastEndpoint!);
+    cleanups.push(() => raw.destroy());
+    // ZMTP 1.0: a one-byte length (1 + identity), flags 0, empty identity; then a message frame.
+    raw.write(Buffer.from([0x01, 0x00, 0x06, 0x00, ...Buffer.from("sneak")]));
+    await expectRefused(setup, raw, /signature/);
+    expect(delivered).toBe(0);
+  });
+
   test("a flood of random bytes after the handshake is refused", async () => {
     const setup = await setUp();
     const client = await rawCurveClient(setup.router.lastEndpoint!, setup.serverKey);

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import { encodeCommand, parseCommand } from "../../src/zmtp/codec.ts";
 import { xsalsa20poly1305 } from "@noble/ciphers/salsa.js";
-import { open, PrefixedBoxStream, seal, sharedKey } from "../../src/zmtp/curve/box.ts";
+import { open, seal, sharedKey } from "../../src/zmtp/curve/box.ts";
 import { CurveMessageBox } from "../../src/zmtp/curve/message-box.ts";
 import { ZmtpErrorCode, ZmtpProtocolError } from "../../src/zmtp/errors.ts";
 import { curveAllowList, curveClient, curveKeyPair, curvePublicKey, curveServer, z85Decode, z85Encode } from "../../src/zmtp/index.ts";
@@ -394,25 +394,33 @@ describe("CURVE handshake (libzmq tests/test_security_curve.cpp)", () => {
   });
 });
 
-describe("the small-frame fast path (curve/small-box.ts) against @noble/ciphers", () => {
-  test("seal and open give crypto_box_easy_afternm's bytes for every length 0-600 and around the 2048-byte switch", () => {
-    const lengths = [...Array.from({ length: 601 }, (_, i) => i), 2000, 2014, 2015, 2016, 2017, 2030, 2047, 2048, 2049, 4096];
+describe("MESSAGE boxes against @noble/ciphers", () => {
+  test("a sealed MESSAGE is crypto_box_easy_afternm's bytes, and opens what noble seals, for every length 0-600 and around 2048 bytes", () => {
+    const lengths = [...Array.from({ length: 601 }, (_, i) => i), 1990, 2000, 2014, 2015, 2016, 2017, 2030, 2047, 2048, 4096];
     for (const length of lengths) {
       const key = crypto.getRandomValues(new Uint8Array(32));
-      const nonce = crypto.getRandomValues(new Uint8Array(24));
-      const plain = crypto.getRandomValues(new Uint8Array(length));
-      const expected = xsalsa20poly1305(key, nonce).encrypt(plain);
-      const stream = new PrefixedBoxStream(key, nonce.subarray(0, 16));
-      const region = new Uint8Array(length + 32);
-      region.set(plain, 32);
-      stream.seal(nonce.subarray(16), region);
-      expect(Buffer.from(region.subarray(16)).equals(Buffer.from(expected))).toBe(true);
-      const opened = new Uint8Array(expected.length + 16);
-      expect(stream.open(nonce.subarray(16), expected, opened)).toBe(true);
-      expect(Buffer.from(opened.subarray(32)).equals(Buffer.from(plain))).toBe(true);
-      const forged = Uint8Array.from(expected);
-      forged[(length * 7) % forged.length] ^= 0x10;
-      expect(stream.open(nonce.subarray(16), forged, new Uint8Array(expected.length + 16))).toBe(false);
+      // A counter with both 32-bit halves in use, as after 2^32 frames.
+      const counter = 0x1_0000_0000 * (1 + (length % 7)) + length * 977 + 3;
+      const sender = new CurveMessageBox(key, false, counter, 1);
+      const receiver = new CurveMessageBox(key, true, 2, counter - 1);
+      const payload = crypto.getRandomValues(new Uint8Array(length));
+      const body = sealFrame(sender, payload, length % 2);
+      const nonce = Buffer.concat([Buffer.from("CurveZMQMESSAGEC"), body.subarray(8, 16)]);
+      expect(body.readBigUInt64BE(8)).toBe(BigInt(counter));
+      const expected = xsalsa20poly1305(key, nonce).encrypt(Buffer.concat([Buffer.from([length % 2]), payload]));
+      expect(Buffer.from(body.subarray(16)).equals(Buffer.from(expected))).toBe(true);
+      const opened = receiver.open(body);
+      expect(opened[0]).toBe(length % 2);
+      expect(Buffer.from(opened.subarray(1)).equals(Buffer.from(payload))).toBe(true);
+      // Noble seals a frame server → client; our client opens it.
+      const back = Buffer.concat([Buffer.from("\x07MESSAGE", "latin1"), body.subarray(8, 16)]);
+      const serverNonce = Buffer.concat([Buffer.from("CurveZMQMESSAGES"), body.subarray(8, 16)]);
+      const fromServer = Buffer.concat([back, xsalsa20poly1305(key, serverNonce).encrypt(Buffer.concat([Buffer.from([0]), payload]))]);
+      const client = new CurveMessageBox(key, false, 3, counter - 1);
+      expect(Buffer.from(client.open(fromServer).subarray(1)).equals(Buffer.from(payload))).toBe(true);
+      const forged = Buffer.from(body);
+      forged[16 + ((length * 7) % (forged.length - 16))] ^= 0x10;
+      expect(() => new CurveMessageBox(key, true, 2, counter - 1).open(forged)).toThrow(/does not open/);
     }
   });
 });

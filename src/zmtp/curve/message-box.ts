@@ -45,11 +45,12 @@ export class CurveMessageBox implements MessageBox {
   seal(body: Uint8Array, flags: number): void {
     // libzmq's in-box flags use msg_t's bits: 0x01 MORE, 0x02 COMMAND.
     body[MESSAGE_OVERHEAD - 1] = (flags & 0x01) | ((flags & WIRE_COMMAND) !== 0 ? BOX_COMMAND : 0);
-    writeCounter(this.sendNonce, 16, this.nextSendCounter++);
+    const counter = this.nextSendCounter++;
     // The region starts 16 bytes before the MAC: scratch for the Poly1305 key.
+    writeCounter(this.sendNonce, 16, counter);
     this.sender.seal(this.sendNonce.subarray(16), body);
-    body.set(MESSAGE_NAME, 0);
-    body.set(this.sendNonce.subarray(16), 8);
+    for (let i = 0; i < 8; i++) body[i] = MESSAGE_NAME[i];
+    writeCounter(body, 8, counter);
   }
 
   open(body: Buffer): Buffer {
@@ -64,10 +65,9 @@ export class CurveMessageBox implements MessageBox {
         `CURVE MESSAGE nonce ${counter} is not above the last one (${this.lastReceivedCounter}): replayed or reordered`,
       );
     }
-    this.receiveNonce.set(body.subarray(8, 16), 16);
-    const box = body.subarray(BOX_OFFSET);
-    const region = Buffer.allocUnsafe(box.length + 16);
-    if (!this.receiver.open(body.subarray(8, 16), box, region)) {
+    const boxLength = body.length - BOX_OFFSET;
+    const region = Buffer.allocUnsafe(boxLength + 16);
+    if (!this.receiver.open(body.subarray(8, 16), body.subarray(BOX_OFFSET), region)) {
       throw new ZmtpProtocolError("CURVE MESSAGE box does not open (corrupted or forged)");
     }
     this.lastReceivedCounter = counter;
