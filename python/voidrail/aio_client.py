@@ -16,7 +16,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from .aio_socket import LoopSocket
-from .compress import check_compress, compress_value
+from .compress import Compression, check_compress, compress_value
 
 from .connection import Key, api_key_or_env, check_curve_keys, configure_socket, curve_keys_or_env, handshake_failure, router_address
 from .errors import (
@@ -34,6 +34,7 @@ from .protocol import (
     BINARY_REVISION,
     MAX_CREDIT,
     PROTOCOL_VERSION,
+    REVISION_4,
     TASKS_REVISION,
     Encoded,
     Message,
@@ -239,7 +240,7 @@ class AsyncClient:
             header["require"] = required
         if trace:
             header["trace"] = trace
-        return await self._unary("REQUEST", header, compress_value(self._encode_args(args), compression), seconds)
+        return await self._unary("REQUEST", header, self._encode_args(args, compression), seconds)
 
     def stream(
         self,
@@ -276,7 +277,7 @@ class AsyncClient:
             header["require"] = required
         if trace:
             header["trace"] = trace
-        return self._stream("REQUEST", header, compress_value(self._encode_args(args), compression), seconds or None, credit)
+        return self._stream("REQUEST", header, self._encode_args(args, compression), seconds or None, credit)
 
     async def discover_services(self) -> Dict[str, Any]:
         """INFO "services": {method: {description?, params?, stream, metadata?, instances}}."""
@@ -392,11 +393,14 @@ class AsyncClient:
 
     # ---- requests ----
 
-    def _encode_args(self, args: Any) -> Encoded:
+    def _encode_args(self, args: Any, compression: Optional[Compression] = None) -> Encoded:
         try:
             encoded = encode_value(list(args))
         except (TypeError, ValueError) as error:
             raise ValidationError(f"the arguments cannot be sent as JSON: {error}", {"path": "args"}) from None
+        # A router below revision 4 passes frames on to dealers that may not inflate them: sent as they are (§12).
+        if compression is not None and self.revision >= REVISION_4:
+            return compress_value(encoded, compression)
         return encoded
 
     def _require(self, revision: int, what: str) -> None:

@@ -221,9 +221,14 @@ async def run_in_process(classes: List[Type[ServiceDealer]], address: str, api_k
         log.error("%s", error.message)
         await asyncio.gather(*(dealer.stop() for dealer in dealers), return_exceptions=True)
         return EXIT_CANNOT_START
-    await stopping
+    # Drained at the router (voidrail client --drain, the dashboard), every service left: the process ends, 0.
+    drained = asyncio.ensure_future(asyncio.gather(*(dealer.drained_by_router.wait() for dealer in dealers if dealer.drained_by_router)))
+    await asyncio.wait([stopping, drained], return_when=asyncio.FIRST_COMPLETED)
+    by_router = drained.done() and not stopping.done()
+    stopping.cancel()
+    drained.cancel()
     await asyncio.gather(*(dealer.stop() for dealer in dealers))
-    log.info("dealer shutdown complete")
+    log.info("drained by the router; dealer shutdown complete" if by_router else "dealer shutdown complete")
     return 0
 
 
@@ -299,6 +304,11 @@ def supervise(args: argparse.Namespace, classes: List[Type[ServiceDealer]], inst
             slot["process"] = None
             if stopping:
                 continue
+            if code == 0:
+                # Only a drain ends a child with 0: an operator's at the router (a signal would have reached us too).
+                log.info("%s (pid %d) was drained and exited; not restarting it", slot["name"], process.pid)
+                slot["restart_at"] = float("inf")
+                continue
             if code in (EXIT_USAGE, EXIT_CANNOT_START):
                 log.error("%s cannot start (exit %d); not restarting it", slot["name"], code)
                 status = code
@@ -313,7 +323,7 @@ def supervise(args: argparse.Namespace, classes: List[Type[ServiceDealer]], inst
             if stopping:
                 log.info("dealer shutdown complete")
                 return 130 if signals > 1 else 0
-            return status or 1
+            return status  # every child drained (0), or the status of one that could not start
         time.sleep(0.05)
 
 

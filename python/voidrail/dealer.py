@@ -48,7 +48,7 @@ from .errors import (
     error_to_wire,
     explain_refused_key,
 )
-from .protocol import BINARY_REVISION, check_labels, PROTOCOL_VERSION, Message, decode_message, encode_message, encode_value, payload_value
+from .protocol import BINARY_REVISION, REVISION_4, check_labels, PROTOCOL_VERSION, Message, decode_message, encode_message, encode_value, payload_value
 from .service import NAME, CallContext, MethodSpec, collect_methods, describe
 
 log = logging.getLogger("voidrail.dealer")
@@ -172,6 +172,9 @@ class ServiceDealer:
         self._setup_done = False
         self._setup_running: Optional["asyncio.Future[Any]"] = None
         self._teardown_due = not self._needs_setup
+        self._stopping: Optional["asyncio.Future[None]"] = None
+        # Set when an operator drained this dealer at the router (DRAIN router → dealer, §4.12) and it has left.
+        self.drained_by_router: Optional[asyncio.Event] = None
 
     @property
     def registered(self) -> bool:
@@ -207,6 +210,8 @@ class ServiceDealer:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.max_concurrent or 100, thread_name_prefix=f"{self.service_name}-call")
         self._idle = asyncio.Event()
         self._idle.set()
+        self._stopping = None
+        self.drained_by_router = asyncio.Event()
         self._registered = loop.create_future()
         socket: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
         configure_socket(socket, **self._socket_options)  # type: ignore[arg-type]
@@ -263,7 +268,8 @@ class ServiceDealer:
             raise VoidRailError(message, {"reason": "SETUP_FAILED"}, code="SETUP_FAILED") from error
         seconds = time.monotonic() - started
         if self._state == "setup":
-            self._send("READY", {})
+            if self._revision() >= REVISION_4:
+                self._send("READY", {})  # a router below 4 ignored `state` and has been dispatching already
             self._state = "registered"
             log.info("%s %s setup() finished in %.1f s; serving", self.service_name, self.dealer_id, seconds)
         else:
@@ -285,9 +291,15 @@ class ServiceDealer:
             log.error("%s teardown() failed: %s: %s", self.service_name, type(error).__name__, error)
 
     async def stop(self) -> None:
-        """Drains and leaves: DRAIN (the router sends no new work), waits for the running calls, BYE, closes."""
-        if self._io is None:
-            return
+        """Drains and leaves: DRAIN (the router sends no new work), waits for the running calls, BYE, closes.
+        A second call while a stop is under way waits for that one."""
+        if self._stopping is None:
+            if self._io is None:
+                return
+            self._stopping = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
         if self._state in ("registered", "connecting", "setup"):
             was_registered = self._state in ("registered", "setup")
             self._state = "draining"
@@ -334,7 +346,12 @@ class ServiceDealer:
                 pass  # not the main thread, or not a Unix loop
         try:
             await self.start()
-            await self._stop_requested.wait()
+            assert self.drained_by_router is not None
+            stop_requested = asyncio.ensure_future(self._stop_requested.wait())
+            drained = asyncio.ensure_future(self.drained_by_router.wait())
+            await asyncio.wait([stop_requested, drained], return_when=asyncio.FIRST_COMPLETED)
+            stop_requested.cancel()
+            drained.cancel()
             await self.stop()
         finally:
             for sig in installed:
@@ -417,8 +434,18 @@ class ServiceDealer:
                 running.credit_changed.set()
         elif kind == "WELCOME":
             self._on_welcome(message.header)
+        elif kind == "DRAIN":
+            if self._state in ("registered", "setup", "connecting"):
+                # An operator drained this dealer at the router: finish, leave, and tell whoever waits.
+                log.info("%s was asked by the router to drain", self.service_name)
+                asyncio.ensure_future(self._drain_for_router())
         elif kind == "ERROR" and "id" not in message.header:
             self._on_connection_error(message.header)
+
+    async def _drain_for_router(self) -> None:
+        await self.stop()
+        if self.drained_by_router is not None:
+            self.drained_by_router.set()
 
     def _on_welcome(self, header: Dict[str, Any]) -> None:
         self.welcome = header
@@ -582,7 +609,7 @@ class ServiceDealer:
             if running.cancel_reason is not None:
                 raise running.cancel_reason
             try:
-                encoded = compress_value(encode_value(value), spec.compress)
+                encoded = compress_value(encode_value(value), self._compression(spec))
             except (TypeError, ValueError) as error:
                 raise ValidationError(f"the result of {spec.name} cannot be sent as JSON: {error}", {"path": "result"}) from None
             self._check_fits(encoded, "result")
@@ -636,7 +663,7 @@ class ServiceDealer:
                 if running.cancel_reason is not None:
                     raise running.cancel_reason
                 try:
-                    encoded = compress_value(encode_value(item), spec.compress)
+                    encoded = compress_value(encode_value(item), self._compression(spec))
                 except (TypeError, ValueError) as error:
                     raise ValidationError(f"a chunk of {spec.name} cannot be sent as JSON: {error}", {"path": "chunk"}) from None
                 self._check_fits(encoded, "chunk")
@@ -657,6 +684,14 @@ class ServiceDealer:
                 await loop.run_in_executor(self._pool, iterator.close)
             raise
         self._send("END", {"id": request_id, "count": seq})
+
+    def _compression(self, spec: MethodSpec) -> Any:
+        """The method's compress option, when the revision in force lets the receiver inflate (4 and above, §12)."""
+        return spec.compress if spec.compress is not None and self._revision() >= REVISION_4 else None
+
+    def _revision(self) -> int:
+        version = (self.welcome or {}).get("version", 1)
+        return version if isinstance(version, int) and not isinstance(version, bool) else 1
 
     def _check_fits(self, encoded: Any, path: str) -> None:
         if encoded.slots and (self.welcome or {}).get("version", 1) < BINARY_REVISION:

@@ -15,9 +15,11 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 from .errors import ProtocolError
 
 PROTOCOL_ID = b"VRP1"
-PROTOCOL_VERSION = 3  # the highest revision these peers speak (HELLO.version)
+PROTOCOL_VERSION = 4  # the highest revision these peers speak (HELLO.version)
 TASKS_REVISION = 2  # SUBMIT, TASK, PROGRESS
 BINARY_REVISION = 3  # binary frames
+# Compression (§5.2), tags and require, setup/READY, trace context, router → dealer DRAIN (§12).
+REVISION_4 = 4
 
 PAYLOAD_KINDS = frozenset((b"REQUEST", b"RESULT", b"CHUNK", b"SUBMIT"))
 MAX_HEADER_BYTES = 65_536

@@ -515,6 +515,24 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
     }
   }, 60_000);
 
+  test("an operator's drain at the router (DRAIN router → dealer): that instance leaves and is not restarted; all drained, the supervisor exits 0", async () => {
+    const router = await cluster.router();
+    const dealers = startPythonDealers(router.address, ["--instances", "2"]);
+    const client = await cluster.client();
+    const [first, second] = await untilRegistered(client, 2, dealers);
+    expect(await client.drainDealer(first.id)).toEqual({ dealerId: first.id, draining: true });
+    await waitFor(() => dealers.stderr.includes("was drained and exited; not restarting it"), {
+      timeoutMs: 15_000,
+      message: `the drained instance to exit (stderr: ${dealers.stderr})`,
+    });
+    expect((await pythonDealersOf(client)).map((dealer) => dealer.id)).toEqual([second.id]);
+    expect(await client.invoke("PyService.echo", "still served")).toBe("still served");
+    await client.drainDealer(second.id);
+    expect(await waitFor(dealers.exited, { timeoutMs: 15_000, message: "the supervisor to exit once all are drained" })).toBe(0);
+    expect(dealers.stderr).toContain("drained by the router; dealer shutdown complete");
+    expect(await pythonDealersOf(client)).toEqual([]);
+  }, 60_000);
+
   test("no router: exits 78 after --start-timeout, saying why; SIGTERM while it waits exits 0 at once", async () => {
     const alone = startPythonDealers(uniqueEndpoint("ipc"), ["--start-timeout", "0.5"]);
     expect(await waitFor(alone.exited, { timeoutMs: 15_000, message: "the dealer to give up" })).toBe(78);
