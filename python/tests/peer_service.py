@@ -34,6 +34,20 @@ class PyService(ServiceDealer):
         await asyncio.sleep(0)
         return value
 
+    @service_method(compress="gzip")
+    def compressible(self, size):
+        """`size` bytes that compress well, sent gzip-compressed (and 100 bytes beside them, too few to compress)."""
+        return {"bytes": bytes((i >> 6) % 251 for i in range(size)), "small": b"\x07" * 100}
+
+    @service_method(compress={"codec": "zstd", "force": True})
+    def zstd_chunks(self, count):
+        for i in range(count):
+            yield bytes([i]) * 10
+
+    @service_method(context=True)
+    def trace_of(self, context: CallContext):
+        return {"traceparent": context.traceparent, "tracestate": context.tracestate}
+
     @service_method
     def add(self, a, b):
         return a + b

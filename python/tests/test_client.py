@@ -457,3 +457,46 @@ async def test_a_python_client_calls_a_python_service_in_the_same_process(addres
     finally:
         await dealer.stop()
     assert not dealer.registered
+
+
+async def test_compressed_results_from_a_typescript_service_are_inflated(address, monkeypatch):
+    from voidrail import protocol
+
+    inflated = []
+    real = protocol.inflate
+
+    def counting(frame, codec, size, what="payload"):
+        inflated.append(codec)
+        return real(frame, codec, size, what)
+
+    monkeypatch.setattr(protocol, "inflate", counting)
+    expected = bytes((i >> 6) % 251 for i in range(300_000))
+    async with AsyncClient(address, timeout=10) as client:
+        assert await client.invoke(f"{S}.gzipped", 300_000) == {"bytes": expected}
+        assert await client.invoke(f"{S}.zstded", 300_000) == {"bytes": expected}
+    assert inflated == ["gzip", "zstd"]  # they came compressed, as the methods' compress option says
+
+
+async def test_compressed_arguments_reach_a_typescript_service_inflated(address, monkeypatch):
+    from voidrail import compress
+
+    packed = []
+    real = compress._compress
+
+    def counting(view, compression):
+        packed.append((compression.codec, view.nbytes))
+        return real(view, compression)
+
+    monkeypatch.setattr(compress, "_compress", counting)
+    data = bytes((i >> 6) % 251 for i in range(300_000))
+    small = b"\x07" * 100
+    expected = [{"type": "Uint8Array", "length": len(data), "sum": sum(data)}, {"type": "Uint8Array", "length": 100, "sum": 700}]
+    async with AsyncClient(address, timeout=10) as client:
+        assert await client.invoke(f"{S}.measure", data, small, compress="gzip") == expected
+        assert await client.invoke(f"{S}.measure", data, small, compress={"codec": "zstd", "level": 1}) == expected
+        assert [x async for x in client.stream(f"{S}.numbers", 0, 2, compress="gzip")] == [0, 1]  # no bytes: nothing to compress
+        with pytest.raises(voidrail.ValidationError) as bad:
+            await client.invoke(f"{S}.measure", data, compress="lz4")
+        assert bad.value.data["path"] == "compress.codec"
+    # The 100 bytes went as they were (under 1 KiB); the large value was compressed each time.
+    assert packed == [("gzip", len(data)), ("zstd", len(data))]

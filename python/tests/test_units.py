@@ -185,3 +185,87 @@ def test_the_client_takes_its_defaults_from_the_environment(monkeypatch):
         voidrail.AsyncClient("tcp://x:1", timeout=0)
     monkeypatch.delenv("VOIDRAIL_API_KEY")
     assert os.environ.get("VOIDRAIL_API_KEY") is None
+
+
+def _compressible(size):
+    return bytes((i >> 6) % 251 for i in range(size))
+
+
+def test_compressed_binary_frames_are_inflated_gzip_with_zlib_zstd_with_a_module_or_a_clear_error(monkeypatch):
+    import gzip
+
+    from voidrail import protocol
+
+    data = _compressible(100_000)
+    slot = {"path": ["x"], "type": "Uint8Array", "compression": "gzip", "size": len(data)}
+    assert decode_value(b'{"x":null}', [slot], [gzip.compress(data)]) == {"x": data}
+    # A typed array's whole-element check applies to the inflated bytes.
+    floats = {"path": [], "type": "Float32Array", "compression": "gzip", "size": 8}
+    assert decode_value(b"null", [floats], [gzip.compress(b"\x00" * 8)]) == b"\x00" * 8
+    for bad, reason in (
+        ({**slot, "size": len(data) - 1}, "BAD_COMPRESSION"),  # inflates to more than it says: stopped at size + 1
+        ({**slot, "size": len(data) + 1}, "BAD_COMPRESSION"),
+        ({k: v for k, v in slot.items() if k != "size"}, "SCHEMA"),
+        ({**slot, "compression": "lz4"}, "SCHEMA"),
+        ({**slot, "size": -1}, "SCHEMA"),
+        ({**slot, "size": 2**31}, "SCHEMA"),
+    ):
+        with pytest.raises(voidrail.ProtocolError) as failed:
+            decode_value(b'{"x":null}', [bad], [gzip.compress(data)])
+        assert failed.value.data["reason"] == reason, bad
+    with pytest.raises(voidrail.ProtocolError) as garbage:
+        decode_value(b'{"x":null}', [slot], [b"not gzip at all"])
+    assert garbage.value.data == {"reason": "BAD_COMPRESSION", "codec": "gzip"}
+
+    zstd = protocol.zstd_module()
+    assert zstd is not None, "python3-zstandard (or Python 3.14's compression.zstd) is needed for these tests; .ci/run installs it"
+    compressed = zstd.ZstdCompressor().compress(data) if hasattr(zstd, "ZstdCompressor") else zstd.compress(data)
+    zslot = {**slot, "compression": "zstd"}
+    assert decode_value(b'{"x":null}', [zslot], [compressed]) == {"x": data}
+    with pytest.raises(voidrail.ProtocolError) as short:
+        decode_value(b'{"x":null}', [{**zslot, "size": 10}], [compressed])
+    assert short.value.data["reason"] == "BAD_COMPRESSION"
+    # Without a zstd module the error names the codec and what would provide it.
+    monkeypatch.setattr(protocol, "zstd_module", lambda: None)
+    with pytest.raises(voidrail.ProtocolError) as missing:
+        decode_value(b'{"x":null}', [zslot], [compressed])
+    assert missing.value.data == {"reason": "UNSUPPORTED_COMPRESSION", "codec": "zstd"}
+    assert "zstd" in missing.value.message and "compression.zstd" in missing.value.message
+
+
+def test_tags_and_require_are_checked(monkeypatch):
+    from voidrail.protocol import check_labels
+
+    assert check_labels({"gpu": "h200", "region.zone": "eu-1"}, "require") == {"gpu": "h200", "region.zone": "eu-1"}
+    for bad, path in (({"gpu": "a b"}, "require.gpu"), ({"9x": "a"}, "require.9x"), ({"gpu": 1}, "require.gpu"), ("gpu", "require")):
+        with pytest.raises(voidrail.ValidationError) as failed:
+            check_labels(bad, "require")
+        assert failed.value.data["path"] == path
+    with pytest.raises(voidrail.ValidationError):
+        check_labels({f"t{i}": "x" for i in range(33)}, "tags")
+    assert cli.tags_flag(["gpu=h200", "region=eu,zone=a"]) == {"gpu": "h200", "region": "eu", "zone": "a"}
+    with pytest.raises(cli.UsageError):
+        cli.tags_flag(["gpu"])
+
+
+def test_what_compress_compresses():
+    import gzip as gzip_module
+
+    from voidrail.compress import check_compress, compress_value
+
+    data = _compressible(50_000)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(5000)
+    encoded = encode_value([data, b"tiny", png, memoryview(bytes(4000)).cast("f")])
+    packed = compress_value(encoded, check_compress("gzip"))
+    assert [slot.get("compression") for slot in packed.slots] == ["gzip", None, None, "gzip"]
+    assert packed.slots[0]["size"] == len(data) and packed.slots[3] == {"path": [3], "type": "Float32Array", "compression": "gzip", "size": 4000}
+    assert gzip_module.decompress(packed.frames[0]) == data
+    assert decode_value(packed.json, packed.slots, packed.frames) == [data, b"tiny", png, bytes(4000)]
+    forced = compress_value(encoded, check_compress({"codec": "zstd", "force": True}))
+    assert [slot.get("compression") for slot in forced.slots] == ["zstd"] * 4
+    assert decode_value(forced.json, forced.slots, forced.frames) == [data, b"tiny", png, bytes(4000)]
+    assert compress_value(encoded, None) is encoded
+    for bad, path in (("lz4", "compress.codec"), ({"codec": "gzip", "level": 12}, "compress.level"), ({"codec": "gzip", "force": 1}, "compress.force"), (3, "compress")):
+        with pytest.raises(voidrail.ValidationError) as failed:
+            check_compress(bad)
+        assert failed.value.data["path"] == path

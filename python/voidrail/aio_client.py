@@ -16,8 +16,9 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from .aio_socket import LoopSocket
+from .compress import Compression, check_compress, compress_value
 
-from .connection import Key, api_key_or_env, check_curve_keys, configure_socket, router_address
+from .connection import Key, api_key_or_env, check_curve_keys, configure_socket, curve_keys_or_env, handshake_failure, router_address
 from .errors import (
     AuthError,
     ConnectionLostError,
@@ -33,6 +34,7 @@ from .protocol import (
     BINARY_REVISION,
     MAX_CREDIT,
     PROTOCOL_VERSION,
+    REVISION_4,
     TASKS_REVISION,
     Encoded,
     Message,
@@ -40,7 +42,9 @@ from .protocol import (
     encode_message,
     encode_value,
     payload_value,
+    check_labels,
     check_method,
+    trace_context,
     split_method,
 )
 from .task_options import (
@@ -110,6 +114,7 @@ class AsyncClient:
             raise ValidationError("stream_window must be a whole number of chunks, at least 1", {"path": "stream_window"})
         self.stream_window = stream_window
         self.connect_timeout = timeout if connect_timeout is None else connect_timeout
+        curve_server_key, curve_secret_key = curve_keys_or_env(curve_server_key, curve_secret_key)
         self._curve = {"curve_server_key": curve_server_key, "curve_secret_key": curve_secret_key, "curve_public_key": curve_public_key}
         check_curve_keys(**self._curve)
         self._heartbeat = (heartbeat_interval, heartbeat_timeout)
@@ -162,8 +167,9 @@ class AsyncClient:
             await asyncio.wait_for(asyncio.shield(self._hello_answer), self.connect_timeout)
         except asyncio.TimeoutError:
             await self.close()
+            hint = " (with CURVE: check curve_server_key, the router's public key)" if self._curve["curve_server_key"] is not None else ""
             raise TimeoutError(
-                f"no WELCOME from {self.router_address} within {self.connect_timeout} s", {"timeoutMs": int(self.connect_timeout * 1000)}
+                f"no WELCOME from {self.router_address} within {self.connect_timeout} s{hint}", {"timeoutMs": int(self.connect_timeout * 1000)}
             ) from None
         except BaseException:
             await self.close()
@@ -193,7 +199,18 @@ class AsyncClient:
 
     # ---- calls ----
 
-    async def invoke(self, method: str, *args: Any, timeout: Optional[float] = None, wait_for_dealer: bool = False, idempotent: bool = False) -> Any:
+    async def invoke(
+        self,
+        method: str,
+        *args: Any,
+        timeout: Optional[float] = None,
+        wait_for_dealer: bool = False,
+        idempotent: bool = False,
+        require: Optional[Dict[str, str]] = None,
+        compress: Any = None,
+        traceparent: Optional[str] = None,
+        tracestate: Optional[str] = None,
+    ) -> Any:
         """Calls `method` ("Service.method") with positional `args` and returns its result.
 
         Raises the call's error rebuilt by its code (RemoteError, NoSuchMethodError, TimeoutError, ...).
@@ -201,8 +218,15 @@ class AsyncClient:
         `idempotent=True` says the call is safe to run twice: when the connection drops it is sent
         again once the client is welcomed back (waiting for a dealer), instead of failing with
         ConnectionLostError; its timeout still counts from the first send.
+        `require={"gpu": "h200"}`: only a dealer whose tags hold every entry runs it (PROTOCOL.md §7.4);
+        NoSuchMethodError when none has them (unless `wait_for_dealer`).
+        `compress="gzip"` (or "zstd", or {"codec", "force", "level"}) compresses its binary arguments (§5.2).
+        `traceparent`/`tracestate`: the caller's W3C trace context, carried to the method untouched (§4.3).
         """
         check_method(method)
+        required = check_labels(require, "require")
+        compression = check_compress(compress)
+        trace = trace_context(traceparent, tracestate)
         if timeout is None:
             seconds, wire_timeout = self.timeout, self._timeout_ms
         else:
@@ -212,10 +236,23 @@ class AsyncClient:
             header["waitForDealer"] = True
         if idempotent:
             header["idempotent"] = True
-        return await self._unary("REQUEST", header, self._encode_args(args), seconds)
+        if required:
+            header["require"] = required
+        if trace:
+            header["trace"] = trace
+        return await self._unary("REQUEST", header, self._encode_args(args, compression), seconds)
 
     def stream(
-        self, method: str, *args: Any, timeout: Optional[float] = None, window: Optional[int] = None, wait_for_dealer: bool = False
+        self,
+        method: str,
+        *args: Any,
+        timeout: Optional[float] = None,
+        window: Optional[int] = None,
+        wait_for_dealer: bool = False,
+        require: Optional[Dict[str, str]] = None,
+        compress: Any = None,
+        traceparent: Optional[str] = None,
+        tracestate: Optional[str] = None,
     ) -> AsyncIterator[Any]:
         """Yields the items of a streaming method as they come (`async for chunk in client.stream(...)`), with flow control.
 
@@ -224,6 +261,9 @@ class AsyncClient:
         `timeout` is the longest wait for the next chunk (as in the TypeScript client; 0: no limit).
         """
         split_method(method)
+        required = check_labels(require, "require")
+        compression = check_compress(compress)
+        trace = trace_context(traceparent, tracestate)
         seconds = self.timeout if timeout is None else timeout
         if seconds:
             timeout_ms(seconds)  # checks it
@@ -233,7 +273,11 @@ class AsyncClient:
         header: Dict[str, Any] = {"method": method, "stream": True, "credit": credit}
         if wait_for_dealer:
             header["waitForDealer"] = True
-        return self._stream("REQUEST", header, self._encode_args(args), seconds or None, credit)
+        if required:
+            header["require"] = required
+        if trace:
+            header["trace"] = trace
+        return self._stream("REQUEST", header, self._encode_args(args, compression), seconds or None, credit)
 
     async def discover_services(self) -> Dict[str, Any]:
         """INFO "services": {method: {description?, params?, stream, metadata?, instances}}."""
@@ -253,7 +297,16 @@ class AsyncClient:
 
     # ---- background tasks (§15) ----
 
-    async def submit(self, method: str, *args: Any, wait_for_dealer: bool = False, **options: Any) -> Dict[str, Any]:
+    async def submit(
+        self,
+        method: str,
+        *args: Any,
+        wait_for_dealer: bool = False,
+        require: Optional[Dict[str, str]] = None,
+        traceparent: Optional[str] = None,
+        tracestate: Optional[str] = None,
+        **options: Any,
+    ) -> Dict[str, Any]:
         """Submits `method(*args)` as a background task; returns the stored task (a dict, §15.4).
 
         Options (seconds here, ms on the wire): priority, countdown or eta, expires, time_limit,
@@ -261,16 +314,22 @@ class AsyncClient:
         option raises ValidationError naming it, and nothing is sent.
         """
         split_method(method)
+        required = check_labels(require, "require")
+        trace = trace_context(traceparent, tracestate)
         wire_options = task_options(**options)
         payload = self._encode_args(args)
         if payload.slots:
             raise ValidationError("background tasks do not take binary arguments yet (PROTOCOL.md §5.1)", {"path": "args"})
         self._require(TASKS_REVISION, "submit")
+        if trace:
+            wire_options["trace"] = trace  # SUBMIT carries it among the task options (§15.2)
         header: Dict[str, Any] = {"method": method}
         if wire_options:
             header["options"] = wire_options
         if wait_for_dealer:
             header["waitForDealer"] = True
+        if required:
+            header["require"] = required
         return check_task(await self._unary("SUBMIT", header, payload, self.timeout), "submit")
 
     async def get_task(self, task_id: str) -> Dict[str, Any]:
@@ -334,11 +393,14 @@ class AsyncClient:
 
     # ---- requests ----
 
-    def _encode_args(self, args: Any) -> Encoded:
+    def _encode_args(self, args: Any, compression: Optional[Compression] = None) -> Encoded:
         try:
             encoded = encode_value(list(args))
         except (TypeError, ValueError) as error:
             raise ValidationError(f"the arguments cannot be sent as JSON: {error}", {"path": "args"}) from None
+        # A router below revision 4 passes frames on to dealers that may not inflate them: sent as they are (§12).
+        if compression is not None and self.revision >= REVISION_4:
+            return compress_value(encoded, compression)
         return encoded
 
     def _require(self, revision: int, what: str) -> None:
@@ -538,7 +600,8 @@ class AsyncClient:
             log.warning("the router reported: %s", error)
 
     def _on_monitor_event(self, frames: List[bytes]) -> None:
-        event = parse_monitor_message(frames)["event"]
+        message = parse_monitor_message(frames)
+        event = message["event"]
         if event == zmq.EVENT_DISCONNECTED:
             assert self._welcomed is not None
             self._welcomed.clear()
@@ -548,13 +611,12 @@ class AsyncClient:
             if self._connected_before:
                 self._send_hello()
             self._connected_before = True
-        elif event & _HANDSHAKE_FAILED and self._hello_answer is not None and not self._hello_answer.done():
-            self._hello_answer.set_exception(
-                AuthError(
-                    f"the security handshake with {self.router_address} failed (wrong curve_server_key, or the router does not use CURVE)",
-                    {"reason": "HANDSHAKE"},
-                )
-            )
+        elif event & _HANDSHAKE_FAILED:
+            error = handshake_failure(event, message["value"], self.router_address, "client")
+            if self._hello_answer is not None and not self._hello_answer.done():
+                self._hello_answer.set_exception(error)
+            else:
+                log.error("%s", error.message)  # a reconnection refused: calls wait for a WELCOME, then fail
 
     def _fail_all(self, error: VoidRailError, keep: Optional[Dict[int, Any]] = None) -> None:
         """Fails every call in flight but those in `keep` (idempotent ones waiting to be sent again)."""

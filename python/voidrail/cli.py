@@ -3,7 +3,8 @@
 Takes the connection flags and environment variables of the `voidrail` command: --address, else
 --host/--port, else VOIDRAIL_ROUTER_ADDRESS, else VOIDRAIL_HOST/VOIDRAIL_PORT, else
 tcp://127.0.0.1:5555; --api-key or VOIDRAIL_API_KEY; --instances or VOIDRAIL_INSTANCES;
---log-level or VOIDRAIL_LOG_LEVEL. Exit status: 0 after a drain (SIGTERM, SIGINT), 2 on a usage
+--log-level or VOIDRAIL_LOG_LEVEL; --curve-server-key or VOIDRAIL_CURVE_SERVER_KEY, --curve-secret-key-file
+or VOIDRAIL_CURVE_SECRET_KEY; --tag NAME=VALUE. Exit status: 0 after a drain (SIGTERM, SIGINT), 2 on a usage
 error, 78 when a service cannot start (bad key, no router within --start-timeout, a bad module).
 """
 
@@ -54,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
     dealer.add_argument("--port", help="Router port (default 5555, env VOIDRAIL_PORT)")
     dealer.add_argument("--address", help="Full router endpoint, e.g. ipc:///tmp/vr.sock; overrides --host/--port (env VOIDRAIL_ROUTER_ADDRESS)")
     dealer.add_argument("--api-key", help="API key (env VOIDRAIL_API_KEY)")
+    dealer.add_argument("--curve-server-key", help="The router's CURVE public key (40 Z85 characters): encrypt the connection (env VOIDRAIL_CURVE_SERVER_KEY)")
+    dealer.add_argument("--curve-secret-key-file", help="File holding this dealer's CURVE secret key (its public key is its identity; env VOIDRAIL_CURVE_SECRET_KEY)")
+    dealer.add_argument("--tag", dest="tags", action="append", default=[], help="A tag requests can require, NAME=VALUE (repeatable), e.g. --tag gpu=h200")
     dealer.add_argument("--log-level", help="silent, error, warn, info or debug (env VOIDRAIL_LOG_LEVEL)")
     return root
 
@@ -90,6 +94,50 @@ def seconds(text: str, flag: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise UsageError(f'{flag} must be a number of seconds, got "{text}"')
     return value
+
+
+Z85_KEY = re.compile(r"^[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$")
+
+
+def curve_server_key_flag(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    key = value.strip()
+    if not Z85_KEY.match(key):
+        raise UsageError(f'--curve-server-key must be a CURVE public key of 40 Z85 characters, got "{value}"')
+    return key
+
+
+def read_curve_secret_key_file(path: str) -> str:
+    """The 40-character Z85 key on a line of its own (what `voidrail router --generate-keys` writes), or a pyzmq/libzmq
+    certificate's `secret-key = "..."` line, as `voidrail dealer` reads it."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read --curve-secret-key-file {path}: {getattr(error, 'strerror', None) or error}") from None
+    certificate = re.search(r'secret-key\s*=\s*"([^"]{40})"', text)
+    candidates = [certificate.group(1)] if certificate else [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    keys = [line for line in candidates if Z85_KEY.match(line)]
+    if not keys or (not certificate and len(candidates) != 1):
+        raise UsageError(f"--curve-secret-key-file {path} does not hold one CURVE secret key (40 Z85 characters on a line of its own)")
+    return keys[0]
+
+
+TAG = re.compile(r"^([A-Za-z_][A-Za-z0-9_.-]{0,63})=([\x21-\x7e]{1,128})$")
+
+
+def tags_flag(values: Sequence[str]) -> Optional[Dict[str, str]]:
+    """--tag NAME=VALUE, repeatable (or comma-separated), as HELLO.tags (PROTOCOL.md §4.1)."""
+    tags: Dict[str, str] = {}
+    for value in (part.strip() for item in values for part in item.split(",")):
+        match = TAG.match(value)
+        if not match:
+            raise UsageError(f'--tag takes NAME=VALUE (a name of letters, digits, _ . -; a value without spaces), got "{value}"')
+        tags[match.group(1)] = match.group(2)
+    if len(tags) > 32:
+        raise UsageError(f"at most 32 tags, got {len(tags)}")
+    return tags or None
 
 
 def load_module(name: str) -> ModuleType:
@@ -142,9 +190,9 @@ def configure_logging(level: Optional[str]) -> None:
     logging.basicConfig(level=LEVELS[chosen], format=f"voidrail[{os.getpid()}] %(levelname)s %(message)s", stream=sys.stderr)
 
 
-async def run_in_process(classes: List[Type[ServiceDealer]], address: str, api_key: Optional[str], max_concurrent: Optional[int], start_timeout: float) -> int:
-    """Every class once, in this process; drains all on SIGTERM/SIGINT."""
-    dealers = [cls(address, api_key=api_key, max_concurrent=max_concurrent, start_timeout=start_timeout) for cls in classes]
+async def run_in_process(classes: List[Type[ServiceDealer]], address: str, api_key: Optional[str], max_concurrent: Optional[int], start_timeout: float, **options: Any) -> int:
+    """Every class once, in this process; drains all on SIGTERM/SIGINT. `options`: CURVE keys and tags for each dealer."""
+    dealers = [cls(address, api_key=api_key, max_concurrent=max_concurrent, start_timeout=start_timeout, **options) for cls in classes]
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
@@ -173,9 +221,14 @@ async def run_in_process(classes: List[Type[ServiceDealer]], address: str, api_k
         log.error("%s", error.message)
         await asyncio.gather(*(dealer.stop() for dealer in dealers), return_exceptions=True)
         return EXIT_CANNOT_START
-    await stopping
+    # Drained at the router (voidrail client --drain, the dashboard), every service left: the process ends, 0.
+    drained = asyncio.ensure_future(asyncio.gather(*(dealer.drained_by_router.wait() for dealer in dealers if dealer.drained_by_router)))
+    await asyncio.wait([stopping, drained], return_when=asyncio.FIRST_COMPLETED)
+    by_router = drained.done() and not stopping.done()
+    stopping.cancel()
+    drained.cancel()
     await asyncio.gather(*(dealer.stop() for dealer in dealers))
-    log.info("dealer shutdown complete")
+    log.info("drained by the router; dealer shutdown complete" if by_router else "dealer shutdown complete")
     return 0
 
 
@@ -187,16 +240,23 @@ def _die_with_parent() -> None:
         pass
 
 
-def supervise(args: argparse.Namespace, classes: List[Type[ServiceDealer]], instances: int, address: str) -> int:
+def supervise(args: argparse.Namespace, classes: List[Type[ServiceDealer]], instances: int, address: str, curve: Dict[str, Optional[str]]) -> int:
     """N processes per class; restarts one that dies (a crash, SIGKILL); SIGTERM/SIGINT drain them all, a second kills them."""
     base = [sys.executable, "-m", "voidrail", "dealer", "--module", args.module, "--instances", "1", "--address", address, "--start-timeout", args.start_timeout]
     if args.max_concurrent:
         base += ["--max-concurrent", args.max_concurrent]
     if args.log_level:
         base += ["--log-level", args.log_level]
+    for tag in args.tags:
+        base += ["--tag", tag]
     env = dict(os.environ)
     if args.api_key:
         env["VOIDRAIL_API_KEY"] = args.api_key  # not on the command line, where ps shows it
+    # Keys go to the children in their environment: a secret on a command line shows in ps.
+    if curve["curve_server_key"]:
+        env["VOIDRAIL_CURVE_SERVER_KEY"] = curve["curve_server_key"]
+    if curve["curve_secret_key"]:
+        env["VOIDRAIL_CURVE_SECRET_KEY"] = curve["curve_secret_key"]
     module_dir = os.path.dirname(os.path.abspath(args.module)) if args.module.endswith(".py") else os.getcwd()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [module_dir, env.get("PYTHONPATH")]))
     slots: Dict[int, dict] = {}
@@ -244,6 +304,11 @@ def supervise(args: argparse.Namespace, classes: List[Type[ServiceDealer]], inst
             slot["process"] = None
             if stopping:
                 continue
+            if code == 0:
+                # Only a drain ends a child with 0: an operator's at the router (a signal would have reached us too).
+                log.info("%s (pid %d) was drained and exited; not restarting it", slot["name"], process.pid)
+                slot["restart_at"] = float("inf")
+                continue
             if code in (EXIT_USAGE, EXIT_CANNOT_START):
                 log.error("%s cannot start (exit %d); not restarting it", slot["name"], code)
                 status = code
@@ -258,7 +323,7 @@ def supervise(args: argparse.Namespace, classes: List[Type[ServiceDealer]], inst
             if stopping:
                 log.info("dealer shutdown complete")
                 return 130 if signals > 1 else 0
-            return status or 1
+            return status  # every child drained (0), or the status of one that could not start
         time.sleep(0.05)
 
 
@@ -271,6 +336,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         max_concurrent = whole_number(args.max_concurrent, "--max-concurrent", 65535) if args.max_concurrent else None
         start_timeout = seconds(args.start_timeout, "--start-timeout")
         api_key = args.api_key or os.environ.get("VOIDRAIL_API_KEY") or None
+        curve_server_key = curve_server_key_flag(args.curve_server_key)
+        curve_secret_key = read_curve_secret_key_file(args.curve_secret_key_file) if args.curve_secret_key_file else None
+        if curve_secret_key is not None and curve_server_key is None and not os.environ.get("VOIDRAIL_CURVE_SERVER_KEY"):
+            raise UsageError("--curve-secret-key-file needs --curve-server-key (the router's CURVE public key)")
+        curve = {"curve_server_key": curve_server_key, "curve_secret_key": curve_secret_key}
+        tags = tags_flag(args.tags)
         try:
             classes = service_classes(load_module(args.module), args.classes)
         except UsageError:
@@ -282,9 +353,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"python -m voidrail: {error}", file=sys.stderr)
         return EXIT_USAGE
     if instances > 1:
-        return supervise(args, classes, instances, address)
+        return supervise(args, classes, instances, address, curve)
     try:
-        return asyncio.run(run_in_process(classes, address, api_key, max_concurrent, start_timeout))
+        return asyncio.run(run_in_process(classes, address, api_key, max_concurrent, start_timeout, tags=tags, **curve))
     except VoidRailError as error:
         print(f"python -m voidrail: {error}", file=sys.stderr)
         return EXIT_CANNOT_START

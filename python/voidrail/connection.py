@@ -9,7 +9,7 @@ from typing import Optional, Union
 import zmq
 from zmq.utils import z85
 
-from .errors import ValidationError
+from .errors import AuthError, ValidationError
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 ENDPOINT = re.compile(r"^(tcp|ipc)://.+")
@@ -41,16 +41,38 @@ def api_key_or_env(api_key: Optional[str]) -> Optional[str]:
     return key
 
 
+Z85_KEY = re.compile(rb"^[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$")
+HEX_KEY = re.compile(rb"^[0-9a-fA-F]{64}$")
+
+
 def _z85(name: str, key: Key) -> bytes:
+    """A key as its 40 Z85 characters: given as Z85, as 64 hex digits (as the TypeScript peers take), or as 32 raw bytes."""
     try:
-        raw = key.encode("ascii") if isinstance(key, str) else bytes(key)
+        raw = key.strip().encode("ascii") if isinstance(key, str) else bytes(key)
     except (UnicodeEncodeError, TypeError):
-        raise ValidationError(f"{name} must be a Z85 key (40 characters) or 32 raw bytes", {"path": name}) from None
-    if len(raw) == 32:
+        raise ValidationError(f"{name} must be a CURVE key: 40 Z85 characters, 64 hex digits or 32 raw bytes", {"path": name}) from None
+    if len(raw) == 32 and not isinstance(key, str):
         return z85.encode(raw)  # a raw 32-byte key
-    if len(raw) != 40:
-        raise ValidationError(f"{name} must be a Z85 key (40 characters) or 32 raw bytes", {"path": name})
+    if HEX_KEY.match(raw):
+        return z85.encode(bytes.fromhex(raw.decode("ascii")))
+    if not Z85_KEY.match(raw):
+        raise ValidationError(f"{name} must be a CURVE key: 40 Z85 characters, 64 hex digits or 32 raw bytes", {"path": name})
     return raw
+
+
+def curve_keys_or_env(curve_server_key: Optional[Key], curve_secret_key: Optional[Key]) -> "tuple[Optional[Key], Optional[Key]]":
+    """As the TypeScript peers: the options, then VOIDRAIL_CURVE_SERVER_KEY / VOIDRAIL_CURVE_SECRET_KEY.
+    A secret key from the environment alone (no server key anywhere) is ignored: beside a router it is the router's."""
+    server = curve_server_key if curve_server_key is not None else (os.environ.get("VOIDRAIL_CURVE_SERVER_KEY", "").strip() or None)
+    if server is None:
+        return None, curve_secret_key
+    secret = curve_secret_key if curve_secret_key is not None else (os.environ.get("VOIDRAIL_CURVE_SECRET_KEY", "").strip() or None)
+    return server, secret
+
+
+def curve_public_of(curve_secret_key: Key) -> bytes:
+    """The public key (Z85) that belongs to a secret key: the peer's CURVE identity."""
+    return zmq.curve_public(_z85("curve_secret_key", curve_secret_key))
 
 
 def check_curve_keys(curve_server_key: Optional[Key] = None, curve_secret_key: Optional[Key] = None, curve_public_key: Optional[Key] = None) -> None:
@@ -59,8 +81,8 @@ def check_curve_keys(curve_server_key: Optional[Key] = None, curve_secret_key: O
         if curve_secret_key is not None or curve_public_key is not None:
             raise ValidationError("curve_secret_key and curve_public_key need curve_server_key", {"path": "curve_server_key"})
         return
-    if (curve_secret_key is None) != (curve_public_key is None):
-        raise ValidationError("give curve_secret_key and curve_public_key together", {"path": "curve_secret_key"})
+    if curve_secret_key is None and curve_public_key is not None:
+        raise ValidationError("curve_public_key needs curve_secret_key", {"path": "curve_secret_key"})
     for name, key in (("curve_server_key", curve_server_key), ("curve_secret_key", curve_secret_key), ("curve_public_key", curve_public_key)):
         if key is not None:
             _z85(name, key)
@@ -87,8 +109,10 @@ def configure_socket(
     if curve_server_key is not None:
         if not zmq.has("curve"):
             raise ValidationError("this libzmq has no CURVE support", {"path": "curve_server_key"})
-        if (curve_secret_key is None) != (curve_public_key is None):
-            raise ValidationError("give curve_secret_key and curve_public_key together", {"path": "curve_secret_key"})
+        if curve_secret_key is None and curve_public_key is not None:
+            raise ValidationError("curve_public_key needs curve_secret_key", {"path": "curve_secret_key"})
+        if curve_secret_key is not None and curve_public_key is None:
+            curve_public_key = curve_public_of(curve_secret_key)  # the pair's public half, computed by libzmq
         if curve_secret_key is None:
             # No long-term client key given: a fresh pair per socket (the router then knows the client by its API key).
             curve_public_key, curve_secret_key = zmq.curve_keypair()
@@ -97,3 +121,21 @@ def configure_socket(
         socket.curve_secretkey = _z85("curve_secret_key", curve_secret_key)  # type: ignore[arg-type]
     elif curve_secret_key is not None or curve_public_key is not None:
         raise ValidationError("curve_secret_key and curve_public_key need curve_server_key", {"path": "curve_server_key"})
+
+
+# Monitor events that end a handshake without a connection: CURVE refused (a ZAP status such as 400), or mismatched mechanisms.
+HANDSHAKE_FAILED_EVENTS = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+
+
+def handshake_failure(event: int, value: int, address: str, role: str) -> AuthError:
+    """The AuthError for a failed security handshake, saying what to check."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        text = (
+            f"the router at {address} refused this {role}'s CURVE key (status {value}): "
+            f"its public key is not on the router's curveAllow list for {role}s"
+        )
+        return AuthError(text, {"reason": "CURVE_REFUSED", "status": value})
+    return AuthError(
+        f"the security handshake with {address} failed: check curve_server_key (the router's public key) and that the router uses CURVE",
+        {"reason": "HANDSHAKE"},
+    )

@@ -4,7 +4,9 @@ Liveness while a method holds the GIL: the router checks dealers with ZMTP PING 
 libzmq answers PING with PONG on its own I/O thread, a C++ thread that never takes the GIL, so a
 method stuck in native code that holds the GIL (or a CPU-bound pure-Python loop) does not make
 this dealer miss heartbeats. A Python heartbeat thread would not help there (it needs the GIL to
-run), which is why this dealer opens no BEAT connection: the one it has is answered below Python.
+run), so liveness rests on the connection libzmq answers below Python. The dealer still opens a
+BEAT connection on a thread of its own (beat.py): it is where the router sends TERMINATE, which
+ends the process when a revoke with terminate finds a method ignoring its cancellation.
 Requests that arrive meanwhile wait in libzmq's queue (at most max_concurrent of them, since the
 router never sends more, with their CANCELs and CREDITs); the queue is sized above that, so libzmq
 never stops reading, and answering PINGs, on a full pipe.
@@ -17,6 +19,7 @@ import concurrent.futures
 import inspect
 import logging
 import os
+import re
 import signal
 import socket as socket_module
 import threading
@@ -28,8 +31,10 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from .aio_socket import LoopSocket
+from .beat import HeartbeatThread
+from .compress import compress_value
 
-from .connection import Key, api_key_or_env, check_curve_keys, configure_socket, router_address
+from .connection import Key, api_key_or_env, check_curve_keys, HANDSHAKE_FAILED_EVENTS, configure_socket, curve_keys_or_env, handshake_failure, router_address
 from .errors import (
     AuthError,
     CancelledError,
@@ -43,7 +48,7 @@ from .errors import (
     error_to_wire,
     explain_refused_key,
 )
-from .protocol import BINARY_REVISION, PROTOCOL_VERSION, Message, decode_message, encode_message, encode_value, payload_value
+from .protocol import BINARY_REVISION, REVISION_4, check_labels, PROTOCOL_VERSION, Message, decode_message, encode_message, encode_value, payload_value
 from .service import NAME, CallContext, MethodSpec, collect_methods, describe
 
 log = logging.getLogger("voidrail.dealer")
@@ -51,7 +56,8 @@ log = logging.getLogger("voidrail.dealer")
 PROGRESS_INTERVAL_S = 0.1  # at most one PROGRESS per task attempt this often (the latest value wins)
 HEADROOM_BYTES = 64 * 1024  # what the other frames of a message may take beside its payload (WELCOME.maxMessageSize)
 _DONE = object()
-_MONITOR_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+BEAT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
+_MONITOR_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | HANDSHAKE_FAILED_EVENTS
 
 
 class _Running:
@@ -92,10 +98,15 @@ class ServiceDealer:
     - `max_concurrent`: calls this instance runs at once (default: the router decides, fifo 1, load_balance 100).
     - `heartbeat_interval`/`heartbeat_timeout`: ZMTP PING to notice a dead router (default 0.5 s / 5 s).
     - `start_timeout`: start() gives up after this many seconds without a WELCOME (default 30; 0 waits forever).
-    - `curve_server_key`, `curve_secret_key`, `curve_public_key`: CURVE encryption, as for AsyncClient.
+    - `curve_server_key`, `curve_secret_key`, `curve_public_key`: CURVE encryption, as for AsyncClient
+      (default VOIDRAIL_CURVE_SERVER_KEY, VOIDRAIL_CURVE_SECRET_KEY; the public key is derived from the secret one).
+    - `heartbeat_thread`: open the heartbeat connection (BEAT, §4.13) on a thread of its own, through which a revoke
+      with terminate ends this process when a method ignores its cancellation (default True).
+    - `tags`: labels a request can `require` (PROTOCOL.md §7.4), e.g. {"gpu": "h200"} (or the class's `tags`).
     """
 
     service_name: Optional[str] = None
+    tags: Optional[Dict[str, str]] = None
 
     def __init__(
         self,
@@ -111,8 +122,11 @@ class ServiceDealer:
         curve_server_key: Optional[Key] = None,
         curve_secret_key: Optional[Key] = None,
         curve_public_key: Optional[Key] = None,
+        tags: Optional[Dict[str, str]] = None,
+        heartbeat_thread: bool = True,
     ) -> None:
         self.router_address = router_address_or_env(router_address)
+        self.tags = check_labels(tags if tags is not None else type(self).tags, "tags")
         name = service_name or type(self).service_name or type(self).__name__
         if not NAME.match(name):
             raise ValidationError(f"service name {name!r} is not an identifier", {"path": "service_name"})
@@ -123,6 +137,7 @@ class ServiceDealer:
         self.max_concurrent = max_concurrent
         self.instance_id = (instance_id or f"{socket_module.gethostname()}:{os.getpid()}")[:128].replace(" ", "_")
         self.start_timeout = start_timeout
+        curve_server_key, curve_secret_key = curve_keys_or_env(curve_server_key, curve_secret_key)
         self._socket_options = dict(
             heartbeat_interval=heartbeat_interval,
             heartbeat_timeout=heartbeat_timeout,
@@ -138,7 +153,7 @@ class ServiceDealer:
         self._arity = {name: _arity(signature) for name, (_, _, signature) in self._methods.items()}
         if not self._methods:
             raise ValidationError(f"{self.service_name} has no @service_method methods", {"path": "methods"})
-        self._state = "stopped"  # stopped → connecting → registered ⇄ connecting → draining → stopped
+        self._state = "stopped"  # stopped → connecting → (setup →) registered ⇄ connecting → draining → stopped
         self._io: Optional[LoopSocket] = None
         self._monitor_io: Optional[LoopSocket] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -150,6 +165,16 @@ class ServiceDealer:
         self._lost_at: Optional[float] = None
         self._stop_requested: Optional[asyncio.Event] = None
         self._loop_thread: Optional[int] = None
+        self.heartbeat_thread = heartbeat_thread
+        self._beats: Optional[HeartbeatThread] = None
+        # A subclass with its own setup() registers in state "setup" and sends READY once it has run (§4.14).
+        self._needs_setup = type(self).setup is not ServiceDealer.setup
+        self._setup_done = False
+        self._setup_running: Optional["asyncio.Future[Any]"] = None
+        self._teardown_due = not self._needs_setup
+        self._stopping: Optional["asyncio.Future[None]"] = None
+        # Set when an operator drained this dealer at the router (DRAIN router → dealer, §4.12) and it has left.
+        self.drained_by_router: Optional[asyncio.Event] = None
 
     @property
     def registered(self) -> bool:
@@ -161,6 +186,17 @@ class ServiceDealer:
         return len(self._running)
 
     # ---- lifecycle ----
+
+    def setup(self) -> Any:
+        """Override to get ready before any call comes (load a model onto the GPU): the dealer registers in state
+        "setup" (discovery shows it; calls for its methods wait in the router's queue), runs this, then sends READY
+        and serves. A plain `def` runs in a worker thread, an `async def` on the loop. Raising fails start()."""
+        return None
+
+    def teardown(self) -> Any:
+        """Override to free what setup() took: runs once after the drain, while still registered (draining), before BYE.
+        Not run when setup() failed. An error is logged."""
+        return None
 
     async def start(self) -> None:
         """Connects and registers; returns once the router accepted the registration. AuthError on a refused key,
@@ -174,6 +210,8 @@ class ServiceDealer:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.max_concurrent or 100, thread_name_prefix=f"{self.service_name}-call")
         self._idle = asyncio.Event()
         self._idle.set()
+        self._stopping = None
+        self.drained_by_router = asyncio.Event()
         self._registered = loop.create_future()
         socket: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
         configure_socket(socket, **self._socket_options)  # type: ignore[arg-type]
@@ -197,21 +235,90 @@ class ServiceDealer:
         except BaseException:
             await self._close()
             raise
+        if self._needs_setup and not self._setup_done:
+            await self._run_setup()
+
+    async def _run_setup(self) -> None:
+        """setup() once; then READY (serving), or, when it raises, BYE and a VoidRailError out of start()."""
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        log.info("%s %s running setup()", self.service_name, self.dealer_id)
+        if inspect.iscoroutinefunction(self.setup):
+            running: "asyncio.Future[Any]" = asyncio.ensure_future(self.setup())
+        else:
+            running = loop.run_in_executor(self._pool, self.setup)
+        self._setup_running = running
+
+        def finished(future: "asyncio.Future[Any]") -> None:
+            # Here, not after the await below: start() may be cancelled (a signal) while setup() goes on.
+            self._setup_running = None
+            if not future.cancelled() and future.exception() is None:
+                self._setup_done = True
+                self._teardown_due = True
+
+        running.add_done_callback(finished)
+        try:
+            await asyncio.shield(running)
+        except Exception as error:  # noqa: BLE001 - any failure of setup() is a failed start
+            message = f"{self.service_name} setup() failed: {type(error).__name__}: {error}"
+            log.error("%s", message)
+            if self._state in ("setup", "connecting"):
+                self._send("BYE", {})
+            await self._close(linger=1000)
+            raise VoidRailError(message, {"reason": "SETUP_FAILED"}, code="SETUP_FAILED") from error
+        seconds = time.monotonic() - started
+        if self._state == "setup":
+            if self._revision() >= REVISION_4:
+                self._send("READY", {})  # a router below 4 ignored `state` and has been dispatching already
+            self._state = "registered"
+            log.info("%s %s setup() finished in %.1f s; serving", self.service_name, self.dealer_id, seconds)
+        else:
+            # Lost meanwhile (the next HELLO says nothing of setup) or stopping.
+            log.info("%s setup() finished in %.1f s", self.service_name, seconds)
+
+    async def _run_teardown(self) -> None:
+        if not self._teardown_due:
+            return
+        self._teardown_due = False
+        try:
+            if inspect.iscoroutinefunction(self.teardown):
+                await self.teardown()
+            elif self._pool is not None:
+                await asyncio.get_running_loop().run_in_executor(self._pool, self.teardown)
+            else:
+                self.teardown()
+        except Exception as error:  # noqa: BLE001 - logged; the dealer leaves all the same
+            log.error("%s teardown() failed: %s: %s", self.service_name, type(error).__name__, error)
 
     async def stop(self) -> None:
-        """Drains and leaves: DRAIN (the router sends no new work), waits for the running calls, BYE, closes."""
-        if self._io is None:
-            return
-        if self._state in ("registered", "connecting"):
-            was_registered = self._state == "registered"
+        """Drains and leaves: DRAIN (the router sends no new work), waits for the running calls, BYE, closes.
+        A second call while a stop is under way waits for that one."""
+        if self._stopping is None:
+            if self._io is None:
+                return
+            self._stopping = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
+        if self._state in ("registered", "connecting", "setup"):
+            was_registered = self._state in ("registered", "setup")
             self._state = "draining"
             if was_registered:
                 self._send("DRAIN", {})
+            if self._setup_running is not None:
+                # A setup() under way finishes first: teardown() must not race it (one that fails closes by itself).
+                await asyncio.gather(asyncio.shield(self._setup_running), return_exceptions=True)
+            if was_registered and self._io is not None:
                 assert self._idle is not None
                 await self._idle.wait()
+                # Still registered (draining) while what setup() took is freed: a replacement may need it (GPU memory).
+                await self._run_teardown()
                 self._send("BYE", {})
+        if self._io is None:
+            return
         # BYE must leave before the socket closes: a second of linger (it is 0 otherwise).
         await self._close(linger=1000)
+        await self._run_teardown()
         log.info("%s stopped", self.service_name)
 
     async def serve(self) -> None:
@@ -239,7 +346,12 @@ class ServiceDealer:
                 pass  # not the main thread, or not a Unix loop
         try:
             await self.start()
-            await self._stop_requested.wait()
+            assert self.drained_by_router is not None
+            stop_requested = asyncio.ensure_future(self._stop_requested.wait())
+            drained = asyncio.ensure_future(self.drained_by_router.wait())
+            await asyncio.wait([stop_requested, drained], return_when=asyncio.FIRST_COMPLETED)
+            stop_requested.cancel()
+            drained.cancel()
             await self.stop()
         finally:
             for sig in installed:
@@ -256,6 +368,9 @@ class ServiceDealer:
 
     async def _close(self, linger: int = 0) -> None:
         self._state = "stopped"
+        if self._beats is not None:
+            beats, self._beats = self._beats, None
+            await asyncio.get_running_loop().run_in_executor(None, beats.stop)
         for running in list(self._running.values()):
             self._abort(running, ConnectionLostError("the dealer stopped"))
         if self._registered is not None and not self._registered.done():
@@ -283,6 +398,10 @@ class ServiceDealer:
             "instanceId": self.instance_id,
             "methods": describe([spec for spec, _, _ in self._methods.values()], str(self.service_name)),
         }
+        if self.tags:
+            hello["tags"] = self.tags
+        if self._needs_setup and not self._setup_done:
+            hello["state"] = "setup"
         if self.max_concurrent is not None:
             hello["maxConcurrent"] = self.max_concurrent
         if self.api_key is not None:
@@ -315,15 +434,30 @@ class ServiceDealer:
                 running.credit_changed.set()
         elif kind == "WELCOME":
             self._on_welcome(message.header)
+        elif kind == "DRAIN":
+            if self._state in ("registered", "setup", "connecting"):
+                # An operator drained this dealer at the router: finish, leave, and tell whoever waits.
+                log.info("%s was asked by the router to drain", self.service_name)
+                asyncio.ensure_future(self._drain_for_router())
         elif kind == "ERROR" and "id" not in message.header:
             self._on_connection_error(message.header)
+
+    async def _drain_for_router(self) -> None:
+        await self.stop()
+        if self.drained_by_router is not None:
+            self.drained_by_router.set()
 
     def _on_welcome(self, header: Dict[str, Any]) -> None:
         self.welcome = header
         self.dealer_id = header.get("dealerId")
+        token = header.get("beatToken")
+        if self.heartbeat_thread and isinstance(token, str) and BEAT_TOKEN.match(token):
+            if self._beats is None:
+                self._beats = HeartbeatThread(self.router_address, self._socket_options, str(self.service_name))
+            self._beats.vouch_for(token, header.get("heartbeatIntervalMs"))
         if self._state == "draining":
             return
-        self._state = "registered"
+        self._state = "setup" if self._needs_setup and not self._setup_done else "registered"
         registered = f"registered as {self.dealer_id} ({self.instance_id}) with {len(self._methods)} method(s)"
         if self._lost_at is not None:
             log.info("%s reconnected to the router after %.1f s; %s", self.service_name, time.monotonic() - self._lost_at, registered)
@@ -347,9 +481,16 @@ class ServiceDealer:
             log.warning("the router reported: %s", error)
 
     def _on_monitor_event(self, frames: List[bytes]) -> None:
-        event = parse_monitor_message(frames)["event"]
-        if event == zmq.EVENT_DISCONNECTED:
-            if self._state == "registered":
+        message = parse_monitor_message(frames)
+        event = message["event"]
+        if event & HANDSHAKE_FAILED_EVENTS:
+            error = handshake_failure(event, message["value"], self.router_address, "dealer")
+            if self._registered is not None and not self._registered.done():
+                self._registered.set_exception(error)  # start() fails at once instead of waiting out start_timeout
+            else:
+                log.error("%s: %s", self.service_name, error.message)
+        elif event == zmq.EVENT_DISCONNECTED:
+            if self._state in ("registered", "setup"):
                 self._lost_at = time.monotonic()
                 log.warning("%s lost the router; reconnecting", self.service_name)
                 self._state = "connecting"
@@ -369,6 +510,9 @@ class ServiceDealer:
         method = header.get("method")
         if not isinstance(request_id, int):
             return
+        if self._state == "setup":
+            # Only a router that ignores `state` sends one: refused untouched, as while draining (§4.14).
+            return self._reply_error(request_id, ShuttingDownError(f"{self.service_name} is still in setup() and did not start {method}", {"notStarted": True}))
         if self._state == "draining":
             # It crossed our DRAIN on the wire: refusing it untouched lets the router give it to another dealer (§4.12).
             return self._reply_error(request_id, ShuttingDownError(f"{self.service_name} is draining and did not start {method}", {"notStarted": True}))
@@ -407,7 +551,18 @@ class ServiceDealer:
 
             task_id = task.get("id") if task else None
             attempt = task.get("attempt") if task else None
-            running.context = CallContext(request_id, method, deadline, task_id, attempt, report)  # type: ignore[arg-type]
+            trace = header.get("trace") if isinstance(header.get("trace"), dict) else {}
+            traceparent, tracestate = trace.get("traceparent"), trace.get("tracestate")
+            running.context = CallContext(
+                request_id,
+                method,  # type: ignore[arg-type]
+                deadline,
+                task_id,
+                attempt,
+                report,
+                traceparent if isinstance(traceparent, str) else None,
+                tracestate if isinstance(tracestate, str) else None,
+            )
             kwargs["context"] = running.context
         self._running[request_id] = running
         assert self._idle is not None and self._loop is not None
@@ -454,7 +609,7 @@ class ServiceDealer:
             if running.cancel_reason is not None:
                 raise running.cancel_reason
             try:
-                encoded = encode_value(value)
+                encoded = compress_value(encode_value(value), self._compression(spec))
             except (TypeError, ValueError) as error:
                 raise ValidationError(f"the result of {spec.name} cannot be sent as JSON: {error}", {"path": "result"}) from None
             self._check_fits(encoded, "result")
@@ -508,7 +663,7 @@ class ServiceDealer:
                 if running.cancel_reason is not None:
                     raise running.cancel_reason
                 try:
-                    encoded = encode_value(item)
+                    encoded = compress_value(encode_value(item), self._compression(spec))
                 except (TypeError, ValueError) as error:
                     raise ValidationError(f"a chunk of {spec.name} cannot be sent as JSON: {error}", {"path": "chunk"}) from None
                 self._check_fits(encoded, "chunk")
@@ -529,6 +684,14 @@ class ServiceDealer:
                 await loop.run_in_executor(self._pool, iterator.close)
             raise
         self._send("END", {"id": request_id, "count": seq})
+
+    def _compression(self, spec: MethodSpec) -> Any:
+        """The method's compress option, when the revision in force lets the receiver inflate (4 and above, §12)."""
+        return spec.compress if spec.compress is not None and self._revision() >= REVISION_4 else None
+
+    def _revision(self) -> int:
+        version = (self.welcome or {}).get("version", 1)
+        return version if isinstance(version, int) and not isinstance(version, bool) else 1
 
     def _check_fits(self, encoded: Any, path: str) -> None:
         if encoded.slots and (self.welcome or {}).get("version", 1) < BINARY_REVISION:

@@ -8,14 +8,18 @@ the JSON holds null where each one was and the header's `binary` says where and 
 from __future__ import annotations
 
 import json
+import re
+import zlib
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .errors import ProtocolError
 
 PROTOCOL_ID = b"VRP1"
-PROTOCOL_VERSION = 3  # the highest revision these peers speak (HELLO.version)
+PROTOCOL_VERSION = 4  # the highest revision these peers speak (HELLO.version)
 TASKS_REVISION = 2  # SUBMIT, TASK, PROGRESS
 BINARY_REVISION = 3  # binary frames
+# Compression (§5.2), tags and require, setup/READY, trace context, router → dealer DRAIN (§12).
+REVISION_4 = 4
 
 PAYLOAD_KINDS = frozenset((b"REQUEST", b"RESULT", b"CHUNK", b"SUBMIT"))
 MAX_HEADER_BYTES = 65_536
@@ -158,6 +162,8 @@ def decode_value(payload: bytes, slots: Optional[List[Dict[str, Any]]], frames: 
         size = _ELEMENT_SIZE.get(kind) if isinstance(kind, str) else None
         if not isinstance(path, list) or size is None:
             raise ProtocolError(f"{what}: a binary entry is not {{path, type}} with a known type", {"reason": "SCHEMA", "path": "binary"})
+        if "compression" in slot or "size" in slot:
+            frame = inflate(frame, slot.get("compression"), slot.get("size"), what)
         nbytes = memoryview(frame).nbytes
         if nbytes % size != 0:
             raise ProtocolError(f"{what}: a {kind} frame of {nbytes} bytes is not whole elements", {"reason": "SCHEMA", "path": "binary"})
@@ -172,6 +178,80 @@ def decode_value(payload: bytes, slots: Optional[List[Dict[str, Any]]], frames: 
             raise ProtocolError(f"{what}: binary path {path} does not lead to a null", {"reason": "SCHEMA", "path": "binary"})
         container[key] = bytes(frame)
     return holder[0]
+
+
+MAX_INFLATED_BYTES = 1_073_741_824  # §5.2: a compressed slot's `size` bound
+
+
+def inflate(frame: bytes, codec: Any, size: Any, what: str = "payload") -> bytes:
+    """A compressed binary frame (§5.2) inflated, never to more than `size` + 1 bytes. ProtocolError when the slot's
+    fields are wrong, the data is not valid for its codec, it inflates to another length, or the codec is missing here."""
+    if codec is None or size is None:
+        raise ProtocolError(f"{what}: a binary entry has compression or size without the other", {"reason": "SCHEMA", "path": "binary"})
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_INFLATED_BYTES:
+        raise ProtocolError(f"{what}: a compressed binary entry's size must be 0 to {MAX_INFLATED_BYTES}", {"reason": "SCHEMA", "path": "binary"})
+    if codec == "gzip":
+        # wbits 31: a gzip (RFC 1952) member, header and trailer checked by zlib.
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            data = inflater.decompress(bytes(frame), size + 1)
+        except zlib.error as error:
+            raise ProtocolError(f"{what}: a gzip frame is not valid gzip data: {error}", {"reason": "BAD_COMPRESSION", "codec": "gzip"}) from None
+        complete = inflater.eof and not inflater.unconsumed_tail
+    elif codec == "zstd":
+        data, complete = _inflate_zstd(bytes(frame), size, what)
+    else:
+        raise ProtocolError(f"{what}: unknown compression {str(codec)[:40]!r} (zstd and gzip exist)", {"reason": "SCHEMA", "path": "binary"})
+    if len(data) != size or not complete:
+        raise ProtocolError(
+            f"{what}: a {codec} frame inflates to {f'more than {size}' if len(data) > size else len(data)} bytes, its entry says {size}",
+            {"reason": "BAD_COMPRESSION", "codec": codec},
+        )
+    return data
+
+
+def zstd_module() -> Any:
+    """The standard library's compression.zstd (Python 3.14), else the zstandard package, else None."""
+    try:
+        from compression import zstd  # type: ignore[import-not-found]
+
+        return zstd
+    except ImportError:
+        pass
+    try:
+        import zstandard  # type: ignore[import-not-found]
+
+        return zstandard
+    except ImportError:
+        return None
+
+
+def _inflate_zstd(frame: bytes, size: int, what: str) -> "tuple[bytes, bool]":
+    module = zstd_module()
+    if module is None:
+        raise ProtocolError(
+            f"{what}: a binary value came compressed with zstd, which this Python cannot inflate "
+            "(it needs Python 3.14's compression.zstd or the zstandard package); gzip works everywhere",
+            {"reason": "UNSUPPORTED_COMPRESSION", "codec": "zstd"},
+        )
+    try:
+        if module.__name__ == "compression.zstd":
+            inflater = module.ZstdDecompressor()
+            data = inflater.decompress(frame, max_length=size + 1)
+            return data, inflater.eof
+        # zstandard: a reader, so that at most size + 1 bytes are ever inflated, whatever the frame claims.
+        with module.ZstdDecompressor().stream_reader(frame) as reader:
+            parts = []
+            wanted = size + 1
+            while wanted > 0:
+                part = reader.read(wanted)
+                if not part:
+                    break
+                parts.append(part)
+                wanted -= len(part)
+        return b"".join(parts), True
+    except Exception as error:  # noqa: BLE001 - each module has its own error class
+        raise ProtocolError(f"{what}: a zstd frame is not valid zstd data: {error}", {"reason": "BAD_COMPRESSION", "codec": "zstd"}) from None
 
 
 def _has(container: Any, key: Any) -> bool:
@@ -261,3 +341,51 @@ def _is_name(text: str) -> bool:
     return 0 < len(text) <= 128 and (text[0].isascii() and (text[0].isalpha() or text[0] == "_")) and all(
         c.isascii() and (c.isalnum() or c == "_") for c in text
     )
+
+
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+_LABEL_VALUE = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+def check_labels(labels: Any, what: str) -> Optional[Dict[str, str]]:
+    """A dealer's HELLO.tags or a request's `require` (§4.1, §7.4): at most 32 name: value strings, names like gpu or
+    region.zone, values 1-128 printable ASCII without spaces. ValidationError naming the bad entry."""
+    from .errors import ValidationError
+
+    if labels is None:
+        return None
+    if not isinstance(labels, dict) or len(labels) > 32:
+        raise ValidationError(f"{what} must be a dict of at most 32 name: value strings", {"path": what})
+    for name, value in labels.items():
+        if not isinstance(name, str) or not _LABEL_NAME.match(name):
+            raise ValidationError(f"{what}: the name {name!r} must be a letter or _ then letters, digits, _ . - (at most 64)", {"path": f"{what}.{name}"})
+        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
+            raise ValidationError(f"{what}.{name}: the value must be 1-128 printable ASCII characters without spaces", {"path": f"{what}.{name}"})
+    return dict(labels)
+
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-[\x21-\x7e]*)?$")
+_TRACESTATE = re.compile(r"^[\x20-\x7e]{0,512}$")
+
+
+def trace_context(traceparent: Any, tracestate: Any) -> Optional[Dict[str, str]]:
+    """REQUEST/SUBMIT `trace` (§4.3): a W3C traceparent (and tracestate), checked; None when neither is given."""
+    from .errors import ValidationError
+
+    if traceparent is None and tracestate is None:
+        return None
+    if (
+        not isinstance(traceparent, str)
+        or len(traceparent) > 256
+        or not _TRACEPARENT.match(traceparent)
+        or traceparent.startswith("ff")
+        or traceparent[3:35] == "0" * 32
+        or traceparent[36:52] == "0" * 16
+    ):
+        raise ValidationError("traceparent must be a W3C traceparent, e.g. 00-<32 hex>-<16 hex>-01 (ids not all zeros)", {"path": "traceparent"})
+    trace = {"traceparent": traceparent}
+    if tracestate is not None:
+        if not isinstance(tracestate, str) or not _TRACESTATE.match(tracestate):
+            raise ValidationError("tracestate must be printable ASCII, at most 512 characters", {"path": "tracestate"})
+        trace["tracestate"] = tracestate
+    return trace

@@ -22,6 +22,7 @@ class MethodSpec(NamedTuple):
     params: Optional[Dict[str, Any]]
     metadata: Optional[Dict[str, Any]]
     task: Optional[Dict[str, Any]]
+    compress: Any = None  # a checked compress.Compression for its results and chunks, or None
 
 
 @overload
@@ -37,6 +38,7 @@ def service_method(
     metadata: Optional[Dict[str, Any]] = None,
     context: bool = False,
     task: Optional[Dict[str, Any]] = None,
+    compress: Any = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -49,6 +51,7 @@ def service_method(
     metadata: Optional[Dict[str, Any]] = None,
     context: bool = False,
     task: Optional[Dict[str, Any]] = None,
+    compress: Any = None,
 ) -> Union[F, Callable[[F], F]]:
     """Marks a method of a ServiceDealer subclass as callable as "Service.name".
 
@@ -58,6 +61,8 @@ def service_method(
     keyword argument `context` (a CallContext: cancellation, deadline, task id, progress).
     `description`, `params` (a JSON Schema of the argument array) and `metadata` are shown by
     discovery; `task` holds the method's default task options in wire form (HELLO methods[m].task).
+    `compress` ("gzip", "zstd" or {"codec", "force", "level"}) compresses the binary values of its
+    results and chunks (PROTOCOL.md §5.2), as `@serviceMethod({ compress })` does in TypeScript.
 
         class Images(ServiceDealer):
             @service_method(description="Resizes a PNG")
@@ -81,7 +86,11 @@ def service_method(
             kind = "async"
         else:
             kind = "sync"
-        spec = MethodSpec(method_name, kind, kind.endswith("generator"), context, description, params, metadata, task)
+        from .compress import check_compress
+
+        spec = MethodSpec(
+            method_name, kind, kind.endswith("generator"), context, description, params, metadata, task, check_compress(compress)
+        )
         setattr(method, _MARK, spec)
         return method
 
@@ -112,6 +121,7 @@ class CallContext:
       Async methods are cancelled (asyncio.CancelledError) as well.
     - `deadline`: time.time() by which the router gives up, or None.
     - `task_id`, `attempt`: set when the call is an attempt of a background task.
+    - `traceparent`, `tracestate`: the caller's W3C trace context as it sent it (REQUEST.trace), or None.
     - `progress(value)`: reports a task's progress (any JSON); safe from any thread, throttled to one
       PROGRESS per 100 ms (the latest value wins; the last one goes out before the outcome).
     """
@@ -124,6 +134,8 @@ class CallContext:
         task_id: Optional[str],
         attempt: Optional[int],
         report: Callable[[Any], None],
+        traceparent: Optional[str] = None,
+        tracestate: Optional[str] = None,
     ) -> None:
         self.request_id = request_id
         self.method = method
@@ -132,6 +144,8 @@ class CallContext:
         self.attempt = attempt
         self.cancelled = threading.Event()
         self.cancel_reason: Optional[BaseException] = None
+        self.traceparent = traceparent
+        self.tracestate = tracestate
         self._report = report
 
     @property

@@ -439,7 +439,7 @@ describe("Python client (pyzmq) background tasks (protocol revision 2)", () => {
 });
 
 describe("Python client (pyzmq) against a router of protocol revision 1", () => {
-  test("announces revision 3, and refuses SUBMIT and TASK where WELCOME says 1, sending neither", async () => {
+  test("announces revision 4 (the Python package's), and refuses SUBMIT and TASK where WELCOME says 1, sending neither", async () => {
     // A stand-in router that answers HELLO with revision 1 and every REQUEST with its method's name.
     const router = new Router({ logger: null });
     await router.bind(uniqueEndpoint("tcp"));
@@ -477,7 +477,7 @@ describe("Python client (pyzmq) against a router of protocol revision 1", () => 
       expect(field(result.records[0], "error").message).toContain("needs protocol revision 2");
       // The REQUEST came after the refused verbs on the same connection, so they would have arrived before it.
       expect(seen.map((message) => message.kind)).toEqual(["HELLO", "REQUEST"]);
-      expect(seen[0].header).toMatchObject({ role: "client", version: 3 });
+      expect(seen[0].header).toMatchObject({ role: "client", version: 4 });
     } finally {
       router.close();
       await serving.catch(() => undefined);

@@ -14,9 +14,9 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EchoService } from "../../examples/services.ts";
-import { ClientDealer, ServiceRouter, silentLogger } from "../../src/index.ts";
+import { ClientDealer, curveKeyPair, ServiceRouter, silentLogger } from "../../src/index.ts";
 import { PYTHON, PYTHON_PACKAGE, runProcess, runPytest, TsPeerService } from "../fixtures/python-peers.ts";
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster, CURVE_TCP } from "../helpers/cluster.ts";
 import { onLines } from "../helpers/lines.ts";
 import { uniqueEndpoint, waitFor } from "../helpers/wait.ts";
 
@@ -110,6 +110,35 @@ describe("Python client (python/voidrail) against TypeScript services: pytest", 
   );
 });
 
+describe("Python peers against a TypeScript CURVE router with key lists (curveSecretKey + curveAllow): pytest", () => {
+  const cluster = new Cluster(CURVE_TCP);
+  afterEach(() => cluster.dispose());
+
+  test(
+    "python/tests/test_curve_tags.py: allowed keys call and register, a key on no list gets AuthError, tags and require",
+    async () => {
+      const keys = cluster.curve!;
+      const router = await cluster.router({
+        taskStore: "memory",
+        curveAllow: { dealers: [keys.dealer.publicKey], clients: [keys.client.publicKey] },
+      });
+      await cluster.dealer((options) => new TsPeerService({ ...options, maxConcurrent: 10 }));
+      const outcome = await runPytest(
+        ["test_curve_tags.py"],
+        {
+          VOIDRAIL_TEST_CURVE_ADDRESS: router.address,
+          VOIDRAIL_TEST_CURVE_SERVER_KEY: keys.router.publicKey,
+          VOIDRAIL_TEST_CURVE_CLIENT_SECRET: keys.client.secretKey,
+          VOIDRAIL_TEST_CURVE_DEALER_SECRET: keys.dealer.secretKey,
+        },
+        PYTEST_TIMEOUT_MS,
+      );
+      expectPytestPassed(outcome, 6);
+    },
+    PYTEST_TIMEOUT_MS + 10_000,
+  );
+});
+
 /** `python -m voidrail dealer --module peer_service ...`, run from python/tests; its stderr is kept for failure messages. */
 class PythonDealers {
   readonly process: ChildProcess;
@@ -196,6 +225,21 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
     // Python holds every binary value as bytes, so the Float32Array comes back as its 4 bytes (a Uint8Array).
     expect(back.floats).toBeInstanceOf(Uint8Array);
     expect(new DataView(back.floats.buffer, back.floats.byteOffset, 4).getFloat32(0, true)).toBe(0.5);
+
+    // Compressed arguments (PROTOCOL.md §5.2): the Python dealer inflates gzip with zlib, zstd with python3-zstandard.
+    const compressible = new Uint8Array(200_000).map((_, i) => (i >> 6) % 251);
+    for (const codec of ["gzip", "zstd"] as const) {
+      const echoed = await client.call("PyService.echo", [{ codec, compressible }], { compress: { codec, force: true } });
+      expect(echoed).toEqual({ codec, compressible });
+    }
+
+    // And compressed results and chunks from Python (@service_method(compress=...)), inflated by the TypeScript client.
+    expect(await client.invoke("PyService.compressible", 200_000)).toEqual({ bytes: compressible, small: new Uint8Array(100).fill(7) });
+    expect(await collect(client.stream("PyService.zstd_chunks", 3))).toEqual([0, 1, 2].map((i) => new Uint8Array(10).fill(i)));
+
+    // A TypeScript caller's trace context, as the Python method's CallContext sees it.
+    const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    expect(await client.call("PyService.trace_of", [], { traceparent, tracestate: "ts=1" })).toEqual({ traceparent, tracestate: "ts=1" });
 
     const failure = (await client.invoke("PyService.explode", "widget").catch((error) => error)) as Error & Record<string, unknown>;
     expect(failure).toMatchObject({ code: "REMOTE_ERROR", message: "widget is out of stock", data: { name: "OutOfStock" } });
@@ -402,6 +446,93 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
     expect(dealers.stderr).toContain("dealer shutdown complete");
   }, 60_000);
 
+  test("a revoke with terminate ends a Python process whose method ignores its cancellation (TERMINATE on the BEAT connection)", async () => {
+    const router = await cluster.router({ taskStore: "memory" });
+    const dealers = startPythonDealers(router.address, ["--module", "stubborn_service"]);
+    const client = await cluster.client();
+    await waitFor(async () => (await client.discoverClusters()).some((dealer) => dealer.service === "Stubborn"), {
+      timeoutMs: 20_000,
+      message: `Stubborn to register (stderr: ${dealers.stderr})`,
+    });
+    const scratch = mkdtempSync(join(tmpdir(), "voidrail-py-terminate-"));
+    try {
+      const marker = join(scratch, "pid");
+      const task = await client.submit("Stubborn.ignore_cancel", [marker]);
+      await waitFor(
+        () => {
+          try {
+            return readFileSync(marker, "utf8").length > 0;
+          } catch {
+            return false;
+          }
+        },
+        { timeoutMs: 10_000, message: "the attempt to start" },
+      );
+      expect(Number(readFileSync(marker, "utf8"))).toBe(dealers.process.pid!);
+      expect((await client.revokeTask(task.id, { terminate: true })).state).toBe("revoked");
+      // CANCEL, then after the router's 1 s grace TERMINATE: the process ends by SIGKILL long before the method's minute.
+      await waitFor(dealers.exited, { timeoutMs: 15_000, message: `the terminated dealer to exit (stderr: ${dealers.stderr})` });
+      expect(dealers.process.signalCode).toBe("SIGKILL");
+      expect(dealers.stderr).toContain("terminated by the router: Stubborn.ignore_cancel was revoked with terminate");
+      expect((await client.getTask(task.id)).state).toBe("revoked");
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  test("setup(): registered in state setup, calls wait for READY, then served; teardown() after the drain; a failing setup() exits 78", async () => {
+    const router = await cluster.router();
+    const client = await cluster.client({ timeout: 30 });
+    const scratch = mkdtempSync(join(tmpdir(), "voidrail-py-setup-"));
+    try {
+      const env = { SETUP_GATE: join(scratch, "gate"), TEARDOWN_MARK: join(scratch, "teardown") };
+      const dealers = startPythonDealers(router.address, ["--module", "setup_service"], env);
+      const loader = async () => (await client.discoverClusters()).find((dealer) => dealer.service === "Loader");
+      await waitFor(async () => (await loader())?.state === "setup", {
+        timeoutMs: 20_000,
+        message: `Loader in setup (stderr: ${dealers.stderr})`,
+      });
+      // While it sets up, a call waits in the queue instead of failing with NO_SUCH_METHOD.
+      const call = client.invoke("Loader.predict", 7);
+      await waitFor(async () => (await client.getQueueStatus())["Loader.predict"]?.queueLength === 1, {
+        timeoutMs: 10_000,
+        message: "the call to wait in the queue",
+      });
+      writeFileSync(env.SETUP_GATE, "");
+      expect(await call).toEqual({ model: "model from gate", x: 7 });
+      expect((await loader())?.state).toBe("active");
+      expect(dealers.stderr).toContain("setup() finished in");
+      dealers.signal("SIGTERM");
+      expect(await waitFor(dealers.exited, { timeoutMs: 10_000, message: "the dealer to drain and exit" })).toBe(0);
+      expect(readFileSync(env.TEARDOWN_MARK, "utf8")).toBe("freed model from gate");
+
+      const failing = startPythonDealers(router.address, ["--module", "setup_service"], { ...env, SETUP_FAIL: "1" });
+      expect(await waitFor(failing.exited, { timeoutMs: 20_000, message: "the failing setup to exit" })).toBe(78);
+      expect(failing.stderr).toContain("Loader setup() failed: RuntimeError: no model file");
+      expect(await loader()).toBeUndefined();
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  test("an operator's drain at the router (DRAIN router → dealer): that instance leaves and is not restarted; all drained, the supervisor exits 0", async () => {
+    const router = await cluster.router();
+    const dealers = startPythonDealers(router.address, ["--instances", "2"]);
+    const client = await cluster.client();
+    const [first, second] = await untilRegistered(client, 2, dealers);
+    expect(await client.drainDealer(first.id)).toEqual({ dealerId: first.id, draining: true });
+    await waitFor(() => dealers.stderr.includes("was drained and exited; not restarting it"), {
+      timeoutMs: 15_000,
+      message: `the drained instance to exit (stderr: ${dealers.stderr})`,
+    });
+    expect((await pythonDealersOf(client)).map((dealer) => dealer.id)).toEqual([second.id]);
+    expect(await client.invoke("PyService.echo", "still served")).toBe("still served");
+    await client.drainDealer(second.id);
+    expect(await waitFor(dealers.exited, { timeoutMs: 15_000, message: "the supervisor to exit once all are drained" })).toBe(0);
+    expect(dealers.stderr).toContain("drained by the router; dealer shutdown complete");
+    expect(await pythonDealersOf(client)).toEqual([]);
+  }, 60_000);
+
   test("no router: exits 78 after --start-timeout, saying why; SIGTERM while it waits exits 0 at once", async () => {
     const alone = startPythonDealers(uniqueEndpoint("ipc"), ["--start-timeout", "0.5"]);
     expect(await waitFor(alone.exited, { timeoutMs: 15_000, message: "the dealer to give up" })).toBe(78);
@@ -461,6 +592,87 @@ describe("TypeScript clients against a Python service (python -m voidrail dealer
       const code = await waitFor(new Promise((resolve) => child.once("exit", resolve)), { timeoutMs: 10_000, message: args.join(" ") });
       expect(code).toBe(2);
       expect(stderr).toContain(message);
+    }
+  }, 60_000);
+});
+
+describe("python -m voidrail dealer with CURVE flags and --tag, against a TypeScript CURVE router", () => {
+  const cluster = new Cluster(CURVE_TCP);
+  afterEach(async () => {
+    for (const dealers of running.splice(0)) await dealers.stop();
+    await cluster.dispose();
+  });
+
+  test("--curve-server-key and --curve-secret-key-file register 2 instances (the secret in their environment, not argv); --tag reaches require", async () => {
+    const keys = cluster.curve!;
+    const router = await cluster.router({ curveAllow: { dealers: [keys.dealer.publicKey], clients: [keys.client.publicKey] } });
+    const scratch = mkdtempSync(join(tmpdir(), "voidrail-py-curve-"));
+    try {
+      const secretFile = join(scratch, "dealer.secret");
+      writeFileSync(secretFile, `${keys.dealer.secretKey}\n`, { mode: 0o600 });
+      const args = [
+        "--instances",
+        "2",
+        "--curve-server-key",
+        keys.router.publicKey,
+        "--curve-secret-key-file",
+        secretFile,
+        "--tag",
+        "gpu=h200",
+      ];
+      const dealers = startPythonDealers(router.address, args);
+      const client = await cluster.client();
+      const registered = await untilRegistered(client, 2, dealers);
+      for (const dealer of registered) {
+        expect(dealer.tags).toEqual({ gpu: "h200" });
+        expect(dealer.publicKey).toBe(keys.dealer.publicKey);
+        // The children got the secret key in their environment; no command line holds it.
+        const pid = Number(String(dealer.instanceId).split(":").at(-1));
+        expect(readFileSync(`/proc/${pid}/cmdline`, "utf8")).not.toContain(keys.dealer.secretKey);
+        expect(readFileSync(`/proc/${pid}/environ`, "utf8")).toContain(`VOIDRAIL_CURVE_SECRET_KEY=${keys.dealer.secretKey}`);
+      }
+      expect(await client.call("PyService.echo", ["tagged"], { require: { gpu: "h200" } })).toBe("tagged");
+      expect(await client.call("PyService.echo", ["x"], { require: { gpu: "a100" } }).catch((error) => error)).toMatchObject({
+        code: "NO_SUCH_METHOD",
+      });
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  test("a dealer key on no list exits 78 at once saying the router refused its CURVE key; an unreadable key file exits 2", async () => {
+    const keys = cluster.curve!;
+    const router = await cluster.router({ curveAllow: { dealers: [keys.dealer.publicKey], clients: [keys.client.publicKey] } });
+    const scratch = mkdtempSync(join(tmpdir(), "voidrail-py-curve-"));
+    try {
+      const strangerFile = join(scratch, "stranger.secret");
+      writeFileSync(strangerFile, `# not on the list\n${curveKeyPair().secretKey}\n`, { mode: 0o600 });
+      // start-timeout 30: the refusal, not the timeout, ends it.
+      const refused = startPythonDealers(router.address, [
+        "--curve-server-key",
+        keys.router.publicKey,
+        "--curve-secret-key-file",
+        strangerFile,
+      ]);
+      expect(await waitFor(refused.exited, { timeoutMs: 20_000, message: "the refused dealer to exit" })).toBe(78);
+      expect(refused.stderr).toContain("refused this dealer's CURVE key");
+      const badFile = join(scratch, "bad.secret");
+      writeFileSync(badFile, "not a key\n");
+      for (const [args, message] of [
+        [["--curve-server-key", keys.router.publicKey, "--curve-secret-key-file", badFile], "does not hold one CURVE secret key"],
+        [
+          ["--curve-server-key", keys.router.publicKey, "--curve-secret-key-file", join(scratch, "missing")],
+          "cannot read --curve-secret-key-file",
+        ],
+        [["--curve-server-key", "short"], "--curve-server-key must be a CURVE public key"],
+        [["--tag", "gpu"], "--tag takes NAME=VALUE"],
+      ] as const) {
+        const child = startPythonDealers(router.address, [...args]);
+        expect(await waitFor(child.exited, { timeoutMs: 10_000, message: args.join(" ") })).toBe(2);
+        expect(child.stderr).toContain(message);
+      }
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
     }
   }, 60_000);
 });
