@@ -402,6 +402,12 @@ test("examples/gpu/services.ts: one GPU per instance, the model loaded in setup(
   });
   await dealer.waitForOutput(/Embedder Embedder-\d+ setup\(\) finished in [\d.]+ s; serving/, { count: 2, timeoutMs: STEP_MS });
   expect(dealer.output.match(/Embedder model loaded on cuda \(GPU [01]\)/g)).toHaveLength(2);
+  // The log line comes before the router has the READY that follows it: wait until it serves both.
+  await waitFor(async () => (await clusters(port)).filter((cl) => cl.state === "active").length === 2, {
+    timeoutMs: STEP_MS,
+    intervalMs: 50,
+    message: "both Embedder instances active at the router",
+  });
   const c = await client(port);
   const embedding = await c.call<Float32Array>("Embedder.embed", ["a red bicycle"], { require: { gpu: "h200" } });
   expect(embedding).toBeInstanceOf(Float32Array);
