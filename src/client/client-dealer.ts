@@ -320,8 +320,20 @@ export class ClientDealer {
     if (trace !== undefined) header.trace = trace;
     const frames = encodeMessage("REQUEST", header, encodedArgs.json, binaryFrames);
     return new Promise<T>((done, fail) => {
-      const resolve = span === undefined ? done : (value: T) => (endSpan(api!, span), done(value));
-      const reject = span === undefined ? fail : (error: Error) => (endSpan(api!, span, error), fail(error));
+      const resolve =
+        span === undefined
+          ? done
+          : (value: T) => {
+              endSpan(api!, span);
+              done(value);
+            };
+      const reject =
+        span === undefined
+          ? fail
+          : (error: Error) => {
+              endSpan(api!, span, error);
+              fail(error);
+            };
       let deadline: Deadline | undefined;
       const onAbort = () => {
         this.cancel(id);
