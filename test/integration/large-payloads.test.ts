@@ -161,18 +161,8 @@ for (const transport of TRANSPORTS) {
 
     test("a RESULT over maxMessageSize from a dealer that does not check fails that call with VALIDATION_ERROR; the dealer's slot is free for the next call", async () => {
       const router = await cluster.router({ maxMessageSize: 1 * MiB });
-      const rogue = new Dealer({ logger: null });
+      const rogue = await registerRogueDealer(router.address, "Rogue.blob", false);
       try {
-        rogue.connect(router.address);
-        await rogue.send(
-          encodeMessage("HELLO", {
-            role: "dealer",
-            version: PROTOCOL_VERSION,
-            service: "Rogue",
-            methods: { "Rogue.blob": { stream: false } },
-          }),
-        );
-        await waitFor(rogue.receive(), { timeoutMs: 5_000, message: "the rogue dealer's WELCOME" });
         const client = await cluster.client();
         // FIFO: one call at a time per dealer, so the second call runs only once the first freed the slot.
         const first = client.invoke("Rogue.blob", 1).catch((e: unknown) => e);
@@ -197,18 +187,8 @@ for (const transport of TRANSPORTS) {
 
     test("a CHUNK over maxMessageSize fails that stream with VALIDATION_ERROR and its dealer is told to stop (CANCEL)", async () => {
       const router = await cluster.router({ maxMessageSize: 1 * MiB });
-      const rogue = new Dealer({ logger: null });
+      const rogue = await registerRogueDealer(router.address, "Rogue.tiles", true);
       try {
-        rogue.connect(router.address);
-        await rogue.send(
-          encodeMessage("HELLO", {
-            role: "dealer",
-            version: PROTOCOL_VERSION,
-            service: "Rogue",
-            methods: { "Rogue.tiles": { stream: true } },
-          }),
-        );
-        await waitFor(rogue.receive(), { timeoutMs: 5_000, message: "the rogue dealer's WELCOME" });
         const client = await cluster.client();
         const consumed = (async () => {
           for await (const _ of client.stream("Rogue.tiles")) return "a chunk arrived";
@@ -232,4 +212,15 @@ for (const transport of TRANSPORTS) {
       }
     });
   });
+}
+
+/** A raw dealer that registers `method` and answers nothing on its own: the test writes its replies. */
+async function registerRogueDealer(address: string, method: string, stream: boolean): Promise<Dealer> {
+  const rogue = new Dealer({ logger: null });
+  rogue.connect(address);
+  await rogue.send(
+    encodeMessage("HELLO", { role: "dealer", version: PROTOCOL_VERSION, service: "Rogue", methods: { [method]: { stream } } }),
+  );
+  await waitFor(rogue.receive(), { timeoutMs: 5_000, message: "the rogue dealer's WELCOME" });
+  return rogue;
 }
