@@ -13,6 +13,7 @@ import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { ClientDealer, silentLogger } from "../src/index.ts";
 import { machineLine, writeSection } from "./doc.ts";
+import { type Figures, medianOf as medianOfRuns, timedCalls } from "./load.ts";
 
 const { values } = parseArgs({
   options: {
@@ -29,12 +30,6 @@ const IN_FLIGHT = 64;
 const PYTHON = "/usr/bin/python3";
 const PYTHON_ENV = { ...process.env, PYTHONPATH: "python", PYTHONDONTWRITEBYTECODE: "1" };
 const children: ReturnType<typeof Bun.spawn>[] = [];
-
-interface Figures {
-  callsPerSecond: number;
-  p50: number;
-  p99: number;
-}
 
 /** Starts a peer and waits for its "ready <address>" line. */
 async function spawnPeer(command: string[]): Promise<string> {
@@ -65,43 +60,14 @@ async function measureFromPython(address: string, what: string): Promise<{ seq: 
   return JSON.parse(text) as { seq: Figures; pipe: Figures };
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
-}
-
-async function timed(count: number, callers: number, call: () => Promise<unknown>): Promise<Figures> {
-  const latencies: number[] = [];
-  let issued = 0;
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: callers }, async () => {
-      while (issued < count) {
-        issued++;
-        const t = performance.now();
-        await call();
-        latencies.push((performance.now() - t) * 1000);
-      }
-    }),
-  );
-  const elapsed = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
-  return { callsPerSecond: count / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
-}
-
-async function medianOf(run: () => Promise<Figures>): Promise<Figures> {
-  await run();
-  const results: Figures[] = [];
-  for (let i = 0; i < RUNS; i++) results.push(await run());
-  const median = (pick: (f: Figures) => number) => results.map(pick).sort((a, b) => a - b)[results.length >> 1];
-  return { callsPerSecond: median((f) => f.callsPerSecond), p50: median((f) => f.p50), p99: median((f) => f.p99) };
-}
+const medianOf = (run: () => Promise<Figures>) => medianOfRuns(RUNS, run);
 
 /** The TypeScript caller: a ClientDealer in this process. */
 async function measureFromTypeScript(address: string, method: string): Promise<{ seq: Figures; pipe: Figures }> {
   const client = new ClientDealer({ routerAddress: address, timeout: 60, logger: silentLogger });
   await client.connect();
   const call = () => client.invoke(method, "hello");
-  const result = { seq: await medianOf(() => timed(SEQUENTIAL, 1, call)), pipe: await medianOf(() => timed(CALLS, IN_FLIGHT, call)) };
+  const result = { seq: await medianOf(() => timedCalls(SEQUENTIAL, 1, call)), pipe: await medianOf(() => timedCalls(CALLS, IN_FLIGHT, call)) };
   await client.close();
   return result;
 }

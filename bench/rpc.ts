@@ -16,6 +16,7 @@ import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { ClientDealer, curveKeyPair, silentLogger } from "../src/index.ts";
 import { Dealer } from "../src/zmtp/index.ts";
+import { type Figures, medianOf as medianOfRuns, timedCalls } from "./load.ts";
 import { startScraper } from "./scraper.ts";
 import { machineLine, writeSection } from "./doc.ts";
 
@@ -54,57 +55,11 @@ async function spawnPeerLine(...args: string[]): Promise<string[]> {
   return text.trim().split(" ").slice(1);
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
-}
-
-interface Figures {
-  callsPerSecond: number;
-  p50: number;
-  p99: number;
-}
-
 /** Sequential: one call at a time; latency of each. */
-async function sequential(call: () => Promise<unknown>): Promise<Figures> {
-  const latencies: number[] = [];
-  const start = performance.now();
-  for (let i = 0; i < SEQUENTIAL; i++) {
-    const t = performance.now();
-    await call();
-    latencies.push((performance.now() - t) * 1000);
-  }
-  const elapsed = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
-  return { callsPerSecond: SEQUENTIAL / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
-}
-
+const sequential = (call: () => Promise<unknown>) => timedCalls(SEQUENTIAL, 1, call);
 /** Pipelined: IN_FLIGHT callers, each starting its next call when the previous answers. */
-async function pipelined(call: () => Promise<unknown>): Promise<Figures> {
-  const latencies: number[] = [];
-  let issued = 0;
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
-      while (issued < CALLS) {
-        issued++;
-        const t = performance.now();
-        await call();
-        latencies.push((performance.now() - t) * 1000);
-      }
-    }),
-  );
-  const elapsed = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
-  return { callsPerSecond: CALLS / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
-}
-
-async function medianOf(run: () => Promise<Figures>): Promise<Figures> {
-  await run(); // warm-up
-  const results: Figures[] = [];
-  for (let i = 0; i < RUNS; i++) results.push(await run());
-  const median = (pick: (f: Figures) => number) => results.map(pick).sort((a, b) => a - b)[results.length >> 1];
-  return { callsPerSecond: median((f) => f.callsPerSecond), p50: median((f) => f.p50), p99: median((f) => f.p99) };
-}
+const pipelined = (call: () => Promise<unknown>) => timedCalls(CALLS, IN_FLIGHT, call);
+const medianOf = (run: () => Promise<Figures>) => medianOfRuns(RUNS, run);
 
 /** The baseline: a Dealer calling a bare echoing Router, with per-request ids like a client's. */
 async function directEcho(): Promise<{ seq: Figures; pipe: Figures }> {
