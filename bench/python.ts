@@ -67,7 +67,10 @@ async function measureFromTypeScript(address: string, method: string): Promise<{
   const client = new ClientDealer({ routerAddress: address, timeout: 60, logger: silentLogger });
   await client.connect();
   const call = () => client.invoke(method, "hello");
-  const result = { seq: await medianOf(() => timedCalls(SEQUENTIAL, 1, call)), pipe: await medianOf(() => timedCalls(CALLS, IN_FLIGHT, call)) };
+  const result = {
+    seq: await medianOf(() => timedCalls(SEQUENTIAL, 1, call)),
+    pipe: await medianOf(() => timedCalls(CALLS, IN_FLIGHT, call)),
+  };
   await client.close();
   return result;
 }

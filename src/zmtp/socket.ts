@@ -7,14 +7,15 @@ import { EventEmitter } from "node:events";
 import { bunTransport } from "./transport/bun.ts";
 import { FrameParts } from "./codec.ts";
 import { Connection, type ConnectionOptions, type ConnectionOwner, type SocketType } from "./connection.ts";
-import { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";
+import { formatEndpoint, parseEndpoint } from "./endpoint.ts";
 import { ZmtpError, ZmtpErrorCode } from "./errors.ts";
 import type { Mechanism } from "./mechanism/mechanism.ts";
 import { type CurveSocketOptions, curveMechanismFromOptions } from "./mechanism/curve.ts";
 import { nullMechanism } from "./mechanism/null.ts";
 import { nodeTransport } from "./transport/node.ts";
 import { Fifo } from "../util/fifo.ts";
-import type { Transport, TransportListener } from "./transport/transport.ts";
+import type { Transport, TransportListener, TransportStream } from "./transport/transport.ts";
+import { type ConnectorHost, Connector } from "./connector.ts";
 
 /** A message as accepted by send(): one frame or several (FrameParts as a relay received them). */
 export type MessageLike = Uint8Array | string | readonly (Uint8Array | string | FrameParts)[];
@@ -323,7 +324,10 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
     const parsed = parseEndpoint(endpoint);
     const key = formatEndpoint(parsed);
     if (this.connectors.has(key)) return;
-    const connector = new Connector(this, parsed, key);
+    const connector = new Connector(this.connectorHost, parsed, key, {
+      intervalMs: this.options.reconnectInterval,
+      maxIntervalMs: this.options.reconnectMaxInterval,
+    });
     this.connectors.set(key, connector);
     connector.attempt();
   }
@@ -424,8 +428,16 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
 
   // ---- internals ----
 
-  /** @internal used by Connector */
-  startConnection(stream: import("./transport/transport.ts").TransportStream, endpoint: string): Connection {
+  /** What this socket's Connectors use of it. */
+  private readonly connectorHost: ConnectorHost = {
+    connect: (endpoint, attach) => this.transport.connect(endpoint, attach),
+    startConnection: (stream, endpoint) => this.startConnection(stream, endpoint),
+    connected: (endpoint) => this.events.emit("connect", { endpoint }),
+    retrying: (endpoint, delayMs, error) => this.events.emit("connect:retry", { endpoint, delayMs, error }),
+  };
+
+  /** @internal */
+  startConnection(stream: TransportStream, endpoint: string): Connection {
     const options: ConnectionOptions = {
       socketType: this.type,
       routingId: this.options.routingId,
@@ -443,11 +455,6 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
     this.connections.add(connection);
     connection.start();
     return connection;
-  }
-
-  /** @internal */
-  get connectionTransport(): Transport {
-    return this.transport;
   }
 
   /** @internal */
@@ -528,73 +535,6 @@ export abstract class Socket implements AsyncIterable<Buffer[]> {
     }
     this.connectionClosedHook?.(connection);
     for (const connector of this.connectors.values()) connector.onConnectionClosed(connection);
-  }
-}
-
-/** Keeps one outgoing endpoint connected: connect, and on failure or loss, retry with backoff. */
-class Connector {
-  private connection: Connection | undefined;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private failures = 0;
-  private stopped = false;
-
-  constructor(
-    private readonly socket: Socket,
-    private readonly endpoint: Endpoint,
-    private readonly key: string,
-  ) {}
-
-  attempt(): void {
-    this.timer = undefined;
-    if (this.stopped) return;
-    const options = (this.socket as unknown as { options: ResolvedOptions }).options;
-    this.socket.connectionTransport
-      .connect(this.endpoint, (stream) => {
-        const connection = this.socket.startConnection(stream, this.key);
-        this.connection = connection;
-        if (this.stopped) queueMicrotask(() => connection.close(undefined, false));
-        return connection.handlers;
-      })
-      .then(
-        () => {
-          this.socket.events.emit("connect", { endpoint: this.key });
-        },
-        (error: Error) => {
-          if (this.stopped) return;
-          const delayMs = this.nextDelay(options);
-          this.socket.events.emit("connect:retry", { endpoint: this.key, delayMs, error });
-          this.schedule(delayMs);
-        },
-      );
-  }
-
-  onConnectionClosed(connection: Connection): void {
-    if (connection !== this.connection) return;
-    const wasReady = connection.owned !== undefined;
-    this.connection = undefined;
-    if (this.stopped) return;
-    const options = (this.socket as unknown as { options: ResolvedOptions }).options;
-    if (wasReady) this.failures = 0;
-    this.schedule(this.nextDelay(options));
-  }
-
-  stop(): void {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.connection?.close(undefined, true);
-  }
-
-  private nextDelay(options: ResolvedOptions): number {
-    const base = Math.max(0, options.reconnectInterval);
-    const max = options.reconnectMaxInterval;
-    const delay = max > base ? Math.min(max, base * 2 ** this.failures) : base;
-    this.failures = Math.min(this.failures + 1, 30);
-    return delay;
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.attempt(), delayMs);
   }
 }
 
