@@ -45,11 +45,13 @@ import {
 import { consumeMessages } from "../util/receive-loop.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";
 import { curvePublicKey, Dealer, SEND_DONE, ZmtpErrorCode } from "../zmtp/index.ts";
-import { contextFromHeaders, endSpan, loadOtel, otel, startSpan } from "../util/otel.ts";
-import { gpuList, gpuTagFor, listGpus } from "./gpus.ts";
+import { loadOtel } from "../util/otel.ts";
+import { startCallSpan, traceFields } from "./call-tracing.ts";
 import { HeartbeatThread } from "./heartbeat-thread.ts";
+import { resolveIdentity } from "./identity.ts";
 import { binaryArgs, checkFits } from "./payloads.ts";
 import { ProgressReporter } from "./progress-reporter.ts";
+import { type RecycleReason, Recycling } from "./recycling.ts";
 
 /** At most one PROGRESS per task attempt in this many milliseconds (the latest value wins). */
 const PROGRESS_INTERVAL_MS = 100;
@@ -118,17 +120,8 @@ export interface ServiceDealerOptions {
   beforeLeave?: () => Promise<void>;
 }
 
-/** Why an instance asks to be recycled (ServiceDealerOptions.onRecycle). */
-export interface RecycleReason {
-  /** Which limit it passed. */
-  limit: "maxCalls" | "maxMemory";
-  /** Calls it has finished so far. */
-  calls: number;
-  /** Its RSS now, in MiB. */
-  rssMiB: number;
-  /** The reason in words: "served 100 calls (maxCalls 100)". */
-  message: string;
-}
+// Declared beside Recycling; exported here too, where src/index.ts and the CLI take it from.
+export type { RecycleReason } from "./recycling.ts";
 
 const OptionsSchema = v.object({
   routerAddress: v.optional(EndpointOption),
@@ -151,8 +144,6 @@ const OptionsSchema = v.object({
   onRecycle: v.optional(v.function()),
   beforeLeave: v.optional(v.function()),
 });
-
-const MiB = 1024 * 1024;
 
 /**
  * A running call's cancellation. Most methods never look at a signal, and an AbortController per
@@ -238,11 +229,8 @@ export class ServiceDealer {
   /** The running setup(), while it runs (stop() waits for it). */
   #setupRunning: Promise<unknown> | undefined;
   #tornDown = false;
-  readonly #recycling: { maxCalls?: number; maxMemoryMiB?: number; checkMs: number; onRecycle?: (reason: RecycleReason) => void };
+  readonly #recycling: Recycling;
   readonly #beforeLeave: (() => Promise<void>) | undefined;
-  #callsFinished = 0;
-  #recycleAsked = false;
-  #memoryTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: ServiceDealerOptions = {}) {
     checkOptions(OptionsSchema, options, "ServiceDealer");
@@ -259,27 +247,18 @@ export class ServiceDealer {
     this.#log = options.logger ?? createLogger(this.serviceName);
     this.#heartbeatThread = options.heartbeatThread ?? true;
     this.#curve = curveSocketOptions(clientCurveKeys(options, process.env, "ServiceDealer"));
-    const explicitGpus = options.gpus !== undefined;
-    this.#gpus = gpuList(options.gpus ?? process.env.VOIDRAIL_GPU);
-    if (explicitGpus && this.#gpus.length > 0) {
-      // Before setup() loads a model: CUDA reads the variable when it initialises.
-      process.env.CUDA_VISIBLE_DEVICES = this.#gpus.join(",");
-      process.env.VOIDRAIL_GPU = this.#gpus.join(",");
-    }
-    let tags = options.tags;
-    if (explicitGpus && this.#gpus.length > 0 && tags?.gpu === undefined) {
-      const listing = listGpus();
-      const model = listing.ok ? gpuTagFor(this.#gpus, listing.devices) : undefined;
-      if (model !== undefined) tags = { ...tags, gpu: model };
-    }
-    this.#tags = tags !== undefined && Object.keys(tags).length > 0 ? { ...tags } : undefined;
+    const identity = resolveIdentity(options);
+    this.#gpus = identity.gpus;
+    this.#tags = identity.tags;
     this.#beforeLeave = options.beforeLeave;
-    this.#recycling = {
-      ...(options.maxCalls !== undefined ? { maxCalls: options.maxCalls } : {}),
-      ...(options.maxMemory !== undefined ? { maxMemoryMiB: options.maxMemory } : {}),
-      checkMs: Math.round((options.memoryCheckInterval ?? 1) * 1000),
-      ...(options.onRecycle !== undefined ? { onRecycle: options.onRecycle } : {}),
-    };
+    this.#recycling = new Recycling(options, {
+      serving: () => this.#state !== "stopped" && this.#state !== "draining",
+      recycle: (reason) => {
+        this.#log.info(`${this.serviceName} ${reason.message}: draining and stopping for a fresh process`);
+        void this.stop();
+      },
+      warn: (message) => this.#log.warn(message),
+    });
   }
 
   /**
@@ -373,7 +352,7 @@ export class ServiceDealer {
     }
     if (this.#needsSetup) await this.#runSetup();
     // Not for a dealer that was stopped while its setup() ran.
-    if (this.#socket !== null && (this.#state as DealerState) !== "draining") this.#startMemoryChecks();
+    if (this.#socket !== null && (this.#state as DealerState) !== "draining") this.#recycling.startMemoryChecks();
   }
 
   /** Runs setup() once; then READY (serving), or, when it throws, BYE and a rejected start(). */
@@ -404,51 +383,6 @@ export class ServiceDealer {
       this.#log.info(`${this.serviceName} setup() finished in ${seconds} s, but the dealer is stopping`);
     }
     // "connecting": the next HELLO registers it as serving.
-  }
-
-  /** Counts a finished call toward maxCalls. */
-  #countCall(): void {
-    // Counted even without maxCalls: a maxMemory recycle says how many calls the instance served.
-    this.#callsFinished++;
-    const max = this.#recycling.maxCalls;
-    if (max === undefined) return;
-    if (this.#callsFinished >= max) this.#askRecycle("maxCalls", `served ${this.#callsFinished} calls (maxCalls ${max})`);
-  }
-
-  #startMemoryChecks(): void {
-    const max = this.#recycling.maxMemoryMiB;
-    if (max === undefined || this.#memoryTimer !== undefined) return;
-    const check = () => {
-      const rssMiB = process.memoryUsage.rss() / MiB;
-      if (rssMiB > max) this.#askRecycle("maxMemory", `RSS ${Math.round(rssMiB)} MiB passed maxMemory ${max} MiB`);
-    };
-    this.#memoryTimer = setInterval(check, this.#recycling.checkMs);
-    this.#memoryTimer.unref?.();
-    check();
-  }
-
-  /** A limit was passed: asks once for a recycle (onRecycle, or drain and stop). */
-  #askRecycle(limit: RecycleReason["limit"], message: string): void {
-    if (this.#recycleAsked || this.#state === "stopped" || this.#state === "draining") return;
-    this.#recycleAsked = true;
-    if (this.#memoryTimer !== undefined) clearInterval(this.#memoryTimer);
-    this.#memoryTimer = undefined;
-    const reason: RecycleReason = {
-      limit,
-      calls: this.#callsFinished,
-      rssMiB: Math.round(process.memoryUsage.rss() / MiB),
-      message,
-    };
-    if (this.#recycling.onRecycle !== undefined) {
-      try {
-        this.#recycling.onRecycle(reason);
-      } catch (error) {
-        this.#log.warn(`onRecycle threw: ${(error as Error)?.message ?? String(error)}`);
-      }
-      return;
-    }
-    this.#log.info(`${this.serviceName} ${message}: draining and stopping for a fresh process`);
-    void this.stop();
   }
 
   /**
@@ -499,8 +433,7 @@ export class ServiceDealer {
     this.#socket = null;
     this.#state = "stopped";
     this.#lostRouterAt = undefined;
-    if (this.#memoryTimer !== undefined) clearInterval(this.#memoryTimer);
-    this.#memoryTimer = undefined;
+    this.#recycling.stopMemoryChecks();
     for (const call of this.#running.values()) call.cancellation.abort(new ConnectionError("the dealer stopped"));
     const error = new ConnectionError("the dealer stopped before registering");
     for (const waiter of this.#registeredWaiters.splice(0)) waiter.reject(error);
@@ -688,18 +621,7 @@ export class ServiceDealer {
       call.deadline = this.#deadlines.add(deadlineMs, () => cancellation.abort(new TimeoutError(`deadline of ${deadlineMs} ms passed`)));
     }
     this.#running.set(id, call);
-    // With OpenTelemetry: a server span for the run, child of the caller's trace context.
-    const api = otel();
-    const trace = message.header.trace;
-    const span =
-      api === undefined
-        ? undefined
-        : startSpan(
-            api,
-            fullName,
-            task ? api.SpanKind.CONSUMER : api.SpanKind.SERVER,
-            trace ? contextFromHeaders(api, trace.traceparent, trace.tracestate) : api.ROOT_CONTEXT,
-          );
+    const span = startCallSpan(fullName, task !== undefined, message.header.trace);
     let failure: unknown;
     try {
       if (definition.context) {
@@ -715,11 +637,7 @@ export class ServiceDealer {
         args = [...args, context];
       }
       const fn = (this as unknown as Record<string, (...a: unknown[]) => unknown>)[definition.property];
-      // The method runs inside its span's context, so spans it makes are children of it.
-      const result =
-        span === undefined
-          ? fn.apply(this, args)
-          : api!.context.with(api!.trace.setSpan(api!.context.active(), span), () => fn.apply(this, args));
+      const result = span === undefined ? fn.apply(this, args) : span.run(() => fn.apply(this, args));
       const compress = this.#revision >= 4 ? definition.compress : undefined;
       if (definition.stream) await this.#streamResult(id, call, result, compress);
       else {
@@ -739,11 +657,11 @@ export class ServiceDealer {
       else progress?.flush();
       this.#replyError(id, cancellation.aborted && !(error instanceof VoidRailError) ? cancellation.reason : error);
     } finally {
-      if (span !== undefined) endSpan(api!, span, failure);
+      span?.end(failure);
       call.deadline?.cancel();
       this.#running.delete(id);
       if (this.#running.size === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
-      this.#countCall();
+      this.#recycling.countCall();
     }
   }
 
@@ -803,11 +721,4 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     (typeof value === "object" || typeof value === "function") &&
     typeof (value as PromiseLike<unknown>).then === "function"
   );
-}
-
-/** A REQUEST's trace context as CallContext fields. */
-function traceFields(trace: { traceparent: string; tracestate?: string }): { traceparent: string; tracestate?: string } {
-  return trace.tracestate === undefined
-    ? { traceparent: trace.traceparent }
-    : { traceparent: trace.traceparent, tracestate: trace.tracestate };
 }
