@@ -2,8 +2,8 @@
  * TaskManager: durable background work on top of the router. A task is a record in the store;
  * each attempt is one router call that the manager owns (TaskHost). It moves tasks through
  * their states (one store transition per move), feeds each method's free dealer slots from an
- * in-memory window in priority order, wakes scheduled and retrying tasks when due, expires,
- * retries, revokes and purges, and tells watchers what happened.
+ * in-memory window in priority order, retries, revokes and tells watchers what happened. What
+ * time drives (waking scheduled and retrying tasks when due, expiry, purge) is its TaskClock's.
  */
 import {
   errorToWire,
@@ -22,6 +22,7 @@ import { KeyLimits } from "./key-limits.ts";
 import { MethodWindow, ranksBefore } from "./method-window.ts";
 import { ParkedTasks } from "./parked-tasks.ts";
 import { decideRetry } from "./retry-policy.ts";
+import { MAX_TIMER_MS, TaskClock } from "./task-clock.ts";
 import { newTaskId } from "./task-id.ts";
 import { resolveTask, type TaskOptions } from "./task-options.ts";
 import { type TaskEvent, type TaskListener, TaskWatchers } from "./watchers.ts";
@@ -52,12 +53,8 @@ interface Attempt {
   ended: boolean;
 }
 
-/** Tasks looked at per turn of a timer (due, expiring, purge), so one turn stays short. */
-const BATCH = 1000;
 /** How long a revoke with terminate lets the method stop by its signal before its process is ended. */
 const TERMINATE_GRACE_MS = 1000;
-/** Largest delay a timer takes. */
-const MAX_TIMER_MS = 2_147_483_647;
 /**
  * Most tasks of one method parked behind their keys. Past it the method's queue waits at its head
  * (head-of-line blocking comes back) rather than hold an unbounded backlog in memory.
@@ -72,7 +69,6 @@ export class TaskManager {
   private readonly host: TaskHost;
   private readonly log: Logger;
   private readonly windowSize: number;
-  private readonly purgeIntervalMs: number;
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly windows = new Map<string, MethodWindow>();
@@ -91,9 +87,7 @@ export class TaskManager {
   private readonly keys: KeyLimits;
   /** One timer per method over its rate limit: it pumps the method when its next token is due. */
   private readonly rateTimers = new Map<string, ReturnType<typeof setTimeout>>();
-  private wakeTimer: ReturnType<typeof setTimeout> | undefined;
-  private wakeAt = Number.POSITIVE_INFINITY;
-  private purgeTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly clock: TaskClock;
   private stopped = false;
   /** Hears every task that reaches a final state (the flow engine: src/tasks/flows/). */
   private finishedListener: ((taskId: string, state: TaskState) => void) | undefined;
@@ -103,10 +97,21 @@ export class TaskManager {
     this.host = options.host;
     this.log = options.logger;
     this.windowSize = options.windowSize ?? 1000;
-    this.purgeIntervalMs = options.purgeIntervalMs ?? 60_000;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
     this.keys = new KeyLimits(this.now, (key) => this.released(key));
+    this.clock = new TaskClock({
+      store: this.store,
+      logger: this.log,
+      purgeIntervalMs: options.purgeIntervalMs ?? 60_000,
+      now: this.now,
+      work: {
+        expire: (task) => this.finish(task, "markExpired", expiredError(task)),
+        queueDue: (task) => this.queueDue(task),
+        pump: (method) => this.pump(method),
+        sweepIdle: () => this.keys.sweep(),
+      },
+    });
   }
 
   /**
@@ -119,10 +124,7 @@ export class TaskManager {
       const error: WireError = { code: "DEALER_LOST", message: "the router restarted while the attempt ran" };
       await this.afterFailure(task, task.attempts, error, true);
     }
-    this.purgeTimer = setInterval(() => void this.purge(), this.purgeIntervalMs);
-    this.purgeTimer.unref?.();
-    await this.purge();
-    await this.tick();
+    await this.clock.start();
     for (const method of this.store.queuedMethods()) {
       this.queuedIn(method);
       this.pump(method);
@@ -134,13 +136,10 @@ export class TaskManager {
   async stop(): Promise<void> {
     this.stopped = true;
     this.host.onCapacity(undefined);
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.clock.stop();
     for (const timer of this.rateTimers.values()) clearTimeout(timer);
     this.rateTimers.clear();
     this.keys.stop();
-    this.wakeTimer = undefined;
-    this.purgeTimer = undefined;
     await this.store.close();
   }
 
@@ -196,9 +195,9 @@ export class TaskManager {
       this.queuedIn(record.method);
       this.pump(record.method);
     } else if (record.state === "scheduled") {
-      this.wakeBy(record.runAt);
+      this.clock.wakeBy(record.runAt);
     }
-    if (record.expiresAt !== undefined) this.wakeBy(record.expiresAt);
+    if (record.expiresAt !== undefined) this.clock.wakeBy(record.expiresAt);
     this.emit(record.id, record.state);
   }
 
@@ -514,7 +513,7 @@ export class TaskManager {
     const applied = await this.store.transition(task.id, "markRetrying", { runAt, error, countLost: decision.lost });
     if (!applied) return;
     this.emit(task.id, "retrying");
-    this.wakeBy(runAt);
+    this.clock.wakeBy(runAt);
   }
 
   /** Moves a task to a final state (failed, revoked, expired), keeping it for its result TTL. */
@@ -526,45 +525,14 @@ export class TaskManager {
     if (applied) this.ended(task.id, this.store.get(task.id)?.state ?? "failed");
   }
 
-  // ---- time ----
-
-  /** Makes sure the timer fires by `at`. */
-  private wakeBy(at: number): void {
-    if (this.stopped || at >= this.wakeAt) return;
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.wakeAt = at;
-    this.wakeTimer = setTimeout(() => void this.tick(), Math.min(MAX_TIMER_MS, Math.max(0, at - this.now())));
-  }
-
-  /** Queues what is due, expires what has waited too long, and sets the timer for what comes next. */
-  private async tick(): Promise<void> {
-    this.wakeTimer = undefined;
-    this.wakeAt = Number.POSITIVE_INFINITY;
-    if (this.stopped) return;
-    const now = this.now();
-    const methods = new Set<string>();
-    for (const task of this.store.expiring(now, BATCH)) await this.finish(task, "markExpired", expiredError(task));
-    for (const task of this.store.due(now, BATCH)) {
-      if (!(await this.store.transition(task.id, "markQueued"))) continue;
-      const queued = { ...task, state: "queued" as const };
-      this.window(task.method).offer(queued);
-      this.queuedIn(task.method);
-      this.emit(task.id, "queued");
-      methods.add(task.method);
-    }
-    for (const method of methods) this.pump(method);
-    const next = Math.min(this.store.nextDueAt() ?? Number.POSITIVE_INFINITY, this.store.nextExpiryAt() ?? Number.POSITIVE_INFINITY);
-    if (Number.isFinite(next)) this.wakeBy(Math.max(next, now + 1));
-  }
-
-  private async purge(): Promise<void> {
-    if (this.stopped) return;
-    this.keys.sweep();
-    try {
-      while ((await this.store.purge(this.now(), BATCH)) === BATCH) {}
-    } catch (error) {
-      this.log.error(`tasks: purging expired records failed: ${(error as Error).message}`);
-    }
+  /** A scheduled or retrying task the clock found due: queued, into its method's window (the clock pumps). */
+  private async queueDue(task: TaskRecord): Promise<boolean> {
+    if (!(await this.store.transition(task.id, "markQueued"))) return false;
+    const queued = { ...task, state: "queued" as const };
+    this.window(task.method).offer(queued);
+    this.queuedIn(task.method);
+    this.emit(task.id, "queued");
+    return true;
   }
 
   /** `method` may have queued tasks: listen for free slots (the first such method starts it). */
