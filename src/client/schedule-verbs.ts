@@ -5,7 +5,6 @@
 import * as v from "valibot";
 import {
   encodeMessage,
-  ProtocolError,
   SCHEDULE_NAME_PATTERN,
   type ScheduleDefinition,
   type ScheduleInfo,
