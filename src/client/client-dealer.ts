@@ -1,6 +1,8 @@
 /**
  * ClientDealer: calls service methods through the router, unary or streaming, and reads the
- * router's monitoring data. Runs on Bun and on Node ≥ 20.
+ * router's monitoring data. Runs on Bun and on Node ≥ 20. This file holds the connection (HELLO,
+ * WELCOME, reconnect, the table of calls in flight), unary calls and INFO; streams are in
+ * client-streams.ts, trace context and spans in call-tracing.ts, task verbs in task-verbs.ts.
  */
 import * as v from "valibot";
 import { createLogger, type Logger, silentLogger } from "../util/log.ts";
@@ -10,19 +12,15 @@ import {
   type ClustersInfo,
   CancelledError,
   checkFits,
-  type CompressOption,
   ConnectionError,
-  type BinarySlot,
   decodeValue,
   decodeMessage,
-  describeBadMethodName,
   encodeValue,
   encodeMessage,
   errorFromWire,
   explainRefusedKey,
   type InfoTopic,
   PROTOCOL_VERSION,
-  ProtocolError,
   resolveCompress,
   type QueuesInfo,
   type RouterInfo,
@@ -31,14 +29,10 @@ import {
   type TaskInfo,
   type FlowInfo,
   type TaskPage,
-  TagsSchema,
   TimeoutError,
-  type TraceContext,
-  TraceContextSchema,
   ValidationError,
   curveRefusal,
   curveSocketOptions,
-  validationErrorFromIssues,
 } from "../protocol/index.ts";
 import {
   ApiKeyOption,
@@ -50,14 +44,18 @@ import {
   SecondsOption,
 } from "../options.ts";
 import { type Deadline, Deadlines } from "../util/deadlines.ts";
-import { Fifo } from "../util/fifo.ts";
-import { endSpan, loadOtel, otel, startSpan, traceHeadersOf } from "../util/otel.ts";
+import { loadOtel } from "../util/otel.ts";
 import { consumeMessages } from "../util/receive-loop.ts";
 import { Dealer, SEND_DONE, ZmtpErrorCode } from "../zmtp/index.ts";
 import { Schedules } from "./schedule-verbs.ts";
 import * as tasks from "./task-verbs.ts";
 import type { FlowOptions, SubmitWithCallbacks, TaskChannel, TaskListFilter } from "./task-verbs.ts";
 import type { FlowSignature } from "./flow-builders.ts";
+import { type CallOptions, checkedRequire, checkMethodName, type EncodedArgs, MAX_TIMER_SECONDS } from "./call-options.ts";
+import { startCallTrace, tracedSubmit } from "./call-tracing.ts";
+import { openStream, type StreamCall, type StreamConnection } from "./client-streams.ts";
+
+export type { CallOptions } from "./call-options.ts";
 
 /** Options of a ClientDealer. Times are in seconds, as in the Python seed. */
 export interface ClientDealerOptions {
@@ -81,49 +79,6 @@ export interface ClientDealerOptions {
   logger?: Logger;
 }
 
-/** Per-call options. */
-export interface CallOptions {
-  /** Seconds; overrides the client's default. 0 = none. */
-  timeout?: number;
-  /** Abort to cancel the call: it leaves the router's queue, or the running method sees its signal. */
-  signal?: AbortSignal;
-  /** Wait in the queue for a dealer to register instead of failing with NoSuchMethodError. */
-  waitForDealer?: boolean;
-  /**
-   * Compress the binary values among the arguments: "zstd" or "gzip", or `{ codec, force, level }`
-   * (PROTOCOL.md §5.2). Bytes already in a compressed format (PNG, JPEG, zip, gzip, MP4, ...) and
-   * frames under 1 KiB are sent as they are unless `force`; the JSON part is not compressed. The
-   * result is compressed as its method says (`@serviceMethod({ compress })`). zstd needs Bun or
-   * Node ≥ 22.15. Default: off.
-   */
-  compress?: CompressOption;
-  /**
-   * Safe to run twice: resent transparently if the connection to the router is lost. The resent
-   * call waits for a dealer (as with `waitForDealer`): a restarted router knows no methods until
-   * its dealers have registered again.
-   */
-  idempotent?: boolean;
-  /**
-   * Run only on a dealer whose tags include all of these (`{ gpu: "h200" }`; a dealer gets tags
-   * from `--tag`, the `tags` option, or `--gpus`). Among those dealers calls keep FIFO order. No
-   * such dealer: NoSuchMethodError naming the requirement, unless `waitForDealer`.
-   */
-  require?: Record<string, string>;
-  /** W3C `traceparent` of the caller's span: carried to the dealer untouched (the method's CallContext). */
-  traceparent?: string;
-  /** W3C `tracestate`, with `traceparent`. */
-  tracestate?: string;
-}
-
-/** CallOptions' trace fields, checked, as the REQUEST's `trace`; undefined when none. */
-function traceOf(options: CallOptions): TraceContext | undefined {
-  const { traceparent, tracestate } = options;
-  if (traceparent === undefined && tracestate === undefined) return undefined;
-  const checked = v.safeParse(TraceContextSchema, { traceparent, ...(tracestate !== undefined ? { tracestate } : {}) });
-  if (!checked.success) throw validationErrorFromIssues(checked.issues, "options");
-  return checked.output;
-}
-
 const OptionsSchema = v.object({
   routerAddress: v.optional(EndpointOption),
   timeout: v.optional(SecondsOption),
@@ -145,33 +100,7 @@ interface UnaryCall {
   cleanup(): void;
 }
 
-interface StreamCall {
-  kind: "stream";
-  onChunk(seq: number, payload: Uint8Array, slots?: readonly BinarySlot[], binary?: readonly Uint8Array[]): void;
-  onEnd(count: number): void;
-  onError(error: Error): void;
-}
-
 type PendingCall = UnaryCall | StreamCall;
-
-const MAX_TIMER_SECONDS = 2_147_483;
-
-/**
- * Refuses a malformed method name before anything is sent: the router would answer it with a
- * PROTOCOL_ERROR about a header field, which does not tell a caller what to write instead.
- */
-function checkMethodName(method: string): void {
-  const problem = describeBadMethodName(method);
-  if (problem !== undefined) throw new ValidationError(problem, { data: { path: "method" } });
-}
-
-/** A call's `require`, checked (a ValidationError names the bad entry); undefined when it has none. */
-function checkedRequire(require: Record<string, string> | undefined): Record<string, string> | undefined {
-  if (require === undefined) return undefined;
-  const parsed = v.safeParse(TagsSchema, require);
-  if (!parsed.success) throw validationErrorFromIssues(parsed.issues, "require");
-  return Object.keys(parsed.output).length > 0 ? parsed.output : undefined;
-}
 
 export class ClientDealer {
   private readonly options: Required<Omit<ClientDealerOptions, "apiKey" | "logger" | "curveServerKey" | "curveSecretKey">> & {
@@ -183,6 +112,8 @@ export class ClientDealer {
   private nextId = 1;
   private readonly pending = new Map<number, PendingCall>();
   private readonly deadlines = new Deadlines();
+  /** What streams (client-streams.ts) need of this client: the connection and its table of calls in flight. */
+  private readonly streamConnection: StreamConnection;
   private welcomed = false;
   private welcomeWaiters: { resolve(): void; reject(error: Error): void }[] = [];
   private authFailure: Error | undefined;
@@ -203,6 +134,21 @@ export class ClientDealer {
     };
     this.log = options.logger ?? (process.env.VOIDRAIL_LOG_LEVEL ? createLogger("client") : silentLogger);
     this.curve = curveSocketOptions(clientCurveKeys(options, process.env, "ClientDealer"));
+    this.streamConnection = {
+      streamWindow: this.options.streamWindow,
+      timeoutSeconds: this.options.timeout,
+      ready: () => this.ready(),
+      nextId: () => this.nextId++,
+      encodeArgs: (args, compress) => this.encodeArgs(args, compress),
+      send: (frames) => {
+        if (this.socket) this.send(this.socket, frames);
+      },
+      cancel: (id) => this.cancel(id),
+      track: (id, call) => this.pending.set(id, call),
+      untrack: (id, call) => {
+        if (this.pending.get(id) === call) this.pending.delete(id);
+      },
+    };
   }
 
   /**
@@ -299,9 +245,7 @@ export class ClientDealer {
     checkMethodName(method);
     // Connected and welcomed: no await, so a call costs no extra turn of the microtask queue.
     const socket = this.socket !== null && this.welcomed && this.authFailure === undefined ? this.socket : await this.ready();
-    const encodedArgs = encodeValue(args, "args", this.compressionFor(options.compress));
-    if (!encodedArgs.ok) throw encodedArgs.error;
-    checkFits(encodedArgs.json, encodedArgs.binary?.frames, this.routerMaxMessageSize, "args");
+    const encodedArgs = this.encodeArgs(args, options.compress);
     const timeoutSeconds = options.timeout ?? this.options.timeout;
     const id = this.nextId++;
     const header: ClientRequestHeader = { id, method };
@@ -312,26 +256,23 @@ export class ClientDealer {
     if (options.idempotent) header.idempotent = true;
     const require = checkedRequire(options.require);
     if (require !== undefined) header.require = require;
-    let trace = traceOf(options);
     // With OpenTelemetry and no trace context given: a client span, whose context the call carries.
-    const api = trace === undefined ? otel() : undefined;
-    const span = api === undefined ? undefined : startSpan(api, method, api.SpanKind.CLIENT, api.context.active());
-    if (span !== undefined) trace = traceHeadersOf(api!, span);
+    const { trace, end: endSpan } = startCallTrace(method, options);
     if (trace !== undefined) header.trace = trace;
     const frames = encodeMessage("REQUEST", header, encodedArgs.json, binaryFrames);
     return new Promise<T>((done, fail) => {
       const resolve =
-        span === undefined
+        endSpan === undefined
           ? done
           : (value: T) => {
-              endSpan(api!, span);
+              endSpan();
               done(value);
             };
       const reject =
-        span === undefined
+        endSpan === undefined
           ? fail
           : (error: Error) => {
-              endSpan(api!, span, error);
+              endSpan(error);
               fail(error);
             };
       let deadline: Deadline | undefined;
@@ -381,138 +322,7 @@ export class ClientDealer {
 
   /** `stream` with per-call options; `timeout` bounds the wait for each next chunk. */
   callStream<T = unknown>(method: string, args: unknown[] = [], options: CallOptions = {}): AsyncIterable<T> {
-    return { [Symbol.asyncIterator]: () => this.openStream<T>(method, args, options) };
-  }
-
-  private openStream<T>(method: string, args: unknown[], options: CallOptions): AsyncIterator<T> {
-    const window = this.options.streamWindow;
-    const refill = Math.max(1, window >> 1);
-    const timeoutSeconds = options.timeout ?? this.options.timeout;
-    const trace = traceOf(options);
-    const buffered = new Fifo<unknown>();
-    let finished: { error?: Error } | undefined;
-    let wake: (() => void) | undefined;
-    let consumedSinceCredit = 0;
-    let id = 0;
-    let expectedSeq = 0;
-    const notify = () => {
-      const w = wake;
-      wake = undefined;
-      w?.();
-    };
-    const call: StreamCall = {
-      kind: "stream",
-      onChunk: (seq, payload, slots, binary) => {
-        // A stream given up on here is cancelled too: otherwise its dealer would keep the slot,
-        // waiting for credit that never comes.
-        if (seq !== expectedSeq++) {
-          this.cancel(id);
-          return this.endStream(id, call, new ProtocolError(`stream chunk ${seq} arrived out of order`, { data: { reason: "SEQUENCE" } }));
-        }
-        const decoded = decodeValue(payload, slots, binary);
-        if (!decoded.ok) {
-          this.cancel(id);
-          return this.endStream(id, call, decoded.error);
-        }
-        buffered.push(decoded.value);
-        notify();
-      },
-      onEnd: (count) => {
-        if (count !== expectedSeq)
-          finished = {
-            error: new ProtocolError(`stream ended after ${count} chunks but ${expectedSeq} arrived`, { data: { reason: "COUNT" } }),
-          };
-        else finished = {};
-        notify();
-      },
-      onError: (error) => {
-        finished = { error };
-        notify();
-      },
-    };
-    const onAbort = () => {
-      this.cancel(id);
-      // Cancelled means stop now: chunks already here are not handed out.
-      buffered.drain();
-      this.endStream(id, call, new CancelledError("the stream was cancelled", { cause: options.signal?.reason }));
-    };
-    const started = (async () => {
-      checkMethodName(method);
-      const require = checkedRequire(options.require);
-      const socket = await this.ready();
-      const encodedArgs = encodeValue(args, "args", this.compressionFor(options.compress));
-      if (!encodedArgs.ok) throw encodedArgs.error;
-      checkFits(encodedArgs.json, encodedArgs.binary?.frames, this.routerMaxMessageSize, "args");
-      id = this.nextId++;
-      this.pending.set(id, call);
-      if (options.signal?.aborted) return onAbort();
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      const header = {
-        id,
-        method,
-        stream: true,
-        credit: window,
-        ...(options.waitForDealer ? { waitForDealer: true } : {}),
-        ...(encodedArgs.binary ? { binary: encodedArgs.binary.slots } : {}),
-        ...(require !== undefined ? { require } : {}),
-        ...(trace !== undefined ? { trace } : {}),
-      };
-      this.send(socket, encodeMessage("REQUEST", header, encodedArgs.json, encodedArgs.binary?.frames));
-    })();
-    const cleanup = () => options.signal?.removeEventListener("abort", onAbort);
-    return {
-      next: async (): Promise<IteratorResult<T>> => {
-        await started;
-        for (;;) {
-          if (buffered.length > 0) {
-            const value = buffered.shift() as T;
-            if (++consumedSinceCredit >= refill && !finished) {
-              consumedSinceCredit = 0;
-              if (this.socket) this.send(this.socket, encodeMessage("CREDIT", { id, n: refill }));
-            }
-            return { value, done: false };
-          }
-          if (finished) {
-            cleanup();
-            if (finished.error) throw finished.error;
-            return { value: undefined, done: true };
-          }
-          await new Promise<void>((resolve, reject) => {
-            wake = resolve;
-            if (timeoutSeconds > 0) {
-              const timer = setTimeout(() => {
-                if (wake !== resolve) return;
-                this.cancel(id);
-                this.endStream(
-                  id,
-                  call,
-                  new TimeoutError(`no chunk of ${method} within ${timeoutSeconds} s`, { data: { timeoutMs: timeoutSeconds * 1000 } }),
-                );
-              }, Math.min(timeoutSeconds, MAX_TIMER_SECONDS) * 1000);
-              wake = () => {
-                clearTimeout(timer);
-                resolve();
-              };
-            }
-            void reject;
-          });
-        }
-      },
-      return: async (): Promise<IteratorResult<T>> => {
-        await started.catch(() => undefined);
-        if (!finished) {
-          this.cancel(id);
-          this.endStream(id, call, new CancelledError("the consumer stopped reading"));
-        }
-        cleanup();
-        return { value: undefined, done: true };
-      },
-    };
-  }
-
-  private endStream(id: number, call: StreamCall, error: Error): void {
-    if (this.pending.get(id) === call) this.pending.delete(id);
-    call.onError(error);
+    return { [Symbol.asyncIterator]: () => openStream<T>(this.streamConnection, method, args, options) };
   }
 
   /** Methods offered now: `{ "Service.method": { description, params, stream, instances } }`. */
@@ -557,21 +367,9 @@ export class ClientDealer {
    * Submits `method(...args)` as a background task; resolves once the router has stored it.
    * @example const task = await client.submit("Img.resize", [bytes], { priority: 7, retries: 3 }); task.id
    */
-  async submit(method: string, args: unknown[] = [], options: SubmitWithCallbacks = {}): Promise<TaskInfo> {
+  submit(method: string, args: unknown[] = [], options: SubmitWithCallbacks = {}): Promise<TaskInfo> {
     // With OpenTelemetry and no trace context given: a producer span, the parent of every attempt's.
-    const api = options.traceparent === undefined && options.tracestate === undefined ? otel() : undefined;
-    if (api === undefined) return tasks.submit(this.channel, method, args, options);
-    const span = startSpan(api, `${method} submit`, api.SpanKind.PRODUCER, api.context.active());
-    const headers = traceHeadersOf(api, span);
-    try {
-      const task = await tasks.submit(this.channel, method, args, headers ? { ...options, ...headers } : options);
-      span.setAttribute("voidrail.task_id", task.id);
-      endSpan(api, span);
-      return task;
-    } catch (error) {
-      endSpan(api, span, error);
-      throw error;
-    }
+    return tracedSubmit(method, options, (traced) => tasks.submit(this.channel, method, args, traced));
   }
 
   /**
@@ -706,6 +504,14 @@ export class ClientDealer {
       return;
     }
     this.dispatch(message);
+  }
+
+  /** The arguments as a REQUEST carries them; throws ValidationError when they cannot be sent or exceed the router's limit. */
+  private encodeArgs(args: unknown[], compress: CallOptions["compress"]): EncodedArgs {
+    const encodedArgs = encodeValue(args, "args", this.compressionFor(compress));
+    if (!encodedArgs.ok) throw encodedArgs.error;
+    checkFits(encodedArgs.json, encodedArgs.binary?.frames, this.routerMaxMessageSize, "args");
+    return encodedArgs;
   }
 
   /** A call's compression plan (the option is checked either way); none below revision 4, whose peers cannot inflate. */
