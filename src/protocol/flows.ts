@@ -7,7 +7,7 @@
  * by one recursive schema, so a 10,000-member group costs one pass and an error names its node.
  */
 import * as v from "valibot";
-import { TASK_STATE_NAMES, TaskOptionsSchema } from "./messages.ts";
+import { TASK_STATE_NAMES, TaskOptionsSchema } from "./task-messages.ts";
 
 export const FlowLimits = {
   /** Most nodes in one flow: tasks, chains, groups, chords and callbacks together. */

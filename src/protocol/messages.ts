@@ -1,5 +1,5 @@
 /**
- * VoidRail message kinds, header schemas and the limits they enforce.
+ * VoidRail message kinds, the core header schemas, and which side receives what.
  *
  * A VoidRail message is a multipart ZeroMQ message: protocol id, kind, JSON header and (for some
  * kinds) an opaque JSON payload. This module says which kinds exist, which side may receive each
@@ -8,7 +8,37 @@
  */
 import * as v from "valibot";
 import { BinarySlotsSchema } from "./binary-slots.ts";
+import {
+  ApiKeySchema,
+  BEAT_TOKEN_PATTERN,
+  CountSchema,
+  CreditSchema,
+  DurationMsSchema,
+  ERROR_CODE_PATTERN,
+  ID_PATTERN,
+  IdStringSchema,
+  jsonObjectSchema,
+  jsonValueSchema,
+  Limits,
+  MethodNameSchema,
+  PositiveDurationMsSchema,
+  RequestIdSchema,
+  ServiceNameSchema,
+  TagsSchema,
+  TraceContextSchema,
+  VersionSchema,
+} from "./fields.ts";
 import { RateSchema } from "./rates.ts";
+import {
+  FlowHeaderSchema,
+  type FlowHeader,
+  SubmitHeaderSchema,
+  type SubmitHeader,
+  TaskHeaderSchema,
+  type TaskHeader,
+  TaskIdSchema,
+  TaskOptionsSchema,
+} from "./task-messages.ts";
 
 export {
   BINARY_TYPES,
@@ -21,54 +51,55 @@ export {
   MAX_BINARY_SLOTS,
 } from "./binary-slots.ts";
 
+// The field schemas and the task kinds' headers live in their own files; re-exported so that
+// `messages.ts` stays the one import for the whole header layer.
+export {
+  API_KEY_PATTERN,
+  BEAT_TOKEN_PATTERN,
+  describeBadMethodName,
+  ERROR_CODE_PATTERN,
+  ID_PATTERN,
+  isWithinJsonDepth,
+  jsonObjectSchema,
+  jsonValueSchema,
+  Limits,
+  METHOD_NAME_PATTERN,
+  MethodNameSchema,
+  NAME_PATTERN,
+  type RequestId,
+  RequestIdSchema,
+  TAG_NAME_PATTERN,
+  TAG_VALUE_PATTERN,
+  type Tags,
+  TagsSchema,
+  TRACEPARENT_PATTERN,
+  type TraceContext,
+  TraceContextSchema,
+  TraceparentSchema,
+  TracestateSchema,
+} from "./fields.ts";
+export {
+  type FlowHeader,
+  FlowHeaderSchema,
+  MIN_SCHEDULE_EVERY_MS,
+  SCHEDULE_NAME_PATTERN,
+  type ScheduleWire,
+  ScheduleWireSchema,
+  type SubmitHeader,
+  SubmitHeaderSchema,
+  TASK_ID_PATTERN,
+  TASK_STATE_NAMES,
+  type TaskHeader,
+  TaskHeaderSchema,
+  type TaskOptionsWire,
+  TaskOptionsSchema,
+} from "./task-messages.ts";
+
 /** Frame 0 of every message. Bumped ("VRP2") only for a change old peers cannot parse. */
 export const PROTOCOL_ID = "VRP1";
 
 /** The protocol revision this implementation speaks inside VRP1; sent in HELLO and WELCOME. 2 adds tasks (docs/PROTOCOL.md §15). */
 export const PROTOCOL_VERSION = 4;
-
-/**
- * Bounds every receiver enforces. Lengths of strings are in UTF-16 code units (JavaScript
- * `string.length`); every name-like field is ASCII, where that equals bytes.
- */
-export const Limits = {
-  /** Largest header frame (frame 2) in bytes for every kind but HELLO. */
-  MAX_HEADER_BYTES: 64 * 1024,
-  /** Largest HELLO header in bytes: a dealer's registration carries every method's JSON Schema. */
-  MAX_HELLO_HEADER_BYTES: 1024 * 1024,
-  /** Longest service name, and longest method name on either side of the dot. */
-  MAX_NAME_LENGTH: 128,
-  /** Longest `instanceId` and `dealerId`. */
-  MAX_ID_LENGTH: 128,
-  /** Longest API key. */
-  MAX_API_KEY_LENGTH: 512,
-  /** Longest method description. */
-  MAX_DESCRIPTION_LENGTH: 4096,
-  /** Longest ERROR message; `errorToWire` truncates to this. */
-  MAX_ERROR_MESSAGE_LENGTH: 4096,
-  /** Longest remote stack carried in REMOTE_ERROR data; `errorToWire` truncates to this. */
-  MAX_ERROR_STACK_LENGTH: 8192,
-  /** Largest ERROR `data` once encoded, in bytes; `errorToWire` replaces larger data. */
-  MAX_ERROR_DATA_BYTES: 16 * 1024,
-  /** Most methods one dealer may register. */
-  MAX_METHODS: 1024,
-  /** Deepest nesting of free-form JSON in headers (`params`, `metadata`, ERROR `data`). */
-  MAX_JSON_DEPTH: 32,
-  /** Largest `timeoutMs`, `deadlineMs` and heartbeat value: the largest delay a JS timer takes. */
-  MAX_DURATION_MS: 2_147_483_647,
-  /** Largest `credit` and CREDIT `n`. */
-  MAX_CREDIT: 2_147_483_647,
-  /** Largest `maxConcurrent`. */
-  MAX_CONCURRENT: 65_535,
-  /** Largest protocol revision a HELLO may announce. */
-  MAX_VERSION: 65_535,
-  /** Longest kind name (frame 1). */
-  MAX_KIND_LENGTH: 16,
-  /** Most tags one dealer may carry, and most entries of one `require`. */
-  MAX_TAGS: 32,
-  /** Most devices (`gpus`) one dealer may report. */
-  MAX_GPUS: 64,
-} as const;
 
 /** Every message kind. Frame 1 carries the name as ASCII. */
 export const Kind = {
@@ -138,81 +169,8 @@ export type Role = (typeof Role)[keyof typeof Role];
 export const InfoTopic = { SERVICES: "services", CLUSTERS: "clusters", ROUTER: "router", QUEUES: "queues" } as const;
 export type InfoTopic = (typeof InfoTopic)[keyof typeof InfoTopic];
 
-// ---------------------------------------------------------------------------------------------
-// Field schemas
-
-/** Service names and each half of a method name: an ASCII identifier. */
-export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-/** Full method names: `Service.method`. */
-export const METHOD_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}\.[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-/** `instanceId`, `dealerId`: printable ASCII without spaces. */
-export const ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
-/** Heartbeat tokens: 22-128 URL-safe base64 characters (at least 128 random bits). */
-export const BEAT_TOKEN_PATTERN = /^[A-Za-z0-9_-]{22,128}$/;
-/** API keys: printable ASCII without spaces. */
-export const API_KEY_PATTERN = /^[\x21-\x7e]{1,512}$/;
-/** Error codes: upper-case ASCII words joined by underscores; open set, see `ErrorCode`. */
-export const ERROR_CODE_PATTERN = /^[A-Z][A-Z0-9_]{0,63}$/;
-
-/**
- * Request ids are non-negative safe integers, chosen by the client per connection and by the
- * router per dispatch. A counter is all a sender needs, numbers make cheap map keys, and there is
- * no length, charset or `"1"`-versus-`1` question to answer.
- */
-export const RequestIdSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
-export type RequestId = v.InferOutput<typeof RequestIdSchema>;
-
-const ServiceNameSchema = v.pipe(v.string(), v.maxLength(Limits.MAX_NAME_LENGTH), v.regex(NAME_PATTERN));
-export const MethodNameSchema = v.pipe(
-  v.string(),
-  v.maxLength(2 * Limits.MAX_NAME_LENGTH + 1),
-  v.regex(METHOD_NAME_PATTERN, "Invalid method name: expected Service.method"),
-);
-/**
- * Why `method` is not a full method name, or undefined when it is one. Callers check before
- * sending, so a mistyped name fails at once with a sentence instead of a PROTOCOL_ERROR.
- *
- * @example describeBadMethodName("echo") // '"echo" is not a method name: expected Service.method, e.g. EchoService.echo'
- */
-export function describeBadMethodName(method: unknown): string | undefined {
-  if (typeof method !== "string") return `the method name must be a string, got ${method === null ? "null" : typeof method}`;
-  if (METHOD_NAME_PATTERN.test(method)) return undefined;
-  const shown = JSON.stringify(method.length > 80 ? `${method.slice(0, 80)}…` : method);
-  const parts = method.split(".");
-  if (parts.length !== 2 || parts.some((part) => part.length === 0))
-    return `${shown} is not a method name: expected Service.method, e.g. EchoService.echo`;
-  return `${shown} is not a method name: expected Service.method, each part an identifier (letters, digits, _; not starting with a digit; at most ${Limits.MAX_NAME_LENGTH} characters)`;
-}
-const IdStringSchema = v.pipe(v.string(), v.maxLength(Limits.MAX_ID_LENGTH), v.regex(ID_PATTERN));
-// Custom messages: valibot's defaults quote the received value, which would put keys in logs.
-const ApiKeySchema = v.pipe(
-  v.string("Invalid API key: expected a string"),
-  v.maxLength(Limits.MAX_API_KEY_LENGTH, `Invalid API key: longer than ${Limits.MAX_API_KEY_LENGTH} characters`),
-  v.regex(API_KEY_PATTERN, "Invalid API key: expected printable ASCII without spaces"),
-);
-const VersionSchema = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(Limits.MAX_VERSION));
-const DurationMsSchema = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Limits.MAX_DURATION_MS));
-const PositiveDurationMsSchema = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(Limits.MAX_DURATION_MS));
-const CreditSchema = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Limits.MAX_CREDIT));
-const CountSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
-
-/** Tag names: `gpu`, `region`, `model.family`: an identifier that may also hold `.` and `-`. */
-export const TAG_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
-/** Tag values: printable ASCII without spaces, 1-128 characters (`h200`, `eu-west`). */
-export const TAG_VALUE_PATTERN = /^[\x21-\x7e]{1,128}$/;
-
-/**
- * A dealer's tags, or a call's `require`: name → value, at most `MAX_TAGS` entries. A call that
- * requires tags runs only on a dealer whose tags hold every one of them with the same value.
- */
-export const TagsSchema = v.pipe(
-  v.record(
-    v.pipe(v.string(), v.regex(TAG_NAME_PATTERN, "Invalid tag name: expected letters, digits, _, . or -, starting with a letter or _")),
-    v.pipe(v.string(), v.regex(TAG_VALUE_PATTERN, "Invalid tag value: expected 1-128 printable ASCII characters without spaces")),
-  ),
-  v.check((tags) => Object.keys(tags).length <= Limits.MAX_TAGS, `Invalid tags: at most ${Limits.MAX_TAGS} entries`),
-);
-export type Tags = v.InferOutput<typeof TagsSchema>;
+// Header schemas. Objects are non-strict: unknown fields are dropped, so later revisions of VRP1
+// can add optional fields without breaking older receivers.
 
 /** Device ids a dealer reports (`CUDA_VISIBLE_DEVICES` entries: an index or a `GPU-…` UUID). */
 export const GpusSchema = v.pipe(
@@ -222,112 +180,6 @@ export const GpusSchema = v.pipe(
 
 /** A dealer's registration state in HELLO: "setup" = registered, but running its `setup()`; send nothing yet. */
 export const DealerHelloState = { SETUP: "setup" } as const;
-
-/**
- * True when `value` nests objects and arrays no deeper than `maxDepth` (a scalar is depth 0,
- * `[]` and `{}` are depth 1). Iterative, so hostile nesting cannot overflow the stack.
- */
-export function isWithinJsonDepth(value: unknown, maxDepth: number): boolean {
-  if (value === null || typeof value !== "object") return true;
-  const pending: unknown[] = [value];
-  const depths: number[] = [1];
-  while (pending.length > 0) {
-    const node = pending.pop() as object;
-    const depth = depths.pop() as number;
-    if (depth > maxDepth) return false;
-    const children = Array.isArray(node) ? node : Object.values(node);
-    for (const child of children) {
-      if (child !== null && typeof child === "object") {
-        pending.push(child);
-        depths.push(depth + 1);
-      }
-    }
-  }
-  return true;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
-}
-
-/** Any JSON value nested at most `maxDepth` deep. */
-export function jsonValueSchema(maxDepth: number = Limits.MAX_JSON_DEPTH) {
-  return v.custom<unknown>((value) => isWithinJsonDepth(value, maxDepth), `Invalid JSON value: nested deeper than ${maxDepth}`);
-}
-
-/** A JSON object (not an array) nested at most `maxDepth` deep. */
-export function jsonObjectSchema(maxDepth: number = Limits.MAX_JSON_DEPTH) {
-  return v.pipe(
-    v.custom<Record<string, unknown>>(isPlainObject, "Invalid type: expected a JSON object"),
-    v.check((value) => isWithinJsonDepth(value, maxDepth), `Invalid JSON object: nested deeper than ${maxDepth}`),
-  );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Header schemas. Objects are non-strict: unknown fields are dropped, so later revisions of VRP1
-// can add optional fields without breaking older receivers.
-
-/** Task states, as `TASK {op: "list"}` filters them (the store's `TaskState`). */
-export const TASK_STATE_NAMES = [
-  "blocked",
-  "scheduled",
-  "queued",
-  "running",
-  "retrying",
-  "succeeded",
-  "failed",
-  "revoked",
-  "expired",
-] as const;
-
-/** Task ids: UUIDv7 in lower-case hex. */
-export const TASK_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-const TaskIdSchema = v.pipe(v.string(), v.regex(TASK_ID_PATTERN, "Invalid task id: expected a UUIDv7"));
-const EpochMsSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
-const LongDurationMsSchema = v.pipe(v.number(), v.safeInteger(), v.minValue(0), v.maxValue(10 * 365 * 86_400_000));
-
-const LimitKeySchema = v.pipe(v.string(), v.minLength(1), v.maxLength(256));
-
-/** A task's options on the wire (milliseconds); also a method's task defaults in its registration. */
-/**
- * W3C Trace Context: `traceparent` ("00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>"; a
- * later version may append fields) and `tracestate` (vendor list). Carried as the caller gave
- * them; the router never changes them.
- */
-export const TRACEPARENT_PATTERN = /^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}(-[\x21-\x7e]*)?$/;
-export const TraceparentSchema = v.pipe(
-  v.string(),
-  v.maxLength(256),
-  v.regex(TRACEPARENT_PATTERN, "Invalid traceparent (W3C Trace Context)"),
-);
-export const TracestateSchema = v.pipe(v.string(), v.maxLength(512), v.regex(/^[\x20-\x7e]*$/, "Invalid tracestate (W3C Trace Context)"));
-export const TraceContextSchema = v.object({ traceparent: TraceparentSchema, tracestate: v.optional(TracestateSchema) });
-export type TraceContext = v.InferOutput<typeof TraceContextSchema>;
-
-export const TaskOptionsSchema = v.object({
-  priority: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(9))),
-  countdownMs: v.optional(LongDurationMsSchema),
-  etaMs: v.optional(EpochMsSchema),
-  expiresMs: v.optional(v.pipe(LongDurationMsSchema, v.minValue(1))),
-  timeLimitMs: v.optional(PositiveDurationMsSchema),
-  retries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1000))),
-  retryDelayMs: v.optional(LongDurationMsSchema),
-  backoff: v.optional(v.picklist(["fixed", "exponential"])),
-  retryDelayMaxMs: v.optional(LongDurationMsSchema),
-  retryOn: v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(128))), v.maxLength(64))),
-  lostRetries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1000))),
-  resultTtlMs: v.optional(v.pipe(LongDurationMsSchema, v.minValue(1))),
-  idempotencyKey: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
-  /** Tasks with the same rate key share one token bucket of `rateKeyLimit` ("5/s"), across methods. */
-  rateKey: v.optional(LimitKeySchema),
-  rateKeyLimit: v.optional(RateSchema),
-  /** At most `concurrencyLimit` (default 1) tasks with the same concurrency key run at once, across methods. */
-  concurrencyKey: v.optional(LimitKeySchema),
-  concurrencyLimit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65_535))),
-  /** The caller's trace context: every attempt's REQUEST carries it to the dealer. */
-  trace: v.optional(TraceContextSchema),
-});
-export type TaskOptionsWire = v.InferOutput<typeof TaskOptionsSchema>;
 
 /** What a dealer says about one method when it registers. */
 export const MethodInfoSchema = v.object({
@@ -541,89 +393,6 @@ export type ByeHeader = v.InferOutput<typeof ByeHeaderSchema>;
 
 export const ReadyHeaderSchema = v.object({});
 export type ReadyHeader = v.InferOutput<typeof ReadyHeaderSchema>;
-
-/** SUBMIT: store a task that runs `method` with the payload's arguments. */
-export const SubmitHeaderSchema = v.object({
-  id: RequestIdSchema,
-  method: MethodNameSchema,
-  options: v.optional(TaskOptionsSchema),
-  /** If no dealer offers the method yet, store the task anyway instead of failing NO_SUCH_METHOD. */
-  waitForDealer: v.optional(v.boolean()),
-  /** Every attempt runs only on a dealer whose tags include all of these. */
-  require: v.optional(TagsSchema),
-});
-export type SubmitHeader = v.InferOutput<typeof SubmitHeaderSchema>;
-
-/** FLOW: store a workflow; the payload is its tree (protocol/flows.ts, docs/PROTOCOL.md §16). */
-export const FlowHeaderSchema = v.object({
-  id: RequestIdSchema,
-  /** Store the flow even if no dealer offers some of its methods yet. */
-  waitForDealer: v.optional(v.boolean()),
-  /** While a task with this key exists, a FLOW with it stores nothing and answers that task. */
-  idempotencyKey: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
-  /** How long the records of the flow's chains, groups and chords are kept once finished. */
-  resultTtlMs: v.optional(v.pipe(LongDurationMsSchema, v.minValue(1))),
-});
-export type FlowHeader = v.InferOutput<typeof FlowHeaderSchema>;
-/** Schedule names: what `client.schedules.set` takes as `name`. */
-export const SCHEDULE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-const ScheduleNameSchema = v.pipe(
-  v.string(),
-  v.regex(SCHEDULE_NAME_PATTERN, "Invalid schedule name: 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"),
-);
-/** Shortest interval of an `every` schedule. */
-export const MIN_SCHEDULE_EVERY_MS = 1_000;
-
-/** A schedule as `TASK {op: "schedule.set"}` carries it: exactly one of `cron` and `everyMs`. */
-export const ScheduleWireSchema = v.pipe(
-  v.object({
-    name: ScheduleNameSchema,
-    cron: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
-    timezone: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(64))),
-    everyMs: v.optional(v.pipe(LongDurationMsSchema, v.minValue(MIN_SCHEDULE_EVERY_MS))),
-    method: MethodNameSchema,
-    /** Each fired task's arguments (JSON, in the header: it counts toward the header limit). */
-    args: v.optional(
-      v.pipe(
-        v.array(v.unknown()),
-        v.check((args) => isWithinJsonDepth(args, Limits.MAX_JSON_DEPTH), "Invalid args: nested too deep"),
-      ),
-    ),
-    options: v.optional(TaskOptionsSchema),
-    catchUp: v.optional(v.picklist(["none", "last", "all"])),
-    paused: v.optional(v.boolean()),
-  }),
-  v.check((s) => (s.cron === undefined) !== (s.everyMs === undefined), "Invalid schedule: give cron or every, exactly one"),
-  v.check((s) => s.timezone === undefined || s.cron !== undefined, "Invalid schedule: timezone goes with cron"),
-);
-export type ScheduleWire = v.InferOutput<typeof ScheduleWireSchema>;
-
-/** TASK: one operation on stored tasks; `op` says which. */
-export const TaskHeaderSchema = v.variant("op", [
-  v.object({ id: RequestIdSchema, op: v.literal("get"), taskId: TaskIdSchema }),
-  v.object({ id: RequestIdSchema, op: v.literal("wait"), taskId: TaskIdSchema, timeoutMs: v.optional(PositiveDurationMsSchema) }),
-  v.object({ id: RequestIdSchema, op: v.literal("watch"), taskId: TaskIdSchema }),
-  v.object({ id: RequestIdSchema, op: v.literal("flow"), taskId: TaskIdSchema }),
-  v.object({ id: RequestIdSchema, op: v.literal("revoke"), taskId: TaskIdSchema, terminate: v.optional(v.boolean()) }),
-  /** A failed, revoked or expired task runs again as a new task (answered with the new task). */
-  v.object({ id: RequestIdSchema, op: v.literal("retry"), taskId: TaskIdSchema }),
-  v.object({
-    id: RequestIdSchema,
-    op: v.literal("list"),
-    state: v.optional(v.picklist(TASK_STATE_NAMES)),
-    method: v.optional(MethodNameSchema),
-    createdFrom: v.optional(EpochMsSchema),
-    createdTo: v.optional(EpochMsSchema),
-    limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000))),
-    cursor: v.optional(v.pipe(v.string(), v.maxLength(64))),
-  }),
-  v.object({ id: RequestIdSchema, op: v.literal("schedule.set"), schedule: ScheduleWireSchema }),
-  v.object({ id: RequestIdSchema, op: v.literal("schedule.list") }),
-  v.object({ id: RequestIdSchema, op: v.literal("schedule.remove"), name: ScheduleNameSchema }),
-  v.object({ id: RequestIdSchema, op: v.literal("schedule.pause"), name: ScheduleNameSchema }),
-  v.object({ id: RequestIdSchema, op: v.literal("schedule.resume"), name: ScheduleNameSchema }),
-]);
-export type TaskHeader = v.InferOutput<typeof TaskHeaderSchema>;
 
 /** TERMINATE: the registration (by its beat token) whose process is to end, and why. */
 export const TerminateHeaderSchema = v.object({

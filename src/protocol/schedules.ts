@@ -6,7 +6,7 @@
 import * as v from "valibot";
 import { ValidationError } from "./errors.ts";
 import { validationErrorFromIssues } from "./errors.ts";
-import { MIN_SCHEDULE_EVERY_MS, SCHEDULE_NAME_PATTERN, type ScheduleWire, ScheduleWireSchema } from "./messages.ts";
+import { MIN_SCHEDULE_EVERY_MS, SCHEDULE_NAME_PATTERN, type ScheduleWire, ScheduleWireSchema } from "./task-messages.ts";
 import { type SubmitOptions, submitOptionsToWire } from "./tasks.ts";
 
 /** What a schedule fires missed due times with after the router was down. */

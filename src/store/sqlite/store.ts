@@ -9,7 +9,6 @@ import { Database, type Statement } from "bun:sqlite";
 import { decodeCursor, encodeCursor } from "../cursor.ts";
 import { StoreFailure, TaskStoreError } from "../errors.ts";
 import type {
-  CatchUp,
   FlowLink,
   NewTask,
   QueuePosition,
@@ -25,7 +24,10 @@ import type {
   TransitionFields,
 } from "../task-store.ts";
 import { TASK_STATES, type TaskState, TRANSITIONS, type TransitionName } from "../task-states.ts";
+import { FlowLinkTable } from "./flow-links.ts";
 import { migrate } from "./migrate.ts";
+import { ScheduleTable } from "./schedules.ts";
+import type { SqlContext, SqlValue } from "./sql.ts";
 
 export interface SqliteTaskStoreOptions {
   /** "normal" (default: survives a process crash) or "full" (also a power loss: fsync per commit). */
@@ -57,35 +59,6 @@ interface TaskRow {
   schedule_due_at: number | null;
 }
 
-interface FlowLinkRow {
-  task_id: string;
-  flow_id: string;
-  parent_id: string | null;
-  position: number;
-  role: FlowLink["role"];
-  kind: FlowLink["kind"];
-  join_mode: FlowLink["join"] | null;
-  immutable: number;
-  release: string | null;
-  state: TaskState | null;
-  method: string | null;
-}
-
-interface ScheduleRow {
-  name: string;
-  cron: string | null;
-  timezone: string | null;
-  every_ms: number | null;
-  method: string;
-  args: Uint8Array;
-  options: string;
-  catch_up: CatchUp;
-  paused: number;
-  created_at: number;
-  since: number;
-  last_due_at: number | null;
-}
-
 interface Pending {
   resolve(): void;
   reject(error: Error): void;
@@ -100,6 +73,13 @@ export class SqliteTaskStore implements TaskStore {
   private pending: Pending[] = [];
   private readonly statements = new Map<string, Statement>();
   private closed = false;
+  /** The per-table SQL gets only this: writes join the batch transaction, reads use the statement cache. */
+  private readonly sql: SqlContext = {
+    write: (sql, ...params) => this.write(sql, ...params) as number,
+    statement: (sql) => this.statement(sql),
+  };
+  private readonly scheduleTable = new ScheduleTable(this.sql);
+  private readonly flowLinkTable = new FlowLinkTable(this.sql);
 
   /** Opens (creating if needed) and migrates the store at `path`; throws TaskStoreError when it cannot. */
   constructor(
@@ -154,21 +134,7 @@ export class SqliteTaskStore implements TaskStore {
       }
       root = this.write(`${INSERT_TASK} RETURNING *`, ...taskValues(first)) as TaskRow;
       for (const task of tasks.slice(1)) this.write(INSERT_TASK, ...taskValues(task));
-      for (const link of links) {
-        this.write(
-          `INSERT INTO flow_links (task_id, flow_id, parent_id, position, role, kind, join_mode, immutable, release)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          link.taskId,
-          link.flowId,
-          link.parentId ?? null,
-          link.position,
-          link.role,
-          link.kind,
-          link.join ?? null,
-          link.immutable ? 1 : 0,
-          link.release === undefined ? null : JSON.stringify(link.release),
-        );
-      }
+      for (const link of links) this.flowLinkTable.insert(link);
       this.write("RELEASE flow");
     } catch (error) {
       this.db.exec("ROLLBACK TO flow");
@@ -184,11 +150,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   flowLinks(flowId: string): StoredFlowLink[] {
-    const rows = this.statement(
-      `SELECT l.*, t.state AS state, t.method AS method FROM flow_links l LEFT JOIN tasks t ON t.id = l.task_id WHERE l.flow_id = ?
-       ORDER BY l.rowid`,
-    ).all(flowId) as FlowLinkRow[];
-    return rows.map(linkFromRow);
+    return this.flowLinkTable.list(flowId);
   }
 
   openFlows(): string[] {
@@ -330,58 +292,29 @@ export class SqliteTaskStore implements TaskStore {
     return counts;
   }
 
-  // ---- schedules ----
+  // ---- schedules (SQL in schedules.ts) ----
 
   putSchedule(schedule: ScheduleRecord): Promise<void> {
-    this.write(
-      `INSERT OR REPLACE INTO schedules (name, cron, timezone, every_ms, method, args, options, catch_up, paused, created_at, since, last_due_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      schedule.name,
-      schedule.cron ?? null,
-      schedule.timezone ?? null,
-      schedule.everyMs ?? null,
-      schedule.method,
-      schedule.args,
-      JSON.stringify(schedule.options),
-      schedule.catchUp,
-      schedule.paused ? 1 : 0,
-      schedule.createdAt,
-      schedule.since,
-      schedule.lastDueAt ?? null,
-    );
+    this.scheduleTable.put(schedule);
     return this.afterCommit(undefined);
   }
 
   getSchedule(name: string): ScheduleRecord | undefined {
-    const row = this.statement("SELECT * FROM schedules WHERE name = ?").get(name) as ScheduleRow | null;
-    return row ? scheduleFromRow(row) : undefined;
+    return this.scheduleTable.get(name);
   }
 
   listSchedules(): ScheduleRecord[] {
-    return (this.statement("SELECT * FROM schedules ORDER BY name").all() as ScheduleRow[]).map(scheduleFromRow);
+    return this.scheduleTable.list();
   }
 
   removeSchedule(name: string): Promise<boolean> {
-    return this.afterCommit(this.write("DELETE FROM schedules WHERE name = ?", name) === 1);
+    return this.afterCommit(this.scheduleTable.remove(name));
   }
 
   updateSchedule(name: string, fields: ScheduleFields): Promise<boolean> {
-    const sets: string[] = [];
-    const params: (string | number)[] = [];
-    if (fields.paused !== undefined) {
-      sets.push("paused = ?");
-      params.push(fields.paused ? 1 : 0);
-    }
-    if (fields.since !== undefined) {
-      sets.push("since = ?");
-      params.push(fields.since);
-    }
-    if (fields.lastDueAt !== undefined) {
-      sets.push("last_due_at = ?");
-      params.push(fields.lastDueAt);
-    }
-    if (sets.length === 0) return Promise.resolve(this.getSchedule(name) !== undefined);
-    return this.afterCommit(this.write(`UPDATE schedules SET ${sets.join(", ")} WHERE name = ?`, ...params, name) === 1);
+    const changed = this.scheduleTable.update(name, fields);
+    if (changed === undefined) return Promise.resolve(this.scheduleTable.get(name) !== undefined);
+    return this.afterCommit(changed);
   }
 
   async close(): Promise<void> {
@@ -398,7 +331,7 @@ export class SqliteTaskStore implements TaskStore {
    * Runs one write inside the open batch transaction, starting one (and scheduling its COMMIT)
    * when none is open. Returns RETURNING's row, or the number of rows changed.
    */
-  private write(sql: string, ...params: (string | number | Uint8Array | null)[]): TaskRow | number {
+  private write(sql: string, ...params: SqlValue[]): TaskRow | number {
     if (this.closed) throw new TaskStoreError(`the task store ${this.path} is closed`, StoreFailure.UNWRITABLE);
     if (!this.inTransaction) {
       this.db.exec("BEGIN IMMEDIATE");
@@ -466,23 +399,6 @@ function taskValues(task: NewTask): (string | number | Uint8Array | null)[] {
   ];
 }
 
-function linkFromRow(row: FlowLinkRow): StoredFlowLink {
-  const link: StoredFlowLink = {
-    taskId: row.task_id,
-    flowId: row.flow_id,
-    position: row.position,
-    role: row.role,
-    kind: row.kind,
-  };
-  if (row.parent_id !== null) link.parentId = row.parent_id;
-  if (row.join_mode !== null) link.join = row.join_mode;
-  if (row.immutable === 1) link.immutable = true;
-  if (row.release !== null) link.release = JSON.parse(row.release) as FlowLink["release"];
-  if (row.state !== null) link.state = row.state;
-  if (row.method !== null) link.method = row.method;
-  return link;
-}
-
 function fromRow(row: TaskRow): TaskRecord {
   const record: TaskRecord = {
     id: row.id,
@@ -508,24 +424,6 @@ function fromRow(row: TaskRow): TaskRecord {
   if (row.flow_id !== null) record.flowId = row.flow_id;
   if (row.schedule_name !== null && row.schedule_due_at !== null) record.schedule = { name: row.schedule_name, dueAt: row.schedule_due_at };
   return record;
-}
-
-function scheduleFromRow(row: ScheduleRow): ScheduleRecord {
-  const schedule: ScheduleRecord = {
-    name: row.name,
-    method: row.method,
-    args: row.args,
-    options: JSON.parse(row.options) as Record<string, unknown>,
-    catchUp: row.catch_up,
-    paused: row.paused === 1,
-    createdAt: row.created_at,
-    since: row.since,
-  };
-  if (row.cron !== null) schedule.cron = row.cron;
-  if (row.timezone !== null) schedule.timezone = row.timezone;
-  if (row.every_ms !== null) schedule.everyMs = row.every_ms;
-  if (row.last_due_at !== null) schedule.lastDueAt = row.last_due_at;
-  return schedule;
 }
 
 /** SQLite's failures, as one line that says what is wrong with the file. */
