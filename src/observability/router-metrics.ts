@@ -10,6 +10,7 @@
  */
 import type { ClustersInfo, RouterInfo } from "../protocol/index.ts";
 import type { CallView, RouterEvents } from "../router/events.ts";
+import type { RateLimitStat } from "../router/rate-limits.ts";
 import { ExpositionWriter, Histogram, SECONDS_BUCKETS, TASK_SECONDS_BUCKETS } from "./exposition.ts";
 import { writeProcessMetrics } from "./process-metrics.ts";
 
@@ -19,6 +20,8 @@ export interface MetricsSource {
   info(topic: "clusters" | "router"): unknown;
   /** Methods with calls waiting: how many, and performance.now() of the oldest's arrival. */
   waitingCalls(): ReadonlyMap<string, { count: number; oldestReceivedAt: number }>;
+  /** The rate-limited methods (ServiceRouter.rateLimitStats). */
+  rateLimitStats?(): readonly RateLimitStat[];
   /** What a dealer registered for `method`, if one offers it now. */
   offeredMethod(method: string): unknown;
   readonly tasks?: { stats(): { counts: Readonly<Record<string, number>>; parked?: number } } | undefined;
@@ -207,6 +210,7 @@ export class RouterMetrics {
     this.writeCalls(out);
     this.writeDealers(out);
     this.writeQueues(out);
+    this.writeRateLimits(out);
     this.writeTasks(out);
     return out.text();
   }
@@ -284,6 +288,27 @@ export class RouterMetrics {
     for (const method of methods) out.sample("voidrail_queue_depth", depth.get(method)!.count, { method });
     out.family("voidrail_queue_oldest_age_seconds", "gauge", "How long the oldest waiting call of a method has waited (0: none waits).");
     for (const method of methods) out.sample("voidrail_queue_oldest_age_seconds", depth.get(method)!.oldestAgeSeconds, { method });
+  }
+
+  private writeRateLimits(out: ExpositionWriter): void {
+    const stats = this.source.rateLimitStats?.();
+    if (stats === undefined || stats.length === 0) return;
+    // Methods come from the router's options and from dealers' registrations: the same cap as the call series.
+    const shown = [...stats].sort((a, b) => (a.method < b.method ? -1 : 1)).slice(0, this.maxLabelValues);
+    out.family("voidrail_rate_limit_per_second", "gauge", "The rate limit in force, by method, in calls per second.");
+    for (const stat of shown) out.sample("voidrail_rate_limit_per_second", stat.perSecond, { method: stat.method });
+    out.family(
+      "voidrail_rate_limit_waiting",
+      "gauge",
+      "1 while calls or tasks of the method wait for its rate limit's next token, else 0.",
+    );
+    for (const stat of shown) out.sample("voidrail_rate_limit_waiting", stat.waiting ? 1 : 0, { method: stat.method });
+    out.family(
+      "voidrail_rate_limit_holds_total",
+      "counter",
+      "Times a method's calls or tasks had to wait for its rate limit's next token.",
+    );
+    for (const stat of shown) out.sample("voidrail_rate_limit_holds_total", stat.holds, { method: stat.method });
   }
 
   private writeTasks(out: ExpositionWriter): void {

@@ -9,11 +9,24 @@
 import { burstOf, parseRate, type Rate } from "../protocol/index.ts";
 import { TokenBucket } from "../util/token-bucket.ts";
 
+/** One limited method as the metrics see it. */
+export interface RateLimitStat {
+  method: string;
+  /** The rate in force, in calls per second. */
+  perSecond: number;
+  /** Whether calls or task attempts of the method wait for its next token now. */
+  waiting: boolean;
+  /** Times the method's queue has had to wait for a token since the router started. */
+  holds: number;
+}
+
 export class MethodRateLimits {
   private readonly configured = new Map<string, Rate>();
   private readonly declaredRates = new Map<string, Rate>();
   private readonly buckets = new Map<string, TokenBucket>();
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Per method: how many times its queue had to wait for a token (metrics). */
+  private readonly holds = new Map<string, number>();
   /** What serves a method's queue when its next token is due (set once the dispatcher exists). */
   onAvailable: (method: string) => void = () => {};
 
@@ -80,6 +93,25 @@ export class MethodRateLimits {
     return false;
   }
 
+  /**
+   * Every limited method: its rate per second, whether its calls wait for the next token now,
+   * and how many times they have had to (the metrics read this at scrape time).
+   */
+  stats(): RateLimitStat[] {
+    const stats: RateLimitStat[] = [];
+    for (const method of this.buckets.keys()) {
+      const rate = this.rateOf(method);
+      if (rate === undefined) continue;
+      stats.push({
+        method,
+        perSecond: (rate.count * 1000) / rate.periodMs,
+        waiting: this.timers.has(method),
+        holds: this.holds.get(method) ?? 0,
+      });
+    }
+    return stats;
+  }
+
   /** Stops the timers (router stop). */
   clear(): void {
     for (const timer of this.timers.values()) clearTimeout(timer);
@@ -88,6 +120,7 @@ export class MethodRateLimits {
 
   private wakeIn(method: string, waitMs: number): void {
     if (this.timers.has(method)) return;
+    this.holds.set(method, (this.holds.get(method) ?? 0) + 1);
     const timer = setTimeout(
       () => {
         this.timers.delete(method);

@@ -21,7 +21,7 @@ import { Inbound } from "./inbound.ts";
 import { RouterInfoBuilder } from "./info.ts";
 import { Outbound } from "./outbound.ts";
 import { Queues } from "./queues.ts";
-import { MethodRateLimits } from "./rate-limits.ts";
+import { MethodRateLimits, type RateLimitStat } from "./rate-limits.ts";
 import { DealerRegistry } from "./registry.ts";
 import { Sessions } from "./sessions.ts";
 
@@ -268,6 +268,11 @@ export class ServiceRouter {
   /** @internal See runOwned and Inbound.terminateOwned. */
   terminateOwned(call: Call, graceMs: number): void {
     this.inbound.terminateOwned(call, graceMs, this.config.heartbeatTimeoutMs);
+  }
+
+  /** @internal The rate-limited methods: rate, waiting now, times held (metrics). */
+  rateLimitStats(): RateLimitStat[] {
+    return this.rates.stats();
   }
 
   /** @internal Methods with calls waiting: how many, and performance.now() of the oldest's arrival (metrics). */

@@ -92,6 +92,32 @@ describe("GET /metrics", () => {
     expect(sampleValue(after, 'voidrail_dispatch_wait_seconds_count{method="GatedService.hold"}')).toBe(3);
   }, 30_000);
 
+  test("rate limits: the rate in force, whether calls wait for a token now, and how often they had to", async () => {
+    const router = await cluster.router({ http: { port: 0 }, rateLimits: { "EchoService.add": "1/h" } });
+    await cluster.dealer((options) => new EchoService(options));
+    const client = await cluster.client();
+    const before = await scrape(router.httpUrl!);
+    expect(sampleValue(before, 'voidrail_rate_limit_per_second{method="EchoService.add"}')).toBeCloseTo(1 / 3600, 9);
+    expect(sampleValue(before, 'voidrail_rate_limit_waiting{method="EchoService.add"}')).toBe(0);
+    expect(sampleValue(before, 'voidrail_rate_limit_holds_total{method="EchoService.add"}')).toBe(0);
+    // One token an hour: the first call takes it, the second waits in the queue for the next.
+    expect(await client.call("EchoService.add", [1, 1])).toBe(2);
+    const waiting = client.call("EchoService.add", [2, 2]).catch((error: Error) => error);
+    await waitFor(async () => sampleValue(await scrape(router.httpUrl!), 'voidrail_queue_depth{method="EchoService.add"}') === 1, {
+      timeoutMs: 5000,
+      message: "the second call to wait in the queue",
+    });
+    const held = await scrape(router.httpUrl!);
+    expect(sampleValue(held, 'voidrail_rate_limit_waiting{method="EchoService.add"}')).toBe(1);
+    expect(sampleValue(held, 'voidrail_rate_limit_holds_total{method="EchoService.add"}')).toBe(1);
+    // Calls that wait for a token count as queued, with no dealer slot busy: the rate, not the dealers, holds them.
+    expect(sampleValue(held, 'voidrail_dealer_busy_slots{service="EchoService"}')).toBe(0);
+    const check = spawnSync("promtool", ["check", "metrics"], { input: held, encoding: "utf8" });
+    expect(`${check.stdout}${check.stderr}`.trim()).toBe("");
+    await client.close();
+    expect(await waiting).toBeInstanceOf(Error);
+  }, 30_000);
+
   test("a dealer killed with SIGKILL leaves the gauges within the heartbeat timeout", async () => {
     const heartbeatTimeout = 1;
     const router = await cluster.router({ http: { port: 0 }, heartbeatTimeout });

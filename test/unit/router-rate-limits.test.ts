@@ -53,3 +53,23 @@ test("a method out of tokens is served again when the next one is due", async ()
   expect(limits.available("Svc.tick")).toBe(true);
   limits.clear();
 });
+
+test("stats: each limited method's rate per second, whether it waits now, and one hold per wait, not per check", () => {
+  const time = clock();
+  const limits = new MethodRateLimits({ "Mail.send": "2/s" }, time.now);
+  limits.declared("Img.resize", "6/m");
+  const byMethod = () => Object.fromEntries(limits.stats().map((stat) => [stat.method, stat]));
+  expect(byMethod()).toEqual({
+    "Mail.send": { method: "Mail.send", perSecond: 2, waiting: false, holds: 0 },
+    "Img.resize": { method: "Img.resize", perSecond: 0.1, waiting: false, holds: 0 },
+  });
+  expect(limits.take("Img.resize")).toBe(0);
+  expect(limits.take("Img.resize")).toBeGreaterThan(0);
+  // The dispatcher checks again on every free slot while the call waits: still the one hold.
+  expect(limits.available("Img.resize")).toBe(false);
+  expect(limits.available("Img.resize")).toBe(false);
+  expect(byMethod()["Img.resize"]).toMatchObject({ waiting: true, holds: 1 });
+  expect(byMethod()["Mail.send"]).toMatchObject({ waiting: false, holds: 0 });
+  limits.clear();
+  expect(byMethod()["Img.resize"]).toMatchObject({ waiting: false, holds: 1 });
+});
