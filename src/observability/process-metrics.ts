@@ -1,6 +1,8 @@
 /**
- * Owns the process metrics every Prometheus exporter reports (names from the client libraries'
- * conventions): resident memory, CPU time, start time. Read at scrape time.
+ * Owns the process metrics: resident memory, CPU time, start time, read at scrape time. Each is
+ * written twice: under the name every Prometheus client library uses (`process_*`, what stock
+ * dashboards and alerts query) and under the `voidrail_process_*` name the monitoring issue
+ * promised, so both kinds of query find it.
  */
 import type { ExpositionWriter } from "./exposition.ts";
 
@@ -8,10 +10,15 @@ const startTimeSeconds = Math.floor(Date.now() / 1000 - process.uptime());
 
 export function writeProcessMetrics(out: ExpositionWriter): void {
   const cpu = process.cpuUsage();
-  out.family("process_cpu_seconds_total", "counter", "User and system CPU time of the router process.");
-  out.sample("process_cpu_seconds_total", (cpu.user + cpu.system) / 1e6);
-  out.family("process_resident_memory_bytes", "gauge", "Resident memory of the router process.");
-  out.sample("process_resident_memory_bytes", process.memoryUsage.rss());
-  out.family("process_start_time_seconds", "gauge", "Start of the router process, seconds since the epoch.");
-  out.sample("process_start_time_seconds", startTimeSeconds);
+  const readings = [
+    ["cpu_seconds_total", "counter", "User and system CPU time of the router process.", (cpu.user + cpu.system) / 1e6],
+    ["resident_memory_bytes", "gauge", "Resident memory of the router process.", process.memoryUsage.rss()],
+    ["start_time_seconds", "gauge", "Start of the router process, seconds since the epoch.", startTimeSeconds],
+  ] as const;
+  for (const prefix of ["process_", "voidrail_process_"]) {
+    for (const [name, type, help, value] of readings) {
+      out.family(`${prefix}${name}`, type, help);
+      out.sample(`${prefix}${name}`, value);
+    }
+  }
 }

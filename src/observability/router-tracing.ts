@@ -1,7 +1,9 @@
 /**
  * Owns the router's OpenTelemetry spans (with @opentelemetry/api installed): for each call that
- * carries a trace context, a `<method> queue` span (arrival to dispatch) and a `<method> route`
- * span (arrival to its end, with its outcome), children of the caller's span. They are made
+ * carries a trace context, a `<method> queue` span (arrival to dispatch: the queue wait), a
+ * `<method> dispatch` span (dispatch to the dealer's answer, with the dealer's id: the call's
+ * time on its dealer as the router sees it, network included) and a `<method> route` span
+ * (arrival to its end, with its outcome), children of the caller's span. They are made
  * from router events after the fact, with their real start times; the trace context the call
  * carries to its dealer stays the caller's (the router is not a hop of the trace).
  */
@@ -11,6 +13,8 @@ import { outcomeOf } from "./router-metrics.ts";
 
 export class RouterTracing {
   private readonly unsubscribe: (() => void)[] = [];
+  /** performance.now() of each traced call's latest dispatch; weak, so a call whose client left costs nothing. */
+  private readonly dispatchedAt = new WeakMap<CallView, { at: number; dealerId: string | undefined }>();
 
   constructor(
     private readonly events: RouterEvents,
@@ -38,6 +42,7 @@ export class RouterTracing {
     );
     if (call.dealer) span.setAttribute("voidrail.dealer_id", call.dealer.id);
     endSpan(api, span);
+    this.dispatchedAt.set(call, { at: performance.now(), dealerId: call.dealer?.id });
   };
 
   private readonly onFinished = (call: CallView): void => {
@@ -52,9 +57,24 @@ export class RouterTracing {
       epochMs(call.receivedAt),
     );
     const outcome = outcomeOf(call.outcome);
+    const status = outcome === "ok" ? undefined : { code: call.outcome, message: `the call ended with ${call.outcome}` };
     span.setAttribute("voidrail.outcome", outcome);
     if (call.task) span.setAttribute("voidrail.task_id", call.task.id);
-    endSpan(api, span, outcome === "ok" ? undefined : { code: call.outcome, message: `the call ended with ${call.outcome}` });
+    endSpan(api, span, status);
+    // A call that ended before any dealer took it (a timeout in the queue, say) has no dispatch span.
+    const dispatched = this.dispatchedAt.get(call);
+    if (dispatched === undefined) return;
+    this.dispatchedAt.delete(call);
+    const dispatch = startSpan(
+      api,
+      `${call.method} dispatch`,
+      api.SpanKind.INTERNAL,
+      contextFromHeaders(api, trace.traceparent, trace.tracestate),
+      epochMs(dispatched.at),
+    );
+    if (dispatched.dealerId !== undefined) dispatch.setAttribute("voidrail.dealer_id", dispatched.dealerId);
+    dispatch.setAttribute("voidrail.outcome", outcome);
+    endSpan(api, dispatch, status);
   };
 }
 

@@ -65,6 +65,8 @@ describe("GET /metrics", () => {
     expect(sampleValue(text, 'voidrail_queue_depth{method="EchoService.add"}')).toBe(0);
     expect(sampleValue(text, 'voidrail_tasks{state="queued"}')).toBe(0);
     expect(sampleValue(text, "process_resident_memory_bytes")).toBeGreaterThan(1_000_000);
+    expect(sampleValue(text, "voidrail_process_resident_memory_bytes")).toBe(sampleValue(text, "process_resident_memory_bytes"));
+    expect(sampleValue(text, "voidrail_process_cpu_seconds_total")).toBeGreaterThan(0);
     expect(text).toMatch(/^voidrail_build_info\{version="\d+\.\d+\.\d+[^"]*"\} 1$/m);
     // Prometheus' own parser and linter.
     const check = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });

@@ -19,6 +19,9 @@ interface RecordedSpan {
   parentSpanId: string | null;
   status: number;
   attributes: Record<string, unknown>;
+  /** Epoch ms. */
+  startMs: number;
+  endMs: number;
 }
 
 // SpanKind values of @opentelemetry/api.
@@ -84,10 +87,17 @@ describe("OpenTelemetry spans across three processes", () => {
     const clientSpan = find(call, "client", CLIENT, "Traced.work");
     expect(clientSpan.parentSpanId).toBe(parentCall.spanId);
     expect(clientSpan.attributes["rpc.system"]).toBe("voidrail");
-    for (const name of ["Traced.work queue", "Traced.work route"]) {
+    for (const name of ["Traced.work queue", "Traced.work dispatch", "Traced.work route"]) {
       expect(find(call, "router", INTERNAL, name).parentSpanId).toBe(clientSpan.spanId);
     }
     expect(find(call, "router", INTERNAL, "Traced.work route").attributes["voidrail.outcome"]).toBe("ok");
+    // Queue wait, then the time on the dealer: the dispatch span starts where the queue span ends, inside the route span.
+    const queueSpan = find(call, "router", INTERNAL, "Traced.work queue");
+    const dispatchSpan = find(call, "router", INTERNAL, "Traced.work dispatch");
+    const routeSpan = find(call, "router", INTERNAL, "Traced.work route");
+    expect(dispatchSpan.attributes["voidrail.dealer_id"]).toBe(queueSpan.attributes["voidrail.dealer_id"]);
+    expect(dispatchSpan.startMs).toBeGreaterThanOrEqual(queueSpan.endMs - 1);
+    expect(dispatchSpan.endMs).toBeLessThanOrEqual(routeSpan.endMs + 1);
     // The router forwards the client's context untouched: the dealer's span is the client span's child.
     const run = find(call, "dealer", SERVER, "Traced.work");
     expect(run.parentSpanId).toBe(clientSpan.spanId);
