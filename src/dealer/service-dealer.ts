@@ -1,34 +1,26 @@
 /**
  * ServiceDealer: a service instance. Subclass it, mark methods with @serviceMethod, start() it:
- * it connects to the router, registers its methods, runs the requests it is given and replies.
+ * it connects to the router, registers its methods, takes the requests it is given and hands
+ * them to its CallRunner (call-runner.ts), which runs them and replies. This file keeps the
+ * lifecycle: HELLO/WELCOME, setup()/teardown(), drain and stop, reconnects, message intake.
  */
 import { hostname } from "node:os";
 import * as v from "valibot";
 import { createLogger, type Logger } from "../util/log.ts";
 import {
   AuthError,
-  CancelledError,
   ConnectionError,
   DealerHelloState,
-  decodeArgs,
   decodeMessage,
-  type DealerMessage,
   type DealerWelcomeHeader,
-  type CompressionPlan,
-  encodeValue,
   encodeMessage,
   errorFromWire,
-  errorToWire,
   explainRefusedKey,
   type MethodInfo,
   PROTOCOL_VERSION,
   ProtocolFailure,
-  ShuttingDownError,
   TagsSchema,
-  TimeoutError,
   ValidationError,
-  validationErrorFromIssues,
-  VoidRailError,
   type WireError,
   curveRefusal,
   curveSocketOptions,
@@ -43,19 +35,13 @@ import {
   SecondsOption,
 } from "../options.ts";
 import { consumeMessages } from "../util/receive-loop.ts";
-import { type Deadline, Deadlines } from "../util/deadlines.ts";
-import { curvePublicKey, Dealer, SEND_DONE, ZmtpErrorCode } from "../zmtp/index.ts";
+import { curvePublicKey, Dealer, ZmtpErrorCode } from "../zmtp/index.ts";
 import { loadOtel } from "../util/otel.ts";
-import { startCallSpan, traceFields } from "./call-tracing.ts";
+import { CallRunner } from "./call-runner.ts";
 import { HeartbeatThread } from "./heartbeat-thread.ts";
 import { resolveIdentity } from "./identity.ts";
-import { binaryArgs, checkFits } from "./payloads.ts";
-import { ProgressReporter } from "./progress-reporter.ts";
 import { type RecycleReason, Recycling } from "./recycling.ts";
-
-/** At most one PROGRESS per task attempt in this many milliseconds (the latest value wins). */
-const PROGRESS_INTERVAL_MS = 100;
-import { type CallContext, collectMethods, type MethodDefinition } from "./service-method.ts";
+import { collectMethods, type MethodDefinition } from "./service-method.ts";
 
 /** Options of a ServiceDealer. Times are in seconds, as in the Python seed. */
 export interface ServiceDealerOptions {
@@ -146,41 +132,6 @@ const OptionsSchema = v.object({
 });
 
 /**
- * A running call's cancellation. Most methods never look at a signal, and an AbortController per
- * call was ~3% of a busy dealer's time: the controller is made only when a signal is asked for
- * (a method with a context argument, or a stream), and a plain flag serves the rest.
- */
-class Cancellation {
-  aborted = false;
-  reason: unknown = undefined;
-  private controller: AbortController | undefined;
-
-  get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.aborted) this.controller.abort(this.reason);
-    }
-    return this.controller.signal;
-  }
-
-  abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    this.controller?.abort(reason);
-  }
-}
-
-interface RunningCall {
-  cancellation: Cancellation;
-  /** Set for an attempt of a task. */
-  progress: ProgressReporter | undefined;
-  credit: number | undefined;
-  wakeProducer: (() => void) | undefined;
-  deadline: Deadline | undefined;
-}
-
-/**
  * - connecting: no WELCOME yet (or the connection was lost)
  * - setup: welcomed, registered with `state: "setup"`, running `setup()`: the router sends no work
  * - registered: serving
@@ -205,20 +156,15 @@ export class ServiceDealer {
   #heartbeat: HeartbeatThread | undefined;
   #state: DealerState = "stopped";
   #methods = new Map<string, MethodDefinition>();
-  readonly #running = new Map<number, RunningCall>();
-  readonly #deadlines = new Deadlines();
+  /** Runs the requests it is given; the calls running now are its. */
+  readonly #calls: CallRunner;
   #registeredWaiters: { resolve(): void; reject(error: Error): void }[] = [];
-  #idleWaiters: (() => void)[] = [];
   #drained!: () => void;
   /**
    * Resolves once an operator drained this dealer at the router (`voidrail client --drain`, the
    * dashboard) and it has stopped; never for a stop() of its own. `voidrail dealer` exits then.
    */
   readonly drainedByRouter: Promise<void> = new Promise((resolve) => (this.#drained = resolve));
-  /** The router's maxMessageSize, from its WELCOME. */
-  #routerMaxMessageSize: number | undefined;
-  /** The revision in force, from the WELCOME: results are compressed only at 4 or above (PROTOCOL.md §12). */
-  #revision = 1;
   /** When the connection of a registered dealer was lost; cleared once registered again. */
   #lostRouterAt: number | undefined;
   readonly #tags: Record<string, string> | undefined;
@@ -258,6 +204,15 @@ export class ServiceDealer {
         void this.stop();
       },
       warn: (message) => this.#log.warn(message),
+    });
+    this.#calls = new CallRunner({
+      serviceName: () => this.serviceName,
+      target: this,
+      methods: () => this.#methods,
+      notStarting: () => (this.#state === "setup" || this.#state === "draining" ? this.#state : undefined),
+      send: (frames) => this.#socket?.send(frames),
+      warn: (message) => this.#log.warn(message),
+      callFinished: () => this.#recycling.countCall(),
     });
   }
 
@@ -306,7 +261,7 @@ export class ServiceDealer {
 
   /** Requests running now. */
   get load(): number {
-    return this.#running.size;
+    return this.#calls.load;
   }
 
   /**
@@ -399,7 +354,7 @@ export class ServiceDealer {
       // already left (BYE) and closed the connection.
       if (this.#setupRunning !== undefined) await this.#setupRunning;
       if (this.#socket === socket) {
-        if (this.#running.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+        if (this.#calls.load > 0) await this.#calls.whenIdle();
         // Still registered (draining: calls for its methods wait rather than fail) while what
         // setup() took is freed: a replacement may need it (the GPU's memory).
         await this.#runTeardown();
@@ -434,7 +389,7 @@ export class ServiceDealer {
     this.#state = "stopped";
     this.#lostRouterAt = undefined;
     this.#recycling.stopMemoryChecks();
-    for (const call of this.#running.values()) call.cancellation.abort(new ConnectionError("the dealer stopped"));
+    this.#calls.abortAll(() => new ConnectionError("the dealer stopped"));
     const error = new ConnectionError("the dealer stopped before registering");
     for (const waiter of this.#registeredWaiters.splice(0)) waiter.reject(error);
     socket?.close();
@@ -504,34 +459,26 @@ export class ServiceDealer {
     }
     if (this.#state !== "draining") this.#state = "connecting";
     // The router has already re-dispatched or failed what this dealer held: stop working on it.
-    for (const call of this.#running.values()) call.cancellation.abort(new ConnectionError("connection to the router lost"));
+    this.#calls.abortAll(() => new ConnectionError("connection to the router lost"));
   }
 
   #onMessage(frames: Uint8Array[]): void {
     const message = decodeMessage(frames, "dealer");
     if (!message.ok) {
       this.#log.warn(`bad message from the router: ${message.error.message}`);
-      if (message.kind === "REQUEST" && message.id !== undefined)
-        this.#reply(encodeMessage("ERROR", { id: message.id, ...errorToWire(message.error) }));
+      if (message.kind === "REQUEST" && message.id !== undefined) this.#calls.replyError(message.id, message.error);
       return;
     }
     switch (message.kind) {
       case "WELCOME":
         return this.#onWelcome(message.header);
       case "REQUEST":
-        void this.#run(message);
+        void this.#calls.run(message);
         return;
       case "CANCEL":
-        this.#running.get(message.header.id)?.cancellation.abort(new CancelledError("cancelled"));
-        return;
-      case "CREDIT": {
-        const call = this.#running.get(message.header.id);
-        if (call && call.credit !== undefined) {
-          call.credit = Math.min(2_147_483_647, call.credit + message.header.n);
-          call.wakeProducer?.();
-        }
-        return;
-      }
+        return this.#calls.cancel(message.header.id);
+      case "CREDIT":
+        return this.#calls.credit(message.header.id, message.header.n);
       case "ERROR":
         return this.#onConnectionError(message.header);
       case "DRAIN":
@@ -544,8 +491,7 @@ export class ServiceDealer {
 
   #onWelcome(header: DealerWelcomeHeader): void {
     this.dealerId = header.dealerId;
-    this.#routerMaxMessageSize = header.maxMessageSize;
-    this.#revision = header.version;
+    this.#calls.routerWelcomed(header.version, header.maxMessageSize);
     if (header.beatToken !== undefined && header.heartbeatIntervalMs > 0)
       this.#heartbeat?.vouchFor(header.beatToken, header.heartbeatIntervalMs);
     if (this.#state === "draining") return;
@@ -578,147 +524,4 @@ export class ServiceDealer {
     }
     this.#log.warn(`router reported: ${error.message}`);
   }
-
-  async #run(message: Extract<DealerMessage, { kind: "REQUEST" }>): Promise<void> {
-    const { id, method: fullName, deadlineMs } = message.header;
-    if (this.#state === "setup") {
-      // Only a router that ignores HELLO's "setup" state sends work now: refused untouched, it goes elsewhere.
-      return this.#replyError(
-        id,
-        new ShuttingDownError(`${this.serviceName} is running its setup() and did not start ${fullName}`, { data: { notStarted: true } }),
-      );
-    }
-    if (this.#state === "draining") {
-      // The request crossed our DRAIN on the wire. Refusing it untouched (notStarted) lets the router
-      // give it to another dealer instead of reporting it lost when we leave (PROTOCOL.md §4.12).
-      return this.#replyError(
-        id,
-        new ShuttingDownError(`${this.serviceName} is draining and did not start ${fullName}`, { data: { notStarted: true } }),
-      );
-    }
-    const definition = fullName.startsWith(`${this.serviceName}.`)
-      ? this.#methods.get(fullName.slice(this.serviceName.length + 1))
-      : undefined;
-    if (!definition)
-      return this.#replyError(id, new ValidationError(`${fullName} is not a method of ${this.serviceName}`, { data: { path: "method" } }));
-    const decoded = message.header.binary
-      ? binaryArgs(message.payload, message.header.binary, message.binary)
-      : decodeArgs(message.payload);
-    if (!decoded.ok) return this.#replyError(id, decoded.error);
-    let args = decoded.value;
-    if (definition.params) {
-      const checked = v.safeParse(definition.params, args);
-      if (!checked.success) return this.#replyError(id, validationErrorFromIssues(checked.issues, "args"));
-      args = checked.output as unknown[];
-    }
-    const cancellation = new Cancellation();
-    const task = message.header.task;
-    const progress = task
-      ? new ProgressReporter((value) => this.#reply(encodeMessage("PROGRESS", { id, value })), PROGRESS_INTERVAL_MS)
-      : undefined;
-    const call: RunningCall = { cancellation, progress, credit: message.header.credit, wakeProducer: undefined, deadline: undefined };
-    if (deadlineMs !== undefined) {
-      call.deadline = this.#deadlines.add(deadlineMs, () => cancellation.abort(new TimeoutError(`deadline of ${deadlineMs} ms passed`)));
-    }
-    this.#running.set(id, call);
-    const span = startCallSpan(fullName, task !== undefined, message.header.trace);
-    let failure: unknown;
-    try {
-      if (definition.context) {
-        const context: CallContext = {
-          signal: cancellation.signal,
-          requestId: id,
-          method: fullName,
-          ...(deadlineMs !== undefined ? { deadline: Date.now() + deadlineMs } : {}),
-          ...(task ? { taskId: task.id, attempt: task.attempt } : {}),
-          ...(message.header.trace ? traceFields(message.header.trace) : {}),
-          progress: progress ? (value) => progress.report(value) : () => {},
-        };
-        args = [...args, context];
-      }
-      const fn = (this as unknown as Record<string, (...a: unknown[]) => unknown>)[definition.property];
-      const result = span === undefined ? fn.apply(this, args) : span.run(() => fn.apply(this, args));
-      const compress = this.#revision >= 4 ? definition.compress : undefined;
-      if (definition.stream) await this.#streamResult(id, call, result, compress);
-      else {
-        // A synchronous method's value is sent at once: no turn of the microtask queue.
-        const value = isThenable(result) ? await result : result;
-        if (cancellation.aborted) throw cancellation.reason;
-        const encoded = encodeValue(value, "result", compress);
-        if (!encoded.ok) throw encoded.error;
-        checkFits(encoded.json, encoded.binary?.frames, this.#routerMaxMessageSize, "result");
-        progress?.flush();
-        if (encoded.binary) this.#reply(encodeMessage("RESULT", { id, binary: encoded.binary.slots }, encoded.json, encoded.binary.frames));
-        else this.#reply(encodeMessage("RESULT", { id }, encoded.json));
-      }
-    } catch (error) {
-      failure = error;
-      if (cancellation.aborted) progress?.cancel();
-      else progress?.flush();
-      this.#replyError(id, cancellation.aborted && !(error instanceof VoidRailError) ? cancellation.reason : error);
-    } finally {
-      span?.end(failure);
-      call.deadline?.cancel();
-      this.#running.delete(id);
-      if (this.#running.size === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
-      this.#recycling.countCall();
-    }
-  }
-
-  /** Sends a generator's items as CHUNKs as they come, never more than the client's credit. */
-  async #streamResult(id: number, call: RunningCall, result: unknown, compress: CompressionPlan | undefined): Promise<void> {
-    const iterable = result as AsyncIterable<unknown> | Iterable<unknown> | null;
-    if (iterable === null || (typeof iterable !== "object" && typeof iterable !== "function")) {
-      throw new ValidationError("a streaming method must return an iterable", { data: { path: "result" } });
-    }
-    const iterator: AsyncIterator<unknown> | Iterator<unknown> =
-      Symbol.asyncIterator in iterable
-        ? (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]()
-        : (iterable as Iterable<unknown>)[Symbol.iterator]();
-    const signal = call.cancellation.signal;
-    let seq = 0;
-    try {
-      for (;;) {
-        while (call.credit === 0 && !signal.aborted) {
-          await new Promise<void>((resolve) => {
-            call.wakeProducer = resolve;
-            signal.addEventListener("abort", () => resolve(), { once: true });
-          });
-          call.wakeProducer = undefined;
-        }
-        if (signal.aborted) throw signal.reason;
-        const step = await iterator.next();
-        if (step.done) break;
-        if (signal.aborted) throw signal.reason;
-        const encoded = encodeValue(step.value, "chunk", compress);
-        if (!encoded.ok) throw encoded.error;
-        checkFits(encoded.json, encoded.binary?.frames, this.#routerMaxMessageSize, "chunk");
-        if (call.credit !== undefined) call.credit--;
-        // Awaiting the send is the backpressure: a full connection pauses the producer.
-        const header = encoded.binary ? { id, seq: seq++, binary: encoded.binary.slots } : { id, seq: seq++ };
-        await this.#socket?.send(encodeMessage("CHUNK", header, encoded.json, encoded.binary?.frames));
-      }
-    } catch (error) {
-      await iterator.return?.();
-      throw error;
-    }
-    this.#reply(encodeMessage("END", { id, count: seq }));
-  }
-
-  #replyError(id: number, error: unknown): void {
-    this.#reply(encodeMessage("ERROR", { id, ...errorToWire(error) }));
-  }
-
-  #reply(frames: Uint8Array[]): void {
-    const sent = this.#socket?.send(frames);
-    if (sent !== undefined && sent !== SEND_DONE) sent.catch((error: Error) => this.#log.warn(`could not reply: ${error.message}`));
-  }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === "object" || typeof value === "function") &&
-    typeof (value as PromiseLike<unknown>).then === "function"
-  );
 }
