@@ -6,6 +6,7 @@ public key; client list: VOIDRAIL_TEST_CURVE_CLIENT_SECRET's) with the TypeScrip
 
 import asyncio
 import os
+import socket
 
 import pytest
 import zmq
@@ -105,6 +106,7 @@ async def test_python_dealers_register_tags_over_curve_and_require_picks_among_t
         async with AsyncClient(curve["address"], timeout=10, curve_server_key=curve["server"], curve_secret_key=curve["client"]) as client:
             mine = [entry for entry in await client.get_clusters() if entry.get("service") == "Tagged"]
             assert sorted(entry.get("tags", {}).get("gpu") for entry in mine) == ["a100", "h200"]
+            assert {entry.get("host") for entry in mine} == {socket.gethostname()}
             assert {entry.get("publicKey") for entry in mine} == {zmq.curve_public(curve["dealer"].encode()).decode()}
             for _ in range(5):
                 assert await client.invoke("Tagged.where", require={"gpu": "h200"}) == "h200"

@@ -56,6 +56,8 @@ log = logging.getLogger("voidrail.dealer")
 PROGRESS_INTERVAL_S = 0.1  # at most one PROGRESS per task attempt this often (the latest value wins)
 HEADROOM_BYTES = 64 * 1024  # what the other frames of a message may take beside its payload (WELCOME.maxMessageSize)
 _DONE = object()
+# HELLO `host`: a host name the router accepts (printable ASCII, no spaces, 1..255); another is left out.
+_HOST_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
 BEAT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
 _MONITOR_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | HANDSHAKE_FAILED_EVENTS
 
@@ -398,6 +400,9 @@ class ServiceDealer:
             "instanceId": self.instance_id,
             "methods": describe([spec for spec, _, _ in self._methods.values()], str(self.service_name)),
         }
+        host = socket_module.gethostname()
+        if _HOST_PATTERN.fullmatch(host):
+            hello["host"] = host
         if self.tags:
             hello["tags"] = self.tags
         if self._needs_setup and not self._setup_done:

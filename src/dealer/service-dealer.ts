@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import * as v from "valibot";
 import { createLogger, type Logger } from "../util/log.ts";
 import {
+  HOST_PATTERN,
   AuthError,
   ConnectionError,
   DealerHelloState,
@@ -42,6 +43,9 @@ import { HeartbeatThread } from "./heartbeat-thread.ts";
 import { resolveIdentity } from "./identity.ts";
 import { type RecycleReason, Recycling } from "./recycling.ts";
 import { collectMethods, type MethodDefinition } from "./service-method.ts";
+
+/** This machine's name as HELLO reports it for monitoring; left out when the OS gives one the protocol refuses. */
+const HOST: string | undefined = HOST_PATTERN.test(hostname()) ? hostname() : undefined;
 
 /** Options of a ServiceDealer. Times are in seconds, as in the Python seed. */
 export interface ServiceDealerOptions {
@@ -413,6 +417,7 @@ export class ServiceDealer {
       version: PROTOCOL_VERSION,
       service: this.serviceName,
       instanceId: this.#dealerOptions.instanceId,
+      ...(HOST !== undefined ? { host: HOST } : {}),
       methods,
       ...(this.#dealerOptions.maxConcurrent !== undefined ? { maxConcurrent: this.#dealerOptions.maxConcurrent } : {}),
       ...(this.#dealerOptions.apiKey !== undefined ? { apiKey: this.#dealerOptions.apiKey } : {}),

@@ -91,6 +91,9 @@ export function describeBadMethodName(method: unknown): string | undefined {
   return `${shown} is not a method name: expected Service.method, each part an identifier (letters, digits, _; not starting with a digit; at most ${Limits.MAX_NAME_LENGTH} characters)`;
 }
 export const IdStringSchema = v.pipe(v.string(), v.maxLength(Limits.MAX_ID_LENGTH), v.regex(ID_PATTERN));
+/** A host name as the machine reports it (DNS allows 253; printable ASCII without spaces). */
+export const HOST_PATTERN = /^[\x21-\x7e]{1,255}$/;
+export const HostSchema = v.pipe(v.string(), v.regex(HOST_PATTERN));
 // Custom messages: valibot's defaults quote the received value, which would put keys in logs.
 export const ApiKeySchema = v.pipe(
   v.string("Invalid API key: expected a string"),

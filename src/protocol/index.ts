@@ -22,6 +22,7 @@ export {
   ERROR_CODE_PATTERN,
   ErrorHeaderSchema,
   HelloHeaderSchema,
+  HOST_PATTERN,
   ID_PATTERN,
   InfoHeaderSchema,
   InfoTopic,

@@ -16,6 +16,7 @@ import {
   DurationMsSchema,
   ERROR_CODE_PATTERN,
   ID_PATTERN,
+  HostSchema,
   IdStringSchema,
   jsonObjectSchema,
   jsonValueSchema,
@@ -58,6 +59,7 @@ export {
   BEAT_TOKEN_PATTERN,
   describeBadMethodName,
   ERROR_CODE_PATTERN,
+  HOST_PATTERN,
   ID_PATTERN,
   isWithinJsonDepth,
   jsonObjectSchema,
@@ -225,6 +227,8 @@ export const DealerHelloHeaderSchema = v.object({
   service: ServiceNameSchema,
   /** Dealer-chosen label for this instance (host, pid…); shown in monitoring. */
   instanceId: v.optional(IdStringSchema),
+  /** The machine it runs on (its host name); shown in monitoring. */
+  host: v.optional(HostSchema),
   /**
    * How many requests this dealer runs at once; the router never exceeds it. Absent: the
    * router's mode decides (fifo: 1, load_balance: 100), as the seed's defaults do.

@@ -46,6 +46,8 @@ export const DealerInfoSchema = v.object({
   service: v.string(),
   /** The dealer's own label from HELLO, if it sent one. */
   instanceId: v.optional(v.string()),
+  /** The machine the dealer runs on (HELLO `host`), if it reported one. */
+  host: v.optional(v.string()),
   /** The long-term CURVE public key (Z85) the dealer's connection used, when the router runs CURVE. */
   publicKey: v.optional(v.string()),
   /** Full names of the methods it registered. */

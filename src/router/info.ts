@@ -74,6 +74,7 @@ export class RouterInfoBuilder {
       id: dealer.id,
       service: dealer.service,
       ...(dealer.instanceId ? { instanceId: dealer.instanceId } : {}),
+      ...(dealer.host ? { host: dealer.host } : {}),
       ...(dealer.publicKey ? { publicKey: dealer.publicKey } : {}),
       methods: [...dealer.methods.keys()].sort(),
       state: dealer.draining ? DealerState.DRAINING : dealer.settingUp ? DealerState.SETUP : DealerState.ACTIVE,

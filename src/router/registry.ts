@@ -35,6 +35,8 @@ export class RegisteredDealer implements CallHost, DealerView {
   readonly tags: Readonly<Tags>;
   /** The devices it reported (HELLO `gpus`); empty when none. */
   readonly gpus: readonly string[];
+  /** The machine it runs on (HELLO `host`), if it said. */
+  readonly host: string | undefined;
   dispatched = 0;
   succeeded = 0;
   failed = 0;
@@ -55,7 +57,7 @@ export class RegisteredDealer implements CallHost, DealerView {
     /** Secret its heartbeat connection sends in BEAT (see DealerRegistry.beat). */
     readonly beatToken: string,
     now: number,
-    extra: { tags?: Tags; gpus?: string[]; settingUp?: boolean } = {},
+    extra: { tags?: Tags; gpus?: string[]; settingUp?: boolean; host?: string } = {},
     /** The CURVE public key (Z85) its connection used; "" without CURVE. */
     readonly publicKey = "",
   ) {
@@ -63,6 +65,7 @@ export class RegisteredDealer implements CallHost, DealerView {
     this.lastSeen = now;
     this.tags = extra.tags !== undefined && Object.keys(extra.tags).length > 0 ? extra.tags : NO_TAGS;
     this.gpus = extra.gpus ?? [];
+    this.host = extra.host;
     this.settingUpNow = extra.settingUp ?? false;
     this.accepting = !this.settingUpNow;
   }
@@ -163,7 +166,7 @@ export class DealerRegistry {
       hello.maxConcurrent ?? this.options.defaultMaxConcurrent,
       randomBytes(16).toString("base64url"),
       this.now(),
-      { tags: hello.tags, gpus: hello.gpus, settingUp: hello.state === DealerHelloState.SETUP },
+      { tags: hello.tags, gpus: hello.gpus, settingUp: hello.state === DealerHelloState.SETUP, host: hello.host },
       publicKey,
     );
     for (const method of dealer.methods.keys()) {

@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
+import { hostname } from "node:os";
 import {
   chain,
   type FlowInfo,
@@ -409,13 +410,16 @@ describe("GPU dealers, flows and schedules", () => {
       const clusters = (await (await fetch(`${url}/api/clusters`)).json()) as {
         id: string;
         instanceId?: string;
+        host?: string;
         tags?: Record<string, string>;
         gpus?: string[];
       }[];
       const echo = clusters.find((d) => d.id === gpu.dealerId)!;
       expect(echo.gpus).toEqual(["0", "1"]);
       expect(echo.tags).toEqual({ zone: "eu-1", gpu: "h200" });
-      expect(clusters.find((d) => d.instanceId === "loader:4242")).toBeDefined();
+      // The host comes from HELLO `host`, so a custom instanceId still shows which machine it runs on.
+      expect(clusters.find((d) => d.instanceId === "loader:4242")?.host).toBe(hostname());
+      expect(echo.host).toBe(hostname());
       let text = await scrape(url);
       expect(sampleValue(text, 'voidrail_dealers{service="SlowSetupService",state="setup"}')).toBe(1);
       expect(sampleValue(text, 'voidrail_dealers{service="SlowSetupService",state="active"}')).toBe(0);

@@ -47,6 +47,7 @@ const dealerHello: HeaderOf<"HELLO"> = {
   apiKey: "dealer_abc123",
   service: "EchoService",
   instanceId: "host-a:4242",
+  host: "host-a.example.com",
   maxConcurrent: 4,
   methods: {
     "EchoService.echo": {
@@ -310,6 +311,13 @@ describe("malformed input is a ProtocolError naming what is wrong", () => {
       "HELLO",
       '{"role":"dealer","version":1,"service":"S","maxConcurrent":1,"methods":{}}',
       /header\.methods: .*1 to 1024/,
+    ],
+    [
+      "dealer HELLO with a host name holding a space",
+      "router",
+      "HELLO",
+      '{"role":"dealer","version":4,"service":"S","host":"my laptop","methods":{"S.m":{"stream":false}}}',
+      /header\.host/,
     ],
     [
       "dealer HELLO with maxConcurrent 0",

@@ -39,7 +39,7 @@ function when(iso) {
   return `in ${(seconds / 3600).toFixed(1)} h`;
 }
 
-/** The host of a dealer's instanceId, as a dealer labels itself by default ("host:pid"). */
+/** A dealer that does not report its host (HELLO `host`, older dealers): the host of its default instanceId ("host:pid"). */
 function hostOf(instanceId) {
   const match = /^(.+):(\d+)$/.exec(instanceId ?? "");
   return match ? match[1] : "";
@@ -126,7 +126,7 @@ function Dealers({ clusters, onDrain }) {
       <tbody>${clusters.map(
         (d) => html`<tr data-dealer=${d.id} data-state=${d.state}>
           <td class="mono">${d.id}</td><td>${d.service}</td><td class="mono">${d.instanceId ?? ""}</td>
-          <td class="mono" data-col="host">${hostOf(d.instanceId)}</td>
+          <td class="mono" data-col="host">${d.host ?? hostOf(d.instanceId)}</td>
           <td class="mono" data-col="gpus">${(d.gpus ?? []).join(", ")}</td>
           <td data-col="tags">${Object.entries(d.tags ?? {}).map(([k, v]) => html`<span class="tag">${k}=${v}</span> `)}</td>
           <td><span class=${`badge ${d.state}`} title=${d.state === "setup" ? "running its setup(): gets no work yet" : ""}>${d.state}</span></td>
