@@ -2,7 +2,8 @@
  * The HTTP server and the operator verbs through the compiled binary: `voidrail router
  * --http-port/--http-host/--http-token` (and VOIDRAIL_HTTP_PORT / VOIDRAIL_HTTP_TOKEN), the
  * sign-in link in the start-up log, the loopback rule as a one-line error, the dashboard's files
- * served from the binary, `voidrail client --drain` and `voidrail task retry`.
+ * served from the binary; the same flags on `voidrail serve` (its dealers in /metrics, the token,
+ * the loopback rule); `voidrail client --drain` and `voidrail task retry`.
  */
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -56,6 +57,46 @@ describe("voidrail router --http-port", () => {
     const hostAlone = await runCli(["router", "--port", port, "--http-host", "127.0.0.1"]);
     expect(hostAlone.code).toBe(2);
     expectOneLineError(hostAlone, /need --http-port/);
+  }, 90_000);
+});
+
+describe("voidrail serve --http-port: the same HTTP flags as router", () => {
+  test("serves /metrics with the module's dealers counted", async () => {
+    const [port, httpPort] = [await freePort(), await freePort()];
+    const serve = spawnCli(["serve", "--module", SERVICES, "--instances", "2", "--port", String(port), "--http-port", String(httpPort)]);
+    await serve.waitForOutput(/registered as EchoService-\d+/, { timeoutMs: 20_000, count: 2 });
+    const metrics = await fetch(`http://127.0.0.1:${httpPort}/metrics`);
+    expect(metrics.status).toBe(200);
+    const text = await metrics.text();
+    const dealers = text.split("\n").filter((line) => line.startsWith("voidrail_dealers{"));
+    expect(dealers).toContain('voidrail_dealers{service="EchoService",state="active"} 2');
+    // The module's one service, and its instances in no other state.
+    for (const line of dealers) expect(line).toMatch(/^voidrail_dealers\{service="EchoService",state="(active"\} 2|\w+"\} 0)$/);
+  }, 90_000);
+
+  test("--http-token: a request without it is 401, with it 200; /healthz stays open", async () => {
+    const [port, httpPort] = [await freePort(), await freePort()];
+    const p = ["--port", String(port), "--http-port", String(httpPort)];
+    const serve = spawnCli(["serve", "--module", SERVICES, ...p, "--http-token", TOKEN]);
+    await serve.waitForOutput(`http://127.0.0.1:${httpPort}/?token=${TOKEN}`, { timeoutMs: 20_000 });
+    const base = `http://127.0.0.1:${httpPort}`;
+    for (const path of ["/metrics", "/api/services", "/"]) {
+      expect({ path, status: (await fetch(`${base}${path}`)).status }).toEqual({ path, status: 401 });
+      const wrong = await fetch(`${base}${path}`, { headers: { authorization: "Bearer not-the-token-at-all" } });
+      expect({ path, status: wrong.status }).toEqual({ path, status: 401 });
+    }
+    const metrics = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toContain("voidrail_build_info");
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+  }, 90_000);
+
+  test("a non-loopback --http-host without a token is refused with one line, before any service starts", async () => {
+    const port = String(await freePort());
+    const refused = await runCli(["serve", "--module", SERVICES, "--port", port, "--http-port", "0", "--http-host", "0.0.0.0"]);
+    expect(refused.code).not.toBe(0);
+    expectOneLineError(refused, /without a token/);
+    expect(refused.stdout + refused.stderr).not.toContain("registered as");
   }, 90_000);
 });
 
