@@ -1,7 +1,7 @@
 /**
  * Instance recycling: counts a dealer's finished calls, checks its RSS every so often, and asks
  * once for a recycle when `maxCalls` or `maxMemory` is passed. It knows the dealer only through
- * RecyclingHost, so it can be driven by a fake.
+ * RecyclingHost, and reads RSS through `readRssBytes`, so it can be driven by fakes.
  */
 
 /** Why an instance asks to be recycled (ServiceDealerOptions.onRecycle). */
@@ -45,16 +45,19 @@ export class Recycling {
   readonly #checkMs: number;
   readonly #onRecycle: ((reason: RecycleReason) => void) | undefined;
   readonly #host: RecyclingHost;
+  readonly #readRssBytes: () => number;
   #callsFinished = 0;
   #asked = false;
   #memoryTimer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(options: RecyclingOptions, host: RecyclingHost) {
+  /** `readRssBytes`: the process's RSS in bytes now (tests give a fake). */
+  constructor(options: RecyclingOptions, host: RecyclingHost, readRssBytes: () => number = () => process.memoryUsage.rss()) {
     this.#maxCalls = options.maxCalls;
     this.#maxMemoryMiB = options.maxMemory;
     this.#checkMs = Math.round((options.memoryCheckInterval ?? 1) * 1000);
     this.#onRecycle = options.onRecycle;
     this.#host = host;
+    this.#readRssBytes = readRssBytes;
   }
 
   /** Counts a finished call toward maxCalls. */
@@ -71,7 +74,7 @@ export class Recycling {
     const max = this.#maxMemoryMiB;
     if (max === undefined || this.#memoryTimer !== undefined) return;
     const check = () => {
-      const rssMiB = process.memoryUsage.rss() / MiB;
+      const rssMiB = this.#readRssBytes() / MiB;
       if (rssMiB > max) this.#ask("maxMemory", `RSS ${Math.round(rssMiB)} MiB passed maxMemory ${max} MiB`);
     };
     this.#memoryTimer = setInterval(check, this.#checkMs);
@@ -92,7 +95,7 @@ export class Recycling {
     const reason: RecycleReason = {
       limit,
       calls: this.#callsFinished,
-      rssMiB: Math.round(process.memoryUsage.rss() / MiB),
+      rssMiB: Math.round(this.#readRssBytes() / MiB),
       message,
     };
     if (this.#onRecycle === undefined) return this.#host.recycle(reason);

@@ -12,6 +12,8 @@ import type { Logger } from "../util/log.ts";
 export const MAX_TIMER_MS = 2_147_483_647;
 /** Tasks looked at per turn of a timer (due, expiring, purge), so one turn stays short. */
 const BATCH = 1000;
+/** After a turn that failed (the store or a transition threw), the next try comes this much later. */
+export const TURN_RETRY_MS = 1000;
 
 /** What the clock asks of the task manager when a time comes; the manager owns every transition. */
 export interface ClockWork {
@@ -82,18 +84,41 @@ export class TaskClock {
     this.wakeTimer = setTimeout(() => void this.tick(), Math.min(MAX_TIMER_MS, Math.max(0, at - this.now())));
   }
 
-  /** Queues what is due, expires what has waited too long, and sets the timer for what comes next. */
+  /**
+   * One turn, from the wake timer (or start). A failure (a store read or a transition that
+   * throws: a full disk, the store closed under it) is logged and the turn tried again
+   * TURN_RETRY_MS later: nothing awaits this promise, so a rejection would go unhandled (fatal
+   * under Node) and leave no timer set for what is due next.
+   */
   private async tick(): Promise<void> {
+    // start() runs a turn itself: a timer a wakeBy set before it would otherwise be left armed, out of stop()'s reach.
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeTimer = undefined;
     this.wakeAt = Number.POSITIVE_INFINITY;
     if (this.stopped) return;
     const now = this.now();
-    const methods = new Set<string>();
-    for (const task of this.store.expiring(now, BATCH)) await this.work.expire(task);
-    for (const task of this.store.due(now, BATCH)) {
-      if (await this.work.queueDue(task)) methods.add(task.method);
+    try {
+      await this.turn(now);
+    } catch (error) {
+      // A turn cut off by stop() (the store closing under it) is no failure.
+      if (this.stopped) return;
+      this.log.error(`tasks: a clock turn failed, trying again in ${TURN_RETRY_MS} ms: ${(error as Error)?.message ?? String(error)}`);
+      this.wakeBy(now + TURN_RETRY_MS);
     }
-    for (const method of methods) this.work.pump(method);
+  }
+
+  /** Expires what has waited too long, queues what is due, and sets the timer for what comes next. */
+  private async turn(now: number): Promise<void> {
+    const methods = new Set<string>();
+    try {
+      for (const task of this.store.expiring(now, BATCH)) await this.work.expire(task);
+      for (const task of this.store.due(now, BATCH)) {
+        if (await this.work.queueDue(task)) methods.add(task.method);
+      }
+    } finally {
+      // Tasks queued before a failure are in their windows already: they get their slots now, not at the retry.
+      for (const method of methods) this.work.pump(method);
+    }
     const next = Math.min(this.store.nextDueAt() ?? Number.POSITIVE_INFINITY, this.store.nextExpiryAt() ?? Number.POSITIVE_INFINITY);
     if (Number.isFinite(next)) this.wakeBy(Math.max(next, now + 1));
   }
