@@ -125,8 +125,9 @@ export class TaskClock {
 
   private async purge(): Promise<void> {
     if (this.stopped) return;
-    this.work.sweepIdle();
     try {
+      // Inside the try: nothing awaits this turn either (the purge timer fires it), so a throw must not escape.
+      this.work.sweepIdle();
       while ((await this.store.purge(this.now(), BATCH)) === BATCH) {}
     } catch (error) {
       this.log.error(`tasks: purging expired records failed: ${(error as Error).message}`);
