@@ -3,7 +3,8 @@
  * (playwright-core drives a stock Firefox only from a newer release than the ESR: it needs BiDi's
  * `network.addDataCollector`). The same page as in Chromium: it signs in by the `?token=` link,
  * loads without console errors, follows a dealer joining (Server-Sent Events), shows a dealer's
- * GPUs and tags and a flow's tree, pauses a schedule from the page, and fits a phone's width.
+ * GPUs and tags and a flow's tree, pauses a schedule from the page, draws a method's queue over
+ * time, and fits a phone's width.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
@@ -11,7 +12,7 @@ import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { type ClientDealer, chain, type ServiceRouter, task } from "../../src/index.ts";
 import { Cluster } from "../helpers/cluster.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { EchoService } from "../fixtures/services.ts";
+import { EchoService, GatedService, Probe } from "../fixtures/services.ts";
 
 const TOKEN = "dashboard-firefox-token";
 const FIREFOX = process.env.FIREFOX_PATH ?? "/usr/bin/firefox-esr";
@@ -135,6 +136,30 @@ describe("the dashboard in Firefox", () => {
       expect(errors).toEqual([]);
       await page.close();
       await dealer.stop();
+    },
+    TEST_MS,
+  );
+
+  test(
+    "a method with calls waiting: its row's sparkline, no console errors",
+    async () => {
+      const probe = new Probe();
+      const gated = await cluster.dealer((options) => new GatedService(options, probe), { maxConcurrent: 1 });
+      const { page, errors } = await signedIn(1280, 900);
+      const held = ["a", "b", "c"].map((tag) => client.call("GatedService.hold", [tag]));
+      try {
+        // CSS only: the CSP forbids the function waitForFunction would compile in the page.
+        await page.waitForSelector(
+          '#queues tr[data-method="GatedService.hold"] svg.spark[data-method="GatedService.hold"][data-peak-depth="2"] path[d^="M"]',
+          { timeout: LIVE_MS },
+        );
+      } finally {
+        probe.gate.open();
+      }
+      await Promise.all(held);
+      expect(errors).toEqual([]);
+      await page.close();
+      await gated.stop();
     },
     TEST_MS,
   );

@@ -3,7 +3,8 @@
  * it refuses without the token, loads without console errors, shows the registered dealers,
  * follows dealers joining and leaving and calls running (Server-Sent Events), finds a task by
  * id and revokes it while it runs, shows a dealer's host, GPUs and tags, a flow's tree and the
- * schedules (one paused and resumed from the page), and fits a phone's width. A screenshot under load is saved
+ * schedules (one paused and resumed from the page), each method's queue over time (a sparkline
+ * per row), and fits a phone's width. A screenshot under load is saved
  * to test-artifacts/dashboard.png.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -13,7 +14,8 @@ import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { type ClientDealer, chain, group, type ServiceDealer, type ServiceRouter, task } from "../../src/index.ts";
 import { Cluster, ROOT } from "../helpers/cluster.ts";
-import { EchoService, GatedService, Probe } from "../fixtures/services.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { EchoService, Gate, GatedService, Probe } from "../fixtures/services.ts";
 
 const TOKEN = "dashboard-test-token";
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -241,6 +243,48 @@ describe("the dashboard in Chromium", () => {
         timeout: LIVE_MS,
       });
       await client.revokeTask(waiting.id);
+      expect(errors).toEqual([]);
+      await page.context().close();
+    },
+    TEST_MS,
+  );
+
+  test(
+    "calls waiting on two methods: each method's row shows its queue over time",
+    async () => {
+      const { page, errors } = await signedIn();
+      const waiting = (method: string) => router.waitingCalls().get(method)?.count ?? 0;
+      // The gated dealer's two slots fill with held calls; the rest of them, and the quick ones, wait.
+      const held = [0, 1, 2, 3].map((i) => client.call("GatedService.hold", [`spark-${i}`]));
+      await waitFor(() => waiting("GatedService.hold") >= 2, { timeoutMs: LIVE_MS, message: "held calls waiting" });
+      const quick = [0, 1].map((i) => client.call("GatedService.quick", [`spark-q${i}`]));
+      await waitFor(() => waiting("GatedService.quick") === 2, { timeoutMs: LIVE_MS, message: "quick calls waiting" });
+      try {
+        for (const [method, least] of [
+          ["GatedService.hold", 2],
+          ["GatedService.quick", 2],
+        ] as const) {
+          const spark = `#queues tr[data-method="${method}"] svg.spark[data-method="${method}"]`;
+          await page.waitForFunction(
+            ({ selector, depth }) => Number(document.querySelector(selector)?.getAttribute("data-peak-depth")) >= depth,
+            { selector: spark, depth: least },
+            { timeout: LIVE_MS },
+          );
+          // Both lines drawn: waiting calls and the oldest one's age.
+          const paths = await page.locator(`${spark} path`).evaluateAll((elements) => elements.map((e) => e.getAttribute("d") ?? ""));
+          expect(paths).toHaveLength(2);
+          for (const d of paths) expect(d).toMatch(/^M[\d.]+ [\d.]+(L[\d.]+ [\d.]+)+/);
+          const peak = await page.locator(spark).getAttribute("data-peak-depth");
+          expect(await page.locator(spark).getAttribute("aria-label")).toContain(`up to ${peak} waiting`);
+        }
+        mkdirSync(ARTIFACTS, { recursive: true });
+        await page.locator("#queues").screenshot({ path: join(ARTIFACTS, "dashboard-queues.png") });
+      } finally {
+        probe.gate.open();
+      }
+      await Promise.all([...held, ...quick]);
+      // Later tests hold calls again.
+      probe.gate = new Gate();
       expect(errors).toEqual([]);
       await page.context().close();
     },

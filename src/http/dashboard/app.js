@@ -3,10 +3,15 @@
 // preact + htm: components without a build step; uPlot: the charts.
 import htm from "htm";
 import { h, render } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 
 const html = htm.bind(h);
+/** Points the charts and sparklines show: the last five minutes. */
+const RECENT_POINTS = 300;
+/** The Queue chart's colours, which the sparklines reuse so its legend explains them too. */
+const WAITING_COLOR = "#6a1b9a";
+const OLDEST_COLOR = "#00838f";
 const TASK_STATES = ["blocked", "scheduled", "queued", "running", "retrying", "succeeded", "failed", "revoked", "expired"];
 
 async function api(path, options = {}) {
@@ -97,7 +102,7 @@ function Chart({ title, points, series }) {
     };
   }, []);
   useEffect(() => {
-    const recent = points.slice(-300);
+    const recent = points.slice(-RECENT_POINTS);
     plot.current?.setData([recent.map((p) => p.t / 1000), ...series.map((s) => recent.map(s.value))]);
   }, [points]);
   return html`<section class="card chart"><h2>${title}</h2><div ref=${box} class="plot"></div></section>`;
@@ -139,17 +144,102 @@ function Dealers({ clusters, onDrain }) {
   </section>`;
 }
 
-function Queues({ queues, ages }) {
+/**
+ * Each method's queue over the recent points: depth and oldest age per point, for the methods the
+ * points list (the busiest few of each second). A method missing from a point had nothing waiting,
+ * unless that point left some methods out: then its value is unknown (null, a gap in the line).
+ */
+function queueHistories(points) {
+  const recent = points.slice(-RECENT_POINTS);
+  const byMethod = new Map();
+  recent.forEach((point, i) => {
+    for (const q of point.queues ?? []) {
+      let history = byMethod.get(q.method);
+      if (!history) {
+        history = { depth: [], age: [] };
+        byMethod.set(q.method, history);
+      }
+      history.depth[i] = q.depth;
+      history.age[i] = q.oldestAgeSeconds;
+    }
+  });
+  for (const history of byMethod.values()) {
+    recent.forEach((point, i) => {
+      if (history.depth[i] !== undefined) return;
+      const known = !point.queuesLeftOut;
+      history.depth[i] = known ? 0 : null;
+      history.age[i] = known ? 0 : null;
+    });
+  }
+  return byMethod;
+}
+
+/** A sparkline spans at least this many points (a minute): a young router's line grows from the right. */
+const SPARK_MIN_POINTS = 60;
+
+/** An SVG path through `values` scaled to `peak`, right-aligned, broken where a value is null. */
+function sparkPath(values, peak, width, height) {
+  const slots = Math.max(values.length, SPARK_MIN_POINTS);
+  const step = width / (slots - 1);
+  const offset = slots - values.length;
+  let d = "";
+  let pen = "M";
+  values.forEach((value, i) => {
+    if (value == null) {
+      pen = "M";
+      return;
+    }
+    const y = height - 1 - (value / peak) * (height - 2);
+    d += `${pen}${((offset + i) * step).toFixed(1)} ${y.toFixed(1)}`;
+    pen = "L";
+  });
+  return d;
+}
+
+/**
+ * A method's waiting calls (solid) and oldest age (dashed) over the last minutes, each on its own
+ * scale; the peak is written beside it, since a phone has no hover for the title.
+ */
+function Sparkline({ method, history }) {
+  const width = 120;
+  const height = 26;
+  const peakDepth = Math.max(0, ...history.depth.filter((v) => v != null));
+  const peakAge = Math.max(0, ...history.age.filter((v) => v != null));
+  const depthLine = sparkPath(history.depth, Math.max(1, peakDepth), width, height);
+  const ageLine = sparkPath(history.age, Math.max(1e-3, peakAge), width, height);
+  // A point a second: the span in seconds, or minutes once that reads better.
+  const span = history.depth.length < 120 ? `${history.depth.length} s` : `${Math.round(history.depth.length / 60)} min`;
+  const summary = `${method}: up to ${peakDepth} waiting, oldest ${peakAge.toFixed(1)} s, over the last ${span}`;
+  return html`<svg class="spark" viewBox=${`0 0 ${width} ${height}`} width=${width} height=${height}
+    preserveAspectRatio="none" role="img" aria-label=${summary} data-method=${method} data-peak-depth=${peakDepth} data-points=${history.depth.length}>
+    <title>${summary}</title>
+    <path d=${depthLine} fill="none" stroke=${WAITING_COLOR} stroke-width="1.5" vector-effect="non-scaling-stroke" />
+    <path d=${ageLine} fill="none" stroke=${OLDEST_COLOR} stroke-width="1" stroke-dasharray="3 2" vector-effect="non-scaling-stroke" />
+  </svg><span class="spark-peak" aria-hidden="true">max ${peakDepth}</span>`;
+}
+
+/**
+ * The methods, their queues now and over time. Per-method history is a sparkline in each row, not
+ * one line per method in the Queue chart: the line sits beside its method's name (eight similar
+ * lines in a chart a third of a laptop wide, or a phone wide, need a legend to match by colour
+ * and are hard to tell apart), methods come and go without rebuilding the chart, and on a phone
+ * it stays in view next to the name and depth (its column comes right after them, narrower there)
+ * while the rest of the row scrolls. The Queue chart keeps the totals.
+ */
+function Queues({ queues, ages, points }) {
+  const histories = useMemo(() => queueHistories(points), [points]);
   if (!queues) return null;
   const methods = Object.keys(queues);
   return html`<section class="card">
     <h2>Methods and queues</h2>
     ${methods.length === 0 ? html`<p class="empty">No method is offered.</p>` : null}
     <div class="table-wrap"><table id="queues">
-      <thead><tr><th>Method</th><th>Waiting</th><th>Oldest</th><th>Free dealers</th><th>Busy dealers</th></tr></thead>
+      <thead><tr><th>Method</th><th>Waiting</th><th title="the last 5 min: waiting (solid) and oldest age (dashed), each on its own scale">Over time</th><th>Oldest</th><th>Free dealers</th><th>Busy dealers</th></tr></thead>
       <tbody>${methods.map(
         (m) => html`<tr data-method=${m}><td class="mono">${m}</td><td>${queues[m].queueLength}</td>
-          <td>${ages?.[m] ? `${ages[m].toFixed(1)} s` : ""}</td><td>${queues[m].availableServices}</td><td>${queues[m].busyServices}</td></tr>`,
+          <td><div class="spark-cell">${histories.has(m) ? html`<${Sparkline} method=${m} history=${histories.get(m)} />` : ""}</div></td>
+          <td>${ages?.[m] ? `${ages[m].toFixed(1)} s` : ""}</td>
+          <td>${queues[m].availableServices}</td><td>${queues[m].busyServices}</td></tr>`,
       )}</tbody>
     </table></div>
   </section>`;
@@ -366,12 +456,12 @@ function App() {
           { label: "p99", color: "#ef6c00", value: (p) => p.p99Ms },
         ]} />
         <${Chart} title="Queue" points=${points} series=${[
-          { label: "waiting", color: "#6a1b9a", value: (p) => p.queued },
-          { label: "oldest (s)", color: "#00838f", value: (p) => p.oldestAgeSeconds },
+          { label: "waiting", color: WAITING_COLOR, value: (p) => p.queued },
+          { label: "oldest (s)", color: OLDEST_COLOR, value: (p) => p.oldestAgeSeconds },
         ]} />
       </div>
       <${Dealers} clusters=${snapshot?.clusters} onDrain=${drain} />
-      <${Queues} queues=${snapshot?.queues} ages=${snapshot?.queueAges} />
+      <${Queues} queues=${snapshot?.queues} ages=${snapshot?.queueAges} points=${points} />
       <${Schedules} schedules=${snapshot?.schedules} notify=${notify} />
       <${Tasks} counts=${snapshot?.tasks} notify=${notify} />
     </main>
