@@ -16,7 +16,8 @@ import type {
   TaskStore,
   TransitionFields,
 } from "./task-store.ts";
-import { canTransition, TASK_STATES, type TaskState, TRANSITIONS, type TransitionName, isFinal } from "./task-states.ts";
+import { StateCounts } from "./state-counts.ts";
+import { canTransition, type TaskState, TRANSITIONS, type TransitionName, isFinal } from "./task-states.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 
 export class MemoryTaskStore implements TaskStore {
@@ -26,6 +27,7 @@ export class MemoryTaskStore implements TaskStore {
   private readonly links = new Map<string, Map<string, FlowLink>>();
   private readonly schedules = new Map<string, ScheduleRecord>();
   private nextSeq = 1;
+  private readonly stateCounts = new StateCounts();
 
   async insert(task: NewTask): Promise<{ task: TaskRecord; created: boolean }> {
     if (task.idempotencyKey !== undefined) {
@@ -37,6 +39,7 @@ export class MemoryTaskStore implements TaskStore {
     }
     const record: TaskRecord = { ...task, seq: this.nextSeq++, attempts: 0, lostAttempts: 0 };
     this.tasks.set(record.id, record);
+    this.stateCounts.added(record.state);
     if (record.idempotencyKey !== undefined) this.byIdempotencyKey.set(record.idempotencyKey, record.id);
     return { task: { ...record }, created: true };
   }
@@ -134,6 +137,7 @@ export class MemoryTaskStore implements TaskStore {
   async transition(id: string, name: TransitionName, fields: TransitionFields = {}): Promise<boolean> {
     const record = this.tasks.get(id);
     if (!record || !canTransition(name, record.state)) return false;
+    this.stateCounts.moved(record.state, TRANSITIONS[name].to);
     record.state = TRANSITIONS[name].to;
     if (fields.startedAt !== undefined) record.startedAt = fields.startedAt;
     if (fields.finishedAt !== undefined) record.finishedAt = fields.finishedAt;
@@ -165,6 +169,7 @@ export class MemoryTaskStore implements TaskStore {
         if (root && !isFinal(root.state)) continue;
       }
       this.tasks.delete(record.id);
+      this.stateCounts.removed(record.state);
       if (record.idempotencyKey !== undefined) this.byIdempotencyKey.delete(record.idempotencyKey);
       if (record.flowId !== undefined) this.forgetLink(record.flowId, record.id);
       purged++;
@@ -173,9 +178,7 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   counts(): Record<TaskState, number> {
-    const counts = Object.fromEntries(TASK_STATES.map((state) => [state, 0])) as Record<TaskState, number>;
-    for (const record of this.tasks.values()) counts[record.state]++;
-    return counts;
+    return this.stateCounts.snapshot();
   }
 
   async putSchedule(schedule: ScheduleRecord): Promise<void> {

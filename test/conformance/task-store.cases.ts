@@ -237,6 +237,59 @@ export function taskStoreCases(name: string, open: () => Promise<TaskStore> | Ta
     for (const state of TASK_STATES) expect(counts[state]).toBe(state === "running" ? 2 : 1);
   });
 
+  withStore("counts() follows every write: random inserts, transitions, purges, key reuse and a refused flow", async (store) => {
+    // A fixed seed: a failure replays. The brute-force count pages through list() state by state.
+    let seed = 20261202;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)];
+    const counted = () => {
+      const counts = Object.fromEntries(TASK_STATES.map((state) => [state, 0])) as Record<TaskState, number>;
+      for (const state of TASK_STATES) {
+        let cursor: string | undefined;
+        do {
+          const page = store.list({ limit: 100, state, cursor });
+          counts[state] += page.tasks.length;
+          cursor = page.cursor;
+        } while (cursor !== undefined);
+      }
+      return counts;
+    };
+    const ids: string[] = [];
+    const names = Object.keys(TRANSITIONS) as TransitionName[];
+    for (let step = 0; step < 400; step++) {
+      const roll = random();
+      if (roll < 0.3 || ids.length === 0) {
+        const key = random() < 0.2 ? `key-${Math.floor(random() * 5)}` : undefined;
+        const state = pick(["queued", "queued", "scheduled", "blocked"] as const);
+        ids.push((await store.insert(newTask({ state, idempotencyKey: key, createdAt: 1_000 + step }))).task.id);
+      } else if (roll < 0.9) {
+        const finishing = { purgeAt: random() < 0.5 ? 500 + step : undefined, finishedAt: step };
+        await store.transition(pick(ids), pick(names), finishing);
+      } else if (roll < 0.97) {
+        await store.purge(500 + step, 1 + Math.floor(random() * 5));
+      } else {
+        // Its last task takes an id that exists: the whole flow is refused, its other writes rolled back.
+        const flow = flowOf();
+        const present = ids.filter((id) => store.get(id) !== undefined);
+        if (present.length === 0) continue;
+        const taken = pick(present);
+        flow.tasks[2] = { ...flow.tasks[2], id: taken };
+        flow.links[2] = { ...flow.links[2], taskId: taken };
+        await expect(store.insertFlow(flow.tasks, flow.links)).rejects.toThrow();
+      }
+      if (step % 50 === 49) expect(store.counts()).toEqual(counted());
+    }
+    expect(store.counts()).toEqual(counted());
+    // A flow whose root takes over an idempotency key past its result TTL (the SQLite store deletes the old holder).
+    const holder = (await store.insert(newTask({ idempotencyKey: "flow-key", createdAt: 10 }))).task;
+    await store.transition(holder.id, "markRunning");
+    await store.transition(holder.id, "markSucceeded", { purgeAt: 20 });
+    const flow = flowOf({ idempotencyKey: "flow-key", createdAt: 30 });
+    expect((await store.insertFlow(flow.tasks, flow.links)).created).toBe(true);
+    expect(store.counts()).toEqual(counted());
+    expect(Object.values(store.counts()).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+  });
+
   withStore("writes made in one turn are all readable at once and all committed together", async (store) => {
     const inserts = Array.from({ length: 500 }, () => store.insert(newTask()));
     // Before any commit resolves, reads already see every insert.

@@ -126,6 +126,22 @@ describe("sqlite store file", () => {
     check.close();
   });
 
+  test("a store file with tasks in it (of schema 3, written by an older VoidRail): counts start from its tasks, then follow writes", async () => {
+    const path = freshPath();
+    const db = new Database(path);
+    migrate(db, path, MIGRATIONS.slice(0, 3));
+    const insert = db.query(
+      "INSERT INTO tasks (id, method, args, state, priority, created_at, run_at, policy) VALUES (?, 'S.m', X'5B5D', ?, 5, 1, 1, '{}')",
+    );
+    for (const [i, state] of ["queued", "queued", "succeeded", "failed", "failed", "failed"].entries()) insert.run(`old-${i}`, state);
+    db.close();
+    const store = new SqliteTaskStore(path);
+    expect(store.counts()).toMatchObject({ queued: 2, succeeded: 1, failed: 3, running: 0 });
+    expect(await store.transition("old-0", "markRunning")).toBe(true);
+    expect(store.counts()).toMatchObject({ queued: 1, running: 1 });
+    await store.close();
+  });
+
   test("a file that is not SQLite is refused as CORRUPT", () => {
     const path = freshPath();
     writeFileSync(path, "this is not a database, just some bytes that are long enough to look like a header ".repeat(20));

@@ -23,7 +23,8 @@ import type {
   TaskStore,
   TransitionFields,
 } from "../task-store.ts";
-import { TASK_STATES, type TaskState, TRANSITIONS, type TransitionName } from "../task-states.ts";
+import { type TaskState, TRANSITIONS, type TransitionName } from "../task-states.ts";
+import { StateCounts } from "../state-counts.ts";
 import { FlowLinkTable } from "./flow-links.ts";
 import { migrate } from "./migrate.ts";
 import { ScheduleTable } from "./schedules.ts";
@@ -79,6 +80,8 @@ export class SqliteTaskStore implements TaskStore {
     statement: (sql) => this.statement(sql),
   };
   private readonly scheduleTable = new ScheduleTable(this.sql);
+  /** Tasks per state, moved by each write below (and counted afresh at open and after a rollback). */
+  private readonly stateCounts = new StateCounts();
   private readonly flowLinkTable = new FlowLinkTable(this.sql);
 
   /** Opens (creating if needed) and migrates the store at `path`; throws TaskStoreError when it cannot. */
@@ -92,6 +95,7 @@ export class SqliteTaskStore implements TaskStore {
       this.db.exec(`PRAGMA synchronous = ${options.durability === "full" ? "FULL" : "NORMAL"}`);
       this.db.exec("PRAGMA busy_timeout = 1000");
       migrate(this.db, path);
+      this.recount();
       // A store file is the router's alone: a second router on it would run every task twice.
       this.db.exec("PRAGMA locking_mode = EXCLUSIVE");
       this.db.exec("BEGIN EXCLUSIVE");
@@ -110,9 +114,11 @@ export class SqliteTaskStore implements TaskStore {
         }
         // Its result TTL is over: the key is free before the purge gets to the record.
         this.write("DELETE FROM tasks WHERE seq = ?", existing.seq);
+        this.stateCounts.removed(existing.state);
       }
     }
     const row = this.write(`${INSERT_TASK} RETURNING *`, ...taskValues(task)) as TaskRow;
+    this.stateCounts.added(row.state);
     return this.afterCommit({ task: fromRow(row), created: true });
   }
 
@@ -128,14 +134,21 @@ export class SqliteTaskStore implements TaskStore {
     // Inside the batch transaction, a savepoint makes the flow all or nothing on its own.
     this.write("SAVEPOINT flow");
     let root: TaskRow;
+    let replaced: { state: TaskState }[] = [];
     try {
       if (first.idempotencyKey !== undefined) {
-        this.write("DELETE FROM tasks WHERE idempotency_key = ?", first.idempotencyKey);
+        replaced = this.writeRows<{ state: TaskState }>(
+          "DELETE FROM tasks WHERE idempotency_key = ? RETURNING state",
+          first.idempotencyKey,
+        );
       }
       root = this.write(`${INSERT_TASK} RETURNING *`, ...taskValues(first)) as TaskRow;
       for (const task of tasks.slice(1)) this.write(INSERT_TASK, ...taskValues(task));
       for (const link of links) this.flowLinkTable.insert(link);
       this.write("RELEASE flow");
+      // Counted once the flow is in whole: a rolled-back savepoint changed no count.
+      for (const { state } of replaced) this.stateCounts.removed(state);
+      for (const task of tasks) this.stateCounts.added(task.state);
     } catch (error) {
       this.db.exec("ROLLBACK TO flow");
       this.db.exec("RELEASE flow");
@@ -262,7 +275,11 @@ export class SqliteTaskStore implements TaskStore {
     set("args", fields.args);
     set("expires_at", fields.expiresAt);
     const states = from.map((state) => `'${state}'`).join(", ");
+    // The state it leaves, for the counts: the only one allowed, or (several allowed) read first.
+    const before: TaskState | undefined =
+      from.length === 1 ? from[0] : (this.statement("SELECT state FROM tasks WHERE id = ?").get(id) as { state: TaskState } | null)?.state;
     const changes = this.write(`UPDATE tasks SET ${sets.join(", ")} WHERE id = ? AND state IN (${states})`, ...params, id);
+    if (changes === 1 && before !== undefined) this.stateCounts.moved(before, to);
     return this.afterCommit(changes === 1);
   }
 
@@ -272,24 +289,26 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   purge(now: number, limit: number): Promise<number> {
-    const changes = this.write(
+    const purged = this.writeRows<{ state: TaskState }>(
       `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks t WHERE purge_at IS NOT NULL AND purge_at <= ?
          AND state IN ${FINAL}
          AND (t.flow_id IS NULL OR t.flow_id = t.id
               OR NOT EXISTS (SELECT 1 FROM tasks r WHERE r.id = t.flow_id AND r.state NOT IN ${FINAL}))
-         LIMIT ?)`,
+         LIMIT ?) RETURNING state`,
       now,
       limit,
     );
-    return this.afterCommit(changes as number);
+    for (const { state } of purged) this.stateCounts.removed(state);
+    return this.afterCommit(purged.length);
   }
 
   counts(): Record<TaskState, number> {
-    const counts = Object.fromEntries(TASK_STATES.map((state) => [state, 0])) as Record<TaskState, number>;
-    for (const row of this.statement("SELECT state, count(*) AS n FROM tasks GROUP BY state").all() as { state: TaskState; n: number }[]) {
-      if (row.state in counts) counts[row.state] = row.n;
-    }
-    return counts;
+    return this.stateCounts.snapshot();
+  }
+
+  /** Counts the tasks by state afresh: once at open, and after a rollback undid writes already counted. */
+  private recount(): void {
+    this.stateCounts.reset(this.statement("SELECT state, count(*) AS n FROM tasks GROUP BY state").all() as { state: string; n: number }[]);
   }
 
   // ---- schedules (SQL in schedules.ts) ----
@@ -332,15 +351,25 @@ export class SqliteTaskStore implements TaskStore {
    * when none is open. Returns RETURNING's row, or the number of rows changed.
    */
   private write(sql: string, ...params: SqlValue[]): TaskRow | number {
-    if (this.closed) throw new TaskStoreError(`the task store ${this.path} is closed`, StoreFailure.UNWRITABLE);
-    if (!this.inTransaction) {
-      this.db.exec("BEGIN IMMEDIATE");
-      this.inTransaction = true;
-      setImmediate(() => this.commit());
-    }
+    this.inBatch();
     const statement = this.statement(sql);
     if (sql.includes("RETURNING")) return statement.get(...params) as TaskRow;
     return statement.run(...params).changes;
+  }
+
+  /** A write whose RETURNING gives several rows (a DELETE of many), inside the batch transaction as `write`. */
+  private writeRows<Row>(sql: string, ...params: SqlValue[]): Row[] {
+    this.inBatch();
+    return this.statement(sql).all(...params) as Row[];
+  }
+
+  /** Makes sure the batch transaction is open: begins one (and schedules its COMMIT) when none is. */
+  private inBatch(): void {
+    if (this.closed) throw new TaskStoreError(`the task store ${this.path} is closed`, StoreFailure.UNWRITABLE);
+    if (this.inTransaction) return;
+    this.db.exec("BEGIN IMMEDIATE");
+    this.inTransaction = true;
+    setImmediate(() => this.commit());
   }
 
   /** A promise of `value` that settles with the COMMIT of the current batch. */
@@ -359,6 +388,10 @@ export class SqliteTaskStore implements TaskStore {
     } catch (error) {
       try {
         this.db.exec("ROLLBACK");
+      } catch {}
+      // The batch's writes are undone: so must their counts be.
+      try {
+        this.recount();
       } catch {}
       const failure = asStoreError(error, this.path);
       for (const waiter of pending) waiter.reject(failure);
