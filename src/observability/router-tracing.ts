@@ -32,50 +32,36 @@ export class RouterTracing {
   private readonly onDispatched = (call: CallView): void => {
     const trace = call.trace;
     if (trace === undefined) return;
-    const { api } = this;
-    const span = startSpan(
-      api,
-      `${call.method} queue`,
-      api.SpanKind.INTERNAL,
-      contextFromHeaders(api, trace.traceparent, trace.tracestate),
-      epochMs(call.receivedAt),
-    );
+    const span = this.childOfCaller(trace, `${call.method} queue`, call.receivedAt);
     if (call.dealer) span.setAttribute("voidrail.dealer_id", call.dealer.id);
-    endSpan(api, span);
+    endSpan(this.api, span);
     this.dispatchedAt.set(call, { at: performance.now(), dealerId: call.dealer?.id });
   };
 
   private readonly onFinished = (call: CallView): void => {
     const trace = call.trace;
     if (trace === undefined) return;
-    const { api } = this;
-    const span = startSpan(
-      api,
-      `${call.method} route`,
-      api.SpanKind.INTERNAL,
-      contextFromHeaders(api, trace.traceparent, trace.tracestate),
-      epochMs(call.receivedAt),
-    );
     const outcome = outcomeOf(call.outcome);
     const status = outcome === "ok" ? undefined : { code: call.outcome, message: `the call ended with ${call.outcome}` };
-    span.setAttribute("voidrail.outcome", outcome);
-    if (call.task) span.setAttribute("voidrail.task_id", call.task.id);
-    endSpan(api, span, status);
+    const route = this.childOfCaller(trace, `${call.method} route`, call.receivedAt);
+    route.setAttribute("voidrail.outcome", outcome);
+    if (call.task) route.setAttribute("voidrail.task_id", call.task.id);
+    endSpan(this.api, route, status);
     // A call that ended before any dealer took it (a timeout in the queue, say) has no dispatch span.
     const dispatched = this.dispatchedAt.get(call);
     if (dispatched === undefined) return;
     this.dispatchedAt.delete(call);
-    const dispatch = startSpan(
-      api,
-      `${call.method} dispatch`,
-      api.SpanKind.INTERNAL,
-      contextFromHeaders(api, trace.traceparent, trace.tracestate),
-      epochMs(dispatched.at),
-    );
+    const dispatch = this.childOfCaller(trace, `${call.method} dispatch`, dispatched.at);
     if (dispatched.dealerId !== undefined) dispatch.setAttribute("voidrail.dealer_id", dispatched.dealerId);
     dispatch.setAttribute("voidrail.outcome", outcome);
-    endSpan(api, dispatch, status);
+    endSpan(this.api, dispatch, status);
   };
+
+  /** An INTERNAL span under the caller's span, started at `startedAt` (performance.now()). */
+  private childOfCaller(trace: NonNullable<CallView["trace"]>, name: string, startedAt: number) {
+    const { api } = this;
+    return startSpan(api, name, api.SpanKind.INTERNAL, contextFromHeaders(api, trace.traceparent, trace.tracestate), epochMs(startedAt));
+  }
 }
 
 /** A performance.now() reading as epoch milliseconds. */
