@@ -105,13 +105,14 @@ export class ClientTasks implements ClientExtension {
 
   /** Answers once the task is final, or TIMEOUT after `timeoutMs`; nothing is held after either. */
   private wait(client: ClientAnswers, id: number, taskId: string, timeoutMs: number | undefined): void {
-    const now = this.tasks.get(taskId);
-    if (isFinal(now.state)) {
-      client.answer(id, encodeTaskInfo(now));
+    const final = this.tasks.finalRecord(taskId);
+    if (final !== undefined) {
+      client.answer(id, encodeTaskInfo(final));
       return;
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const unsubscribe = this.tasks.watch(taskId, (event) => {
+    // The task exists (finalRecord said so): subscribe without reading it again.
+    const unsubscribe = this.tasks.watchers.add(taskId, (event) => {
       if (!isFinal(event.state)) return;
       this.end(client, id);
       this.answerFinal(client, id, taskId);

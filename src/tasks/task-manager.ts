@@ -290,6 +290,16 @@ export class TaskManager {
     return record;
   }
 
+  /**
+   * The task if it is final, undefined while it is not; TaskNotFoundError for an unknown id. A
+   * task with an attempt in hand is running (or starting) in the store: known without a read.
+   */
+  finalRecord(id: string): TaskRecord | undefined {
+    if (this.attempts.has(id)) return undefined;
+    const record = this.get(id);
+    return isFinal(record.state) ? record : undefined;
+  }
+
   /** Hears every event of `id` from now on; throws TaskNotFoundError for an unknown id. */
   watch(id: string, listener: TaskListener): () => void {
     this.get(id);
@@ -298,8 +308,8 @@ export class TaskManager {
 
   /** Resolves with the task once it is final; rejects with TimeoutError after `timeoutMs` (the task goes on). */
   wait(id: string, timeoutMs: number | undefined): Promise<TaskRecord> {
-    const record = this.get(id);
-    if (isFinal(record.state)) return Promise.resolve(record);
+    const record = this.finalRecord(id);
+    if (record !== undefined) return Promise.resolve(record);
     return new Promise((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const unsubscribe = this.watchers.add(id, (event) => {
