@@ -91,8 +91,8 @@ export function encodeTaskInfo(record: TaskRecord): Uint8Array {
   if (result === undefined) return head;
   // `{...}` + `,"result":` + bytes + `}`: the head's closing brace moves to the end.
   const out = new Uint8Array(head.length - 1 + RESULT_KEY.length + result.length + 1);
-  out.set(head.subarray(0, head.length - 1), 0);
-  out.set(RESULT_KEY, head.length - 1);
+  out.set(head, 0);
+  out.set(RESULT_KEY, head.length - 1); // over the head's closing brace
   out.set(result, head.length - 1 + RESULT_KEY.length);
   out[out.length - 1] = 0x7d;
   return out;
