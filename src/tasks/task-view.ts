@@ -42,7 +42,16 @@ export interface TaskInfo {
   rateKeyLimit?: string;
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
+/** The last time written, and its text: a record's times often repeat (created = runAt, started = finished). */
+let lastMs = Number.NaN;
+let lastIso = "";
+const iso = (ms: number): string => {
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
+};
 
 /** The record as a TaskInfo, without `result`. */
 export function taskInfoWithoutResult(record: TaskRecord): Omit<TaskInfo, "result"> {
