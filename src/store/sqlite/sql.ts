@@ -1,7 +1,7 @@
 /**
- * The narrow view of SqliteTaskStore that its per-table modules (schedules.ts, flow-links.ts)
- * get: writes go through the store's one batch transaction (group commit), reads through its
- * statement cache. They never open a transaction or a connection of their own.
+ * The narrow view of the SQLite store's writer (GroupCommit, group-commit.ts) that its per-table
+ * modules (schedules.ts, flow-links.ts) get: writes go through the one batch transaction (group
+ * commit), reads through its statement cache. They never open a transaction or a connection of their own.
  */
 import type { Statement } from "bun:sqlite";
 
