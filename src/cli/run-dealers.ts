@@ -381,8 +381,8 @@ export async function runSupervised(options: DealerRunOptions): Promise<RunningD
       old.heldFor = child;
       const oldProcess = old.state.process;
       old.state = { kind: "retiring", process: oldProcess };
+      // One line, no SIGTERM beside it: a signal could overtake the line (see dealer-child.ts).
       tell(oldProcess, "hold");
-      oldProcess.kill("SIGTERM");
       return;
     }
     if (state.kind === "starting" && (code === EXIT_STARTUP_FAILURE || child.restarts === 0)) {

@@ -13,8 +13,10 @@
  *   would force an exit in the middle of a call.
  * - stdin is a pipe from the supervisor. Its end means the supervisor is gone (killed), and the
  *   instance drains and exits instead of running on as an orphan. The supervisor writes one
- *   command per line on it: "hold" (after the coming drain and teardown(), stay registered and
- *   say `{"event":"released"}`) and "leave" (unregister now).
+ *   command per line on it: "hold" (drain now, and after the drain and teardown() stay
+ *   registered and say `{"event":"released"}`) and "leave" (unregister now). "hold" starts the
+ *   drain itself: were it a line followed by a SIGTERM, the signal could overtake the line and
+ *   the instance would leave before its replacement is up (calls failing NO_SUCH_METHOD).
  */
 import { defineCommand, type ParsedArgs } from "citty";
 import { CliError, EXIT_STARTUP_FAILURE, runCli, startupFailure } from "../errors.ts";
@@ -73,8 +75,8 @@ async function runInstance(args: ParsedArgs<typeof childArgs>, supervised: boole
   const tags = parseTagsJson(args.tags);
   const maxCalls = args["max-calls"];
   const maxMemory = args["max-memory"];
-  // The supervisor may ask (a "hold" line on stdin, before its SIGTERM) that this instance stays
-  // registered after its drain and teardown() until its replacement has registered ("leave").
+  // The supervisor may ask (a "hold" line on stdin, which also starts the drain) that this instance
+  // stays registered after its drain and teardown() until its replacement has registered ("leave").
   let holding = false;
   let leave: () => void = () => {};
   const mayLeave = new Promise<void>((resolve) => {
@@ -117,8 +119,10 @@ async function runInstance(args: ParsedArgs<typeof childArgs>, supervised: boole
         while ((newline = buffered.indexOf("\n")) >= 0) {
           const command = buffered.slice(0, newline).trim();
           buffered = buffered.slice(newline + 1);
-          if (command === "hold") holding = true;
-          else if (command === "leave") leave();
+          if (command === "hold") {
+            holding = true;
+            shutdown("hold");
+          } else if (command === "leave") leave();
         }
       }
       leave();
